@@ -1,0 +1,48 @@
+# The README's commands. `make plan` and `make test` work on a fresh clone:
+# they create .venv and install everything from pyproject.toml + constraints.txt.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup plan plan-prod check test lint typecheck unit bench schema clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+## Render the dev plan offline (no credentials, no Pulumi CLI).
+plan: $(STAMP)
+	$(BIN)/mlstack plan dev --check
+
+plan-prod: $(STAMP)
+	$(BIN)/mlstack plan prod --check
+
+## The whole suite: lint, types, tests.
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pyright
+	$(BIN)/pytest -n 2
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/pyright
+
+unit: $(STAMP)
+	$(BIN)/pytest -n 2
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/plan_bench.py
+
+schema: $(STAMP)
+	$(BIN)/mlstack schema
+
+clean:
+	rm -rf $(VENV) build .pytest_cache

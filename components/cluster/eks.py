@@ -1,0 +1,509 @@
+"""``EksCluster``: the EKS control plane, its identity plumbing and the system nodes.
+
+Create mode builds: a KMS key (rotating) for envelope encryption of Secrets, the
+control-plane log group and IAM role, the cluster in API authentication mode,
+access entries for admin roles, the IAM OIDC provider (IRSA), the managed add-ons
+(vpc-cni, kube-proxy, Pod Identity agent, coredns, aws-ebs-csi-driver) at pinned
+versions, and a system managed node group (on-demand CPU, IMDSv2 required with a
+hop limit of 1, encrypted gp3 root disk) for controllers.
+
+Existing mode looks the cluster and its OIDC provider up by name and creates nothing.
+
+Both modes expose a ``pulumi_kubernetes.Provider`` built from the cluster's
+outputs with exec authentication (``aws eks get-token``), so no static token
+ever lands in state.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components.iam import actions, documents
+from components.versions import EKS_ADDONS, AddonPins
+
+TYPE_TOKEN = "mlstack:cluster:EksCluster"
+CLUSTER_ADMIN_POLICY = "AmazonEKSClusterAdminPolicy"
+SYSTEM_NODE_LABEL = ("mlstack.io/node-role", "system")
+"""Label on system nodes; controllers use it as their node selector."""
+
+
+@dataclass(frozen=True)
+class SystemNodeGroupArgs:
+    """The controllers' node group. Defaults: 2-4 m6i.large, AL2023, 50 GiB gp3."""
+
+    instance_types: Sequence[str] = ("m6i.large",)
+    ami_type: str = "AL2023_x86_64_STANDARD"
+    min_size: int = 2
+    max_size: int = 4
+    desired_size: int = 2
+    disk_size_gib: int = 50
+
+
+@dataclass(frozen=True)
+class EksClusterArgs:
+    """Inputs of :class:`EksCluster`.
+
+    ``existing=True`` looks up ``cluster_name`` instead of creating it; every other
+    field but ``region`` and ``partition`` is then ignored.
+    """
+
+    cluster_name: str
+    region: str
+    version: str = "1.33"
+    partition: str = "aws"
+    existing: bool = False
+    vpc_id: pulumi.Input[str] | None = None
+    subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None
+    endpoint_public_access: bool = True
+    endpoint_private_access: bool = True
+    public_access_cidrs: Sequence[str] = ("0.0.0.0/0",)
+    admin_role_arns: Sequence[str] = ()
+    log_types: Sequence[str] = ("api", "audit", "authenticator")
+    log_retention_days: int = 90
+    addon_overrides: dict[str, str] = field(default_factory=dict)
+    system_node_group: SystemNodeGroupArgs = field(default_factory=SystemNodeGroupArgs)
+    secrets_key_deletion_days: int = 30
+    protect: bool = False
+
+    def addon_pins(self) -> AddonPins:
+        """The pinned add-on versions for ``version``, with ``addon_overrides`` applied."""
+        base = EKS_ADDONS[self.version]
+        return AddonPins(**{**base.__dict__, **self.addon_overrides})
+
+    def problems(self) -> list[str]:
+        found: list[str] = []
+        if self.existing:
+            return found
+        if self.version not in EKS_ADDONS:
+            found.append(f"version: {self.version!r}: allowed {sorted(EKS_ADDONS)}")
+        unknown = set(self.addon_overrides) - set(AddonPins.__dataclass_fields__)
+        if unknown:
+            found.append(
+                f"addon_overrides: {sorted(unknown)}: allowed "
+                f"{sorted(AddonPins.__dataclass_fields__)}"
+            )
+        if self.subnet_ids is None or self.vpc_id is None:
+            found.append("subnet_ids/vpc_id: None: required to create a cluster")
+        ng = self.system_node_group
+        if not ng.min_size <= ng.desired_size <= ng.max_size:
+            found.append(
+                f"system_node_group: min/desired/max {ng.min_size}/{ng.desired_size}/"
+                f"{ng.max_size}: need min <= desired <= max"
+            )
+        if not (self.endpoint_public_access or self.endpoint_private_access):
+            found.append("endpoint access: both off: enable public or private access")
+        return found
+
+
+def kubeconfig(name: str, endpoint: str, ca_data: str, region: str) -> str:
+    """A kubeconfig that authenticates with ``aws eks get-token`` (no static token)."""
+    config: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": name, "cluster": {"server": endpoint, "certificate-authority-data": ca_data}}
+        ],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
+        "current-context": name,
+        "users": [
+            {
+                "name": name,
+                "user": {
+                    "exec": {
+                        "apiVersion": "client.authentication.k8s.io/v1beta1",
+                        "command": "aws",
+                        "args": [
+                            "--region",
+                            region,
+                            "eks",
+                            "get-token",
+                            "--cluster-name",
+                            name,
+                            "--output",
+                            "json",
+                        ],
+                        "interactiveMode": "Never",
+                    }
+                },
+            }
+        ],
+    }
+    return json.dumps(config, sort_keys=True)
+
+
+class EksCluster(pulumi.ComponentResource):
+    """An EKS cluster (created or looked up) and a Kubernetes provider for it."""
+
+    cluster_name: pulumi.Output[str]
+    endpoint: pulumi.Output[str]
+    certificate_authority: pulumi.Output[str]
+    oidc_provider_arn: pulumi.Output[str]
+    oidc_issuer_url: pulumi.Output[str]
+    cluster_security_group_id: pulumi.Output[str]
+    kubeconfig: pulumi.Output[str]
+    provider: k8s.Provider
+    system_node_group: aws.eks.NodeGroup | None
+    """The system node group (None in existing mode): depend on it to wait for nodes."""
+
+    def __init__(
+        self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(TYPE_TOKEN, name, None, opts)
+        problems = args.problems()
+        if problems:
+            raise ValueError(f"EksCluster {name!r}: invalid args:\n  " + "\n  ".join(problems))
+        self._name = name
+        self._args = args
+        self.system_node_group = None
+        if args.existing:
+            self._look_up()
+        else:
+            self._create()
+        self.kubeconfig = pulumi.Output.secret(
+            pulumi.Output.all(self.cluster_name, self.endpoint, self.certificate_authority).apply(
+                lambda v: kubeconfig(v[0], v[1], v[2], args.region)
+            )
+        )
+        self.provider = k8s.Provider(
+            f"{name}-k8s",
+            k8s.ProviderArgs(kubeconfig=self.kubeconfig, enable_server_side_apply=True),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs(
+            {
+                "clusterName": self.cluster_name,
+                "endpoint": self.endpoint,
+                "oidcProviderArn": self.oidc_provider_arn,
+            }
+        )
+
+    def _policy_arn(self, managed: str) -> str:
+        return f"arn:{self._args.partition}:iam::aws:policy/{managed}"
+
+    # ------------------------------------------------------------------ existing cluster
+
+    def _look_up(self) -> None:
+        args = self._args
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        found = aws.eks.get_cluster_output(name=args.cluster_name, opts=invoke)
+        self.cluster_name = found.name
+        self.endpoint = found.endpoint
+        self.certificate_authority = found.certificate_authorities.apply(lambda c: c[0].data)
+        self.oidc_issuer_url = found.identities.apply(lambda i: i[0].oidcs[0].issuer)
+        self.cluster_security_group_id = found.vpc_config.cluster_security_group_id
+        provider = aws.iam.get_open_id_connect_provider_output(
+            url=self.oidc_issuer_url, opts=invoke
+        )
+        self.oidc_provider_arn = provider.arn
+
+    # ------------------------------------------------------------------ new cluster
+
+    def _create(self) -> None:
+        name, args = self._name, self._args
+        child = pulumi.ResourceOptions(parent=self)
+        stateful = pulumi.ResourceOptions(
+            parent=self, protect=args.protect, retain_on_delete=args.protect
+        )
+
+        secrets_key = aws.kms.Key(
+            f"{name}-secrets-key",
+            aws.kms.KeyArgs(
+                description=f"EKS secrets envelope encryption for {args.cluster_name}",
+                enable_key_rotation=True,
+                deletion_window_in_days=args.secrets_key_deletion_days,
+            ),
+            opts=stateful,
+        )
+        aws.kms.Alias(
+            f"{name}-secrets-key-alias",
+            aws.kms.AliasArgs(
+                name=f"alias/{args.cluster_name}-eks-secrets", target_key_id=secrets_key.key_id
+            ),
+            opts=child,
+        )
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-control-plane-logs",
+            aws.cloudwatch.LogGroupArgs(
+                name=f"/aws/eks/{args.cluster_name}/cluster",
+                retention_in_days=args.log_retention_days,
+            ),
+            opts=child,
+        )
+        role = aws.iam.Role(
+            f"{name}-cluster-role",
+            aws.iam.RoleArgs(
+                assume_role_policy=documents.to_json(documents.service_trust("eks.amazonaws.com")),
+                description=f"EKS control plane of {args.cluster_name}",
+            ),
+            opts=child,
+        )
+        attachment = aws.iam.RolePolicyAttachment(
+            f"{name}-cluster-policy",
+            aws.iam.RolePolicyAttachmentArgs(
+                role=role.name, policy_arn=self._policy_arn(actions.EKS_CLUSTER_POLICY)
+            ),
+            opts=child,
+        )
+
+        cluster = aws.eks.Cluster(
+            f"{name}-eks",
+            aws.eks.ClusterArgs(
+                name=args.cluster_name,
+                version=args.version,
+                role_arn=role.arn,
+                vpc_config=aws.eks.ClusterVpcConfigArgs(
+                    subnet_ids=args.subnet_ids,  # type: ignore[arg-type]
+                    endpoint_public_access=args.endpoint_public_access,
+                    endpoint_private_access=args.endpoint_private_access,
+                    public_access_cidrs=list(args.public_access_cidrs)
+                    if args.endpoint_public_access
+                    else None,
+                ),
+                access_config=aws.eks.ClusterAccessConfigArgs(
+                    authentication_mode="API",
+                    bootstrap_cluster_creator_admin_permissions=False,
+                ),
+                encryption_config=aws.eks.ClusterEncryptionConfigArgs(
+                    provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=secrets_key.arn),
+                    resources=["secrets"],
+                ),
+                enabled_cluster_log_types=list(args.log_types),
+                bootstrap_self_managed_addons=False,
+            ),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                protect=args.protect,
+                retain_on_delete=args.protect,
+                depends_on=[log_group, attachment],
+            ),
+        )
+        self.cluster_name = cluster.name
+        self.endpoint = cluster.endpoint
+        self.certificate_authority = cluster.certificate_authority.apply(lambda ca: ca.data or "")
+        self.oidc_issuer_url = cluster.identities.apply(
+            lambda ids: (ids[0].oidcs or [])[0].issuer or ""
+        )
+        self.cluster_security_group_id = cluster.vpc_config.apply(
+            lambda vpc: vpc.cluster_security_group_id or ""
+        )
+
+        oidc = aws.iam.OpenIdConnectProvider(
+            f"{name}-oidc",
+            aws.iam.OpenIdConnectProviderArgs(
+                url=self.oidc_issuer_url, client_id_lists=["sts.amazonaws.com"]
+            ),
+            opts=child,
+        )
+        self.oidc_provider_arn = oidc.arn
+
+        for index, admin_arn in enumerate(args.admin_role_arns):
+            entry = aws.eks.AccessEntry(
+                f"{name}-admin-{index}",
+                aws.eks.AccessEntryArgs(
+                    cluster_name=cluster.name, principal_arn=admin_arn, type="STANDARD"
+                ),
+                opts=child,
+            )
+            aws.eks.AccessPolicyAssociation(
+                f"{name}-admin-{index}-policy",
+                aws.eks.AccessPolicyAssociationArgs(
+                    cluster_name=cluster.name,
+                    principal_arn=entry.principal_arn,
+                    policy_arn=(
+                        f"arn:{args.partition}:eks::aws:cluster-access-policy/"
+                        f"{CLUSTER_ADMIN_POLICY}"
+                    ),
+                    access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+                ),
+                opts=child,
+            )
+
+        pins = args.addon_pins()
+        early_addons = self._node_prerequisite_addons(cluster, oidc, pins)
+        node_group = self._system_node_group(cluster, early_addons)
+        self.system_node_group = node_group
+        self._node_dependent_addons(cluster, node_group, pins)
+
+    def _addon(
+        self,
+        role: str,
+        cluster: aws.eks.Cluster,
+        addon_name: str,
+        version: str,
+        depends_on: Sequence[pulumi.Resource] = (),
+        **extra: Any,
+    ) -> aws.eks.Addon:
+        return aws.eks.Addon(
+            f"{self._name}-addon-{role}",
+            aws.eks.AddonArgs(
+                cluster_name=cluster.name,
+                addon_name=addon_name,
+                addon_version=version,
+                resolve_conflicts_on_create="OVERWRITE",
+                resolve_conflicts_on_update="OVERWRITE",
+                **extra,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)),
+        )
+
+    def _node_prerequisite_addons(
+        self, cluster: aws.eks.Cluster, oidc: aws.iam.OpenIdConnectProvider, pins: AddonPins
+    ) -> list[aws.eks.Addon]:
+        """Add-ons nodes need to become Ready: CNI (via IRSA), kube-proxy, Pod Identity."""
+        name = self._name
+        child = pulumi.ResourceOptions(parent=self)
+        cni_role = aws.iam.Role(
+            f"{name}-vpc-cni-role",
+            aws.iam.RoleArgs(
+                assume_role_policy=pulumi.Output.all(oidc.arn, oidc.url).apply(
+                    lambda v: documents.to_json(
+                        documents.irsa_trust(v[0], v[1], "kube-system", "aws-node")
+                    )
+                ),
+                description="vpc-cni (aws-node) through IRSA",
+            ),
+            opts=child,
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{name}-vpc-cni-policy",
+            aws.iam.RolePolicyAttachmentArgs(
+                role=cni_role.name, policy_arn=self._policy_arn(actions.EKS_CNI_POLICY)
+            ),
+            opts=child,
+        )
+        return [
+            self._addon(
+                "vpc-cni", cluster, "vpc-cni", pins.vpc_cni, service_account_role_arn=cni_role.arn
+            ),
+            self._addon("kube-proxy", cluster, "kube-proxy", pins.kube_proxy),
+            self._addon(
+                "pod-identity-agent", cluster, "eks-pod-identity-agent", pins.eks_pod_identity_agent
+            ),
+        ]
+
+    def _system_node_group(
+        self, cluster: aws.eks.Cluster, addons: Sequence[aws.eks.Addon]
+    ) -> aws.eks.NodeGroup:
+        name, args = self._name, self._args
+        ng = args.system_node_group
+        child = pulumi.ResourceOptions(parent=self)
+        node_role = aws.iam.Role(
+            f"{name}-system-node-role",
+            aws.iam.RoleArgs(
+                assume_role_policy=documents.to_json(documents.service_trust("ec2.amazonaws.com")),
+                description=f"System nodes of {args.cluster_name}",
+            ),
+            opts=child,
+        )
+        attachments = [
+            aws.iam.RolePolicyAttachment(
+                f"{name}-system-node-{suffix}",
+                aws.iam.RolePolicyAttachmentArgs(
+                    role=node_role.name, policy_arn=self._policy_arn(policy)
+                ),
+                opts=child,
+            )
+            for suffix, policy in (
+                ("worker", actions.EKS_WORKER_NODE_POLICY),
+                ("ecr-pull", actions.ECR_PULL_ONLY_POLICY),
+            )
+        ]
+        template = aws.ec2.LaunchTemplate(
+            f"{name}-system-lt",
+            aws.ec2.LaunchTemplateArgs(
+                description=f"System nodes of {args.cluster_name}: IMDSv2, encrypted gp3",
+                update_default_version=True,
+                metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+                    http_endpoint="enabled",
+                    http_tokens="required",
+                    # 1 hop: pods cannot reach the node's credentials; they use IRSA/Pod Identity.
+                    http_put_response_hop_limit=1,
+                ),
+                block_device_mappings=[
+                    aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                        device_name="/dev/xvda",
+                        ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                            volume_size=ng.disk_size_gib,
+                            volume_type="gp3",
+                            encrypted="true",
+                            delete_on_termination="true",
+                        ),
+                    )
+                ],
+                tag_specifications=[
+                    aws.ec2.LaunchTemplateTagSpecificationArgs(
+                        resource_type="instance",
+                        tags={"Name": f"{args.cluster_name}-system"},
+                    )
+                ],
+            ),
+            opts=child,
+        )
+        label_key, label_value = SYSTEM_NODE_LABEL
+        return aws.eks.NodeGroup(
+            f"{name}-system-nodes",
+            aws.eks.NodeGroupArgs(
+                cluster_name=cluster.name,
+                node_role_arn=node_role.arn,
+                subnet_ids=args.subnet_ids,  # type: ignore[arg-type]
+                capacity_type="ON_DEMAND",
+                ami_type=ng.ami_type,
+                instance_types=list(ng.instance_types),
+                scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+                    min_size=ng.min_size, max_size=ng.max_size, desired_size=ng.desired_size
+                ),
+                update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
+                launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
+                    id=template.id, version=template.latest_version.apply(str)
+                ),
+                labels={label_key: label_value},
+            ),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[*attachments, *addons],
+                # The autoscaler owns the live size after creation.
+                ignore_changes=["scalingConfig.desiredSize"],
+            ),
+        )
+
+    def _node_dependent_addons(
+        self, cluster: aws.eks.Cluster, nodes: aws.eks.NodeGroup, pins: AddonPins
+    ) -> None:
+        """Add-ons that run as Deployments and so need nodes: coredns, EBS CSI driver."""
+        name = self._name
+        child = pulumi.ResourceOptions(parent=self)
+        self._addon("coredns", cluster, "coredns", pins.coredns, depends_on=[nodes])
+        csi_role = aws.iam.Role(
+            f"{name}-ebs-csi-role",
+            aws.iam.RoleArgs(
+                assume_role_policy=documents.to_json(documents.pod_identity_trust()),
+                description="aws-ebs-csi-driver controller through Pod Identity",
+            ),
+            opts=child,
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{name}-ebs-csi-policy",
+            aws.iam.RolePolicyAttachmentArgs(
+                role=csi_role.name, policy_arn=self._policy_arn(actions.EBS_CSI_DRIVER_POLICY)
+            ),
+            opts=child,
+        )
+        self._addon(
+            "ebs-csi",
+            cluster,
+            "aws-ebs-csi-driver",
+            pins.aws_ebs_csi_driver,
+            depends_on=[nodes],
+            pod_identity_associations=[
+                aws.eks.AddonPodIdentityAssociationArgs(
+                    role_arn=csi_role.arn, service_account="ebs-csi-controller-sa"
+                )
+            ],
+        )

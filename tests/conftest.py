@@ -1,0 +1,154 @@
+"""Shared fixtures: stack configs, synthesized graphs (cached per session), a moto server."""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mlstack.synth import ResourceGraph, synth_config
+from stacks.config import PROJECT_ROOT, StackConfig, load_config_file, parse_config
+
+STACKS = ("dev", "prod")
+
+_GRAPHS: dict[str, ResourceGraph] = {}
+
+
+def raw_stack_config(stack: str) -> dict[str, Any]:
+    """The ``mlstack:`` mapping of a real stack file, namespace stripped (a deep copy)."""
+    document = yaml.safe_load((PROJECT_ROOT / f"Pulumi.{stack}.yaml").read_text())
+    return {
+        key.removeprefix("mlstack:"): copy.deepcopy(value)
+        for key, value in document["config"].items()
+        if key.startswith("mlstack:")
+    }
+
+
+def set_path(raw: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
+    """Set ``a.b[1].c`` in a raw config mapping (creating maps on the way); returns raw."""
+    parts: list[str | int] = []
+    for piece in dotted.replace("]", "").split("."):
+        name, *indexes = piece.split("[")
+        if name:
+            parts.append(name)
+        parts += [int(i) for i in indexes]
+    target: Any = raw
+    for part in parts[:-1]:
+        target = target[part] if isinstance(part, int) else target.setdefault(part, {})
+    target[parts[-1]] = value
+    return raw
+
+
+@pytest.fixture(scope="session")
+def stack_configs() -> dict[str, StackConfig]:
+    return {stack: load_config_file(stack) for stack in STACKS}
+
+
+def graph_for(stack: str) -> ResourceGraph:
+    """The synthesized graph of a real stack file, synthesized once per test process."""
+    if stack not in _GRAPHS:
+        _GRAPHS[stack] = synth_config(load_config_file(stack), stack)
+    return _GRAPHS[stack]
+
+
+@pytest.fixture(scope="session")
+def dev_graph() -> ResourceGraph:
+    return graph_for("dev")
+
+
+@pytest.fixture(scope="session")
+def prod_graph() -> ResourceGraph:
+    return graph_for("prod")
+
+
+@pytest.fixture(params=STACKS)
+def any_graph(request: pytest.FixtureRequest) -> ResourceGraph:
+    return graph_for(request.param)
+
+
+SynthEdited = Callable[..., ResourceGraph]
+
+
+@pytest.fixture
+def synth_edited() -> SynthEdited:
+    """Synthesize a real stack file with edits, e.g. ``run("dev", {"cluster.version": "1.32"})``."""
+
+    def run(stack: str, edits: dict[str, Any] | None = None) -> ResourceGraph:
+        raw = raw_stack_config(stack)
+        for dotted, value in (edits or {}).items():
+            set_path(raw, dotted, value)
+        return synth_config(parse_config(raw, f"Pulumi.{stack}.yaml"), stack)
+
+    return run
+
+
+# --------------------------------------------------------------------------- moto server
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """A real moto server on 127.0.0.1 (free port) for boto3 code; stopped by its PID.
+
+    Yields the endpoint URL. Tests reset its state with ``moto_reset``.
+    """
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("moto server did not start") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def moto_reset(moto_server: str) -> str:
+    """The moto server, emptied before the test; also sets dummy AWS credentials."""
+    request = urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")
+    urllib.request.urlopen(request, timeout=5)
+    return moto_server
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dummy credentials and region so boto3 never reaches for real ones."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(Path(os.devnull)))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(Path(os.devnull)))
