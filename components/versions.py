@@ -68,3 +68,33 @@ CHARTS: dict[str, ChartPin] = {}
 
 IMAGES: dict[str, str] = {}
 """Container images by role, each with an exact tag (filled by the serving components)."""
+
+# --------------------------------------------------------------------------- serving
+# Chart versions from each chart's Chart.yaml at the listed repository; image tags are
+# the upstream release tags (re-check the registries when bumping).
+
+KEDA_CHART = ChartPin(
+    chart="keda", version="2.20.2", repository="https://kedacore.github.io/charts"
+)
+"""KEDA 2.20.2 (chart and app version match)."""
+
+AWS_LOAD_BALANCER_CONTROLLER_CHART = ChartPin(
+    chart="aws-load-balancer-controller",
+    version="3.5.0",
+    repository="https://aws.github.io/eks-charts",
+)
+"""AWS Load Balancer Controller v3.5.0 (chart 3.5.0)."""
+
+VLLM_IMAGE = "docker.io/vllm/vllm-openai:v0.28.0"
+TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:26.04-py3"
+MODEL_LOADER_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.36.7"
+"""AWS CLI v2 on Amazon Linux 2023; the image ships jq, sha256sum and find, which the
+model-loader script uses."""
+
+CHARTS.update(
+    {
+        "keda": KEDA_CHART,
+        "aws-load-balancer-controller": AWS_LOAD_BALANCER_CONTROLLER_CHART,
+    }
+)
+IMAGES.update({"vllm": VLLM_IMAGE, "triton": TRITON_IMAGE, "model-loader": MODEL_LOADER_IMAGE})

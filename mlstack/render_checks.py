@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from mlstack.crd_schemas import crd_validators
 from mlstack.synth import REDACTED, UNKNOWN, ResourceGraph, ResourceNode
 from stacks.schema import aws_enums
 
@@ -45,6 +46,7 @@ CrdValidator = Callable[[dict[str, Any]], list[str]]
 CRD_VALIDATORS: dict[tuple[str, str], CrdValidator] = {}
 """Validators for custom resources, by (apiVersion, kind); components that render CRs
 register one (built from the CRD's published OpenAPI schema) here."""
+CRD_VALIDATORS.update(crd_validators())  # KEDA ScaledObject, ALB IngressClassParams
 
 
 def is_kubernetes_object(node: ResourceNode) -> bool:
