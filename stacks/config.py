@@ -32,7 +32,7 @@ from stacks.schema.gpu_pools import GpuPoolConfig
 from stacks.schema.models import ModelConfig
 from stacks.schema.monitoring import MonitoringConfig
 from stacks.schema.network import NetworkConfig
-from stacks.schema.serving import ServingConfig
+from stacks.schema.serving import ServingConfig, cross_checks
 
 NAMESPACE = "mlstack"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -247,10 +247,17 @@ def _prod_cluster_rules(cfg: StackConfig) -> Iterable[Problem]:
         )
 
 
+def _serving_rules(cfg: StackConfig) -> Iterable[Problem]:
+    """Models vs GPU pools, prod replicas and images, ALB routes and certificate."""
+    for path, value, message in cross_checks(cfg):
+        yield Problem(path, value, message)
+
+
 ENVIRONMENT_RULES: list[EnvironmentRule] = [
     _prod_network_rules,
     _region_matches_zones,
     _prod_cluster_rules,
+    _serving_rules,
 ]
 """Rules spanning several keys. Later sections append their own rules here."""
 

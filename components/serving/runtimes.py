@@ -112,8 +112,7 @@ class ScalingSignal:
         if self.kind == "gauge":
             return f"sum({self.metric}{sel})"
         return (
-            f"sum(rate({self.metric}{sel}[1m])) / "
-            f"sum(rate({self.requests_metric}{sel}[1m])) / 1000"
+            f"sum(rate({self.metric}{sel}[1m])) / sum(rate({self.requests_metric}{sel}[1m])) / 1000"
         )
 
 

@@ -1,11 +1,397 @@
-"""``mlstack:models``: served models. Extension point for Model artifacts / Inference services."""
+"""``mlstack:models``: served models, one InferenceService each.
+
+A model names the artifact version it serves (from the model-artifact bucket), the
+runtime preset that serves it (``vllm``, ``triton`` or ``custom``), the GPU pool and
+resources of one replica, how it autoscales, how new versions roll out (``rolling``,
+``canary`` or ``blueGreen``) and how it is exposed (shared ALB, NLB, or in-cluster).
+"""
 
 from __future__ import annotations
 
-from stacks.schema.base import ConfigModel, fixed
+import re
+import zoneinfo
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, field_validator, model_validator
+
+from stacks.schema.base import ConfigModel, fixed, knob
+
+DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+MAX_MODEL_NAME = 40
+"""Room for the ``-canary`` / ``-preview`` suffixes and IAM role names."""
+
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_IMAGE = re.compile(
+    r"^(?P<repo>[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9._-]{0,127}))?"
+    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
+)
+_PROM_METRIC = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+_HOST = re.compile(r"^(\*\.)?([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,63}$")
+_PATH = re.compile(r"^/[A-Za-z0-9._~\-/]*$")
+_HEADER = re.compile(r"^[A-Za-z0-9-]{1,40}$")
+_CRON_FIELD = re.compile(r"^[0-9*/,\-A-Za-z]+$")
+
+_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+_DECIMAL = {"m": Decimal("0.001"), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+_QUANTITY = re.compile(r"^(?P<num>[0-9]+(\.[0-9]+)?)(?P<unit>Ki|Mi|Gi|Ti|m|k|M|G|T)?$")
+
+
+def parse_quantity(text: str) -> Decimal:
+    """A Kubernetes resource quantity (``8``, ``7500m``, ``64Gi``) as a number."""
+    match = _QUANTITY.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a Kubernetes quantity like 8, 500m or 64Gi")
+    try:
+        number = Decimal(match["num"])
+    except InvalidOperation:  # pragma: no cover - the regex only lets numbers through
+        raise ValueError(f"{text!r} is not a number") from None
+    unit = match["unit"]
+    if unit in _BINARY:
+        return number * _BINARY[unit]
+    if unit:
+        return number * Decimal(_DECIMAL[unit])
+    return number
+
+
+def image_parts(image: str) -> tuple[str, str | None, str | None]:
+    """``(repository, tag, digest)`` of an image reference; raises on bad syntax."""
+    match = _IMAGE.match(image)
+    if not match:
+        raise ValueError(f"{image!r} is not an image reference like registry/repo:tag")
+    return match["repo"], match["tag"], match["digest"]
+
+
+def _check_image(value: str) -> str:
+    image_parts(value)
+    return value
+
+
+def _check_version(value: str) -> str:
+    if not _VERSION.match(value):
+        raise ValueError(
+            "must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return value
+
+
+ArtifactVersion = Annotated[str, AfterValidator(_check_version)]
+ImageRef = Annotated[str, AfterValidator(_check_image)]
+
+
+class WakeScheduleConfig(ConfigModel):
+    """When a scale-to-zero model is woken (a KEDA cron trigger)."""
+
+    timezone: str = knob("UTC", description="IANA time zone of start/end, e.g. Europe/Berlin.")
+    start: str = knob(description="Cron expression (5 fields) that starts the window.")
+    end: str = knob(description="Cron expression (5 fields) that ends the window.")
+    replicas: int = knob(1, ge=1, le=100, description="Replicas kept during the window.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+    @field_validator("start", "end")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        fields = value.split()
+        if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+            raise ValueError("must be a 5-field cron expression like '0 8 * * 1-5'")
+        return value
+
+
+class AutoscalingConfig(ConfigModel):
+    """KEDA scaling of each Deployment on the runtime's queue signal."""
+
+    min_replicas: int = knob(
+        1, ge=0, le=1000, description="Fewest replicas; 0 scales to zero (needs wakeSchedule)."
+    )
+    max_replicas: int = knob(1, ge=1, le=1000, description="Most replicas.")
+    target: float | None = knob(
+        None,
+        gt=0,
+        description="Target of the runtime's scaling signal (vllm: waiting requests per "
+        "replica, default 4; triton: queue ms per request, default 50).",
+    )
+    scale_down_stabilization_seconds: int = knob(
+        300, ge=0, le=3600, description="Scale-down stabilization window (scale-up is fast)."
+    )
+    wake_schedule: WakeScheduleConfig | None = knob(
+        None, description="Cron window that brings a scale-to-zero model up."
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoscalingConfig:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"minReplicas ({self.min_replicas}) is greater than maxReplicas "
+                f"({self.max_replicas})"
+            )
+        if self.min_replicas == 0 and self.wake_schedule is None:
+            raise ValueError(
+                "minReplicas 0 needs a wakeSchedule: the queue metric comes from the pods, "
+                "so nothing would ever scale the model up from zero"
+            )
+        if self.wake_schedule and self.wake_schedule.replicas > self.max_replicas:
+            raise ValueError(
+                f"wakeSchedule.replicas ({self.wake_schedule.replicas}) is greater than "
+                f"maxReplicas ({self.max_replicas})"
+            )
+        return self
+
+
+class CanaryConfig(ConfigModel):
+    """A second Deployment taking ``canaryWeight`` percent of the ALB traffic."""
+
+    artifact_version: ArtifactVersion | None = knob(
+        None, description="Model version the canary serves."
+    )
+    image: ImageRef | None = knob(None, description="Image the canary runs (default: the model's).")
+    stable_weight: int = knob(ge=0, le=100, description="Percent of traffic to stable.")
+    canary_weight: int = knob(ge=0, le=100, description="Percent of traffic to the canary.")
+
+    @model_validator(mode="after")
+    def _weights(self) -> CanaryConfig:
+        total = self.stable_weight + self.canary_weight
+        if total != 100:
+            raise ValueError(
+                f"stableWeight ({self.stable_weight}) + canaryWeight ({self.canary_weight}) "
+                f"= {total}; the weights must sum to 100"
+            )
+        return self
+
+
+class ColorConfig(ConfigModel):
+    """What one blue/green color runs; unset fields fall back to the model's."""
+
+    artifact_version: ArtifactVersion | None = knob(
+        None, description="Model version of this color."
+    )
+    image: ImageRef | None = knob(None, description="Image of this color.")
+
+
+COLORS = ("blue", "green")
+
+
+class BlueGreenConfig(ConfigModel):
+    """Two full Deployments; traffic goes to ``activeColor``, a preview route to the other."""
+
+    active_color: str = knob(description="blue or green: the color that takes traffic.")
+    blue: ColorConfig = knob(default_factory=ColorConfig, description="The blue color.")
+    green: ColorConfig = knob(default_factory=ColorConfig, description="The green color.")
+    preview_header: str = fixed(
+        "x-mlstack-preview",
+        description="Requests carrying this header (value 'true') go to the idle color.",
+    )
+
+    @field_validator("active_color")
+    @classmethod
+    def _known_color(cls, value: str) -> str:
+        if value not in COLORS:
+            raise ValueError(f"unknown active color {value!r}; allowed: blue, green")
+        return value
+
+    @field_validator("preview_header")
+    @classmethod
+    def _header(cls, value: str) -> str:
+        if not _HEADER.match(value):
+            raise ValueError("must be an HTTP header name (letters, digits, '-')")
+        return value.lower()
+
+    @property
+    def idle_color(self) -> str:
+        return "green" if self.active_color == "blue" else "blue"
+
+
+class RolloutConfig(ConfigModel):
+    """How a new version reaches users."""
+
+    strategy: Literal["rolling", "canary", "blueGreen"] = knob(
+        "rolling", description="rolling, canary (weighted ALB split) or blueGreen."
+    )
+    max_surge: int = knob(1, ge=0, le=10, description="rolling: extra pods during an update.")
+    max_unavailable: int = knob(
+        0, ge=0, le=10, description="rolling: pods that may be down during an update."
+    )
+    canary: CanaryConfig | None = knob(None, description="canary: the second version + weights.")
+    blue_green: BlueGreenConfig | None = knob(None, description="blueGreen: colors + active.")
+
+    @model_validator(mode="after")
+    def _strategy_blocks(self) -> RolloutConfig:
+        if self.strategy == "canary" and self.canary is None:
+            raise ValueError("strategy canary needs a canary block (second version + weights)")
+        if self.strategy == "blueGreen" and self.blue_green is None:
+            raise ValueError("strategy blueGreen needs a blueGreen block (activeColor)")
+        if self.strategy != "canary" and self.canary is not None:
+            raise ValueError(f"a canary block is set but strategy is {self.strategy}")
+        if self.strategy != "blueGreen" and self.blue_green is not None:
+            raise ValueError(f"a blueGreen block is set but strategy is {self.strategy}")
+        if self.max_surge + self.max_unavailable == 0:
+            raise ValueError("maxSurge and maxUnavailable cannot both be 0")
+        return self
+
+
+class ExposureConfig(ConfigModel):
+    """How clients reach the model: the shared ALB, its own NLB (TCP), or in-cluster only."""
+
+    type: Literal["alb", "nlb", "none"] = fixed(
+        "none", description="alb: shared ALB (HTTP routing); nlb: own NLB (TCP); none."
+    )
+    host: str | None = knob(None, description="alb: host name to route (default: any host).")
+    path: str = knob("/", description="alb: path prefix to route.")
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str | None) -> str | None:
+        if value is not None and not _HOST.match(value):
+            raise ValueError(f"{value!r} is not a lower-case DNS host name")
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not _PATH.match(value):
+            raise ValueError("must start with '/' and use URL path characters only")
+        return value
+
+
+class CustomRuntimeConfig(ConfigModel):
+    """runtime custom: the image brings its own server; tell mlstack how to probe it."""
+
+    port: int = fixed(8080, ge=1024, le=65535, description="HTTP port of the server.")
+    command: list[str] = fixed(default_factory=list, description="Entrypoint override.")
+    liveness_path: str = fixed("/healthz", description="Liveness probe path.")
+    readiness_path: str = fixed("/ready", description="Readiness (and startup) probe path.")
+    metrics_path: str = fixed("/metrics", description="Prometheus metrics path.")
+    metrics_port: int | None = fixed(
+        None, ge=1024, le=65535, description="Metrics port (default: port)."
+    )
+    queue_metric: str = fixed(
+        description="Prometheus gauge of requests waiting per pod; KEDA scales on its sum."
+    )
+    run_as_non_root: bool = fixed(True, description="Whether the image runs as non-root.")
+
+    @field_validator("queue_metric")
+    @classmethod
+    def _metric(cls, value: str) -> str:
+        if not _PROM_METRIC.match(value):
+            raise ValueError(f"{value!r} is not a Prometheus metric name")
+        return value
+
+    @field_validator("liveness_path", "readiness_path", "metrics_path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not _PATH.match(value):
+            raise ValueError("must start with '/' and use URL path characters only")
+        return value
 
 
 class ModelConfig(ConfigModel):
-    """One served model (fields added by the Model artifacts and Inference services issues)."""
+    """One served model: its artifact version, runtime, resources, scaling, rollout."""
 
-    name: str = fixed(description="Model name, a DNS-1123 label.")
+    name: str = fixed(description="Model name, a DNS-1123 label (at most 40 characters).")
+    artifact_version: ArtifactVersion = knob(
+        description="Version served: s3://<bucket>/models/<name>/<artifactVersion>/."
+    )
+    runtime: Literal["vllm", "triton", "custom"] = fixed(
+        description="Runtime preset: vllm, triton or custom."
+    )
+    image: ImageRef | None = knob(
+        None, description="Container image (default: the preset's pinned image; custom: required)."
+    )
+    pool: str = fixed(description="GPU pool (mlstack:gpuPools[].name) the replicas run on.")
+    gpus: int = knob(1, ge=1, le=16, description="GPUs per replica (nvidia.com/gpu).")
+    cpu: str = knob("4", description="CPU per replica (request = limit), e.g. 8 or 7500m.")
+    memory: str = knob("32Gi", description="Memory per replica (request = limit), e.g. 64Gi.")
+    shm_size: str = knob("8Gi", description="/dev/shm size (memory-backed, counts as memory).")
+    model_disk_gib: int = knob(
+        100, ge=1, le=4000, description="Local disk for the downloaded model, GiB."
+    )
+    args: list[str] = knob(default_factory=list, description="Extra server arguments.")
+    startup_timeout_seconds: int = knob(
+        1800, ge=60, le=7200, description="Time allowed to download, verify and load the model."
+    )
+    drain_seconds: int = knob(
+        60, ge=0, le=900, description="Time in-flight requests get to finish on shutdown."
+    )
+    autoscaling: AutoscalingConfig = knob(
+        default_factory=AutoscalingConfig, description="Replica bounds and scaling target."
+    )
+    rollout: RolloutConfig = knob(
+        default_factory=RolloutConfig, description="rolling, canary or blueGreen."
+    )
+    exposure: ExposureConfig = knob(
+        default_factory=ExposureConfig, description="ALB route, NLB, or in-cluster only."
+    )
+    custom: CustomRuntimeConfig | None = fixed(
+        None, description="runtime custom only: ports, probe paths, queue metric."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _dns_label(cls, value: str) -> str:
+        if not DNS_LABEL.match(value) or len(value) > MAX_MODEL_NAME:
+            raise ValueError(
+                f"{value!r} is not a DNS-1123 label: lower-case letters, digits and '-', "
+                f"starting with a letter, ending alphanumeric, at most {MAX_MODEL_NAME} "
+                "characters"
+            )
+        return value
+
+    @field_validator("cpu", "memory", "shm_size")
+    @classmethod
+    def _quantity(cls, value: str) -> str:
+        if parse_quantity(value) <= 0:
+            raise ValueError("must be greater than 0")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelConfig:
+        if self.runtime == "custom" and (self.custom is None or self.image is None):
+            raise ValueError("runtime custom needs both image and a custom block")
+        if self.runtime != "custom" and self.custom is not None:
+            raise ValueError(
+                f"a custom block is only valid with runtime custom, not {self.runtime}"
+            )
+        if parse_quantity(self.shm_size) >= parse_quantity(self.memory):
+            raise ValueError(
+                f"shmSize ({self.shm_size}) must be smaller than memory ({self.memory}): "
+                "/dev/shm counts against the memory limit"
+            )
+        canary = self.rollout.canary
+        if canary is not None:
+            version = canary.artifact_version or self.artifact_version
+            image = canary.image or self.image
+            if (version, image) == (self.artifact_version, self.image):
+                raise ValueError(
+                    "the canary has no second version: set rollout.canary.artifactVersion or "
+                    "rollout.canary.image to something other than the stable one"
+                )
+        return self
+
+    def version_of(self, track: str) -> tuple[str, str | None]:
+        """``(artifact version, image or None for the preset default)`` a track runs."""
+        rollout = self.rollout
+        if track == "canary" and rollout.canary is not None:
+            c = rollout.canary
+            return c.artifact_version or self.artifact_version, c.image or self.image
+        if track in COLORS and rollout.blue_green is not None:
+            color: ColorConfig = getattr(rollout.blue_green, track)
+            return color.artifact_version or self.artifact_version, color.image or self.image
+        return self.artifact_version, self.image
+
+    @property
+    def tracks(self) -> tuple[str, ...]:
+        """The Deployments this model runs: stable (+ canary) or blue + green."""
+        strategy = self.rollout.strategy
+        if strategy == "canary":
+            return ("stable", "canary")
+        if strategy == "blueGreen":
+            return COLORS
+        return ("stable",)

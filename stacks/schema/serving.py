@@ -1,9 +1,244 @@
-"""``mlstack:serving``: shared serving settings. Extension point (Inference services issue)."""
+"""``mlstack:serving``: what all inference services share.
+
+The namespace they run in, how their pods get AWS credentials (Pod Identity or
+IRSA), the one shared ALB (scheme, TLS, idle timeout, access logs) behind the AWS
+Load Balancer Controller, and the KEDA autoscaler (Prometheus address, polling).
+
+:func:`cross_checks` holds the rules that span models, GPU pools and these
+settings; ``stacks.config`` turns each finding into a ``Problem``.
+"""
 
 from __future__ import annotations
 
-from stacks.schema.base import ConfigModel
+import ipaddress
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import field_validator
+
+from stacks.schema.base import ConfigModel, fixed, knob
+from stacks.schema.models import DNS_LABEL, image_parts
+
+if TYPE_CHECKING:
+    from stacks.config import StackConfig
+
+_CERT_ARN = re.compile(r"^arn:aws[a-z-]*:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[0-9a-f-]+$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_CHART_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
+_PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()/-]{0,200}$")
+
+
+class AccessLogsConfig(ConfigModel):
+    """ALB access logs to an existing S3 bucket whose policy lets ELB write to it."""
+
+    bucket: str = knob(description="Existing S3 bucket for ALB access logs.")
+    prefix: str = knob("alb", description="Key prefix of the log objects.")
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, value: str) -> str:
+        if not _BUCKET.match(value) or ".." in value:
+            raise ValueError(f"{value!r} is not an S3 bucket name")
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not _PREFIX.match(value) or value.startswith("/") or value.endswith("/"):
+            raise ValueError("must be an S3 key prefix without leading or trailing '/'")
+        return value
+
+
+class LoadBalancerConfig(ConfigModel):
+    """The AWS Load Balancer Controller and the one ALB all ``alb`` models share."""
+
+    scheme: Literal["internal", "internet-facing"] = knob(
+        "internal", description="ALB/NLB scheme: internal (VPC only) or internet-facing."
+    )
+    https: bool = fixed(
+        True, description="HTTPS listener (443) with HTTP redirected to it. Needs certificateArn."
+    )
+    certificate_arn: str | None = knob(
+        None, description="ACM certificate ARN for the HTTPS listener (same region)."
+    )
+    ssl_policy: str = fixed(
+        "ELBSecurityPolicy-TLS13-1-2-2021-06", description="ALB TLS security policy."
+    )
+    idle_timeout_seconds: int = knob(
+        600, ge=1, le=4000, description="ALB idle timeout; long enough for slow generations."
+    )
+    inbound_cidrs: list[str] = knob(
+        default_factory=list, description="CIDRs allowed to reach the load balancers."
+    )
+    deletion_protection: bool = knob(False, description="ALB deletion protection.")
+    access_logs: AccessLogsConfig | None = knob(None, description="ALB access logs (optional).")
+    controller_replicas: int = knob(2, ge=1, le=5, description="Controller replicas.")
+
+    @field_validator("certificate_arn")
+    @classmethod
+    def _arn(cls, value: str | None) -> str | None:
+        if value is not None and not _CERT_ARN.match(value):
+            raise ValueError(
+                f"{value!r} is not an ACM certificate ARN "
+                "(arn:aws:acm:<region>:<account>:certificate/<id>)"
+            )
+        return value
+
+    @field_validator("inbound_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=True)
+            except ValueError as exc:
+                raise ValueError(f"{cidr!r} is not a CIDR ({exc})") from None
+        return value
+
+    @property
+    def certificate_region(self) -> str | None:
+        match = _CERT_ARN.match(self.certificate_arn or "")
+        return match["region"] if match else None
+
+
+class AutoscalerConfig(ConfigModel):
+    """KEDA: where it reads the runtimes' metrics and how often."""
+
+    prometheus_address: str = fixed(
+        "http://kube-prometheus-stack-prometheus.monitoring.svc.cluster.local:9090",
+        description="Prometheus HTTP API KEDA queries (in-cluster address).",
+        pattern=r"^https?://[A-Za-z0-9.-]+(:\d+)?(/.*)?$",
+    )
+    polling_interval_seconds: int = knob(
+        15, ge=5, le=300, description="How often KEDA evaluates each trigger."
+    )
+    cooldown_period_seconds: int = knob(
+        300, ge=30, le=3600, description="Idle time before scaling a scale-to-zero model to 0."
+    )
+    replicas: int = knob(1, ge=1, le=3, description="KEDA operator/metrics-server replicas.")
+
+
+class ChartVersionsConfig(ConfigModel):
+    """Overrides of the chart versions pinned in components/versions.py."""
+
+    keda: str | None = fixed(None, description="KEDA chart version override.")
+    aws_load_balancer_controller: str | None = fixed(
+        None, description="aws-load-balancer-controller chart version override."
+    )
+
+    @field_validator("keda", "aws_load_balancer_controller")
+    @classmethod
+    def _semver(cls, value: str | None) -> str | None:
+        if value is not None and not _CHART_VERSION.match(value):
+            raise ValueError("must be an exact chart version like 2.20.2")
+        return value
 
 
 class ServingConfig(ConfigModel):
-    """Load balancer and autoscaler settings (fields added by the Inference services issue)."""
+    """Load balancer and autoscaler settings shared by every model."""
+
+    namespace: str = fixed("inference", description="Namespace of every inference service.")
+    identity: Literal["podIdentity", "irsa"] = fixed(
+        "podIdentity",
+        description="How pods get AWS credentials: EKS Pod Identity or IRSA (OIDC).",
+    )
+    load_balancer: LoadBalancerConfig = knob(
+        default_factory=LoadBalancerConfig, description="ALB/NLB settings."
+    )
+    autoscaler: AutoscalerConfig = knob(
+        default_factory=AutoscalerConfig, description="KEDA settings."
+    )
+    chart_versions: ChartVersionsConfig = fixed(
+        default_factory=ChartVersionsConfig, description="Pinned chart version overrides."
+    )
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        if not DNS_LABEL.match(value) or len(value) > 63:
+            raise ValueError(f"{value!r} is not a DNS-1123 label")
+        return value
+
+
+# --------------------------------------------------------------------------- cross-key rules
+
+Finding = tuple[str, Any, str]
+"""(key path, value, message), turned into a ``stacks.config.Problem``."""
+
+
+def cross_checks(cfg: StackConfig) -> Iterator[Finding]:
+    """Rules spanning models, GPU pools, serving settings and the environment."""
+    pools = [p.name for p in cfg.gpu_pools]
+    seen_names: dict[str, int] = {}
+    routes: dict[tuple[str, str], int] = {}
+    lb = cfg.serving.load_balancer
+    for i, model in enumerate(cfg.models):
+        at = f"mlstack:models[{i}]"
+        if model.name in seen_names:
+            yield (
+                f"{at}.name",
+                model.name,
+                f"duplicate model name (also models[{seen_names[model.name]}])",
+            )
+        seen_names.setdefault(model.name, i)
+        if model.pool not in pools:
+            allowed = ", ".join(pools) if pools else "none defined in mlstack:gpuPools"
+            yield f"{at}.pool", model.pool, f"unknown GPU pool; allowed: {allowed}"
+        if cfg.is_prod and model.autoscaling.min_replicas < 2:
+            yield (
+                f"{at}.autoscaling.minReplicas",
+                model.autoscaling.min_replicas,
+                "prod needs at least 2 replicas",
+            )
+        if cfg.is_prod:
+            yield from _prod_images(at, model)
+        exposure = model.exposure
+        if model.rollout.strategy == "canary" and exposure.type != "alb":
+            yield (
+                f"{at}.exposure.type",
+                exposure.type,
+                "strategy canary splits traffic with ALB weights; allowed: alb",
+            )
+        if exposure.type == "alb":
+            route = (exposure.host or "*", exposure.path)
+            if route in routes:
+                yield (
+                    f"{at}.exposure",
+                    {"host": exposure.host, "path": exposure.path},
+                    f"same host and path as models[{routes[route]}]",
+                )
+            routes.setdefault(route, i)
+    uses_alb = bool(routes)
+    if uses_alb and lb.https and lb.certificate_arn is None:
+        yield (
+            "mlstack:serving.loadBalancer.certificateArn",
+            None,
+            "HTTPS is on (serving.loadBalancer.https) and models use the ALB, but no ACM "
+            "certificate ARN is set; set certificateArn or https: false",
+        )
+    region = lb.certificate_region
+    if region is not None and region != cfg.region:
+        yield (
+            "mlstack:serving.loadBalancer.certificateArn",
+            lb.certificate_arn,
+            f"certificate is in {region}; the ALB needs one in {cfg.region}",
+        )
+
+
+def _prod_images(at: str, model: Any) -> Iterator[Finding]:
+    images: list[tuple[str, str | None]] = [(f"{at}.image", model.image)]
+    canary = model.rollout.canary
+    if canary is not None:
+        images.append((f"{at}.rollout.canary.image", canary.image))
+    blue_green = model.rollout.blue_green
+    if blue_green is not None:
+        images += [
+            (f"{at}.rollout.blueGreen.blue.image", blue_green.blue.image),
+            (f"{at}.rollout.blueGreen.green.image", blue_green.green.image),
+        ]
+    for path, image in images:
+        if image is None:
+            continue  # the preset's pinned image
+        _, tag, digest = image_parts(image)
+        if digest is None and tag in (None, "latest"):
+            yield path, image, "prod needs a pinned image: an explicit tag other than latest"

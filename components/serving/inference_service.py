@@ -1,0 +1,693 @@
+"""``InferenceService``: one model, served on GPUs, scaled by load, changed safely.
+
+Per model:
+
+* a ServiceAccount and its own IAM role (Pod Identity or IRSA) trusted by exactly
+  that namespace/service account, allowed to read only the model's version prefixes
+  (granted by the artifact bucket: ``grant_read``);
+* one Deployment per *track* (``stable`` [+ ``canary``], or ``blue`` + ``green``),
+  each with: the runtime preset's command, ports and probes; GPU/CPU/memory requests
+  equal to limits; the GPU pool's tolerations and node selector; a model-loader init
+  container that fetches exactly the pinned version and checks every sha256 of its
+  manifest (failing the pod on a mismatch); ``/dev/shm`` in memory; a preStop pause
+  plus a grace period to drain in-flight requests; zone spreading; a restricted
+  security context (no privilege escalation, no capabilities, RuntimeDefault
+  seccomp, non-root where the runtime allows);
+* per track a ClusterIP Service, a PodDisruptionBudget and a KEDA ScaledObject on the
+  runtime's queue signal (fast scale-up, stabilized scale-down, optional cron wake
+  window for scale-to-zero);
+* exposure: an Ingress on the shared ALB (host/path, weighted canary split, blue/green
+  preview route), or a Service of type LoadBalancer on its own NLB, or nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components.serving import load_balancer as lb
+from components.serving import runtimes
+from components.serving.identity import WorkloadIdentity, workload_role
+from components.serving.namespace import LOADER_CONFIG_MAP, LOADER_KEY
+from components.serving.rollout import TRACKS, RoutePlan, Strategy, route_plan, workload_name
+from components.versions import MODEL_LOADER_IMAGE
+
+TYPE_TOKEN = "mlstack:serving:InferenceService"
+PRE_STOP_SECONDS = 15
+"""Pause before SIGTERM so the load balancer stops sending new requests first."""
+LOADER_USER = 1000
+GPU_RESOURCE = "nvidia.com/gpu"
+CACHE_DIR = "/var/cache/model-server"
+Exposure = Literal["alb", "nlb", "none"]
+
+
+class Scheduling(Protocol):
+    """Where a GPU pool's pods go (``GpuNodePool.scheduling()``)."""
+
+    @property
+    def tolerations(self) -> Sequence[k8s.core.v1.TolerationArgs]: ...
+
+    @property
+    def node_selector(self) -> Mapping[str, str]: ...
+
+    @property
+    def gpus_per_node(self) -> int: ...
+
+
+class ArtifactReader(Protocol):
+    """The model-artifact bucket, as the service uses it (``ModelArtifactBucket``)."""
+
+    @property
+    def bucket_name(self) -> pulumi.Output[str]: ...
+
+    def grant_read(self, role: aws.iam.Role, prefix: str, name: str) -> aws.iam.RolePolicy: ...
+
+    def model_prefix(self, name: str, version: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class TrackVersion:
+    """What one track (Deployment) runs."""
+
+    track: str
+    artifact_version: str
+    image: str
+
+
+@dataclass(frozen=True)
+class WakeSchedule:
+    """KEDA cron trigger: keep ``replicas`` up between ``start`` and ``end``."""
+
+    timezone: str
+    start: str
+    end: str
+    replicas: int = 1
+
+
+@dataclass(frozen=True)
+class InferenceServiceArgs:
+    """Inputs of :class:`InferenceService`.
+
+    ``tracks`` must match ``strategy``: (stable,) for rolling, (stable, canary) for
+    canary, (blue, green) for blueGreen. ``canary_weight`` is the canary's percent of
+    ALB traffic; ``active_color`` the blue/green color taking traffic. Defaults:
+    1..1 replicas, preset scaling target, 300 s scale-down stabilization, rolling
+    maxSurge 1 / maxUnavailable 0, in-cluster only, PDB maxUnavailable 1 (set
+    ``pdb_min_available`` to keep that many up instead), 1800 s startup, 60 s drain.
+    """
+
+    model_name: str
+    namespace: str
+    runtime: runtimes.RuntimePreset
+    tracks: tuple[TrackVersion, ...]
+    pool_name: str
+    scheduling: Scheduling
+    artifacts: ArtifactReader
+    identity: WorkloadIdentity
+    region: str
+    gpus: int = 1
+    cpu: str = "4"
+    memory: str = "32Gi"
+    shm_size: str = "8Gi"
+    model_disk_gib: int = 100
+    extra_args: tuple[str, ...] = ()
+    min_replicas: int = 1
+    max_replicas: int = 1
+    scale_target: float | None = None
+    scale_down_stabilization_seconds: int = 300
+    wake_schedule: WakeSchedule | None = None
+    prometheus_address: str = "http://prometheus.monitoring.svc:9090"
+    polling_interval_seconds: int = 15
+    cooldown_period_seconds: int = 300
+    strategy: Strategy = "rolling"
+    max_surge: int = 1
+    max_unavailable: int = 0
+    canary_weight: int = 0
+    active_color: str | None = None
+    preview_header: str = "x-mlstack-preview"
+    exposure: Exposure = "none"
+    host: str | None = None
+    path: str = "/"
+    alb: lb.AlbSettings | None = None
+    pdb_min_available: int | None = None
+    startup_timeout_seconds: int = 1800
+    drain_seconds: int = 60
+    loader_config_map: str = LOADER_CONFIG_MAP
+    loader_sha256: str = ""
+    scaler_depends_on: Sequence[pulumi.Resource] = ()
+    exposure_depends_on: Sequence[pulumi.Resource] = ()
+
+    def problems(self) -> list[str]:
+        """Everything wrong with these args, as 'field: value: allowed' lines."""
+        found: list[str] = []
+        expected = TRACKS.get(self.strategy)
+        got = tuple(t.track for t in self.tracks)
+        if expected is None:
+            found.append(f"strategy: {self.strategy!r}: allowed {sorted(TRACKS)}")
+        elif got != expected:
+            found.append(f"tracks: {got}: strategy {self.strategy} needs {expected}")
+        per_node = self.scheduling.gpus_per_node
+        if not 1 <= self.gpus <= per_node:
+            found.append(
+                f"gpus: {self.gpus}: pool {self.pool_name!r} nodes have {per_node} GPUs; "
+                f"allowed 1..{per_node}"
+            )
+        if not 0 <= self.min_replicas <= self.max_replicas or self.max_replicas < 1:
+            found.append(
+                f"min/max replicas: {self.min_replicas}/{self.max_replicas}: need "
+                "0 <= min <= max, max >= 1"
+            )
+        if self.min_replicas == 0 and self.wake_schedule is None:
+            found.append("min_replicas: 0: scale-to-zero needs a wake_schedule")
+        if not 0 <= self.canary_weight <= 100:
+            found.append(f"canary_weight: {self.canary_weight}: allowed 0..100")
+        if self.strategy == "blueGreen" and self.active_color not in ("blue", "green"):
+            found.append(f"active_color: {self.active_color!r}: allowed blue, green")
+        if self.exposure in ("alb", "nlb") and self.alb is None:
+            found.append(f"alb: None: exposure {self.exposure} needs the LoadBalancer settings")
+        if self.strategy == "canary" and self.exposure != "alb":
+            found.append(f"exposure: {self.exposure!r}: canary weights need alb")
+        if self.max_surge + self.max_unavailable == 0:
+            found.append("max_surge/max_unavailable: 0/0: at least one must be positive")
+        if self.scale_target is not None and self.scale_target <= 0:
+            found.append(f"scale_target: {self.scale_target}: must be > 0")
+        if not self.path.startswith("/"):
+            found.append(f"path: {self.path!r}: must start with '/'")
+        return found
+
+
+class InferenceService(pulumi.ComponentResource):
+    """One served model: identity, Deployments per track, Services, PDBs, scalers,
+    and its route on the shared ALB (or its NLB)."""
+
+    role: aws.iam.Role
+    service_name: str
+    """In-cluster Service name (``<model>``): stable track, or the active color."""
+    deployments: dict[str, k8s.apps.v1.Deployment]
+    scalers: dict[str, k8s.apiextensions.CustomResource]
+    routes: RoutePlan
+    ingress: k8s.networking.v1.Ingress | None
+    nlb_service: k8s.core.v1.Service | None
+
+    def __init__(
+        self, name: str, args: InferenceServiceArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(TYPE_TOKEN, name, None, opts)
+        problems = args.problems()
+        if problems:
+            raise ValueError(
+                f"InferenceService {name!r} ({args.model_name}): invalid args:\n  "
+                + "\n  ".join(problems)
+            )
+        self._name = name
+        self._args = args
+        model = args.model_name
+        self.routes = route_plan(model, args.strategy, args.canary_weight, args.active_color)
+        child = pulumi.ResourceOptions(parent=self)
+
+        identity = workload_role(
+            name,
+            args.identity,
+            namespace=args.namespace,
+            service_account=model,
+            description=f"Inference service {model} in {args.namespace}: reads its model versions",
+            parent=self,
+        )
+        self.role = identity.role
+        grants: list[pulumi.Resource] = []
+        for version in sorted({t.artifact_version for t in args.tracks}):
+            prefix = args.artifacts.model_prefix(model, version)
+            grants.append(
+                args.artifacts.grant_read(self.role, prefix, f"{name}-read-{_slug(version)}")
+            )
+        if identity.association is not None:
+            grants.append(identity.association)
+
+        account = k8s.core.v1.ServiceAccount(
+            f"{name}-service-account",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=model,
+                namespace=args.namespace,
+                labels=self._labels(None),
+                annotations=identity.service_account_annotations or None,
+            ),
+            automount_service_account_token=False,
+            opts=child,
+        )
+
+        self.deployments = {}
+        self.scalers = {}
+        for track in args.tracks:
+            base = name if track.track == "stable" else f"{name}-{track.track}"
+            workload = workload_name(model, track.track)
+            self.deployments[track.track] = k8s.apps.v1.Deployment(
+                f"{base}-deployment",
+                k8s.apps.v1.DeploymentInitArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        name=workload,
+                        namespace=args.namespace,
+                        labels=self._labels(track.track),
+                        annotations={
+                            # Model download + load can outlast Pulumi's 10 min default.
+                            "pulumi.com/timeoutSeconds": str(self._rollout_deadline()),
+                        },
+                    ),
+                    spec=self._deployment_spec(track),
+                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[account, *grants]),
+            )
+            self._service(f"{base}-service", workload, track.track)
+            self._pdb(f"{base}-pdb", workload, track.track)
+            self.scalers[track.track] = self._scaler(f"{base}-scaler", workload)
+
+        self.service_name = model
+        if args.strategy == "blueGreen":
+            # The in-cluster name follows the active color (same URN as the stable
+            # track's Service under rolling/canary, so switching strategies updates it).
+            self._service(f"{name}-service", model, self.routes.cluster_selector_track)
+
+        self.ingress = None
+        self.nlb_service = None
+        if args.exposure == "alb":
+            self.ingress = self._ingress(f"{name}-ingress")
+        elif args.exposure == "nlb":
+            self.nlb_service = self._nlb(f"{name}-nlb")
+        self.register_outputs(
+            {
+                "roleArn": self.role.arn,
+                "service": model,
+                "deployments": sorted(self.deployments),
+            }
+        )
+
+    # ------------------------------------------------------------------ helpers
+
+    def _labels(self, track: str | None) -> dict[str, str]:
+        args = self._args
+        labels = {
+            runtimes.NAME_LABEL: args.model_name,
+            runtimes.COMPONENT_LABEL: runtimes.COMPONENT_VALUE,
+            runtimes.MODEL_LABEL: args.model_name,
+            runtimes.RUNTIME_LABEL: args.runtime.name,
+        }
+        if track is not None:
+            labels[runtimes.TRACK_LABEL] = track
+        return labels
+
+    def _selector(self, track: str) -> dict[str, str]:
+        return {runtimes.MODEL_LABEL: self._args.model_name, runtimes.TRACK_LABEL: track}
+
+    def _rollout_deadline(self) -> int:
+        """Seconds a new pod may take to download, verify and load the model."""
+        args = self._args
+        return args.startup_timeout_seconds + 1800
+
+    def _deployment_spec(self, track: TrackVersion) -> k8s.apps.v1.DeploymentSpecArgs:
+        args = self._args
+        selector = self._selector(track.track)
+        return k8s.apps.v1.DeploymentSpecArgs(
+            # No replicas: KEDA's HPA owns the count once the Deployment exists.
+            selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
+            revision_history_limit=5,
+            progress_deadline_seconds=self._rollout_deadline(),
+            strategy=k8s.apps.v1.DeploymentStrategyArgs(
+                type="RollingUpdate",
+                rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(
+                    max_surge=args.max_surge, max_unavailable=args.max_unavailable
+                ),
+            ),
+            template=k8s.core.v1.PodTemplateSpecArgs(
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    labels=self._labels(track.track),
+                    annotations={
+                        "mlstack.io/artifact-version": track.artifact_version,
+                        "mlstack.io/loader-sha256": args.loader_sha256,
+                    },
+                ),
+                spec=self._pod_spec(track, selector),
+            ),
+        )
+
+    def _pod_spec(self, track: TrackVersion, selector: dict[str, str]) -> k8s.core.v1.PodSpecArgs:
+        args = self._args
+        preset = args.runtime
+        non_root = preset.run_as_non_root
+        return k8s.core.v1.PodSpecArgs(
+            service_account_name=args.model_name,
+            automount_service_account_token=False,
+            enable_service_links=False,
+            termination_grace_period_seconds=PRE_STOP_SECONDS + args.drain_seconds,
+            node_selector=dict(args.scheduling.node_selector),
+            tolerations=list(args.scheduling.tolerations),
+            topology_spread_constraints=[
+                k8s.core.v1.TopologySpreadConstraintArgs(
+                    max_skew=1,
+                    topology_key="topology.kubernetes.io/zone",
+                    # GPU capacity is scarce per zone: prefer spreading, never block on it.
+                    when_unsatisfiable="ScheduleAnyway",
+                    label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
+                    match_label_keys=["pod-template-hash"],
+                )
+            ],
+            security_context=k8s.core.v1.PodSecurityContextArgs(
+                run_as_non_root=non_root or None,
+                run_as_user=preset.run_as_user if non_root else None,
+                run_as_group=preset.run_as_user if non_root else None,
+                fs_group=LOADER_USER,
+                seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+            ),
+            init_containers=[self._loader(track)],
+            containers=[self._server(track)],
+            volumes=[
+                k8s.core.v1.VolumeArgs(
+                    name="model",
+                    empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(
+                        size_limit=f"{args.model_disk_gib}Gi"
+                    ),
+                ),
+                k8s.core.v1.VolumeArgs(
+                    name="shm",
+                    empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(
+                        medium="Memory", size_limit=args.shm_size
+                    ),
+                ),
+                k8s.core.v1.VolumeArgs(
+                    name="cache",
+                    empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="20Gi"),
+                ),
+                k8s.core.v1.VolumeArgs(
+                    name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="4Gi")
+                ),
+                k8s.core.v1.VolumeArgs(
+                    name="loader",
+                    config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(
+                        name=args.loader_config_map, default_mode=0o555
+                    ),
+                ),
+            ],
+        )
+
+    def _loader(self, track: TrackVersion) -> k8s.core.v1.ContainerArgs:
+        args = self._args
+        prefix = args.artifacts.model_prefix(args.model_name, track.artifact_version)
+        env = {
+            "MODEL_BUCKET": args.artifacts.bucket_name,
+            "MODEL_PREFIX": prefix,
+            "MODEL_NAME": args.model_name,
+            "MODEL_VERSION": track.artifact_version,
+            "MODEL_DIR": runtimes.MODEL_DIR,
+            "AWS_REGION": args.region,
+            "AWS_RETRY_MODE": "adaptive",
+            "AWS_MAX_ATTEMPTS": "10",
+            "HOME": "/tmp",
+        }
+        return k8s.core.v1.ContainerArgs(
+            name="model-loader",
+            image=MODEL_LOADER_IMAGE,
+            command=["/bin/sh", f"/opt/mlstack/{LOADER_KEY}"],
+            env=[k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in env.items()],
+            resources=_equal_resources({"cpu": "2", "memory": "2Gi"}),
+            security_context=_container_security(non_root=True, user=LOADER_USER, ro_root=True),
+            volume_mounts=[
+                k8s.core.v1.VolumeMountArgs(name="model", mount_path="/models"),
+                k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
+                k8s.core.v1.VolumeMountArgs(
+                    name="loader", mount_path="/opt/mlstack", read_only=True
+                ),
+            ],
+        )
+
+    def _server(self, track: TrackVersion) -> k8s.core.v1.ContainerArgs:
+        args = self._args
+        preset = args.runtime
+        ports = [k8s.core.v1.ContainerPortArgs(name=preset.port_name, container_port=preset.port)]
+        ports += [
+            k8s.core.v1.ContainerPortArgs(name=port_name, container_port=number)
+            for port_name, number in preset.extra_ports
+        ]
+        if preset.metrics_port != preset.port:
+            ports.append(
+                k8s.core.v1.ContainerPortArgs(name="metrics", container_port=preset.metrics_port)
+            )
+
+        def probe(path: str, period: int, failures: int, timeout: int) -> k8s.core.v1.ProbeArgs:
+            return k8s.core.v1.ProbeArgs(
+                http_get=k8s.core.v1.HTTPGetActionArgs(path=path, port=preset.port_name),
+                period_seconds=period,
+                failure_threshold=failures,
+                timeout_seconds=timeout,
+            )
+
+        return k8s.core.v1.ContainerArgs(
+            name="server",
+            image=track.image,
+            command=list(preset.command) or None,
+            args=preset.args(args.model_name, args.gpus, args.extra_args) or None,
+            ports=ports,
+            env=[k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in sorted(preset.env.items())]
+            or None,
+            resources=_equal_resources(
+                {
+                    "cpu": args.cpu,
+                    "memory": args.memory,
+                    GPU_RESOURCE: str(args.gpus),
+                    "ephemeral-storage": f"{args.model_disk_gib + 30}Gi",
+                }
+            ),
+            startup_probe=probe(
+                preset.startup_path, 10, math.ceil(args.startup_timeout_seconds / 10), 5
+            ),
+            readiness_probe=probe(preset.readiness_path, 5, 3, 3),
+            liveness_probe=probe(preset.liveness_path, 15, 4, 5),
+            lifecycle=k8s.core.v1.LifecycleArgs(
+                pre_stop=k8s.core.v1.LifecycleHandlerArgs(
+                    sleep=k8s.core.v1.SleepActionArgs(seconds=PRE_STOP_SECONDS)
+                )
+            ),
+            security_context=_container_security(
+                non_root=preset.run_as_non_root, user=preset.run_as_user, ro_root=False
+            ),
+            volume_mounts=[
+                k8s.core.v1.VolumeMountArgs(name="model", mount_path="/models", read_only=True),
+                k8s.core.v1.VolumeMountArgs(name="shm", mount_path="/dev/shm"),
+                k8s.core.v1.VolumeMountArgs(name="cache", mount_path=CACHE_DIR),
+                k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
+            ],
+        )
+
+    def _service_ports(self) -> list[k8s.core.v1.ServicePortArgs]:
+        preset = self._args.runtime
+        ports = [
+            k8s.core.v1.ServicePortArgs(
+                name=preset.port_name, port=preset.port, target_port=preset.port_name
+            )
+        ]
+        ports += [
+            k8s.core.v1.ServicePortArgs(name=port_name, port=number, target_port=port_name)
+            for port_name, number in preset.extra_ports
+        ]
+        if preset.metrics_port != preset.port:
+            ports.append(
+                k8s.core.v1.ServicePortArgs(
+                    name="metrics", port=preset.metrics_port, target_port="metrics"
+                )
+            )
+        return ports
+
+    def _service(self, resource_name: str, service: str, track: str) -> k8s.core.v1.Service:
+        args = self._args
+        return k8s.core.v1.Service(
+            resource_name,
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=service, namespace=args.namespace, labels=self._labels(track)
+            ),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                type="ClusterIP", selector=self._selector(track), ports=self._service_ports()
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _pdb(self, resource_name: str, workload: str, track: str) -> None:
+        args = self._args
+        k8s.policy.v1.PodDisruptionBudget(
+            resource_name,
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=workload, namespace=args.namespace, labels=self._labels(track)
+            ),
+            spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=self._selector(track)),
+                min_available=args.pdb_min_available,
+                max_unavailable=None if args.pdb_min_available is not None else 1,
+                # A pod that never became ready must not block node drains.
+                unhealthy_pod_eviction_policy="AlwaysAllow",
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def scaled_object_spec(self, workload: str) -> dict[str, object]:
+        """The KEDA ScaledObject spec for one Deployment."""
+        args = self._args
+        signal = args.runtime.scaling
+        target = args.scale_target if args.scale_target is not None else signal.default_target
+        triggers: list[dict[str, object]] = [
+            {
+                "type": "prometheus",
+                "name": "queue",
+                "metricType": signal.metric_type,
+                "metadata": {
+                    "serverAddress": args.prometheus_address,
+                    "query": signal.query(args.namespace, workload),
+                    "threshold": f"{target:g}",
+                    "activationThreshold": "0",
+                    "ignoreNullValues": "true",
+                },
+            }
+        ]
+        if args.wake_schedule is not None:
+            wake = args.wake_schedule
+            triggers.append(
+                {
+                    "type": "cron",
+                    "name": "wake",
+                    "metadata": {
+                        "timezone": wake.timezone,
+                        "start": wake.start,
+                        "end": wake.end,
+                        "desiredReplicas": str(wake.replicas),
+                    },
+                }
+            )
+        return {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": workload},
+            "minReplicaCount": args.min_replicas,
+            "maxReplicaCount": args.max_replicas,
+            "pollingInterval": args.polling_interval_seconds,
+            "cooldownPeriod": args.cooldown_period_seconds,
+            "advanced": {
+                "horizontalPodAutoscalerConfig": {
+                    "behavior": {
+                        "scaleUp": {
+                            "stabilizationWindowSeconds": 0,
+                            "selectPolicy": "Max",
+                            "policies": [
+                                {"type": "Pods", "value": 4, "periodSeconds": 15},
+                                {"type": "Percent", "value": 100, "periodSeconds": 15},
+                            ],
+                        },
+                        "scaleDown": {
+                            "stabilizationWindowSeconds": args.scale_down_stabilization_seconds,
+                            "selectPolicy": "Min",
+                            "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}],
+                        },
+                    }
+                }
+            },
+            "triggers": triggers,
+        }
+
+    def _scaler(self, resource_name: str, workload: str) -> k8s.apiextensions.CustomResource:
+        args = self._args
+        return k8s.apiextensions.CustomResource(
+            resource_name,
+            api_version="keda.sh/v1alpha1",
+            kind="ScaledObject",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=workload, namespace=args.namespace, labels=self._labels(None)
+            ),
+            spec=self.scaled_object_spec(workload),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[self.deployments_by_name(workload), *args.scaler_depends_on],
+            ),
+        )
+
+    def deployments_by_name(self, workload: str) -> k8s.apps.v1.Deployment:
+        for track, deployment in self.deployments.items():
+            if workload_name(self._args.model_name, track) == workload:
+                return deployment
+        raise KeyError(workload)
+
+    def _ingress(self, resource_name: str) -> k8s.networking.v1.Ingress:
+        args = self._args
+        assert args.alb is not None  # checked in problems()
+        preset = args.runtime
+        return k8s.networking.v1.Ingress(
+            resource_name,
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=args.model_name,
+                namespace=args.namespace,
+                labels=self._labels(None),
+                annotations=lb.alb_annotations(
+                    args.alb,
+                    self.routes,
+                    port_name=preset.port_name,
+                    health_check_path=preset.readiness_path,
+                    drain_seconds=args.drain_seconds,
+                    preview_header=args.preview_header,
+                ),
+            ),
+            spec=k8s.networking.v1.IngressSpecArgs(
+                ingress_class_name=args.alb.ingress_class_name,
+                rules=lb.alb_rules(
+                    self.routes, host=args.host, path=args.path, port_name=preset.port_name
+                ),
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.exposure_depends_on)),
+        )
+
+    def _nlb(self, resource_name: str) -> k8s.core.v1.Service:
+        args = self._args
+        assert args.alb is not None  # checked in problems()
+        preset = args.runtime
+        active = self.routes.cluster_selector_track
+        return k8s.core.v1.Service(
+            resource_name,
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=f"{args.model_name}-nlb",
+                namespace=args.namespace,
+                labels=self._labels(None),
+                annotations=lb.nlb_annotations(
+                    args.alb,
+                    health_check_path=preset.readiness_path,
+                    health_check_port=preset.port,
+                    drain_seconds=args.drain_seconds,
+                ),
+            ),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                type="LoadBalancer",
+                load_balancer_class=lb.NLB_CLASS,
+                selector=self._selector(active),
+                ports=[p for p in self._service_ports() if p.name != "metrics"],
+                load_balancer_source_ranges=list(args.alb.inbound_cidrs) or None,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.exposure_depends_on)),
+        )
+
+
+def _slug(version: str) -> str:
+    return "".join(c if c.isalnum() or c == "-" else "-" for c in version.lower())
+
+
+def _equal_resources(amounts: Mapping[str, str]) -> k8s.core.v1.ResourceRequirementsArgs:
+    """Requests = limits (Guaranteed QoS for the server)."""
+    return k8s.core.v1.ResourceRequirementsArgs(requests=dict(amounts), limits=dict(amounts))
+
+
+def _container_security(
+    *, non_root: bool, user: int, ro_root: bool
+) -> k8s.core.v1.SecurityContextArgs:
+    return k8s.core.v1.SecurityContextArgs(
+        allow_privilege_escalation=False,
+        capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+        privileged=False,
+        read_only_root_filesystem=ro_root,
+        run_as_non_root=non_root or None,
+        run_as_user=user if non_root else None,
+        seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+    )

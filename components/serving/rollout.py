@@ -1,0 +1,84 @@
+"""Rollout strategies as data: which Deployments (tracks) run, and where traffic goes.
+
+* ``rolling``: one track, ``stable``; a new version is a rolling update of it.
+* ``canary``: ``stable`` and ``canary`` side by side, each with its own Service (so
+  its own ALB target group); the ALB forwards with the configured weights.
+* ``blueGreen``: ``blue`` and ``green``, both fully scaled; the main route goes to
+  the active color, a preview route (same host/path plus a header) to the idle one.
+
+Promote, abort and roll back are config changes (docs/rollouts.md); this module turns
+the config into names and weights, nothing else, so it is tested without Pulumi.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Strategy = Literal["rolling", "canary", "blueGreen"]
+Track = Literal["stable", "canary", "blue", "green"]
+
+TRACKS: dict[str, tuple[Track, ...]] = {
+    "rolling": ("stable",),
+    "canary": ("stable", "canary"),
+    "blueGreen": ("blue", "green"),
+}
+
+
+def workload_name(model: str, track: str) -> str:
+    """Deployment/Service name of a track: the stable track keeps the model's name, so
+    switching rolling <-> canary never replaces the serving Deployment."""
+    return model if track == "stable" else f"{model}-{track}"
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One weighted target of the main route: a Service (= an ALB target group)."""
+
+    service: str
+    weight: int
+
+
+@dataclass(frozen=True)
+class RoutePlan:
+    """Where the model's traffic goes.
+
+    ``main``: weighted backends of the main route (weights sum to 100).
+    ``preview``: the Service the preview route reaches (blueGreen only).
+    ``cluster_selector_track``: the track the in-cluster Service ``<model>`` selects.
+    """
+
+    main: tuple[Backend, ...]
+    preview: str | None
+    cluster_selector_track: Track
+
+
+def route_plan(
+    model: str,
+    strategy: Strategy,
+    canary_weight: int = 0,
+    active_color: str | None = None,
+) -> RoutePlan:
+    """The routes of one model for its strategy; raises ValueError on bad inputs."""
+    if strategy == "rolling":
+        return RoutePlan((Backend(model, 100),), None, "stable")
+    if strategy == "canary":
+        if not 0 <= canary_weight <= 100:
+            raise ValueError(f"canary weight {canary_weight} is not within 0..100")
+        return RoutePlan(
+            (
+                Backend(workload_name(model, "stable"), 100 - canary_weight),
+                Backend(workload_name(model, "canary"), canary_weight),
+            ),
+            None,
+            "stable",
+        )
+    if active_color not in ("blue", "green"):
+        raise ValueError(f"active color {active_color!r} is not blue or green")
+    idle = "green" if active_color == "blue" else "blue"
+    active: Track = "blue" if active_color == "blue" else "green"
+    return RoutePlan(
+        (Backend(workload_name(model, active), 100),),
+        workload_name(model, idle),
+        active,
+    )

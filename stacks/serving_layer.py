@@ -1,0 +1,258 @@
+"""The serving layer of the composition: config -> InferenceNamespace, Keda,
+LoadBalancer and one InferenceService per ``mlstack:models`` entry.
+
+``stacks.platform.build`` calls :func:`build_serving` after the cluster, GPU pools
+and artifact bucket exist. Nothing here reads ``pulumi.Config``; everything comes
+from the validated :class:`~stacks.config.StackConfig`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import pulumi
+
+from components.serving import runtimes
+from components.serving.identity import WorkloadIdentity
+from components.serving.inference_service import (
+    ArtifactReader,
+    InferenceService,
+    InferenceServiceArgs,
+    Scheduling,
+    TrackVersion,
+    WakeSchedule,
+)
+from components.serving.keda import Keda, KedaArgs
+from components.serving.load_balancer import LoadBalancer, LoadBalancerArgs
+from components.serving.namespace import InferenceNamespace, InferenceNamespaceArgs
+from components.versions import AWS_LOAD_BALANCER_CONTROLLER_CHART, KEDA_CHART
+from stacks.config import ConfigError, Problem, StackConfig
+from stacks.schema.models import ModelConfig
+
+
+class GpuPool(Protocol):
+    """What the serving layer needs of a GPU pool (``GpuNodePool``)."""
+
+    @property
+    def pool_name(self) -> str: ...
+
+    def scheduling(self) -> Scheduling: ...
+
+
+class ClusterInfo(Protocol):
+    """What the serving layer needs of the cluster (``EksCluster``)."""
+
+    @property
+    def cluster_name(self) -> pulumi.Output[str]: ...
+
+    @property
+    def oidc_provider_arn(self) -> pulumi.Output[str]: ...
+
+    @property
+    def oidc_issuer_url(self) -> pulumi.Output[str]: ...
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What the serving layer created."""
+
+    namespace: InferenceNamespace
+    keda: Keda
+    load_balancer: LoadBalancer
+    services: dict[str, InferenceService] = field(default_factory=dict)
+
+
+def runtime_for(model: ModelConfig) -> runtimes.RuntimePreset:
+    """The runtime preset of a model (``custom`` built from its ``custom`` block)."""
+    if model.runtime != "custom":
+        return runtimes.PRESETS[model.runtime]
+    custom = model.custom
+    assert custom is not None  # schema: runtime custom needs a custom block
+    return runtimes.custom_runtime(
+        port=custom.port,
+        liveness_path=custom.liveness_path,
+        readiness_path=custom.readiness_path,
+        metrics_path=custom.metrics_path,
+        metrics_port=custom.metrics_port,
+        queue_metric=custom.queue_metric,
+        queue_target=model.autoscaling.target or 4,
+        command=tuple(custom.command),
+        run_as_non_root=custom.run_as_non_root,
+    )
+
+
+def gpu_problems(cfg: StackConfig, pools: Mapping[str, GpuPool], source: str) -> None:
+    """Raise one ConfigError for every model asking more GPUs than its pool's nodes have."""
+    problems: list[Problem] = []
+    for i, model in enumerate(cfg.models):
+        pool = pools.get(model.pool)
+        if pool is None:
+            problems.append(Problem(f"mlstack:models[{i}].pool", model.pool, "unknown GPU pool"))
+            continue
+        per_node = pool.scheduling().gpus_per_node
+        if model.gpus > per_node:
+            problems.append(
+                Problem(
+                    f"mlstack:models[{i}].gpus",
+                    model.gpus,
+                    f"pool {model.pool!r} instances have {per_node} GPUs; allowed 1..{per_node}",
+                )
+            )
+    if problems:
+        raise ConfigError(source, problems)
+
+
+def build_serving(
+    cfg: StackConfig,
+    stack: str,
+    *,
+    cluster_name: str,
+    partition: str,
+    cluster: ClusterInfo,
+    vpc_id: pulumi.Input[str],
+    gpu_pools: Mapping[str, GpuPool],
+    artifacts: ArtifactReader,
+    tags: Mapping[str, str],
+    wait_for: Sequence[pulumi.Resource] = (),
+    opts: pulumi.ResourceOptions | None = None,
+) -> Serving:
+    """Declare the serving layer. ``opts`` carries the AWS + Kubernetes providers."""
+    gpu_problems(cfg, gpu_pools, f"Pulumi.{stack}.yaml")
+    serving = cfg.serving
+    lb_cfg = serving.load_balancer
+    identity = WorkloadIdentity(
+        mode=serving.identity,
+        cluster_name=cluster.cluster_name,
+        oidc_provider_arn=cluster.oidc_provider_arn,
+        oidc_issuer_url=cluster.oidc_issuer_url,
+    )
+    namespace = InferenceNamespace(
+        "serving", InferenceNamespaceArgs(namespace=serving.namespace), opts=opts
+    )
+    keda = Keda(
+        "keda",
+        KedaArgs(
+            chart_version=serving.chart_versions.keda or KEDA_CHART.version,
+            replicas=serving.autoscaler.replicas,
+            wait_for=tuple(wait_for),
+        ),
+        opts=opts,
+    )
+    load_balancer = LoadBalancer(
+        "load-balancer",
+        LoadBalancerArgs(
+            cluster_name=cluster_name,
+            region=cfg.region,
+            partition=partition,
+            vpc_id=vpc_id,
+            identity=identity,
+            serving_namespace=serving.namespace,
+            group_name=f"{cluster_name}-inference"[:63],
+            scheme=lb_cfg.scheme,
+            https=lb_cfg.https,
+            certificate_arn=lb_cfg.certificate_arn,
+            ssl_policy=lb_cfg.ssl_policy,
+            idle_timeout_seconds=lb_cfg.idle_timeout_seconds,
+            inbound_cidrs=tuple(lb_cfg.inbound_cidrs),
+            deletion_protection=lb_cfg.deletion_protection,
+            access_logs_bucket=lb_cfg.access_logs.bucket if lb_cfg.access_logs else None,
+            access_logs_prefix=lb_cfg.access_logs.prefix if lb_cfg.access_logs else "alb",
+            replicas=lb_cfg.controller_replicas,
+            chart_version=serving.chart_versions.aws_load_balancer_controller
+            or AWS_LOAD_BALANCER_CONTROLLER_CHART.version,
+            tags=dict(tags),
+            wait_for=tuple(wait_for),
+        ),
+        opts=opts,
+    )
+    services: dict[str, InferenceService] = {}
+    for model in cfg.models:
+        services[model.name] = InferenceService(
+            f"model-{model.name}",
+            service_args(
+                cfg,
+                model,
+                identity=identity,
+                pool=gpu_pools[model.pool],
+                artifacts=artifacts,
+                namespace=namespace,
+                keda=keda,
+                load_balancer=load_balancer,
+            ),
+            opts=opts,
+        )
+    return Serving(namespace, keda, load_balancer, services)
+
+
+def service_args(
+    cfg: StackConfig,
+    model: ModelConfig,
+    *,
+    identity: WorkloadIdentity,
+    pool: GpuPool,
+    artifacts: ArtifactReader,
+    namespace: InferenceNamespace,
+    keda: Keda,
+    load_balancer: LoadBalancer,
+) -> InferenceServiceArgs:
+    """The InferenceService inputs of one model."""
+    preset = runtime_for(model)
+    tracks = []
+    for track in model.tracks:
+        version, image = model.version_of(track)
+        resolved = image or preset.default_image
+        assert resolved is not None  # schema: custom runtime needs an image
+        tracks.append(TrackVersion(track=track, artifact_version=version, image=resolved))
+    scaling = model.autoscaling
+    wake = scaling.wake_schedule
+    rollout = model.rollout
+    exposure = model.exposure
+    return InferenceServiceArgs(
+        model_name=model.name,
+        namespace=namespace.namespace,
+        runtime=preset,
+        tracks=tuple(tracks),
+        pool_name=pool.pool_name,
+        scheduling=pool.scheduling(),
+        artifacts=artifacts,
+        identity=identity,
+        region=cfg.region,
+        gpus=model.gpus,
+        cpu=model.cpu,
+        memory=model.memory,
+        shm_size=model.shm_size,
+        model_disk_gib=model.model_disk_gib,
+        extra_args=tuple(model.args),
+        min_replicas=scaling.min_replicas,
+        max_replicas=scaling.max_replicas,
+        scale_target=scaling.target,
+        scale_down_stabilization_seconds=scaling.scale_down_stabilization_seconds,
+        wake_schedule=WakeSchedule(wake.timezone, wake.start, wake.end, wake.replicas)
+        if wake
+        else None,
+        prometheus_address=cfg.serving.autoscaler.prometheus_address,
+        polling_interval_seconds=cfg.serving.autoscaler.polling_interval_seconds,
+        cooldown_period_seconds=cfg.serving.autoscaler.cooldown_period_seconds,
+        strategy=rollout.strategy,
+        max_surge=rollout.max_surge,
+        max_unavailable=rollout.max_unavailable,
+        canary_weight=rollout.canary.canary_weight if rollout.canary else 0,
+        active_color=rollout.blue_green.active_color if rollout.blue_green else None,
+        preview_header=rollout.blue_green.preview_header
+        if rollout.blue_green
+        else "x-mlstack-preview",
+        exposure=exposure.type,
+        host=exposure.host,
+        path=exposure.path,
+        alb=load_balancer.alb,
+        # prod keeps at least one replica up through node drains.
+        pdb_min_available=1 if cfg.is_prod else None,
+        startup_timeout_seconds=model.startup_timeout_seconds,
+        drain_seconds=model.drain_seconds,
+        loader_config_map=namespace.loader_config_map,
+        loader_sha256=namespace.loader_sha256,
+        scaler_depends_on=(keda.release,),
+        exposure_depends_on=(load_balancer.release, load_balancer.ingress_class),
+    )
