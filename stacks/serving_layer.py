@@ -32,6 +32,11 @@ from stacks.config import ConfigError, Problem, StackConfig
 from stacks.schema.models import ModelConfig
 
 
+def model_prefix(name: str, version: str) -> str:
+    """Key prefix of one model version in the artifact bucket."""
+    return f"models/{name}/{version}/"
+
+
 class GpuPool(Protocol):
     """What the serving layer needs of a GPU pool (``GpuNodePool``)."""
 
@@ -204,7 +209,14 @@ def service_args(
         version, image = model.version_of(track)
         resolved = image or preset.default_image
         assert resolved is not None  # schema: custom runtime needs an image
-        tracks.append(TrackVersion(track=track, artifact_version=version, image=resolved))
+        tracks.append(
+            TrackVersion(
+                track=track,
+                artifact_version=version,
+                image=resolved,
+                prefix=model_prefix(model.name, version),
+            )
+        )
     scaling = model.autoscaling
     wake = scaling.wake_schedule
     rollout = model.rollout

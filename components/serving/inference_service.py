@@ -36,6 +36,7 @@ from components.serving import runtimes
 from components.serving.identity import WorkloadIdentity, workload_role
 from components.serving.namespace import LOADER_CONFIG_MAP, LOADER_KEY
 from components.serving.rollout import TRACKS, RoutePlan, Strategy, route_plan, workload_name
+from components.validation import require_valid
 from components.versions import MODEL_LOADER_IMAGE
 
 TYPE_TOKEN = "mlstack:serving:InferenceService"
@@ -68,16 +69,16 @@ class ArtifactReader(Protocol):
 
     def grant_read(self, role: aws.iam.Role, prefix: str, name: str) -> aws.iam.RolePolicy: ...
 
-    def model_prefix(self, name: str, version: str) -> str: ...
-
 
 @dataclass(frozen=True)
 class TrackVersion:
-    """What one track (Deployment) runs."""
+    """What one track (Deployment) runs: ``prefix`` is the version's key prefix in the
+    artifact bucket (``models/<name>/<version>/``)."""
 
     track: str
     artifact_version: str
     image: str
+    prefix: str
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,12 @@ class InferenceServiceArgs:
             found.append("max_surge/max_unavailable: 0/0: at least one must be positive")
         if self.scale_target is not None and self.scale_target <= 0:
             found.append(f"scale_target: {self.scale_target}: must be > 0")
+        for t in self.tracks:
+            if not t.prefix.endswith(f"/{self.model_name}/{t.artifact_version}/"):
+                found.append(
+                    f"tracks[{t.track}].prefix: {t.prefix!r}: must end with "
+                    f"/{self.model_name}/{t.artifact_version}/"
+                )
         if not self.path.startswith("/"):
             found.append(f"path: {self.path!r}: must start with '/'")
         return found
@@ -198,13 +205,8 @@ class InferenceService(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: InferenceServiceArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
+        require_valid("InferenceService", name, args.problems())
         super().__init__(TYPE_TOKEN, name, None, opts)
-        problems = args.problems()
-        if problems:
-            raise ValueError(
-                f"InferenceService {name!r} ({args.model_name}): invalid args:\n  "
-                + "\n  ".join(problems)
-            )
         self._name = name
         self._args = args
         model = args.model_name
@@ -221,8 +223,7 @@ class InferenceService(pulumi.ComponentResource):
         )
         self.role = identity.role
         grants: list[pulumi.Resource] = []
-        for version in sorted({t.artifact_version for t in args.tracks}):
-            prefix = args.artifacts.model_prefix(model, version)
+        for version, prefix in sorted({(t.artifact_version, t.prefix) for t in args.tracks}):
             grants.append(
                 args.artifacts.grant_read(self.role, prefix, f"{name}-read-{_slug(version)}")
             )
@@ -395,10 +396,9 @@ class InferenceService(pulumi.ComponentResource):
 
     def _loader(self, track: TrackVersion) -> k8s.core.v1.ContainerArgs:
         args = self._args
-        prefix = args.artifacts.model_prefix(args.model_name, track.artifact_version)
         env = {
             "MODEL_BUCKET": args.artifacts.bucket_name,
-            "MODEL_PREFIX": prefix,
+            "MODEL_PREFIX": track.prefix,
             "MODEL_NAME": args.model_name,
             "MODEL_VERSION": track.artifact_version,
             "MODEL_DIR": runtimes.MODEL_DIR,

@@ -14,6 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.cluster.eks import SYSTEM_NODE_LABEL
+from components.validation import require_valid
 from components.versions import KEDA_CHART
 
 TYPE_TOKEN = "mlstack:serving:Keda"
@@ -77,10 +78,8 @@ class Keda(pulumi.ComponentResource):
     namespace: str
 
     def __init__(self, name: str, args: KedaArgs, opts: pulumi.ResourceOptions | None = None):
+        require_valid("Keda", name, args.problems())
         super().__init__(TYPE_TOKEN, name, None, opts)
-        problems = args.problems()
-        if problems:
-            raise ValueError(f"Keda {name!r}: invalid args:\n  " + "\n  ".join(problems))
         self.namespace = args.namespace
         self.release = k8s.helm.v3.Release(
             f"{name}-release",

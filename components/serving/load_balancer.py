@@ -33,6 +33,7 @@ from components.cluster.eks import SYSTEM_NODE_LABEL
 from components.iam import actions, documents
 from components.serving.identity import WorkloadIdentity, workload_role
 from components.serving.rollout import RoutePlan
+from components.validation import require_valid
 from components.versions import AWS_LOAD_BALANCER_CONTROLLER_CHART
 
 TYPE_TOKEN = "mlstack:serving:LoadBalancer"
@@ -261,10 +262,8 @@ class LoadBalancer(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: LoadBalancerArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
+        require_valid("LoadBalancer", name, args.problems())
         super().__init__(TYPE_TOKEN, name, None, opts)
-        problems = args.problems()
-        if problems:
-            raise ValueError(f"LoadBalancer {name!r}: invalid args:\n  " + "\n  ".join(problems))
         child = pulumi.ResourceOptions(parent=self)
 
         identity = workload_role(

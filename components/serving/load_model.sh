@@ -40,7 +40,7 @@ jq -e --arg n "$MODEL_NAME" --arg v "$MODEL_VERSION" \
 jq -e '[.files[].path | type == "string" and length > 0
         and (startswith("/") | not)
         and (test("(^|/)\\.\\.(/|$)") | not)
-        and (test("[\\u0000-\\u001f]") | not)] | all' "$manifest" >/dev/null \
+        and (test("[\u0000-\u001f]") | not)] | all' "$manifest" >/dev/null \
   || fail "manifest lists an unsafe file path"
 
 manifest_sum=$(sha256sum "$manifest" | cut -d ' ' -f 1)
