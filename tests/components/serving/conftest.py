@@ -129,6 +129,7 @@ class Built:
 
 def default_args(
     spec: ServiceSpec,
+    *,
     bucket: FakeBucket,
     identity: WorkloadIdentity,
     lb: LoadBalancer,
@@ -199,7 +200,7 @@ def build_serving_program(
         for spec in specs:
             InferenceService(
                 f"model-{spec.model}",
-                default_args(spec, fake_bucket, identity, lb, ns, keda),
+                default_args(spec, bucket=fake_bucket, identity=identity, lb=lb, ns=ns, keda=keda),
                 opts=opts,
             )
         return None

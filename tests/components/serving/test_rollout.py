@@ -31,7 +31,7 @@ def test_blue_green_routes_to_active_and_previews_idle(active: str, idle: str) -
 
 
 def test_bad_inputs_raise() -> None:
-    with pytest.raises(ValueError, match="not within 0..100"):
+    with pytest.raises(ValueError, match=r"not within 0\.\.100"):
         route_plan("m", "canary", canary_weight=101)
     with pytest.raises(ValueError, match="'red' is not blue or green"):
         route_plan("m", "blueGreen", active_color="red")
