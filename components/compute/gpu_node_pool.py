@@ -376,15 +376,21 @@ class GpuNodePool(pulumi.ComponentResource):
         # EKS does not copy node group tags to the Auto Scaling group, and scale-from-zero
         # reads them there: tag the group itself, one resource per tag.
         asg_name = self.node_group.resources.apply(_first_asg_name)
-        for index, (key, value) in enumerate(sorted(template_tags.items())):
+        for key, value in sorted(template_tags.items()):
             aws.autoscaling.Tag(
-                f"{name}-asg-tag-{index}",
+                f"{name}-asg-tag-{_slug(key)}",
                 aws.autoscaling.TagArgs(
                     autoscaling_group_name=asg_name,
                     tag=aws.autoscaling.TagTagArgs(key=key, value=value, propagate_at_launch=False),
                 ),
                 opts=child,
             )
+
+
+def _slug(tag_key: str) -> str:
+    """A resource-name part for an autoscaler tag key (stable when other tags change)."""
+    short = tag_key.removeprefix(f"{CA_TAG_PREFIX}/").removeprefix("node-template/")
+    return "".join(c if c.isalnum() else "-" for c in short).strip("-")
 
 
 def _first_asg_name(resources: Any) -> str:
