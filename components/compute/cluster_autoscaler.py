@@ -107,12 +107,13 @@ class ClusterAutoscaler(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: ClusterAutoscalerArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__(TYPE_TOKEN, name, None, opts)
+        # Check plain inputs before registering anything: one error listing every problem.
         problems = args.problems()
         if problems:
             raise ValueError(
                 f"ClusterAutoscaler {name!r}: invalid args:\n  " + "\n  ".join(problems)
             )
+        super().__init__(TYPE_TOKEN, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         role = aws.iam.Role(
             f"{name}-role",

@@ -214,10 +214,11 @@ class GpuNodePool(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__(TYPE_TOKEN, name, None, opts)
+        # Check plain inputs before registering anything: one error listing every problem.
         problems = args.problems()
         if problems:
             raise ValueError(f"GpuNodePool {name!r}: invalid args:\n  " + "\n  ".join(problems))
+        super().__init__(TYPE_TOKEN, name, None, opts)
         self._name = name
         self._args = args
         self.pool_name = args.pool_name

@@ -263,10 +263,11 @@ class Karpenter(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: KarpenterArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__(TYPE_TOKEN, name, None, opts)
+        # Check plain inputs before registering anything: one error listing every problem.
         problems = args.problems()
         if problems:
             raise ValueError(f"Karpenter {name!r}: invalid args:\n  " + "\n  ".join(problems))
+        super().__init__(TYPE_TOKEN, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         policy_arn = f"arn:{args.partition}:iam::aws:policy"
 

@@ -124,10 +124,11 @@ class NvidiaGpuAddons(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: NvidiaGpuAddonsArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__(TYPE_TOKEN, name, None, opts)
+        # Check plain inputs before registering anything: one error listing every problem.
         problems = args.problems()
         if problems:
             raise ValueError(f"NvidiaGpuAddons {name!r}: invalid args:\n  " + "\n  ".join(problems))
+        super().__init__(TYPE_TOKEN, name, None, opts)
         level = "privileged"
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
