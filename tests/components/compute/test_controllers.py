@@ -91,6 +91,19 @@ def test_controller_policy_is_scoped_to_this_cluster_queue_and_node_role(dev_gra
     assert not [a for a in every_action if a.endswith(":*")]
 
 
+def test_controller_policy_fits_an_inline_role_policy() -> None:
+    long_name = "c" * 100
+    doc = controller_policy(
+        long_name,
+        "ap-southeast-2",
+        "aws",
+        f"arn:aws:iam::123456789012:role/{'r' * 64}",
+        f"arn:aws:sqs:ap-southeast-2:123456789012:{'q' * 80}",
+    )
+    # IAM limits a role's inline policies to 10,240 characters, whitespace not counted.
+    assert len(json.dumps(doc, separators=(",", ":"))) < 10_240
+
+
 def test_controller_policy_partition_flows_into_every_arn() -> None:
     doc = controller_policy("c", "cn-north-1", "aws-cn", "arn:aws-cn:iam::1:role/n", "q")
     arns = [r for s in doc["Statement"] for r in s["Resource"] if r.startswith("arn:")]
