@@ -19,6 +19,7 @@ import pulumi_aws as aws
 from components.compute import helm
 from components.compute.gpu_node_pool import CA_TAG_PREFIX
 from components.iam import actions, documents
+from components.validation import require_valid
 from components.versions import CHARTS, IMAGES, ChartPin
 
 TYPE_TOKEN = "mlstack:compute:ClusterAutoscaler"
@@ -108,11 +109,7 @@ class ClusterAutoscaler(pulumi.ComponentResource):
         self, name: str, args: ClusterAutoscalerArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         # Check plain inputs before registering anything: one error listing every problem.
-        problems = args.problems()
-        if problems:
-            raise ValueError(
-                f"ClusterAutoscaler {name!r}: invalid args:\n  " + "\n  ".join(problems)
-            )
+        require_valid("ClusterAutoscaler", name, args.problems())
         super().__init__(TYPE_TOKEN, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         role = aws.iam.Role(

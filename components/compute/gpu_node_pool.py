@@ -34,6 +34,7 @@ import pulumi_kubernetes as k8s
 
 from components.compute import gpu_instances
 from components.iam import actions, documents
+from components.validation import require_valid
 
 TYPE_TOKEN = "mlstack:compute:GpuNodePool"
 
@@ -215,9 +216,7 @@ class GpuNodePool(pulumi.ComponentResource):
         self, name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         # Check plain inputs before registering anything: one error listing every problem.
-        problems = args.problems()
-        if problems:
-            raise ValueError(f"GpuNodePool {name!r}: invalid args:\n  " + "\n  ".join(problems))
+        require_valid("GpuNodePool", name, args.problems())
         super().__init__(TYPE_TOKEN, name, None, opts)
         self._name = name
         self._args = args

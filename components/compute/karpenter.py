@@ -29,6 +29,7 @@ import pulumi_aws as aws
 from components.compute import helm
 from components.compute.gpu_node_pool import DISCOVERY_TAG
 from components.iam import actions, documents
+from components.validation import require_valid
 from components.versions import CHARTS, ChartPin
 
 TYPE_TOKEN = "mlstack:compute:Karpenter"
@@ -264,9 +265,7 @@ class Karpenter(pulumi.ComponentResource):
         self, name: str, args: KarpenterArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         # Check plain inputs before registering anything: one error listing every problem.
-        problems = args.problems()
-        if problems:
-            raise ValueError(f"Karpenter {name!r}: invalid args:\n  " + "\n  ".join(problems))
+        require_valid("Karpenter", name, args.problems())
         super().__init__(TYPE_TOKEN, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         policy_arn = f"arn:{args.partition}:iam::aws:policy"

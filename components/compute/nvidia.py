@@ -27,6 +27,7 @@ from components.compute.gpu_node_pool import (
     Taint,
     toleration_dict,
 )
+from components.validation import require_valid
 from components.versions import CHARTS, ChartPin
 
 TYPE_TOKEN = "mlstack:compute:NvidiaGpuAddons"
@@ -125,9 +126,7 @@ class NvidiaGpuAddons(pulumi.ComponentResource):
         self, name: str, args: NvidiaGpuAddonsArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         # Check plain inputs before registering anything: one error listing every problem.
-        problems = args.problems()
-        if problems:
-            raise ValueError(f"NvidiaGpuAddons {name!r}: invalid args:\n  " + "\n  ".join(problems))
+        require_valid("NvidiaGpuAddons", name, args.problems())
         super().__init__(TYPE_TOKEN, name, None, opts)
         level = "privileged"
         namespace = k8s.core.v1.Namespace(
