@@ -28,7 +28,7 @@ from components.serving.keda import Keda, KedaArgs
 from components.serving.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.serving.namespace import InferenceNamespace, InferenceNamespaceArgs
 from components.versions import AWS_LOAD_BALANCER_CONTROLLER_CHART, KEDA_CHART
-from stacks.config import ConfigError, Problem, StackConfig
+from stacks.config import StackConfig
 from stacks.schema.models import ModelConfig
 
 
@@ -88,27 +88,6 @@ def runtime_for(model: ModelConfig) -> runtimes.RuntimePreset:
     )
 
 
-def gpu_problems(cfg: StackConfig, pools: Mapping[str, GpuPool], source: str) -> None:
-    """Raise one ConfigError for every model asking more GPUs than its pool's nodes have."""
-    problems: list[Problem] = []
-    for i, model in enumerate(cfg.models):
-        pool = pools.get(model.pool)
-        if pool is None:
-            problems.append(Problem(f"mlstack:models[{i}].pool", model.pool, "unknown GPU pool"))
-            continue
-        per_node = pool.scheduling().gpus_per_node
-        if model.gpus > per_node:
-            problems.append(
-                Problem(
-                    f"mlstack:models[{i}].gpus",
-                    model.gpus,
-                    f"pool {model.pool!r} instances have {per_node} GPUs; allowed 1..{per_node}",
-                )
-            )
-    if problems:
-        raise ConfigError(source, problems)
-
-
 def build_serving(
     cfg: StackConfig,
     stack: str,
@@ -124,7 +103,6 @@ def build_serving(
     opts: pulumi.ResourceOptions | None = None,
 ) -> Serving:
     """Declare the serving layer. ``opts`` carries the AWS + Kubernetes providers."""
-    gpu_problems(cfg, gpu_pools, f"Pulumi.{stack}.yaml")
     serving = cfg.serving
     lb_cfg = serving.load_balancer
     identity = WorkloadIdentity(

@@ -344,6 +344,14 @@ class ModelConfig(ConfigModel):
             )
         return value
 
+    @field_validator("cpu", "memory", "shm_size", mode="before")
+    @classmethod
+    def _number_as_quantity(cls, value: object) -> object:
+        """YAML reads ``cpu: 8`` as a number; a plain number is a valid quantity."""
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return f"{value:g}"
+        return value
+
     @field_validator("cpu", "memory", "shm_size")
     @classmethod
     def _quantity(cls, value: str) -> str:

@@ -168,7 +168,7 @@ Finding = tuple[str, Any, str]
 
 def cross_checks(cfg: StackConfig) -> Iterator[Finding]:
     """Rules spanning models, GPU pools, serving settings and the environment."""
-    pools = [p.name for p in cfg.gpu_pools]
+    pools = {p.name: p for p in cfg.gpu_pools}
     seen_names: dict[str, int] = {}
     routes: dict[tuple[str, str], int] = {}
     lb = cfg.serving.load_balancer
@@ -181,9 +181,17 @@ def cross_checks(cfg: StackConfig) -> Iterator[Finding]:
                 f"duplicate model name (also models[{seen_names[model.name]}])",
             )
         seen_names.setdefault(model.name, i)
-        if model.pool not in pools:
+        pool = pools.get(model.pool)
+        if pool is None:
             allowed = ", ".join(pools) if pools else "none defined in mlstack:gpuPools"
             yield f"{at}.pool", model.pool, f"unknown GPU pool; allowed: {allowed}"
+        elif model.gpus > pool.gpus_per_node():
+            yield (
+                f"{at}.gpus",
+                model.gpus,
+                f"more GPUs per replica than pool {pool.name!r} instances have; allowed: "
+                f"1..{pool.gpus_per_node()} (largest type: {_largest(pool)})",
+            )
         if cfg.is_prod and model.autoscaling.min_replicas < 2:
             yield (
                 f"{at}.autoscaling.minReplicas",
@@ -223,6 +231,15 @@ def cross_checks(cfg: StackConfig) -> Iterator[Finding]:
             lb.certificate_arn,
             f"certificate is in {region}; the ALB needs one in {cfg.region}",
         )
+
+
+def _largest(pool: Any) -> str:
+    """The pool's instance type with the most GPUs (ties: the first listed)."""
+    from components.compute import gpu_instances
+
+    facts = gpu_instances.load_gpu_instances()
+    types = pool.allowed_instance_types()
+    return max(types, key=lambda t: facts[t].gpu_count) if types else "none"
 
 
 def _prod_images(at: str, model: Any) -> Iterator[Finding]:

@@ -166,8 +166,13 @@ def test_karpenter_replicas_follow_the_system_node_count(dev_graph, prod_graph) 
 
 
 def test_no_pools_means_no_gpu_controllers(synth_edited: SynthEdited) -> None:
-    graph = synth_edited("dev", {"gpuPools": []})
-    assert graph.by_type(RELEASE) == []
+    graph = synth_edited("dev", {"gpuPools": [], "models": []})
+    compute_releases = [
+        r
+        for r in graph.by_type(RELEASE)
+        if (owner := graph.component_of(r)) and owner.type.startswith("mlstack:compute:")
+    ]
+    assert compute_releases == []
     assert graph.by_type("aws:sqs/queue:Queue") == []
     assert [r for r in graph.resources if r.type.startswith("mlstack:compute:")] == []
 
