@@ -271,7 +271,9 @@ class InferenceService(pulumi.ComponentResource):
         if args.strategy == "blueGreen":
             # The in-cluster name follows the active color (same URN as the stable
             # track's Service under rolling/canary, so switching strategies updates it).
-            self._service(f"{name}-service", model, self.routes.cluster_selector_track)
+            self._service(
+                f"{name}-service", model, self.routes.cluster_selector_track, scraped=False
+            )
 
         self.ingress = None
         self.nlb_service = None
@@ -500,12 +502,19 @@ class InferenceService(pulumi.ComponentResource):
             )
         return ports
 
-    def _service(self, resource_name: str, service: str, track: str) -> k8s.core.v1.Service:
+    def _service(
+        self, resource_name: str, service: str, track: str, *, scraped: bool = True
+    ) -> k8s.core.v1.Service:
+        """A ClusterIP Service; ``scraped``: carries the metrics label (one per track)."""
         args = self._args
+        labels = self._labels(track)
+        if scraped:
+            key, value = runtimes.METRICS_SERVICE_LABEL
+            labels[key] = value
         return k8s.core.v1.Service(
             resource_name,
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=service, namespace=args.namespace, labels=self._labels(track)
+                name=service, namespace=args.namespace, labels=labels
             ),
             spec=k8s.core.v1.ServiceSpecArgs(
                 type="ClusterIP", selector=self._selector(track), ports=self._service_ports()

@@ -36,6 +36,9 @@ MODEL_DIR = "/models/model"
 
 # Pod labels every inference pod carries; the monitoring layer selects on them.
 MODEL_LABEL = "mlstack.io/model"
+METRICS_SERVICE_LABEL = ("mlstack.io/metrics", "true")
+"""On exactly one Service per Deployment (track): a ServiceMonitor selecting it scrapes
+every pod once (the blue/green ``<name>`` alias and NLB Services do not carry it)."""
 TRACK_LABEL = "mlstack.io/track"
 RUNTIME_LABEL = "mlstack.io/runtime"
 NAME_LABEL = "app.kubernetes.io/name"
@@ -73,8 +76,61 @@ class TritonMetric(StrEnum):
     GPU_MEMORY_USED_BYTES = "nv_gpu_memory_used_bytes"
 
 
-VLLM_METRICS: tuple[str, ...] = tuple(m.value for m in VllmMetric)
-TRITON_METRICS: tuple[str, ...] = tuple(m.value for m in TritonMetric)
+class HttpMetric(StrEnum):
+    """HTTP metrics of the vLLM OpenAI server (prometheus-fastapi-instrumentator); custom
+    images are expected to follow the same Prometheus client conventions."""
+
+    REQUESTS_TOTAL = "http_requests_total"
+    REQUEST_DURATION_SECONDS = "http_request_duration_seconds"
+
+
+FamilyType = Literal["counter", "gauge", "histogram"]
+
+
+@dataclass(frozen=True)
+class MetricFamily:
+    """One exported metric family and the series names Prometheus stores for it."""
+
+    name: str
+    type: FamilyType
+
+    @property
+    def series(self) -> tuple[str, ...]:
+        if self.type == "histogram":
+            return (f"{self.name}_bucket", f"{self.name}_sum", f"{self.name}_count")
+        return (self.name,)
+
+
+_HISTOGRAMS = {
+    VllmMetric.TIME_TO_FIRST_TOKEN_SECONDS,
+    VllmMetric.INTER_TOKEN_LATENCY_SECONDS,
+    VllmMetric.E2E_REQUEST_LATENCY_SECONDS,
+    VllmMetric.REQUEST_QUEUE_TIME_SECONDS,
+    HttpMetric.REQUEST_DURATION_SECONDS,
+}
+_GAUGES = {
+    VllmMetric.NUM_REQUESTS_WAITING,
+    VllmMetric.NUM_REQUESTS_RUNNING,
+    VllmMetric.KV_CACHE_USAGE_PERC,
+    TritonMetric.GPU_UTILIZATION,
+    TritonMetric.GPU_MEMORY_USED_BYTES,
+}
+
+
+def _families(*names: StrEnum) -> tuple[MetricFamily, ...]:
+    return tuple(
+        MetricFamily(
+            n.value, "histogram" if n in _HISTOGRAMS else "gauge" if n in _GAUGES else "counter"
+        )
+        for n in names
+    )
+
+
+VLLM_FAMILIES = _families(*VllmMetric, *HttpMetric)
+TRITON_FAMILIES = _families(*TritonMetric)
+HTTP_FAMILIES = _families(*HttpMetric)
+VLLM_METRICS: tuple[str, ...] = tuple(f.name for f in VLLM_FAMILIES)
+TRITON_METRICS: tuple[str, ...] = tuple(f.name for f in TRITON_FAMILIES)
 
 
 def pod_name_regex(deployment: str) -> str:
@@ -129,13 +185,23 @@ class RuntimePreset:
     metrics_path: str
     metrics_port: int
     scaling: ScalingSignal
-    metrics: tuple[str, ...]
+    families: tuple[MetricFamily, ...]
     extra_ports: tuple[tuple[str, int], ...] = ()
     run_as_non_root: bool = True
     run_as_user: int = 1000
     env: Mapping[str, str] = field(default_factory=dict)
 
     port_name = "http"
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """Names of the metric families this runtime exports."""
+        return tuple(f.name for f in self.families)
+
+    @property
+    def series(self) -> frozenset[str]:
+        """Every series name Prometheus stores from this runtime (``_bucket`` etc.)."""
+        return frozenset(s for f in self.families for s in f.series)
 
     @property
     def startup_path(self) -> str:
@@ -198,7 +264,7 @@ VLLM = RuntimePreset(
         default_target=4,
         unit="waiting requests per replica",
     ),
-    metrics=VLLM_METRICS,
+    families=VLLM_FAMILIES,
     env={
         **_CACHE_ENV,
         "HF_HOME": "/var/cache/model-server/huggingface",
@@ -227,7 +293,7 @@ TRITON = RuntimePreset(
         default_target=50,
         unit="milliseconds of queue time per request",
     ),
-    metrics=TRITON_METRICS,
+    families=TRITON_FAMILIES,
     env=dict(_CACHE_ENV),
 )
 
@@ -248,7 +314,8 @@ def custom_runtime(
     run_as_non_root: bool = True,
 ) -> RuntimePreset:
     """A ``custom`` runtime: the image brings its own server; scaling sums a per-pod
-    gauge of waiting requests that the server exports."""
+    gauge of waiting requests that the server exports. The image is expected to export
+    the Prometheus client HTTP metrics too (:class:`HttpMetric`)."""
     return RuntimePreset(
         name="custom",
         default_image=None,
@@ -265,7 +332,20 @@ def custom_runtime(
             default_target=queue_target,
             unit="waiting requests per replica",
         ),
-        metrics=(queue_metric,),
+        families=(MetricFamily(queue_metric, "gauge"), *HTTP_FAMILIES),
         run_as_non_root=run_as_non_root,
         env=dict(_CACHE_ENV),
     )
+
+
+def exported_metrics(runtime: str, queue_metric: str | None = None) -> frozenset[str]:
+    """Every series name a runtime exports (histograms as ``_bucket``/``_sum``/``_count``).
+
+    ``custom``: the HTTP conventions plus ``queue_metric`` when given.
+    """
+    if runtime in PRESETS:
+        return PRESETS[runtime].series
+    if runtime == "custom":
+        families = HTTP_FAMILIES + ((MetricFamily(queue_metric, "gauge"),) if queue_metric else ())
+        return frozenset(s for f in families for s in f.series)
+    raise ValueError(f"unknown runtime {runtime!r}; allowed: vllm, triton, custom")

@@ -521,3 +521,16 @@ def test_every_bad_arg_is_reported_at_once() -> None:
     ):
         assert expected in text
     assert len(cause.problems) == 4
+
+
+def test_each_track_has_exactly_one_scraped_service(mixed_graph: ResourceGraph) -> None:
+    key, value = runtimes.METRICS_SERVICE_LABEL
+    scraped = sorted(
+        n.inputs["metadata"]["name"]
+        for n in mixed_graph.by_type(SERVICE)
+        if n.inputs["metadata"]["labels"].get(key) == value
+    )
+    assert scraped == ["chat", "chat-canary", "llm", "vision-blue", "vision-green"]
+    # The blue/green alias and the NLB select the same pods; they are not scraped.
+    for alias in ("vision", "vision-nlb"):
+        assert key not in k8s_named(mixed_graph, SERVICE, alias).inputs["metadata"]["labels"]

@@ -23,7 +23,7 @@ def test_metric_constants_are_prometheus_metric_names_without_duplicates() -> No
         assert len(set(names)) == len(names)
         for name in names:
             assert re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", name), name
-    assert all(m.startswith("vllm:") for m in runtimes.VLLM_METRICS)
+    assert all(m.startswith(("vllm:", "http_")) for m in runtimes.VLLM_METRICS)
     assert all(m.startswith("nv_") for m in runtimes.TRITON_METRICS)
 
 
@@ -93,7 +93,11 @@ def test_custom_runtime_takes_its_queue_metric_from_config() -> None:
         queue_metric="app_queue_depth",
         queue_target=8,
     )
-    assert custom.metrics == ("app_queue_depth",)
+    assert custom.metrics == (
+        "app_queue_depth",
+        "http_requests_total",
+        "http_request_duration_seconds",
+    )
     assert custom.metrics_port == 9000
     assert custom.scaling.query("ns", "svc").startswith("sum(app_queue_depth{")
     assert custom.scaling.default_target == 8
@@ -105,3 +109,22 @@ def test_presets_pin_exact_image_tags() -> None:
         assert preset.default_image is not None
         _, _, tag = preset.default_image.rpartition(":")
         assert tag and tag != "latest"
+
+
+def test_exported_series_include_histogram_buckets_and_http_metrics() -> None:
+    vllm = runtimes.exported_metrics("vllm")
+    assert "vllm:e2e_request_latency_seconds_bucket" in vllm
+    assert "vllm:e2e_request_latency_seconds" not in vllm  # a histogram has no bare series
+    assert {"http_requests_total", "vllm:num_requests_waiting"} <= vllm
+    triton = runtimes.exported_metrics("triton")
+    assert {"nv_inference_queue_duration_us", "nv_inference_count"} <= triton
+    custom = runtimes.exported_metrics("custom", queue_metric="app_waiting")
+    assert custom == {
+        "app_waiting",
+        "http_requests_total",
+        "http_request_duration_seconds_bucket",
+        "http_request_duration_seconds_sum",
+        "http_request_duration_seconds_count",
+    }
+    with pytest.raises(ValueError, match="unknown runtime"):
+        runtimes.exported_metrics("tgi")
