@@ -16,6 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.cluster.eks import EksCluster, EksClusterArgs, SystemNodeGroupArgs
+from components.delivery.ci_identity import CiIdentity, CiIdentityArgs
 from components.network.vpc import FlowLogSettings, Network, NetworkArgs
 from stacks.config import StackConfig
 
@@ -53,6 +54,7 @@ class Platform:
     aws_provider: aws.Provider
     network: Network
     cluster: EksCluster
+    ci_identity: CiIdentity | None = None
 
 
 def build(cfg: StackConfig, stack: str | None = None) -> Platform:
@@ -121,7 +123,31 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
         ),
         opts=aws_only,
     )
-    return Platform(aws_provider=provider, network=network, cluster=cluster)
+    # --- delivery: CI identities (GitHub OIDC, preview + deploy roles) ---
+    ci_identity = None
+    delivery = cfg.delivery
+    if delivery.enabled and delivery.github_repository:
+        ci_identity = CiIdentity(
+            "ci",
+            CiIdentityArgs(
+                repository=delivery.github_repository,
+                stack=stack,
+                role_name_prefix=f"{PROJECT}-{stack}",
+                default_branch=delivery.default_branch,
+                environments=tuple(delivery.environments),
+                project=PROJECT,
+                partition=partition_of(cfg.region),
+                existing_oidc_provider_arn=delivery.oidc_provider_arn,
+                state_bucket=delivery.state_bucket,
+                secrets_key_arn=delivery.secrets_key_arn,
+                eks_cluster_name=cluster.cluster_name,
+            ),
+            opts=aws_only,
+        )
+
+    return Platform(
+        aws_provider=provider, network=network, cluster=cluster, ci_identity=ci_identity
+    )
 
 
 def export_outputs(platform: Platform) -> None:
@@ -132,6 +158,9 @@ def export_outputs(platform: Platform) -> None:
     pulumi.export("vpcId", platform.network.vpc_id)
     pulumi.export("privateSubnetIds", platform.network.private_subnet_ids)
     pulumi.export("kubeconfig", pulumi.Output.secret(platform.cluster.kubeconfig))
+    if platform.ci_identity is not None:
+        pulumi.export("ciPreviewRoleArn", platform.ci_identity.preview_role_arn)
+        pulumi.export("ciDeployRoleArn", platform.ci_identity.deploy_role_arn)
 
 
 def program(cfg: StackConfig, stack: str | None = None) -> Platform:
