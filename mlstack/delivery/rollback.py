@@ -75,8 +75,11 @@ def repo_root(path: Path) -> Path:
 
 def dirty_paths(root: Path) -> list[str]:
     """Tracked changes and untracked, not ignored files (``git status --porcelain``)."""
-    out = git(root, "status", "--porcelain")
-    return [line[3:] for line in out.splitlines() if line.strip()]
+    result = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=root, text=True, capture_output=True, check=True
+    )
+    # Each line is "XY path": two status columns (either may be a space), then the path.
+    return [line[3:] for line in result.stdout.splitlines() if line.strip()]
 
 
 def resolve_commit(root: Path, ref: str) -> str | None:
@@ -291,6 +294,9 @@ def _deployed_elsewhere(
 
 # --------------------------------------------------------------------------- diff
 
+DiffFn = Callable[[str, str, str, Path, bool], str]
+"""``(stack, base_commit, head_commit, root, color) -> text``."""
+
 
 def offline_diff(stack: str, base: str, head: str, root: Path, color: bool) -> str:
     """The ``mlstack diff`` of ``stack`` from ``base`` to ``head`` (both commits), as text.
@@ -366,8 +372,10 @@ def run_rollback(
     echo: Callable[[str], None],
     confirm: Callable[[str], bool],
     color: bool = False,
+    diff: DiffFn | None = None,
 ) -> RollbackResult:
-    """The whole rollback (see module docstring). ``echo``/``confirm`` talk to the user."""
+    """The whole rollback (see module docstring). ``echo``/``confirm`` talk to the user;
+    ``diff`` renders the change (default :func:`offline_diff`)."""
     from mlstack.delivery.history import read_history_file
     from mlstack.delivery.pulumi_cli import PulumiCliMissingError, find_pulumi
 
@@ -407,11 +415,11 @@ def run_rollback(
         echo("note: no successful update in the history; diffing against HEAD")
     echo(f"rollback of stack {stack}: {base[:12]} (deployed) -> {plan.target_commit[:12]} (target)")
     with temporary_worktree(root, plan.target_commit) as worktree:
-        diff = offline_diff(stack, base, plan.target_commit, root, color)
-        echo(diff)
+        shown = (diff or offline_diff)(stack, base, plan.target_commit, root, color)
+        echo(shown)
         if dry_run:
             echo("dry run: nothing deployed")
-            return RollbackResult(plan, diff, deployed=False)
+            return RollbackResult(plan, shown, deployed=False)
         assert cli is not None
         if not assume_yes and not confirm(
             f"Deploy commit {plan.target_commit[:12]} to stack {stack} with pulumi up?"
@@ -426,7 +434,7 @@ def run_rollback(
             echo=echo,
         )
     echo(f"stack {stack} rolled back to commit {plan.target_commit[:12]}")
-    return RollbackResult(plan, diff, deployed=True)
+    return RollbackResult(plan, shown, deployed=True)
 
 
 def describe(plan: RollbackPlan) -> dict[str, Any]:
