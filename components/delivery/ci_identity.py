@@ -28,6 +28,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import actions, documents
+from components.validation import require_valid
 
 TYPE_TOKEN = "mlstack:delivery:CiIdentity"
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
@@ -240,9 +241,7 @@ class CiIdentity(pulumi.ComponentResource):
         self, name: str, args: CiIdentityArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__(TYPE_TOKEN, name, None, opts)
-        problems = args.problems()
-        if problems:
-            raise ValueError(f"CiIdentity {name!r}: invalid args:\n  " + "\n  ".join(problems))
+        require_valid("CiIdentity", name, args.problems())
         child = pulumi.ResourceOptions(parent=self)
         managed = f"arn:{args.partition}:iam::aws:policy/"
 
