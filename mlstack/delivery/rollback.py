@@ -51,12 +51,12 @@ class RollbackRefusedError(MlstackError):
 
 
 def git(root: Path, *args: str, check: bool = True) -> str:
-    """Run git in ``root``; stdout stripped. Raises MlstackError with git's message."""
+    """Run git in ``root``; stdout without trailing whitespace. Raises MlstackError."""
     result = subprocess.run(["git", *args], cwd=root, text=True, capture_output=True, check=False)
     if check and result.returncode != 0:
         message = (result.stderr or result.stdout).strip().splitlines()
         raise MlstackError(f"git {' '.join(args)}: {message[-1] if message else 'failed'}")
-    return result.stdout.strip()
+    return result.stdout.rstrip()
 
 
 def repo_root(path: Path) -> Path:
