@@ -229,6 +229,21 @@ def test_preview_runs_diff_with_policy_pack_and_comments() -> None:
     assert preview["with"]["policyPacks"] == "policy"
 
 
+def test_offline_review_writes_the_report_the_comment_workflow_posts() -> None:
+    steps = load("preview.yml")["jobs"]["review"]["steps"]
+    run = next(s["run"] for s in steps if "mlstack review" in s.get("run", ""))
+    assert '--base "$BASE_SHA" --out review/review.md' in run
+    upload = next(s for s in steps if str(s.get("uses", "")).startswith("actions/upload-artifact@"))
+    comment_steps = load("preview-comment.yml")["jobs"]["comment"]["steps"]
+    download = next(
+        s for s in comment_steps if str(s.get("uses", "")).startswith("actions/download-artifact@")
+    )
+    sticky = next(s for s in comment_steps if "sticky-pull-request-comment" in s.get("uses", ""))
+    assert download["with"]["name"] == upload["with"]["name"]
+    assert sticky["with"]["path"] == f"{download['with']['path']}/review.md"
+    assert upload["with"]["path"] == "review/"
+
+
 def test_drift_uses_refresh_preview_only_expect_no_changes() -> None:
     steps = load("drift.yml")["jobs"]["drift"]["steps"]
     script = next(s["run"] for s in steps if s.get("id") == "refresh")
