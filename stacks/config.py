@@ -247,10 +247,36 @@ def _prod_cluster_rules(cfg: StackConfig) -> Iterable[Problem]:
         )
 
 
+def _prod_monitoring_subscribers(cfg: StackConfig) -> Iterable[Problem]:
+    if cfg.is_prod and not cfg.monitoring.subscribers:
+        yield Problem(
+            "mlstack:monitoring.subscribers",
+            [],
+            "prod needs at least one subscriber (email or https) to receive alerts",
+        )
+
+
+def _retention_covers_alert_windows(cfg: StackConfig) -> Iterable[Problem]:
+    from components.monitoring.alert_rules import duration
+    from components.monitoring.prometheus_stack import retention_minutes
+
+    mon = cfg.monitoring
+    longest = mon.thresholds.to_thresholds().longest_window_minutes()
+    if retention_minutes(mon.retention) < longest:
+        yield Problem(
+            "mlstack:monitoring.retention",
+            mon.retention,
+            f"shorter than the longest alert window it must evaluate ({duration(longest)}, "
+            "from mlstack:monitoring.thresholds); allowed: at least that",
+        )
+
+
 ENVIRONMENT_RULES: list[EnvironmentRule] = [
     _prod_network_rules,
     _region_matches_zones,
     _prod_cluster_rules,
+    _prod_monitoring_subscribers,
+    _retention_covers_alert_windows,
 ]
 """Rules spanning several keys. Later sections append their own rules here."""
 

@@ -10,12 +10,19 @@ that a hard error under the real engine).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
-from components.cluster.eks import EksCluster, EksClusterArgs, SystemNodeGroupArgs
+from components.cluster.eks import (
+    SYSTEM_NODE_LABEL,
+    EksCluster,
+    EksClusterArgs,
+    SystemNodeGroupArgs,
+)
+from components.monitoring import Monitoring, MonitoringArgs, ServiceTarget, Subscriber
 from components.network.vpc import FlowLogSettings, Network, NetworkArgs
 from stacks.config import StackConfig
 
@@ -53,6 +60,7 @@ class Platform:
     aws_provider: aws.Provider
     network: Network
     cluster: EksCluster
+    monitoring: Monitoring
 
 
 def build(cfg: StackConfig, stack: str | None = None) -> Platform:
@@ -121,7 +129,49 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
         ),
         opts=aws_only,
     )
-    return Platform(aws_provider=provider, network=network, cluster=cluster)
+    monitoring = build_monitoring(cfg, name, provider, cluster, services=())
+    return Platform(aws_provider=provider, network=network, cluster=cluster, monitoring=monitoring)
+
+
+def build_monitoring(
+    cfg: StackConfig,
+    prefix: str,
+    provider: aws.Provider,
+    cluster: EksCluster,
+    services: Sequence[ServiceTarget],
+) -> Monitoring:
+    """The monitoring layer. ``services``: one ServiceTarget per inference service (runtime
+    metrics, SLO, ALB target group / load balancer suffixes) from the serving layer."""
+    mon = cfg.monitoring
+    password = mon.grafana_admin_password
+    label_key, label_value = SYSTEM_NODE_LABEL
+    return Monitoring(
+        "monitoring",
+        MonitoringArgs(
+            name_prefix=prefix,
+            region=cfg.region,
+            cluster_name=cluster.cluster_name,
+            grafana_admin_password=(
+                pulumi.Output.secret(password.get_secret_value()) if password else None
+            ),
+            services=tuple(services),
+            subscribers=tuple(Subscriber(s.protocol, s.endpoint) for s in mon.subscribers),
+            page_severities=tuple(mon.page_severities),
+            retention=mon.retention,
+            storage_gib=mon.storage_gib,
+            replicas=mon.replicas,
+            thresholds=mon.thresholds.to_thresholds(),
+            alb_alarms=mon.alb_alarms.to_settings(),
+            node_selector={label_key: label_value},
+            runbook_base_url=mon.runbook_base_url,
+            chart_version=mon.chart_version,
+            protect=cfg.protect,
+        ),
+        opts=pulumi.ResourceOptions(
+            providers={"aws": provider, "kubernetes": cluster.provider},
+            depends_on=[cluster.system_node_group] if cluster.system_node_group else [],
+        ),
+    )
 
 
 def export_outputs(platform: Platform) -> None:
@@ -132,6 +182,7 @@ def export_outputs(platform: Platform) -> None:
     pulumi.export("vpcId", platform.network.vpc_id)
     pulumi.export("privateSubnetIds", platform.network.private_subnet_ids)
     pulumi.export("kubeconfig", pulumi.Output.secret(platform.cluster.kubeconfig))
+    pulumi.export("alertTopicArn", platform.monitoring.topic_arn)
 
 
 def program(cfg: StackConfig, stack: str | None = None) -> Platform:

@@ -9,6 +9,13 @@ FLOW_LOGS_DELIVERY: tuple[str, ...] = (
 )
 """What VPC flow logs need on their own log group."""
 
+SNS_PUBLISH: tuple[str, ...] = ("sns:Publish",)
+"""What a publisher (Alertmanager, CloudWatch alarms) needs on the alert topic."""
+KMS_SNS_PUBLISHER: tuple[str, ...] = ("kms:Decrypt", "kms:GenerateDataKey*")
+"""What a publisher needs on the KMS key of an encrypted SNS topic."""
+KMS_KEY_ACCOUNT_ADMIN: tuple[str, ...] = ("kms:*",)
+"""The account root's statement in a key policy (lets IAM policies grant the key)."""
+
 ASSUME_ROLE_WEB_IDENTITY = "sts:AssumeRoleWithWebIdentity"
 POD_IDENTITY_ASSUME: tuple[str, ...] = ("sts:AssumeRole", "sts:TagSession")
 SERVICE_ASSUME: tuple[str, ...] = ("sts:AssumeRole",)
