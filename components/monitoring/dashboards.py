@@ -190,7 +190,7 @@ def _service_panels(layout: _Layout, svc: ar.ServiceRuleTarget) -> list[Panel]:
             [
                 target(f"max({m.KSM_HPA_CURRENT}{hpa})", "current", "A"),
                 target(
-                    f"max(kube_horizontalpodautoscaler_status_desired_replicas{hpa})",
+                    f"max({m.KSM_HPA_DESIRED}{hpa})",
                     "desired",
                     "B",
                 ),

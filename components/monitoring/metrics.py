@@ -162,6 +162,7 @@ KSM_POD_UNSCHEDULABLE = "kube_pod_status_unschedulable"
 KSM_CONTAINER_REQUESTS = "kube_pod_container_resource_requests"
 KSM_HPA_CURRENT = "kube_horizontalpodautoscaler_status_current_replicas"
 KSM_HPA_MAX = "kube_horizontalpodautoscaler_spec_max_replicas"
+KSM_HPA_DESIRED = "kube_horizontalpodautoscaler_status_desired_replicas"
 KSM_INIT_RESTARTS = "kube_pod_init_container_status_restarts_total"
 KSM_INIT_WAITING = "kube_pod_init_container_status_waiting_reason"
 KSM_METRICS = frozenset(
@@ -172,6 +173,7 @@ KSM_METRICS = frozenset(
         KSM_CONTAINER_REQUESTS,
         KSM_HPA_CURRENT,
         KSM_HPA_MAX,
+        KSM_HPA_DESIRED,
         KSM_INIT_RESTARTS,
         KSM_INIT_WAITING,
     }
