@@ -3,7 +3,6 @@ Prometheus grammar), list the series an expression reads, expand Grafana variabl
 
 from __future__ import annotations
 
-
 import promql_parser
 
 from components.monitoring import metrics as m
