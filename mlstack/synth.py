@@ -242,15 +242,15 @@ class _OfflineMocks(pulumi.runtime.Mocks):
             return f"{args.name}-provider-id", dict(args.inputs)
         return f"{args.name}-id", mock_outputs(args.typ, args.name, dict(args.inputs), self.region)
 
-    def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+    def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         answer = INVOKE_ANSWERS.get(args.token)
         if answer is None:
             self.errors.append(
                 f"invoke {args.token} has no offline answer; add one to "
                 "mlstack.synth.INVOKE_ANSWERS or avoid the invoke"
             )
-            return {}, None
-        return answer(dict(args.args), self.region), None
+            return {}, []
+        return answer(dict(args.args), self.region), []
 
 
 class _RecordingMonitor(mocks.MockMonitor):
@@ -345,6 +345,7 @@ def synth_config(
         mock, project=PROJECT, stack=stack, preview=False, logger=logger, monitor=monitor
     )
     try:
+
         def run() -> None:
             program_fn(cfg, stack)
 

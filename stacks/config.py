@@ -350,7 +350,12 @@ def load_config_file(stack: str, root: Path = PROJECT_ROOT) -> StackConfig:
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(source, [Problem("yaml", _MISSING, f"not valid YAML: {exc}")]) from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(
+            source, [Problem("yaml", _MISSING, f"not valid YAML{where}: {reason}")]
+        ) from None
     if not isinstance(document, dict) or not isinstance(document.get("config", {}), dict):
         raise ConfigError(source, [Problem("config", _MISSING, "expected a top-level config map")])
     config = document.get("config") or {}
