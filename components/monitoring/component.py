@@ -25,6 +25,7 @@ from components.monitoring import dashboards as dash
 from components.monitoring import metrics as m
 from components.monitoring import prometheus_stack as ps
 from components.monitoring.notifications import Subscriber, create_alert_topic
+from components.validation import require_valid
 
 TYPE_TOKEN = "mlstack:monitoring:Monitoring"
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -258,9 +259,7 @@ class Monitoring(pulumi.ComponentResource):
         self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__(TYPE_TOKEN, name, None, opts)
-        problems = args.problems()
-        if problems:
-            raise ValueError(f"Monitoring {name!r}: invalid args:\n  " + "\n  ".join(problems))
+        require_valid("Monitoring", name, args.problems())
         prefix = args.name_prefix
         page = tuple(args.page_severities)
 

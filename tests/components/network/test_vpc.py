@@ -71,7 +71,9 @@ def test_flow_logs_write_to_their_own_group_with_a_scoped_role(dev_graph) -> Non
     assert group.inputs["retentionInDays"] == 14
     assert flow_log.inputs["trafficType"] == "REJECT"
     assert flow_log.inputs["logDestination"].endswith(group.inputs["name"])
-    policy = json.loads(dev_graph.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    policy = json.loads(
+        dev_graph.one("aws:iam/rolePolicy:RolePolicy", "network-flow-logs-policy").inputs["policy"]
+    )
     resources = policy["Statement"][0]["Resource"]
     assert all(r.startswith(flow_log.inputs["logDestination"]) for r in resources)
 
