@@ -183,6 +183,7 @@ def export_outputs(platform: Platform) -> None:
     pulumi.export("privateSubnetIds", platform.network.private_subnet_ids)
     pulumi.export("kubeconfig", pulumi.Output.secret(platform.cluster.kubeconfig))
     pulumi.export("alertTopicArn", platform.monitoring.topic_arn)
+    pulumi.export("prometheusUrl", platform.monitoring.prometheus_url)
 
 
 def program(cfg: StackConfig, stack: str | None = None) -> Platform:

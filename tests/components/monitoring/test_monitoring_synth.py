@@ -399,3 +399,12 @@ def test_rule_names_match_the_alert_set_of_the_rules_module(with_services: Resou
         "ModelLoaderFailing",
     }
     assert names == expected
+
+
+def test_stack_exports_the_alert_topic_and_the_prometheus_url_keda_queries(
+    any_graph: ResourceGraph,
+) -> None:
+    assert any_graph.outputs["alertTopicArn"].endswith(":" + any_graph.one(TOPIC).inputs["name"])
+    assert any_graph.outputs["prometheusUrl"] == "http://kps-prometheus.monitoring.svc:9090"
+    service = any_graph.one(RELEASE).inputs["values"]["fullnameOverride"] + "-prometheus"
+    assert f"//{service}.monitoring.svc" in any_graph.outputs["prometheusUrl"]
