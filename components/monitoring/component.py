@@ -245,8 +245,18 @@ def dcgm_service_monitor_spec(dcgm: DcgmScrape) -> dict[str, Any]:
     }
 
 
+def _resources(depends_on: Any) -> list[pulumi.Resource]:
+    """The plain resources of a ``depends_on`` option (Outputs of lists are not waited for)."""
+    if isinstance(depends_on, pulumi.Resource):
+        return [depends_on]
+    if isinstance(depends_on, list | tuple):
+        return [r for r in depends_on if isinstance(r, pulumi.Resource)]
+    return []
+
+
 class Monitoring(pulumi.ComponentResource):
-    """See the module docstring."""
+    """See the module docstring. ``opts.depends_on`` (e.g. the node group) is passed on to
+    the Helm release, whose pods need nodes to run on."""
 
     topic_arn: pulumi.Output[str]
     prometheus_url: str
@@ -298,6 +308,7 @@ class Monitoring(pulumi.ComponentResource):
             grafana_admin_password=args.grafana_admin_password,
             topic_arn=alert_topic.topic.arn,
             key_arn=alert_topic.key.arn,
+            wait_for=_resources(opts.depends_on if opts else None),
         )
         self.namespace = args.namespace
         self.prometheus_url = ps.prometheus_url(args.namespace)

@@ -254,9 +254,11 @@ def create_stack(
     grafana_admin_password: pulumi.Input[str] | None,
     topic_arn: pulumi.Input[str],
     key_arn: pulumi.Input[str],
+    wait_for: Sequence[pulumi.Resource] = (),
 ) -> StackResources:
     """Namespace, gp3 StorageClass, Grafana admin Secret, Alertmanager's IAM role and
-    Pod Identity association, and the Helm release."""
+    Pod Identity association, and the Helm release (which also waits for ``wait_for``,
+    e.g. the nodes its pods run on)."""
     child = pulumi.ResourceOptions(parent=parent)
     labels = {"app.kubernetes.io/part-of": "mlstack", "app.kubernetes.io/component": "monitoring"}
     ns = k8s.core.v1.Namespace(
@@ -274,7 +276,7 @@ def create_stack(
         allow_volume_expansion=True,
         opts=child,
     )
-    depends: list[pulumi.Resource] = [ns, storage_class]
+    depends: list[pulumi.Resource] = [ns, storage_class, *wait_for]
     if grafana_admin_password is not None:
         secret = k8s.core.v1.Secret(
             f"{name}-grafana-admin",

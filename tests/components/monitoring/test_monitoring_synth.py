@@ -408,3 +408,8 @@ def test_stack_exports_the_alert_topic_and_the_prometheus_url_keda_queries(
     assert any_graph.outputs["prometheusUrl"] == "http://kps-prometheus.monitoring.svc:9090"
     service = any_graph.one(RELEASE).inputs["values"]["fullnameOverride"] + "-prometheus"
     assert f"//{service}.monitoring.svc" in any_graph.outputs["prometheusUrl"]
+
+
+def test_helm_release_waits_for_the_system_nodes(any_graph: ResourceGraph) -> None:
+    nodes = any_graph.one("aws:eks/nodeGroup:NodeGroup", "cluster-system-nodes")
+    assert nodes.urn in any_graph.one(RELEASE).dependencies
