@@ -227,6 +227,10 @@ def mock_outputs(type_token: str, name: str, inputs: dict[str, Any], region: str
         state["arn"] = f"arn:aws:kms:{region}:{ACCOUNT_ID}:key/key-{name}"
     elif type_token == "aws:ec2/launchTemplate:LaunchTemplate":
         state["latestVersion"] = 1
+    elif type_token == "aws:eks/nodeGroup:NodeGroup":
+        # EKS names the node group's Auto Scaling group itself; the program reads it back.
+        group = str(inputs.get("nodeGroupName") or name)
+        state["resources"] = [{"autoscalingGroups": [{"name": f"eks-{group}-asg"}]}]
     elif type_token == "aws:cloudwatch/logGroup:LogGroup":
         state["arn"] = f"arn:aws:logs:{region}:{ACCOUNT_ID}:log-group:{physical}"
     return state

@@ -28,7 +28,7 @@ from stacks.schema.artifacts import ArtifactsConfig
 from stacks.schema.base import ConfigModel, fixed, knob
 from stacks.schema.cluster import ClusterConfig
 from stacks.schema.delivery import DeliveryConfig
-from stacks.schema.gpu_pools import GpuPoolConfig
+from stacks.schema.gpu_pools import GpuPoolConfig, pool_problems
 from stacks.schema.models import ModelConfig
 from stacks.schema.monitoring import MonitoringConfig
 from stacks.schema.network import NetworkConfig
@@ -271,12 +271,21 @@ def _retention_covers_alert_windows(cfg: StackConfig) -> Iterable[Problem]:
         )
 
 
+def _gpu_pool_rules(cfg: StackConfig) -> Iterable[Problem]:
+    """Cross-key GPU pool rules (see ``stacks.schema.gpu_pools.pool_problems``)."""
+    for loc, value, message in pool_problems(
+        cfg.gpu_pools, is_prod=cfg.is_prod, cluster_version=cfg.cluster.version
+    ):
+        yield Problem(key_path(loc), value, message)
+
+
 ENVIRONMENT_RULES: list[EnvironmentRule] = [
     _prod_network_rules,
     _region_matches_zones,
     _prod_cluster_rules,
     _prod_monitoring_subscribers,
     _retention_covers_alert_windows,
+    _gpu_pool_rules,
 ]
 """Rules spanning several keys. Later sections append their own rules here."""
 

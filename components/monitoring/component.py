@@ -91,9 +91,10 @@ class ServiceTarget:
 
 @dataclass(frozen=True)
 class DcgmScrape:
-    """Where the NVIDIA DCGM exporter's Service is. Defaults: the dcgm-exporter chart's."""
+    """Where the NVIDIA DCGM exporter's Service is. Defaults: the dcgm-exporter chart's
+    labels and port, in the namespace ``components.compute.nvidia`` installs it to."""
 
-    namespace: str = "gpu-operator"
+    namespace: str = "nvidia-gpu"
     match_labels: Mapping[str, str] = field(
         default_factory=lambda: {"app.kubernetes.io/name": "dcgm-exporter"}
     )

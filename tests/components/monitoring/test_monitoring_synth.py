@@ -65,8 +65,10 @@ FAKE_SERVICES = (
 def _synth_with(stack: str, services: tuple[ServiceTarget, ...]) -> ResourceGraph:
     original = platform.build_monitoring
 
-    def patched(cfg: Any, prefix: str, provider: Any, cluster: Any, services: Any) -> Any:
-        return original(cfg, prefix, provider, cluster, services=services_to_use)
+    def patched(
+        cfg: Any, prefix: str, provider: Any, cluster: Any, gpu: Any, *, services: Any
+    ) -> Any:
+        return original(cfg, prefix, provider, cluster, gpu, services=services_to_use)
 
     services_to_use = services
     with pytest.MonkeyPatch.context() as mp:
@@ -162,7 +164,7 @@ def test_chart_pin_and_per_stack_sizing_reach_the_release(
     pin = CHARTS["kube-prometheus-stack"]
     sizes = {}
     for graph in (dev_graph, prod_graph):
-        release = graph.one(RELEASE)
+        release = graph.one(RELEASE, "monitoring-kube-prometheus-stack")
         assert (release.inputs["chart"], release.inputs["version"]) == (pin.chart, pin.version)
         assert release.inputs["repositoryOpts"]["repo"] == pin.repository
         spec = release.inputs["values"]["prometheus"]["prometheusSpec"]
@@ -174,7 +176,7 @@ def test_chart_pin_and_per_stack_sizing_reach_the_release(
 def test_alertmanager_publishes_to_the_topic_with_a_publish_only_role(
     any_graph: ResourceGraph,
 ) -> None:
-    values = any_graph.one(RELEASE).inputs["values"]
+    values = any_graph.one(RELEASE, "monitoring-kube-prometheus-stack").inputs["values"]
     sns = values["alertmanager"]["config"]["receivers"][1]["sns_configs"][0]
     topic_arn = sns["topic_arn"]
     assert topic_arn == (
@@ -192,7 +194,9 @@ def test_alertmanager_publishes_to_the_topic_with_a_publish_only_role(
         (("sns:Publish",), (topic_arn,)),
         (("kms:Decrypt", "kms:GenerateDataKey*"), (key_arn,)),
     }
-    association = any_graph.one("aws:eks/podIdentityAssociation:PodIdentityAssociation")
+    association = any_graph.one(
+        "aws:eks/podIdentityAssociation:PodIdentityAssociation", "monitoring-alertmanager-identity"
+    )
     assert association.inputs["namespace"] == "monitoring"
     assert association.inputs["serviceAccount"] == ps.ALERTMANAGER_SERVICE_ACCOUNT
     role = any_graph.one("aws:iam/role:Role", "monitoring-alertmanager-role")
@@ -204,7 +208,9 @@ def test_paging_severities_follow_the_stack(
     dev_graph: ResourceGraph, prod_graph: ResourceGraph
 ) -> None:
     def routed(graph: ResourceGraph) -> list[str]:
-        routes = graph.one(RELEASE).inputs["values"]["alertmanager"]["config"]["route"]["routes"]
+        routes = graph.one(RELEASE, "monitoring-kube-prometheus-stack").inputs["values"][
+            "alertmanager"
+        ]["config"]["route"]["routes"]
         return [r["matchers"][0] for r in routes if r["receiver"] == "sns"]
 
     assert routed(dev_graph) == ['severity =~ "critical"']
@@ -218,7 +224,7 @@ def test_grafana_password_is_a_redacted_secret_never_a_plain_value(
     assert secret.inputs["stringData"] == REDACTED
     text = json.dumps(any_graph.to_json())
     assert OFFLINE_SECRET_PLACEHOLDER not in text
-    grafana = any_graph.one(RELEASE).inputs["values"]["grafana"]
+    grafana = any_graph.one(RELEASE, "monitoring-kube-prometheus-stack").inputs["values"]["grafana"]
     assert grafana["admin"]["existingSecret"] == secret.inputs["metadata"]["name"]
     assert "adminPassword" not in grafana
     assert grafana["admin"] == {
@@ -256,6 +262,9 @@ def test_dashboards_are_sidecar_configmaps_with_valid_json(any_graph: ResourceGr
 
 def test_dcgm_exporter_is_scraped_with_the_node_label(any_graph: ResourceGraph) -> None:
     monitor = any_graph.one(MONITOR, "monitoring-scrape-dcgm")
+    dcgm = any_graph.one(RELEASE, "nvidia-dcgm-exporter")
+    assert monitor.inputs["spec"]["namespaceSelector"] == {"matchNames": [dcgm.inputs["namespace"]]}
+    assert dcgm.inputs["values"]["serviceMonitor"] == {"enabled": False}  # no double scrape
     endpoint = monitor.inputs["spec"]["endpoints"][0]
     assert endpoint["honorLabels"] is True
     assert endpoint["relabelings"][0]["targetLabel"] == "node"
@@ -302,9 +311,9 @@ def test_alarm_thresholds_use_each_services_slo_and_minimum(
 
 
 def test_only_paging_alarms_notify_the_topic(with_services: ResourceGraph) -> None:
-    topic_arn = with_services.one(RELEASE).inputs["values"]["alertmanager"]["config"]["receivers"][
-        1
-    ]["sns_configs"][0]["topic_arn"]
+    topic_arn = with_services.one(RELEASE, "monitoring-kube-prometheus-stack").inputs["values"][
+        "alertmanager"
+    ]["config"]["receivers"][1]["sns_configs"][0]["topic_arn"]
     paging = {"dev": {"critical"}, "prod": {"critical", "warning"}}[with_services.stack]
     for alarm in with_services.by_type(ALARM):
         expected = [topic_arn] if alarm.inputs["tags"]["severity"] in paging else []
@@ -406,10 +415,22 @@ def test_stack_exports_the_alert_topic_and_the_prometheus_url_keda_queries(
 ) -> None:
     assert any_graph.outputs["alertTopicArn"].endswith(":" + any_graph.one(TOPIC).inputs["name"])
     assert any_graph.outputs["prometheusUrl"] == "http://kps-prometheus.monitoring.svc:9090"
-    service = any_graph.one(RELEASE).inputs["values"]["fullnameOverride"] + "-prometheus"
+    service = (
+        any_graph.one(RELEASE, "monitoring-kube-prometheus-stack").inputs["values"][
+            "fullnameOverride"
+        ]
+        + "-prometheus"
+    )
     assert f"//{service}.monitoring.svc" in any_graph.outputs["prometheusUrl"]
 
 
 def test_helm_release_waits_for_the_system_nodes(any_graph: ResourceGraph) -> None:
     nodes = any_graph.one("aws:eks/nodeGroup:NodeGroup", "cluster-system-nodes")
-    assert nodes.urn in any_graph.one(RELEASE).dependencies
+    assert nodes.urn in any_graph.one(RELEASE, "monitoring-kube-prometheus-stack").dependencies
+
+
+def test_without_gpu_pools_no_dcgm_scrape_but_monitoring_stays(synth_edited: Any) -> None:
+    graph = synth_edited("dev", {"gpuPools": []})
+    assert [n.name for n in graph.by_type(MONITOR)] == []
+    assert graph.one(RULE, "monitoring-rules-fleet")
+    assert [f.render() for f in check_graph(graph, "1.33")] == []
