@@ -32,6 +32,7 @@ from components.compute.gpu_node_pool import (
 )
 from components.compute.karpenter import Karpenter, KarpenterArgs
 from components.compute.nvidia import GpuPoolNodes, NvidiaGpuAddons, NvidiaGpuAddonsArgs
+from components.delivery.ci_identity import CiIdentity, CiIdentityArgs
 from components.monitoring import (
     DcgmScrape,
     Monitoring,
@@ -83,6 +84,8 @@ class Platform:
     karpenter: Karpenter | None = None
     cluster_autoscaler: ClusterAutoscaler | None = None
     nvidia: NvidiaGpuAddons | None = None
+    ci_identity: CiIdentity | None = None
+    """GitHub OIDC provider and the CI preview/deploy roles (None unless delivery.enabled)."""
 
 
 def build(cfg: StackConfig, stack: str | None = None) -> Platform:
@@ -153,6 +156,7 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
     )
     gpu = build_gpu_pools(cfg, name, provider, network, cluster)
     monitoring = build_monitoring(cfg, name, provider, cluster, gpu, services=())
+    ci_identity = build_ci_identity(cfg, stack, cluster, aws_only)
     return Platform(
         aws_provider=provider,
         network=network,
@@ -162,6 +166,33 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
         karpenter=gpu.karpenter,
         cluster_autoscaler=gpu.cluster_autoscaler,
         nvidia=gpu.nvidia,
+        ci_identity=ci_identity,
+    )
+
+
+def build_ci_identity(
+    cfg: StackConfig, stack: str, cluster: EksCluster, opts: pulumi.ResourceOptions
+) -> CiIdentity | None:
+    """Delivery: GitHub's OIDC provider and the CI preview and deploy roles."""
+    delivery = cfg.delivery
+    if not (delivery.enabled and delivery.github_repository):
+        return None
+    return CiIdentity(
+        "ci",
+        CiIdentityArgs(
+            repository=delivery.github_repository,
+            stack=stack,
+            role_name_prefix=f"{PROJECT}-{stack}",
+            default_branch=delivery.default_branch,
+            environments=tuple(delivery.environments),
+            project=PROJECT,
+            partition=partition_of(cfg.region),
+            existing_oidc_provider_arn=delivery.oidc_provider_arn,
+            state_bucket=delivery.state_bucket,
+            secrets_key_arn=delivery.secrets_key_arn,
+            eks_cluster_name=cluster.cluster_name,
+        ),
+        opts=opts,
     )
 
 
@@ -325,6 +356,9 @@ def export_outputs(platform: Platform) -> None:
     pulumi.export("kubeconfig", pulumi.Output.secret(platform.cluster.kubeconfig))
     pulumi.export("alertTopicArn", platform.monitoring.topic_arn)
     pulumi.export("prometheusUrl", platform.monitoring.prometheus_url)
+    if platform.ci_identity is not None:
+        pulumi.export("ciPreviewRoleArn", platform.ci_identity.preview_role_arn)
+        pulumi.export("ciDeployRoleArn", platform.ci_identity.deploy_role_arn)
 
 
 def program(cfg: StackConfig, stack: str | None = None) -> Platform:
