@@ -10,6 +10,7 @@ that a hard error under the real engine).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pulumi
@@ -17,6 +18,11 @@ import pulumi_aws as aws
 
 from components.cluster.eks import EksCluster, EksClusterArgs, SystemNodeGroupArgs
 from components.network.vpc import FlowLogSettings, Network, NetworkArgs
+from components.storage.model_bucket import (
+    AccessLogSettings,
+    ModelArtifactBucket,
+    ModelArtifactBucketArgs,
+)
 from stacks.config import StackConfig
 
 PROJECT = "mlstack"
@@ -53,6 +59,7 @@ class Platform:
     aws_provider: aws.Provider
     network: Network
     cluster: EksCluster
+    artifacts: ModelArtifactBucket
 
 
 def build(cfg: StackConfig, stack: str | None = None) -> Platform:
@@ -121,17 +128,54 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
         ),
         opts=aws_only,
     )
-    return Platform(aws_provider=provider, network=network, cluster=cluster)
+    artifacts = model_bucket(cfg, stack, opts=aws_only)
+    return Platform(aws_provider=provider, network=network, cluster=cluster, artifacts=artifacts)
+
+
+def _dns_safe(text: str) -> str:
+    """Lowercase letters, digits and '-' only (stack names may hold '_', '.', capitals)."""
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-") or "stack"
+
+
+def model_bucket(
+    cfg: StackConfig, stack: str, opts: pulumi.ResourceOptions | None = None
+) -> ModelArtifactBucket:
+    """The model-artifact bucket of one stack (``mlstack:artifacts``)."""
+    art = cfg.artifacts
+    logs = art.access_logging
+    return ModelArtifactBucket(
+        "artifacts",
+        ModelArtifactBucketArgs(
+            region=cfg.region,
+            partition=partition_of(cfg.region),
+            bucket_name=art.bucket_name,
+            bucket_prefix=f"{PROJECT}-{_dns_safe(stack)}-"[:27] + "models-",
+            key_alias=f"{PROJECT}-{_dns_safe(stack)}-models",
+            noncurrent_version_expiration_days=art.noncurrent_version_expiration_days,
+            abort_incomplete_multipart_upload_days=art.abort_incomplete_multipart_upload_days,
+            key_deletion_window_days=art.key_deletion_window_days,
+            access_logs=AccessLogSettings(
+                enabled=logs.enabled,
+                target_bucket=logs.target_bucket,
+                target_prefix=logs.target_prefix,
+                retention_days=logs.retention_days,
+            ),
+            force_destroy=art.force_destroy,
+            protect=cfg.protect,
+        ),
+        opts=opts,
+    )
 
 
 def export_outputs(platform: Platform) -> None:
-    """Stack outputs: cluster name and endpoint, VPC id, kubeconfig (secret)."""
+    """Stack outputs: cluster name and endpoint, VPC id, kubeconfig (secret), model bucket."""
     pulumi.export("clusterName", platform.cluster.cluster_name)
     pulumi.export("clusterEndpoint", platform.cluster.endpoint)
     pulumi.export("oidcProviderArn", platform.cluster.oidc_provider_arn)
     pulumi.export("vpcId", platform.network.vpc_id)
     pulumi.export("privateSubnetIds", platform.network.private_subnet_ids)
     pulumi.export("kubeconfig", pulumi.Output.secret(platform.cluster.kubeconfig))
+    pulumi.export("modelBucketName", platform.artifacts.bucket_name)
 
 
 def program(cfg: StackConfig, stack: str | None = None) -> Platform:
