@@ -15,6 +15,7 @@ import click
 import typer
 
 from mlstack.errors import MlstackError, UsageError
+from mlstack.model_store.cli import model_app
 
 app = typer.Typer(
     name="mlstack",
@@ -23,6 +24,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+app.add_typer(model_app, name="model")
 
 _DEBUG = {"on": False}
 
