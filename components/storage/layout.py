@@ -37,7 +37,7 @@ def name_problem(name: object) -> str | None:
         return "a model name must not be empty"
     if len(name) > NAME_MAX_LENGTH:
         return f"a model name has at most {NAME_MAX_LENGTH} characters (got {len(name)})"
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         return (
             "a model name must be a DNS-1123 label: lowercase letters, digits and '-', "
             "starting and ending with a letter or digit"
@@ -53,7 +53,7 @@ def version_problem(version: object) -> str | None:
         return "a version must not be empty"
     if len(version) > VERSION_MAX_LENGTH:
         return f"a version has at most {VERSION_MAX_LENGTH} characters (got {len(version)})"
-    if not _VERSION.match(version):
+    if not _VERSION.fullmatch(version):
         return (
             "a version must be one safe path segment: letters, digits, '.', '_' and '-', "
             "starting with a letter or digit (no '/', no spaces)"
@@ -123,7 +123,7 @@ def bucket_name_problem(name: str, allow_dots: bool = False) -> str | None:
     """
     shown = "3-63 lowercase letters, digits or '-', starting and ending alphanumeric"
     candidate = name.replace(".", "-") if allow_dots else name
-    if not _BUCKET_NAME.match(candidate) or ".." in name or ".-" in name or "-." in name:
+    if not _BUCKET_NAME.fullmatch(candidate) or ".." in name or ".-" in name or "-." in name:
         return shown + (" (dots allowed between labels)" if allow_dots else "")
     if name.startswith(_RESERVED_PREFIXES) or name.endswith(_RESERVED_SUFFIXES):
         return "uses a prefix or suffix S3 reserves"

@@ -98,7 +98,7 @@ class ModelArtifactBucketArgs:
             problem = bucket_name_problem(self.bucket_name)
             if problem:
                 found.append(f"bucket_name: {self.bucket_name!r}: {problem}")
-        elif len(self.bucket_prefix) > BUCKET_PREFIX_MAX_LENGTH or not _BUCKET_PREFIX.match(
+        elif len(self.bucket_prefix) > BUCKET_PREFIX_MAX_LENGTH or not _BUCKET_PREFIX.fullmatch(
             self.bucket_prefix
         ):
             found.append(
@@ -106,7 +106,7 @@ class ModelArtifactBucketArgs:
                 "letters, digits or '-', starting with a letter or digit"
             )
         alias = self.alias_name.removeprefix("alias/")
-        if not _KEY_ALIAS.match(alias) or alias.startswith("aws/"):
+        if not _KEY_ALIAS.fullmatch(alias) or alias.startswith("aws/"):
             found.append(
                 f"key_alias: {self.alias_name!r}: letters, digits, '/', '_' or '-', not aws/..."
             )
@@ -129,7 +129,7 @@ class ModelArtifactBucketArgs:
             )
         logs = self.access_logs
         if logs.enabled:
-            if not _LOG_PREFIX.match(logs.target_prefix):
+            if not _LOG_PREFIX.fullmatch(logs.target_prefix):
                 found.append(
                     f"access_logs.target_prefix: {logs.target_prefix!r}: empty, or key "
                     "segments each ending in '/'"

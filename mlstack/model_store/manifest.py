@@ -103,13 +103,13 @@ def utc_now() -> str:
 def hint_problem(key: str, value: str) -> str | None:
     if key not in HINT_KEYS:
         return f"unknown hint {key!r}; allowed: {', '.join(HINT_KEYS)}"
-    if not _HINT.match(value):
+    if not _HINT.fullmatch(value):
         return f"{key} hint {value!r}: 1-64 of letters, digits, '.', '_', '+', '-'"
     return None
 
 
 def git_commit_problem(value: str) -> str | None:
-    if not _GIT_COMMIT.match(value):
+    if not _GIT_COMMIT.fullmatch(value):
         return f"git commit {value!r}: 7-64 lowercase hex digits"
     return None
 
@@ -227,7 +227,7 @@ def _file_problems(files: list[Any]) -> list[str]:
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             problems.append(f"{where}.size: {size!r}: a non-negative integer")
         digest = entry.get("sha256")
-        if not isinstance(digest, str) or not _SHA256.match(digest):
+        if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
             problems.append(f"{where}.sha256: {digest!r}: 64 lowercase hex digits")
         version_id = entry.get("versionId")
         if version_id is not None and not isinstance(version_id, str):
