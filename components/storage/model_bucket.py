@@ -30,6 +30,7 @@ import pulumi_aws as aws
 from components.iam import documents
 from components.storage import layout, policies
 from components.storage.layout import bucket_name_problem, model_prefix
+from components.validation import require_valid
 
 __all__ = [
     "AccessLogSettings",
@@ -49,7 +50,7 @@ _LOG_PREFIX = re.compile(r"^([A-Za-z0-9!_.*'()-]+/)*$")
 
 @dataclass(frozen=True)
 class AccessLogSettings:
-    """S3 server access logging of the artifact bucket. Default: off.
+    """S3 server access logging of the artifact bucket. Default: off (the stacks turn it on).
 
     ``enabled`` with no ``target_bucket`` creates a log bucket (SSE-S3, the only default
     encryption log delivery supports; private; objects expire after ``retention_days``).
@@ -170,11 +171,7 @@ class ModelArtifactBucket(pulumi.ComponentResource):
         self, name: str, args: ModelArtifactBucketArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__(TYPE_TOKEN, name, None, opts)
-        problems = args.problems()
-        if problems:
-            raise ValueError(
-                f"ModelArtifactBucket {name!r}: invalid args:\n  " + "\n  ".join(problems)
-            )
+        require_valid("ModelArtifactBucket", name, args.problems())
         self._name = name
         self._args = args
         child = pulumi.ResourceOptions(parent=self)

@@ -18,12 +18,19 @@ BUCKET_NAME_MAX_LENGTH = 58
 class AccessLoggingConfig(ConfigModel):
     """S3 server access logs of the artifact bucket."""
 
-    enabled: bool = knob(False, description="Record every request to the bucket. Required in prod.")
+    enabled: bool = fixed(
+        True,
+        description=(
+            "Record every request to the bucket. Required in prod; the same in every stack "
+            "(stacks differ in values, never in shape)."
+        ),
+    )
     target_bucket: str | None = knob(
         None,
         description=(
             "Existing bucket receiving the logs (its policy must allow "
-            "logging.s3.amazonaws.com). Default: a private log bucket created alongside."
+            "logging.s3.amazonaws.com). Default: a private log bucket created alongside. "
+            "Set it in every stack or in none, so that stacks keep one shape."
         ),
     )
     target_prefix: str = fixed(

@@ -29,7 +29,7 @@ def test_stack_files_name_two_models_with_artifact_versions(
     for cfg in stack_configs.values():
         assert [m.name for m in cfg.models] == ["llama-3-8b-instruct", "resnet50"]
         assert all(m.artifact_version for m in cfg.models)
-    assert stack_configs["prod"].artifacts.access_logging.enabled is True
+    assert all(cfg.artifacts.access_logging.enabled for cfg in stack_configs.values())
     assert stack_configs["prod"].artifacts.force_destroy is False
 
 
@@ -128,3 +128,6 @@ def test_json_schema_marks_knobs_and_patterns() -> None:
     artifacts = schema["$defs"]["ArtifactsConfig"]["properties"]
     assert artifacts["noncurrentVersionExpirationDays"]["x-env-knob"] is True
     assert "x-env-knob" not in artifacts["abortIncompleteMultipartUploadDays"]
+    logging = schema["$defs"]["AccessLoggingConfig"]["properties"]
+    assert "x-env-knob" not in logging["enabled"]  # one shape in every stack
+    assert logging["retentionDays"]["x-env-knob"] is True

@@ -156,6 +156,9 @@ def test_prod_protects_and_retains_stateful_resources_dev_does_not(
         assert (dev.protect, dev.retain_on_delete) == (False, False)
     logs = prod_graph.one(BUCKET, "artifacts-logs-bucket")
     assert (logs.protect, logs.retain_on_delete) == (True, True)
+    dev_logs = dev_graph.one(BUCKET, "artifacts-logs-bucket")
+    assert (dev_logs.protect, dev_logs.retain_on_delete) == (False, False)
+    assert dev_logs.inputs["forceDestroy"] is True
     settings = [
         "aws:s3/bucketVersioning:BucketVersioning",
         "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
@@ -167,7 +170,17 @@ def test_prod_protects_and_retains_stateful_resources_dev_does_not(
         assert _one(dev_graph, type_token).retain_on_delete is False
 
 
-def test_prod_logs_requests_into_a_private_expiring_log_bucket(prod_graph: ResourceGraph) -> None:
+def test_requests_are_logged_into_a_private_expiring_log_bucket(
+    any_graph: ResourceGraph, stack_configs: dict[str, StackConfig]
+) -> None:
+    prod_graph = any_graph  # both stacks log; same shape, different retention
+    retention = stack_configs[any_graph.stack].artifacts.access_logging.retention_days
+    lifecycle = prod_graph.one(
+        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+        "artifacts-logs-lifecycle",
+    )
+    expire = next(r for r in lifecycle.inputs["rules"] if r["id"] == "expire-access-logs")
+    assert expire["expiration"] == {"days": retention}
     logging = prod_graph.one("aws:s3/bucketLogging:BucketLogging", "artifacts-access-logging")
     assert logging.inputs["bucket"] == "artifacts-bucket-id"
     assert logging.inputs["targetBucket"] == "artifacts-logs-bucket-id"
@@ -197,9 +210,11 @@ def test_prod_logs_requests_into_a_private_expiring_log_bucket(prod_graph: Resou
     }
 
 
-def test_dev_without_access_logging_creates_no_log_resources(dev_graph: ResourceGraph) -> None:
-    assert dev_graph.by_type("aws:s3/bucketLogging:BucketLogging") == []
-    assert [b.name for b in dev_graph.by_type(BUCKET)] == ["artifacts-bucket"]
+def test_without_access_logging_no_log_resources_are_created(synth_edited: SynthEdited) -> None:
+    graph = synth_edited("dev", {"artifacts.accessLogging.enabled": False})
+    assert graph.by_type("aws:s3/bucketLogging:BucketLogging") == []
+    assert [b.name for b in graph.by_type(BUCKET)] == ["artifacts-bucket"]
+    assert not [r for r in graph.resources if r.name.startswith("artifacts-logs")]
 
 
 def test_logging_into_an_existing_bucket_and_a_fixed_bucket_name(
