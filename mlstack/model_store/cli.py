@@ -196,7 +196,10 @@ def push(
     ] = None,
     git_commit: Annotated[
         str | None,
-        typer.Option("--git-commit", help="Commit recorded in the manifest [git HEAD of cwd]."),
+        typer.Option(
+            "--git-commit",
+            help="Commit recorded in the manifest (default: git HEAD of the working directory).",
+        ),
     ] = None,
     exclude: Annotated[
         list[str] | None,

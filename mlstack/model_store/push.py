@@ -378,13 +378,9 @@ class _Uploader:
 
 
 def manifest_exists(client: s3.S3Client, bucket: str, key: str) -> bool:
-    try:
-        client.head_object(Bucket=bucket, Key=key)
-    except Exception as exc:
-        if s3.is_not_found(exc):
-            return False
-        raise s3.explain(exc, bucket, f"s3://{bucket}/{key}") from exc
-    return True
+    """Whether ``key`` exists, by listing (a HEAD on a missing key answers 403, not 404,
+    to a role whose ``s3:ListBucket`` is limited to a prefix)."""
+    return any(item.key == key for item in s3.list_objects(client, bucket, key))
 
 
 def push_model(
@@ -412,12 +408,12 @@ def push_model(
     started = time.monotonic()
     manifest_key = prefix + MANIFEST_NAME
     where = f"s3://{bucket}/{prefix}"
-    if manifest_exists(client, bucket, manifest_key):
+    existing = {o.key: o.size for o in s3.list_objects(client, bucket, prefix)}
+    if manifest_key in existing:
         raise VersionExistsError(
             f"{name} version {version} already exists at {where}: versions are immutable; "
             "push under a new version"
         )
-    existing = {o.key: o.size for o in s3.list_objects(client, bucket, prefix)}
     wanted = {prefix + f.relpath for f in files}
     strays = sorted(key for key in existing if key not in wanted and key != manifest_key)
     if strays:

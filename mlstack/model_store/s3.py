@@ -170,10 +170,16 @@ def explain(exc: BaseException, bucket: str, what: str) -> MlstackError:
 
 
 def check_bucket(client: S3Client, bucket: str) -> None:
-    """Fail early, with a clear message, when the bucket is missing or unreachable."""
+    """Fail early, with a clear message, when the bucket is missing or unreachable.
+
+    A 403 is not an error here: HeadBucket needs ``s3:ListBucket`` without a prefix,
+    which the prefix-scoped grants (rightly) do not give; later calls will tell.
+    """
     try:
         client.head_bucket(Bucket=bucket)
     except Exception as exc:
+        if error_code(exc) in ("403", "AccessDenied"):
+            return
         raise explain(exc, bucket, "bucket") from exc
 
 

@@ -43,27 +43,36 @@ class VerifyReport:
 
 def read_manifest(client: s3.S3Client, bucket: str, name: str, version: str) -> Manifest:
     """The parsed manifest of a version; VersionNotFoundError when there is none."""
+    manifest, _ = _manifest_and_listing(client, bucket, name, version)
+    return manifest
+
+
+def _manifest_and_listing(
+    client: s3.S3Client, bucket: str, name: str, version: str
+) -> tuple[Manifest, dict[str, int]]:
+    """The manifest and the objects under the version (key -> size), listing first: a
+    prefix-scoped role gets 403, not 404, for a GET of a key that does not exist."""
     try:
         prefix = model_prefix(name, version)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     key = prefix + MANIFEST_NAME
-    try:
-        body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except Exception as exc:
-        if not s3.is_not_found(exc):
-            raise s3.explain(exc, bucket, f"s3://{bucket}/{key}") from exc
-        leftovers = sum(1 for _ in s3.list_objects(client, bucket, prefix))
+    listed = {item.key: item.size for item in s3.list_objects(client, bucket, prefix)}
+    if key not in listed:
         detail = (
-            f"an unfinished push left {leftovers} object(s) there; rerun the push to finish it"
-            if leftovers
+            f"an unfinished push left {len(listed)} object(s) there; rerun the push to finish it"
+            if listed
             else "it was never pushed"
         )
         raise VersionNotFoundError(
             f"{name} version {version} does not exist in s3://{bucket}/{prefix} "
             f"(no {MANIFEST_NAME}: {detail})"
-        ) from None
-    return parse_manifest(body, name, version)
+        )
+    try:
+        body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except Exception as exc:
+        raise s3.explain(exc, bucket, f"s3://{bucket}/{key}") from exc
+    return parse_manifest(body, name, version), listed
 
 
 def _check_file(
@@ -111,21 +120,27 @@ def verify_model(
 ) -> VerifyReport:
     """Download every file of the version, hash it, compare with the manifest."""
     progress = progress or NoProgress()
-    manifest = read_manifest(client, bucket, name, version)
+    manifest, listed = _manifest_and_listing(client, bucket, name, version)
     prefix = model_prefix(name, version)
     report = VerifyReport(bucket=bucket, prefix=prefix, manifest=manifest)
     progress.start(manifest.total_bytes, len(manifest.files))
+    present = [entry for entry in manifest.files if prefix + entry.path in listed]
+    report.problems += [
+        f"{entry.path}: missing from the bucket"
+        for entry in manifest.files
+        if prefix + entry.path not in listed
+    ]
     with cf.ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="mlstack-verify") as pool:
         futures = [
-            pool.submit(_check_file, client, bucket, prefix, entry, progress)
-            for entry in manifest.files
+            pool.submit(_check_file, client, bucket, prefix, entry, progress) for entry in present
         ]
         for future in futures:
             report.problems += future.result()
-    listed = {f.path for f in manifest.files}
-    for item in s3.list_objects(client, bucket, prefix):
-        relative = item.key.removeprefix(prefix)
-        if relative != MANIFEST_NAME and relative not in listed:
-            report.problems.append(f"{relative}: in the bucket but not in the manifest")
+    in_manifest = {prefix + f.path for f in manifest.files}
+    for key in sorted(listed):
+        if key != prefix + MANIFEST_NAME and key not in in_manifest:
+            report.problems.append(
+                f"{key.removeprefix(prefix)}: in the bucket but not in the manifest"
+            )
     report.checked_bytes = manifest.total_bytes
     return report
