@@ -10,6 +10,7 @@ that a hard error under the real engine).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -41,6 +42,11 @@ from components.monitoring import (
     Subscriber,
 )
 from components.network.vpc import FlowLogSettings, Network, NetworkArgs
+from components.storage.model_bucket import (
+    AccessLogSettings,
+    ModelArtifactBucket,
+    ModelArtifactBucketArgs,
+)
 from stacks.config import StackConfig
 
 PROJECT = "mlstack"
@@ -79,6 +85,7 @@ class Platform:
     cluster: EksCluster
     monitoring: Monitoring
     """Metrics, alerts, dashboards, alarms; ``monitoring.topic_arn`` is where alerts go."""
+    artifacts: ModelArtifactBucket
     gpu_pools: dict[str, GpuNodePool] = field(default_factory=dict)
     """GPU node pools by pool name; ``pool.scheduling()`` places a workload on one."""
     karpenter: Karpenter | None = None
@@ -156,12 +163,14 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
     )
     gpu = build_gpu_pools(cfg, name, provider, network, cluster)
     monitoring = build_monitoring(cfg, name, provider, cluster, gpu, services=())
+    artifacts = model_bucket(cfg, stack, opts=aws_only)
     ci_identity = build_ci_identity(cfg, stack, cluster, aws_only)
     return Platform(
         aws_provider=provider,
         network=network,
         cluster=cluster,
         monitoring=monitoring,
+        artifacts=artifacts,
         gpu_pools=gpu.pools,
         karpenter=gpu.karpenter,
         cluster_autoscaler=gpu.cluster_autoscaler,
@@ -346,8 +355,43 @@ def build_gpu_pools(
     return GpuLayer(pools, karpenter, autoscaler, nvidia)
 
 
+def _dns_safe(text: str) -> str:
+    """Lowercase letters, digits and '-' only (stack names may hold '_', '.', capitals)."""
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-") or "stack"
+
+
+def model_bucket(
+    cfg: StackConfig, stack: str, opts: pulumi.ResourceOptions | None = None
+) -> ModelArtifactBucket:
+    """The model-artifact bucket of one stack (``mlstack:artifacts``)."""
+    art = cfg.artifacts
+    logs = art.access_logging
+    return ModelArtifactBucket(
+        "artifacts",
+        ModelArtifactBucketArgs(
+            region=cfg.region,
+            partition=partition_of(cfg.region),
+            bucket_name=art.bucket_name,
+            bucket_prefix=f"{PROJECT}-{_dns_safe(stack)}-"[:27] + "models-",
+            key_alias=f"{PROJECT}-{_dns_safe(stack)}-models",
+            noncurrent_version_expiration_days=art.noncurrent_version_expiration_days,
+            abort_incomplete_multipart_upload_days=art.abort_incomplete_multipart_upload_days,
+            key_deletion_window_days=art.key_deletion_window_days,
+            access_logs=AccessLogSettings(
+                enabled=logs.enabled,
+                target_bucket=logs.target_bucket,
+                target_prefix=logs.target_prefix,
+                retention_days=logs.retention_days,
+            ),
+            force_destroy=art.force_destroy,
+            protect=cfg.protect,
+        ),
+        opts=opts,
+    )
+
+
 def export_outputs(platform: Platform) -> None:
-    """Stack outputs: cluster name and endpoint, VPC id, kubeconfig (secret)."""
+    """Stack outputs: cluster name and endpoint, VPC id, kubeconfig (secret), model bucket."""
     pulumi.export("clusterName", platform.cluster.cluster_name)
     pulumi.export("clusterEndpoint", platform.cluster.endpoint)
     pulumi.export("oidcProviderArn", platform.cluster.oidc_provider_arn)
@@ -356,6 +400,7 @@ def export_outputs(platform: Platform) -> None:
     pulumi.export("kubeconfig", pulumi.Output.secret(platform.cluster.kubeconfig))
     pulumi.export("alertTopicArn", platform.monitoring.topic_arn)
     pulumi.export("prometheusUrl", platform.monitoring.prometheus_url)
+    pulumi.export("modelBucketName", platform.artifacts.bucket_name)
     if platform.ci_identity is not None:
         pulumi.export("ciPreviewRoleArn", platform.ci_identity.preview_role_arn)
         pulumi.export("ciDeployRoleArn", platform.ci_identity.deploy_role_arn)
