@@ -126,3 +126,11 @@ CHARTS.update(
     }
 )
 IMAGES.update({"vllm": VLLM_IMAGE, "triton": TRITON_IMAGE, "model-loader": MODEL_LOADER_IMAGE})
+
+CHARTS["kube-prometheus-stack"] = ChartPin(
+    chart="kube-prometheus-stack",
+    # Tag kube-prometheus-stack-88.5.3 of prometheus-community/helm-charts: prometheus-operator
+    # v0.93.1, Alertmanager v0.34.0 (aws-sdk-go-v2: Pod Identity credentials work).
+    version="88.5.3",
+    repository="https://prometheus-community.github.io/helm-charts",
+)

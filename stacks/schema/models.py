@@ -1,9 +1,12 @@
 """``mlstack:models``: served models, one InferenceService each.
 
-A model names the artifact version it serves (from the model-artifact bucket), the
-runtime preset that serves it (``vllm``, ``triton`` or ``custom``), the GPU pool and
-resources of one replica, how it autoscales, how new versions roll out (``rolling``,
-``canary`` or ``blueGreen``) and how it is exposed (shared ALB, NLB, or in-cluster).
+A model names the artifact version it serves: its artifacts live under
+``models/<name>/<artifactVersion>/`` in the model bucket (layout:
+``components.storage.layout``, ``docs/model-artifacts.md``; ``mlstack model pin <stack>
+<name> <version>`` edits ``artifactVersion`` in place). It also names the runtime preset
+that serves it (``vllm``, ``triton`` or ``custom``), the GPU pool and resources of one
+replica, how it autoscales, how new versions roll out (``rolling``, ``canary`` or
+``blueGreen``, see docs/rollouts.md) and how it is exposed (shared ALB, NLB, in-cluster).
 """
 
 from __future__ import annotations
@@ -13,15 +16,15 @@ import zoneinfo
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, field_validator, model_validator
+from pydantic import AfterValidator, WithJsonSchema, field_validator, model_validator
 
+from components.storage import layout
 from stacks.schema.base import ConfigModel, fixed, knob
 
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 MAX_MODEL_NAME = 40
 """Room for the ``-canary`` / ``-preview`` suffixes and IAM role names."""
 
-_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _IMAGE = re.compile(
     r"^(?P<repo>[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
     r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9._-]{0,127}))?"
@@ -69,14 +72,31 @@ def _check_image(value: str) -> str:
 
 
 def _check_version(value: str) -> str:
-    if not _VERSION.match(value):
-        raise ValueError(
-            "must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
-        )
+    problem = layout.version_problem(value)
+    if problem:
+        raise ValueError(problem)
     return value
 
 
-ArtifactVersion = Annotated[str, AfterValidator(_check_version)]
+ModelName = Annotated[
+    str,
+    WithJsonSchema(
+        {"type": "string", "pattern": layout.NAME_PATTERN, "maxLength": layout.NAME_MAX_LENGTH}
+    ),
+]
+ArtifactVersion = Annotated[
+    str,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": layout.VERSION_PATTERN,
+            "maxLength": layout.VERSION_MAX_LENGTH,
+        }
+    ),
+]
+"""A version string; ModelConfig checks it (layout.version_problem) with a clear message."""
+CheckedVersion = Annotated[ArtifactVersion, AfterValidator(_check_version)]
+"""A version checked where it appears (canary, blue/green colors)."""
 ImageRef = Annotated[str, AfterValidator(_check_image)]
 
 
@@ -149,7 +169,7 @@ class AutoscalingConfig(ConfigModel):
 class CanaryConfig(ConfigModel):
     """A second Deployment taking ``canaryWeight`` percent of the ALB traffic."""
 
-    artifact_version: ArtifactVersion | None = knob(
+    artifact_version: CheckedVersion | None = knob(
         None, description="Model version the canary serves."
     )
     image: ImageRef | None = knob(None, description="Image the canary runs (default: the model's).")
@@ -170,9 +190,7 @@ class CanaryConfig(ConfigModel):
 class ColorConfig(ConfigModel):
     """What one blue/green color runs; unset fields fall back to the model's."""
 
-    artifact_version: ArtifactVersion | None = knob(
-        None, description="Model version of this color."
-    )
+    artifact_version: CheckedVersion | None = knob(None, description="Model version of this color.")
     image: ImageRef | None = knob(None, description="Image of this color.")
 
 
@@ -295,9 +313,15 @@ class CustomRuntimeConfig(ConfigModel):
 class ModelConfig(ConfigModel):
     """One served model: its artifact version, runtime, resources, scaling, rollout."""
 
-    name: str = fixed(description="Model name, a DNS-1123 label (at most 40 characters).")
+    name: ModelName = fixed(
+        description="Model name, a DNS-1123 label starting with a letter, at most 40 "
+        "characters; its artifacts live under models/<name>/."
+    )
     artifact_version: ArtifactVersion = knob(
-        description="Version served: s3://<bucket>/models/<name>/<artifactVersion>/."
+        description=(
+            "Artifact version served, a safe path segment (quote it if it looks like a "
+            "number): models/<name>/<artifactVersion>/. Set with `mlstack model pin`."
+        )
     )
     runtime: Literal["vllm", "triton", "custom"] = fixed(
         description="Runtime preset: vllm, triton or custom."
@@ -336,6 +360,16 @@ class ModelConfig(ConfigModel):
     @field_validator("name")
     @classmethod
     def _dns_label(cls, value: str) -> str:
+        problem = layout.name_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _serving_name(cls, value: str) -> str:
+        """Stricter than the bucket layout: names become Service names (DNS-1035: start
+        with a letter) with suffixes such as ``-canary``, and IAM role names."""
         if not DNS_LABEL.match(value) or len(value) > MAX_MODEL_NAME:
             raise ValueError(
                 f"{value!r} is not a DNS-1123 label: lower-case letters, digits and '-', "
@@ -343,6 +377,21 @@ class ModelConfig(ConfigModel):
                 "characters"
             )
         return value
+
+    @field_validator("artifact_version", mode="before")
+    @classmethod
+    def _version_is_a_string(cls, value: object) -> object:
+        if isinstance(value, int | float):  # bool is an int too
+            raise ValueError(
+                f"got the {type(value).__name__} {value!r}; quote the version in YAML "
+                '(e.g. "1.10") so it is not read as a number'
+            )
+        return value
+
+    @field_validator("artifact_version")
+    @classmethod
+    def _safe_segment(cls, value: str) -> str:
+        return _check_version(value)
 
     @field_validator("cpu", "memory", "shm_size", mode="before")
     @classmethod

@@ -169,18 +169,10 @@ Finding = tuple[str, Any, str]
 def cross_checks(cfg: StackConfig) -> Iterator[Finding]:
     """Rules spanning models, GPU pools, serving settings and the environment."""
     pools = {p.name: p for p in cfg.gpu_pools}
-    seen_names: dict[str, int] = {}
     routes: dict[tuple[str, str], int] = {}
     lb = cfg.serving.load_balancer
     for i, model in enumerate(cfg.models):
         at = f"mlstack:models[{i}]"
-        if model.name in seen_names:
-            yield (
-                f"{at}.name",
-                model.name,
-                f"duplicate model name (also models[{seen_names[model.name]}])",
-            )
-        seen_names.setdefault(model.name, i)
         pool = pools.get(model.pool)
         if pool is None:
             allowed = ", ".join(pools) if pools else "none defined in mlstack:gpuPools"

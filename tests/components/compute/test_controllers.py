@@ -111,7 +111,9 @@ def test_controller_policy_partition_flows_into_every_arn() -> None:
 
 
 def test_controller_uses_pod_identity_for_the_service_account_the_chart_runs_as(dev_graph) -> None:
-    association = dev_graph.one("aws:eks/podIdentityAssociation:PodIdentityAssociation").inputs
+    association = dev_graph.one(
+        "aws:eks/podIdentityAssociation:PodIdentityAssociation", "karpenter-pod-identity"
+    ).inputs
     values = release(dev_graph, "karpenter-controller").inputs["values"]
     assert association["serviceAccount"] == values["serviceAccount"]["name"] == "karpenter"
     assert (
@@ -167,6 +169,7 @@ def test_karpenter_replicas_follow_the_system_node_count(dev_graph, prod_graph) 
 
 def test_no_pools_means_no_gpu_controllers(synth_edited: SynthEdited) -> None:
     graph = synth_edited("dev", {"gpuPools": [], "models": []})
+    # Monitoring's and serving's charts stay (every stack has them); no GPU controller does.
     compute_releases = [
         r
         for r in graph.by_type(RELEASE)

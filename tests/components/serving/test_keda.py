@@ -6,7 +6,7 @@ import pytest
 
 from components.serving.keda import KedaArgs
 from components.versions import KEDA_CHART
-from mlstack.crd_schemas import crd_validators
+from mlstack.render_checks import CRD_VALIDATORS
 from mlstack.synth import ResourceGraph
 from tests.components.serving.conftest import ServiceSpec, synth_serving
 
@@ -47,7 +47,7 @@ def test_ha_values_only_with_more_than_one_replica() -> None:
 
 
 def test_the_scaled_object_validator_is_strict() -> None:
-    validate = crd_validators()[("keda.sh/v1alpha1", "ScaledObject")]
+    validate = CRD_VALIDATORS[("keda.sh/v1alpha1", "ScaledObject")]
     good = {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",

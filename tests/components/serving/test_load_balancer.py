@@ -17,8 +17,7 @@ from components.serving.load_balancer import (
 )
 from components.validation import ComponentArgsError
 from components.versions import AWS_LOAD_BALANCER_CONTROLLER_CHART
-from mlstack.crd_schemas import crd_validators
-from mlstack.render_checks import policy_problems
+from mlstack.render_checks import CRD_VALIDATORS, policy_problems
 from mlstack.synth import ResourceGraph, SynthError
 from tests.components.serving.conftest import (
     ACCOUNT,
@@ -153,7 +152,7 @@ def test_shared_alb_settings_live_in_the_ingress_class_params(graph: ResourceGra
     assert "access_logs.s3.enabled" not in attributes
     assert spec["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": NAMESPACE}}
     manifest = {**params.inputs, "metadata": {"name": "x"}}
-    assert crd_validators()[("elbv2.k8s.aws/v1beta1", "IngressClassParams")](manifest) == []
+    assert CRD_VALIDATORS[("elbv2.k8s.aws/v1beta1", "IngressClassParams")](manifest) == []
     ingress_class = graph.one("kubernetes:networking.k8s.io/v1:IngressClass")
     assert ingress_class.inputs["spec"]["controller"] == "ingress.k8s.aws/alb"
     assert ingress_class.inputs["spec"]["parameters"]["kind"] == "IngressClassParams"
