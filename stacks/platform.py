@@ -48,6 +48,7 @@ from components.storage.model_bucket import (
     ModelArtifactBucketArgs,
 )
 from stacks.config import StackConfig
+from stacks.serving_layer import Serving, build_serving, service_targets
 
 PROJECT = "mlstack"
 
@@ -93,6 +94,8 @@ class Platform:
     nvidia: NvidiaGpuAddons | None = None
     ci_identity: CiIdentity | None = None
     """GitHub OIDC provider and the CI preview/deploy roles (None unless delivery.enabled)."""
+    serving: Serving | None = None
+    """KEDA, the AWS Load Balancer Controller and one InferenceService per model."""
 
 
 def build(cfg: StackConfig, stack: str | None = None) -> Platform:
@@ -162,9 +165,23 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
         opts=aws_only,
     )
     gpu = build_gpu_pools(cfg, name, provider, network, cluster)
-    monitoring = build_monitoring(cfg, name, provider, cluster, gpu, services=())
+    monitoring = build_monitoring(cfg, name, provider, cluster, gpu, services=service_targets(cfg))
     artifacts = model_bucket(cfg, stack, opts=aws_only)
     ci_identity = build_ci_identity(cfg, stack, cluster, aws_only)
+    serving = build_serving(
+        cfg,
+        stack,
+        cluster_name=name,
+        partition=partition_of(cfg.region),
+        cluster=cluster,
+        vpc_id=network.vpc_id,
+        gpu_pools=gpu.pools,
+        artifacts=artifacts,
+        tags=default_tags(cfg, stack),
+        prometheus_url=monitoring.prometheus_url,
+        wait_for=[cluster.system_node_group] if cluster.system_node_group else [],
+        opts=pulumi.ResourceOptions(providers=[provider, cluster.provider]),
+    )
     return Platform(
         aws_provider=provider,
         network=network,
@@ -176,6 +193,7 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
         cluster_autoscaler=gpu.cluster_autoscaler,
         nvidia=gpu.nvidia,
         ci_identity=ci_identity,
+        serving=serving,
     )
 
 
@@ -391,7 +409,8 @@ def model_bucket(
 
 
 def export_outputs(platform: Platform) -> None:
-    """Stack outputs: cluster name and endpoint, VPC id, kubeconfig (secret), model bucket."""
+    """Stack outputs: cluster name and endpoint, VPC id, kubeconfig (secret), model bucket,
+    inference endpoints."""
     pulumi.export("clusterName", platform.cluster.cluster_name)
     pulumi.export("clusterEndpoint", platform.cluster.endpoint)
     pulumi.export("oidcProviderArn", platform.cluster.oidc_provider_arn)
@@ -401,6 +420,8 @@ def export_outputs(platform: Platform) -> None:
     pulumi.export("alertTopicArn", platform.monitoring.topic_arn)
     pulumi.export("prometheusUrl", platform.monitoring.prometheus_url)
     pulumi.export("modelBucketName", platform.artifacts.bucket_name)
+    if platform.serving is not None:
+        pulumi.export("inferenceEndpoints", platform.serving.endpoints)
     if platform.ci_identity is not None:
         pulumi.export("ciPreviewRoleArn", platform.ci_identity.preview_role_arn)
         pulumi.export("ciDeployRoleArn", platform.ci_identity.deploy_role_arn)

@@ -1,8 +1,9 @@
 """The serving layer of the composition: config -> InferenceNamespace, Keda,
 LoadBalancer and one InferenceService per ``mlstack:models`` entry.
 
-``stacks.platform.build`` calls :func:`build_serving` after the cluster, GPU pools
-and artifact bucket exist. Nothing here reads ``pulumi.Config``; everything comes
+``stacks.platform.build`` calls :func:`service_targets` (plain values, for the
+monitoring layer) and, once the cluster, GPU pools, artifact bucket and monitoring
+exist, :func:`build_serving`. Nothing here reads ``pulumi.Config``; everything comes
 from the validated :class:`~stacks.config.StackConfig`.
 """
 
@@ -14,6 +15,8 @@ from typing import Protocol
 
 import pulumi
 
+from components.monitoring import ServiceTarget
+from components.monitoring import metrics as monitoring_metrics
 from components.serving import runtimes
 from components.serving.identity import WorkloadIdentity
 from components.serving.inference_service import (
@@ -27,6 +30,7 @@ from components.serving.inference_service import (
 from components.serving.keda import Keda, KedaArgs
 from components.serving.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.serving.namespace import InferenceNamespace, InferenceNamespaceArgs
+from components.serving.rollout import workload_name
 from components.versions import AWS_LOAD_BALANCER_CONTROLLER_CHART, KEDA_CHART
 from stacks.config import StackConfig
 from stacks.schema.models import ModelConfig
@@ -67,6 +71,8 @@ class Serving:
     keda: Keda
     load_balancer: LoadBalancer
     services: dict[str, InferenceService] = field(default_factory=dict)
+    endpoints: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    """Per model: its in-cluster URL and, when exposed on the ALB, host and path."""
 
 
 def runtime_for(model: ModelConfig) -> runtimes.RuntimePreset:
@@ -99,10 +105,13 @@ def build_serving(
     gpu_pools: Mapping[str, GpuPool],
     artifacts: ArtifactReader,
     tags: Mapping[str, str],
+    prometheus_url: str,
     wait_for: Sequence[pulumi.Resource] = (),
     opts: pulumi.ResourceOptions | None = None,
 ) -> Serving:
-    """Declare the serving layer. ``opts`` carries the AWS + Kubernetes providers."""
+    """Declare the serving layer. ``opts`` carries the AWS + Kubernetes providers;
+    ``prometheus_url`` is where KEDA reads the runtimes' metrics (unless config says
+    otherwise)."""
     serving = cfg.serving
     lb_cfg = serving.load_balancer
     identity = WorkloadIdentity(
@@ -163,10 +172,27 @@ def build_serving(
                 namespace=namespace,
                 keda=keda,
                 load_balancer=load_balancer,
+                prometheus_url=cfg.serving.autoscaler.prometheus_address or prometheus_url,
             ),
             opts=opts,
         )
-    return Serving(namespace, keda, load_balancer, services)
+    return Serving(namespace, keda, load_balancer, services, endpoints(cfg))
+
+
+def endpoints(cfg: StackConfig) -> dict[str, dict[str, str | None]]:
+    """Per model: its in-cluster URL, its exposure and (ALB) host and path."""
+    found: dict[str, dict[str, str | None]] = {}
+    for model in cfg.models:
+        url = f"http://{model.name}.{cfg.serving.namespace}.svc:{runtime_for(model).port}"
+        exposure = model.exposure
+        alb = exposure.type == "alb"
+        found[model.name] = {
+            "inCluster": url,
+            "exposure": exposure.type,
+            "host": exposure.host if alb else None,
+            "path": exposure.path if alb else None,
+        }
+    return found
 
 
 def service_args(
@@ -179,6 +205,7 @@ def service_args(
     namespace: InferenceNamespace,
     keda: Keda,
     load_balancer: LoadBalancer,
+    prometheus_url: str,
 ) -> InferenceServiceArgs:
     """The InferenceService inputs of one model."""
     preset = runtime_for(model)
@@ -222,7 +249,7 @@ def service_args(
         wake_schedule=WakeSchedule(wake.timezone, wake.start, wake.end, wake.replicas)
         if wake
         else None,
-        prometheus_address=cfg.serving.autoscaler.prometheus_address,
+        prometheus_address=prometheus_url,
         polling_interval_seconds=cfg.serving.autoscaler.polling_interval_seconds,
         cooldown_period_seconds=cfg.serving.autoscaler.cooldown_period_seconds,
         strategy=rollout.strategy,
@@ -246,3 +273,34 @@ def service_args(
         scaler_depends_on=(keda.release,),
         exposure_depends_on=(load_balancer.release, load_balancer.ingress_class),
     )
+
+
+def scraped_service(model: ModelConfig) -> str:
+    """The Service whose metrics the alerts read: stable, or the active blue/green color."""
+    blue_green = model.rollout.blue_green
+    return workload_name(model.name, blue_green.active_color) if blue_green else model.name
+
+
+def service_targets(cfg: StackConfig) -> tuple[ServiceTarget, ...]:
+    """What the monitoring layer needs to scrape and alert on each model (plain values)."""
+    key, value = runtimes.METRICS_SERVICE_LABEL
+    targets = []
+    for model in cfg.models:
+        preset = runtime_for(model)
+        active = scraped_service(model)
+        targets.append(
+            ServiceTarget(
+                name=model.name,
+                namespace=cfg.serving.namespace,
+                runtime=monitoring_metrics.RUNTIMES[model.runtime],
+                p99_latency_slo_seconds=model.latency_slo_seconds
+                or preset.default_latency_slo_seconds,
+                min_healthy=max(1, model.autoscaling.min_replicas),
+                selector_labels={runtimes.MODEL_LABEL: model.name, key: value},
+                metrics_port=preset.metrics_port_name,
+                metrics_path=preset.metrics_path,
+                k8s_service=active,
+                hpa_name=f"keda-hpa-{active}",
+            )
+        )
+    return tuple(targets)

@@ -190,6 +190,8 @@ class RuntimePreset:
     run_as_non_root: bool = True
     run_as_user: int = 1000
     env: Mapping[str, str] = field(default_factory=dict)
+    default_latency_slo_seconds: float = 5.0
+    """p99 request latency objective when the model sets none (monitoring alerts on it)."""
 
     port_name = "http"
 
@@ -273,6 +275,8 @@ VLLM = RuntimePreset(
         "VLLM_NO_USAGE_STATS": "1",
         "DO_NOT_TRACK": "1",
     },
+    # End-to-end latency of a whole generation (hundreds of tokens).
+    default_latency_slo_seconds=60.0,
 )
 
 TRITON = RuntimePreset(
@@ -295,6 +299,7 @@ TRITON = RuntimePreset(
     ),
     families=TRITON_FAMILIES,
     env=dict(_CACHE_ENV),
+    default_latency_slo_seconds=1.0,
 )
 
 PRESETS: Mapping[str, RuntimePreset] = MappingProxyType({"vllm": VLLM, "triton": TRITON})

@@ -344,6 +344,13 @@ class ModelConfig(ConfigModel):
     drain_seconds: int = knob(
         60, ge=0, le=900, description="Time in-flight requests get to finish on shutdown."
     )
+    latency_slo_seconds: float | None = knob(
+        None,
+        gt=0,
+        le=600,
+        description="p99 request latency objective the alerts use (default: vllm 60 s for a "
+        "whole generation, triton 1 s, custom 5 s).",
+    )
     autoscaling: AutoscalingConfig = knob(
         default_factory=AutoscalingConfig, description="Replica bounds and scaling target."
     )

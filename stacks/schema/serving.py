@@ -104,9 +104,9 @@ class LoadBalancerConfig(ConfigModel):
 class AutoscalerConfig(ConfigModel):
     """KEDA: where it reads the runtimes' metrics and how often."""
 
-    prometheus_address: str = fixed(
-        "http://kube-prometheus-stack-prometheus.monitoring.svc.cluster.local:9090",
-        description="Prometheus HTTP API KEDA queries (in-cluster address).",
+    prometheus_address: str | None = fixed(
+        None,
+        description="Prometheus HTTP API KEDA queries. Default: the monitoring layer's.",
         pattern=r"^https?://[A-Za-z0-9.-]+(:\d+)?(/.*)?$",
     )
     polling_interval_seconds: int = knob(
