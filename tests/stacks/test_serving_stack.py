@@ -237,3 +237,15 @@ def test_endpoints_are_exported(dev_graph: ResourceGraph) -> None:
         "path": "/",
     }
     assert endpoints["resnet50"]["exposure"] == "nlb"
+
+
+def test_irsa_identity_through_the_stack(synth_edited: SynthEdited) -> None:
+    graph = synth_edited("dev", {"serving.identity": "irsa"})
+    for model in MODELS:
+        role = graph.one("aws:iam/role:Role", f"model-{model}-role")
+        (statement,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+        subs = [v for k, v in statement["Condition"]["StringEquals"].items() if k.endswith(":sub")]
+        assert subs == [f"system:serviceaccount:inference:{model}"]
+        account = k8s_named(graph, "kubernetes:core/v1:ServiceAccount", model)
+        assert "eks.amazonaws.com/role-arn" in account.inputs["metadata"]["annotations"]
+    assert [f.render() for f in check_graph(graph, "1.33")] == []

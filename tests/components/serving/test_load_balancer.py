@@ -209,3 +209,15 @@ def test_args_problems_list_everything() -> None:
         group_name="g" * 64,
     )
     assert len(args.problems()) == 4
+
+
+def test_irsa_mode_annotates_the_controllers_service_account() -> None:
+    graph = synth_serving([ServiceSpec()], identity_mode="irsa")
+    values = release(graph)["values"]
+    annotation = values["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"]
+    assert annotation.endswith("load-balancer-role")
+    role = graph.one("aws:iam/role:Role", "load-balancer-role")
+    (statement,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    (sub,) = [v for k, v in statement["Condition"]["StringEquals"].items() if k.endswith(":sub")]
+    assert sub == "system:serviceaccount:kube-system:aws-load-balancer-controller"
+    assert not graph.by_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
