@@ -22,6 +22,7 @@ Per model:
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -680,7 +681,12 @@ class InferenceService(pulumi.ComponentResource):
 
 
 def _slug(version: str) -> str:
-    return "".join(c if c.isalnum() or c == "-" else "-" for c in version.lower())
+    """A resource-name-safe form of a version; a short hash keeps versions that differ
+    only in case or punctuation (``v1.0`` / ``v1_0``) apart."""
+    slug = "".join(c if c.isalnum() or c == "-" else "-" for c in version.lower())
+    if slug == version:
+        return slug
+    return f"{slug}-{hashlib.sha256(version.encode()).hexdigest()[:6]}"
 
 
 def _equal_resources(amounts: Mapping[str, str]) -> k8s.core.v1.ResourceRequirementsArgs:

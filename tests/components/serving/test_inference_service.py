@@ -534,3 +534,18 @@ def test_each_track_has_exactly_one_scraped_service(mixed_graph: ResourceGraph) 
     # The blue/green alias and the NLB select the same pods; they are not scraped.
     for alias in ("vision", "vision-nlb"):
         assert key not in k8s_named(mixed_graph, SERVICE, alias).inputs["metadata"]["labels"]
+
+
+def test_versions_differing_only_in_punctuation_get_separate_grants() -> None:
+    graph = synth_serving(
+        [
+            ServiceSpec(
+                strategy="canary",
+                versions={"stable": "v1.0", "canary": "v1_0"},
+                overrides={"canary_weight": 5},
+            )
+        ]
+    )
+    role = graph.one(ROLE, "model-llm-role")
+    grants = [p for p in graph.by_type(ROLE_POLICY) if p.parent == role.urn]
+    assert len({g.name for g in grants}) == 2
