@@ -345,6 +345,7 @@ def synth_config(
         mock, project=PROJECT, stack=stack, preview=False, logger=logger, monitor=monitor
     )
     try:
+
         def run() -> None:
             program_fn(cfg, stack)
 
