@@ -102,8 +102,27 @@ def _tail(text: str) -> str:
     return text if len(text) <= _ERROR_CHARS else "..." + text[-_ERROR_CHARS:]
 
 
+_DRIVER = """
+import contextlib, io, json, sys
+from mlstack.cli import main
+results = {}
+for stack, out in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main(["plan", stack, "--out", out, "--root", sys.argv[2]])
+        except BaseException as exc:
+            code = 1
+            err.write(f"{type(exc).__name__}: {exc}")
+    results[stack] = {"code": code, "stderr": err.getvalue()}
+print("MLSTACK-PLANS " + json.dumps(results))
+"""
+"""Runs in the revision's own code: ``mlstack.cli.main(["plan", ...])`` once per stack, in
+one process (imports are paid once), each stack's error output kept apart."""
+
+
 def synth_plans(project: Path, stacks: Sequence[str]) -> dict[str, PlanOutcome]:
-    """Plan every stack with the code and stack files under ``project``, in subprocesses."""
+    """Plan every stack with the code and stack files under ``project``, in a subprocess."""
     out_dir = Path(tempfile.mkdtemp(prefix="mlstack-plans-"))
     env = {
         **os.environ,
@@ -113,48 +132,55 @@ def synth_plans(project: Path, stacks: Sequence[str]) -> dict[str, PlanOutcome]:
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     outcomes: dict[str, PlanOutcome] = {}
-    running: dict[str, tuple[subprocess.Popen[str], Path]] = {}
-    try:
-        for stack in stacks:
-            if not (project / f"Pulumi.{stack}.yaml").is_file():
-                outcomes[stack] = PlanOutcome(
-                    plan=_empty_plan(stack), note=f"Pulumi.{stack}.yaml does not exist here"
-                )
-                continue
-            out = out_dir / f"{stack}.json"
-            command = [sys.executable, "-m", "mlstack.cli", "plan", stack, "--out", str(out)]
-            command += ["--root", str(project)]
-            running[stack] = (
-                subprocess.Popen(
-                    command,
-                    cwd=project,
-                    env=env,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                ),
-                out,
+    jobs: list[tuple[str, str]] = []
+    for stack in stacks:
+        if (project / f"Pulumi.{stack}.yaml").is_file():
+            jobs.append((stack, str(out_dir / f"{stack}.json")))
+        else:
+            outcomes[stack] = PlanOutcome(
+                plan=_empty_plan(stack), note=f"Pulumi.{stack}.yaml does not exist here"
             )
-        for stack, (process, out) in running.items():
-            try:
-                _, stderr = process.communicate(timeout=SYNTH_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.communicate()
-                outcomes[stack] = PlanOutcome(None, f"synth timed out after {SYNTH_TIMEOUT_S}s")
-                continue
-            if process.returncode != 0 or not out.is_file():
-                message = _tail(stderr) or f"exit code {process.returncode}"
-                outcomes[stack] = PlanOutcome(None, message.removeprefix("error: "))
-                continue
-            outcomes[stack] = PlanOutcome(json.loads(out.read_text(encoding="utf-8")))
+    try:
+        if jobs:
+            outcomes.update(_run_driver(project, jobs, env))
     finally:
-        for process, _ in running.values():
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
         shutil.rmtree(out_dir, ignore_errors=True)
     return {stack: outcomes[stack] for stack in stacks}
+
+
+def _run_driver(
+    project: Path, jobs: list[tuple[str, str]], env: Mapping[str, str]
+) -> dict[str, PlanOutcome]:
+    command = [sys.executable, "-c", _DRIVER, json.dumps(jobs), str(project)]
+    try:
+        done = subprocess.run(
+            command,
+            cwd=project,
+            env=dict(env),
+            capture_output=True,
+            text=True,
+            timeout=SYNTH_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return {s: PlanOutcome(None, f"synth timed out after {SYNTH_TIMEOUT_S}s") for s, _ in jobs}
+    marker = next(
+        (line for line in done.stdout.splitlines() if line.startswith("MLSTACK-PLANS ")), None
+    )
+    if marker is None:
+        reason = _tail(done.stderr) or f"exit code {done.returncode}"
+        return {s: PlanOutcome(None, f"the synth could not run: {reason}") for s, _ in jobs}
+    results = json.loads(marker.removeprefix("MLSTACK-PLANS "))
+    outcomes: dict[str, PlanOutcome] = {}
+    for stack, out in jobs:
+        result = results.get(stack, {})
+        path = Path(out)
+        if result.get("code") != 0 or not path.is_file():
+            message = _tail(str(result.get("stderr", ""))) or f"exit code {result.get('code')}"
+            outcomes[stack] = PlanOutcome(None, message.removeprefix("error: "))
+        else:
+            outcomes[stack] = PlanOutcome(json.loads(path.read_text(encoding="utf-8")))
+    return outcomes
 
 
 def _empty_plan(stack: str) -> dict[str, Any]:
