@@ -603,7 +603,7 @@ def estimate(
     *,
     prices: PriceBook | None = None,
     catalog: InstanceCatalog | None = None,
-    usage: Usage = Usage(),
+    usage: Usage | None = None,
 ) -> CostEstimate:
     """The monthly estimate of one synthesized stack."""
     return _Estimator(
@@ -612,7 +612,7 @@ def estimate(
         region=graph.region,
         prices=prices or load_price_book(),
         catalog=default_catalog() if catalog is None else catalog,
-        usage=usage,
+        usage=usage or Usage(),
     ).run()
 
 
