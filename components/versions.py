@@ -62,9 +62,37 @@ class ChartPin:
     version: str
     repository: str
 
+    @property
+    def chart_ref(self) -> str:
+        """What Helm is asked for: ``oci://.../name`` for OCI registries, else the name."""
+        if self.repository.startswith("oci://"):
+            return f"{self.repository.rstrip('/')}/{self.chart}"
+        return self.chart
 
-CHARTS: dict[str, ChartPin] = {}
+
+CHARTS: dict[str, ChartPin] = {
+    # GPU node pools. Karpenter: release notes / docs of aws/karpenter-provider-aws
+    # (1.14.x supports Kubernetes 1.31-1.36); the CRD chart ships the same version.
+    "karpenter": ChartPin("karpenter", "1.14.1", "oci://public.ecr.aws/karpenter"),
+    "karpenter-crd": ChartPin("karpenter-crd", "1.14.1", "oci://public.ecr.aws/karpenter"),
+    # cluster-autoscaler chart; the image is pinned per Kubernetes minor in IMAGES.
+    "cluster-autoscaler": ChartPin(
+        "cluster-autoscaler", "9.59.0", "https://kubernetes.github.io/autoscaler"
+    ),
+    "nvidia-device-plugin": ChartPin(
+        "nvidia-device-plugin", "0.19.3", "https://nvidia.github.io/k8s-device-plugin"
+    ),
+    "dcgm-exporter": ChartPin(
+        "dcgm-exporter", "4.8.2", "https://nvidia.github.io/dcgm-exporter/helm-charts"
+    ),
+}
 """Helm charts by role (filled by the components that install them)."""
 
-IMAGES: dict[str, str] = {}
+IMAGES: dict[str, str] = {
+    # cluster-autoscaler must match the cluster's Kubernetes minor version.
+    "cluster-autoscaler/1.31": "registry.k8s.io/autoscaling/cluster-autoscaler:v1.31.5",
+    "cluster-autoscaler/1.32": "registry.k8s.io/autoscaling/cluster-autoscaler:v1.32.7",
+    "cluster-autoscaler/1.33": "registry.k8s.io/autoscaling/cluster-autoscaler:v1.33.6",
+    "cluster-autoscaler/1.34": "registry.k8s.io/autoscaling/cluster-autoscaler:v1.34.5",
+}
 """Container images by role, each with an exact tag (filled by the serving components)."""

@@ -12,8 +12,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
+from typer._click import exceptions as click_exceptions  # typer vendors click
 
 from mlstack.errors import MlstackError, UsageError
 
@@ -288,12 +288,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = command.main(args=args, prog_name="mlstack", standalone_mode=False)
         return result if isinstance(result, int) else 0
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.ClickException as exc:
+    except click_exceptions.ClickException as exc:
         exc.show()
         return 2
-    except click.exceptions.Abort:
+    except typer.Abort:
         typer.echo("aborted", err=True)
         return 1
     except MlstackError as exc:

@@ -238,3 +238,13 @@ def check_graph(graph: ResourceGraph, kubernetes_version: str) -> list[Finding]:
         *check_kubernetes(graph, kubernetes_version),
     ]
     return sorted(findings, key=lambda f: (f.check, f.urn, f.message))
+
+
+def _register_crd_validators() -> None:
+    """Custom resources mlstack renders, validated against their published CRD schemas."""
+    from components.compute.karpenter_crds import crd_validators
+
+    CRD_VALIDATORS.update(crd_validators())
+
+
+_register_crd_validators()

@@ -227,6 +227,10 @@ def mock_outputs(type_token: str, name: str, inputs: dict[str, Any], region: str
         state["arn"] = f"arn:aws:kms:{region}:{ACCOUNT_ID}:key/key-{name}"
     elif type_token == "aws:ec2/launchTemplate:LaunchTemplate":
         state["latestVersion"] = 1
+    elif type_token == "aws:eks/nodeGroup:NodeGroup":
+        # EKS names the node group's Auto Scaling group itself; the program reads it back.
+        group = str(inputs.get("nodeGroupName") or name)
+        state["resources"] = [{"autoscalingGroups": [{"name": f"eks-{group}-asg"}]}]
     elif type_token == "aws:cloudwatch/logGroup:LogGroup":
         state["arn"] = f"arn:aws:logs:{region}:{ACCOUNT_ID}:log-group:{physical}"
     return state
@@ -242,15 +246,15 @@ class _OfflineMocks(pulumi.runtime.Mocks):
             return f"{args.name}-provider-id", dict(args.inputs)
         return f"{args.name}-id", mock_outputs(args.typ, args.name, dict(args.inputs), self.region)
 
-    def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+    def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         answer = INVOKE_ANSWERS.get(args.token)
         if answer is None:
             self.errors.append(
                 f"invoke {args.token} has no offline answer; add one to "
                 "mlstack.synth.INVOKE_ANSWERS or avoid the invoke"
             )
-            return {}, None
-        return answer(dict(args.args), self.region), None
+            return {}, []
+        return answer(dict(args.args), self.region), []
 
 
 class _RecordingMonitor(mocks.MockMonitor):

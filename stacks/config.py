@@ -28,7 +28,7 @@ from stacks.schema.artifacts import ArtifactsConfig
 from stacks.schema.base import ConfigModel, fixed, knob
 from stacks.schema.cluster import ClusterConfig
 from stacks.schema.delivery import DeliveryConfig
-from stacks.schema.gpu_pools import GpuPoolConfig
+from stacks.schema.gpu_pools import GpuPoolConfig, pool_problems
 from stacks.schema.models import ModelConfig
 from stacks.schema.monitoring import MonitoringConfig
 from stacks.schema.network import NetworkConfig
@@ -248,10 +248,19 @@ def _prod_cluster_rules(cfg: StackConfig) -> Iterable[Problem]:
         )
 
 
+def _gpu_pool_rules(cfg: StackConfig) -> Iterable[Problem]:
+    """Cross-key GPU pool rules (see ``stacks.schema.gpu_pools.pool_problems``)."""
+    for loc, value, message in pool_problems(
+        cfg.gpu_pools, is_prod=cfg.is_prod, cluster_version=cfg.cluster.version
+    ):
+        yield Problem(key_path(loc), value, message)
+
+
 ENVIRONMENT_RULES: list[EnvironmentRule] = [
     _prod_network_rules,
     _region_matches_zones,
     _prod_cluster_rules,
+    _gpu_pool_rules,
 ]
 """Rules spanning several keys. Later sections append their own rules here."""
 
@@ -325,7 +334,12 @@ def load_config_file(stack: str, root: Path = PROJECT_ROOT) -> StackConfig:
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(source, [Problem("yaml", _MISSING, f"not valid YAML: {exc}")]) from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(
+            source, [Problem("yaml", _MISSING, f"not valid YAML{where}: {reason}")]
+        ) from None
     if not isinstance(document, dict) or not isinstance(document.get("config", {}), dict):
         raise ConfigError(source, [Problem("config", _MISSING, "expected a top-level config map")])
     config = document.get("config") or {}

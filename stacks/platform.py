@@ -10,12 +10,26 @@ that a hard error under the real engine).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 
-from components.cluster.eks import EksCluster, EksClusterArgs, SystemNodeGroupArgs
+from components.cluster.eks import (
+    SYSTEM_NODE_LABEL,
+    EksCluster,
+    EksClusterArgs,
+    SystemNodeGroupArgs,
+)
+from components.compute.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
+from components.compute.gpu_node_pool import (
+    DisruptionBudget,
+    GpuNodePool,
+    GpuNodePoolArgs,
+    Taint,
+)
+from components.compute.karpenter import Karpenter, KarpenterArgs
+from components.compute.nvidia import GpuPoolNodes, NvidiaGpuAddons, NvidiaGpuAddonsArgs
 from components.network.vpc import FlowLogSettings, Network, NetworkArgs
 from stacks.config import StackConfig
 
@@ -53,6 +67,11 @@ class Platform:
     aws_provider: aws.Provider
     network: Network
     cluster: EksCluster
+    gpu_pools: dict[str, GpuNodePool] = field(default_factory=dict)
+    """GPU node pools by pool name; ``pool.scheduling()`` places a workload on one."""
+    karpenter: Karpenter | None = None
+    cluster_autoscaler: ClusterAutoscaler | None = None
+    nvidia: NvidiaGpuAddons | None = None
 
 
 def build(cfg: StackConfig, stack: str | None = None) -> Platform:
@@ -121,7 +140,120 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
         ),
         opts=aws_only,
     )
-    return Platform(aws_provider=provider, network=network, cluster=cluster)
+    gpu = build_gpu_pools(cfg, name, provider, network, cluster)
+    return Platform(
+        aws_provider=provider,
+        network=network,
+        cluster=cluster,
+        gpu_pools=gpu.pools,
+        karpenter=gpu.karpenter,
+        cluster_autoscaler=gpu.cluster_autoscaler,
+        nvidia=gpu.nvidia,
+    )
+
+
+@dataclass(frozen=True)
+class GpuLayer:
+    pools: dict[str, GpuNodePool]
+    karpenter: Karpenter | None
+    cluster_autoscaler: ClusterAutoscaler | None
+    nvidia: NvidiaGpuAddons | None
+
+
+def build_gpu_pools(
+    cfg: StackConfig, name: str, provider: aws.Provider, network: Network, cluster: EksCluster
+) -> GpuLayer:
+    """GPU node pools and what they need: Karpenter (if a pool uses it), cluster-autoscaler
+    (if a pool is a managed node group), the NVIDIA device plugin and DCGM exporter."""
+    if not cfg.gpu_pools:
+        return GpuLayer({}, None, None, None)
+    both = pulumi.ResourceOptions(providers=[provider, cluster.provider])
+    partition = partition_of(cfg.region)
+    system = [cluster.system_node_group] if cluster.system_node_group else []
+    on_system: dict[str, str] = dict([SYSTEM_NODE_LABEL]) if system else {}
+    provisioners = {p.provisioner for p in cfg.gpu_pools}
+
+    karpenter = None
+    if "karpenter" in provisioners:
+        karpenter = Karpenter(
+            "karpenter",
+            KarpenterArgs(
+                cluster_name=name,
+                region=cfg.region,
+                partition=partition,
+                cluster_security_group_id=cluster.cluster_security_group_id,
+                replicas=2 if cfg.cluster.system_node_group.min_size >= 2 else 1,
+                node_selector=on_system,
+                depends_on=system,
+            ),
+            opts=both,
+        )
+    autoscaler = None
+    if "managed" in provisioners:
+        autoscaler = ClusterAutoscaler(
+            "cluster-autoscaler",
+            ClusterAutoscalerArgs(
+                cluster_name=name,
+                region=cfg.region,
+                partition=partition,
+                kubernetes_version=cfg.cluster.version,
+                node_selector=on_system,
+                depends_on=system,
+            ),
+            opts=both,
+        )
+
+    pools: dict[str, GpuNodePool] = {}
+    for pool in cfg.gpu_pools:
+        disruption = pool.disruption
+        pools[pool.name] = GpuNodePool(
+            f"gpu-{pool.name}",
+            GpuNodePoolArgs(
+                pool_name=pool.name,
+                cluster_name=name,
+                kubernetes_version=cfg.cluster.version,
+                partition=partition,
+                provisioner=pool.provisioner,
+                instance_types=pool.allowed_instance_types(),
+                capacity_types=tuple(pool.capacity_types),
+                capacity_reservation_ids=tuple(pool.capacity_reservation_ids),
+                architecture=pool.ami.architecture,
+                ami_family=pool.ami.family,
+                ami_release=pool.ami.release,
+                root_volume_size_gib=pool.root_volume.size_gib,
+                root_volume_iops=pool.root_volume.iops,
+                root_volume_throughput_mibps=pool.root_volume.throughput_mibps,
+                instance_store_raid0=pool.instance_store_raid0,
+                min_nodes=pool.min_nodes,
+                max_nodes=pool.max_nodes,
+                max_gpus=pool.max_gpus,
+                taints=tuple(Taint(t.key, t.value, t.effect) for t in pool.taints),
+                labels=dict(pool.labels),
+                consolidation_policy=disruption.consolidation_policy,
+                consolidate_after=disruption.consolidate_after,
+                expire_after=disruption.expire_after,
+                budgets=tuple(
+                    DisruptionBudget(b.nodes, b.schedule, b.duration, tuple(b.reasons or ()))
+                    for b in disruption.budgets
+                ),
+                update_max_unavailable=pool.update_max_unavailable,
+                node_role_name=karpenter.node_role_name if karpenter else None,
+                subnet_ids=network.private_subnet_ids,
+                depends_on=karpenter.ready
+                if pool.provisioner == "karpenter" and karpenter
+                else system,
+            ),
+            opts=both,
+        )
+    nvidia = NvidiaGpuAddons(
+        "nvidia",
+        NvidiaGpuAddonsArgs(
+            pools=[GpuPoolNodes(p.pool_name, p.args.ami_family, p.taints) for p in pools.values()],
+            depends_on=system,
+        ),
+        opts=both,
+    )
+    return GpuLayer(pools, karpenter, autoscaler, nvidia)
 
 
 def export_outputs(platform: Platform) -> None:

@@ -26,6 +26,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.iam import actions, documents
+from components.validation import require_valid
 from components.versions import EKS_ADDONS, AddonPins
 
 TYPE_TOKEN = "mlstack:cluster:EksCluster"
@@ -156,9 +157,7 @@ class EksCluster(pulumi.ComponentResource):
         self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__(TYPE_TOKEN, name, None, opts)
-        problems = args.problems()
-        if problems:
-            raise ValueError(f"EksCluster {name!r}: invalid args:\n  " + "\n  ".join(problems))
+        require_valid("EksCluster", name, args.problems())
         self._name = name
         self._args = args
         self.system_node_group = None

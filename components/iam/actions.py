@@ -20,6 +20,63 @@ ECR_PULL_ONLY_POLICY = "AmazonEC2ContainerRegistryPullOnly"
 EKS_CNI_POLICY = "AmazonEKS_CNI_Policy"
 EBS_CSI_DRIVER_POLICY = "service-role/AmazonEBSCSIDriverPolicy"
 
+# --- GPU node pools: Karpenter controller (statements of the controller policy Karpenter
+# documents for v1.14, getting-started CloudFormation template), cluster-autoscaler.
+KARPENTER_LAUNCH: tuple[str, ...] = ("ec2:CreateFleet", "ec2:RunInstances")
+KARPENTER_LAUNCH_TAGGED: tuple[str, ...] = (
+    "ec2:CreateFleet",
+    "ec2:CreateLaunchTemplate",
+    "ec2:RunInstances",
+)
+KARPENTER_CREATE_TAGS: tuple[str, ...] = ("ec2:CreateTags",)
+KARPENTER_DELETE: tuple[str, ...] = ("ec2:DeleteLaunchTemplate", "ec2:TerminateInstances")
+KARPENTER_REGIONAL_READ: tuple[str, ...] = (
+    "ec2:DescribeCapacityReservations",
+    "ec2:DescribeImages",
+    "ec2:DescribeInstanceStatus",
+    "ec2:DescribeInstanceTypeOfferings",
+    "ec2:DescribeInstanceTypes",
+    "ec2:DescribeInstances",
+    "ec2:DescribeLaunchTemplates",
+    "ec2:DescribePlacementGroups",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSpotPriceHistory",
+    "ec2:DescribeSubnets",
+)
+KARPENTER_SSM_READ: tuple[str, ...] = ("ssm:GetParameter",)
+KARPENTER_PRICING_READ: tuple[str, ...] = ("pricing:GetProducts",)
+KARPENTER_PROFILE_CREATE: tuple[str, ...] = ("iam:CreateInstanceProfile",)
+KARPENTER_PROFILE_TAG: tuple[str, ...] = ("iam:TagInstanceProfile",)
+KARPENTER_PROFILE_MANAGE: tuple[str, ...] = (
+    "iam:AddRoleToInstanceProfile",
+    "iam:DeleteInstanceProfile",
+    "iam:RemoveRoleFromInstanceProfile",
+)
+KARPENTER_PROFILE_LIST: tuple[str, ...] = ("iam:ListInstanceProfiles",)
+KARPENTER_PROFILE_READ: tuple[str, ...] = ("iam:GetInstanceProfile",)
+PASS_ROLE: tuple[str, ...] = ("iam:PassRole",)
+EKS_DESCRIBE_CLUSTER: tuple[str, ...] = ("eks:DescribeCluster",)
+SQS_CONSUME: tuple[str, ...] = ("sqs:DeleteMessage", "sqs:GetQueueUrl", "sqs:ReceiveMessage")
+SQS_SEND: tuple[str, ...] = ("sqs:SendMessage",)
+SQS_ALL = "sqs:*"
+
+CLUSTER_AUTOSCALER_READ: tuple[str, ...] = (
+    "autoscaling:DescribeAutoScalingGroups",
+    "autoscaling:DescribeAutoScalingInstances",
+    "autoscaling:DescribeLaunchConfigurations",
+    "autoscaling:DescribeScalingActivities",
+    "autoscaling:DescribeTags",
+    "ec2:DescribeImages",
+    "ec2:DescribeInstanceTypes",
+    "ec2:DescribeLaunchTemplateVersions",
+    "ec2:GetInstanceTypesFromInstanceRequirements",
+)
+CLUSTER_AUTOSCALER_SCALE: tuple[str, ...] = (
+    "autoscaling:SetDesiredCapacity",
+    "autoscaling:TerminateInstanceInAutoScalingGroup",
+)
+EKS_DESCRIBE_NODEGROUP: tuple[str, ...] = ("eks:DescribeNodegroup",)
+
 
 def _check_sorted() -> None:
     for name, value in list(globals().items()):

@@ -20,6 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import actions, documents
+from components.validation import require_valid
 
 TYPE_TOKEN = "mlstack:network:Network"
 
@@ -106,9 +107,7 @@ class Network(pulumi.ComponentResource):
         self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__(TYPE_TOKEN, name, None, opts)
-        problems = args.problems()
-        if problems:
-            raise ValueError(f"Network {name!r}: invalid args:\n  " + "\n  ".join(problems))
+        require_valid("Network", name, args.problems())
         self._name = name
         self._args = args
         if args.creates_vpc:

@@ -1,0 +1,152 @@
+"""EksCluster through the synth: encryption, logging, auth, add-ons, system nodes, BYO."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from components.cluster.eks import EksClusterArgs, kubeconfig
+from components.versions import EKS_ADDONS
+from mlstack.synth import REDACTED
+from tests.conftest import SynthEdited
+
+CLUSTER = "aws:eks/cluster:Cluster"
+
+
+def test_secrets_are_envelope_encrypted_with_a_rotating_key(any_graph) -> None:
+    cluster = any_graph.one(CLUSTER)
+    key = any_graph.one("aws:kms/key:Key", "cluster-secrets-key")
+    assert key.inputs["enableKeyRotation"] is True
+    encryption = cluster.inputs["encryptionConfig"]
+    assert encryption["resources"] == ["secrets"]
+    assert encryption["provider"]["keyArn"].endswith("key-cluster-secrets-key")
+
+
+def test_control_plane_logs_go_to_a_retained_group(prod_graph) -> None:
+    cluster = prod_graph.one(CLUSTER)
+    assert set(cluster.inputs["enabledClusterLogTypes"]) >= {"api", "audit", "authenticator"}
+    group = prod_graph.one("aws:cloudwatch/logGroup:LogGroup", "cluster-control-plane-logs")
+    assert group.inputs["name"] == "/aws/eks/mlstack-prod/cluster"
+    assert group.inputs["retentionInDays"] == 365
+    assert group.urn in cluster.dependencies
+
+
+def test_api_authentication_without_creator_admin(any_graph) -> None:
+    access = any_graph.one(CLUSTER).inputs["accessConfig"]
+    assert access == {
+        "authenticationMode": "API",
+        "bootstrapClusterCreatorAdminPermissions": False,
+    }
+
+
+def test_admin_roles_get_access_entries_with_cluster_admin(prod_graph) -> None:
+    entries = [
+        e
+        for e in prod_graph.by_type("aws:eks/accessEntry:AccessEntry")
+        if e.name.startswith("cluster-")
+    ]
+    assert sorted(e.inputs["principalArn"] for e in entries) == [
+        "arn:aws:iam::123456789012:role/ml-platform-admin",
+        "arn:aws:iam::123456789012:role/ml-platform-breakglass",
+    ]
+    policies = prod_graph.by_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
+    assert {p.inputs["policyArn"].rsplit("/", 1)[1] for p in policies} == {
+        "AmazonEKSClusterAdminPolicy"
+    }
+
+
+def test_endpoint_access_follows_config(prod_graph) -> None:
+    vpc = prod_graph.one(CLUSTER).inputs["vpcConfig"]
+    assert vpc["endpointPrivateAccess"] is True
+    assert vpc["publicAccessCidrs"] == ["203.0.113.0/24"]
+
+
+def test_core_addons_are_pinned_to_the_versions_module(any_graph) -> None:
+    pins = EKS_ADDONS["1.33"]
+    versions = {
+        a.inputs["addonName"]: a.inputs["addonVersion"]
+        for a in any_graph.by_type("aws:eks/addon:Addon")
+    }
+    assert versions == {
+        "vpc-cni": pins.vpc_cni,
+        "coredns": pins.coredns,
+        "kube-proxy": pins.kube_proxy,
+        "aws-ebs-csi-driver": pins.aws_ebs_csi_driver,
+        "eks-pod-identity-agent": pins.eks_pod_identity_agent,
+    }
+
+
+def test_addon_version_override_from_config(synth_edited: SynthEdited) -> None:
+    graph = synth_edited("dev", {"cluster.addonVersions.coredns": "v9.9.9-eksbuild.1"})
+    coredns = graph.one("aws:eks/addon:Addon", "cluster-addon-coredns")
+    assert coredns.inputs["addonVersion"] == "v9.9.9-eksbuild.1"
+
+
+def test_coredns_and_ebs_csi_wait_for_the_system_nodes(dev_graph) -> None:
+    nodes = dev_graph.one("aws:eks/nodeGroup:NodeGroup")
+    for addon in ("cluster-addon-coredns", "cluster-addon-ebs-csi"):
+        assert nodes.urn in dev_graph.one("aws:eks/addon:Addon", addon).dependencies
+
+
+def test_cni_role_trusts_only_the_aws_node_service_account(dev_graph) -> None:
+    role = dev_graph.one("aws:iam/role:Role", "cluster-vpc-cni-role")
+    statement = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]
+    conditions = statement["Condition"]["StringEquals"]
+    subs = [v for k, v in conditions.items() if k.endswith(":sub")]
+    assert subs == ["system:serviceaccount:kube-system:aws-node"]
+
+
+def test_system_nodes_require_imdsv2_and_encrypted_gp3(any_graph) -> None:
+    template = any_graph.one("aws:ec2/launchTemplate:LaunchTemplate").inputs
+    assert template["metadataOptions"]["httpTokens"] == "required"
+    assert template["metadataOptions"]["httpPutResponseHopLimit"] == 1
+    ebs = template["blockDeviceMappings"][0]["ebs"]
+    assert ebs["volumeType"] == "gp3"
+    assert ebs["encrypted"] == "true"
+
+
+def test_system_node_group_is_on_demand_and_leaves_desired_size_to_the_autoscaler(
+    prod_graph,
+) -> None:
+    group = prod_graph.one("aws:eks/nodeGroup:NodeGroup")
+    assert group.inputs["capacityType"] == "ON_DEMAND"
+    assert group.inputs["instanceTypes"] == ["m6i.xlarge", "m6a.xlarge"]
+    assert group.inputs["scalingConfig"] == {"desiredSize": 3, "maxSize": 6, "minSize": 3}
+    assert group.ignore_changes == ("scalingConfig.desiredSize",)
+
+
+def test_stateful_resources_protected_in_prod_only(dev_graph, prod_graph) -> None:
+    for graph, expected in ((dev_graph, False), (prod_graph, True)):
+        for node in (graph.one(CLUSTER), graph.one("aws:kms/key:Key")):
+            assert node.protect is expected
+            assert node.retain_on_delete is expected
+
+
+def test_kubeconfig_is_secret_and_uses_exec_auth(any_graph) -> None:
+    provider = any_graph.one("pulumi:providers:kubernetes")
+    assert provider.inputs["kubeconfig"] == REDACTED
+    assert any_graph.outputs["kubeconfig"] == REDACTED
+    text = kubeconfig("c", "https://x", "Q0E=", "us-west-2")
+    user = json.loads(text)["users"][0]["user"]
+    assert "token" not in user
+    assert user["exec"]["args"][2:6] == ["eks", "get-token", "--cluster-name", "c"]
+
+
+def test_existing_cluster_mode_creates_no_cluster_but_a_provider(
+    synth_edited: SynthEdited,
+) -> None:
+    graph = synth_edited("dev", {"cluster.mode": "existing", "cluster.name": "shared-gpu"})
+    assert graph.by_type(CLUSTER) == []
+    component = graph.one("mlstack:cluster:EksCluster")
+    assert [c.type for c in graph.children(component.urn)] == ["pulumi:providers:kubernetes"]
+    assert graph.outputs["oidcProviderArn"].endswith("/id/SHAREDGPU")
+
+
+def test_bad_cluster_args_list_every_problem() -> None:
+    args = EksClusterArgs(cluster_name="c", region="us-west-2", version="1.10")
+    problems = args.problems()
+    assert any(p.startswith("version:") for p in problems)
+    assert any(p.startswith("subnet_ids/vpc_id:") for p in problems)
+    with pytest.raises(KeyError):
+        args.addon_pins()

@@ -1,0 +1,91 @@
+"""The CLI: plan JSON contract, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mlstack.cli import main
+from stacks.config import PROJECT_ROOT
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    for stack in ("dev", "prod"):
+        shutil.copy(PROJECT_ROOT / f"Pulumi.{stack}.yaml", tmp_path)
+    return tmp_path
+
+
+def test_plan_writes_the_documented_contract(project: Path, capsys) -> None:
+    out = project / "plan.json"
+    assert main(["plan", "dev", "--root", str(project), "--out", str(out)]) == 0
+    document = json.loads(out.read_text())
+    assert document["stack"] == "dev"
+    assert document["resources"]
+    for resource in document["resources"]:
+        assert {"urn", "type", "name", "parent", "inputs"} <= set(resource)
+    printed = capsys.readouterr().out
+    assert f"stack dev: {sum(r['custom'] for r in document['resources'])} resources" in printed
+
+
+def test_plan_defaults_to_build_plan_under_the_root(project: Path) -> None:
+    assert main(["plan", "prod", "--root", str(project)]) == 0
+    assert (project / "build/plan/prod.json").is_file()
+
+
+def test_plan_check_json_reports_no_findings(project: Path, capsys) -> None:
+    out = project / "p.json"
+    assert (
+        main(["plan", "dev", "--check", "--json", "--root", str(project), "--out", str(out)]) == 0
+    )
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["findings"] == []
+    assert summary["byComponent"]["network"] > 0
+
+
+def test_validate_ok(project: Path, capsys) -> None:
+    assert main(["validate", "prod", "--root", str(project)]) == 0
+    assert "Pulumi.prod.yaml: valid (prod, us-east-1)" in capsys.readouterr().out
+
+
+def test_invalid_config_exits_2_with_the_problems_and_no_traceback(project: Path, capsys) -> None:
+    path = project / "Pulumi.dev.yaml"
+    path.write_text(path.read_text().replace('version: "1.33"', "version: 1.30"))
+    assert main(["plan", "dev", "--root", str(project)]) == 2
+    err = capsys.readouterr().err
+    assert "mlstack:cluster.version" in err
+    assert "1.3" in err
+    assert "Traceback" not in err
+    assert not (project / "build").exists()
+
+
+def test_unknown_stack_exits_2(project: Path, capsys) -> None:
+    assert main(["validate", "qa", "--root", str(project)]) == 2
+    assert "stacks here: dev, prod" in capsys.readouterr().err
+
+
+def test_usage_error_exits_2(capsys) -> None:
+    assert main(["plan"]) == 2
+    assert "Missing argument" in capsys.readouterr().err
+
+
+def test_unexpected_errors_exit_1_in_one_line(project: Path, capsys, monkeypatch) -> None:
+    def boom(*_args, **_kwargs):
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr("mlstack.synth.synth_config", boom)
+    assert main(["plan", "dev", "--root", str(project)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "error: RuntimeError: kaboom (rerun with --debug for a traceback)"
+    with pytest.raises(RuntimeError):
+        main(["--debug", "plan", "dev", "--root", str(project)])
+
+
+def test_schema_command_writes_the_committed_schema(tmp_path: Path) -> None:
+    out = tmp_path / "schema.json"
+    assert main(["schema", "--out", str(out)]) == 0
+    committed = PROJECT_ROOT / "schema/stack-config.schema.json"
+    assert out.read_text() == committed.read_text(), "run `mlstack schema` and commit"

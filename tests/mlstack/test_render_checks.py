@@ -1,0 +1,102 @@
+"""Render checks catch what they claim to: each check fails on a bad input."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mlstack.render_checks import (
+    check_aws_enums,
+    check_iam,
+    check_kubernetes,
+    check_providers,
+    policy_problems,
+    unknown_actions,
+)
+from mlstack.synth import ResourceGraph, ResourceNode
+
+
+def node(type_: str, inputs: dict[str, Any], provider: str | None = "urn:p", name: str = "n"):
+    return ResourceNode(
+        urn=f"urn:pulumi:t::mlstack::{type_}::{name}",
+        type=type_,
+        name=name,
+        parent=None,
+        custom=True,
+        provider=provider,
+        dependencies=(),
+        protect=False,
+        retain_on_delete=False,
+        ignore_changes=(),
+        inputs=inputs,
+    )
+
+
+def graph(*nodes: ResourceNode) -> ResourceGraph:
+    return ResourceGraph(stack="t", environment="dev", region="us-west-2", resources=list(nodes))
+
+
+def test_unknown_iam_actions_are_found_and_known_ones_pass() -> None:
+    assert unknown_actions(["s3:GetObject", "kms:Decrypt", "s3:Get*"]) == []
+    assert unknown_actions(["s3:GetObjekt", "s3:Fly*", "nosuch:Thing"]) == [
+        "s3:GetObjekt",
+        "s3:Fly*",
+        "nosuch:Thing",
+    ]
+
+
+def test_policy_shape_problems() -> None:
+    assert policy_problems("{not json") == [
+        "not JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"
+    ]
+    problems = policy_problems({"Version": "2008-10-17", "Statement": [{"Effect": "Maybe"}]})
+    assert "Version must be '2012-10-17', got '2008-10-17'" in problems
+    assert "Statement[0].Effect must be Allow or Deny" in problems
+    assert "Statement[0] has no Action" in problems
+
+
+def test_check_iam_reads_role_trust_and_inline_policies() -> None:
+    bad = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": ["s3:Teleport"], "Resource": "*"}],
+        }
+    )
+    findings = list(check_iam(graph(node("aws:iam/rolePolicy:RolePolicy", {"policy": bad}))))
+    assert [f.message for f in findings] == ["policy: Statement[0] unknown actions: s3:Teleport"]
+
+
+def test_kubernetes_strict_schema_rejects_unknown_fields() -> None:
+    good = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "x", "namespace": "default"},
+        "data": {"a": "b"},
+    }
+    bad = {**good, "dta": {"a": "b"}}
+    assert list(check_kubernetes(graph(node("kubernetes:core/v1:ConfigMap", good)), "1.33")) == []
+    findings = list(check_kubernetes(graph(node("kubernetes:core/v1:ConfigMap", bad)), "1.33"))
+    assert len(findings) == 1
+    assert "dta" in findings[0].message
+
+
+def test_custom_resources_without_a_validator_are_reported_not_passed() -> None:
+    cr = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
+    findings = list(
+        check_kubernetes(graph(node("kubernetes:apiextensions.k8s.io:CustomResource", cr)), "1.33")
+    )
+    assert findings and "no schema for example.com/v1/Widget" in findings[0].message
+
+
+def test_enum_check_flags_unknown_instance_and_capacity_types() -> None:
+    group = node(
+        "aws:eks/nodeGroup:NodeGroup",
+        {"instanceTypes": ["g5.xlarge", "g5.mega"], "capacityType": "CHEAP"},
+    )
+    messages = [f.message for f in check_aws_enums(graph(group))]
+    assert messages == ["unknown instance type 'g5.mega'", "unknown capacity type 'CHEAP'"]
+
+
+def test_resources_on_a_default_provider_are_flagged() -> None:
+    findings = list(check_providers(graph(node("aws:s3/bucket:Bucket", {}, provider=None))))
+    assert len(findings) == 1

@@ -1,0 +1,62 @@
+"""The composition: both stacks synthesize cleanly, share one shape, use one provider."""
+
+from __future__ import annotations
+
+import json
+
+from mlstack.plan import plan_json
+from mlstack.render_checks import check_graph
+from mlstack.synth import ResourceGraph, synth
+from stacks.platform import default_tags, partition_of
+
+
+def _shape(graph: ResourceGraph) -> set[tuple[str, str]]:
+    """Component tree: (type, name) of every component resource."""
+    return {(r.type, r.name) for r in graph.resources if not r.custom}
+
+
+def test_dev_and_prod_have_the_same_component_tree(dev_graph, prod_graph) -> None:
+    assert _shape(dev_graph) == _shape(prod_graph)
+    assert {r.type for r in dev_graph.resources} == {r.type for r in prod_graph.resources}
+
+
+def test_both_stacks_pass_every_render_check(any_graph, stack_configs) -> None:
+    version = stack_configs[any_graph.stack].cluster.version
+    assert [f.render() for f in check_graph(any_graph, version)] == []
+
+
+def test_every_aws_resource_uses_the_one_explicit_provider(any_graph) -> None:
+    aws_provider = any_graph.one("pulumi:providers:aws")
+    aws_resources = [r for r in any_graph.resources if r.custom and r.type.startswith("aws:")]
+    assert aws_resources
+    assert {r.provider for r in aws_resources} == {aws_provider.urn}
+    k8s_provider = any_graph.one("pulumi:providers:kubernetes")
+    k8s_objects = [r for r in any_graph.resources if r.type.startswith("kubernetes:")]
+    assert all(r.provider == k8s_provider.urn for r in k8s_objects)
+
+
+def test_provider_region_and_default_tags_come_from_config(prod_graph, stack_configs) -> None:
+    provider = prod_graph.one("pulumi:providers:aws")
+    assert provider.inputs["region"] == "us-east-1"
+    tags = provider.inputs["defaultTags"]
+    expected = default_tags(stack_configs["prod"], "prod")
+    assert json.loads(tags) == {"tags": expected}
+    assert expected["environment"] == "prod"
+    assert expected["costCenter"] == "ml-serving"
+
+
+def test_outputs_name_the_cluster_and_keep_the_kubeconfig_secret(dev_graph) -> None:
+    assert dev_graph.outputs["clusterName"] == "mlstack-dev"
+    assert dev_graph.outputs["vpcId"] == "network-vpc-id"
+    assert dev_graph.outputs["kubeconfig"] == "[secret]"
+    assert "clusterEndpoint" in dev_graph.outputs
+
+
+def test_synth_is_byte_identical_across_runs(dev_graph) -> None:
+    assert plan_json(synth("dev")) == plan_json(dev_graph)
+
+
+def test_partitions() -> None:
+    assert partition_of("us-east-1") == "aws"
+    assert partition_of("cn-north-1") == "aws-cn"
+    assert partition_of("us-gov-west-1") == "aws-us-gov"

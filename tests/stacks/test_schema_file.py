@@ -1,0 +1,37 @@
+"""The JSON Schema editors use: stack files reference it and validate against it."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+import yaml
+
+from stacks.config import PROJECT_ROOT
+from tests.conftest import STACKS
+
+SCHEMA = PROJECT_ROOT / "schema/stack-config.schema.json"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_stack_files_reference_and_satisfy_the_schema(stack: str) -> None:
+    text = (PROJECT_ROOT / f"Pulumi.{stack}.yaml").read_text()
+    assert (
+        text.splitlines()[0] == "# yaml-language-server: $schema=./schema/stack-config.schema.json"
+    )
+    jsonschema.validate(yaml.safe_load(text), json.loads(SCHEMA.read_text()))
+
+
+def test_schema_rejects_an_unknown_key() -> None:
+    document = yaml.safe_load((PROJECT_ROOT / "Pulumi.dev.yaml").read_text())
+    document["config"]["mlstack:clusterr"] = {}
+    with pytest.raises(jsonschema.ValidationError, match="clusterr"):
+        jsonschema.validate(document, json.loads(SCHEMA.read_text()))
+
+
+def test_schema_marks_environment_knobs() -> None:
+    schema = json.loads(SCHEMA.read_text())
+    network = schema["$defs"]["NetworkConfig"]["properties"]
+    assert network["natGateways"].get("x-env-knob") is True
+    assert "x-env-knob" not in network["mode"]
