@@ -8,7 +8,7 @@ the moment it declares them:
   minimum, the dearest at maximum) plus their gp3 root volumes (size from the
   launch template the group depends on);
 * Karpenter ``NodePool``: 0 at minimum, at maximum as many of the dearest allowed
-  instance type as ``spec.limits`` (cpu, memory, nvidia.com/gpu) allow, plus disks
+  instance type as ``spec.limits`` (nodes, cpu, memory, nvidia.com/gpu) allow, plus disks
   from its ``EC2NodeClass``; a pool without limits is reported as unbounded;
 * NAT gateways (+ data processed, from :class:`Usage`), public IPv4 addresses,
   interface VPC endpoints, load balancers (``aws:lb``, ``alb`` Ingress groups,
@@ -16,9 +16,9 @@ the moment it declares them:
   CloudWatch alarms, EBS volumes and PVCs.
 
 Prices: ``prices.json`` beside this module (dated, with sources) for services and
-non-GPU EC2 types, and an instance catalog for everything else: by default the GPU
-facts file of ``components.compute.gpu_instances`` when that module exists. Pass
-your own :data:`InstanceCatalog` to :func:`estimate` to price other types. Usage
+non-GPU EC2 types, and the GPU facts file of ``components.compute.gpu_instances``
+for GPU types (:func:`default_catalog`). Pass your own :data:`InstanceCatalog` to
+:func:`estimate` to price other types or test with fixtures. Usage
 charges (S3, CloudWatch Logs ingestion, data transfer) are listed as not included.
 """
 
@@ -164,21 +164,19 @@ def _project_instances(path: Path = PRICE_FILE) -> dict[str, InstanceFacts]:
 
 
 def _gpu_instances() -> dict[str, InstanceFacts]:
-    """GPU types from ``components.compute.gpu_instances`` (absent before the GPU pools land)."""
-    try:
-        from components.compute import gpu_instances  # type: ignore[import-not-found]
-    except ImportError:
-        return {}
-    found: dict[str, InstanceFacts] = {}
-    for name, record in gpu_instances.load_gpu_instances().items():
-        found[name] = InstanceFacts(
+    """GPU types from the GPU facts file (``components.compute.gpu_instances``)."""
+    from components.compute import gpu_instances
+
+    return {
+        name: InstanceFacts(
             instance_type=name,
             vcpu=int(record.vcpu),
             memory_gib=float(record.memory_gib),
             gpus=int(record.gpu_count),
             price_per_hour=dict(record.price_per_hour),
         )
-    return found
+        for name, record in gpu_instances.load_gpu_instances().items()
+    }
 
 
 @cache
@@ -412,6 +410,8 @@ class _Estimator:
     def _max_nodes(limits: Mapping[str, Any], facts: InstanceFacts) -> int:
         """How many nodes of this type fit in the pool's limits; -1 when unlimited."""
         bounds: list[int] = []
+        if "nodes" in limits:
+            bounds.append(int(limits["nodes"]))
         if "cpu" in limits:
             bounds.append(math.floor(parse_cpu(limits["cpu"]) / facts.vcpu))
         if "memory" in limits:

@@ -105,6 +105,11 @@ def test_node_pool_maximum_comes_from_its_limits() -> None:
     assert "0-2 x g1.test" in line.detail
 
 
+def test_node_pool_node_count_limit_caps_the_maximum() -> None:
+    _, lines = _lines(graph(_pool(GPU_TYPES, {"nvidia.com/gpu": 100, "nodes": "3"})))
+    assert lines[("Karpenter nodes", "gpu")].monthly_max == pytest.approx(3 * 4.0 * H)
+
+
 def test_node_pool_limits_in_millicores_and_memory_units() -> None:
     families = [{"key": "karpenter.k8s.aws/instance-family", "operator": "In", "values": ["c2"]}]
     _, lines = _lines(graph(_pool(families, {"cpu": "16000m", "memory": "1Ti"})))
