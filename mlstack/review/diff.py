@@ -353,19 +353,24 @@ def diff_revisions(
 
     Each revision is synthesized with its own code in a temporary worktree; the
     working tree is synthesized in this process when ``root`` is the project whose
-    code is running, else in a subprocess. Raises :class:`gitrefs.GitError` for a
-    ref git cannot resolve.
+    code is running, else in a subprocess (and the base too, in this process, when
+    only stack files changed since). Raises :class:`gitrefs.GitError` for a ref git
+    cannot resolve.
     """
     root = root.resolve()
     base_sha = gitrefs.resolve_ref(root, base_ref)
     head_sha = gitrefs.resolve_ref(root, head_ref) if head_ref is not None else None
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        base_job = pool.submit(gitrefs.plans_at, root, base_sha, stacks)
-        if head_sha is None:
-            head_plans = gitrefs.plans_in_process(root, stacks)
-        else:
-            head_plans = pool.submit(gitrefs.plans_at, root, head_sha, stacks).result()[1]
-        base_plans = base_job.result()[1]
+    if head_sha is None and gitrefs.same_code_as(root, base_sha):
+        base_plans = gitrefs.stack_file_plans(root, base_sha, stacks)
+        head_plans = gitrefs.plans_in_process(root, stacks)
+    else:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            base_job = pool.submit(gitrefs.plans_at, root, base_sha, stacks)
+            if head_sha is None:
+                head_plans = gitrefs.plans_in_process(root, stacks)
+            else:
+                head_plans = pool.submit(gitrefs.plans_at, root, head_sha, stacks).result()[1]
+            base_plans = base_job.result()[1]
     base_label = f"{base_ref} ({gitrefs.short(base_sha)})"
     head_label = f"{head_ref} ({gitrefs.short(head_sha)})" if head_sha else WORKING_TREE
     return [diff_outcomes(s, base_plans[s], head_plans[s], base_label, head_label) for s in stacks]

@@ -1,17 +1,22 @@
 """Plans at a git revision: a temporary ``git worktree``, the synth run there in a subprocess.
 
 The program at another revision may differ from the one running now, so each
-stack is synthesized by *that* revision's code: ``python -m mlstack.cli plan
-<stack> --out <tmp> --root <dir>`` with the worktree on ``PYTHONPATH`` and as the
-working directory. Stacks run in parallel, one process each, so a stack file that
-fails at one revision is reported for that stack alone. The worktree is removed
+stack is synthesized by *that* revision's code: ``mlstack.cli.main(["plan", ...])``
+of the worktree, in one subprocess with the worktree on ``PYTHONPATH`` and as the
+working directory, each stack's errors kept apart so a stack file that fails at
+one revision is reported for that stack alone. The worktree is removed
 afterwards, whatever happens.
+
+Fast path: when the working tree differs from the base only in stack files (and
+docs, tests, workflows), the base's code *is* the running code, so the base's
+stack files are synthesized in this process (:func:`stack_file_plans`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -196,12 +201,69 @@ def plans_at(root: Path, ref: str, stacks: Sequence[str]) -> tuple[str, dict[str
         return sha, synth_plans(tree / relative, stacks)
 
 
-def plans_in_process(root: Path, stacks: Sequence[str]) -> dict[str, PlanOutcome]:
-    """Plans of the working tree with the code already imported (``root`` must be its project)."""
-    from mlstack.synth import synth_config
-    from stacks.config import PROJECT_ROOT, ConfigError, load_config_file
+NOT_CODE = re.compile(r"^(Pulumi\.[^/]+\.yaml|docs/.*|[^/]*\.md|tests/.*|\.github/.*)$")
+"""Project paths the synth never reads as code: stack files, docs, tests, workflows."""
 
-    if root.resolve() != PROJECT_ROOT.resolve():
+
+def runs_this_code(root: Path) -> bool:
+    """Whether ``root`` is the project whose code this process imported."""
+    from stacks.config import PROJECT_ROOT
+
+    return root.resolve() == PROJECT_ROOT.resolve()
+
+
+def only_stack_files_changed(root: Path, sha: str) -> bool:
+    """Whether the working tree under ``root`` differs from ``sha`` in stack files
+    (and docs/tests) only, so ``sha``'s stack files can be synthesized by this code."""
+    root = root.resolve()
+    relative = root.relative_to(repo_toplevel(root))
+    scope = str(relative) if str(relative) != "." else "."
+    changed = _git(root, "diff", "--name-only", "--relative", sha, "--", scope)
+    untracked = _git(root, "ls-files", "--others", "--exclude-standard", "--", scope)
+    if changed.returncode != 0 or untracked.returncode != 0:
+        return False
+    paths = [p for p in (changed.stdout + untracked.stdout).splitlines() if p]
+    return all(NOT_CODE.match(p) for p in paths)
+
+
+def stack_files_at(root: Path, sha: str, stacks: Sequence[str], into: Path) -> None:
+    """Write ``sha``'s ``Pulumi.<stack>.yaml`` files (those that exist) into ``into``."""
+    relative = root.resolve().relative_to(repo_toplevel(root))
+    for stack in stacks:
+        path = (relative / f"Pulumi.{stack}.yaml").as_posix().removeprefix("./")
+        shown = _git(root, "show", f"{sha}:{path}")
+        if shown.returncode == 0:
+            (into / f"Pulumi.{stack}.yaml").write_text(shown.stdout, encoding="utf-8")
+
+
+def same_code_as(root: Path, sha: str) -> bool:
+    """Whether this process runs ``root``'s code and only stack files changed since ``sha``."""
+    return runs_this_code(root) and only_stack_files_changed(root, sha)
+
+
+def stack_file_plans(root: Path, sha: str, stacks: Sequence[str]) -> dict[str, PlanOutcome]:
+    """Plans of ``sha``'s stack files synthesized by the code of this process (use only
+    when :func:`same_code_as` holds: no worktree, no subprocess, warm imports)."""
+    holder = Path(tempfile.mkdtemp(prefix="mlstack-stackfiles-"))
+    try:
+        stack_files_at(root, sha, stacks, holder)
+        return plans_in_process(holder, stacks, same_code=True)
+    finally:
+        shutil.rmtree(holder, ignore_errors=True)
+
+
+def plans_in_process(
+    root: Path, stacks: Sequence[str], *, same_code: bool = False
+) -> dict[str, PlanOutcome]:
+    """Plans of the stack files under ``root`` with the code already imported.
+
+    ``root`` must be the project this code comes from, or hold stack files meant
+    for this same code (``same_code``); otherwise the synth runs in a subprocess.
+    """
+    from mlstack.synth import synth_config
+    from stacks.config import ConfigError, load_config_file
+
+    if not same_code and not runs_this_code(root):
         return synth_plans(root.resolve(), stacks)
     outcomes: dict[str, PlanOutcome] = {}
     for stack in stacks:
@@ -220,7 +282,3 @@ def plans_in_process(root: Path, stacks: Sequence[str]) -> dict[str, PlanOutcome
             continue
         outcomes[stack] = PlanOutcome(json.loads(json.dumps(graph.to_json())))
     return outcomes
-
-
-def outcome_map(outcomes: Mapping[str, PlanOutcome]) -> dict[str, dict[str, Any] | None]:
-    return {stack: o.plan for stack, o in outcomes.items()}

@@ -68,10 +68,14 @@ def run_review(
     root = root.resolve()
     stacks = stacks or list_stacks(root)
     base_sha = gitrefs.resolve_ref(root, base_ref)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        base_job = pool.submit(gitrefs.plans_at, root, base_sha, stacks)
+    if gitrefs.same_code_as(root, base_sha):
+        base_plans = gitrefs.stack_file_plans(root, base_sha, stacks)
         head_plans = gitrefs.plans_in_process(root, stacks)
-        base_plans = base_job.result()[1]
+    else:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            base_job = pool.submit(gitrefs.plans_at, root, base_sha, stacks)
+            head_plans = gitrefs.plans_in_process(root, stacks)
+            base_plans = base_job.result()[1]
     result = ReviewResult(f"{base_ref} ({gitrefs.short(base_sha)})", WORKING_TREE)
     result.diffs = [
         diff_outcomes(s, base_plans[s], head_plans[s], result.base_label, result.head_label)
