@@ -13,7 +13,13 @@ import pytest
 
 from mlstack.cli import main
 from mlstack.review.diff import diff_revisions
-from mlstack.review.gitrefs import GitError, resolve_ref
+from mlstack.review.gitrefs import (
+    GitError,
+    only_stack_files_changed,
+    plans_at,
+    resolve_ref,
+    stack_file_plans,
+)
 from tests.mlstack.review.conftest import Repo, git
 
 pytestmark = pytest.mark.slow
@@ -101,3 +107,34 @@ def test_shallow_clone_missing_the_base_says_how_to_fix_it(repo: Repo, tmp_path:
 def test_option_like_refs_are_refused(repo: Repo) -> None:
     with pytest.raises(GitError, match="invalid git ref"):
         resolve_ref(repo.root, "--all")
+
+
+def test_only_stack_file_changes_are_told_apart_from_code_changes(repo: Repo) -> None:
+    dev = repo.root / "Pulumi.dev.yaml"
+    module = repo.root / "stacks" / "platform.py"
+    extra = repo.root / "components" / "extra.py"
+    original_dev, original_module = dev.read_text(), module.read_text()
+    try:
+        assert only_stack_files_changed(repo.root, repo.second)
+        dev.write_text(original_dev.replace("diskSizeGib: 50", "diskSizeGib: 60"))
+        assert only_stack_files_changed(repo.root, repo.second)
+        assert only_stack_files_changed(repo.root, repo.first)  # first -> second: stack file only
+        module.write_text(original_module + "\n# changed\n")
+        assert not only_stack_files_changed(repo.root, repo.second)
+        module.write_text(original_module)
+        extra.write_text("X = 1\n")
+        assert not only_stack_files_changed(repo.root, repo.second)
+    finally:
+        dev.write_text(original_dev)
+        module.write_text(original_module)
+        extra.unlink(missing_ok=True)
+
+
+def test_in_process_base_plans_equal_the_worktree_subprocess_plans(repo: Repo) -> None:
+    fast = stack_file_plans(repo.root, repo.first, ["dev", "staging"])
+    _, slow = plans_at(repo.root, repo.first, ["dev"])
+    assert fast["staging"].note == "Pulumi.staging.yaml does not exist here"
+    fast_plan, slow_plan = fast["dev"].plan, slow["dev"].plan
+    assert fast_plan is not None and slow_plan is not None
+    assert fast_plan["resources"] == slow_plan["resources"]
+    assert len(fast_plan["resources"]) > 40
