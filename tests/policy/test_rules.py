@@ -572,3 +572,11 @@ def test_real_stacks_pass_every_mandatory_rule(any_graph: ResourceGraph) -> None
     ]
     assert blocking == []
     assert sum(res.status == "pass" for res in results) >= 10
+
+
+def test_every_rule_is_documented() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "pr-review.md").read_text()
+    missing = [rule.id for rule in r.RULES if f"| {rule.id} |" not in doc]
+    assert missing == []
