@@ -270,6 +270,19 @@ def _cost(plan: Mapping[str, Any] | None) -> CostEstimate | None:
     return estimate(graph_from_plan(plan)) if plan is not None and plan.get("region") else None
 
 
+def _whole(raw: Mapping[str, Any], component: str, action: Action) -> ResourceChange:
+    """A created or deleted resource, with all its inputs."""
+    return ResourceChange(
+        str(raw["urn"]),
+        str(raw["type"]),
+        str(raw["name"]),
+        component,
+        action,
+        inputs=raw.get("inputs") or {},
+        custom=bool(raw.get("custom", True)),
+    )
+
+
 def diff_graphs(base: dict[str, Any], head: dict[str, Any]) -> StackDiff:
     """Compare two plan JSON documents of the same stack."""
     old, new = _resources(base), _resources(head)
@@ -278,22 +291,10 @@ def diff_graphs(base: dict[str, Any], head: dict[str, Any]) -> StackDiff:
     changes: list[ResourceChange] = []
     for urn in sorted(set(old) | set(new)):
         if urn not in old:
-            r = new[urn]
-            changes.append(
-                ResourceChange(
-                    urn, r["type"], r["name"], new_components[urn], "create",
-                    inputs=r.get("inputs") or {}, custom=bool(r.get("custom", True)),
-                )
-            )  # fmt: skip
+            changes.append(_whole(new[urn], new_components[urn], "create"))
             continue
         if urn not in new:
-            r = old[urn]
-            changes.append(
-                ResourceChange(
-                    urn, r["type"], r["name"], old_components[urn], "delete",
-                    inputs=r.get("inputs") or {}, custom=bool(r.get("custom", True)),
-                )
-            )  # fmt: skip
+            changes.append(_whole(old[urn], old_components[urn], "delete"))
             continue
         before, after = old[urn], new[urn]
         props = diff_values(before.get("inputs") or {}, after.get("inputs") or {})
@@ -306,10 +307,15 @@ def diff_graphs(base: dict[str, Any], head: dict[str, Any]) -> StackDiff:
             action: Action = "replace" if any(c.replaces for c in props) else "update"
             changes.append(
                 ResourceChange(
-                    urn, after["type"], after["name"], new_components[urn], action, tuple(props),
+                    urn,
+                    after["type"],
+                    after["name"],
+                    new_components[urn],
+                    action,
+                    tuple(props),
                     custom=bool(after.get("custom", True)),
                 )
-            )  # fmt: skip
+            )
     stack = str(head.get("stack") or base.get("stack") or "")
     return StackDiff(
         stack=stack,

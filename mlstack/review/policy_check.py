@@ -40,9 +40,13 @@ class PolicyReport:
     def sorted_results(self) -> list[RuleResult]:
         return sorted(
             self.results,
-            key=lambda r: (_ORDER[r.status], r.rule.enforcement != "mandatory",
-                           _SEVERITY[r.rule.severity], r.rule.id),
-        )  # fmt: skip
+            key=lambda r: (
+                _ORDER[r.status],
+                r.rule.enforcement != "mandatory",
+                _SEVERITY[r.rule.severity],
+                r.rule.id,
+            ),
+        )
 
 
 def check_policy(graph: ResourceGraph, rules: Sequence[Rule] = RULES) -> PolicyReport:
