@@ -70,6 +70,7 @@ def resolve_ref(root: Path, ref: str) -> str:
     """The commit SHA of ``ref``; a clear error for unknown refs and shallow clones."""
     if not ref or ref.startswith("-"):
         raise GitError(f"invalid git ref {ref!r}")
+    repo_toplevel(root)  # a clear error outside a repository
     result = _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
     if result.returncode == 0:
         return result.stdout.strip()

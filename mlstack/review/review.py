@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlstack.errors import UsageError
 from mlstack.review import cost, gitrefs, parity, policy_check
 from mlstack.review.diff import WORKING_TREE, StackDiff, diff_outcomes, render_markdown
 from mlstack.review.plans import graph_from_plan
@@ -67,6 +68,10 @@ def run_review(
 
     root = root.resolve()
     stacks = stacks or list_stacks(root)
+    unknown = [s for s in stacks if not (root / f"Pulumi.{s}.yaml").is_file()]
+    if unknown or not stacks:
+        have = ", ".join(list_stacks(root)) or "none"
+        raise UsageError(f"no stack file for {', '.join(unknown) or 'any stack'} (stacks: {have})")
     base_sha = gitrefs.resolve_ref(root, base_ref)
     if gitrefs.same_code_as(root, base_sha):
         base_plans = gitrefs.stack_file_plans(root, base_sha, stacks)

@@ -113,3 +113,11 @@ def test_cost_command_prints_json_per_stack(capsys: pytest.CaptureFixture[str]) 
 def test_diff_command_needs_a_base(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["diff", "dev"]) == 2
     assert "--base" in capsys.readouterr().err
+
+
+def test_review_of_an_unknown_stack_is_a_usage_error(
+    repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["review", "--base", "main", "--stack", "staging", "--root", str(repo.root)]
+    assert main(args) == 2
+    assert "no stack file for staging (stacks: dev, prod)" in capsys.readouterr().err

@@ -138,3 +138,8 @@ def test_in_process_base_plans_equal_the_worktree_subprocess_plans(repo: Repo) -
     assert fast_plan is not None and slow_plan is not None
     assert fast_plan["resources"] == slow_plan["resources"]
     assert len(fast_plan["resources"]) > 40
+
+
+def test_a_directory_outside_git_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(GitError, match="not inside a git repository"):
+        resolve_ref(tmp_path, "main")
