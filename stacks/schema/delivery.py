@@ -1,9 +1,125 @@
-"""``mlstack:delivery``: CI identities for GitHub Actions. Extension point (Delivery issue)."""
+"""``mlstack:delivery``: the CI identities GitHub Actions assumes through OIDC.
+
+When ``enabled``, the stack creates (or reuses) GitHub's OIDC provider and two
+roles: ``preview`` (read-only, assumable from the repository's pull requests and
+from its default branch for drift checks) and ``deploy`` (what ``pulumi up``
+needs, assumable only from the default branch and the named GitHub
+environments, which must be protected in the repository settings).
+"""
 
 from __future__ import annotations
 
-from stacks.schema.base import ConfigModel
+import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from pydantic import field_validator, model_validator
+
+from stacks.schema.base import ConfigModel, fixed, knob
+
+if TYPE_CHECKING:
+    from stacks.config import Problem
+
+_REPOSITORY = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
+# git check-ref-format, simplified: no spaces, no "..", no control or special characters.
+_BRANCH = re.compile(
+    r"^(?!/)(?!.*//)(?!.*\.\.)(?!.*@\{)[^\s~^:?*\[\\\x00-\x1f\x7f]{1,255}(?<![/.])$"
+)
+_ENVIRONMENT = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
+_BUCKET = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IAM_ARN = (
+    r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com$"
+)
+_KMS_ARN = r"^arn:aws(-cn|-us-gov)?:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$"
 
 
 class DeliveryConfig(ConfigModel):
-    """CI identity settings (fields added by the Delivery issue)."""
+    """GitHub repository, branch and environments trusted by the CI roles."""
+
+    enabled: bool = fixed(
+        False, description="Create the GitHub OIDC provider and the preview and deploy roles."
+    )
+    github_repository: str | None = fixed(
+        None,
+        description="GitHub repository `owner/name` whose workflows may assume the roles.",
+    )
+    default_branch: str = fixed(
+        "main", description="Branch whose pushes may deploy (and run drift checks)."
+    )
+    environments: list[str] = knob(
+        default_factory=list,
+        description="GitHub environments (protected in the repository settings) whose jobs "
+        "may assume the deploy role, e.g. [prod].",
+    )
+    oidc_provider_arn: str | None = knob(
+        None,
+        description="Reuse this account's existing GitHub OIDC provider (there is one per "
+        "account) instead of creating it.",
+        pattern=_IAM_ARN,
+    )
+    state_bucket: str | None = knob(
+        None,
+        description="S3 bucket of the Pulumi state (from `mlstack bootstrap`); both roles may "
+        "read it, deploy may write it. Unset for other backends.",
+    )
+    secrets_key_arn: str | None = knob(
+        None,
+        description="KMS key ARN (not an alias) of the Pulumi secrets provider; both roles may "
+        "decrypt with it, deploy may encrypt.",
+        pattern=_KMS_ARN,
+    )
+
+    @field_validator("github_repository")
+    @classmethod
+    def _repository(cls, value: str | None) -> str | None:
+        if value is not None and not _REPOSITORY.match(value):
+            raise ValueError(f"{value!r} is not a GitHub repository; expected owner/name")
+        return value
+
+    @field_validator("default_branch")
+    @classmethod
+    def _branch(cls, value: str) -> str:
+        if not _BRANCH.match(value) or value.startswith("refs/"):
+            raise ValueError(f"{value!r} is not a branch name (give it without refs/heads/)")
+        return value
+
+    @field_validator("environments")
+    @classmethod
+    def _environments(cls, value: list[str]) -> list[str]:
+        bad = [env for env in value if not _ENVIRONMENT.match(env)]
+        if bad:
+            raise ValueError(
+                f"environment names {bad} are invalid; allowed: letters, digits, '.', '_', '-'"
+            )
+        if len(set(value)) != len(value):
+            raise ValueError(f"environment names repeat: {value}")
+        return value
+
+    @field_validator("state_bucket")
+    @classmethod
+    def _bucket(cls, value: str | None) -> str | None:
+        if value is not None and not _BUCKET.match(value):
+            raise ValueError(f"{value!r} is not a valid S3 bucket name")
+        return value
+
+    @model_validator(mode="after")
+    def _needs_repository(self) -> DeliveryConfig:
+        if self.enabled and self.github_repository is None:
+            raise ValueError("githubRepository is required when delivery is enabled")
+        return self
+
+
+def prod_deploys_from_environments(cfg: Any) -> Iterable[Problem]:
+    """Prod deploys must go through at least one protected GitHub environment.
+
+    ``cfg`` is the root ``StackConfig`` (typed loosely: this module is imported by it).
+    """
+    from stacks.config import Problem
+
+    delivery: DeliveryConfig = cfg.delivery
+    if cfg.is_prod and delivery.enabled and not delivery.environments:
+        yield Problem(
+            "mlstack:delivery.environments",
+            delivery.environments,
+            "prod needs at least one protected GitHub environment for the deploy role",
+        )

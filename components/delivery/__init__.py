@@ -1,0 +1,1 @@
+"""Delivery components: the identities CI uses to preview and deploy the stacks."""

@@ -1,0 +1,1 @@
+"""Delivery tooling: state backend bootstrap, Pulumi CLI access, history, rollback."""

@@ -1,0 +1,105 @@
+"""Finding and running the Pulumi CLI.
+
+Everything in mlstack that needs the engine goes through here, so a missing CLI
+is reported the same way everywhere: one line naming how to install it, exit
+code 2 (:class:`PulumiCliMissingError` is a :class:`~mlstack.errors.UsageError`).
+The offline tools (synth, plan, diff, ``rollback --dry-run``) never call this.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlstack.errors import MlstackError, UsageError
+
+if TYPE_CHECKING:
+    from pulumi.automation import Stack
+
+INSTALL_HINT = "install it with `curl -fsSL https://get.pulumi.com | sh` (https://www.pulumi.com/docs/iac/download-install/)"
+
+
+class PulumiCliMissingError(UsageError):
+    """The Pulumi CLI is not installed where mlstack looks for it."""
+
+    def __init__(self, needed_for: str) -> None:
+        super().__init__(f"{needed_for} needs the Pulumi CLI, which is not on PATH; {INSTALL_HINT}")
+
+
+class PulumiCommandError(MlstackError):
+    """The CLI ran and exited non-zero."""
+
+
+@dataclass(frozen=True)
+class PulumiCli:
+    """A located ``pulumi`` executable."""
+
+    path: Path
+
+    def run(
+        self,
+        args: Sequence[str],
+        cwd: Path,
+        env: Mapping[str, str] | None = None,
+        *,
+        capture: bool = False,
+        echo: Callable[[str], None] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``pulumi <args>`` in ``cwd``; raise :class:`PulumiCommandError` on failure.
+
+        With ``capture`` the output is returned; otherwise it goes to the terminal.
+        """
+        full_env = {**os.environ, **(env or {})}
+        if echo is not None:
+            echo("$ pulumi " + " ".join(_quote(a) for a in args))
+        result = subprocess.run(
+            [str(self.path), *args],
+            cwd=cwd,
+            env=full_env,
+            text=True,
+            capture_output=capture,
+            check=False,
+        )
+        if result.returncode != 0:
+            detail = (result.stderr or "").strip().splitlines()[-1:] if capture else []
+            raise PulumiCommandError(
+                f"`pulumi {' '.join(args[:2])}` exited with {result.returncode}"
+                + (f": {detail[0]}" if detail else "")
+            )
+        return result
+
+    def select_stack(
+        self, stack: str, work_dir: Path, env: Mapping[str, str] | None = None
+    ) -> Stack:
+        """The Automation API's handle on ``stack`` of the program in ``work_dir``."""
+        from pulumi import automation as auto
+
+        # PulumiCommand runs `pulumi` from PATH, or `<root>/bin/pulumi`.
+        on_path = shutil.which("pulumi") == str(self.path)
+        command = auto.PulumiCommand(root=None if on_path else str(self.path.parent.parent))
+        workspace = auto.LocalWorkspace(
+            work_dir=str(work_dir), pulumi_command=command, env_vars=dict(env or {})
+        )
+        return auto.Stack.select(stack, workspace)
+
+
+def find_pulumi(needed_for: str) -> PulumiCli:
+    """The Pulumi CLI: on PATH, else in ``$PULUMI_HOME/bin`` (default ``~/.pulumi/bin``),
+    where the installer puts it. Raises :class:`PulumiCliMissingError` (exit 2) when absent.
+    """
+    found = shutil.which("pulumi")
+    if found:
+        return PulumiCli(Path(found))
+    home = Path(os.environ.get("PULUMI_HOME", Path.home() / ".pulumi")) / "bin" / "pulumi"
+    if home.is_file() and os.access(home, os.X_OK):
+        return PulumiCli(home)
+    raise PulumiCliMissingError(needed_for)
+
+
+def _quote(arg: str) -> str:
+    return arg if arg and all(c.isalnum() or c in "-_./:=@" for c in arg) else repr(arg)

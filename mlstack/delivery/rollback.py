@@ -1,0 +1,450 @@
+"""``mlstack rollback <stack> --to <version|commit>``: redeploy a prior program + config.
+
+Pulumi has no rollback command; its answer is "check out the old code and run
+``pulumi up``". This does exactly that, safely:
+
+1. refuses a working tree with uncommitted changes (what would be deployed and
+   what the history records must be commits);
+2. resolves the target to a commit: a history *version* through its
+   ``git.head``, or a commit-ish that this stack deployed successfully before;
+   refuses unknown versions and commits, failed updates, updates that ran from a
+   dirty checkout, and commits this stack never deployed (naming the stack that
+   did, where one did);
+3. checks the commit out in a temporary ``git worktree`` (removed afterwards);
+4. shows the offline ``mlstack diff`` from the commit deployed now to the target;
+5. unless ``--dry-run``: asks for confirmation (skipped with ``--yes``) and runs
+   ``pulumi up`` of that worktree's program and ``Pulumi.<stack>.yaml`` with a
+   message naming the rollback; the engine records the target commit as
+   ``git.head`` of the new update.
+
+``--dry-run`` stops after the diff and needs no Pulumi CLI when the target is a
+commit (or when ``--history-file`` supplies a saved history).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlstack.delivery.history import Update, load_history
+from mlstack.errors import MlstackError, UsageError
+
+VERSION_PATTERN = re.compile(r"^\d{1,6}$")
+"""``--to`` values that are history versions; anything else is a git commit-ish."""
+
+
+class RollbackRefusedError(MlstackError):
+    """The rollback cannot go ahead; the message says why and what to do."""
+
+    exit_code = 1
+
+
+# --------------------------------------------------------------------------- git
+
+
+def git(root: Path, *args: str, check: bool = True) -> str:
+    """Run git in ``root``; stdout without trailing whitespace. Raises MlstackError."""
+    result = subprocess.run(["git", *args], cwd=root, text=True, capture_output=True, check=False)
+    if check and result.returncode != 0:
+        message = (result.stderr or result.stdout).strip().splitlines()
+        raise MlstackError(f"git {' '.join(args)}: {message[-1] if message else 'failed'}")
+    return result.stdout.rstrip()
+
+
+def repo_root(path: Path) -> Path:
+    """The top of the git work tree containing ``path``."""
+    result = subprocess.run(
+        ["git", "rev-parse", "--show-toplevel"],
+        cwd=path,
+        text=True,
+        capture_output=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise UsageError(f"{path} is not inside a git repository; rollback works on commits")
+    return Path(result.stdout.strip())
+
+
+def dirty_paths(root: Path) -> list[str]:
+    """Tracked changes and untracked, not ignored files (``git status --porcelain``)."""
+    result = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=root, text=True, capture_output=True, check=True
+    )
+    # Each line is "XY path": two status columns (either may be a space), then the path.
+    return [line[3:] for line in result.stdout.splitlines() if line.strip()]
+
+
+def resolve_commit(root: Path, ref: str) -> str | None:
+    """The full SHA of ``ref`` if it names a commit here, else None."""
+    if ref.startswith("-"):
+        return None
+    result = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}"],
+        cwd=root,
+        text=True,
+        capture_output=True,
+        check=False,
+    )
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def file_at(root: Path, commit: str, path: str) -> bool:
+    """Whether ``path`` exists in ``commit``."""
+    result = subprocess.run(
+        ["git", "cat-file", "-e", f"{commit}:{path}"],
+        cwd=root,
+        capture_output=True,
+        check=False,
+    )
+    return result.returncode == 0
+
+
+@contextmanager
+def temporary_worktree(root: Path, commit: str) -> Iterator[Path]:
+    """``commit`` checked out (detached) in a temporary worktree, removed on exit."""
+    parent = Path(tempfile.mkdtemp(prefix="mlstack-rollback-"))
+    path = parent / "tree"
+    git(root, "worktree", "add", "--detach", "--quiet", str(path), commit)
+    try:
+        yield path
+    finally:
+        venv_link = path / ".venv"
+        if venv_link.is_symlink():
+            venv_link.unlink()  # never let a recursive removal follow it
+        git(root, "worktree", "remove", "--force", str(path), check=False)
+        git(root, "worktree", "prune", check=False)
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- resolving
+
+
+@dataclass(frozen=True)
+class RollbackPlan:
+    """What the rollback will deploy, and what is deployed now."""
+
+    stack: str
+    target_commit: str
+    target_version: int | None
+    current_commit: str | None
+    current_version: int | None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def message(self) -> str:
+        """The update message recorded in the stack history."""
+        target = f"commit {self.target_commit[:12]}"
+        if self.target_version is not None:
+            target = f"version {self.target_version} ({target})"
+        was = ""
+        if self.current_version is not None:
+            was = f", replacing version {self.current_version}"
+            if self.current_commit:
+                was += f" (commit {self.current_commit[:12]})"
+        return f"mlstack rollback of stack {self.stack} to {target}{was}"
+
+
+def current_deployment(history: Sequence[Update]) -> Update | None:
+    """The newest successful update: what is deployed now."""
+    return next((u for u in history if u.is_update and u.succeeded), None)
+
+
+def _versions_hint(history: Sequence[Update]) -> str:
+    versions = [u.version for u in history if u.is_update and u.succeeded and u.commit]
+    return ", ".join(str(v) for v in versions[:10]) or "none"
+
+
+def _check_update_target(stack: str, update: Update, root: Path) -> str:
+    """The commit of a history entry the stack may be rolled back to."""
+    where = f"version {update.version} of stack {stack}"
+    if not update.is_update:
+        raise RollbackRefusedError(f"{where} is a {update.kind}, not an update; pick an update")
+    if not update.succeeded:
+        raise RollbackRefusedError(
+            f"{where} {update.result}; rolling back to a failed update is refused "
+            f"(successful updates: see `mlstack history {stack}`)"
+        )
+    if not update.commit:
+        raise RollbackRefusedError(f"{where} records no git commit (it ran outside a git checkout)")
+    if update.dirty:
+        raise RollbackRefusedError(
+            f"{where} ran from a checkout with uncommitted changes; "
+            f"commit {update.commit[:12]} does not reproduce it"
+        )
+    commit = resolve_commit(root, update.commit)
+    if commit is None:
+        raise RollbackRefusedError(
+            f"{where} ran from commit {update.commit[:12]}, which is not in this repository "
+            "(fetch it, e.g. `git fetch --unshallow`)"
+        )
+    return commit
+
+
+def resolve_plan(
+    stack: str,
+    target: str,
+    root: Path,
+    history: Sequence[Update] | None,
+    other_histories: Callable[[], Mapping[str, Sequence[Update]]] | None = None,
+) -> RollbackPlan:
+    """Turn ``--to`` into a commit and check every refusal rule.
+
+    ``history`` is None only for a dry run without the CLI; then a commit target
+    is checked against git alone and the plan says so in its notes.
+    """
+    notes: list[str] = []
+    current = current_deployment(history) if history is not None else None
+    if VERSION_PATTERN.match(target):
+        if history is None:
+            raise UsageError(
+                f"--to {target} is a history version; reading it needs the Pulumi CLI "
+                "or --history-file"
+            )
+        version = int(target)
+        update = next((u for u in history if u.version == version), None)
+        if update is None:
+            raise RollbackRefusedError(
+                f"stack {stack} has no version {version}; "
+                f"successful updates with a commit: {_versions_hint(history)}"
+            )
+        commit = _check_update_target(stack, update, root)
+        target_version: int | None = version
+    else:
+        commit = resolve_commit(root, target)
+        if commit is None:
+            raise RollbackRefusedError(f"{target!r} is not a commit in this repository")
+        target_version = None
+        if history is None:
+            notes.append(
+                "no stack history (dry run without the Pulumi CLI): not checked that "
+                f"stack {stack} deployed this commit before"
+            )
+        else:
+            deployed = [u for u in history if u.is_update and u.commit == commit]
+            good = [u for u in deployed if u.succeeded and not u.dirty]
+            if good:
+                target_version = good[0].version
+            elif deployed:
+                raise RollbackRefusedError(
+                    f"commit {commit[:12]} was deployed to stack {stack} only by failed or "
+                    f"dirty updates (versions {', '.join(str(u.version) for u in deployed)})"
+                )
+            else:
+                elsewhere = _deployed_elsewhere(commit, stack, other_histories)
+                detail = f"; it was deployed to {elsewhere}" if elsewhere else ""
+                raise RollbackRefusedError(
+                    f"commit {commit[:12]} was never deployed to stack {stack}{detail}; "
+                    f"roll back only to a state this stack ran (see `mlstack history {stack}`)"
+                )
+    if not file_at(root, commit, f"Pulumi.{stack}.yaml"):
+        raise RollbackRefusedError(
+            f"commit {commit[:12]} has no Pulumi.{stack}.yaml: it belongs to another stack"
+        )
+    failed_since = history is not None and any(
+        u.is_update and not u.succeeded and current is not None and u.version > current.version
+        for u in history
+    )
+    if current is not None and current.commit == commit and not failed_since:
+        raise RollbackRefusedError(
+            f"stack {stack} already runs commit {commit[:12]} (version {current.version})"
+        )
+    if history is not None and history and not history[0].succeeded:
+        notes.append(
+            f"the latest operation (version {history[0].version}, {history[0].kind}) "
+            f"{history[0].result}: resources may be between states"
+        )
+    return RollbackPlan(
+        stack=stack,
+        target_commit=commit,
+        target_version=target_version,
+        current_commit=current.commit if current else None,
+        current_version=current.version if current else None,
+        notes=tuple(notes),
+    )
+
+
+def _deployed_elsewhere(
+    commit: str,
+    stack: str,
+    other_histories: Callable[[], Mapping[str, Sequence[Update]]] | None,
+) -> str:
+    if other_histories is None:
+        return ""
+    try:
+        histories = other_histories()
+    except MlstackError:
+        return ""
+    found = [
+        f"stack {name} (version {u.version})"
+        for name, updates in sorted(histories.items())
+        if name != stack
+        for u in updates
+        if u.is_update and u.commit == commit
+    ]
+    return ", ".join(found[:3])
+
+
+# --------------------------------------------------------------------------- diff
+
+DiffFn = Callable[[str, str, str, Path, bool], str]
+"""``(stack, base_commit, head_commit, root, color) -> text``."""
+
+
+def offline_diff(stack: str, base: str, head: str, root: Path, color: bool) -> str:
+    """The ``mlstack diff`` of ``stack`` from ``base`` to ``head`` (both commits), as text.
+
+    Uses ``mlstack.review.diff`` (imported lazily: the review tooling is a separate
+    package). Where it is not installed, falls back to the changed program and
+    stack files from git, and says so.
+    """
+    try:
+        from mlstack.review import diff as review_diff  # type: ignore[attr-defined]
+    except ImportError:
+        changed = git(
+            root,
+            "diff",
+            "--stat",
+            base,
+            head,
+            "--",
+            f"Pulumi.{stack}.yaml",
+            "Pulumi.yaml",
+            "stacks",
+            "components",
+        )
+        return (
+            "(mlstack.review is not available: showing changed files instead of the "
+            "resource diff)\n" + (changed or "no changes to the program or stack file")
+        )
+    diffs = review_diff.diff_revisions([stack], base, head, root)
+    return str(review_diff.render_text(diffs, color))
+
+
+# --------------------------------------------------------------------------- deploy
+
+
+def up_environment(worktree: Path, root: Path, base: Mapping[str, str]) -> dict[str, str]:
+    """Environment for ``pulumi up`` in the worktree: its code first on ``PYTHONPATH``
+    (the project's virtualenv has the current checkout installed in editable mode),
+    and a relative ``file://`` backend resolved against the project root."""
+    env: dict[str, str] = {}
+    python_path = [str(worktree)]
+    if base.get("PYTHONPATH"):
+        python_path.append(base["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(python_path)
+    backend = base.get("PULUMI_BACKEND_URL", "")
+    if backend.startswith("file://") and not backend.startswith(("file:///", "file://~")):
+        env["PULUMI_BACKEND_URL"] = "file://" + str((root / backend[len("file://") :]).resolve())
+    return env
+
+
+def link_virtualenv(worktree: Path, root: Path) -> None:
+    """Point the worktree's ``.venv`` (Pulumi.yaml's runtime virtualenv) at the project's."""
+    venv = root / ".venv"
+    target = worktree / ".venv"
+    if venv.is_dir() and not target.exists():
+        target.symlink_to(venv.resolve(), target_is_directory=True)
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    plan: RollbackPlan
+    diff: str
+    deployed: bool
+
+
+def run_rollback(
+    stack: str,
+    target: str,
+    root: Path,
+    *,
+    dry_run: bool,
+    assume_yes: bool,
+    history_file: Path | None,
+    echo: Callable[[str], None],
+    confirm: Callable[[str], bool],
+    color: bool = False,
+    diff: DiffFn | None = None,
+) -> RollbackResult:
+    """The whole rollback (see module docstring). ``echo``/``confirm`` talk to the user;
+    ``diff`` renders the change (default :func:`offline_diff`)."""
+    from mlstack.delivery.history import read_history_file
+    from mlstack.delivery.pulumi_cli import PulumiCliMissingError, find_pulumi
+
+    root = repo_root(root)
+    dirty = dirty_paths(root)
+    if dirty:
+        shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
+        raise RollbackRefusedError(
+            f"the working tree has uncommitted changes ({shown}); commit or stash them first"
+        )
+
+    cli = None
+    if not dry_run:
+        cli = find_pulumi(f"mlstack rollback {stack}")
+    history: list[Update] | None
+    if history_file is not None:
+        history = read_history_file(history_file)
+    else:
+        try:
+            history = load_history(stack, root)
+        except PulumiCliMissingError:
+            if not dry_run:
+                raise
+            history = None
+
+    def others() -> dict[str, list[Update]]:
+        if history_file is not None or (dry_run and history is None):
+            return {}
+        names = [p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml")]
+        return {name: load_history(name, root) for name in names if name != stack}
+
+    plan = resolve_plan(stack, target, root, history, others)
+    for note in plan.notes:
+        echo(f"note: {note}")
+    base = plan.current_commit or git(root, "rev-parse", "HEAD")
+    if plan.current_commit is None:
+        echo("note: no successful update in the history; diffing against HEAD")
+    echo(f"rollback of stack {stack}: {base[:12]} (deployed) -> {plan.target_commit[:12]} (target)")
+    with temporary_worktree(root, plan.target_commit) as worktree:
+        shown = (diff or offline_diff)(stack, base, plan.target_commit, root, color)
+        echo(shown)
+        if dry_run:
+            echo("dry run: nothing deployed")
+            return RollbackResult(plan, shown, deployed=False)
+        assert cli is not None
+        if not assume_yes and not confirm(
+            f"Deploy commit {plan.target_commit[:12]} to stack {stack} with pulumi up?"
+        ):
+            raise RollbackRefusedError("rollback cancelled; nothing deployed")
+        link_virtualenv(worktree, root)
+        env = up_environment(worktree, root, os.environ)
+        cli.run(
+            ["up", "--stack", stack, "--yes", "--message", plan.message],
+            cwd=worktree,
+            env=env,
+            echo=echo,
+        )
+    echo(f"stack {stack} rolled back to commit {plan.target_commit[:12]}")
+    return RollbackResult(plan, shown, deployed=True)
+
+
+def describe(plan: RollbackPlan) -> dict[str, Any]:
+    """The plan as JSON (for CI logs)."""
+    return {
+        "stack": plan.stack,
+        "targetCommit": plan.target_commit,
+        "targetVersion": plan.target_version,
+        "currentCommit": plan.current_commit,
+        "currentVersion": plan.current_version,
+        "message": plan.message,
+        "notes": list(plan.notes),
+    }

@@ -1,0 +1,238 @@
+"""CiIdentity through the synth: exact OIDC ``sub`` conditions, scoped rights, config errors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from components.delivery.ci_identity import (
+    CiIdentity,
+    CiIdentityArgs,
+    branch_subject,
+    deploy_iam_statements,
+    environment_subject,
+    github_trust,
+    pull_request_subject,
+    state_statements,
+    trust_subjects,
+)
+from components.validation import ComponentArgsError
+from mlstack.synth import ResourceGraph, SynthError, synth_config
+from stacks.config import ConfigError, parse_config
+from tests.conftest import SynthEdited, raw_stack_config, set_path
+
+ROLE = "aws:iam/role:Role"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+OIDC = "aws:iam/openIdConnectProvider:OpenIdConnectProvider"
+GITHUB = "token.actions.githubusercontent.com"
+EXISTING_PROVIDER = f"arn:aws:iam::123456789012:oidc-provider/{GITHUB}"
+
+
+def _trust(graph: ResourceGraph, role: str) -> dict[str, Any]:
+    return json.loads(graph.one(ROLE, f"ci-{role}").inputs["assumeRolePolicy"])
+
+
+def _policy(graph: ResourceGraph, name: str) -> dict[str, Any]:
+    return json.loads(graph.one(ROLE_POLICY, name).inputs["policy"])
+
+
+def test_preview_trusts_exactly_pull_requests_and_default_branch(any_graph) -> None:
+    [statement] = _trust(any_graph, "preview")["Statement"]
+    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert statement["Principal"] == {"Federated": EXISTING_PROVIDER}
+    assert statement["Condition"] == {
+        "StringEquals": {
+            f"{GITHUB}:aud": "sts.amazonaws.com",
+            f"{GITHUB}:sub": [
+                "repo:example-org/mlstack:pull_request",
+                "repo:example-org/mlstack:ref:refs/heads/main",
+            ],
+        }
+    }
+
+
+@pytest.mark.parametrize(("stack", "environment"), [("dev", "dev"), ("prod", "prod")])
+def test_deploy_trusts_only_default_branch_and_its_protected_environment(
+    stack: str, environment: str, dev_graph, prod_graph
+) -> None:
+    graph = dev_graph if stack == "dev" else prod_graph
+    trust = _trust(graph, "deploy")
+    assert trust_subjects(json.dumps(trust)) == [
+        f"repo:example-org/mlstack:environment:{environment}",
+        "repo:example-org/mlstack:ref:refs/heads/main",
+    ]
+    condition = trust["Statement"][0]["Condition"]
+    assert set(condition) == {"StringEquals"}  # never StringLike: no wildcards
+    assert "pull_request" not in json.dumps(trust)
+
+
+def test_roles_are_named_per_stack_and_get_their_managed_policies(any_graph) -> None:
+    stack = any_graph.stack
+    assert any_graph.one(ROLE, "ci-preview").inputs["name"] == f"mlstack-{stack}-ci-preview"
+    assert any_graph.one(ROLE, "ci-deploy").inputs["name"] == f"mlstack-{stack}-ci-deploy"
+    readonly = any_graph.one(ATTACHMENT, "ci-preview-readonly").inputs["policyArn"]
+    power = any_graph.one(ATTACHMENT, "ci-deploy-poweruser").inputs["policyArn"]
+    assert readonly == "arn:aws:iam::aws:policy/ReadOnlyAccess"
+    assert power == "arn:aws:iam::aws:policy/PowerUserAccess"
+
+
+def test_preview_may_only_lock_the_state_not_write_it(dev_graph) -> None:
+    statements = {s["Sid"]: s for s in _policy(dev_graph, "ci-preview-state")["Statement"]}
+    bucket = "arn:aws:s3:::mlstack-pulumi-state-123456789012"
+    assert statements["StateLock"]["Resource"] == [f"{bucket}/.pulumi/locks/*"]
+    assert statements["StateRead"]["Resource"] == [f"{bucket}/*"]
+    assert statements["SecretsProvider"]["Action"] == ["kms:Decrypt", "kms:DescribeKey"]
+    assert "StateWrite" not in statements
+
+
+def test_deploy_iam_rights_are_tag_scoped_and_cannot_touch_the_ci_roles(prod_graph) -> None:
+    statements = {s["Sid"]: s for s in _policy(prod_graph, "ci-deploy-iam")["Statement"]}
+    tagged = {"aws:ResourceTag/project": "mlstack", "aws:ResourceTag/stack": "prod"}
+    assert statements["IamManageTagged"]["Condition"] == {"StringEquals": tagged}
+    assert statements["IamCreateTagged"]["Condition"] == {
+        "StringEquals": {"aws:RequestTag/project": "mlstack", "aws:RequestTag/stack": "prod"}
+    }
+    assert statements["PassStackRoles"]["Condition"]["StringEquals"]["iam:PassedToService"]
+    deny = statements["NoSelfEscalation"]
+    assert deny["Effect"] == "Deny"
+    assert deny["Resource"] == [
+        "arn:aws:iam::123456789012:role/mlstack-prod-ci-deploy",
+        "arn:aws:iam::123456789012:role/mlstack-prod-ci-preview",
+    ]
+    assert "iam:PutRolePolicy" in deny["Action"]
+    assert statements["StateWrite"]["Action"] == ["s3:DeleteObject", "s3:PutObject"]
+
+
+def test_ci_roles_get_kubernetes_access_view_and_admin(any_graph) -> None:
+    policies = {
+        node.name: node.inputs["policyArn"].rsplit("/", 1)[1]
+        for node in any_graph.by_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
+        if node.name.startswith("ci-")
+    }
+    assert policies == {
+        "ci-preview-eks-policy": "AmazonEKSViewPolicy",
+        "ci-deploy-eks-policy": "AmazonEKSClusterAdminPolicy",
+    }
+
+
+def test_existing_provider_is_reused_and_creating_one_is_the_default(
+    dev_graph, synth_edited: SynthEdited
+) -> None:
+    # The stack files reuse the account's GitHub provider (the cluster has its own).
+    assert [p.name for p in dev_graph.by_type(OIDC)] == ["cluster-oidc"]
+    graph = synth_edited("dev", {"delivery.oidcProviderArn": None})
+    [provider] = [p for p in graph.by_type(OIDC) if p.name == "ci-github-oidc"]
+    assert provider.inputs["url"] == f"https://{GITHUB}"
+    assert provider.inputs["clientIdLists"] == ["sts.amazonaws.com"]
+    assert _trust(graph, "preview")["Statement"][0]["Principal"]["Federated"].endswith(
+        f"oidc-provider/{GITHUB}"
+    )
+
+
+def test_disabled_delivery_creates_nothing(synth_edited: SynthEdited) -> None:
+    graph = synth_edited("dev", {"delivery.enabled": False})
+    assert [r for r in graph.resources if r.name.startswith("ci")] == []
+    assert "ciDeployRoleArn" not in graph.outputs
+
+
+def test_without_state_backend_settings_preview_gets_no_state_policy(
+    synth_edited: SynthEdited,
+) -> None:
+    graph = synth_edited("dev", {"delivery.stateBucket": None, "delivery.secretsKeyArn": None})
+    assert [p for p in graph.by_type(ROLE_POLICY) if p.name == "ci-preview-state"] == []
+    sids = {s["Sid"] for s in _policy(graph, "ci-deploy-iam")["Statement"]}
+    assert not sids & {"StateList", "StateRead", "StateWrite", "SecretsProvider"}
+    assert "NoSelfEscalation" in sids
+
+
+def test_more_environments_each_get_their_exact_subject(synth_edited: SynthEdited) -> None:
+    graph = synth_edited(
+        "prod", {"delivery.environments": ["prod", "prod-eu"], "delivery.defaultBranch": "trunk"}
+    )
+    assert trust_subjects(json.dumps(_trust(graph, "deploy"))) == [
+        "repo:example-org/mlstack:environment:prod",
+        "repo:example-org/mlstack:environment:prod-eu",
+        "repo:example-org/mlstack:ref:refs/heads/trunk",
+    ]
+
+
+# --------------------------------------------------------------------------- pure builders
+
+
+def test_subject_builders_match_githubs_claim_format() -> None:
+    assert pull_request_subject("o/r") == "repo:o/r:pull_request"
+    assert branch_subject("o/r", "main") == "repo:o/r:ref:refs/heads/main"
+    assert environment_subject("o/r", "prod") == "repo:o/r:environment:prod"
+    doc = github_trust("arn:p", ["b", "a"])
+    assert doc["Statement"][0]["Condition"]["StringEquals"][f"{GITHUB}:sub"] == ["a", "b"]
+
+
+def test_state_statements_without_anything_are_empty() -> None:
+    assert state_statements(None, None, "aws", write=True) == []
+
+
+def test_deploy_statements_use_the_partition_and_account() -> None:
+    statements = deploy_iam_statements("210987654321", "aws-us-gov", "mlstack", "dev", ["r"])
+    resources = [r for s in statements for r in s["Resource"]]
+    assert all(r.startswith("arn:aws-us-gov:iam::210987654321:") or r == "r" for r in resources)
+
+
+def test_component_lists_every_bad_arg_at_once(stack_configs) -> None:
+    args = CiIdentityArgs(
+        repository="not a repo",
+        stack="",
+        role_name_prefix="bad prefix!",
+        default_branch="refs/heads/main",
+        environments=("ok", "no spaces"),
+        existing_oidc_provider_arn="arn:aws:iam::1:oidc-provider/example.com",
+    )
+    with pytest.raises(SynthError) as caught:
+        synth_config(stack_configs["dev"], "dev", lambda cfg, stack: CiIdentity("ci", args))
+    error = caught.value.__cause__
+    assert isinstance(error, ComponentArgsError)
+    fields = [problem.split(":", 1)[0] for problem in error.problems]
+    assert fields == [
+        "repository",
+        "default_branch",
+        "environments",
+        "stack",
+        "role_name_prefix",
+        "existing_oidc_provider_arn",
+    ]
+    assert "'no spaces'" in error.problems[2]
+
+
+# --------------------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize(
+    ("edits", "fragment"),
+    [
+        ({"delivery.githubRepository": "just-a-name"}, "delivery.githubRepository"),
+        ({"delivery.githubRepository": None}, "githubRepository is required"),
+        ({"delivery.defaultBranch": "refs/heads/main"}, "delivery.defaultBranch"),
+        ({"delivery.defaultBranch": "two words"}, "delivery.defaultBranch"),
+        ({"delivery.environments": ["prod", "prod"]}, "environment names repeat"),
+        ({"delivery.environments": ["bad env"]}, "delivery.environments"),
+        ({"delivery.oidcProviderArn": "arn:aws:iam::1:oidc-provider/x"}, "oidcProviderArn"),
+        ({"delivery.secretsKeyArn": "alias/pulumi"}, "delivery.secretsKeyArn"),
+        ({"delivery.stateBucket": "Bad_Bucket"}, "delivery.stateBucket"),
+        ({"delivery.environments": []}, "prod needs at least one protected GitHub environment"),
+        ({"delivery.token": "x"}, "unknown key"),
+    ],
+)
+def test_bad_delivery_config_is_rejected_with_its_key(edits: dict[str, Any], fragment: str) -> None:
+    raw = raw_stack_config("prod")
+    for dotted, value in edits.items():
+        set_path(raw, dotted, value)
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, "Pulumi.prod.yaml")
+    assert fragment in str(caught.value)
+
+
+def test_dev_may_deploy_from_the_default_branch_alone() -> None:
+    raw = set_path(raw_stack_config("dev"), "delivery.environments", [])
+    assert parse_config(raw, "Pulumi.dev.yaml").delivery.environments == []

@@ -1,0 +1,264 @@
+"""Each workflow's triggers, permissions, pinned actions and concurrency, and their
+agreement with the stack files (the OIDC trust policies are built from those)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from stacks.config import load_config_file
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOW_DIR = ROOT / ".github" / "workflows"
+STACKS = ("dev", "prod")
+PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
+USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(\S+)\s*(#.*)?$")
+
+
+def load(name: str) -> dict[str, Any]:
+    workflow = yaml.safe_load((WORKFLOW_DIR / name).read_text())
+    # YAML 1.1 reads the key `on` as True.
+    workflow["on"] = workflow.pop(True, workflow.get("on"))
+    return workflow
+
+
+def all_workflows() -> list[str]:
+    return sorted(p.name for p in WORKFLOW_DIR.glob("*.yml"))
+
+
+def job_permissions() -> dict[tuple[str, str], dict[str, str]]:
+    return {
+        (name, job_id): job.get("permissions")
+        for name in all_workflows()
+        for job_id, job in load(name)["jobs"].items()
+    }
+
+
+# --------------------------------------------------------------------------- triggers
+
+
+def test_triggers() -> None:
+    default_branch = load_config_file("dev").delivery.default_branch
+    assert load("preview.yml")["on"] == {"pull_request": {"branches": [default_branch]}}
+    assert load("preview-comment.yml")["on"] == {
+        "workflow_run": {"workflows": ["preview"], "types": ["completed"]}
+    }
+    assert load("deploy.yml")["on"] == {"push": {"branches": [default_branch]}}
+    drift = load("drift.yml")["on"]
+    assert set(drift) == {"schedule", "workflow_dispatch"}
+    assert len(drift["schedule"][0]["cron"].split()) == 5
+    rollback = load("rollback.yml")["on"]
+    assert set(rollback) == {"workflow_dispatch"}
+    inputs = rollback["workflow_dispatch"]["inputs"]
+    assert inputs["stack"]["type"] == "choice"
+    assert inputs["stack"]["options"] == list(STACKS)
+    assert inputs["to"] == {**inputs["to"], "type": "string", "required": True}
+    assert inputs["dry-run"]["type"] == "boolean"
+
+
+def test_the_workflow_run_trigger_names_the_preview_workflow() -> None:
+    assert (
+        load("preview.yml")["name"]
+        in load("preview-comment.yml")["on"]["workflow_run"]["workflows"]
+    )
+
+
+@pytest.mark.parametrize("name", all_workflows())
+def test_no_pull_request_target(name: str) -> None:
+    assert "pull_request_target" not in load(name)["on"]
+
+
+# --------------------------------------------------------------------------- permissions
+
+
+@pytest.mark.parametrize("name", all_workflows())
+def test_workflow_level_permissions_are_empty(name: str) -> None:
+    assert load(name)["permissions"] == {}
+
+
+def test_each_job_gets_exactly_what_it_needs() -> None:
+    deploy = {"contents": "read", "id-token": "write"}
+    assert job_permissions() == {
+        ("deploy.yml", "dev"): deploy,
+        ("deploy.yml", "prod"): deploy,
+        ("rollback.yml", "rollback"): deploy,
+        ("drift.yml", "drift"): {**deploy, "issues": "write"},
+        ("preview.yml", "review"): {"contents": "read"},
+        ("preview.yml", "pulumi-preview"): {**deploy, "pull-requests": "write"},
+        ("preview-comment.yml", "comment"): {"actions": "read", "pull-requests": "write"},
+    }
+
+
+def test_the_job_that_sees_fork_code_has_no_token_and_no_write() -> None:
+    review = load("preview.yml")["jobs"]["review"]
+    assert review["permissions"] == {"contents": "read"}
+    assert "if" not in review  # runs for forks too, with nothing to leak
+    preview = load("preview.yml")["jobs"]["pulumi-preview"]
+    assert preview["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
+
+
+# --------------------------------------------------------------------------- pinned actions
+
+
+def uses_lines() -> list[tuple[str, str, str]]:
+    found = []
+    for name in all_workflows():
+        for line in (WORKFLOW_DIR / name).read_text().splitlines():
+            match = USES_LINE.match(line)
+            if match:
+                found.append((name, match.group(1), match.group(2) or ""))
+    return found
+
+
+def test_every_action_is_pinned_to_a_full_commit_sha_with_its_version_noted() -> None:
+    lines = uses_lines()
+    assert len(lines) >= 20
+    for name, ref, comment in lines:
+        assert PINNED.match(ref), f"{name}: {ref} is not pinned to a commit SHA"
+        assert re.match(r"^# v\d+\.\d+\.\d+$", comment), f"{name}: {ref} lacks a # vX.Y.Z note"
+
+
+def test_one_sha_per_action_across_workflows() -> None:
+    shas: dict[str, set[str]] = {}
+    for _, ref, comment in uses_lines():
+        action, sha = ref.split("@")
+        shas.setdefault(action, set()).add(f"{sha} {comment}")
+    assert {a: len(s) for a, s in shas.items() if len(s) != 1} == {}
+    assert set(shas) == {
+        "actions/checkout",
+        "actions/setup-python",
+        "actions/upload-artifact",
+        "actions/download-artifact",
+        "aws-actions/configure-aws-credentials",
+        "pulumi/actions",
+        "marocchino/sticky-pull-request-comment",
+    }
+
+
+def test_pulumi_cli_version_matches_the_pinned_sdk() -> None:
+    constraints = (ROOT / "constraints.txt").read_text()
+    sdk = re.search(r"^pulumi==(\S+)$", constraints, re.MULTILINE)
+    assert sdk
+    versions = {
+        step["with"]["pulumi-version"]
+        for name in all_workflows()
+        for job in load(name)["jobs"].values()
+        for step in job.get("steps", [])
+        if str(step.get("uses", "")).startswith("pulumi/actions@")
+    }
+    assert versions == {sdk.group(1)}
+
+
+# --------------------------------------------------------------------------- stacks, roles
+
+
+def test_deploys_run_in_the_environments_the_deploy_role_trusts() -> None:
+    jobs = load("deploy.yml")["jobs"]
+    for stack in STACKS:
+        delivery = load_config_file(stack).delivery
+        assert jobs[stack]["environment"] in delivery.environments
+        assert "MLSTACK_DEPLOY_ROLE" in str(jobs[stack]["steps"])
+    assert jobs["prod"]["needs"] == "dev"
+    rollback = load("rollback.yml")["jobs"]["rollback"]
+    assert rollback["environment"] == "${{ inputs.stack }}"
+
+
+def test_preview_jobs_have_no_environment_so_their_sub_is_pull_request() -> None:
+    # With an environment, GitHub's `sub` would be environment:<name>, which the
+    # preview role does not trust.
+    assert "environment" not in load("preview.yml")["jobs"]["pulumi-preview"]
+    assert "environment" not in load("drift.yml")["jobs"]["drift"]
+
+
+def test_stack_regions_in_workflows_match_the_stack_files() -> None:
+    regions = {stack: load_config_file(stack).region for stack in STACKS}
+    for name, job_id in (("preview.yml", "pulumi-preview"), ("drift.yml", "drift")):
+        job = load(name)["jobs"][job_id]
+        matrix = {row["stack"]: row["region"] for row in job["strategy"]["matrix"]["include"]}
+        assert matrix == regions
+    deploy = load("deploy.yml")["jobs"]
+    for stack in STACKS:
+        creds = next(s for s in deploy[stack]["steps"] if "configure-aws" in s.get("uses", ""))
+        assert creds["with"]["aws-region"] == regions[stack]
+
+
+# --------------------------------------------------------------------------- concurrency
+
+
+def test_deploys_and_rollbacks_share_one_queue_per_stack_and_never_cancel() -> None:
+    deploy = load("deploy.yml")["jobs"]
+    for stack in STACKS:
+        assert deploy[stack]["concurrency"] == {
+            "group": f"pulumi-{stack}",
+            "cancel-in-progress": False,
+        }
+    rollback = load("rollback.yml")["jobs"]["rollback"]["concurrency"]
+    assert rollback == {"group": "pulumi-${{ inputs.stack }}", "cancel-in-progress": False}
+
+
+def test_previews_and_drift_are_grouped_per_stack_outside_the_deploy_queue() -> None:
+    preview = load("preview.yml")["jobs"]["pulumi-preview"]["concurrency"]["group"]
+    drift = load("drift.yml")["jobs"]["drift"]["concurrency"]["group"]
+    assert "${{ matrix.stack }}" in preview
+    assert "${{ matrix.stack }}" in drift
+    # A pending preview must never replace a pending deploy in the deploy queue.
+    assert not preview.startswith("pulumi-")
+    assert not drift.startswith("pulumi-")
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def test_deploys_record_the_commit_in_the_update_message() -> None:
+    for job in load("deploy.yml")["jobs"].values():
+        [up] = [s for s in job["steps"] if str(s.get("uses", "")).startswith("pulumi/actions@")]
+        assert up["with"]["command"] == "up"
+        assert "${{ github.sha }}" in up["with"]["message"]
+
+
+def test_preview_runs_diff_with_policy_pack_and_comments() -> None:
+    job = load("preview.yml")["jobs"]["pulumi-preview"]
+    [preview] = [s for s in job["steps"] if str(s.get("uses", "")).startswith("pulumi/actions@")]
+    assert preview["with"]["command"] == "preview"
+    assert preview["with"]["diff"] is True
+    assert preview["with"]["comment-on-pr"] is True
+    assert preview["with"]["policyPacks"] == "policy"
+
+
+def test_offline_review_writes_the_report_the_comment_workflow_posts() -> None:
+    steps = load("preview.yml")["jobs"]["review"]["steps"]
+    run = next(s["run"] for s in steps if "mlstack review" in s.get("run", ""))
+    assert '--base "$BASE_SHA" --out review/review.md' in run
+    upload = next(s for s in steps if str(s.get("uses", "")).startswith("actions/upload-artifact@"))
+    comment_steps = load("preview-comment.yml")["jobs"]["comment"]["steps"]
+    download = next(
+        s for s in comment_steps if str(s.get("uses", "")).startswith("actions/download-artifact@")
+    )
+    sticky = next(s for s in comment_steps if "sticky-pull-request-comment" in s.get("uses", ""))
+    assert download["with"]["name"] == upload["with"]["name"]
+    assert sticky["with"]["path"] == f"{download['with']['path']}/review.md"
+    assert upload["with"]["path"] == "review/"
+
+
+def test_drift_uses_refresh_preview_only_expect_no_changes() -> None:
+    steps = load("drift.yml")["jobs"]["drift"]["steps"]
+    script = next(s["run"] for s in steps if s.get("id") == "refresh")
+    assert "pulumi refresh" in script
+    assert "--preview-only" in script
+    assert "--expect-no-changes" in script
+    issue = next(s for s in steps if "gh issue" in s.get("run", ""))
+    assert issue["if"] == "steps.refresh.outputs.drift == 'true'"
+
+
+def test_rollback_runs_mlstack_rollback_with_inputs_through_the_environment() -> None:
+    steps = load("rollback.yml")["jobs"]["rollback"]["steps"]
+    run = next(s for s in steps if "mlstack rollback" in s.get("run", ""))
+    assert '"$STACK" --to "$TARGET"' in run["run"]
+    assert "${{" not in run["run"]  # inputs reach the shell only as environment variables
+    assert run["env"]["TARGET"] == "${{ inputs.to }}"
+    checkout = next(s for s in steps if str(s.get("uses", "")).startswith("actions/checkout@"))
+    assert checkout["with"]["fetch-depth"] == 0
