@@ -12,6 +12,7 @@ and ``mlstack policy`` run.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -527,6 +528,15 @@ def _web_identity_problems(statement: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def _trusts_service_accounts(statement: Mapping[str, Any]) -> bool:
+    """A web-identity trust of a cluster's OIDC provider (IRSA), not e.g. GitHub's."""
+    if "sts:AssumeRoleWithWebIdentity" not in _actions(statement):
+        return False
+    federated = [str(f) for f in as_list(get_path(statement, "Principal", "Federated"))]
+    text = json.dumps(statement.get("Condition"), default=str)
+    return any("oidc.eks" in f for f in federated) or "system:serviceaccount:" in text
+
+
 def _trusts_pod_identity(role: Resource) -> bool:
     for statement in iter_statements(role.props.get("assumeRolePolicy")):
         if "pods.eks.amazonaws.com" in as_list(get_path(statement, "Principal", "Service")):
@@ -537,7 +547,7 @@ def _trusts_pod_identity(role: Resource) -> bool:
 def service_roles_single_service_account(stack: Stack) -> Iterator[Finding]:
     for role in stack.of_type(IAM_ROLE):
         for statement in iter_statements(role.props.get("assumeRolePolicy")):
-            if "sts:AssumeRoleWithWebIdentity" not in _actions(statement):
+            if not _trusts_service_accounts(statement):
                 continue
             for problem in _web_identity_problems(statement):
                 yield role.urn, f"IRSA role {role.name}: {problem}"

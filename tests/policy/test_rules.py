@@ -471,6 +471,32 @@ def test_irsa_trust_for_two_service_accounts_fails() -> None:
     assert "2 service accounts" in result.violations[0].message
 
 
+def test_github_oidc_roles_are_not_service_account_roles() -> None:
+    github = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {
+                    "Federated": "arn:aws:iam::1:oidc-provider/token.actions.githubusercontent.com"
+                },
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {
+                        "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+                        "token.actions.githubusercontent.com:sub": [
+                            "repo:org/repo:pull_request",
+                            "repo:org/repo:ref:refs/heads/main",
+                        ],
+                    }
+                },
+            }
+        ],
+    }
+    result = result_of("service-role-single-service-account", graph(*_role(github)))
+    assert result.status == "pass"
+
+
 def test_pod_identity_role_bound_to_two_service_accounts_fails() -> None:
     role = node(
         r.IAM_ROLE, "role", {"assumeRolePolicy": documents.to_json(documents.pod_identity_trust())}
