@@ -148,7 +148,7 @@ def _compare_models(
         return found
     if len(left) != len(right):
         return [
-            ParityFinding("config", path, len(left), len(right), knob, "different number of items")
+            ParityFinding("config", path, left, right, knob, f"{len(left)} vs {len(right)} items")
         ]
     for index, (a, b) in enumerate(zip(left, right, strict=True)):
         found += _compare_value(a, b, f"{path}[{index}]", knob)

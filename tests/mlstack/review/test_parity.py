@@ -205,3 +205,19 @@ def test_parity_report_json_is_serialisable() -> None:
 
     report = ParityReport("a", "b", [])
     assert json.loads(json.dumps(report.to_json()))["ok"] is True
+
+
+def test_unnamed_item_lists_of_different_length_show_both_lists() -> None:
+    class Budget(ConfigModel):
+        nodes: str = knob("1", description="nodes")
+
+    class Holder(ConfigModel):
+        budgets: list[Budget] = knob(default_factory=list, description="unnamed items")
+
+    [finding] = compare_configs(Holder(budgets=[Budget()]), Holder(budgets=[Budget(), Budget()]))
+    assert (finding.path, finding.allowed, finding.message) == (
+        "mlstack:budgets",
+        True,
+        "1 vs 2 items",
+    )
+    assert "nodes" in render_text(ParityReport("a", "b", [finding]))
