@@ -96,3 +96,11 @@ IMAGES: dict[str, str] = {
     "cluster-autoscaler/1.34": "registry.k8s.io/autoscaling/cluster-autoscaler:v1.34.5",
 }
 """Container images by role, each with an exact tag (filled by the serving components)."""
+
+CHARTS["kube-prometheus-stack"] = ChartPin(
+    chart="kube-prometheus-stack",
+    # Tag kube-prometheus-stack-88.5.3 of prometheus-community/helm-charts: prometheus-operator
+    # v0.93.1, Alertmanager v0.34.0 (aws-sdk-go-v2: Pod Identity credentials work).
+    version="88.5.3",
+    repository="https://prometheus-community.github.io/helm-charts",
+)

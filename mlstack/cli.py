@@ -16,6 +16,7 @@ import typer
 from typer._click import exceptions as click_exceptions  # typer vendors click
 
 from mlstack.errors import MlstackError, UsageError
+from mlstack.model_store.cli import model_app
 
 app = typer.Typer(
     name="mlstack",
@@ -24,6 +25,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+app.add_typer(model_app, name="model")
 
 _DEBUG = {"on": False}
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from mlstack.crd_schemas import MONITORING_VALIDATORS
 from mlstack.synth import REDACTED, UNKNOWN, ResourceGraph, ResourceNode
 from stacks.schema import aws_enums
 
@@ -42,9 +43,13 @@ NOT_OBJECTS = ("kubernetes:helm.sh/", "pulumi:providers:")
 CUSTOM_RESOURCE_TYPE = "kubernetes:apiextensions.k8s.io:CustomResource"
 
 CrdValidator = Callable[[dict[str, Any]], list[str]]
-CRD_VALIDATORS: dict[tuple[str, str], CrdValidator] = {}
+CRD_VALIDATORS: dict[tuple[str, str], CrdValidator] = {**MONITORING_VALIDATORS}
 """Validators for custom resources, by (apiVersion, kind); components that render CRs
 register one (built from the CRD's published OpenAPI schema) here."""
+
+SECRET_MAPS = ("data", "stringData")
+"""Secret fields the synth may show whole as a redacted placeholder (a secret value
+inside makes the whole map secret on the wire)."""
 
 
 def is_kubernetes_object(node: ResourceNode) -> bool:
@@ -80,7 +85,12 @@ def check_kubernetes(graph: ResourceGraph, version: str) -> Iterator[Finding]:
     for node in graph.resources:
         if not is_kubernetes_object(node):
             continue
-        manifest = _replace_placeholders(manifest_of(node))
+        manifest = manifest_of(node)
+        if manifest.get("kind") == "Secret":
+            for key in SECRET_MAPS:
+                if manifest.get(key) in (REDACTED, UNKNOWN):
+                    manifest[key] = {"redacted": "placeholder"}
+        manifest = _replace_placeholders(manifest)
         api_version, kind = manifest.get("apiVersion", ""), manifest.get("kind", "")
         crd = CRD_VALIDATORS.get((api_version, kind))
         if crd is not None:

@@ -248,6 +248,65 @@ def _prod_cluster_rules(cfg: StackConfig) -> Iterable[Problem]:
         )
 
 
+def _prod_monitoring_subscribers(cfg: StackConfig) -> Iterable[Problem]:
+    if cfg.is_prod and not cfg.monitoring.subscribers:
+        yield Problem(
+            "mlstack:monitoring.subscribers",
+            [],
+            "prod needs at least one subscriber (email or https) to receive alerts",
+        )
+
+
+def _retention_covers_alert_windows(cfg: StackConfig) -> Iterable[Problem]:
+    from components.monitoring.alert_rules import duration
+    from components.monitoring.prometheus_stack import retention_minutes
+
+    mon = cfg.monitoring
+    longest = mon.thresholds.to_thresholds().longest_window_minutes()
+    if retention_minutes(mon.retention) < longest:
+        yield Problem(
+            "mlstack:monitoring.retention",
+            mon.retention,
+            f"shorter than the longest alert window it must evaluate ({duration(longest)}, "
+            "from mlstack:monitoring.thresholds); allowed: at least that",
+        )
+
+
+def _artifact_bucket_rules(cfg: StackConfig) -> Iterable[Problem]:
+    art = cfg.artifacts
+    if art.force_destroy and cfg.environment != "dev":
+        yield Problem(
+            "mlstack:artifacts.forceDestroy",
+            True,
+            "allowed only in dev stacks; a prod bucket is never emptied by `pulumi destroy`",
+        )
+    elif art.force_destroy and cfg.protect:
+        yield Problem(
+            "mlstack:artifacts.forceDestroy",
+            True,
+            "conflicts with protectStateful: true (a protected bucket is retained on delete)",
+        )
+    if cfg.is_prod and not art.access_logging.enabled:
+        yield Problem(
+            "mlstack:artifacts.accessLogging.enabled",
+            False,
+            "prod needs server access logs on the model bucket; allowed: true",
+        )
+
+
+def _unique_model_names(cfg: StackConfig) -> Iterable[Problem]:
+    seen: dict[str, int] = {}
+    for index, model in enumerate(cfg.models):
+        if model.name in seen:
+            yield Problem(
+                f"mlstack:models[{index}].name",
+                model.name,
+                f"duplicate model name (also models[{seen[model.name]}]); names must be unique",
+            )
+        else:
+            seen[model.name] = index
+
+
 def _gpu_pool_rules(cfg: StackConfig) -> Iterable[Problem]:
     """Cross-key GPU pool rules (see ``stacks.schema.gpu_pools.pool_problems``)."""
     for loc, value, message in pool_problems(
@@ -260,6 +319,10 @@ ENVIRONMENT_RULES: list[EnvironmentRule] = [
     _prod_network_rules,
     _region_matches_zones,
     _prod_cluster_rules,
+    _prod_monitoring_subscribers,
+    _retention_covers_alert_windows,
+    _artifact_bucket_rules,
+    _unique_model_names,
     _gpu_pool_rules,
     prod_deploys_from_environments,
 ]

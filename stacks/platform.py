@@ -10,6 +10,8 @@ that a hard error under the real engine).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pulumi
@@ -23,6 +25,7 @@ from components.cluster.eks import (
 )
 from components.compute.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from components.compute.gpu_node_pool import (
+    POOL_LABEL,
     DisruptionBudget,
     GpuNodePool,
     GpuNodePoolArgs,
@@ -31,7 +34,19 @@ from components.compute.gpu_node_pool import (
 from components.compute.karpenter import Karpenter, KarpenterArgs
 from components.compute.nvidia import GpuPoolNodes, NvidiaGpuAddons, NvidiaGpuAddonsArgs
 from components.delivery.ci_identity import CiIdentity, CiIdentityArgs
+from components.monitoring import (
+    DcgmScrape,
+    Monitoring,
+    MonitoringArgs,
+    ServiceTarget,
+    Subscriber,
+)
 from components.network.vpc import FlowLogSettings, Network, NetworkArgs
+from components.storage.model_bucket import (
+    AccessLogSettings,
+    ModelArtifactBucket,
+    ModelArtifactBucketArgs,
+)
 from stacks.config import StackConfig
 
 PROJECT = "mlstack"
@@ -68,6 +83,9 @@ class Platform:
     aws_provider: aws.Provider
     network: Network
     cluster: EksCluster
+    monitoring: Monitoring
+    """Metrics, alerts, dashboards, alarms; ``monitoring.topic_arn`` is where alerts go."""
+    artifacts: ModelArtifactBucket
     gpu_pools: dict[str, GpuNodePool] = field(default_factory=dict)
     """GPU node pools by pool name; ``pool.scheduling()`` places a workload on one."""
     karpenter: Karpenter | None = None
@@ -144,11 +162,15 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
         opts=aws_only,
     )
     gpu = build_gpu_pools(cfg, name, provider, network, cluster)
+    monitoring = build_monitoring(cfg, name, provider, cluster, gpu, services=())
+    artifacts = model_bucket(cfg, stack, opts=aws_only)
     ci_identity = build_ci_identity(cfg, stack, cluster, aws_only)
     return Platform(
         aws_provider=provider,
         network=network,
         cluster=cluster,
+        monitoring=monitoring,
+        artifacts=artifacts,
         gpu_pools=gpu.pools,
         karpenter=gpu.karpenter,
         cluster_autoscaler=gpu.cluster_autoscaler,
@@ -180,6 +202,52 @@ def build_ci_identity(
             eks_cluster_name=cluster.cluster_name,
         ),
         opts=opts,
+    )
+
+
+def build_monitoring(
+    cfg: StackConfig,
+    prefix: str,
+    provider: aws.Provider,
+    cluster: EksCluster,
+    gpu: GpuLayer,
+    *,
+    services: Sequence[ServiceTarget],
+) -> Monitoring:
+    """The monitoring layer. ``services``: one ServiceTarget per inference service (runtime
+    metrics, SLO, ALB target group / load balancer suffixes) from the serving layer. The
+    DCGM exporter is scraped where the GPU layer installs it."""
+    mon = cfg.monitoring
+    password = mon.grafana_admin_password
+    label_key, label_value = SYSTEM_NODE_LABEL
+    return Monitoring(
+        "monitoring",
+        MonitoringArgs(
+            name_prefix=prefix,
+            region=cfg.region,
+            cluster_name=cluster.cluster_name,
+            grafana_admin_password=(
+                pulumi.Output.secret(password.get_secret_value()) if password else None
+            ),
+            services=tuple(services),
+            subscribers=tuple(Subscriber(s.protocol, s.endpoint) for s in mon.subscribers),
+            page_severities=tuple(mon.page_severities),
+            retention=mon.retention,
+            storage_gib=mon.storage_gib,
+            replicas=mon.replicas,
+            thresholds=mon.thresholds.to_thresholds(),
+            alb_alarms=mon.alb_alarms.to_settings(),
+            node_selector={label_key: label_value},
+            gpu_pool_label=POOL_LABEL,
+            dcgm=DcgmScrape(namespace=gpu.nvidia.namespace) if gpu.nvidia else None,
+            runbook_base_url=mon.runbook_base_url,
+            chart_version=mon.chart_version,
+            protect=cfg.protect,
+        ),
+        opts=pulumi.ResourceOptions(
+            providers={"aws": provider, "kubernetes": cluster.provider},
+            depends_on=[cluster.system_node_group] if cluster.system_node_group else [],
+        ),
     )
 
 
@@ -287,14 +355,52 @@ def build_gpu_pools(
     return GpuLayer(pools, karpenter, autoscaler, nvidia)
 
 
+def _dns_safe(text: str) -> str:
+    """Lowercase letters, digits and '-' only (stack names may hold '_', '.', capitals)."""
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-") or "stack"
+
+
+def model_bucket(
+    cfg: StackConfig, stack: str, opts: pulumi.ResourceOptions | None = None
+) -> ModelArtifactBucket:
+    """The model-artifact bucket of one stack (``mlstack:artifacts``)."""
+    art = cfg.artifacts
+    logs = art.access_logging
+    return ModelArtifactBucket(
+        "artifacts",
+        ModelArtifactBucketArgs(
+            region=cfg.region,
+            partition=partition_of(cfg.region),
+            bucket_name=art.bucket_name,
+            bucket_prefix=f"{PROJECT}-{_dns_safe(stack)}-"[:27] + "models-",
+            key_alias=f"{PROJECT}-{_dns_safe(stack)}-models",
+            noncurrent_version_expiration_days=art.noncurrent_version_expiration_days,
+            abort_incomplete_multipart_upload_days=art.abort_incomplete_multipart_upload_days,
+            key_deletion_window_days=art.key_deletion_window_days,
+            access_logs=AccessLogSettings(
+                enabled=logs.enabled,
+                target_bucket=logs.target_bucket,
+                target_prefix=logs.target_prefix,
+                retention_days=logs.retention_days,
+            ),
+            force_destroy=art.force_destroy,
+            protect=cfg.protect,
+        ),
+        opts=opts,
+    )
+
+
 def export_outputs(platform: Platform) -> None:
-    """Stack outputs: cluster name and endpoint, VPC id, kubeconfig (secret)."""
+    """Stack outputs: cluster name and endpoint, VPC id, kubeconfig (secret), model bucket."""
     pulumi.export("clusterName", platform.cluster.cluster_name)
     pulumi.export("clusterEndpoint", platform.cluster.endpoint)
     pulumi.export("oidcProviderArn", platform.cluster.oidc_provider_arn)
     pulumi.export("vpcId", platform.network.vpc_id)
     pulumi.export("privateSubnetIds", platform.network.private_subnet_ids)
     pulumi.export("kubeconfig", pulumi.Output.secret(platform.cluster.kubeconfig))
+    pulumi.export("alertTopicArn", platform.monitoring.topic_arn)
+    pulumi.export("prometheusUrl", platform.monitoring.prometheus_url)
+    pulumi.export("modelBucketName", platform.artifacts.bucket_name)
     if platform.ci_identity is not None:
         pulumi.export("ciPreviewRoleArn", platform.ci_identity.preview_role_arn)
         pulumi.export("ciDeployRoleArn", platform.ci_identity.deploy_role_arn)

@@ -18,7 +18,13 @@ import pytest
 import yaml
 
 from mlstack.synth import ResourceGraph, synth_config
-from stacks.config import PROJECT_ROOT, StackConfig, load_config_file, parse_config
+from stacks.config import (
+    PROJECT_ROOT,
+    StackConfig,
+    _offline_secrets,  # pyright: ignore[reportPrivateUsage]
+    load_config_file,
+    parse_config,
+)
 
 STACKS = ("dev", "prod")
 
@@ -26,10 +32,11 @@ _GRAPHS: dict[str, ResourceGraph] = {}
 
 
 def raw_stack_config(stack: str) -> dict[str, Any]:
-    """The ``mlstack:`` mapping of a real stack file, namespace stripped (a deep copy)."""
+    """The ``mlstack:`` mapping of a real stack file, namespace stripped (a deep copy);
+    ``secure:`` values become the offline placeholder, as ``load_config_file`` does."""
     document = yaml.safe_load((PROJECT_ROOT / f"Pulumi.{stack}.yaml").read_text())
     return {
-        key.removeprefix("mlstack:"): copy.deepcopy(value)
+        key.removeprefix("mlstack:"): _offline_secrets(copy.deepcopy(value))
         for key, value in document["config"].items()
         if key.startswith("mlstack:")
     }

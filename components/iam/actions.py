@@ -9,6 +9,13 @@ FLOW_LOGS_DELIVERY: tuple[str, ...] = (
 )
 """What VPC flow logs need on their own log group."""
 
+SNS_PUBLISH: tuple[str, ...] = ("sns:Publish",)
+"""What a publisher (Alertmanager, CloudWatch alarms) needs on the alert topic."""
+KMS_SNS_PUBLISHER: tuple[str, ...] = ("kms:Decrypt", "kms:GenerateDataKey*")
+"""What a publisher needs on the KMS key of an encrypted SNS topic."""
+KMS_KEY_ACCOUNT_ADMIN: tuple[str, ...] = ("kms:*",)
+"""The account root's statement in a key policy (lets IAM policies grant the key)."""
+
 ASSUME_ROLE_WEB_IDENTITY = "sts:AssumeRoleWithWebIdentity"
 POD_IDENTITY_ASSUME: tuple[str, ...] = ("sts:AssumeRole", "sts:TagSession")
 SERVICE_ASSUME: tuple[str, ...] = ("sts:AssumeRole",)
@@ -77,6 +84,26 @@ CLUSTER_AUTOSCALER_SCALE: tuple[str, ...] = (
 )
 EKS_DESCRIBE_NODEGROUP: tuple[str, ...] = ("eks:DescribeNodegroup",)
 
+
+# Model-artifact bucket (components.storage): grants scoped to a models/<prefix> and its key.
+MODEL_BUCKET_LIST: tuple[str, ...] = ("s3:ListBucket",)
+"""List keys under a granted prefix (the grant adds an ``s3:prefix`` condition)."""
+MODEL_OBJECTS_READ: tuple[str, ...] = ("s3:GetObject",)
+"""Read (and HEAD) objects under a granted prefix."""
+MODEL_OBJECTS_WRITE: tuple[str, ...] = (
+    "s3:AbortMultipartUpload",
+    "s3:GetObject",
+    "s3:PutObject",
+)
+"""What ``mlstack model push`` needs under a prefix: HEAD/compare, (multipart) put, abort.
+No delete: a writer can never remove a version."""
+MODEL_KEY_READ: tuple[str, ...] = ("kms:Decrypt",)
+"""Decrypt objects of the bucket's key (through S3 only: kms:ViaService)."""
+MODEL_KEY_WRITE: tuple[str, ...] = ("kms:Decrypt", "kms:GenerateDataKey")
+"""Encrypt new objects; Decrypt is needed to complete multipart uploads."""
+S3_ALL = "s3:*"
+S3_PUT_OBJECT: tuple[str, ...] = ("s3:PutObject",)
+"""Server access log delivery (logging.s3.amazonaws.com) into the log bucket."""
 
 # --- Delivery: CI identities (components/delivery/ci_identity.py) ---------------------------
 

@@ -122,7 +122,7 @@ def test_system_node_group_is_on_demand_and_leaves_desired_size_to_the_autoscale
 
 def test_stateful_resources_protected_in_prod_only(dev_graph, prod_graph) -> None:
     for graph, expected in ((dev_graph, False), (prod_graph, True)):
-        for node in (graph.one(CLUSTER), graph.one("aws:kms/key:Key")):
+        for node in (graph.one(CLUSTER), graph.one("aws:kms/key:Key", "cluster-secrets-key")):
             assert node.protect is expected
             assert node.retain_on_delete is expected
 

@@ -1,0 +1,108 @@
+"""The files of a local model directory, checked before anything is uploaded."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from components.storage.layout import MANIFEST_NAME
+from mlstack.errors import UsageError
+
+MAX_KEY_BYTES = 1024
+"""S3's limit on the UTF-8 length of a key."""
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """One regular file of the model directory (symlinks to files are followed)."""
+
+    relpath: str
+    """POSIX path relative to the model directory: the key suffix under the version."""
+    path: Path
+    size: int
+
+
+def relpath_problem(relpath: str) -> str | None:
+    """Why ``relpath`` cannot be a key suffix under a model version, or None."""
+    try:
+        relpath.encode("utf-8")
+    except UnicodeEncodeError:
+        return "the name is not valid UTF-8"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in relpath):
+        return "the name holds control characters"
+    if "\\" in relpath:
+        return "the name holds a backslash"
+    parts = relpath.split("/")
+    if relpath.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        return "not a plain relative path"
+    if relpath == MANIFEST_NAME:
+        return f"{MANIFEST_NAME} at the top level is reserved for the manifest mlstack writes"
+    return None
+
+
+def _excluded(relpath: str, patterns: Sequence[str]) -> bool:
+    """A pattern matches the path or one of its parent directories (``.git`` drops ``.git/*``)."""
+    parts = relpath.split("/")
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    return any(fnmatch.fnmatchcase(c, pat) for pat in patterns for c in candidates)
+
+
+def scan_model_dir(
+    root: Path, exclude: Sequence[str] = (), prefix_bytes: int = 0
+) -> list[LocalFile]:
+    """Every file to push, sorted by path; UsageError listing every problem found.
+
+    ``prefix_bytes``: UTF-8 length of the key prefix, to check the 1024-byte key limit.
+    Symlinked directories are refused (not followed) so a push cannot wander off.
+    """
+    if not root.exists():
+        raise UsageError(f"model directory {root} does not exist")
+    if not root.is_dir():
+        raise UsageError(f"{root} is not a directory")
+    files: list[LocalFile] = []
+    problems: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        here = Path(dirpath)
+        for dirname in list(dirnames):
+            rel = (here / dirname).relative_to(root).as_posix()
+            if _excluded(rel, exclude):
+                dirnames.remove(dirname)
+            elif (here / dirname).is_symlink():
+                problems.append(f"{rel}: a symlinked directory (not followed); copy it in")
+                dirnames.remove(dirname)
+        for filename in filenames:
+            path = here / filename
+            rel = path.relative_to(root).as_posix()
+            if _excluded(rel, exclude):
+                continue
+            problem = relpath_problem(rel)
+            if problem is None and prefix_bytes + len(rel.encode("utf-8")) > MAX_KEY_BYTES:
+                problem = f"the object key would exceed S3's {MAX_KEY_BYTES}-byte limit"
+            if problem:
+                problems.append(f"{rel}: {problem}")
+                continue
+            try:
+                info = path.stat()
+            except OSError as exc:
+                problems.append(f"{rel}: cannot read ({exc.strerror or exc}; a broken symlink?)")
+                continue
+            if not stat.S_ISREG(info.st_mode):
+                problems.append(f"{rel}: not a regular file")
+                continue
+            if not os.access(path, os.R_OK):
+                problems.append(f"{rel}: not readable")
+                continue
+            files.append(LocalFile(rel, path, info.st_size))
+    if problems:
+        count = len(problems)
+        raise UsageError(
+            f"cannot push {root} ({count} problem{'s' if count != 1 else ''}):\n  - "
+            + "\n  - ".join(sorted(problems))
+        )
+    if not files:
+        raise UsageError(f"model directory {root} is empty: no files to push")
+    return sorted(files, key=lambda f: f.relpath)

@@ -1,0 +1,69 @@
+"""CloudWatch alarm specs and dashboard body (pure)."""
+
+from __future__ import annotations
+
+from components.monitoring import cloudwatch as cw
+
+TARGET = cw.AlbAlarmTarget(
+    service="llama",
+    target_group_arn_suffix="targetgroup/llama/0123456789abcdef",
+    load_balancer_arn_suffix="app/mlstack-dev/fedcba9876543210",
+    min_healthy=2,
+    p99_latency_slo_seconds=1.5,
+)
+
+
+def test_four_alarms_per_service_on_the_alb_metrics() -> None:
+    specs = {s.role: s for s in cw.alarm_specs(TARGET, cw.AlbAlarmSettings())}
+    assert {s.metric_name for s in specs.values()} == {
+        "HTTPCode_Target_5XX_Count",
+        "TargetResponseTime",
+        "UnHealthyHostCount",
+        "HealthyHostCount",
+    }
+    assert specs["p99-latency"].extended_statistic == "p99"
+    assert specs["p99-latency"].statistic is None
+    assert specs["p99-latency"].threshold == 1.5
+    assert specs["healthy-below-min"].comparison == "LessThanThreshold"
+    assert specs["healthy-below-min"].threshold == 2
+    assert specs["healthy-below-min"].treat_missing_data == "breaching"
+    assert specs["unhealthy-hosts"].threshold == 0
+    assert specs["target-5xx"].threshold == 10
+
+
+def test_settings_flow_into_the_specs_and_bad_settings_are_reported() -> None:
+    settings = cw.AlbAlarmSettings(target_5xx_per_period=3)
+    spec = next(s for s in cw.alarm_specs(TARGET, settings) if s.role == "target-5xx")
+    assert spec.threshold == 3
+    assert cw.AlbAlarmSettings().problems() == []
+    bad = cw.AlbAlarmSettings(period_seconds=45, evaluation_periods=2, datapoints_to_alarm=3)
+    problems = bad.problems()
+    assert any("period_seconds: 45" in p for p in problems)
+    assert any("datapoints_to_alarm: 3" in p for p in problems)
+
+
+def test_dashboard_body_dimensions_each_service_by_its_own_target_group() -> None:
+    other = cw.ResolvedTarget("resnet", "targetgroup/resnet/1", "app/lb/2", 0.2)
+    body = cw.dashboard_body(
+        "us-west-2",
+        "mlstack-dev-alerts",
+        [cw.ResolvedTarget("llama", "targetgroup/llama/9", "app/lb/2", 1.5), other],
+        ["arn:aws:cloudwatch:us-west-2:1:alarm:b", "arn:aws:cloudwatch:us-west-2:1:alarm:a"],
+    )
+    widgets = body["widgets"]
+    assert widgets[0]["type"] == "alarm"
+    assert widgets[0]["properties"]["alarms"][0].endswith(":a")
+    for widget in widgets[1:-1]:
+        service = widget["properties"]["title"].split(":")[0]
+        tg = "targetgroup/llama/9" if service == "llama" else "targetgroup/resnet/1"
+        for metric in widget["properties"]["metrics"]:
+            assert metric[0] == cw.NAMESPACE
+            assert metric[2:6] == ["TargetGroup", tg, "LoadBalancer", "app/lb/2"]
+    assert widgets[-1]["properties"]["metrics"][0][3] == "mlstack-dev-alerts"
+    for widget in widgets:
+        assert widget["x"] + widget["width"] <= 24
+
+
+def test_dashboard_body_without_services_still_watches_the_topic() -> None:
+    body = cw.dashboard_body("us-east-1", "t-alerts", [], [])
+    assert [w["properties"]["title"] for w in body["widgets"]] == ["Alert topic delivery"]
