@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -117,6 +118,166 @@ def schema(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(json_schema(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
     typer.echo(f"wrote {out}")
+
+
+# --------------------------------------------------------------------------- PR review
+
+
+class OutputFormat(StrEnum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="Output format.")]
+
+
+OutOpt = Annotated[
+    Path | None, typer.Option("--out", help="Write the output to this file instead of stdout.")
+]
+
+
+def _emit(text: str, out: Path | None) -> None:
+    if out is None:
+        typer.echo(text, nl=not text.endswith("\n"))
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {out}", err=True)
+
+
+@app.command()
+def diff(  # noqa: PLR0917 (CLI options)
+    stacks: Annotated[list[str], typer.Argument(help="Stacks to compare, e.g. dev prod.")],
+    base: Annotated[str, typer.Option("--base", help="Git ref of the base revision.")],
+    against: Annotated[
+        str | None,
+        typer.Option("--against", help="Git ref to compare with the base [working tree]."),
+    ] = None,
+    fmt: FormatOpt = OutputFormat.text,
+    out: OutOpt = None,
+    max_chars: Annotated[
+        int, typer.Option("--max-chars", help="Markdown size limit (PR comments).")
+    ] = 60000,
+    root: RootOpt = Path(),
+) -> None:
+    """What changes in each stack between --base and the working tree (or --against)."""
+    from mlstack.review import diff as review_diff
+
+    diffs = review_diff.diff_revisions(stacks, base, against, root)
+    if fmt is OutputFormat.json:
+        text = review_diff.render_json(diffs)
+    elif fmt is OutputFormat.markdown:
+        text = review_diff.render_markdown(diffs, max_chars)
+    else:
+        text = review_diff.render_text(diffs, color=out is None and sys.stdout.isatty())
+    _emit(text, out)
+    failed = [d.stack for d in diffs if not d.ok]
+    if failed:
+        raise MlstackError(f"stack(s) {', '.join(failed)} failed to synthesize on one side")
+
+
+@app.command()
+def parity(
+    left: Annotated[str, typer.Argument(help="First stack, e.g. dev.")],
+    right: Annotated[str, typer.Argument(help="Second stack, e.g. prod.")],
+    fmt: FormatOpt = OutputFormat.text,
+    root: RootOpt = Path(),
+) -> None:
+    """Same component tree and resource types; config differences only in knobs."""
+    from mlstack.review import parity as review_parity
+
+    report = review_parity.check_parity(left, right, root.resolve())
+    if fmt is OutputFormat.json:
+        typer.echo(json.dumps(report.to_json(), indent=2, default=str))
+    elif fmt is OutputFormat.markdown:
+        typer.echo(review_parity.render_markdown(report), nl=False)
+    else:
+        typer.echo(review_parity.render_text(report), nl=False)
+    if not report.ok:
+        raise MlstackError(f"parity {left} vs {right}: {report.summary()}")
+
+
+@app.command()
+def policy(
+    stacks: Annotated[list[str], typer.Argument(help="Stacks to check.")],
+    fmt: FormatOpt = OutputFormat.text,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also list passing and n/a rules.")
+    ] = False,
+    root: RootOpt = Path(),
+) -> None:
+    """Run the policy pack's rules over the offline synth graph."""
+    from mlstack.review import policy_check
+    from mlstack.synth import synth_config
+
+    reports = [policy_check.check_policy(synth_config(_load(s, root.resolve()), s)) for s in stacks]
+    if fmt is OutputFormat.json:
+        typer.echo(policy_check.to_json(reports))
+    else:
+        for report in reports:
+            if fmt is OutputFormat.markdown:
+                typer.echo(policy_check.render_markdown(report))
+            else:
+                typer.echo(policy_check.render_text(report, verbose), nl=False)
+    blocking = [f"{r.stack}: {len(r.blocking)}" for r in reports if not r.ok]
+    if blocking:
+        raise MlstackError(f"blocking policy results ({', '.join(blocking)})")
+
+
+@app.command()
+def cost(
+    stacks: Annotated[list[str], typer.Argument(help="Stacks to estimate.")],
+    fmt: FormatOpt = OutputFormat.text,
+    nat_gb: Annotated[
+        float, typer.Option("--nat-gb-per-month", help="NAT data processed at max scale, GB.")
+    ] = 0.0,
+    lcu: Annotated[
+        float, typer.Option("--lcu-per-lb", help="Average LCUs per load balancer at max scale.")
+    ] = 0.0,
+    root: RootOpt = Path(),
+) -> None:
+    """Monthly cost estimate at minimum and maximum scale, line by line."""
+    from mlstack.review import cost as review_cost
+    from mlstack.synth import synth_config
+
+    usage = review_cost.Usage(nat_gb_per_month=nat_gb, lcu_per_load_balancer=lcu)
+    estimates = [
+        review_cost.estimate(synth_config(_load(s, root.resolve()), s), usage=usage) for s in stacks
+    ]
+    if fmt is OutputFormat.json:
+        typer.echo(review_cost.estimates_json(estimates))
+        return
+    render = (
+        review_cost.render_markdown if fmt is OutputFormat.markdown else review_cost.render_text
+    )
+    for estimate in estimates:
+        typer.echo(render(estimate), nl=False)
+
+
+@app.command()
+def review(
+    base: Annotated[str, typer.Option("--base", help="Git ref of the PR's base.")],
+    stack: Annotated[
+        list[str] | None, typer.Option("--stack", help="Only these stacks [all Pulumi.*.yaml].")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the Markdown report.")] = Path(
+        "build/review.md"
+    ),
+    max_chars: Annotated[int, typer.Option("--max-chars", help="Report size limit.")] = 60000,
+    root: RootOpt = Path(),
+) -> None:
+    """Diff, parity, policy and cost for all stacks; one Markdown report for CI."""
+    from mlstack.review.review import run_review
+
+    result = run_review(root, base, stack or None, max_chars)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(result.markdown, encoding="utf-8")
+    for d in result.diffs:
+        typer.echo(f"{d.stack}: {d.summary()}" + (f"; cost {d.cost_summary()}" if d.ok else ""))
+    typer.echo(f"report: {out} ({len(result.markdown)} chars)")
+    if not result.ok:
+        raise MlstackError("review failed: " + "; ".join(result.problems))
 
 
 # --------------------------------------------------------------------------- delivery

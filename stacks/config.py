@@ -55,9 +55,10 @@ class StackConfig(ConfigModel):
         min_length=1,
         max_length=256,
     )
-    tags: dict[str, str] = fixed(
+    tags: dict[str, str] = knob(
         default_factory=dict,
-        description="Extra tags on every AWS resource (project/stack/environment/owner are set).",
+        description="Extra tags on every AWS resource (project/stack/environment/owner are set); "
+        "values may differ per environment, e.g. costCenter.",
     )
     protect_stateful: bool | None = knob(
         None,

@@ -11,8 +11,9 @@ FLOW_LOGS_DELIVERY: tuple[str, ...] = (
 
 SNS_PUBLISH: tuple[str, ...] = ("sns:Publish",)
 """What a publisher (Alertmanager, CloudWatch alarms) needs on the alert topic."""
-KMS_SNS_PUBLISHER: tuple[str, ...] = ("kms:Decrypt", "kms:GenerateDataKey*")
-"""What a publisher needs on the KMS key of an encrypted SNS topic."""
+KMS_SNS_PUBLISHER: tuple[str, ...] = ("kms:Decrypt", "kms:GenerateDataKey")
+"""What a publisher needs on the KMS key of an encrypted SNS topic (exact actions, as in
+the SNS docs' service-principal examples: the policy pack refuses wildcard data actions)."""
 KMS_KEY_ACCOUNT_ADMIN: tuple[str, ...] = ("kms:*",)
 """The account root's statement in a key policy (lets IAM policies grant the key)."""
 

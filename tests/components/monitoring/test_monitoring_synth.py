@@ -192,7 +192,7 @@ def test_alertmanager_publishes_to_the_topic_with_a_publish_only_role(
     key_arn = any_graph.one(TOPIC).inputs["kmsMasterKeyId"]
     assert grants == {
         (("sns:Publish",), (topic_arn,)),
-        (("kms:Decrypt", "kms:GenerateDataKey*"), (key_arn,)),
+        (("kms:Decrypt", "kms:GenerateDataKey"), (key_arn,)),
     }
     association = any_graph.one(
         "aws:eks/podIdentityAssociation:PodIdentityAssociation", "monitoring-alertmanager-identity"
