@@ -465,14 +465,15 @@ class _Estimator:
                 continue
             found.append((kind, lb.name))
         groups: set[str] = set()
+        alb_classes = self._alb_ingress_classes()
         for ingress in self.stack.of_type("kubernetes:networking.k8s.io/v1:Ingress"):
             annotations = get_path(ingress.props, "metadata", "annotations") or {}
             klass = get_path(ingress.props, "spec", "ingressClassName") or annotations.get(
                 "kubernetes.io/ingress.class"
             )
-            if klass != "alb":
+            if klass not in alb_classes:
                 continue
-            group = annotations.get("alb.ingress.kubernetes.io/group.name")
+            group = annotations.get("alb.ingress.kubernetes.io/group.name") or alb_classes[klass]
             key = f"group {group}" if group else f"Ingress {ingress.name}"
             if key not in groups:
                 groups.add(key)
@@ -488,6 +489,26 @@ class _Estimator:
             else:
                 self.result.unpriced.append(f"Service {service.name}: classic load balancer")
         return found
+
+    def _alb_ingress_classes(self) -> dict[str, str | None]:
+        """Ingress class name -> the IngressGroup its IngressClassParams sets (or None).
+
+        ``alb`` always counts (the controller's default class); so does every IngressClass
+        whose controller is the AWS Load Balancer Controller's.
+        """
+        params_group = {
+            get_path(p.props, "metadata", "name"): get_path(p.props, "spec", "group", "name")
+            for p in self.stack.of_type("kubernetes:elbv2.k8s.aws/v1beta1:IngressClassParams")
+        }
+        classes: dict[str, str | None] = {"alb": None}
+        for klass in self.stack.of_type("kubernetes:networking.k8s.io/v1:IngressClass"):
+            if get_path(klass.props, "spec", "controller") != "ingress.k8s.aws/alb":
+                continue
+            params = get_path(klass.props, "spec", "parameters", "name")
+            classes[get_path(klass.props, "metadata", "name") or klass.name] = params_group.get(
+                params
+            )
+        return classes
 
     def load_balancers(self) -> None:
         for kind, label in self._load_balancers():

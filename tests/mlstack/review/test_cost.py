@@ -170,6 +170,48 @@ def test_load_balancers_from_ingress_groups_and_nlb_services() -> None:
     assert "NLB" in lines[("Load balancers", "Service svc")].detail
 
 
+def test_an_ingress_class_with_params_groups_its_ingresses_on_one_alb() -> None:
+    params = node(
+        "kubernetes:elbv2.k8s.aws/v1beta1:IngressClassParams",
+        "params",
+        {"metadata": {"name": "shared-params"}, "spec": {"group": {"name": "inference"}}},
+    )
+    klass = node(
+        "kubernetes:networking.k8s.io/v1:IngressClass",
+        "class",
+        {
+            "metadata": {"name": "mlstack-alb"},
+            "spec": {
+                "controller": "ingress.k8s.aws/alb",
+                "parameters": {"kind": "IngressClassParams", "name": "shared-params"},
+            },
+        },
+    )
+    other = node(
+        "kubernetes:networking.k8s.io/v1:IngressClass",
+        "nginx",
+        {"metadata": {"name": "nginx"}, "spec": {"controller": "k8s.io/ingress-nginx"}},
+    )
+
+    def ingress(name: str, klass_name: str):
+        return node(
+            "kubernetes:networking.k8s.io/v1:Ingress",
+            name,
+            {"metadata": {"annotations": {}}, "spec": {"ingressClassName": klass_name}},
+        )
+
+    g = graph(
+        params,
+        klass,
+        other,
+        ingress("a", "mlstack-alb"),
+        ingress("b", "mlstack-alb"),
+        ingress("c", "nginx"),
+    )
+    _, lines = _lines(g)
+    assert {k for k in lines if k[0] == "Load balancers"} == {("Load balancers", "group inference")}
+
+
 def test_kms_keys_with_rotation_and_alarms() -> None:
     keys = [
         node("aws:kms/key:Key", "a", {"enableKeyRotation": True}),
