@@ -11,6 +11,8 @@ output.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -75,6 +77,15 @@ class ResourceNode:
         }
 
 
+@dataclass(frozen=True)
+class InvokeRecord:
+    """One data-source call the program made: its token, arguments and provider URN."""
+
+    token: str
+    args: dict[str, Any]
+    provider: str | None
+
+
 @dataclass
 class ResourceGraph:
     """The synthesized stack: resources sorted by URN, stack outputs, warnings."""
@@ -85,6 +96,8 @@ class ResourceGraph:
     resources: list[ResourceNode]
     outputs: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    invokes: list[InvokeRecord] = field(default_factory=list)
+    """Invokes in call order (not part of the plan JSON)."""
 
     def by_type(self, type_token: str) -> list[ResourceNode]:
         return [r for r in self.resources if r.type == type_token]
@@ -196,9 +209,55 @@ def _answer_get_oidc_provider(args: Mapping[str, Any], region: str) -> dict[str,
     }
 
 
+def _tag_digest(tags: Any) -> str:
+    canonical = json.dumps(dict(tags or {}), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def lb_suffix_for_tags(tags: Mapping[str, str]) -> str:
+    """The offline ``arnSuffix`` of the load balancer found by ``tags`` (``app/<name>/<id>``)."""
+    digest = _tag_digest(tags)
+    return f"app/k8s-{digest[:24]}/{digest[24:40]}"
+
+
+def target_group_suffix_for_tags(tags: Mapping[str, str]) -> str:
+    """The offline ``arnSuffix`` of the target group found by ``tags``
+    (``targetgroup/<name>/<id>``); a different tag set gives a different suffix."""
+    digest = _tag_digest(tags)
+    return f"targetgroup/k8s-{digest[:24]}/{digest[24:40]}"
+
+
+def _answer_get_load_balancer(args: Mapping[str, Any], region: str) -> dict[str, Any]:
+    suffix = lb_suffix_for_tags(args.get("tags") or {})
+    name = suffix.split("/")[1]
+    return {
+        "id": f"arn:aws:elasticloadbalancing:{region}:{ACCOUNT_ID}:loadbalancer/{suffix}",
+        "arn": f"arn:aws:elasticloadbalancing:{region}:{ACCOUNT_ID}:loadbalancer/{suffix}",
+        "arnSuffix": suffix,
+        "name": name,
+        "loadBalancerType": "application",
+        "tags": dict(args.get("tags") or {}),
+    }
+
+
+def _answer_get_target_group(args: Mapping[str, Any], region: str) -> dict[str, Any]:
+    suffix = target_group_suffix_for_tags(args.get("tags") or {})
+    arn = f"arn:aws:elasticloadbalancing:{region}:{ACCOUNT_ID}:{suffix}"
+    return {
+        "id": arn,
+        "arn": arn,
+        "arnSuffix": suffix,
+        "name": suffix.split("/")[1],
+        "targetType": "ip",
+        "tags": dict(args.get("tags") or {}),
+    }
+
+
 INVOKE_ANSWERS: dict[str, InvokeAnswer] = {
     "aws:eks/getCluster:getCluster": _answer_get_cluster,
     "aws:iam/getOpenIdConnectProvider:getOpenIdConnectProvider": _answer_get_oidc_provider,
+    "aws:lb/getLoadBalancer:getLoadBalancer": _answer_get_load_balancer,
+    "aws:lb/getTargetGroup:getTargetGroup": _answer_get_target_group,
 }
 """Deterministic offline answers for the invokes the program makes; any other
 invoke fails the synth so a new data-source call cannot slip in unanswered."""
@@ -246,6 +305,7 @@ class _OfflineMocks(pulumi.runtime.Mocks):
     def __init__(self, region: str, errors: list[str]) -> None:
         self.region = region
         self.errors = errors
+        self.invokes: list[InvokeRecord] = []
 
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         if args.typ.startswith("pulumi:providers:"):
@@ -253,6 +313,9 @@ class _OfflineMocks(pulumi.runtime.Mocks):
         return f"{args.name}-id", mock_outputs(args.typ, args.name, dict(args.inputs), self.region)
 
     def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        self.invokes.append(
+            InvokeRecord(args.token, clean(dict(args.args)), _provider_urn(args.provider or ""))
+        )
         answer = INVOKE_ANSWERS.get(args.token)
         if answer is None:
             self.errors.append(
@@ -391,6 +454,7 @@ def synth_config(
         resources=nodes,
         outputs=outputs,
         warnings=sorted(set(collector.messages)),
+        invokes=list(mock.invokes),
     )
 
 

@@ -35,12 +35,14 @@ from components.compute.karpenter import Karpenter, KarpenterArgs
 from components.compute.nvidia import GpuPoolNodes, NvidiaGpuAddons, NvidiaGpuAddonsArgs
 from components.delivery.ci_identity import CiIdentity, CiIdentityArgs
 from components.monitoring import (
+    MONITORING_NAMESPACE,
     DcgmScrape,
     Monitoring,
     MonitoringArgs,
     ServiceTarget,
     Subscriber,
 )
+from components.monitoring.prometheus_stack import prometheus_url
 from components.network.vpc import FlowLogSettings, Network, NetworkArgs
 from components.storage.model_bucket import (
     AccessLogSettings,
@@ -48,7 +50,12 @@ from components.storage.model_bucket import (
     ModelArtifactBucketArgs,
 )
 from stacks.config import StackConfig
-from stacks.serving_layer import Serving, build_serving, service_targets
+from stacks.serving_layer import (
+    Serving,
+    alarm_target_groups,
+    build_serving,
+    service_targets,
+)
 
 PROJECT = "mlstack"
 
@@ -165,9 +172,11 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
         opts=aws_only,
     )
     gpu = build_gpu_pools(cfg, name, provider, network, cluster)
-    monitoring = build_monitoring(cfg, name, provider, cluster, gpu, services=service_targets(cfg))
     artifacts = model_bucket(cfg, stack, opts=aws_only)
     ci_identity = build_ci_identity(cfg, stack, cluster, aws_only)
+    # Serving before monitoring: the ALB alarms' target groups are looked up under the
+    # serving layer's LoadBalancer (two-phase, docs/operations.md).
+    prom_url = monitoring_prometheus_url()
     serving = build_serving(
         cfg,
         stack,
@@ -178,10 +187,13 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
         gpu_pools=gpu.pools,
         artifacts=artifacts,
         tags=default_tags(cfg, stack),
-        prometheus_url=monitoring.prometheus_url,
+        prometheus_url=prom_url,
         wait_for=[cluster.system_node_group] if cluster.system_node_group else [],
         opts=pulumi.ResourceOptions(providers=[provider, cluster.provider]),
     )
+    services = service_targets(cfg, alarm_target_groups(cfg, serving.load_balancer))
+    monitoring = build_monitoring(cfg, name, provider, cluster, gpu, services=services)
+    assert monitoring.prometheus_url == prom_url, "monitoring namespace moved"
     return Platform(
         aws_provider=provider,
         network=network,
@@ -267,6 +279,12 @@ def build_monitoring(
             depends_on=[cluster.system_node_group] if cluster.system_node_group else [],
         ),
     )
+
+
+def monitoring_prometheus_url() -> str:
+    """Where the monitoring layer's Prometheus answers (KEDA reads it); known before the
+    layer is built."""
+    return prometheus_url(MONITORING_NAMESPACE)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Protocol
 
 import pulumi
 
-from components.monitoring import ServiceTarget
+from components.monitoring import AlbTargetGroupRef, ServiceTarget
 from components.monitoring import metrics as monitoring_metrics
 from components.serving import runtimes
 from components.serving.identity import WorkloadIdentity
@@ -281,9 +281,48 @@ def scraped_service(model: ModelConfig) -> str:
     return workload_name(model.name, blue_green.active_color) if blue_green else model.name
 
 
-def service_targets(cfg: StackConfig) -> tuple[ServiceTarget, ...]:
-    """What the monitoring layer needs to scrape and alert on each model (plain values)."""
+def alarmed_tracks(model: ModelConfig) -> tuple[tuple[str | None, str], ...]:
+    """The ALB target groups of a model to alarm on, as (track, Service) pairs: rolling
+    its one Service; canary stable (main) and canary (track ``canary``) separately;
+    blueGreen the active color only (as main, so switching colors updates the alarms'
+    dimensions instead of replacing them; the idle color takes preview traffic only)."""
+    if model.exposure.type != "alb":
+        return ()
+    if model.rollout.strategy == "canary":
+        return ((None, model.name), ("canary", workload_name(model.name, "canary")))
+    return ((None, scraped_service(model)),)
+
+
+def alarm_target_groups(
+    cfg: StackConfig, load_balancer: LoadBalancer
+) -> dict[str, tuple[AlbTargetGroupRef, ...]]:
+    """Per ALB-exposed model: its target groups, looked up by the controller's tags
+    (invokes under ``load_balancer``). Empty unless ``monitoring.albAlarms.enabled``."""
+    if not cfg.monitoring.alb_alarms.enabled:
+        return {}
+    found: dict[str, tuple[AlbTargetGroupRef, ...]] = {}
+    for model in cfg.models:
+        refs = []
+        for track, service in alarmed_tracks(model):
+            suffixes = load_balancer.lookup_target_group(
+                namespace=cfg.serving.namespace,
+                ingress=model.name,
+                service=service,
+                port=runtime_for(model).port_name,
+            )
+            refs.append(AlbTargetGroupRef(suffixes.target_group, suffixes.load_balancer, track))
+        if refs:
+            found[model.name] = tuple(refs)
+    return found
+
+
+def service_targets(
+    cfg: StackConfig, target_groups: Mapping[str, Sequence[AlbTargetGroupRef]] | None = None
+) -> tuple[ServiceTarget, ...]:
+    """What the monitoring layer needs to scrape and alert on each model; ``target_groups``
+    (from :func:`alarm_target_groups`) adds the CloudWatch alarms of a model."""
     key, value = runtimes.METRICS_SERVICE_LABEL
+    groups = target_groups or {}
     targets = []
     for model in cfg.models:
         preset = runtime_for(model)
@@ -301,6 +340,7 @@ def service_targets(cfg: StackConfig) -> tuple[ServiceTarget, ...]:
                 metrics_path=preset.metrics_path,
                 k8s_service=active,
                 hpa_name=f"keda-hpa-{active}",
+                alb_target_groups=tuple(groups.get(model.name, ())),
             )
         )
     return tuple(targets)

@@ -1,6 +1,8 @@
 """Monitoring: metrics, SLO alerts, dashboards, CloudWatch alarms, the alert topic."""
 
 from components.monitoring.component import (
+    MONITORING_NAMESPACE,
+    AlbTargetGroupRef,
     DcgmScrape,
     Monitoring,
     MonitoringArgs,
@@ -8,4 +10,7 @@ from components.monitoring.component import (
 )
 from components.monitoring.notifications import Subscriber
 
-__all__ = ["DcgmScrape", "Monitoring", "MonitoringArgs", "ServiceTarget", "Subscriber"]
+__all__ = [
+    "MONITORING_NAMESPACE",
+    "AlbTargetGroupRef",
+    "DcgmScrape", "Monitoring", "MonitoringArgs", "ServiceTarget", "Subscriber"]

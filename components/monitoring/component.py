@@ -35,14 +35,30 @@ LABEL_KEY = re.compile(
 DEFAULT_RUNBOOK_BASE = "https://github.com/mlstack/mlstack/blob/main/docs/monitoring.md"
 CRD_API = "monitoring.coreos.com/v1"
 SCRAPE_INTERVAL = "15s"
+MONITORING_NAMESPACE = "monitoring"
+
+
+@dataclass(frozen=True)
+class AlbTargetGroupRef:
+    """One ALB target group of a service, for its CloudWatch alarms.
+
+    ``track`` None: the service's main target group (alarms ``<prefix>-<service>-<check>``);
+    otherwise a further rollout track, alarmed separately as ``<service>-<track>`` (e.g. the
+    canary of a canary rollout).
+    """
+
+    target_group_arn_suffix: pulumi.Input[str]
+    load_balancer_arn_suffix: pulumi.Input[str]
+    track: str | None = None
 
 
 @dataclass(frozen=True)
 class ServiceTarget:
     """One inference service: how to scrape it, what to alert on, which ALB it sits behind.
 
-    ``target_group_arn_suffix`` / ``load_balancer_arn_suffix`` (both or neither) turn on
-    the CloudWatch alarms; without them the service has Prometheus rules only.
+    ``target_group_arn_suffix`` / ``load_balancer_arn_suffix`` (both or neither), or
+    ``alb_target_groups`` (one entry per target group), turn on the CloudWatch alarms;
+    without them the service has Prometheus rules only.
     """
 
     name: str
@@ -63,6 +79,7 @@ class ServiceTarget:
     model_loader_container: str | None = ar.DEFAULT_MODEL_LOADER_CONTAINER
     target_group_arn_suffix: pulumi.Input[str] | None = None
     load_balancer_arn_suffix: pulumi.Input[str] | None = None
+    alb_target_groups: Sequence[AlbTargetGroupRef] = ()
 
     @property
     def rule_target(self) -> ar.ServiceRuleTarget:
@@ -77,16 +94,32 @@ class ServiceTarget:
         )
 
     @property
-    def alarm_target(self) -> cw.AlbAlarmTarget | None:
-        if self.target_group_arn_suffix is None or self.load_balancer_arn_suffix is None:
-            return None
-        return cw.AlbAlarmTarget(
-            service=self.name,
-            target_group_arn_suffix=self.target_group_arn_suffix,
-            load_balancer_arn_suffix=self.load_balancer_arn_suffix,
-            min_healthy=self.min_healthy,
-            p99_latency_slo_seconds=self.p99_latency_slo_seconds,
+    def target_groups(self) -> tuple[AlbTargetGroupRef, ...]:
+        """Every target group to alarm on: the single pair, then ``alb_target_groups``."""
+        refs = list(self.alb_target_groups)
+        if self.target_group_arn_suffix is not None and self.load_balancer_arn_suffix is not None:
+            refs.insert(
+                0, AlbTargetGroupRef(self.target_group_arn_suffix, self.load_balancer_arn_suffix)
+            )
+        return tuple(refs)
+
+    @property
+    def alarm_targets(self) -> tuple[cw.AlbAlarmTarget, ...]:
+        return tuple(
+            cw.AlbAlarmTarget(
+                service=self.name if ref.track is None else f"{self.name}-{ref.track}",
+                target_group_arn_suffix=ref.target_group_arn_suffix,
+                load_balancer_arn_suffix=ref.load_balancer_arn_suffix,
+                min_healthy=self.min_healthy,
+                p99_latency_slo_seconds=self.p99_latency_slo_seconds,
+            )
+            for ref in self.target_groups
         )
+
+    @property
+    def alarm_target(self) -> cw.AlbAlarmTarget | None:
+        """The alarm target of the main target group (None without one)."""
+        return next((t for t in self.alarm_targets if t.service == self.name), None)
 
 
 @dataclass(frozen=True)
@@ -132,7 +165,7 @@ class MonitoringArgs:
     """Node label holding the GPU pool name (dashboards and GPU alerts group by it)."""
     dcgm: DcgmScrape | None = field(default_factory=DcgmScrape)
     """Where to scrape the DCGM exporter; None when something else scrapes it."""
-    namespace: str = "monitoring"
+    namespace: str = MONITORING_NAMESPACE
     node_selector: Mapping[str, str] = field(default_factory=dict)
     """Where the monitoring pods run (the system nodes)."""
     runbook_base_url: str = DEFAULT_RUNBOOK_BASE
@@ -205,8 +238,18 @@ class MonitoringArgs:
                     f"{where}: give both target_group_arn_suffix and load_balancer_arn_suffix, "
                     "or neither"
                 )
+            tracks = [ref.track for ref in svc.target_groups]
+            if len(set(tracks)) != len(tracks):
+                found.append(f"{where}: target groups {tracks}: one per track (None = main)")
+            for track in tracks:
+                if track is not None and not DNS_LABEL.match(f"{svc.name}-{track}"):
+                    found.append(f"{where}: track {track!r}: '<name>-<track>' must be a DNS label")
             if not svc.metrics_path.startswith("/"):
                 found.append(f"{where}.metrics_path: {svc.metrics_path!r}: starts with /")
+        alarmed = [t.service for svc in self.services for t in svc.alarm_targets]
+        clashes = sorted({s for s in alarmed if alarmed.count(s) > 1})
+        if clashes:
+            found.append(f"services: alarm names {clashes}: a service and a track collide")
         return found
 
 
@@ -366,7 +409,7 @@ class Monitoring(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[stack.namespace]),
             )
 
-        alarm_targets = [t for t in (svc.alarm_target for svc in args.services) if t]
+        alarm_targets = [t for svc in args.services for t in svc.alarm_targets]
         alarms = [
             alarm
             for target in alarm_targets

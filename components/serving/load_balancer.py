@@ -38,6 +38,9 @@ from components.versions import AWS_LOAD_BALANCER_CONTROLLER_CHART
 
 TYPE_TOKEN = "mlstack:serving:LoadBalancer"
 CLUSTER_TAG = "elbv2.k8s.aws/cluster"
+INGRESS_STACK_TAG = "ingress.k8s.aws/stack"
+INGRESS_RESOURCE_TAG = "ingress.k8s.aws/resource"
+LOAD_BALANCER_RESOURCE_ID = "LoadBalancer"
 CONTROLLER_NAMESPACE = "kube-system"
 CONTROLLER_SERVICE_ACCOUNT = "aws-load-balancer-controller"
 ALB_CONTROLLER = "ingress.k8s.aws/alb"
@@ -154,6 +157,44 @@ def account_of(arn: str) -> str:
     return parts[4]
 
 
+# --------------------------------------------------------------------------- lookups
+#
+# The controller tags what it creates for an Ingress (pkg/deploy/tracking in its source):
+# every resource gets ``elbv2.k8s.aws/cluster: <cluster>`` and ``ingress.k8s.aws/stack:
+# <group>`` (the IngressGroup name of an explicit group); ``ingress.k8s.aws/resource`` is
+# ``LoadBalancer`` on the load balancer and ``<namespace>/<ingress>-<service>:<port>`` on
+# a target group, ``<port>`` being the backend's port as the Ingress (or its forward
+# action) names it. Together they match exactly one resource.
+
+
+def alb_lookup_tags(cluster_name: str, group_name: str) -> dict[str, str]:
+    """Tags that identify the shared ALB of an IngressGroup."""
+    return {
+        CLUSTER_TAG: cluster_name,
+        INGRESS_STACK_TAG: group_name,
+        INGRESS_RESOURCE_TAG: LOAD_BALANCER_RESOURCE_ID,
+    }
+
+
+def target_group_lookup_tags(
+    cluster_name: str, group_name: str, *, namespace: str, ingress: str, service: str, port: str
+) -> dict[str, str]:
+    """Tags that identify the target group of one Ingress backend (Service + port)."""
+    return {
+        CLUSTER_TAG: cluster_name,
+        INGRESS_STACK_TAG: group_name,
+        INGRESS_RESOURCE_TAG: f"{namespace}/{ingress}-{service}:{port}",
+    }
+
+
+@dataclass(frozen=True)
+class AlbTargetGroupSuffixes:
+    """ARN suffixes of one target group and its load balancer (CloudWatch dimensions)."""
+
+    target_group: pulumi.Output[str]
+    load_balancer: pulumi.Output[str]
+
+
 # --------------------------------------------------------------------------- component
 
 
@@ -258,6 +299,9 @@ class LoadBalancer(pulumi.ComponentResource):
     release: k8s.helm.v3.Release
     ingress_class: k8s.networking.v1.IngressClass
     alb: AlbSettings
+    cluster_name: str
+    group_name: str
+    """The IngressGroup every ALB-exposed service joins (one shared ALB)."""
 
     def __init__(
         self, name: str, args: LoadBalancerArgs, opts: pulumi.ResourceOptions | None = None
@@ -330,6 +374,9 @@ class LoadBalancer(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[params]),
         )
+        self.cluster_name = args.cluster_name
+        self.group_name = args.group_name
+        self._alb_suffix: pulumi.Output[str] | None = None
         self.alb = AlbSettings(
             ingress_class_name=args.ingress_class_name,
             https=args.https,
@@ -337,6 +384,31 @@ class LoadBalancer(pulumi.ComponentResource):
             inbound_cidrs=tuple(args.inbound_cidrs),
         )
         self.register_outputs({"roleArn": self.role.arn, "ingressClass": args.ingress_class_name})
+
+    def lookup_target_group(
+        self, *, namespace: str, ingress: str, service: str, port: str
+    ) -> AlbTargetGroupSuffixes:
+        """Look up (invokes, through this component's AWS provider) the target group the
+        controller created for one Ingress backend, and the shared ALB. Only valid once the
+        controller has reconciled that Ingress: before, the lookup fails the preview."""
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        if self._alb_suffix is None:
+            alb = aws.lb.get_load_balancer_output(
+                tags=alb_lookup_tags(self.cluster_name, self.group_name), opts=invoke
+            )
+            self._alb_suffix = alb.arn_suffix
+        group = aws.lb.get_target_group_output(
+            tags=target_group_lookup_tags(
+                self.cluster_name,
+                self.group_name,
+                namespace=namespace,
+                ingress=ingress,
+                service=service,
+                port=port,
+            ),
+            opts=invoke,
+        )
+        return AlbTargetGroupSuffixes(group.arn_suffix, self._alb_suffix)
 
     @staticmethod
     def _values(

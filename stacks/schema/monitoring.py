@@ -107,6 +107,13 @@ class ThresholdsConfig(ConfigModel):
 class AlbAlarmsConfig(ConfigModel):
     """CloudWatch alarms on each service's ALB target group."""
 
+    enabled: bool = fixed(
+        False,
+        description="Look up each ALB-exposed model's target group(s) and the shared ALB "
+        "(created by the AWS Load Balancer Controller) and alarm on them. Turn on only "
+        "after a deploy has created them (docs/operations.md); same value in every stack.",
+    )
+
     target5xx_per_minute: int = knob(
         _ALB.target_5xx_per_period, ge=1, description="Target 5XX per minute = a bad minute."
     )
