@@ -13,4 +13,9 @@ from components.monitoring.notifications import Subscriber
 __all__ = [
     "MONITORING_NAMESPACE",
     "AlbTargetGroupRef",
-    "DcgmScrape", "Monitoring", "MonitoringArgs", "ServiceTarget", "Subscriber"]
+    "DcgmScrape",
+    "Monitoring",
+    "MonitoringArgs",
+    "ServiceTarget",
+    "Subscriber",
+]
