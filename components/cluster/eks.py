@@ -26,6 +26,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.iam import actions, documents
+from components.iam.node_role import node_role
 from components.validation import require_valid
 from components.versions import EKS_ADDONS, AddonPins
 
@@ -393,27 +394,13 @@ class EksCluster(pulumi.ComponentResource):
         name, args = self._name, self._args
         ng = args.system_node_group
         child = pulumi.ResourceOptions(parent=self)
-        node_role = aws.iam.Role(
-            f"{name}-system-node-role",
-            aws.iam.RoleArgs(
-                assume_role_policy=documents.to_json(documents.service_trust("ec2.amazonaws.com")),
-                description=f"System nodes of {args.cluster_name}",
-            ),
-            opts=child,
+        nodes = node_role(
+            f"{name}-system-node",
+            description=f"System nodes of {args.cluster_name}",
+            partition=args.partition,
+            parent=self,
         )
-        attachments = [
-            aws.iam.RolePolicyAttachment(
-                f"{name}-system-node-{suffix}",
-                aws.iam.RolePolicyAttachmentArgs(
-                    role=node_role.name, policy_arn=self._policy_arn(policy)
-                ),
-                opts=child,
-            )
-            for suffix, policy in (
-                ("worker", actions.EKS_WORKER_NODE_POLICY),
-                ("ecr-pull", actions.ECR_PULL_ONLY_POLICY),
-            )
-        ]
+        node_role_resource, attachments = nodes.role, list(nodes.attachments)
         template = aws.ec2.LaunchTemplate(
             f"{name}-system-lt",
             aws.ec2.LaunchTemplateArgs(
@@ -450,7 +437,7 @@ class EksCluster(pulumi.ComponentResource):
             f"{name}-system-nodes",
             aws.eks.NodeGroupArgs(
                 cluster_name=cluster.name,
-                node_role_arn=node_role.arn,
+                node_role_arn=node_role_resource.arn,
                 subnet_ids=args.subnet_ids,  # type: ignore[arg-type]
                 capacity_type="ON_DEMAND",
                 ami_type=ng.ami_type,

@@ -33,7 +33,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.compute import gpu_instances
-from components.iam import actions, documents
+from components.iam.node_role import node_role
 from components.validation import require_valid
 
 TYPE_TOKEN = "mlstack:compute:GpuNodePool"
@@ -278,28 +278,13 @@ class GpuNodePool(pulumi.ComponentResource):
         args = self._args
         name = self._name
         child = pulumi.ResourceOptions(parent=self)
-        role = aws.iam.Role(
-            f"{name}-node-role",
-            aws.iam.RoleArgs(
-                assume_role_policy=documents.to_json(documents.service_trust("ec2.amazonaws.com")),
-                description=f"GPU nodes of pool {args.pool_name}",
-            ),
-            opts=child,
+        nodes = node_role(
+            f"{name}-node",
+            description=f"GPU nodes of pool {args.pool_name}",
+            partition=args.partition,
+            parent=self,
         )
-        attachments = [
-            aws.iam.RolePolicyAttachment(
-                f"{name}-node-{suffix}",
-                aws.iam.RolePolicyAttachmentArgs(
-                    role=role.name,
-                    policy_arn=f"arn:{args.partition}:iam::aws:policy/{policy}",
-                ),
-                opts=child,
-            )
-            for suffix, policy in (
-                ("worker", actions.EKS_WORKER_NODE_POLICY),
-                ("ecr-pull", actions.ECR_PULL_ONLY_POLICY),
-            )
-        ]
+        role, attachments = nodes.role, list(nodes.attachments)
         self.node_role_arn = role.arn
         template = aws.ec2.LaunchTemplate(
             f"{name}-lt",

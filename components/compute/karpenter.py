@@ -29,6 +29,7 @@ import pulumi_aws as aws
 from components.compute import helm
 from components.compute.gpu_node_pool import DISCOVERY_TAG
 from components.iam import actions, documents
+from components.iam.node_role import node_role
 from components.validation import require_valid
 from components.versions import CHARTS, ChartPin
 
@@ -268,38 +269,25 @@ class Karpenter(pulumi.ComponentResource):
         require_valid("Karpenter", name, args.problems())
         super().__init__(TYPE_TOKEN, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        policy_arn = f"arn:{args.partition}:iam::aws:policy"
 
-        node_role = aws.iam.Role(
-            f"{name}-node-role",
-            aws.iam.RoleArgs(
-                assume_role_policy=documents.to_json(documents.service_trust("ec2.amazonaws.com")),
-                description=f"Nodes Karpenter launches in {args.cluster_name}",
-            ),
-            opts=child,
+        nodes = node_role(
+            f"{name}-node",
+            description=f"Nodes Karpenter launches in {args.cluster_name}",
+            partition=args.partition,
+            parent=self,
         )
-        node_policies = [
-            aws.iam.RolePolicyAttachment(
-                f"{name}-node-{suffix}",
-                aws.iam.RolePolicyAttachmentArgs(
-                    role=node_role.name, policy_arn=f"{policy_arn}/{policy}"
-                ),
-                opts=child,
-            )
-            for suffix, policy in (
-                ("worker", actions.EKS_WORKER_NODE_POLICY),
-                ("ecr-pull", actions.ECR_PULL_ONLY_POLICY),
-            )
-        ]
+        node_role_resource, node_policies = nodes.role, list(nodes.attachments)
         access = aws.eks.AccessEntry(
             f"{name}-node-access",
             aws.eks.AccessEntryArgs(
-                cluster_name=args.cluster_name, principal_arn=node_role.arn, type="EC2_LINUX"
+                cluster_name=args.cluster_name,
+                principal_arn=node_role_resource.arn,
+                type="EC2_LINUX",
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
-        self.node_role_name = node_role.name
-        self.node_role_arn = node_role.arn
+        self.node_role_name = node_role_resource.name
+        self.node_role_arn = node_role_resource.arn
 
         queue = aws.sqs.Queue(
             f"{name}-interruption-queue",
@@ -348,7 +336,7 @@ class Karpenter(pulumi.ComponentResource):
             f"{name}-controller-policy",
             aws.iam.RolePolicyArgs(
                 role=controller_role.id,
-                policy=pulumi.Output.all(node_role.arn, queue.arn).apply(
+                policy=pulumi.Output.all(node_role_resource.arn, queue.arn).apply(
                     lambda v: documents.to_json(
                         controller_policy(
                             args.cluster_name, args.region, args.partition, v[0], v[1]
