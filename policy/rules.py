@@ -576,6 +576,43 @@ def service_roles_single_service_account(stack: Stack) -> Iterator[Finding]:
             )
 
 
+GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
+_GITHUB_SUBJECT = re.compile(r"^repo:[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+:[^*?]+$")
+
+
+def _trusts_github(statement: Mapping[str, Any]) -> bool:
+    federated = [str(f) for f in as_list(get_path(statement, "Principal", "Federated"))]
+    return any(f.endswith(f"oidc-provider/{GITHUB_OIDC_HOST}") for f in federated)
+
+
+def ci_oidc_subject_pinned(stack: Stack) -> Iterator[Finding]:
+    for role in stack.of_type(IAM_ROLE):
+        for statement in iter_statements(role.props.get("assumeRolePolicy")):
+            if not _trusts_github(statement):
+                continue
+            condition = statement.get("Condition")
+            equals = get_path(condition, "StringEquals")
+            if isinstance(condition, Mapping) and any(
+                str(op).startswith("StringLike") for op in condition
+            ):
+                yield role.urn, f"GitHub role {role.name}: trusts subjects by pattern (StringLike)"
+            if not isinstance(equals, Mapping):
+                yield role.urn, f"GitHub role {role.name}: no StringEquals on :sub and :aud"
+                continue
+            subjects = [str(s) for s in as_list(equals.get(f"{GITHUB_OIDC_HOST}:sub", []))]
+            if not subjects:
+                yield role.urn, f"GitHub role {role.name}: :sub is not pinned"
+            for subject in subjects:
+                if not _GITHUB_SUBJECT.match(subject):
+                    yield (
+                        role.urn,
+                        f"GitHub role {role.name}: subject {subject!r} is not one exact "
+                        "repo:<owner>/<name>:<context>",
+                    )
+            if as_list(equals.get(f"{GITHUB_OIDC_HOST}:aud")) != ["sts.amazonaws.com"]:
+                yield role.urn, f"GitHub role {role.name}: audience is not sts.amazonaws.com"
+
+
 # --------------------------------------------------------------------------- workloads
 
 
@@ -986,6 +1023,14 @@ RULES: list[Rule] = [
         enforcement="mandatory",
         types=(IAM_ROLE,),
         check=service_roles_single_service_account,
+    ),
+    _rule(
+        "ci-oidc-subject-pinned",
+        "GitHub Actions roles trust exact repo:<owner>/<name>:<context> subjects, STS audience.",
+        severity="high",
+        enforcement="mandatory",
+        types=(IAM_ROLE,),
+        check=ci_oidc_subject_pinned,
     ),
     _rule(
         "containers-have-limits",

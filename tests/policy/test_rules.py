@@ -108,6 +108,27 @@ IRSA_PATTERN = {
 }
 
 
+def _github_trust(subjects: list[str], operator: str = "StringEquals") -> dict[str, object]:
+    host = "token.actions.githubusercontent.com"
+    return documents.document(
+        {
+            "Effect": "Allow",
+            "Principal": {"Federated": f"arn:aws:iam::1:oidc-provider/{host}"},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {operator: {f"{host}:aud": "sts.amazonaws.com", f"{host}:sub": subjects}},
+        }
+    )
+
+
+def test_github_roles_trusting_by_pattern_fail() -> None:
+    trust = _github_trust(["repo:org/repo:*"], operator="StringLike")
+    result = result_of("ci-oidc-subject-pinned", graph(*_role(trust)))
+    assert result.status == "fail"
+    messages = " ".join(v.message for v in result.violations)
+    assert "by pattern" in messages
+    assert "no StringEquals" in messages
+
+
 def _role(trust: dict[str, object]) -> list[ResourceNode]:
     return [node(r.IAM_ROLE, "role", {"assumeRolePolicy": json.dumps(trust)})]
 
@@ -268,6 +289,11 @@ CASES: dict[str, Case] = {
     ),
     "service-role-single-service-account": Case(
         lambda: _role(IRSA_GOOD), lambda: _role(IRSA_PATTERN), "by pattern"
+    ),
+    "ci-oidc-subject-pinned": Case(
+        lambda: _role(_github_trust(["repo:org/repo:pull_request"])),
+        lambda: _role(_github_trust(["repo:org/*:pull_request"])),
+        "is not one exact",
     ),
     "containers-have-limits": Case(
         lambda: [_deployment()],
