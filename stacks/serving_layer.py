@@ -334,7 +334,7 @@ def service_targets(
                 runtime=monitoring_metrics.RUNTIMES[model.runtime],
                 p99_latency_slo_seconds=model.latency_slo_seconds
                 or preset.default_latency_slo_seconds,
-                min_healthy=max(1, model.autoscaling.min_replicas),
+                min_healthy=model.autoscaling.min_replicas,
                 selector_labels={runtimes.MODEL_LABEL: model.name, key: value},
                 metrics_port=preset.metrics_port_name,
                 metrics_path=preset.metrics_path,

@@ -22,7 +22,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.monitoring.alert_rules import CRITICAL, WARNING
+from components.monitoring.alert_rules import CRITICAL, INFO, WARNING
 
 NAMESPACE = "AWS/ApplicationELB"
 
@@ -35,6 +35,7 @@ class AlbAlarmTarget:
     target_group_arn_suffix: pulumi.Input[str]
     load_balancer_arn_suffix: pulumi.Input[str]
     min_healthy: int
+    """Healthy targets the service must keep; 0 means it may scale to zero."""
     p99_latency_slo_seconds: float
 
 
@@ -117,18 +118,38 @@ def alarm_specs(target: AlbAlarmTarget, settings: AlbAlarmSettings) -> list[Alar
             treat_missing_data="notBreaching",
             description=f"{svc}: at least one target fails its health check.",
         ),
-        AlarmSpec(
+        _healthy_below_min(target),
+    ]
+
+
+def _healthy_below_min(target: AlbAlarmTarget) -> AlarmSpec:
+    """The floor alarm. A service that may scale to zero keeps the alarm (same shape in every
+    stack, state visible on the dashboard) at severity info, which never pages: at zero
+    replicas "no healthy target" is the expected state, not an outage."""
+    svc = target.service
+    if target.min_healthy == 0:
+        return AlarmSpec(
             role="healthy-below-min",
             metric_name="HealthyHostCount",
             statistic="Minimum",
             comparison="LessThanThreshold",
-            threshold=target.min_healthy,
-            severity=CRITICAL,
-            # No datapoints means no healthy target reported at all.
-            treat_missing_data="breaching",
-            description=f"{svc}: fewer than {target.min_healthy} healthy targets.",
-        ),
-    ]
+            threshold=1,
+            severity=INFO,
+            treat_missing_data="notBreaching",
+            description=f"{svc}: no healthy target (informational: the service may scale "
+            "to zero, so this never pages).",
+        )
+    return AlarmSpec(
+        role="healthy-below-min",
+        metric_name="HealthyHostCount",
+        statistic="Minimum",
+        comparison="LessThanThreshold",
+        threshold=target.min_healthy,
+        severity=CRITICAL,
+        # No datapoints means no healthy target reported at all.
+        treat_missing_data="breaching",
+        description=f"{svc}: fewer than {target.min_healthy} healthy targets.",
+    )
 
 
 def alarm_name(prefix: str, service: str, role: str) -> str:

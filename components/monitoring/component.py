@@ -66,7 +66,8 @@ class ServiceTarget:
     runtime: m.RuntimeMetrics
     p99_latency_slo_seconds: float
     min_healthy: int = 1
-    """Healthy ALB targets below this raise a critical alarm (usually min replicas)."""
+    """Healthy ALB targets below this raise a critical alarm (min replicas); 0 = the service
+    may scale to zero, and its floor alarm is informational (never pages)."""
     selector_labels: Mapping[str, str] | None = None
     """Labels of the Kubernetes Service to scrape. Default: app.kubernetes.io/name=<name>."""
     metrics_port: str = "http"
@@ -231,8 +232,10 @@ class MonitoringArgs:
                 found.append(
                     f"{where}.p99_latency_slo_seconds: {svc.p99_latency_slo_seconds}: in (0, 600]"
                 )
-            if svc.min_healthy < 1:
-                found.append(f"{where}.min_healthy: {svc.min_healthy}: at least 1")
+            if svc.min_healthy < 0:
+                found.append(
+                    f"{where}.min_healthy: {svc.min_healthy}: 0 (may scale to zero) or more"
+                )
             if (svc.target_group_arn_suffix is None) != (svc.load_balancer_arn_suffix is None):
                 found.append(
                     f"{where}: give both target_group_arn_suffix and load_balancer_arn_suffix, "

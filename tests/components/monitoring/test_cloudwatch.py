@@ -31,6 +31,21 @@ def test_four_alarms_per_service_on_the_alb_metrics() -> None:
     assert specs["target-5xx"].threshold == 10
 
 
+def test_a_service_that_may_scale_to_zero_keeps_its_floor_alarm_but_it_never_pages() -> None:
+    from dataclasses import replace
+
+    from components.monitoring.alert_rules import CRITICAL, INFO
+
+    floor = {
+        s.role: s for s in cw.alarm_specs(replace(TARGET, min_healthy=0), cw.AlbAlarmSettings())
+    }["healthy-below-min"]
+    assert floor.severity == INFO
+    assert floor.threshold == 1
+    assert floor.treat_missing_data == "notBreaching"
+    kept = {s.role: s for s in cw.alarm_specs(TARGET, cw.AlbAlarmSettings())}["healthy-below-min"]
+    assert kept.severity == CRITICAL
+
+
 def test_settings_flow_into_the_specs_and_bad_settings_are_reported() -> None:
     settings = cw.AlbAlarmSettings(target_5xx_per_period=3)
     spec = next(s for s in cw.alarm_specs(TARGET, settings) if s.role == "target-5xx")

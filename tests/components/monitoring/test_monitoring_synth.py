@@ -379,7 +379,7 @@ def test_bad_service_arguments_fail_the_synth_with_every_problem_listed() -> Non
             namespace="serving",
             runtime=m.VLLM,
             p99_latency_slo_seconds=1,
-            min_healthy=0,
+            min_healthy=-1,
             target_group_arn_suffix="targetgroup/x/1",
         ),
     )
@@ -388,7 +388,7 @@ def test_bad_service_arguments_fail_the_synth_with_every_problem_listed() -> Non
     message = str(info.value)
     assert "services[0].name: 'Bad_Name'" in message
     assert "services[0].p99_latency_slo_seconds: -1" in message
-    assert "services[1].min_healthy: 0" in message
+    assert "services[1].min_healthy: -1" in message
     assert "services[1]: give both target_group_arn_suffix and load_balancer_arn_suffix" in message
 
 
