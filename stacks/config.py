@@ -246,6 +246,22 @@ def _prod_cluster_rules(cfg: StackConfig) -> Iterable[Problem]:
             cfg.cluster.system_node_group.min_size,
             "prod needs at least 2 system nodes",
         )
+    cl = cfg.cluster
+    if cl.mode == "create" and not cl.admin_role_arns:
+        yield Problem(
+            "mlstack:cluster.adminRoleArns",
+            [],
+            "a new cluster needs at least one admin role: the cluster creator gets no access "
+            "of its own (API authentication mode), so nothing could manage the cluster",
+        )
+    world = [c for c in cl.public_access_cidrs if c in ("0.0.0.0/0", "::/0")]
+    if cfg.is_prod and cl.endpoint_public_access and world:
+        yield Problem(
+            "mlstack:cluster.publicAccessCidrs",
+            cl.public_access_cidrs,
+            "prod must not open the public API endpoint to the whole internet; allowed: "
+            "specific CIDRs, or endpointPublicAccess: false",
+        )
 
 
 def _prod_monitoring_subscribers(cfg: StackConfig) -> Iterable[Problem]:

@@ -162,6 +162,7 @@ class EksCluster(pulumi.ComponentResource):
         self._name = name
         self._args = args
         self.system_node_group = None
+        self._access: list[pulumi.Resource] = []
         if args.existing:
             self._look_up()
         else:
@@ -171,10 +172,13 @@ class EksCluster(pulumi.ComponentResource):
                 lambda v: kubeconfig(v[0], v[1], v[2], args.region)
             )
         )
+        # With bootstrapClusterCreatorAdminPermissions off, the deployer reaches the API only
+        # through an admin access entry: every Kubernetes object waits for those (through its
+        # provider) on create, and is deleted before them on destroy.
         self.provider = k8s.Provider(
             f"{name}-k8s",
             k8s.ProviderArgs(kubeconfig=self.kubeconfig, enable_server_side_apply=True),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self._access),
         )
         self.register_outputs(
             {
@@ -311,7 +315,7 @@ class EksCluster(pulumi.ComponentResource):
                 ),
                 opts=child,
             )
-            aws.eks.AccessPolicyAssociation(
+            association = aws.eks.AccessPolicyAssociation(
                 f"{name}-admin-{index}-policy",
                 aws.eks.AccessPolicyAssociationArgs(
                     cluster_name=cluster.name,
@@ -324,6 +328,7 @@ class EksCluster(pulumi.ComponentResource):
                 ),
                 opts=child,
             )
+            self._access.append(association)
 
         pins = args.addon_pins()
         early_addons = self._node_prerequisite_addons(cluster, oidc, pins)
@@ -371,7 +376,7 @@ class EksCluster(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        aws.iam.RolePolicyAttachment(
+        cni_policy = aws.iam.RolePolicyAttachment(
             f"{name}-vpc-cni-policy",
             aws.iam.RolePolicyAttachmentArgs(
                 role=cni_role.name, policy_arn=self._policy_arn(actions.EKS_CNI_POLICY)
@@ -380,7 +385,12 @@ class EksCluster(pulumi.ComponentResource):
         )
         return [
             self._addon(
-                "vpc-cni", cluster, "vpc-cni", pins.vpc_cni, service_account_role_arn=cni_role.arn
+                "vpc-cni",
+                cluster,
+                "vpc-cni",
+                pins.vpc_cni,
+                depends_on=[cni_policy],
+                service_account_role_arn=cni_role.arn,
             ),
             self._addon("kube-proxy", cluster, "kube-proxy", pins.kube_proxy),
             self._addon(
@@ -437,6 +447,8 @@ class EksCluster(pulumi.ComponentResource):
             f"{name}-system-nodes",
             aws.eks.NodeGroupArgs(
                 cluster_name=cluster.name,
+                # Follow the control plane: bumping cluster.version rolls the system nodes.
+                version=cluster.version,
                 node_role_arn=node_role_resource.arn,
                 subnet_ids=args.subnet_ids,  # type: ignore[arg-type]
                 capacity_type="ON_DEMAND",

@@ -129,6 +129,13 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str, str]] = [
     ("prod", {"network.natGateways": "single"}, "mlstack:network.natGateways", "perAz"),
     (
         "prod",
+        {"cluster.publicAccessCidrs": ["0.0.0.0/0"]},
+        "mlstack:cluster.publicAccessCidrs",
+        "whole internet",
+    ),
+    ("dev", {"cluster.adminRoleArns": []}, "mlstack:cluster.adminRoleArns", "at least one admin"),
+    (
+        "prod",
         {"cluster.systemNodeGroup.minSize": 1, "cluster.systemNodeGroup.desiredSize": 1},
         "mlstack:cluster.systemNodeGroup.minSize",
         "at least 2 system nodes",

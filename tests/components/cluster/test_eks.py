@@ -154,3 +154,27 @@ def test_bad_cluster_args_list_every_problem() -> None:
     assert any(p.startswith("subnet_ids/vpc_id:") for p in problems)
     with pytest.raises(KeyError):
         args.addon_pins()
+
+
+def test_kubernetes_provider_waits_for_the_admin_access_associations(prod_graph) -> None:
+    provider = prod_graph.one("pulumi:providers:kubernetes")
+    associations = [
+        a.urn
+        for a in prod_graph.by_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
+        if a.name.startswith("cluster-admin-")
+    ]
+    assert len(associations) == 2
+    assert set(associations) <= set(provider.dependencies)
+
+
+def test_system_nodes_follow_the_cluster_version(dev_graph) -> None:
+    group = dev_graph.one("aws:eks/nodeGroup:NodeGroup", "cluster-system-nodes")
+    assert group.inputs["version"] == "1.33"
+
+
+def test_vpc_cni_waits_for_its_irsa_policy(dev_graph) -> None:
+    attachment = dev_graph.one(
+        "aws:iam/rolePolicyAttachment:RolePolicyAttachment", "cluster-vpc-cni-policy"
+    )
+    addon = dev_graph.one("aws:eks/addon:Addon", "cluster-addon-vpc-cni")
+    assert attachment.urn in addon.dependencies

@@ -92,13 +92,14 @@ def test_policy_command_fails_on_a_mandatory_violation(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     prod = (PROJECT_ROOT / "Pulumi.prod.yaml").read_text()
-    assert 'publicAccessCidrs: ["203.0.113.0/24"]' in prod
+    flow_logs = "    flowLogs:\n      enabled: true\n"
+    assert flow_logs in prod
     (tmp_path / "Pulumi.prod.yaml").write_text(
-        prod.replace('publicAccessCidrs: ["203.0.113.0/24"]', 'publicAccessCidrs: ["0.0.0.0/0"]')
+        prod.replace(flow_logs, "    flowLogs:\n      enabled: false\n")
     )
     assert main(["policy", "prod", "--root", str(tmp_path)]) == 1
     captured = capsys.readouterr()
-    assert "FAIL  eks-public-endpoint-restricted [mandatory, high]" in captured.out
+    assert "FAIL  vpc-flow-logs [mandatory, medium]" in captured.out
     assert "blocking policy results (prod: 1)" in captured.err
 
 
