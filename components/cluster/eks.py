@@ -32,6 +32,7 @@ from components.versions import EKS_ADDONS, AddonPins
 
 TYPE_TOKEN = "mlstack:cluster:EksCluster"
 CLUSTER_ADMIN_POLICY = "AmazonEKSClusterAdminPolicy"
+EBS_CSI_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
 SYSTEM_NODE_LABEL = ("mlstack.io/node-role", "system")
 """Label on system nodes; controllers use it as their node selector."""
 
@@ -481,7 +482,11 @@ class EksCluster(pulumi.ComponentResource):
         csi_role = aws.iam.Role(
             f"{name}-ebs-csi-role",
             aws.iam.RoleArgs(
-                assume_role_policy=documents.to_json(documents.pod_identity_trust()),
+                assume_role_policy=documents.to_json(
+                    documents.pod_identity_trust(
+                        self._args.cluster_name, "kube-system", EBS_CSI_SERVICE_ACCOUNT
+                    )
+                ),
                 description="aws-ebs-csi-driver controller through Pod Identity",
             ),
             opts=child,
@@ -501,7 +506,7 @@ class EksCluster(pulumi.ComponentResource):
             depends_on=[nodes],
             pod_identity_associations=[
                 aws.eks.AddonPodIdentityAssociationArgs(
-                    role_arn=csi_role.arn, service_account="ebs-csi-controller-sa"
+                    role_arn=csi_role.arn, service_account=EBS_CSI_SERVICE_ACCOUNT
                 )
             ],
         )

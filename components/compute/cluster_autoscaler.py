@@ -115,7 +115,11 @@ class ClusterAutoscaler(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-role",
             aws.iam.RoleArgs(
-                assume_role_policy=documents.to_json(documents.pod_identity_trust()),
+                assume_role_policy=documents.to_json(
+                    documents.pod_identity_trust(
+                        args.cluster_name, args.namespace, args.service_account
+                    )
+                ),
                 description=f"cluster-autoscaler of {args.cluster_name} (Pod Identity)",
             ),
             opts=child,

@@ -327,7 +327,11 @@ class Karpenter(pulumi.ComponentResource):
         controller_role = aws.iam.Role(
             f"{name}-controller-role",
             aws.iam.RoleArgs(
-                assume_role_policy=documents.to_json(documents.pod_identity_trust()),
+                assume_role_policy=documents.to_json(
+                    documents.pod_identity_trust(
+                        args.cluster_name, args.namespace, args.service_account
+                    )
+                ),
                 description=f"Karpenter controller of {args.cluster_name} (Pod Identity)",
             ),
             opts=child,
@@ -413,9 +417,12 @@ def controller_values(args: KarpenterArgs, queue_name: pulumi.Input[str]) -> dic
         "replicas": args.replicas,
         "nodeSelector": {"kubernetes.io/os": "linux", **args.node_selector},
         "controller": {
+            # Nodes allow one IMDS hop, so pods cannot ask the metadata service for the
+            # region; Karpenter would fail to start without it.
+            "env": [{"name": "AWS_REGION", "value": args.region}],
             "resources": {
                 "requests": {"cpu": "500m", "memory": "1Gi"},
                 "limits": {"memory": "1Gi"},
-            }
+            },
         },
     }

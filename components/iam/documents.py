@@ -45,13 +45,25 @@ def service_trust(service: str) -> PolicyDocument:
     )
 
 
-def pod_identity_trust() -> PolicyDocument:
-    """Trust EKS Pod Identity; the association pins the namespace and service account."""
+def pod_identity_trust(cluster_name: str, namespace: str, service_account: str) -> PolicyDocument:
+    """Trust EKS Pod Identity for exactly one service account of one cluster.
+
+    The association already binds the role to that service account; the session-tag
+    conditions also stop any other association in the account (another cluster or
+    namespace) from assuming the role.
+    """
     return document(
         {
             "Effect": "Allow",
             "Principal": {"Service": "pods.eks.amazonaws.com"},
             "Action": list(actions.POD_IDENTITY_ASSUME),
+            "Condition": {
+                "StringEquals": {
+                    "aws:RequestTag/eks-cluster-name": cluster_name,
+                    "aws:RequestTag/kubernetes-namespace": namespace,
+                    "aws:RequestTag/kubernetes-service-account": service_account,
+                }
+            },
         }
     )
 

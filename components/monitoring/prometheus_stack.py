@@ -295,7 +295,11 @@ def create_stack(
     role = aws.iam.Role(
         f"{name}-alertmanager-role",
         aws.iam.RoleArgs(
-            assume_role_policy=documents.to_json(documents.pod_identity_trust()),
+            assume_role_policy=pulumi.Output.from_input(cluster_name).apply(
+                lambda cluster: documents.to_json(
+                    documents.pod_identity_trust(cluster, namespace, ALERTMANAGER_SERVICE_ACCOUNT)
+                )
+            ),
             description="Alertmanager publishes alerts to the alert topic (Pod Identity)",
         ),
         opts=child,

@@ -15,7 +15,7 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import actions, documents
+from components.iam import documents
 
 IdentityMode = Literal["podIdentity", "irsa"]
 IRSA_ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
@@ -35,20 +35,7 @@ def pod_identity_trust_for(
     cluster_name: str, namespace: str, service_account: str
 ) -> documents.PolicyDocument:
     """Trust EKS Pod Identity for one service account of one cluster (session tags)."""
-    return documents.document(
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "pods.eks.amazonaws.com"},
-            "Action": list(actions.POD_IDENTITY_ASSUME),
-            "Condition": {
-                "StringEquals": {
-                    "aws:RequestTag/eks-cluster-name": cluster_name,
-                    "aws:RequestTag/kubernetes-namespace": namespace,
-                    "aws:RequestTag/kubernetes-service-account": service_account,
-                }
-            },
-        }
-    )
+    return documents.pod_identity_trust(cluster_name, namespace, service_account)
 
 
 @dataclass(frozen=True)

@@ -525,7 +525,9 @@ def test_github_oidc_roles_are_not_service_account_roles() -> None:
 
 def test_pod_identity_role_bound_to_two_service_accounts_fails() -> None:
     role = node(
-        r.IAM_ROLE, "role", {"assumeRolePolicy": documents.to_json(documents.pod_identity_trust())}
+        r.IAM_ROLE,
+        "role",
+        {"assumeRolePolicy": documents.to_json(documents.pod_identity_trust("c", "ml", "a"))},
     )
     one = node(
         r.POD_IDENTITY_ASSOCIATION,

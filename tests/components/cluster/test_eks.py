@@ -178,3 +178,21 @@ def test_vpc_cni_waits_for_its_irsa_policy(dev_graph) -> None:
     )
     addon = dev_graph.one("aws:eks/addon:Addon", "cluster-addon-vpc-cni")
     assert attachment.urn in addon.dependencies
+
+
+def test_pod_identity_roles_trust_only_their_own_service_account(any_graph) -> None:
+    """Every Pod Identity trust pins cluster, namespace and service account by session tags."""
+    trusts = []
+    for role in any_graph.by_type("aws:iam/role:Role"):
+        document = json.loads(role.inputs["assumeRolePolicy"])
+        for statement in document["Statement"]:
+            if statement.get("Principal", {}).get("Service") == "pods.eks.amazonaws.com":
+                trusts.append((role.name, statement["Condition"]["StringEquals"]))
+    assert len(trusts) >= 3
+    for role_name, condition in trusts:
+        assert set(condition) == {
+            "aws:RequestTag/eks-cluster-name",
+            "aws:RequestTag/kubernetes-namespace",
+            "aws:RequestTag/kubernetes-service-account",
+        }, role_name
+        assert condition["aws:RequestTag/eks-cluster-name"] == f"mlstack-{any_graph.stack}"
