@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
-import pulumi_aws as aws
 
 from components.compute import helm
 from components.compute.gpu_node_pool import CA_TAG_PREFIX
 from components.iam import actions, documents
+from components.iam.pod_identity import ServiceAccountRoleNames, pod_identity_role
 from components.validation import require_valid
 from components.versions import CHARTS, IMAGES, ChartPin
 
@@ -111,40 +111,22 @@ class ClusterAutoscaler(pulumi.ComponentResource):
         # Check plain inputs before registering anything: one error listing every problem.
         require_valid("ClusterAutoscaler", name, args.problems())
         super().__init__(TYPE_TOKEN, name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        role = aws.iam.Role(
-            f"{name}-role",
-            aws.iam.RoleArgs(
-                assume_role_policy=documents.to_json(
-                    documents.pod_identity_trust(
-                        args.cluster_name, args.namespace, args.service_account
-                    )
-                ),
-                description=f"cluster-autoscaler of {args.cluster_name} (Pod Identity)",
+        access = pod_identity_role(
+            ServiceAccountRoleNames(
+                role=f"{name}-role", policy=f"{name}-policy", association=f"{name}-pod-identity"
             ),
-            opts=child,
-        )
-        policy = aws.iam.RolePolicy(
-            f"{name}-policy",
-            aws.iam.RolePolicyArgs(
-                role=role.id,
-                policy=documents.to_json(
-                    autoscaler_policy(args.cluster_name, args.region, args.partition)
-                ),
+            cluster_name=args.cluster_name,
+            namespace=args.namespace,
+            service_account=args.service_account,
+            description=f"cluster-autoscaler of {args.cluster_name} (Pod Identity)",
+            policy=documents.to_json(
+                autoscaler_policy(args.cluster_name, args.region, args.partition)
             ),
-            opts=child,
+            parent=self,
+            association_depends_on=args.depends_on,
         )
-        identity = aws.eks.PodIdentityAssociation(
-            f"{name}-pod-identity",
-            aws.eks.PodIdentityAssociationArgs(
-                cluster_name=args.cluster_name,
-                namespace=args.namespace,
-                service_account=args.service_account,
-                role_arn=role.arn,
-            ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
-        )
-        self.role_arn = role.arn
+        policy, identity = access.policy, access.association
+        self.role_arn = access.role.arn
         self.release = helm.release(
             f"{name}-chart",
             args.chart,

@@ -30,6 +30,7 @@ from components.compute import helm
 from components.compute.gpu_node_pool import DISCOVERY_TAG
 from components.iam import actions, documents
 from components.iam.node_role import node_role
+from components.iam.pod_identity import ServiceAccountRoleNames, pod_identity_role
 from components.validation import require_valid
 from components.versions import CHARTS, ChartPin
 
@@ -324,43 +325,26 @@ class Karpenter(pulumi.ComponentResource):
         self.queue_name = queue.name
         self.queue_arn = queue.arn
 
-        controller_role = aws.iam.Role(
-            f"{name}-controller-role",
-            aws.iam.RoleArgs(
-                assume_role_policy=documents.to_json(
-                    documents.pod_identity_trust(
-                        args.cluster_name, args.namespace, args.service_account
-                    )
-                ),
-                description=f"Karpenter controller of {args.cluster_name} (Pod Identity)",
+        controller = pod_identity_role(
+            ServiceAccountRoleNames(
+                role=f"{name}-controller-role",
+                policy=f"{name}-controller-policy",
+                association=f"{name}-pod-identity",
             ),
-            opts=child,
-        )
-        controller_policy_doc = aws.iam.RolePolicy(
-            f"{name}-controller-policy",
-            aws.iam.RolePolicyArgs(
-                role=controller_role.id,
-                policy=pulumi.Output.all(node_role_resource.arn, queue.arn).apply(
-                    lambda v: documents.to_json(
-                        controller_policy(
-                            args.cluster_name, args.region, args.partition, v[0], v[1]
-                        )
-                    )
-                ),
+            cluster_name=args.cluster_name,
+            namespace=args.namespace,
+            service_account=args.service_account,
+            description=f"Karpenter controller of {args.cluster_name} (Pod Identity)",
+            policy=pulumi.Output.all(node_role_resource.arn, queue.arn).apply(
+                lambda v: documents.to_json(
+                    controller_policy(args.cluster_name, args.region, args.partition, v[0], v[1])
+                )
             ),
-            opts=child,
+            parent=self,
+            association_depends_on=args.depends_on,
         )
-        identity = aws.eks.PodIdentityAssociation(
-            f"{name}-pod-identity",
-            aws.eks.PodIdentityAssociationArgs(
-                cluster_name=args.cluster_name,
-                namespace=args.namespace,
-                service_account=args.service_account,
-                role_arn=controller_role.arn,
-            ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
-        )
-        self.controller_role_arn = controller_role.arn
+        identity, controller_policy_doc = controller.association, controller.policy
+        self.controller_role_arn = controller.role.arn
         sg_tag = aws.ec2.Tag(
             f"{name}-cluster-sg-discovery",
             aws.ec2.TagArgs(

@@ -27,6 +27,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.iam import documents
+from components.iam.pod_identity import ServiceAccountRoleNames, pod_identity_role
 from components.monitoring.dashboards import DATASOURCE_UID, SIDECAR_LABEL
 from components.monitoring.notifications import publisher_policy
 from components.versions import CHARTS, ChartPin
@@ -292,39 +293,23 @@ def create_stack(
         )
         depends.append(secret)
 
-    role = aws.iam.Role(
-        f"{name}-alertmanager-role",
-        aws.iam.RoleArgs(
-            assume_role_policy=pulumi.Output.from_input(cluster_name).apply(
-                lambda cluster: documents.to_json(
-                    documents.pod_identity_trust(cluster, namespace, ALERTMANAGER_SERVICE_ACCOUNT)
-                )
-            ),
-            description="Alertmanager publishes alerts to the alert topic (Pod Identity)",
+    alertmanager = pod_identity_role(
+        ServiceAccountRoleNames(
+            role=f"{name}-alertmanager-role",
+            policy=f"{name}-alertmanager-publish",
+            association=f"{name}-alertmanager-identity",
         ),
-        opts=child,
-    )
-    aws.iam.RolePolicy(
-        f"{name}-alertmanager-publish",
-        aws.iam.RolePolicyArgs(
-            role=role.id,
-            policy=pulumi.Output.all(topic_arn, key_arn).apply(
-                lambda v: documents.to_json(publisher_policy(v[0], v[1]))
-            ),
+        cluster_name=cluster_name,
+        namespace=namespace,
+        service_account=ALERTMANAGER_SERVICE_ACCOUNT,
+        description="Alertmanager publishes alerts to the alert topic (Pod Identity)",
+        policy=pulumi.Output.all(topic_arn, key_arn).apply(
+            lambda v: documents.to_json(publisher_policy(v[0], v[1]))
         ),
-        opts=child,
+        parent=parent,
     )
-    association = aws.eks.PodIdentityAssociation(
-        f"{name}-alertmanager-identity",
-        aws.eks.PodIdentityAssociationArgs(
-            cluster_name=cluster_name,
-            namespace=namespace,
-            service_account=ALERTMANAGER_SERVICE_ACCOUNT,
-            role_arn=role.arn,
-        ),
-        opts=child,
-    )
-    depends.append(association)
+    role = alertmanager.role
+    depends.append(alertmanager.association)
 
     release = k8s.helm.v3.Release(
         f"{name}-kube-prometheus-stack",
