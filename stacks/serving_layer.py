@@ -31,14 +31,10 @@ from components.serving.keda import Keda, KedaArgs
 from components.serving.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.serving.namespace import InferenceNamespace, InferenceNamespaceArgs
 from components.serving.rollout import workload_name
+from components.storage import layout
 from components.versions import AWS_LOAD_BALANCER_CONTROLLER_CHART, KEDA_CHART
 from stacks.config import StackConfig
 from stacks.schema.models import ModelConfig
-
-
-def model_prefix(name: str, version: str) -> str:
-    """Key prefix of one model version in the artifact bucket."""
-    return f"models/{name}/{version}/"
 
 
 class GpuPool(Protocol):
@@ -219,7 +215,7 @@ def service_args(
                 track=track,
                 artifact_version=version,
                 image=resolved,
-                prefix=model_prefix(model.name, version),
+                manifest_key=layout.manifest_key(model.name, version),
             )
         )
     scaling = model.autoscaling

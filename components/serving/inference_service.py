@@ -3,7 +3,7 @@
 Per model:
 
 * a ServiceAccount and its own IAM role (Pod Identity or IRSA) trusted by exactly
-  that namespace/service account, allowed to read only the model's version prefixes
+  that namespace/service account, allowed to read only its own model's prefix
   (granted by the artifact bucket: ``grant_read``);
 * one Deployment per *track* (``stable`` [+ ``canary``], or ``blue`` + ``green``),
   each with: the runtime preset's command, ports and probes; GPU/CPU/memory requests
@@ -22,7 +22,6 @@ Per model:
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from components.serving import runtimes
 from components.serving.identity import WorkloadIdentity, workload_role
 from components.serving.namespace import LOADER_CONFIG_MAP, LOADER_KEY
 from components.serving.rollout import TRACKS, RoutePlan, Strategy, route_plan, workload_name
+from components.storage import layout
 from components.validation import require_valid
 from components.versions import MODEL_LOADER_IMAGE
 
@@ -73,13 +73,13 @@ class ArtifactReader(Protocol):
 
 @dataclass(frozen=True)
 class TrackVersion:
-    """What one track (Deployment) runs: ``prefix`` is the version's key prefix in the
-    artifact bucket (``models/<name>/<version>/``)."""
+    """What one track (Deployment) runs: ``manifest_key`` is the version's manifest in the
+    artifact bucket (``layout.manifest_key(name, version)``)."""
 
     track: str
     artifact_version: str
     image: str
-    prefix: str
+    manifest_key: str
 
 
 @dataclass(frozen=True)
@@ -180,10 +180,14 @@ class InferenceServiceArgs:
         if self.scale_target is not None and self.scale_target <= 0:
             found.append(f"scale_target: {self.scale_target}: must be > 0")
         for t in self.tracks:
-            if not t.prefix.endswith(f"/{self.model_name}/{t.artifact_version}/"):
+            try:
+                expected = layout.manifest_key(self.model_name, t.artifact_version)
+            except ValueError as exc:
+                found.append(f"tracks[{t.track}].artifact_version: {exc}")
+                continue
+            if t.manifest_key != expected:
                 found.append(
-                    f"tracks[{t.track}].prefix: {t.prefix!r}: must end with "
-                    f"/{self.model_name}/{t.artifact_version}/"
+                    f"tracks[{t.track}].manifest_key: {t.manifest_key!r}: must be {expected!r}"
                 )
         if not self.path.startswith("/"):
             found.append(f"path: {self.path!r}: must start with '/'")
@@ -223,11 +227,11 @@ class InferenceService(pulumi.ComponentResource):
             parent=self,
         )
         self.role = identity.role
-        grants: list[pulumi.Resource] = []
-        for version, prefix in sorted({(t.artifact_version, t.prefix) for t in args.tracks}):
-            grants.append(
-                args.artifacts.grant_read(self.role, prefix, f"{name}-read-{_slug(version)}")
-            )
+        # One grant per model: its versions share the content-addressed blobs, so the
+        # prefix is models/<name>/ (blobs + manifests of this model, nothing else).
+        grants: list[pulumi.Resource] = [
+            args.artifacts.grant_read(self.role, layout.name_prefix(model), f"{name}-read-model")
+        ]
         if identity.association is not None:
             grants.append(identity.association)
 
@@ -401,7 +405,8 @@ class InferenceService(pulumi.ComponentResource):
         args = self._args
         env = {
             "MODEL_BUCKET": args.artifacts.bucket_name,
-            "MODEL_PREFIX": track.prefix,
+            "MODEL_MANIFEST_KEY": track.manifest_key,
+            "MODEL_BLOBS_PREFIX": layout.blobs_prefix(args.model_name),
             "MODEL_NAME": args.model_name,
             "MODEL_VERSION": track.artifact_version,
             "MODEL_DIR": runtimes.MODEL_DIR,
@@ -678,15 +683,6 @@ class InferenceService(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.exposure_depends_on)),
         )
-
-
-def _slug(version: str) -> str:
-    """A resource-name-safe form of a version; a short hash keeps versions that differ
-    only in case or punctuation (``v1.0`` / ``v1_0``) apart."""
-    slug = "".join(c if c.isalnum() or c == "-" else "-" for c in version.lower())
-    if slug == version:
-        return slug
-    return f"{slug}-{hashlib.sha256(version.encode()).hexdigest()[:6]}"
 
 
 def _equal_resources(amounts: Mapping[str, str]) -> k8s.core.v1.ResourceRequirementsArgs:

@@ -3,9 +3,10 @@
 # every byte matches its manifest before the model server may start.
 #
 # Environment (set by the InferenceService):
-#   MODEL_BUCKET   bucket name             MODEL_NAME     expected manifest "name"
-#   MODEL_PREFIX   models/<name>/<ver>/     MODEL_VERSION  expected manifest "version"
-#   MODEL_DIR      destination directory (an emptyDir shared with the server)
+#   MODEL_BUCKET        bucket name          MODEL_NAME     expected manifest "name"
+#   MODEL_MANIFEST_KEY  models/<name>/manifests/<version>.json
+#   MODEL_BLOBS_PREFIX  models/<name>/blobs/sha256/   MODEL_VERSION  expected "version"
+#   MODEL_DIR           destination directory (an emptyDir shared with the server)
 #
 # Tools: aws (CLI v2), jq, sha256sum, stat, find -- all present in the pinned
 # public.ecr.aws/aws-cli/aws-cli image. Any mismatch exits non-zero, which fails
@@ -18,10 +19,12 @@ fail() {
 }
 log() { echo "model-loader: $*"; }
 
-: "${MODEL_BUCKET:?}" "${MODEL_PREFIX:?}" "${MODEL_NAME:?}" "${MODEL_VERSION:?}" "${MODEL_DIR:?}"
-case "$MODEL_PREFIX" in */) ;; *) fail "MODEL_PREFIX must end with '/': $MODEL_PREFIX" ;; esac
+: "${MODEL_BUCKET:?}" "${MODEL_MANIFEST_KEY:?}" "${MODEL_BLOBS_PREFIX:?}"
+: "${MODEL_NAME:?}" "${MODEL_VERSION:?}" "${MODEL_DIR:?}"
+case "$MODEL_BLOBS_PREFIX" in */) ;; *) fail "MODEL_BLOBS_PREFIX must end with '/'" ;; esac
 
-source_uri="s3://${MODEL_BUCKET}/${MODEL_PREFIX}"
+manifest_uri="s3://${MODEL_BUCKET}/${MODEL_MANIFEST_KEY}"
+blobs_uri="s3://${MODEL_BUCKET}/${MODEL_BLOBS_PREFIX}"
 manifest="${MODEL_DIR}/.mlstack-manifest.json"
 marker="${MODEL_DIR}/.mlstack-verified"
 
@@ -29,8 +32,8 @@ mkdir -p "$MODEL_DIR"
 
 # The manifest is written last by `mlstack model push`: if it is there, the version is
 # complete. Fetch it first and check it names the version this pod was pinned to.
-aws s3 cp --only-show-errors "${source_uri}manifest.json" "$manifest" \
-  || fail "no manifest at ${source_uri}manifest.json (version not published?)"
+aws s3 cp --only-show-errors "$manifest_uri" "$manifest" \
+  || fail "no manifest at $manifest_uri (version not published?)"
 jq -e --arg n "$MODEL_NAME" --arg v "$MODEL_VERSION" \
   '(.name == $n) and (.version == $v) and (.files | type == "array" and length > 0)' \
   "$manifest" >/dev/null \
@@ -50,10 +53,12 @@ if [ -f "$marker" ] && [ "$(cat "$marker")" = "$manifest_sum" ]; then
 fi
 rm -f "$marker"
 
-# Download exactly the listed files (nothing else under the prefix is ever read).
-jq -r '.files[].path' "$manifest" | while IFS= read -r path; do
-  aws s3 cp --only-show-errors "${source_uri}${path}" "${MODEL_DIR}/${path}" \
-    || fail "download of ${source_uri}${path} failed"
+# Download exactly the listed files, each from its content-addressed blob.
+jq -e '[.files[].sha256 | test("^[0-9a-f]{64}$")] | all' "$manifest" >/dev/null \
+  || fail "manifest lists a malformed sha256"
+jq -r '.files[] | [.sha256, .path] | @tsv' "$manifest" | while IFS="$(printf '\t')" read -r sum path; do
+  aws s3 cp --only-show-errors "${blobs_uri}${sum}" "${MODEL_DIR}/${path}" \
+    || fail "download of ${blobs_uri}${sum} (${path}) failed"
 done
 
 # Verify every listed file: size first (cheap), then sha256.
@@ -77,4 +82,4 @@ present=$(find "$MODEL_DIR" -type f ! -name '.mlstack-*' | wc -l | tr -d ' ')
 [ "$present" = "$listed" ] || fail "model directory holds $present files, manifest lists $listed"
 
 echo "$manifest_sum" > "$marker"
-log "verified $count files of $MODEL_NAME $MODEL_VERSION against ${source_uri}manifest.json"
+log "verified $count files of $MODEL_NAME $MODEL_VERSION against $manifest_uri"

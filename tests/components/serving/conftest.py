@@ -103,7 +103,7 @@ def tracks_for(
             track=t,
             artifact_version=versions[t],
             image=image or runtimes.VLLM.default_image or "",
-            prefix=f"models/{model}/{versions[t]}/",
+            manifest_key=f"models/{model}/manifests/{versions[t]}.json",
         )
         for t in names[strategy]
     )

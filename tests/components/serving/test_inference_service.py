@@ -120,7 +120,7 @@ def test_irsa_trust_names_exactly_the_namespace_and_service_account() -> None:
     assert not graph.by_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
 
 
-def test_s3_read_is_granted_for_each_served_version_prefix_only(
+def test_s3_read_is_granted_for_the_models_own_prefix_only(
     mixed_graph: ResourceGraph,
 ) -> None:
     def read_prefixes(component: str) -> list[str]:
@@ -133,15 +133,10 @@ def test_s3_read_is_granted_for_each_served_version_prefix_only(
             for resource in statement["Resource"]
         )
 
-    assert read_prefixes("model-llm") == [f"arn:aws:s3:::{BUCKET}/models/llm/v1/*"]
-    assert read_prefixes("model-chat") == [
-        f"arn:aws:s3:::{BUCKET}/models/chat/v1/*",
-        f"arn:aws:s3:::{BUCKET}/models/chat/v2/*",
-    ]
-    assert read_prefixes("model-vision") == [
-        f"arn:aws:s3:::{BUCKET}/models/vision/v3/*",
-        f"arn:aws:s3:::{BUCKET}/models/vision/v4/*",
-    ]
+    # Blobs are content-addressed and shared by a model's versions: one grant per model.
+    assert read_prefixes("model-llm") == [f"arn:aws:s3:::{BUCKET}/models/llm/*"]
+    assert read_prefixes("model-chat") == [f"arn:aws:s3:::{BUCKET}/models/chat/*"]
+    assert read_prefixes("model-vision") == [f"arn:aws:s3:::{BUCKET}/models/vision/*"]
 
 
 # --------------------------------------------------------------------------- pods
@@ -217,7 +212,8 @@ def test_loader_fetches_the_pinned_version_and_fails_on_bad_checksums(
     env = {e["name"]: e["value"] for e in loader["env"]}
     assert loader["image"] == MODEL_LOADER_IMAGE
     assert env["MODEL_BUCKET"] == BUCKET
-    assert env["MODEL_PREFIX"] == "models/chat/v2/"
+    assert env["MODEL_MANIFEST_KEY"] == "models/chat/manifests/v2.json"
+    assert env["MODEL_BLOBS_PREFIX"] == "models/chat/blobs/sha256/"
     assert (env["MODEL_NAME"], env["MODEL_VERSION"]) == ("chat", "v2")
     assert env["MODEL_DIR"] == runtimes.MODEL_DIR
     assert loader["command"] == ["/bin/sh", "/opt/mlstack/load_model.sh"]
@@ -536,7 +532,7 @@ def test_each_track_has_exactly_one_scraped_service(mixed_graph: ResourceGraph) 
         assert key not in k8s_named(mixed_graph, SERVICE, alias).inputs["metadata"]["labels"]
 
 
-def test_versions_differing_only_in_punctuation_get_separate_grants() -> None:
+def test_two_tracks_of_one_model_share_one_read_grant() -> None:
     graph = synth_serving(
         [
             ServiceSpec(
@@ -548,4 +544,4 @@ def test_versions_differing_only_in_punctuation_get_separate_grants() -> None:
     )
     role = graph.one(ROLE, "model-llm-role")
     grants = [p for p in graph.by_type(ROLE_POLICY) if p.parent == role.urn]
-    assert len({g.name for g in grants}) == 2
+    assert [g.name for g in grants] == ["model-llm-read-model"]

@@ -72,19 +72,23 @@ class Loader:
             "FAKE_S3": str(self.s3),
             "FAKE_S3_LOG": str(self.log),
             "MODEL_BUCKET": "models-bucket",
-            "MODEL_PREFIX": "models/llama/v1/",
+            "MODEL_MANIFEST_KEY": "models/llama/manifests/v1.json",
+            "MODEL_BLOBS_PREFIX": "models/llama/blobs/sha256/",
             "MODEL_NAME": "llama",
             "MODEL_VERSION": "v1",
             "MODEL_DIR": str(self.model_dir),
         }
 
     def publish(self, files: dict[str, bytes], manifest: dict[str, object] | None = None) -> None:
-        root = self.s3 / "models-bucket" / "models" / "llama" / "v1"
+        root = self.s3 / "models-bucket" / "models" / "llama"
+        (root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+        (root / "manifests").mkdir(parents=True, exist_ok=True)
+        listed = {f["path"]: f["sha256"] for f in (manifest or {}).get("files", [])}  # type: ignore[union-attr]
         for path, data in files.items():
-            (root / path).parent.mkdir(parents=True, exist_ok=True)
-            (root / path).write_bytes(data)
+            digest = listed.get(path) or hashlib.sha256(data).hexdigest()
+            (root / "blobs" / "sha256" / digest).write_bytes(data)
         if manifest is not None:
-            (root / "manifest.json").write_text(json.dumps(manifest))
+            (root / "manifests" / "v1.json").write_text(json.dumps(manifest))
 
     def run(self) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -107,7 +111,7 @@ def loader(tmp_path: Path) -> Loader:
 
 def test_fetches_and_verifies_exactly_the_listed_files(loader: Loader) -> None:
     loader.publish(FILES, _manifest("llama", "v1", FILES))
-    loader.publish({"notes/unlisted.txt": b"not part of the version"})
+    loader.publish({"notes/unlisted.txt": b"not part of the version"}, None)
     result = loader.run()
     assert result.returncode == 0, result.stderr
     assert "verified 3 files of llama v1" in result.stdout
@@ -115,8 +119,11 @@ def test_fetches_and_verifies_exactly_the_listed_files(loader: Loader) -> None:
         assert (loader.model_dir / path).read_bytes() == data
     assert not (loader.model_dir / "notes").exists()
     fetched = loader.fetched()
-    assert fetched[0] == "models-bucket/models/llama/v1/manifest.json"
-    assert sorted(fetched[1:]) == sorted(f"models-bucket/models/llama/v1/{p}" for p in FILES)
+    assert fetched[0] == "models-bucket/models/llama/manifests/v1.json"
+    assert sorted(fetched[1:]) == sorted(
+        f"models-bucket/models/llama/blobs/sha256/{hashlib.sha256(d).hexdigest()}"
+        for d in FILES.values()
+    )
 
 
 def test_same_size_different_bytes_is_a_sha256_mismatch(loader: Loader) -> None:
@@ -164,7 +171,7 @@ def test_unsafe_paths_in_the_manifest_fail_before_any_download(
     result = loader.run()
     assert result.returncode != 0
     assert "unsafe file path" in result.stderr
-    assert loader.fetched() == ["models-bucket/models/llama/v1/manifest.json"]
+    assert loader.fetched() == ["models-bucket/models/llama/manifests/v1.json"]
 
 
 def test_a_restarted_pod_reuses_the_verified_copy(loader: Loader) -> None:

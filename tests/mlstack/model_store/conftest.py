@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,15 +42,77 @@ class Store:
     def read(self, key: str) -> bytes:
         return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
+    def versions_of(self, key: str) -> list[str]:
+        """Every S3 object version of ``key`` (more than one: it was overwritten)."""
+        response = self.client.list_object_versions(Bucket=self.bucket, Prefix=key)
+        return [v["VersionId"] for v in response.get("Versions", []) if v["Key"] == key]
+
+
+def blob(name: str, data: bytes) -> str:
+    """The blob key of ``data`` in model ``name``."""
+    return f"models/{name}/blobs/sha256/{hashlib.sha256(data).hexdigest()}"
+
+
+def manifest_key(name: str, version: str) -> str:
+    return f"models/{name}/manifests/{version}.json"
+
+
+def _bucket_store(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Store:
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.delenv("MLSTACK_MODEL_BUCKET", raising=False)
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    client.create_bucket(Bucket=BUCKET)
+    client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    return Store(endpoint=endpoint, bucket=BUCKET, client=client)
+
 
 @pytest.fixture
 def store(moto_reset: str, aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Store:
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.delenv("MLSTACK_MODEL_BUCKET", raising=False)
-    client = boto3.client("s3", endpoint_url=moto_reset, region_name="us-east-1")
-    client.create_bucket(Bucket=BUCKET)
-    client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    return Store(endpoint=moto_reset, bucket=BUCKET, client=client)
+    return _bucket_store(moto_reset, monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def atomic_moto_server() -> Iterator[str]:
+    """moto with atomic conditional writes (``atomic_moto``), for racing pushes; by PID."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    root = Path(__file__).resolve().parents[3]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.mlstack.model_store.atomic_moto", str(port)],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("atomic moto server did not start") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def atomic_store(
+    atomic_moto_server: str, aws_env: None, monkeypatch: pytest.MonkeyPatch
+) -> Store:
+    """Like ``store``, on the moto server whose If-None-Match writes are atomic."""
+    request = urllib.request.Request(f"{atomic_moto_server}/moto-api/reset", method="POST")
+    urllib.request.urlopen(request, timeout=5)
+    return _bucket_store(atomic_moto_server, monkeypatch)
 
 
 def write_model(root: Path, files: dict[str, int | bytes]) -> Path:
