@@ -68,7 +68,7 @@ def client_config(timeouts: Timeouts | None = None, **extra: Any) -> Any:
     return Config(
         connect_timeout=timeouts.connect_seconds,
         read_timeout=timeouts.read_seconds,
-        retries={"mode": "standard", "max_attempts": timeouts.max_attempts},
+        retries={"mode": "standard", "total_max_attempts": timeouts.max_attempts},
         **extra,
     )
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,10 +77,8 @@ def atomic_moto_server() -> Iterator[str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
-    root = Path(__file__).resolve().parents[3]
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.mlstack.model_store.atomic_moto", str(port)],
-        cwd=root,
+        [sys.executable, str(Path(__file__).with_name("atomic_moto.py")), str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -106,16 +104,14 @@ def atomic_moto_server() -> Iterator[str]:
 
 
 @pytest.fixture
-def atomic_store(
-    atomic_moto_server: str, aws_env: None, monkeypatch: pytest.MonkeyPatch
-) -> Store:
+def atomic_store(atomic_moto_server: str, aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Store:
     """Like ``store``, on the moto server whose If-None-Match writes are atomic."""
     request = urllib.request.Request(f"{atomic_moto_server}/moto-api/reset", method="POST")
     urllib.request.urlopen(request, timeout=5)
     return _bucket_store(atomic_moto_server, monkeypatch)
 
 
-def write_model(root: Path, files: dict[str, int | bytes]) -> Path:
+def write_model(root: Path, files: Mapping[str, int | bytes]) -> Path:
     """Create ``root`` with files of the given sizes (random bytes) or contents."""
     for relpath, content in files.items():
         path = root / relpath

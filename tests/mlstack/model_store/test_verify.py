@@ -50,9 +50,7 @@ def test_corrupted_blob_is_detected_and_named(run: Run, store: Store, published:
     assert "tokenizer.json" not in err
 
 
-def test_missing_and_truncated_blobs_are_reported(
-    run: Run, store: Store, published: Path
-) -> None:
+def test_missing_and_truncated_blobs_are_reported(run: Run, store: Store, published: Path) -> None:
     store.client.delete_object(Bucket=store.bucket, Key=blob("bert", TOKENIZER))
     store.client.put_object(Bucket=store.bucket, Key=blob("bert", WEIGHTS), Body=WEIGHTS[:10])
 
