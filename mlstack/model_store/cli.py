@@ -1,4 +1,4 @@
-"""``mlstack model push | list | verify | pin`` (registered in ``mlstack.cli``).
+"""``mlstack model push | list | verify | fetch | pin`` (registered in ``mlstack.cli``).
 
 boto3 is imported only when a command runs, so ``mlstack --help`` stays fast.
 """
@@ -396,6 +396,71 @@ def verify(
     typer.echo(
         f"verified {name} version {version}: {files} files, {_human(report.checked_bytes)}, "
         "every sha256 matches the manifest"
+    )
+
+
+@model_app.command()
+def fetch(
+    *,
+    name: NameOpt,
+    version: VersionOpt,
+    cache_dir: Annotated[
+        Path,
+        typer.Option("--cache-dir", help="Node-local cache; entries are keyed by manifest digest."),
+    ],
+    stack: StackOpt = None,
+    bucket: BucketOpt = None,
+    endpoint_url: EndpointOpt = None,
+    region: RegionOpt = None,
+    root: RootOpt = Path(),
+    concurrency: ConcurrencyOpt = 8,
+    part_size_mib: Annotated[
+        int, typer.Option("--part-size-mib", help="Bytes per ranged GET, MiB.", min=1, max=1024)
+    ] = 16,
+    manifest_sha256: Annotated[
+        str | None,
+        typer.Option("--manifest-sha256", help="Refuse unless the manifest has this sha256."),
+    ] = None,
+    cache_limit_bytes: Annotated[
+        int | None,
+        typer.Option("--cache-limit-bytes", help="Refuse to grow the cache beyond this size."),
+    ] = None,
+    link: Annotated[
+        Path | None,
+        typer.Option("--link", help="Point this symlink at the verified copy (atomically)."),
+    ] = None,
+) -> None:
+    """Fetch a version into the cache: parallel ranged GETs, hashed while streaming, verified,
+    published by rename. One JSON log line per phase on stdout."""
+    from mlstack.model_store.fetch import FetchSettings, MiB, fetch_model, json_logger
+
+    _check_name_version(name, version)
+    settings = FetchSettings(
+        concurrency=concurrency,
+        part_size=part_size_mib * MiB,
+        expected_manifest_sha256=manifest_sha256,
+        cache_limit_bytes=cache_limit_bytes,
+    )
+    problems = settings.problems()
+    if problems:
+        raise UsageError("; ".join(problems))
+    client, bucket_name = _client(
+        bucket=bucket,
+        stack=stack,
+        endpoint_url=endpoint_url,
+        region=region,
+        root=root,
+        connections=concurrency + 4,
+    )
+    fetch_model(
+        client,
+        bucket_name,
+        name,
+        version,
+        cache_dir,
+        settings=settings,
+        link=link,
+        log=json_logger(typer.echo),
     )
 
 
