@@ -115,9 +115,23 @@ AWS_LOAD_BALANCER_CONTROLLER_CHART = ChartPin(
 
 VLLM_IMAGE = "docker.io/vllm/vllm-openai:v0.28.0"
 TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:26.04-py3"
-MODEL_LOADER_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.36.7"
-"""AWS CLI v2 on Amazon Linux 2023; the image ships jq, sha256sum and find, which the
-model-loader script uses."""
+MODEL_LOADER_IMAGE_TAG = "mlstack-0.1.0-loader.1"
+"""Tag of the model-loader image (``loader/Dockerfile``, ``mlstack model fetch``) in the
+stack's own ECR repository (``ModelLoaderRepository``, immutable tags: a tag, once
+pushed, always names the same image). Bump it whenever the loader's code or Dockerfile
+changes; the ``loader-image`` workflow builds and pushes exactly this tag."""
+MODEL_LOADER_IMAGE_DIGEST: str | None = None
+"""The digest (``sha256:<64 hex>``) the ``loader-image`` workflow printed for
+``MODEL_LOADER_IMAGE_TAG``; with it, pods pull ``<repo>:<tag>@<digest>`` (the digest
+wins). None until the first build has run (the image cannot be built offline): pods
+then pull the immutable tag."""
+
+
+def model_loader_image(repository_url: str) -> str:
+    """The loader image reference in ``repository_url`` (pinned by digest once recorded)."""
+    reference = f"{repository_url}:{MODEL_LOADER_IMAGE_TAG}"
+    return f"{reference}@{MODEL_LOADER_IMAGE_DIGEST}" if MODEL_LOADER_IMAGE_DIGEST else reference
+
 
 CHARTS.update(
     {
@@ -125,7 +139,7 @@ CHARTS.update(
         "aws-load-balancer-controller": AWS_LOAD_BALANCER_CONTROLLER_CHART,
     }
 )
-IMAGES.update({"vllm": VLLM_IMAGE, "triton": TRITON_IMAGE, "model-loader": MODEL_LOADER_IMAGE})
+IMAGES.update({"vllm": VLLM_IMAGE, "triton": TRITON_IMAGE})
 
 CHARTS["kube-prometheus-stack"] = ChartPin(
     chart="kube-prometheus-stack",

@@ -189,6 +189,7 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
         tags=default_tags(cfg, stack),
         prometheus_url=prom_url,
         wait_for=[cluster.system_node_group] if cluster.system_node_group else [],
+        image_pushers=[ci_identity.deploy_role] if ci_identity else [],
         opts=pulumi.ResourceOptions(providers=[provider, cluster.provider]),
     )
     services = service_targets(cfg, alarm_target_groups(cfg, serving.load_balancer))

@@ -9,11 +9,13 @@ from the validated :class:`~stacks.config.StackConfig`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import pulumi
+import pulumi_aws as aws
 
 from components.monitoring import AlbTargetGroupRef, ServiceTarget
 from components.monitoring import metrics as monitoring_metrics
@@ -29,10 +31,15 @@ from components.serving.inference_service import (
 )
 from components.serving.keda import Keda, KedaArgs
 from components.serving.load_balancer import LoadBalancer, LoadBalancerArgs
+from components.serving.loader_repository import ModelLoaderRepository, ModelLoaderRepositoryArgs
 from components.serving.namespace import InferenceNamespace, InferenceNamespaceArgs
 from components.serving.rollout import workload_name
 from components.storage import layout
-from components.versions import AWS_LOAD_BALANCER_CONTROLLER_CHART, KEDA_CHART
+from components.versions import (
+    AWS_LOAD_BALANCER_CONTROLLER_CHART,
+    KEDA_CHART,
+    model_loader_image,
+)
 from stacks.config import StackConfig
 from stacks.schema.models import ModelConfig
 
@@ -66,6 +73,7 @@ class Serving:
     namespace: InferenceNamespace
     keda: Keda
     load_balancer: LoadBalancer
+    loader_repository: ModelLoaderRepository
     services: dict[str, InferenceService] = field(default_factory=dict)
     endpoints: dict[str, dict[str, str | None]] = field(default_factory=dict)
     """Per model: its in-cluster URL and, when exposed on the ALB, host and path."""
@@ -103,6 +111,7 @@ def build_serving(
     tags: Mapping[str, str],
     prometheus_url: str,
     wait_for: Sequence[pulumi.Resource] = (),
+    image_pushers: Sequence[aws.iam.Role] = (),
     opts: pulumi.ResourceOptions | None = None,
 ) -> Serving:
     """Declare the serving layer. ``opts`` carries the AWS + Kubernetes providers;
@@ -119,6 +128,18 @@ def build_serving(
     namespace = InferenceNamespace(
         "serving", InferenceNamespaceArgs(namespace=serving.namespace), opts=opts
     )
+    # The model-loader image lives in the stack's own ECR repository (loader/Dockerfile,
+    # pushed by the loader-image workflow; ``image_pushers`` may push to it).
+    loader_repository = ModelLoaderRepository(
+        "model-loader",
+        ModelLoaderRepositoryArgs(
+            repository_name=loader_repository_name(stack), protect=cfg.protect
+        ),
+        opts=opts,
+    )
+    for index, role in enumerate(image_pushers):
+        loader_repository.grant_push(role, f"model-loader-push-{index}")
+    loader_image = loader_repository.repository_url.apply(model_loader_image)
     keda = Keda(
         "keda",
         KedaArgs(
@@ -169,10 +190,17 @@ def build_serving(
                 keda=keda,
                 load_balancer=load_balancer,
                 prometheus_url=cfg.serving.autoscaler.prometheus_address or prometheus_url,
+                loader_image=loader_image,
             ),
             opts=opts,
         )
-    return Serving(namespace, keda, load_balancer, services, endpoints(cfg))
+    return Serving(namespace, keda, load_balancer, loader_repository, services, endpoints(cfg))
+
+
+def loader_repository_name(stack: str) -> str:
+    """``mlstack-<stack>-model-loader``: the ECR repository of the loader image."""
+    safe = re.sub(r"[^a-z0-9-]+", "-", stack.lower()).strip("-") or "stack"
+    return f"mlstack-{safe}-model-loader"
 
 
 def endpoints(cfg: StackConfig) -> dict[str, dict[str, str | None]]:
@@ -202,6 +230,7 @@ def service_args(
     keda: Keda,
     load_balancer: LoadBalancer,
     prometheus_url: str,
+    loader_image: pulumi.Input[str],
 ) -> InferenceServiceArgs:
     """The InferenceService inputs of one model."""
     preset = runtime_for(model)
@@ -264,8 +293,7 @@ def service_args(
         pdb_min_available=1 if cfg.is_prod else None,
         startup_timeout_seconds=model.startup_timeout_seconds,
         drain_seconds=model.drain_seconds,
-        loader_config_map=namespace.loader_config_map,
-        loader_sha256=namespace.loader_sha256,
+        loader_image=loader_image,
         scaler_depends_on=(keda.release,),
         exposure_depends_on=(load_balancer.release, load_balancer.ingress_class),
     )

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pulumi_kubernetes as k8s
 import pytest
 
 from components.serving import runtimes
-from components.serving.namespace import loader_script_sha256
+from components.serving.inference_service import MODEL_CACHE_DIR
 from components.validation import ComponentArgsError
-from components.versions import MODEL_LOADER_IMAGE, TRITON_IMAGE, VLLM_IMAGE
+from components.versions import TRITON_IMAGE, VLLM_IMAGE
 from mlstack.render_checks import check_graph, check_kubernetes
 from mlstack.synth import ResourceGraph, ResourceNode, SynthError
 from tests.components.serving.conftest import (
@@ -19,6 +20,7 @@ from tests.components.serving.conftest import (
     GPU_SELECTOR,
     GPU_TOLERATIONS,
     ISSUER,
+    LOADER_IMAGE,
     NAMESPACE,
     OIDC_ARN,
     FakePool,
@@ -204,27 +206,59 @@ def test_startup_probe_is_sized_for_model_load() -> None:
     assert deployment.inputs["spec"]["progressDeadlineSeconds"] >= 2400
 
 
-def test_loader_fetches_the_pinned_version_and_fails_on_bad_checksums(
+def test_loader_fetches_the_pinned_version_into_the_cache_and_links_it(
     mixed_graph: ResourceGraph,
 ) -> None:
     spec = pod_spec(mixed_graph, "chat-canary")
     loader = container(spec, "model-loader", init=True)
     env = {e["name"]: e["value"] for e in loader["env"]}
-    assert loader["image"] == MODEL_LOADER_IMAGE
-    assert env["MODEL_BUCKET"] == BUCKET
-    assert env["MODEL_MANIFEST_KEY"] == "models/chat/manifests/v2.json"
-    assert env["MODEL_BLOBS_PREFIX"] == "models/chat/blobs/sha256/"
-    assert (env["MODEL_NAME"], env["MODEL_VERSION"]) == ("chat", "v2")
-    assert env["MODEL_DIR"] == runtimes.MODEL_DIR
-    assert loader["command"] == ["/bin/sh", "/opt/mlstack/load_model.sh"]
+    assert loader["image"] == LOADER_IMAGE
+    assert env["MLSTACK_MODEL_BUCKET"] == BUCKET
+    assert loader["command"] == [
+        "mlstack", "model", "fetch", "--name", "chat", "--version", "v2",
+        "--region", "us-west-2", "--cache-dir", MODEL_CACHE_DIR, "--link", runtimes.MODEL_DIR,
+    ]  # fmt: skip
     annotations = k8s_named(mixed_graph, DEPLOYMENT, "chat-canary").inputs["spec"]["template"][
         "metadata"
     ]["annotations"]
-    assert annotations["mlstack.io/loader-sha256"] == loader_script_sha256()
     assert annotations["mlstack.io/artifact-version"] == "v2"
-    # The server sees the verified model read-only.
+    loader_mounts = {m["name"]: m for m in loader["volumeMounts"]}
+    assert loader_mounts["model-cache"]["mountPath"] == MODEL_CACHE_DIR
+    assert not loader_mounts["model-cache"].get("readOnly")
+    # The server sees the verified model read-only, at the same cache path the link names.
     mounts = {m["name"]: m for m in container(spec, "server")["volumeMounts"]}
     assert mounts["model"]["readOnly"] is True
+    assert mounts["model-cache"] == {
+        "name": "model-cache", "mountPath": MODEL_CACHE_DIR, "readOnly": True,
+    }  # fmt: skip
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["model-cache"]["emptyDir"]["sizeLimit"].endswith("Gi")
+    assert "loader" not in volumes  # no script ConfigMap any more
+
+
+def test_the_cache_volume_is_a_parameter() -> None:
+    """The seam for a node-level cache: a caller hands in the volume behind the cache dir."""
+    volume = k8s.core.v1.VolumeArgs(
+        name="model-cache",
+        ephemeral=k8s.core.v1.EphemeralVolumeSourceArgs(
+            volume_claim_template=k8s.core.v1.PersistentVolumeClaimTemplateArgs(
+                spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
+                    access_modes=["ReadWriteOnce"],
+                    resources=k8s.core.v1.VolumeResourceRequirementsArgs(
+                        requests={"storage": "200Gi"}
+                    ),
+                )
+            )
+        ),
+    )
+    graph = synth_serving(
+        [ServiceSpec(overrides={"model_cache_volume": volume, "model_cache_dir": "/nvme/cache"})]
+    )
+    spec = pod_spec(graph, "llm")
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert "ephemeral" in volumes["model-cache"]
+    loader = container(spec, "model-loader", init=True)
+    assert loader["command"][loader["command"].index("--cache-dir") + 1] == "/nvme/cache"
 
 
 def test_shared_memory_is_memory_backed(mixed_graph: ResourceGraph) -> None:
