@@ -30,20 +30,17 @@ import shutil
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from model_push_bench import moto_server  # noqa: E402
 
 from components.storage import layout  # noqa: E402
 from mlstack.model_store.fetch import FetchSettings, fetch_model  # noqa: E402
 from mlstack.model_store.local import scan_model_dir  # noqa: E402
 from mlstack.model_store.push import MiB, PushSettings, push_model  # noqa: E402
 from mlstack.model_store.s3 import make_client  # noqa: E402
+from mlstack.testing.moto_server import moto_server, reset  # noqa: E402
 
 BUCKET = "bench-models"
 WRITE_BLOCK = 8 * MiB
@@ -64,8 +61,7 @@ def _write_random(path: Path, size: int) -> None:
 
 
 def _reset(endpoint: str) -> None:
-    request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
-    urllib.request.urlopen(request, timeout=60)
+    reset(endpoint, timeout_s=60)
     client = make_client(endpoint, "us-east-1")
     client.create_bucket(Bucket=BUCKET)
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +17,7 @@ import boto3
 import pytest
 
 from mlstack.cli import main
+from mlstack.testing import moto_server as moto
 
 BUCKET = "mlstack-test-models"
 MiB = 1024 * 1024
@@ -74,9 +73,7 @@ def store(moto_reset: str, aws_env: None, monkeypatch: pytest.MonkeyPatch) -> St
 @pytest.fixture(scope="session")
 def atomic_moto_server() -> Iterator[str]:
     """moto with atomic conditional writes (``atomic_moto``), for racing pushes; by PID."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    port = moto.free_port()
     process = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("atomic_moto.py")), str(port)],
         stdout=subprocess.DEVNULL,
@@ -96,18 +93,13 @@ def atomic_moto_server() -> Iterator[str]:
                 time.sleep(0.1)
         yield url
     finally:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
+        moto.stop(process)
 
 
 @pytest.fixture
 def atomic_store(atomic_moto_server: str, aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Store:
     """Like ``store``, on the moto server whose If-None-Match writes are atomic."""
-    request = urllib.request.Request(f"{atomic_moto_server}/moto-api/reset", method="POST")
-    urllib.request.urlopen(request, timeout=5)
+    moto.reset(atomic_moto_server)
     return _bucket_store(atomic_moto_server, monkeypatch)
 
 
