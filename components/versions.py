@@ -127,6 +127,20 @@ CHARTS.update(
 )
 IMAGES.update({"vllm": VLLM_IMAGE, "triton": TRITON_IMAGE, "model-loader": MODEL_LOADER_IMAGE})
 
+IMAGE_SIZES_GIB: dict[str, tuple[float, str]] = {
+    "vllm": (
+        10.0,
+        "assumed ~10 GiB compressed for vllm/vllm-openai (CUDA + PyTorch + vLLM); not read "
+        "from the registry here: set models[].imageSizeGib or read ECR's imageSizeInBytes",
+    ),
+    "triton": (
+        8.0,
+        "assumed ~8 GiB compressed for tritonserver -py3; not read from the registry here: "
+        "set models[].imageSizeGib or read ECR's imageSizeInBytes",
+    ),
+}
+"""Compressed size of each preset image, for the start-up estimate only (never a limit)."""
+
 CHARTS["kube-prometheus-stack"] = ChartPin(
     chart="kube-prometheus-stack",
     # Tag kube-prometheus-stack-88.5.3 of prometheus-community/helm-charts: prometheus-operator

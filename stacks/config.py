@@ -337,6 +337,23 @@ def _serving_rules(cfg: StackConfig) -> Iterable[Problem]:
         yield Problem(path, value, message)
 
 
+def _startup_budget_covers_estimate(cfg: StackConfig) -> Iterable[Problem]:
+    """A replica's startupBudgetSeconds covers its cold start-up estimate (stacks.startup)."""
+    from stacks.startup import startup_estimates
+
+    estimates = startup_estimates(list(cfg.models), list(cfg.gpu_pools))
+    for index, model in enumerate(cfg.models):
+        found = estimates.get(model.name)
+        if found is not None and model.startup_budget_seconds < found.cold_seconds:
+            phases = ", ".join(f"{p.name} {round(p.seconds)} s" for p in found.cold)
+            yield Problem(
+                f"mlstack:models[{index}].startupBudgetSeconds",
+                model.startup_budget_seconds,
+                f"shorter than the estimated cold start of {found.cold_seconds} s ({phases}); "
+                f"allowed: at least {found.cold_seconds} (see `mlstack coldstart`)",
+            )
+
+
 ENVIRONMENT_RULES: list[EnvironmentRule] = [
     _prod_network_rules,
     _region_matches_zones,
@@ -348,6 +365,7 @@ ENVIRONMENT_RULES: list[EnvironmentRule] = [
     _gpu_pool_rules,
     _serving_rules,
     prod_deploys_from_environments,
+    _startup_budget_covers_estimate,
 ]
 """Rules spanning several keys. Later sections append their own rules here."""
 

@@ -266,7 +266,7 @@ def service_args(
         alb=load_balancer.alb,
         # prod keeps at least one replica up through node drains.
         pdb_min_available=1 if cfg.is_prod else None,
-        startup_timeout_seconds=model.startup_timeout_seconds,
+        startup_budget_seconds=model.startup_budget_seconds,
         drain_seconds=model.drain_seconds,
         loader_config_map=namespace.loader_config_map,
         loader_sha256=namespace.loader_sha256,

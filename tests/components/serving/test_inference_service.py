@@ -200,7 +200,7 @@ def test_runtime_preset_sets_image_command_ports_and_probes(mixed_graph: Resourc
 
 
 def test_startup_probe_is_sized_for_model_load() -> None:
-    graph = synth_serving([ServiceSpec(overrides={"startup_timeout_seconds": 2400})])
+    graph = synth_serving([ServiceSpec(overrides={"startup_budget_seconds": 2400})])
     probe = container(pod_spec(graph, "llm"), "server")["startupProbe"]
     assert probe["periodSeconds"] * probe["failureThreshold"] >= 2400
     deployment = k8s_named(graph, DEPLOYMENT, "llm")
