@@ -85,9 +85,9 @@ S3_FETCH_MIBPS = Assumption(
     600,
     "MiB/s",
     "`mlstack model fetch`: parallel ranged GETs from S3 in-region (16 connections at "
-    "~40-90 MiB/s each), hashed while streaming; 600 MiB/s assumed, below the instance "
-    "network limit of every supported GPU type. Calibrate with "
-    "benchmarks/model_fetch_bench.py and the loader's per-phase log lines.",
+    "~40-90 MiB/s each), hashed while streaming; 600 MiB/s assumed. The smallest GPU "
+    "types ('up to 10 Gbps') may sustain less once their network burst is spent: "
+    "calibrate with the loader's per-phase log lines.",
 )
 NVME_MIBPS = Assumption(
     1500,
