@@ -8,15 +8,10 @@ from __future__ import annotations
 
 from components import versions
 from components.compute.gpu_instances import GpuInstance, load_gpu_instances
+from components.compute.gpu_node_pool import parallel_image_pull
 from components.serving.startup_estimate import StartupEstimate, StartupInputs, estimate
 from stacks.schema.gpu_pools import GpuPoolConfig
 from stacks.schema.models import ModelConfig
-
-PARALLEL_PULL_FAMILIES = frozenset({"bottlerocket"})
-"""AMI families whose GPU nodes get SOCI parallel pull (components.compute.gpu_node_pool):
-Bottlerocket >= 1.44 ships the snapshotter and turns it on by settings. The EKS AL2023
-NVIDIA AMI does not ship it (installing it would mean downloading a binary at boot), so
-AL2023 pools pull with containerd's default."""
 
 
 def landing_instance(pool: GpuPoolConfig, gpus: int) -> GpuInstance | None:
@@ -60,7 +55,7 @@ def startup_inputs(model: ModelConfig, pool: GpuPoolConfig) -> StartupInputs | N
         image_size_source=image_source,
         local_nvme=pool.instance_store_raid0 and instance.instance_store,
         ebs_throughput_mibps=pool.root_volume.throughput_mibps,
-        parallel_image_pull=pool.ami.family in PARALLEL_PULL_FAMILIES,
+        parallel_image_pull=parallel_image_pull(pool.ami.family, pool.ami.release),
     )
 
 
