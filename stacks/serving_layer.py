@@ -340,6 +340,7 @@ def service_targets(
                 metrics_path=preset.metrics_path,
                 k8s_service=active,
                 hpa_name=f"keda-hpa-{active}",
+                startup_budget_seconds=model.startup_budget_seconds,
                 alb_target_groups=tuple(groups.get(model.name, ())),
             )
         )
