@@ -212,6 +212,8 @@ class GpuNodePool(pulumi.ComponentResource):
     node_class: k8s.apiextensions.CustomResource | None
     node_pool: k8s.apiextensions.CustomResource | None
     node_role_arn: pulumi.Output[str] | None
+    node_role_name: pulumi.Output[str] | None
+    """The managed pool's own node role (None for Karpenter pools: Karpenter's role)."""
 
     def __init__(
         self, name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions | None = None
@@ -226,6 +228,7 @@ class GpuNodePool(pulumi.ComponentResource):
         self.node_class = None
         self.node_pool = None
         self.node_role_arn = None
+        self.node_role_name = None
         if args.provisioner == "karpenter":
             self._karpenter()
         else:
@@ -287,6 +290,7 @@ class GpuNodePool(pulumi.ComponentResource):
         )
         role, attachments = nodes.role, list(nodes.attachments)
         self.node_role_arn = role.arn
+        self.node_role_name = role.name
         template = aws.ec2.LaunchTemplate(
             f"{name}-lt",
             aws.ec2.LaunchTemplateArgs(

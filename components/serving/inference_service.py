@@ -82,7 +82,8 @@ class TrackVersion:
 
     track: str
     artifact_version: str
-    image: str
+    image: pulumi.Input[str]
+    """The image reference pods pull (the ECR pull-through cache's when cached)."""
     prefix: str
 
 
