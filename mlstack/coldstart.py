@@ -9,11 +9,14 @@ the models whose estimate a change alters (:func:`review_section`).
 from __future__ import annotations
 
 import json
+import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from components.serving.startup_estimate import Phase, StartupEstimate
-from stacks.config import StackConfig
+from stacks.config import ConfigError, StackConfig, load_config_file
 from stacks.startup import startup_estimates
 
 
@@ -137,3 +140,27 @@ def review_section(stack: str, base: list[ModelStartup] | None, head: list[Model
     ]
     note = "" if base is not None else "\n_base config not readable: every model shown as new_\n"
     return "\n".join(header + rows) + "\n" + note
+
+
+def review_markdown(root: Path, base_sha: str, stacks: Sequence[str]) -> str:
+    """The review's start-up section: per stack, the models whose estimate or budget the
+    change alters (base stack files read with ``git show`` and estimated with the head's
+    code). Empty when nothing changed or no stack file is readable at head."""
+    from mlstack.review import gitrefs
+
+    sections: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="mlstack-coldstart-") as tmp:
+        gitrefs.stack_files_at(root, base_sha, stacks, Path(tmp))
+        for stack in stacks:
+            try:
+                head = model_startups(load_config_file(stack, root))
+            except ConfigError:
+                continue  # the diff section reports a head that does not load
+            try:
+                base: list[ModelStartup] | None = model_startups(load_config_file(stack, Path(tmp)))
+            except (ConfigError, FileNotFoundError):
+                base = None
+            section = review_section(stack, base, head)
+            if section:
+                sections.append(section)
+    return "\n".join(sections)

@@ -42,3 +42,36 @@ def test_review_section_is_empty_when_nothing_changed_and_shows_a_changed_budget
     assert head[0].model in section
     assert all(s.model not in section for s in head[1:])
     assert "removed" in coldstart.review_section("dev", head, head[1:])
+
+
+def test_review_shows_models_whose_estimate_a_commit_changes(tmp_path) -> None:
+    import shutil
+    import subprocess
+
+    from stacks.config import PROJECT_ROOT
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-c", "user.email=t@t", "-c", "user.name=t", *args],
+            cwd=tmp_path,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+
+    shutil.copy(PROJECT_ROOT / "Pulumi.dev.yaml", tmp_path / "Pulumi.dev.yaml")
+    git("init", "-q", "-b", "main")
+    git("add", "-A")
+    git("commit", "-qm", "base")
+    base = git("rev-parse", "HEAD")
+    assert coldstart.review_markdown(tmp_path, base, ["dev"]) == ""
+
+    stack_file = tmp_path / "Pulumi.dev.yaml"
+    text = stack_file.read_text()
+    assert "modelSizeGib: 15 " in text
+    stack_file.write_text(text.replace("modelSizeGib: 15 ", "modelSizeGib: 60 ", 1))
+    section = coldstart.review_markdown(tmp_path, base, ["dev"])
+    model = load_config_file("dev").models[0].name
+    assert "#### Start-up estimates: dev" in section
+    assert f"| {model} |" in section
+    assert sum(line.startswith("| ") for line in section.splitlines()) == 2  # header + 1 row
