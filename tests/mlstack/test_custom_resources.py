@@ -257,3 +257,16 @@ def test_a_missing_default_dir_holds_nothing_but_a_named_one_is_an_error(tmp_pat
         CrdSchemaError, match=r"absent \(from \$MLSTACK_CRD_SCHEMAS\) does not exist"
     ):
         load_schema_dir(SchemaDir(tmp_path / "absent", "$MLSTACK_CRD_SCHEMAS"))
+
+
+def test_no_file_in_the_repository_carries_crd_schema_data() -> None:
+    from stacks.config import PROJECT_ROOT
+
+    skip = {".venv", "node_modules", "build", ".git", ".pytest_cache"}
+    carriers = sorted(
+        str(path.relative_to(PROJECT_ROOT))
+        for path in PROJECT_ROOT.rglob("*.json")
+        if not skip & set(path.relative_to(PROJECT_ROOT).parts)
+        if "openAPIV3Schema" in path.read_text(encoding="utf-8", errors="replace")
+    )
+    assert carriers == []
