@@ -299,6 +299,8 @@ def mock_outputs(type_token: str, name: str, inputs: dict[str, Any], region: str
     elif type_token == "aws:ecr/repository:Repository":
         state["repositoryUrl"] = f"{ACCOUNT_ID}.dkr.ecr.{region}.amazonaws.com/{physical}"
         state["arn"] = f"arn:aws:ecr:{region}:{ACCOUNT_ID}:repository/{physical}"
+    elif type_token == "aws:ecr/pullThroughCacheRule:PullThroughCacheRule":
+        state["registryId"] = ACCOUNT_ID
     elif type_token == "aws:cloudwatch/logGroup:LogGroup":
         state["arn"] = f"arn:aws:logs:{region}:{ACCOUNT_ID}:log-group:{physical}"
     return state
