@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from mlstack.errors import UsageError
 from mlstack.review import gitrefs
 from mlstack.review.cost import CostEstimate, delta, estimate, money
 from mlstack.review.plans import STACK_COMPONENT, component_names, graph_from_plan
@@ -352,6 +353,27 @@ def diff_outcomes(
     return result
 
 
+def _require_known_stacks(
+    stacks: Sequence[str], root: Path, base_sha: str, head_sha: str | None
+) -> None:
+    """A stack must have a stack file on at least one side (a typo has none)."""
+
+    def known(stack: str) -> bool:
+        if head_sha is None and (root / f"Pulumi.{stack}.yaml").is_file():
+            return True
+        return any(
+            gitrefs.stack_exists_at(root, sha, stack) for sha in (base_sha, head_sha) if sha
+        )
+
+    unknown = [s for s in stacks if not known(s)]
+    if unknown:
+        here = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+        raise UsageError(
+            f"unknown stack(s) {', '.join(unknown)}: no Pulumi.<stack>.yaml at the base or "
+            f"the head; stacks here: {', '.join(here) or 'none'}"
+        )
+
+
 def diff_revisions(
     stacks: list[str], base_ref: str, head_ref: str | None, root: Path
 ) -> list[StackDiff]:
@@ -366,6 +388,7 @@ def diff_revisions(
     root = root.resolve()
     base_sha = gitrefs.resolve_ref(root, base_ref)
     head_sha = gitrefs.resolve_ref(root, head_ref) if head_ref is not None else None
+    _require_known_stacks(stacks, root, base_sha, head_sha)
     if head_sha is None and gitrefs.same_code_as(root, base_sha):
         base_plans = gitrefs.stack_file_plans(root, base_sha, stacks)
         head_plans = gitrefs.plans_in_process(root, stacks)

@@ -49,7 +49,7 @@ def test_more_gpus_than_the_pools_instances_have() -> None:
     assert p.value == 2
     assert "allowed: 1..1" in p.message and "'inference'" in p.message
     # prod's pool allows g6e.12xlarge (4 GPUs): 4 is fine, 5 is not.
-    accepted("prod", {"models[0].gpus": 4})
+    accepted("prod", {"models[0].gpus": 4, "gpuPools[0].maxGpus": 16})
     p = only("prod", {"models[0].gpus": 5})
     assert "allowed: 1..4 (largest type: g6e.12xlarge)" in p.message
 
