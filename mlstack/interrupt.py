@@ -27,7 +27,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -106,18 +106,14 @@ def _stop_children() -> None:
         children = list(_children.values())
     for child in children:
         if child.poll() is None:
-            try:
+            with suppress(OSError):
                 child.terminate()
-            except OSError:
-                pass
     for child in children:
         try:
             child.wait(timeout=GRACE_S)
         except subprocess.TimeoutExpired:
-            try:
+            with suppress(OSError):
                 child.kill()
-            except OSError:
-                pass
         except OSError:
             pass
 
@@ -126,10 +122,8 @@ def _run_cleanups() -> None:
     with _lock:
         actions = [action for _, action in sorted(_cleanups.items(), reverse=True)]
     for action in actions:
-        try:
+        with suppress(BaseException):
             action()
-        except BaseException:  # noqa: BLE001 - best effort: the process is leaving
-            pass
 
 
 def _handler(signum: int, frame: Any) -> None:
@@ -141,14 +135,10 @@ def _handler(signum: int, frame: Any) -> None:
         _stop_children()
         _run_cleanups()
     finally:
-        try:
+        with suppress(OSError, ValueError):
             sys.stdout.flush()
-        except (OSError, ValueError):
-            pass
-        try:
+        with suppress(OSError):
             os.write(2, b"interrupted\n")
-        except OSError:
-            pass
         os._exit(EXIT_CODE if signum == signal.SIGINT else 128 + signum)
 
 

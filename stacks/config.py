@@ -468,8 +468,8 @@ def load_config_file(stack: str, root: Path = PROJECT_ROOT) -> StackConfig:
                 Problem(
                     "file",
                     _MISSING,
-                    f"not UTF-8 text (byte {exc.start}: {exc.object[exc.start : exc.start + 1]!r}); "
-                    "save the stack file as UTF-8",
+                    f"not UTF-8 text (byte {exc.start}: "
+                    f"{exc.object[exc.start : exc.start + 1]!r}); save the stack file as UTF-8",
                 )
             ],
         ) from None

@@ -46,4 +46,4 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 def load_stack_yaml(text: str) -> Any:
     """Parse stack-file text like ``yaml.safe_load``, refusing duplicate keys."""
-    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    return yaml.load(text, Loader=_UniqueKeyLoader)

@@ -22,7 +22,7 @@ handful of replica shapes a pool serves, and never optimistic by more than that.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from components.compute.gpu_instances import GpuInstance
@@ -87,14 +87,21 @@ def kube_reserved_memory_gib(max_pods: int = MAX_PODS) -> float:
 
 def allocatable(instance: GpuInstance) -> Allocatable:
     """Allocatable resources of one node of ``instance`` after system reservations."""
+    return allocatable_of(
+        instance.instance_type, instance.vcpu, instance.memory_gib, instance.gpu_count
+    )
+
+
+def allocatable_of(instance_type: str, vcpu: int, memory_gib: float, gpus: int) -> Allocatable:
+    """Allocatable resources of a node with this capacity after system reservations."""
     memory = (
-        instance.memory_gib * (1 - VM_MEMORY_OVERHEAD)
+        memory_gib * (1 - VM_MEMORY_OVERHEAD)
         - kube_reserved_memory_gib()
         - EVICTION_MEMORY_GIB
         - NODE_AGENTS_MEMORY_GIB
     )
-    cpu = instance.vcpu - kube_reserved_cpu(instance.vcpu) - NODE_AGENTS_CPU
-    return Allocatable(instance.instance_type, max(cpu, 0.0), max(memory, 0.0), instance.gpu_count)
+    cpu = vcpu - kube_reserved_cpu(vcpu) - NODE_AGENTS_CPU
+    return Allocatable(instance_type, max(cpu, 0.0), max(memory, 0.0), gpus)
 
 
 def pack(demands: Iterable[Demand], node: Allocatable) -> int | None:
@@ -105,8 +112,10 @@ def pack(demands: Iterable[Demand], node: Allocatable) -> int | None:
         if not demand.fits(node):
             return None
         for room in free:
-            if demand.gpus <= room[0] and demand.cpu <= room[1] + 1e-9 and (
-                demand.memory_gib <= room[2] + 1e-9
+            if (
+                demand.gpus <= room[0]
+                and demand.cpu <= room[1] + 1e-9
+                and (demand.memory_gib <= room[2] + 1e-9)
             ):
                 room[0] -= demand.gpus
                 room[1] -= demand.cpu
@@ -114,56 +123,10 @@ def pack(demands: Iterable[Demand], node: Allocatable) -> int | None:
                 break
         else:
             free.append(
-                [node.gpus - demand.gpus, node.cpu - demand.cpu, node.memory_gib - demand.memory_gib]
+                [
+                    node.gpus - demand.gpus,
+                    node.cpu - demand.cpu,
+                    node.memory_gib - demand.memory_gib,
+                ]
             )
     return len(free)
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Replicas packed onto one instance type: how many nodes, at what hourly price."""
-
-    instance_type: str
-    nodes: int
-    hourly: float
-    """USD per hour for all ``nodes``."""
-
-
-def cheapest_placement(
-    demands: Sequence[Demand],
-    instances: Mapping[str, GpuInstance],
-    allowed: Sequence[str],
-    region: str,
-) -> Placement | None:
-    """The allowed instance type on which the replicas cost least per hour (ties: fewer
-    nodes, then the order of ``allowed``); None when no type can hold every replica or
-    none has a price in ``region``. No replicas: zero nodes of the cheapest type."""
-    best: Placement | None = None
-    for name in allowed:
-        instance = instances.get(name)
-        price = instance.price_per_hour.get(region) if instance else None
-        if instance is None or price is None:
-            continue
-        nodes = pack(demands, allocatable(instance))
-        if nodes is None:
-            continue
-        candidate = Placement(name, nodes, nodes * price)
-        if best is None or (candidate.hourly, candidate.nodes) < (best.hourly, best.nodes):
-            best = candidate
-    return best
-
-
-def fewest_nodes(
-    demands: Sequence[Demand], instances: Mapping[str, GpuInstance], allowed: Sequence[str]
-) -> tuple[str, int] | None:
-    """The allowed instance type needing the fewest nodes for the replicas, and how many;
-    None when no type can hold every replica."""
-    best: tuple[str, int] | None = None
-    for name in allowed:
-        instance = instances.get(name)
-        if instance is None:
-            continue
-        nodes = pack(demands, allocatable(instance))
-        if nodes is not None and (best is None or nodes < best[1]):
-            best = (name, nodes)
-    return best

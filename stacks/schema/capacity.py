@@ -105,6 +105,8 @@ def scenarios(models: Sequence[tuple[int, ModelConfig]]) -> list[Scenario]:
                 if index in awake and wake is not None:
                     count = max(count, wake.replicas)
                 replicas.append((index, _pods(model, count, surge)))
+            if surge and any(s.replicas == tuple(replicas) for s in found):
+                continue  # no Deployment surges (maxUnavailable > 0): nothing new
             found.append(
                 Scenario(f"{label} + rolling-update surge" if surge else label, tuple(replicas))
             )
@@ -154,9 +156,7 @@ def _pool_limits(cfg: StackConfig, pool_index: int, pool: GpuPoolConfig) -> Iter
         if kind in reported:
             continue
         by_index = dict(on_pool)
-        demands = [
-            demand_of(by_index[i]) for i, pods in scenario.replicas for _ in range(pods)
-        ]
+        demands = [demand_of(by_index[i]) for i, pods in scenario.replicas for _ in range(pods)]
         gpus = sum(d.gpus for d in demands)
         detail = ", ".join(
             f"{by_index[i].name}: {pods} pod(s) x {by_index[i].gpus} GPU"

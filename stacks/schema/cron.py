@@ -15,7 +15,7 @@ a start until the first end after it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -79,11 +79,14 @@ def _field_of(exc: Exception, fields: list[str]) -> str:
 
 
 def windows(
-    start: str, end: str, timezone: str
+    start: str,
+    end: str,
+    timezone: str,
+    periods: Sequence[tuple[datetime, timedelta]] = REFERENCE_PERIODS,
 ) -> Iterator[tuple[datetime, datetime]]:
-    """UTC intervals [start, first end after it) over :data:`REFERENCE_PERIODS`."""
+    """UTC intervals [start, first end after it) within ``periods``."""
     zone = ZoneInfo(timezone)
-    for begin, length in REFERENCE_PERIODS:
+    for begin, length in periods:
         stop = begin + length
         # Start a week early: a window opened before the period may still be open in it.
         starts = croniter(start, (begin - timedelta(days=7)).astimezone(zone))

@@ -90,9 +90,7 @@ class NetworkConfig(ConfigModel):
     def _subnet_id_shape(cls, value: list[str]) -> list[str]:
         bad = [s for s in value if not _SUBNET_ID.fullmatch(s)]
         if bad:
-            raise ValueError(
-                f"not subnet ids ('subnet-' and 8 or 17 lowercase hex digits): {bad}"
-            )
+            raise ValueError(f"not subnet ids ('subnet-' and 8 or 17 lowercase hex digits): {bad}")
         repeated = sorted({s for s in value if value.count(s) > 1})
         if repeated:
             raise ValueError(f"subnet ids listed more than once: {repeated}")

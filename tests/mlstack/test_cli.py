@@ -28,7 +28,9 @@ def test_plan_writes_the_documented_contract(project: Path, capsys) -> None:
     for resource in document["resources"]:
         assert {"urn", "type", "name", "parent", "inputs"} <= set(resource)
     printed = capsys.readouterr().out
-    assert f"stack dev: {sum(r['custom'] for r in document['resources'])} resources" in printed
+    custom = sum(r["custom"] for r in document["resources"])
+    components = len(document["resources"]) - custom
+    assert f"stack dev: {custom} cloud resources (+{components} components" in printed
 
 
 def test_plan_defaults_to_build_plan_under_the_root(project: Path) -> None:

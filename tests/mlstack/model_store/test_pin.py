@@ -7,9 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
 from stacks.config import PROJECT_ROOT, load_config_file
+from stacks.stack_yaml import load_stack_yaml
 from tests.mlstack.model_store.conftest import Run
 
 
@@ -29,7 +29,7 @@ def _changed_lines(before: str, after: str) -> list[str]:
 
 
 def _model(project: Path, stack: str, name: str) -> dict[str, object]:
-    document = yaml.safe_load((project / f"Pulumi.{stack}.yaml").read_text())
+    document = load_stack_yaml((project / f"Pulumi.{stack}.yaml").read_text())
     return next(m for m in document["config"]["mlstack:models"] if m["name"] == name)
 
 
