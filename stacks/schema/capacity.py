@@ -26,15 +26,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from components.compute import capacity, gpu_instances
 from stacks.schema import cron
+from stacks.schema.gpu_pools import GpuPoolConfig
 from stacks.schema.models import ModelConfig, parse_quantity
-
-if TYPE_CHECKING:
-    from stacks.config import StackConfig
-    from stacks.schema.gpu_pools import GpuPoolConfig
 
 Finding = tuple[str, Any, str]
 """(key path, value, message), turned into a ``stacks.config.Problem``."""
@@ -57,7 +54,7 @@ class Scenario:
 
     label: str
     replicas: tuple[tuple[int, int], ...]
-    """(index into cfg.models, total pods of the model at that moment)."""
+    """(index into the models, total pods of the model at that moment)."""
 
 
 def _pods(model: ModelConfig, per_deployment: int, surge: bool) -> int:
@@ -113,12 +110,12 @@ def scenarios(models: Sequence[tuple[int, ModelConfig]]) -> list[Scenario]:
     return found
 
 
-def _model_fit(cfg: StackConfig, pool: GpuPoolConfig) -> Iterator[Finding]:
+def _model_fit(models: Sequence[ModelConfig], pool: GpuPoolConfig) -> Iterator[Finding]:
     facts = gpu_instances.load_gpu_instances()
     allowed = [facts[t] for t in pool.allowed_instance_types() if t in facts]
     if not allowed:
         return
-    for index, model in enumerate(cfg.models):
+    for index, model in enumerate(models):
         if model.pool != pool.name or model.gpus > pool.gpus_per_node():
             continue  # the GPU count per replica is reported by stacks.schema.serving
         need = demand_of(model)
@@ -136,12 +133,14 @@ def _model_fit(cfg: StackConfig, pool: GpuPoolConfig) -> Iterator[Finding]:
         )
 
 
-def _pool_limits(cfg: StackConfig, pool_index: int, pool: GpuPoolConfig) -> Iterator[Finding]:
+def _pool_limits(
+    models: Sequence[ModelConfig], pool_index: int, pool: GpuPoolConfig
+) -> Iterator[Finding]:
     facts = gpu_instances.load_gpu_instances()
     allowed = [t for t in pool.allowed_instance_types() if t in facts]
     on_pool = [
         (i, m)
-        for i, m in enumerate(cfg.models)
+        for i, m in enumerate(models)
         if m.pool == pool.name and m.gpus <= pool.gpus_per_node()
     ]
     if not allowed or not on_pool:
@@ -224,8 +223,10 @@ def _layouts(
     return found
 
 
-def capacity_findings(cfg: StackConfig) -> Iterator[Finding]:
+def capacity_findings(
+    models: Sequence[ModelConfig], gpu_pools: Sequence[GpuPoolConfig]
+) -> Iterator[Finding]:
     """Every model fits an instance type of its pool; every pool holds its models."""
-    for pool_index, pool in enumerate(cfg.gpu_pools):
-        yield from _model_fit(cfg, pool)
-        yield from _pool_limits(cfg, pool_index, pool)
+    for pool_index, pool in enumerate(gpu_pools):
+        yield from _model_fit(models, pool)
+        yield from _pool_limits(models, pool_index, pool)
