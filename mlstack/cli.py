@@ -478,7 +478,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entrypoint() -> None:
-    """The console script: Ctrl-C ends any command at once, cleaned up, exit 130."""
+    """``python -m mlstack.cli``: Ctrl-C ends any command at once, cleaned up, exit 130
+    (the console script is ``mlstack.entry:main``, which installs it before any import)."""
     from mlstack import interrupt
 
     interrupt.install()
