@@ -21,7 +21,11 @@ pytestmark = pytest.mark.slow
 
 def _worktrees(root: Path) -> list[str]:
     listed = subprocess.run(
-        ["git", "worktree", "list", "--porcelain"], cwd=root, capture_output=True, text=True
+        ["git", "worktree", "list", "--porcelain"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return [line for line in listed.stdout.splitlines() if line.startswith("worktree ")]
 
