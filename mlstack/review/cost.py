@@ -309,22 +309,39 @@ class _Estimator:
                     f"{low_n}-{high_n} x {'/'.join(types)} {capacity.lower().replace('_', '-')}"
                     f"{note}"
                 )
-                self.add(
-                    "EC2 nodes",
-                    group.name,
-                    detail,
-                    low_n * first * HOURS_PER_MONTH,
-                    high_n * max(known) * HOURS_PER_MONTH,
-                )
+                low = low_n * first * HOURS_PER_MONTH
+                high = high_n * max(known) * HOURS_PER_MONTH
+                disk_low, disk_high = float(low_n), float(high_n)
+                mine = model_cost.on_pool(self.workloads, group.props.get("labels") or {})
+                with_price = [t for t in types if priced[t] is not None]
+                if mine:
+                    # The autoscaler adds nodes for the models' pods, never below minSize.
+                    floor = self._time_weighted(mine, with_price, group.name, at_least=low_n)
+                    peak = self._placement(
+                        [(w, w.max_replicas) for w in mine], with_price, lambda _t, n=high_n: n
+                    )
+                    if floor is not None:
+                        low, disk_low = floor[0], floor[1]
+                        detail += f"; models' replicas: min {floor[2]}"
+                    if peak is not None:
+                        high = max(peak[1], low_n) * (priced[peak[0]] or 0.0) * HOURS_PER_MONTH
+                        disk_high = float(max(peak[1], low_n))
+                        detail += f"; max {max(peak[1], low_n)} x {peak[0]} (max replicas)"
+                    else:
+                        detail += f"; max {high_n} nodes bind before the max replicas"
+                    self._model_lines(mine, with_price, group.name)
+                self.add("EC2 nodes", group.name, detail, low, high)
+            else:
+                disk_low, disk_high = float(low_n), float(high_n)
             disk = self._launch_template_disk_gib(group)
             gp3 = gp3 if gp3 is not None else self.rate("gp3GbMonth")
             if gp3 is not None:
                 self.add(
                     "EBS storage",
                     f"{group.name} disks",
-                    f"{low_n}-{high_n} x {disk:g} GiB gp3",
-                    low_n * disk * gp3,
-                    high_n * disk * gp3,
+                    f"{disk_low:.3g}-{disk_high:g} x {disk:g} GiB gp3",
+                    disk_low * disk * gp3,
+                    disk_high * disk * gp3,
                 )
 
     def _pool_types(self, pool: Resource) -> list[str] | None:
@@ -453,10 +470,11 @@ class _Estimator:
         return best
 
     def _time_weighted(
-        self, mine: Sequence[Workload], types: Sequence[str], pool: str
+        self, mine: Sequence[Workload], types: Sequence[str], pool: str, at_least: int = 0
     ) -> tuple[float, float, str] | None:
         """(monthly USD, average nodes, detail) at minimum scale: min replicas always,
-        wake windows for the share of time they are open."""
+        wake windows for the share of time they are open; never fewer than ``at_least``
+        nodes (a node group's minSize)."""
         monthly, nodes, parts = 0.0, 0.0, []
         by_name = {w.deployment: w for w in mine}
         for share, state in model_cost.stretches(mine):
@@ -464,9 +482,12 @@ class _Estimator:
             placed = self._placement(pods, types)
             if placed is None:
                 self.result.unpriced.append(
-                    f"NodePool {pool}: the models' pods fit none of its instance types"
+                    f"pool {pool}: the models' pods fit none of its instance types"
                 )
                 return None
+            if placed[1] < at_least:
+                price = self.hourly(placed[0]) or 0.0
+                placed = (placed[0], at_least, at_least * price)
             monthly += share * placed[2] * HOURS_PER_MONTH
             nodes += share * placed[1]
             if placed[1]:

@@ -70,7 +70,7 @@ def _awake_sets(models: Sequence[tuple[int, ModelConfig]]) -> list[tuple[datetim
         wake = model.autoscaling.wake_schedule
         if wake is None:
             continue
-        for lo, hi in cron.windows(wake.start, wake.end, wake.timezone):
+        for lo, hi in cron.reference_windows(wake.start, wake.end, wake.timezone):
             events += [(lo, 1, index), (hi, -1, index)]
     events.sort(key=lambda e: (e[0], e[1]))
     open_count: dict[int, int] = {}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from zoneinfo import ZoneInfo
 
 from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, croniter
@@ -76,6 +77,12 @@ def _field_of(exc: Exception, fields: list[str]) -> str:
             return f"{FIELDS[position]} field {field!r}: "
     del exc
     return ""
+
+
+@cache
+def reference_windows(start: str, end: str, timezone: str) -> tuple[tuple[datetime, datetime], ...]:
+    """:func:`windows` over :data:`REFERENCE_PERIODS`, computed once per expression."""
+    return tuple(windows(start, end, timezone))
 
 
 def windows(

@@ -120,3 +120,26 @@ def test_a_pr_that_adds_a_model_shows_it(synth_edited: SynthEdited) -> None:
     assert any(c.startswith("+ model whisper (1-1 replicas): min +$") for c in changes), changes
     assert diff.cost_head is not None and diff.cost_base is not None
     assert diff.cost_head.total_min > diff.cost_base.total_min
+
+
+def test_managed_node_groups_are_priced_from_the_models_too(synth_edited: SynthEdited) -> None:
+    managed = {
+        "name": "inference",
+        "provisioner": "managed",
+        "instanceTypes": ["g6e.2xlarge"],
+        "capacityTypes": ["on-demand"],
+        "ami": {"family": "al2023", "release": "1.33.13-20260714"},
+        "rootVolume": {"sizeGib": 300},
+        "minNodes": 1,
+        "maxNodes": 6,
+    }
+    result = estimate(synth_edited("prod", {"gpuPools": [managed]}))
+    line = next(
+        line
+        for line in result.lines
+        if line.category == "EC2 nodes" and "g6e.2xlarge" in line.detail
+    )
+    price = _price("g6e.2xlarge", "us-east-1")
+    assert line.monthly_min == pytest.approx(4 * price * H)  # 2 + 2 min replicas, minNodes 1
+    assert line.monthly_max == pytest.approx(6 * price * H)  # 6 + 4 max replicas, 6 nodes bind
+    assert {m.model for m in result.models} == {"llama-3-8b-instruct", "resnet50"}
