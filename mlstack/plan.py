@@ -26,8 +26,14 @@ def plan_json(graph: ResourceGraph) -> str:
 
 
 def write_plan(graph: ResourceGraph, out: Path) -> Path:
+    """Write the plan atomically: a reader (or a Ctrl-C) never sees half a file."""
+    from mlstack import interrupt
+
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(plan_json(graph), encoding="utf-8")
+    partial = out.with_name(f".{out.name}.partial")
+    with interrupt.cleanup(lambda: partial.unlink(missing_ok=True)):
+        partial.write_text(plan_json(graph), encoding="utf-8")
+        partial.replace(out)
     return out
 
 
