@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MLSTACK = Path(sys.executable).with_name("mlstack")
-PROMPT_S = 15.0
-"""How long the process may take to leave after SIGINT (generous: a loaded CI machine)."""
+PROMPT_S = 120.0
+"""A hang guard, not a speed target: one SIGINT must end the process without a second
+one. Removing a worktree on a machine shared by many jobs can take tens of seconds."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def env_with_tmp(tmp: Path) -> dict[str, str]:
 
 
 def assert_clean_exit(result: Interrupted) -> None:
-    """Exit 130, within :data:`PROMPT_S`, one line on stderr, no traceback."""
+    """Exit 130 after one SIGINT (no hang), one line on stderr, no traceback."""
     assert result.alive_at_signal, "the command finished before the signal: nothing tested"
     assert result.code == 130, (result.code, result.stderr[-2000:])
     assert result.seconds_to_exit < PROMPT_S
