@@ -9,9 +9,21 @@ from pathlib import Path
 import pytest
 
 from mlstack.preflight import run as preflight_run
+from mlstack.preflight.facts import PlanFacts
 from tests.mlstack.preflight.world import AS_OF, World, seed, stubbed_clients
 
 Runner = Callable[..., tuple[int, str, str]]
+
+_FACTS: dict[tuple[str, str], PlanFacts] = {}
+_collect_facts = preflight_run.collect_facts
+
+
+def _cached_facts(stack: str, root: Path) -> PlanFacts:
+    """The offline synth once per distinct stack file (the facts are not mutated)."""
+    key = (stack, (root / f"Pulumi.{stack}.yaml").read_text())
+    if key not in _FACTS:
+        _FACTS[key] = _collect_facts(stack, root)
+    return _FACTS[key]
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,8 @@ class World:
     """Add-on name -> versions DescribeAddonVersions offers (default: each pinned one)."""
     drop_addon: str | None = None
     drop_ami: bool = False
-    quota_vcpus: float = 4096.0
+    quota_vcpus: dict[str, float] = field(default_factory=dict)
+    """Quota code -> value (default 4096 vCPU for every quota)."""
 
     def client(self, service: str, region: str | None = None) -> Any:
         return boto3.client(service, region_name=region or self.region, endpoint_url=self.endpoint)
@@ -94,13 +96,24 @@ def self_signed_pem(names: list[str], not_after: dt.datetime) -> tuple[bytes, by
     )
 
 
-def seed(endpoint: str, stack: str, root: Path, *, cert_names: list[str] | None = None) -> World:
+def seed(
+    endpoint: str,
+    stack: str,
+    root: Path,
+    *,
+    cert_names: list[str] | None = None,
+    cert_not_after: dt.datetime = dt.datetime(2027, 6, 1, tzinfo=dt.UTC),
+    edit: Callable[[dict[str, Any]], None] | None = None,
+) -> World:
     """Create everything ``Pulumi.<stack>.yaml`` depends on; write the stack file into ``root``
-    with the ARNs moto generated (certificate, secrets key)."""
+    with the ARNs moto generated (certificate, secrets key). ``edit`` changes the stack's
+    ``config:`` mapping first (keys with their ``mlstack:`` namespace)."""
     from mlstack.delivery.bootstrap import bootstrap
 
     document = yaml.safe_load((PROJECT_ROOT / f"Pulumi.{stack}.yaml").read_text())
     config = document["config"]
+    if edit is not None:
+        edit(config)
     region = config["mlstack:region"]
     world = World(endpoint=endpoint, root=root, stack=stack, region=region)
     iam = world.client("iam")
@@ -131,7 +144,7 @@ def seed(endpoint: str, stack: str, root: Path, *, cert_names: list[str] | None 
         m["exposure"]["host"] for m in config["mlstack:models"] if m.get("exposure", {}).get("host")
     ]
     names = cert_names or [f"*.{h.split('.', 1)[1]}" for h in hosts] or ["example.com"]
-    pem, key = self_signed_pem(names, dt.datetime(2027, 6, 1, tzinfo=dt.UTC))
+    pem, key = self_signed_pem(names, cert_not_after)
     acm = world.client("acm")
     world.certificate_arn = acm.import_certificate(Certificate=pem, PrivateKey=key)[
         "CertificateArn"
@@ -282,7 +295,7 @@ def stubbed_clients(world: World, facts: PlanFacts) -> WorldClients:
                     "QuotaArn": f"arn:aws:servicequotas:{world.region}:{ACCOUNT}:ec2/{code}",
                     "QuotaCode": code,
                     "QuotaName": name,
-                    "Value": world.quota_vcpus,
+                    "Value": world.quota_vcpus.get(code, 4096.0),
                     "Unit": "None",
                     "Adjustable": True,
                     "GlobalQuota": False,
