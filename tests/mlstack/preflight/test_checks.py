@@ -1,0 +1,169 @@
+"""Single checks with their AWS side stubbed (botocore ``Stubber``, whose responses are
+validated against botocore's service models): wildcards, AMI parameter paths,
+existing-cluster mode, and an AWS error turning into a FAIL that names the call."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from mlstack.preflight.checks import (
+    Context,
+    ami_checks,
+    ami_parameter,
+    eks_checks,
+    host_covered,
+)
+from mlstack.preflight.facts import AmiPin, PlanFacts
+from mlstack.preflight.report import Status
+
+
+@pytest.mark.parametrize(
+    ("host", "names", "covered"),
+    [
+        ("llm.ml.example.com", ["*.ml.example.com"], True),
+        ("LLM.ml.example.com.", ["*.ML.example.com"], True),
+        ("llm.ml.example.com", ["llm.ml.example.com"], True),
+        ("a.b.ml.example.com", ["*.ml.example.com"], False),  # one label only
+        ("ml.example.com", ["*.ml.example.com"], False),  # not the apex
+        ("llm.ml.example.com", ["*.example.com"], False),
+        ("llm.ml.example.com", ["example.com", "ml.example.com"], False),
+    ],
+)
+def test_host_coverage_follows_the_one_label_wildcard_rule(
+    host: str, names: list[str], covered: bool
+) -> None:
+    assert host_covered(host, names) is covered
+
+
+@pytest.mark.parametrize(
+    ("pin", "path"),
+    [
+        (
+            AmiPin("p", "karpenter", "al2023", "x86_64", "v20260714"),
+            "/aws/service/eks/optimized-ami/1.33/amazon-linux-2023/x86_64/nvidia/"
+            "amazon-eks-node-al2023-x86_64-nvidia-1.33-v20260714/image_id",
+        ),
+        (
+            AmiPin("p", "managed", "al2023", "arm64", "1.33.13-20260714"),
+            "/aws/service/eks/optimized-ami/1.33/amazon-linux-2023/arm64/nvidia/"
+            "amazon-eks-node-al2023-arm64-nvidia-1.33-v20260714/image_id",
+        ),
+        (
+            AmiPin("p", "karpenter", "bottlerocket", "x86_64", "v1.46.0"),
+            "/aws/service/bottlerocket/aws-k8s-1.33-nvidia/x86_64/1.46.0/image_id",
+        ),
+        (
+            AmiPin("p", "managed", "bottlerocket", "arm64", "1.46.0-5d6f9a4e"),
+            "/aws/service/bottlerocket/aws-k8s-1.33-nvidia/arm64/1.46.0/image_id",
+        ),
+    ],
+)
+def test_ami_parameter_is_the_path_eks_and_bottlerocket_publish(pin: AmiPin, path: str) -> None:
+    assert ami_parameter(pin, "1.33") == path
+
+
+class _Clients:
+    def __init__(self, **clients: Any) -> None:
+        self.clients = clients
+
+    def get(self, service: str, region: str | None = None) -> Any:
+        return self.clients[service]
+
+
+def _context(facts: PlanFacts, **clients: Any) -> Context:
+    return Context(facts=facts, clients=_Clients(**clients), today=dt.date(2026, 6, 1))  # type: ignore[arg-type]
+
+
+def _existing(status: str, version: str = "1.33") -> list[Any]:
+    facts = PlanFacts(
+        stack="dev",
+        region="us-west-2",
+        cluster_mode="existing",
+        cluster_name="shared",
+        cluster_version="1.33",
+    )
+    eks = boto3.client("eks", region_name="us-west-2")
+    with Stubber(eks) as stub:
+        stub.add_response(
+            "describe_cluster",
+            {"cluster": {"name": "shared", "status": status, "version": version}},
+            {"name": "shared"},
+        )
+        checks = eks_checks(_context(facts, eks=eks))
+        stub.assert_no_pending_responses()
+    return [c for c in checks if c.id == "eks.existing-cluster"]
+
+
+def test_existing_cluster_active_passes(aws_env: None) -> None:
+    [check] = _existing("ACTIVE")
+    assert check.status is Status.ok
+
+
+@pytest.mark.parametrize("status", ["CREATING", "UPDATING", "FAILED", "DELETING"])
+def test_existing_cluster_not_active_fails(aws_env: None, status: str) -> None:
+    [check] = _existing(status)
+    assert check.status is Status.fail and f"is {status}, not ACTIVE" in check.detail
+
+
+def test_existing_cluster_on_another_version_fails(aws_env: None) -> None:
+    [check] = _existing("ACTIVE", version="1.32")
+    assert check.status is Status.fail and "runs 1.32, the stack pins 1.33" in check.detail
+
+
+def test_missing_existing_cluster_fails(aws_env: None) -> None:
+    facts = PlanFacts(
+        stack="dev",
+        region="us-west-2",
+        cluster_mode="existing",
+        cluster_name="gone",
+        cluster_version="1.33",
+    )
+    eks = boto3.client("eks", region_name="us-west-2")
+    with Stubber(eks) as stub:
+        stub.add_client_error("describe_cluster", "ResourceNotFoundException", "No cluster")
+        [check] = [
+            c for c in eks_checks(_context(facts, eks=eks)) if c.id == "eks.existing-cluster"
+        ]
+    assert check.status is Status.fail and "does not exist" in check.detail
+
+
+def test_access_denied_is_a_fail_naming_the_call_not_a_crash(aws_env: None) -> None:
+    facts = PlanFacts(
+        stack="dev",
+        region="us-west-2",
+        cluster_version="1.33",
+        amis=[AmiPin("inference", "karpenter", "al2023", "x86_64", "v20260714")],
+    )
+    ssm = boto3.client("ssm", region_name="us-west-2")
+    with Stubber(ssm) as stub:
+        stub.add_client_error("get_parameters", "AccessDeniedException", "not authorized", 400)
+        [check] = ami_checks(_context(facts, ssm=ssm))
+    assert check.status is Status.fail
+    assert check.detail == "could not check: GetParameters: AccessDeniedException: not authorized"
+
+
+def test_region_not_opted_in_fails(aws_env: None) -> None:
+    from mlstack.preflight.checks import identity_checks
+
+    facts = PlanFacts(stack="prod", region="ap-east-1", account_ids={"123456789012": "k"})
+    sts = boto3.client("sts", region_name="ap-east-1")
+    ec2 = boto3.client("ec2", region_name="ap-east-1")
+    with Stubber(sts) as sts_stub, Stubber(ec2) as ec2_stub:
+        sts_stub.add_response(
+            "get_caller_identity",
+            {"Account": "123456789012", "Arn": "arn:aws:sts::123456789012:assumed-role/x/y"},
+        )
+        ec2_stub.add_response(
+            "describe_regions",
+            {"Regions": [{"RegionName": "ap-east-1", "OptInStatus": "not-opted-in"}]},
+            {"AllRegions": True, "RegionNames": ["ap-east-1"]},
+        )
+        checks = {c.id: c for c in identity_checks(_context(facts, sts=sts, ec2=ec2))}
+    assert checks["identity.account"].status is Status.ok
+    assert checks["identity.region"].status is Status.fail
+    assert "not enabled for the account (not-opted-in)" in checks["identity.region"].detail
