@@ -401,3 +401,28 @@ def test_invalid_stack_file_exits_2_naming_file_and_key(
     assert main(["preflight", "dev", "--root", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "Pulumi.dev.yaml" in err and "mlstack:cluster.version" in err
+
+
+def test_whole_process_prod_against_moto_exits_0(world_factory: WorldFactory) -> None:
+    """A new interpreter runs the CLI end to end (what the benchmark times)."""
+    world = world_factory("prod")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.mlstack.preflight.stubbed_main",
+            "prod",
+            "--root",
+            str(world.root),
+            "--as-of",
+            "2026-06-01",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=Path(__file__).resolve().parents[3],
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["ok"] is True

@@ -1,0 +1,121 @@
+"""Benchmark ``mlstack preflight prod`` against a local moto server: whole process, median of N.
+
+A moto server (127.0.0.1, free port, stopped by PID) is seeded with everything the
+prod stack depends on (``tests/mlstack/preflight/world.py``: admin roles, GitHub OIDC
+provider, state bucket + KMS key via ``mlstack bootstrap``, an imported certificate,
+the model bucket with every pinned manifest). Each run is a new interpreter running
+``mlstack preflight prod --json`` (imports, offline synth, every check), with only the
+APIs moto lacks (EKS add-on versions, SSM public parameters, Service Quotas) answered
+by botocore Stubber clients. Printed: each run's seconds and exit code, and the median.
+
+    .venv/bin/python benchmarks/preflight_bench.py [--runs 5] [--stack prod]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_ROOT))
+
+from tests.mlstack.preflight.world import AS_OF, seed  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("moto server did not start") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--stack", default="prod")
+    options = parser.parse_args()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLSTACK_"))}
+    env |= {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    with moto_server() as url, tempfile.TemporaryDirectory(prefix="preflight-bench-") as tmp:
+        env["AWS_ENDPOINT_URL"] = url
+        os.environ.update(env)
+        world = seed(url, options.stack, Path(tmp))
+        command = [
+            sys.executable,
+            "-m",
+            "tests.mlstack.preflight.stubbed_main",
+            options.stack,
+            "--root",
+            tmp,
+            "--as-of",
+            AS_OF.isoformat(),
+            "--json",
+        ]
+        times: list[float] = []
+        for run in range(1, options.runs + 1):
+            start = time.perf_counter()
+            done = subprocess.run(
+                command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=False
+            )
+            elapsed = time.perf_counter() - start
+            times.append(elapsed)
+            print(f"run {run}: {elapsed:.2f} s, exit {done.returncode}")
+            if done.returncode != 0:
+                print(done.stdout[-2000:], done.stderr[-2000:], file=sys.stderr)
+                return 1
+        print(
+            f"mlstack preflight {world.stack} against moto, whole process: median "
+            f"{statistics.median(times):.2f} s of {options.runs} (min {min(times):.2f}, "
+            f"max {max(times):.2f})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
