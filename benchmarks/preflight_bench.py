@@ -6,7 +6,8 @@ provider, state bucket + KMS key via ``mlstack bootstrap``, an imported certific
 the model bucket with every pinned manifest). Each run is a new interpreter running
 ``mlstack preflight prod --json`` (imports, offline synth, every check), with only the
 APIs moto lacks (EKS add-on versions, SSM public parameters, Service Quotas) answered
-by botocore Stubber clients. Printed: each run's seconds and exit code, and the median.
+by botocore Stubber clients. Printed: each run's wall and CPU seconds and exit code, the
+medians, and the load average (the wall time depends on what else the machine runs).
 
     .venv/bin/python benchmarks/preflight_bench.py [--runs 5] [--stack prod]
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import signal
 import socket
 import statistics
@@ -98,21 +100,27 @@ def main() -> int:
             "--json",
         ]
         times: list[float] = []
+        cpus: list[float] = []
         for run in range(1, options.runs + 1):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
             done = subprocess.run(
                 command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=False
             )
             elapsed = time.perf_counter() - start
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
             times.append(elapsed)
-            print(f"run {run}: {elapsed:.2f} s, exit {done.returncode}")
+            cpus.append(cpu)
+            print(f"run {run}: {elapsed:.2f} s wall, {cpu:.2f} s CPU, exit {done.returncode}")
             if done.returncode != 0:
                 print(done.stdout[-2000:], done.stderr[-2000:], file=sys.stderr)
                 return 1
         print(
             f"mlstack preflight {world.stack} against moto, whole process: median "
             f"{statistics.median(times):.2f} s of {options.runs} (min {min(times):.2f}, "
-            f"max {max(times):.2f})"
+            f"max {max(times):.2f}); CPU of the process median {statistics.median(cpus):.2f} s; "
+            f"load average {os.getloadavg()[0]:.1f}"
         )
     return 0
 

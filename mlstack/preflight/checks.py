@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from mlstack.errors import MlstackError
 from mlstack.preflight.aws import (
     CREDENTIAL_ERRORS,
     CREDENTIALS_HOWTO,
@@ -87,7 +88,7 @@ def _guard(ctx_group: str, check_id: str, call: Callable[[], Check | list[Check]
 def identity_checks(ctx: Context) -> list[Check]:
     group = "identity"
     sts = ctx.clients.get("sts")
-    from botocore.exceptions import ClientError, NoCredentialsError
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     try:
         caller = sts.get_caller_identity()
@@ -97,6 +98,8 @@ def identity_checks(ctx: Context) -> list[Check]:
         raise CredentialsUnusableError(
             f"AWS rejected the credentials ({describe_error(exc)}); {CREDENTIALS_HOWTO}"
         ) from None
+    except BotoCoreError as exc:
+        raise MlstackError(f"cannot reach AWS STS to identify the caller: {exc}") from None
     account = str(caller["Account"])
     ctx.caller_account = account
     checks: list[Check] = []

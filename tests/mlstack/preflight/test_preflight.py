@@ -426,3 +426,22 @@ def test_whole_process_prod_against_moto_exits_0(world_factory: WorldFactory) ->
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert json.loads(done.stdout)["ok"] is True
+
+
+def test_unreachable_endpoint_is_one_line_exit_1(
+    preflight_env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    from mlstack.cli import main
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"  # nothing listens after close
+    monkeypatch.setenv("AWS_ENDPOINT_URL", closed)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    code = main(["preflight", "dev"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1
+    assert err.startswith("error: cannot reach AWS STS to identify the caller:")
+    assert closed in err and len(err.splitlines()) == 1
