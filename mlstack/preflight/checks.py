@@ -423,6 +423,17 @@ def model_checks(ctx: Context) -> list[Check]:
 
     group = "models"
     facts = ctx.facts
+    unseen = sorted(set(facts.configured_models) - {m.model for m in facts.models})
+    if unseen:
+        return [
+            fail(
+                group,
+                "models.plan",
+                f"the plan shows no model-loader container for {', '.join(unseen)}: preflight "
+                "cannot tell which versions they load",
+                "a bug in mlstack.preflight.facts (the Deployment shape changed); report it",
+            )
+        ]
     if not facts.models:
         return [skipped(group, "models", "the stack serves no models")]
 

@@ -70,6 +70,8 @@ class PlanFacts:
     certificates: dict[str, list[str]] = field(default_factory=dict)
     """Certificate ARN -> host names routed through a listener that presents it."""
     models: list[ModelVersion] = field(default_factory=list)
+    configured_models: tuple[str, ...] = ()
+    """``mlstack:models[].name``: a served model the plan shows no loader for is a FAIL."""
     model_bucket_prefix: str | None = None
     model_bucket_name: str | None = None
     pools: list[PoolCapacity] = field(default_factory=list)
@@ -170,6 +172,7 @@ def plan_facts(cfg: StackConfig, graph: ResourceGraph) -> PlanFacts:
                 seen.add(item)
                 facts.models.append(ModelVersion(*item))
     facts.models.sort(key=lambda m: (m.model, m.version, m.track))
+    facts.configured_models = tuple(m.name for m in cfg.models)
     for component in graph.by_type(MODEL_BUCKET_COMPONENT):
         for child in graph.children(component.urn):
             if child.type != BUCKET_TYPE or child.name != f"{component.name}-bucket":

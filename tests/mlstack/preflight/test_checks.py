@@ -167,3 +167,11 @@ def test_region_not_opted_in_fails(aws_env: None) -> None:
     assert checks["identity.account"].status is Status.ok
     assert checks["identity.region"].status is Status.fail
     assert "not enabled for the account (not-opted-in)" in checks["identity.region"].detail
+
+
+def test_a_configured_model_missing_from_the_plan_is_a_fail_not_a_skip() -> None:
+    from mlstack.preflight.checks import model_checks
+
+    facts = PlanFacts(stack="dev", region="us-west-2", configured_models=("resnet50",))
+    [check] = model_checks(_context(facts))
+    assert check.status is Status.fail and check.id == "models.plan"
