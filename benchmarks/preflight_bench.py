@@ -1,7 +1,7 @@
 """Benchmark ``mlstack preflight prod`` against a local moto server: whole process, median of N.
 
-A moto server (127.0.0.1, free port, stopped by PID) is seeded with everything the
-prod stack depends on (``tests/mlstack/preflight/world.py``: admin roles, GitHub OIDC
+A moto server (``mlstack.testing.moto_server``: 127.0.0.1, free port, stopped by PID)
+is seeded with everything the prod stack depends on (``tests/mlstack/preflight/world.py``: admin roles, GitHub OIDC
 provider, state bucket + KMS key via ``mlstack bootstrap``, an imported certificate,
 the model bucket with every pinned manifest). Each run is a new interpreter running
 ``mlstack preflight prod --json`` (imports, offline synth, every check), with only the
@@ -17,57 +17,18 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
+from mlstack.testing.moto_server import moto_server  # noqa: E402
 from tests.mlstack.preflight.world import AS_OF, seed  # noqa: E402
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def moto_server() -> Iterator[str]:
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("moto server did not start") from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
 
 
 def main() -> int:
