@@ -1,13 +1,14 @@
 """Benchmark ``mlstack preflight prod`` against a local moto server: whole process, median of N.
 
 A moto server (``mlstack.testing.moto_server``: 127.0.0.1, free port, stopped by PID)
-is seeded with everything the prod stack depends on (``tests/mlstack/preflight/world.py``: admin roles, GitHub OIDC
-provider, state bucket + KMS key via ``mlstack bootstrap``, an imported certificate,
-the model bucket with every pinned manifest). Each run is a new interpreter running
-``mlstack preflight prod --json`` (imports, offline synth, every check), with only the
-APIs moto lacks (EKS add-on versions, SSM public parameters, Service Quotas) answered
-by botocore Stubber clients. Printed: each run's wall and CPU seconds and exit code, the
-medians, and the load average (the wall time depends on what else the machine runs).
+is seeded with everything the prod stack depends on (``tests/mlstack/preflight/world.py``:
+admin roles, GitHub OIDC provider, state bucket + KMS key via ``mlstack bootstrap``, an
+imported certificate, the model bucket with every pinned manifest). Each run is a new
+interpreter running ``mlstack preflight prod --json`` (imports, offline synth, every
+check), with only the APIs moto lacks (EKS add-on versions, SSM public parameters,
+Service Quotas) answered by botocore Stubber clients. Printed: each run's wall and CPU
+seconds and exit code, the medians, and the load average (the wall time depends on what
+else the machine runs).
 
     .venv/bin/python benchmarks/preflight_bench.py [--runs 5] [--stack prod]
 """
