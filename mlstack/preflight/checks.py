@@ -683,6 +683,8 @@ def _oidc_check(ctx: Context, iam: Any) -> list[Check]:
     group = "prerequisites"
     check_id = "prerequisites.github-oidc-provider"
     arn = ctx.facts.oidc_provider_arn
+    if not ctx.facts.delivery_enabled:
+        return [skipped(group, check_id, "mlstack:delivery.enabled is false (no CI identities)")]
     if arn is None:
         return [
             skipped(group, check_id, "no mlstack:delivery.oidcProviderArn: the stack creates it")

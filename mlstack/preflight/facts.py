@@ -77,6 +77,7 @@ class PlanFacts:
     pools: list[PoolCapacity] = field(default_factory=list)
     availability_zones: tuple[str, ...] = ()
     admin_roles: tuple[str, ...] = ()
+    delivery_enabled: bool = False
     oidc_provider_arn: str | None = None
     state_bucket: str | None = None
     secrets_key_arn: str | None = None
@@ -201,6 +202,7 @@ def plan_facts(cfg: StackConfig, graph: ResourceGraph) -> PlanFacts:
         facts.uses_spot = facts.uses_spot or "spot" in pool.capacity_types
     facts.availability_zones = tuple(cfg.network.availability_zones)
     delivery = cfg.delivery
+    facts.delivery_enabled = delivery.enabled
     if delivery.enabled:
         facts.oidc_provider_arn = delivery.oidc_provider_arn
         facts.state_bucket = delivery.state_bucket

@@ -175,3 +175,17 @@ def test_a_configured_model_missing_from_the_plan_is_a_fail_not_a_skip() -> None
     facts = PlanFacts(stack="dev", region="us-west-2", configured_models=("resnet50",))
     [check] = model_checks(_context(facts))
     assert check.status is Status.fail and check.id == "models.plan"
+
+
+def test_without_delivery_the_ci_prerequisites_are_skipped_with_why() -> None:
+    from mlstack.preflight.checks import prerequisite_checks
+
+    facts = PlanFacts(stack="dev", region="us-west-2", delivery_enabled=False)
+    checks = {c.id: c for c in prerequisite_checks(_context(facts, iam=None))}
+    assert {c.status for c in checks.values()} == {Status.skipped}
+    assert "delivery.enabled is false" in checks["prerequisites.github-oidc-provider"].detail
+    assert set(checks) == {
+        "prerequisites.github-oidc-provider",
+        "prerequisites.state-bucket",
+        "prerequisites.secrets-key",
+    }
