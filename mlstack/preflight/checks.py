@@ -27,6 +27,10 @@ from mlstack.preflight.facts import AmiPin, PlanFacts
 from mlstack.preflight.report import Check, fail, ok, skipped
 
 FIRST_DEPLOY = 'docs/operations.md, section "First deploy"'
+BUCKET_PHASE = (
+    f"next: step 4 of the first deploy, the bucket phase (mlstack:serving.deployModels: "
+    f"false, then pulumi up), then step 5, push every pinned version ({FIRST_DEPLOY})"
+)
 EXPIRY_WARNING_DAYS = 30
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 STS_AUDIENCE = "sts.amazonaws.com"
@@ -434,6 +438,16 @@ def model_checks(ctx: Context) -> list[Check]:
                 "a bug in mlstack.preflight.facts (the Deployment shape changed); report it",
             )
         ]
+    if not facts.deploy_models:
+        return [
+            skipped(
+                group,
+                "models",
+                "mlstack:serving.deployModels is false (first deploy, bucket phase): no model "
+                "is deployed; push the pinned versions, then set it true (step 5-6 of the "
+                f"first deploy, {FIRST_DEPLOY})",
+            )
+        ]
     if not facts.models:
         return [skipped(group, "models", "the stack serves no models")]
 
@@ -446,8 +460,7 @@ def model_checks(ctx: Context) -> list[Check]:
                     "models.bucket",
                     "the model bucket does not exist yet (first deploy): no bucket tagged "
                     f"stack={facts.stack} with prefix {facts.model_bucket_prefix}",
-                    f"next: the first-deploy step that creates the bucket, then push and pin "
-                    f"each version ({FIRST_DEPLOY})",
+                    BUCKET_PHASE,
                 )
             ]
         s3 = ctx.clients.get("s3")
@@ -460,7 +473,7 @@ def model_checks(ctx: Context) -> list[Check]:
                         group,
                         "models.bucket",
                         f"bucket {bucket} does not exist (first deploy?)",
-                        f"next: the first-deploy step that creates the bucket ({FIRST_DEPLOY})",
+                        BUCKET_PHASE,
                     )
                 ]
             if error_code(exc) not in ("403", "AccessDenied"):
@@ -480,8 +493,9 @@ def model_checks(ctx: Context) -> list[Check]:
                         check_id,
                         f"{model.track} track loads {model.model} {model.version}, but "
                         f"s3://{bucket}/{key} does not exist (never pushed, or incomplete)",
-                        f"mlstack model push --stack {facts.stack} {model.model} {model.version} "
-                        "<dir>, or pin a pushed version (mlstack model list)",
+                        f"mlstack model push <dir> --name {model.model} --version "
+                        f"{model.version} --stack {facts.stack} (first deploy: step 5, "
+                        f"{FIRST_DEPLOY}), or pin a pushed version (mlstack model list)",
                     )
                 )
         return out

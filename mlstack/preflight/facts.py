@@ -70,6 +70,8 @@ class PlanFacts:
     certificates: dict[str, list[str]] = field(default_factory=dict)
     """Certificate ARN -> host names routed through a listener that presents it."""
     models: list[ModelVersion] = field(default_factory=list)
+    deploy_models: bool = True
+    """``mlstack:serving.deployModels``: false in the first deploy's bucket phase."""
     configured_models: tuple[str, ...] = ()
     """``mlstack:models[].name``: a served model the plan shows no loader for is a FAIL."""
     model_bucket_prefix: str | None = None
@@ -173,7 +175,9 @@ def plan_facts(cfg: StackConfig, graph: ResourceGraph) -> PlanFacts:
                 seen.add(item)
                 facts.models.append(ModelVersion(*item))
     facts.models.sort(key=lambda m: (m.model, m.version, m.track))
-    facts.configured_models = tuple(m.name for m in cfg.models)
+    # The first deploy's bucket phase declares no model (serving.deployModels: false).
+    facts.deploy_models = bool(getattr(cfg.serving, "deploy_models", True))
+    facts.configured_models = tuple(m.name for m in cfg.models) if facts.deploy_models else ()
     for component in graph.by_type(MODEL_BUCKET_COMPONENT):
         for child in graph.children(component.urn):
             if child.type != BUCKET_TYPE or child.name != f"{component.name}-bucket":

@@ -189,3 +189,12 @@ def test_without_delivery_the_ci_prerequisites_are_skipped_with_why() -> None:
         "prerequisites.state-bucket",
         "prerequisites.secrets-key",
     }
+
+
+def test_bucket_phase_of_the_first_deploy_skips_the_models_with_the_next_step() -> None:
+    from mlstack.preflight.checks import model_checks
+
+    facts = PlanFacts(stack="dev", region="us-west-2", deploy_models=False)
+    [check] = model_checks(_context(facts))
+    assert check.status is Status.skipped
+    assert "deployModels is false" in check.detail and "First deploy" in check.detail

@@ -190,6 +190,7 @@ def test_missing_model_bucket_names_the_first_deploy_step(
     code, out, _ = run_preflight_cli(world)
     assert code == 1
     assert "the model bucket does not exist yet (first deploy)" in out
+    assert "next: step 4 of the first deploy, the bucket phase" in out
     assert 'docs/operations.md, section "First deploy"' in out
 
 
