@@ -388,7 +388,7 @@ def preflight(
         str | None,
         typer.Option(
             "--as-of",
-            help="Judge dates (standard support, certificate expiry) as of YYYY-MM-DD (default: today).",
+            help="Judge dates (standard support, cert expiry) as of YYYY-MM-DD (default: today).",
         ),
     ] = None,
     root: RootOpt = Path(),
