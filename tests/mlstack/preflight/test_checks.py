@@ -198,3 +198,35 @@ def test_bucket_phase_of_the_first_deploy_skips_the_models_with_the_next_step() 
     [check] = model_checks(_context(facts))
     assert check.status is Status.skipped
     assert "deployModels is false" in check.detail and "First deploy" in check.detail
+
+
+def test_quotas_sum_pools_per_capacity_and_class_and_skip_reservations(aws_env: None) -> None:
+    from mlstack.preflight.checks import capacity_checks
+    from mlstack.preflight.facts import PoolCapacity
+
+    facts = PlanFacts(
+        stack="prod",
+        region="us-east-1",
+        pools=[
+            PoolCapacity("a", ("g6.xlarge", "g6.2xlarge"), ("on-demand",), 3),  # 3 x 8
+            PoolCapacity("b", ("g6.12xlarge", "p5.48xlarge"), ("on-demand", "reserved"), 2),
+        ],
+    )
+    quotas = boto3.client("service-quotas", region_name="us-east-1")
+    with Stubber(quotas) as stub:
+        for code, value in (("L-DB2E81BA", 120.0), ("L-417A185B", 383.0)):
+            stub.add_response(
+                "get_service_quota",
+                {"Quota": {"QuotaCode": code, "Value": value}},
+                {"ServiceCode": "ec2", "QuotaCode": code},
+            )
+        checks = {c.id: c for c in capacity_checks(_context(facts, **{"service-quotas": quotas}))}
+        stub.assert_no_pending_responses()
+    g, p = checks["capacity.quota[on-demand G and VT]"], checks["capacity.quota[on-demand P]"]
+    # G and VT: 3 x 8 (pool a) + 2 x 48 (pool b) = 120; P: 2 x 192 = 384 > 383.
+    assert g.status is Status.ok and ">= 120 vCPU" in g.detail
+    assert (
+        p.status is Status.fail and "the pools need 384 at max size: b (2 x 192 vCPU)" in p.detail
+    )
+    assert not any("reserved" in check_id for check_id in checks)
+    assert checks["capacity.offered"].status is Status.skipped  # no zones configured
