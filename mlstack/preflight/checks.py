@@ -688,8 +688,44 @@ def prerequisite_checks(ctx: Context) -> list[Check]:
             return ok(group, check_id, f"{', '.join(found)} ({SPOT_SERVICE_ROLE_PATH})")
 
         checks += _guard(group, "prerequisites.spot-service-linked-role", spot_role)
+    checks += _registry_credential_checks(ctx)
     checks += _oidc_check(ctx, iam)
     checks += _state_checks(ctx)
+    return checks
+
+
+def _registry_credential_checks(ctx: Context) -> list[Check]:
+    """ECR pull-through cache rules with credentials need their secret (ECR reads it)."""
+    group = "prerequisites"
+    checks: list[Check] = []
+    for registry, arn in sorted(ctx.facts.registry_credentials.items()):
+        check_id = f"prerequisites.registry-credential[{registry}]"
+
+        def one(arn: str = arn, check_id: str = check_id, registry: str = registry) -> Check:
+            secrets = ctx.clients.get("secretsmanager", arn_region(arn))
+            try:
+                found = secrets.describe_secret(SecretId=arn)
+            except Exception as exc:
+                if error_code(exc) == "ResourceNotFoundException":
+                    return fail(
+                        group,
+                        check_id,
+                        f"{arn} does not exist: the pull-through cache rule for {registry} "
+                        "cannot be created and no image from it can be pulled",
+                        "create the secret (name prefix ecr-pullthroughcache/, keys username "
+                        "and accessToken) and set mlstack:serving.imageCache.credentialArns",
+                    )
+                raise
+            if found.get("DeletedDate"):
+                return fail(
+                    group,
+                    check_id,
+                    f"{arn} is scheduled for deletion",
+                    "aws secretsmanager restore-secret --secret-id <arn>",
+                )
+            return ok(group, check_id, f"{found.get('Name')} for {registry}")
+
+        checks += _guard(group, check_id, one)
     return checks
 
 

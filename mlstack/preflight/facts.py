@@ -22,6 +22,7 @@ CLUSTER_TYPE = "aws:eks/cluster:Cluster"
 ACCESS_ENTRY_TYPE = "aws:eks/accessEntry:AccessEntry"
 BUCKET_TYPE = "aws:s3/bucket:Bucket"
 MODEL_BUCKET_COMPONENT = "mlstack:storage:ModelArtifactBucket"
+PULL_THROUGH_RULE_TYPE = "aws:ecr/pullThroughCacheRule:PullThroughCacheRule"
 INGRESS_TYPE = "kubernetes:networking.k8s.io/v1:Ingress"
 INGRESS_CLASS_PARAMS_TYPE = "kubernetes:elbv2.k8s.aws/v1beta1:IngressClassParams"
 DEPLOYMENT_TYPE = "kubernetes:apps/v1:Deployment"
@@ -79,6 +80,8 @@ class PlanFacts:
     pools: list[PoolCapacity] = field(default_factory=list)
     availability_zones: tuple[str, ...] = ()
     admin_roles: tuple[str, ...] = ()
+    registry_credentials: dict[str, str] = field(default_factory=dict)
+    """Upstream registry URL of an ECR pull-through cache rule -> its Secrets Manager secret."""
     delivery_enabled: bool = False
     oidc_provider_arn: str | None = None
     state_bucket: str | None = None
@@ -123,6 +126,8 @@ def _accounts(cfg: StackConfig) -> dict[str, str]:
     )
     arns.append(("mlstack:delivery.oidcProviderArn", cfg.delivery.oidc_provider_arn))
     arns.append(("mlstack:delivery.secretsKeyArn", cfg.delivery.secrets_key_arn))
+    for host, arn in cfg.serving.image_cache.credential_arns.items():
+        arns.append((f"mlstack:serving.imageCache.credentialArns.{host}", arn))
     for key, arn in arns:
         account = arn_account(arn) if arn else None
         if account:
@@ -185,6 +190,10 @@ def plan_facts(cfg: StackConfig, graph: ResourceGraph) -> PlanFacts:
             facts.model_bucket_name = child.inputs.get("bucket") or None
             facts.model_bucket_prefix = child.inputs.get("bucketPrefix") or None
 
+    for node in graph.by_type(PULL_THROUGH_RULE_TYPE):
+        secret = node.inputs.get("credentialArn")
+        if secret:
+            facts.registry_credentials[str(node.inputs.get("upstreamRegistryUrl"))] = str(secret)
     for pool in cfg.gpu_pools:
         facts.amis.append(
             AmiPin(

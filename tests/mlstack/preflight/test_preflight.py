@@ -60,6 +60,7 @@ def test_dev_with_everything_present_passes_every_check(
         "capacity.offered[inference]",
         "prerequisites.admin-role[ml-platform-admin]",
         "prerequisites.spot-service-linked-role",
+        "prerequisites.registry-credential[registry-1.docker.io]",
         "prerequisites.github-oidc-provider",
         "prerequisites.state-bucket",
         "prerequisites.secrets-key",
@@ -143,7 +144,15 @@ def _set(attribute: str, value: Any) -> Callable[[World], None]:
     return run
 
 
+def _delete_registry_secret(world: World) -> None:
+    arn = world.registry_secrets["docker.io"]
+    world.client("secretsmanager", arn.split(":")[3]).delete_secret(
+        SecretId=arn, ForceDeleteWithoutRecovery=True
+    )
+
+
 REMOVALS: list[tuple[str, Callable[[World], None]]] = [
+    ("prerequisites.registry-credential[registry-1.docker.io]", _delete_registry_secret),
     ("prerequisites.admin-role[ml-platform-admin]", _delete_role("ml-platform-admin")),
     ("prerequisites.spot-service-linked-role", _delete_spot_role),
     ("prerequisites.github-oidc-provider", _delete_oidc),

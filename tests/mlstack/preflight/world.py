@@ -52,6 +52,7 @@ class World:
     model_bucket: str = ""
     log_bucket: str = ""
     manifests: list[str] = field(default_factory=list)
+    registry_secrets: dict[str, str] = field(default_factory=dict)
     offered_addons: dict[str, list[str]] = field(default_factory=dict)
     """Add-on name -> versions DescribeAddonVersions offers (default: each pinned one)."""
     drop_addon: str | None = None
@@ -139,6 +140,15 @@ def seed(
     assert result.oidc_provider_arn == delivery["oidcProviderArn"]
     world.key_arn = result.key_arn
     delivery["secretsKeyArn"] = result.key_arn
+
+    credentials = config["mlstack:serving"].get("imageCache", {}).get("credentialArns", {})
+    for host, arn in list(credentials.items()):
+        name = arn.split(":secret:", 1)[1].rsplit("-", 1)[0]  # AWS appends -<6 characters>
+        secrets = world.client("secretsmanager", arn.split(":")[3])
+        credentials[host] = secrets.create_secret(
+            Name=name, SecretString=json.dumps({"username": "u", "accessToken": "t"})
+        )["ARN"]
+        world.registry_secrets[host] = credentials[host]
 
     hosts = [
         m["exposure"]["host"] for m in config["mlstack:models"] if m.get("exposure", {}).get("host")
