@@ -8,6 +8,7 @@ each Kubernetes minor version; re-check them there when bumping the cluster.
 
 from __future__ import annotations
 
+import datetime as _dt
 from dataclasses import dataclass
 
 
@@ -52,6 +53,25 @@ EKS_ADDONS: dict[str, AddonPins] = {
         eks_pod_identity_agent="v1.3.8-eksbuild.2",
     ),
 }
+
+
+EKS_SUPPORT_SOURCE = (
+    "Amazon EKS user guide, 'Understand the Kubernetes version lifecycle on EKS' "
+    "(docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html), release calendar, "
+    "read 2026-12-01"
+)
+"""Where the standard-support dates below come from; re-read it when adding a version."""
+
+EKS_STANDARD_SUPPORT_END: dict[str, _dt.date] = {
+    # Standard support lasts 14 months from the EKS release; extended support (6x the
+    # cluster-hour price) the 12 months after.
+    "1.31": _dt.date(2025, 11, 26),
+    "1.32": _dt.date(2026, 3, 23),
+    "1.33": _dt.date(2026, 7, 29),
+    "1.34": _dt.date(2026, 12, 2),
+    "1.35": _dt.date(2027, 3, 27),
+}
+"""Last day of EKS standard support per Kubernetes minor version (``mlstack preflight``)."""
 
 
 @dataclass(frozen=True)
