@@ -24,6 +24,7 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 from pydantic import BaseModel, SecretStr, ValidationError, field_validator
 
+from components.network.cidrs import too_open
 from stacks.schema.artifacts import ArtifactsConfig
 from stacks.schema.base import ConfigModel, fixed, knob
 from stacks.schema.cluster import ClusterConfig
@@ -254,13 +255,13 @@ def _prod_cluster_rules(cfg: StackConfig) -> Iterable[Problem]:
             "a new cluster needs at least one admin role: the cluster creator gets no access "
             "of its own (API authentication mode), so nothing could manage the cluster",
         )
-    world = [c for c in cl.public_access_cidrs if c in ("0.0.0.0/0", "::/0")]
-    if cfg.is_prod and cl.endpoint_public_access and world:
+    opened = too_open(cl.public_access_cidrs) if cl.endpoint_public_access else None
+    if cfg.is_prod and opened:
         yield Problem(
             "mlstack:cluster.publicAccessCidrs",
             cl.public_access_cidrs,
-            "prod must not open the public API endpoint to the whole internet; allowed: "
-            "specific CIDRs, or endpointPublicAccess: false",
+            f"prod must not open the public API endpoint to the whole internet: {opened}; "
+            "allowed: specific CIDRs, or endpointPublicAccess: false",
         )
 
 

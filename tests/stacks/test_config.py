@@ -133,6 +133,24 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str, str]] = [
         "mlstack:cluster.publicAccessCidrs",
         "whole internet",
     ),
+    (
+        "prod",
+        {"cluster.publicAccessCidrs": ["0.0.0.0/1", "128.0.0.0/1"]},
+        "mlstack:cluster.publicAccessCidrs",
+        "whole internet: together they cover 100.00% of the IPv4",
+    ),
+    (
+        "prod",
+        {"cluster.publicAccessCidrs": ["203.0.113.0/24", "::/1", "8000::/1"]},
+        "mlstack:cluster.publicAccessCidrs",
+        "IPv6 address space",
+    ),
+    (
+        "prod",
+        {"cluster.publicAccessCidrs": ["10.0.0.0/8", "11.0.0.0/8"]},
+        "mlstack:cluster.publicAccessCidrs",
+        "as much as one /7",
+    ),
     ("dev", {"cluster.adminRoleArns": []}, "mlstack:cluster.adminRoleArns", "at least one admin"),
     (
         "prod",
@@ -229,3 +247,12 @@ def test_engine_config_path_gives_the_same_config_as_the_file(stack: str) -> Non
         assert load_config(stack) == load_config_file(stack)
     finally:
         runtime_config.CONFIG.reset(token)
+
+
+@pytest.mark.parametrize(
+    "cidrs",
+    [["203.0.113.0/24"], ["198.51.100.0/24", "203.0.113.0/24"], ["10.0.0.0/8"], ["2001:db8::/32"]],
+)
+def test_prod_accepts_public_endpoint_cidrs_whose_union_is_small(cidrs: list[str]) -> None:
+    raw = set_path(raw_stack_config("prod"), "cluster.publicAccessCidrs", cidrs)
+    assert parse_config(raw, "Pulumi.prod.yaml").cluster.public_access_cidrs == cidrs
