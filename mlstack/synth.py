@@ -285,8 +285,11 @@ def mock_outputs(type_token: str, name: str, inputs: dict[str, Any], region: str
     elif type_token == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
         url = str(inputs.get("url", "")).removeprefix("https://")
         state["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{url}"
-    elif type_token == "aws:iam/role:Role":
-        state["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:role/{physical}"
+    elif type_token in ("aws:iam/role:Role", "aws:iam/policy:Policy"):
+        # IAM ARNs carry the path: arn:aws:iam::<account>:role/mlstack/dev/<name>.
+        kind = "role" if type_token.endswith(":Role") else "policy"
+        path = str(inputs.get("path") or "/")
+        state["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:{kind}{path}{physical}"
     elif type_token == "aws:kms/key:Key":
         state["keyId"] = f"key-{name}"
         state["arn"] = f"arn:aws:kms:{region}:{ACCOUNT_ID}:key/key-{name}"

@@ -15,6 +15,7 @@ from typing import Protocol
 
 import pulumi
 
+from components.iam.scope import RoleScope
 from components.monitoring import AlbTargetGroupRef, ServiceTarget
 from components.monitoring import metrics as monitoring_metrics
 from components.serving import runtimes
@@ -107,6 +108,7 @@ def build_serving(
     tags: Mapping[str, str],
     prometheus_url: str,
     wait_for: Sequence[pulumi.Resource] = (),
+    role_scope: RoleScope | None = None,
     opts: pulumi.ResourceOptions | None = None,
 ) -> Serving:
     """Declare the serving layer. ``opts`` carries the AWS + Kubernetes providers;
@@ -119,6 +121,7 @@ def build_serving(
         cluster_name=cluster.cluster_name,
         oidc_provider_arn=cluster.oidc_provider_arn,
         oidc_issuer_url=cluster.oidc_issuer_url,
+        role_scope=role_scope,
     )
     namespace = InferenceNamespace(
         "serving", InferenceNamespaceArgs(namespace=serving.namespace), opts=opts

@@ -31,6 +31,7 @@ from components.compute.gpu_node_pool import DISCOVERY_TAG
 from components.iam import actions, documents
 from components.iam.node_role import node_role
 from components.iam.pod_identity import ServiceAccountRoleNames, pod_identity_role
+from components.iam.scope import RoleScope
 from components.validation import require_valid
 from components.versions import CHARTS, ChartPin
 
@@ -67,6 +68,8 @@ class KarpenterArgs:
     queue_retention_seconds: int = 300
     depends_on: Sequence[pulumi.Resource] = ()
     """What must exist first (the system node group that runs the controller)."""
+    role_scope: RoleScope | None = None
+    """IAM path and permissions boundary of the roles created here (None: plain roles)."""
 
     def problems(self) -> list[str]:
         found: list[str] = []
@@ -276,6 +279,7 @@ class Karpenter(pulumi.ComponentResource):
             description=f"Nodes Karpenter launches in {args.cluster_name}",
             partition=args.partition,
             parent=self,
+            scope=args.role_scope,
         )
         node_role_resource, node_policies = nodes.role, list(nodes.attachments)
         access = aws.eks.AccessEntry(
@@ -342,6 +346,7 @@ class Karpenter(pulumi.ComponentResource):
             ),
             parent=self,
             association_depends_on=args.depends_on,
+            scope=args.role_scope,
         )
         identity, controller_policy_doc = controller.association, controller.policy
         self.controller_role_arn = controller.role.arn

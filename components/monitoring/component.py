@@ -24,6 +24,7 @@ from components.monitoring import cloudwatch as cw
 from components.monitoring import dashboards as dash
 from components.monitoring import metrics as m
 from components.monitoring import prometheus_stack as ps
+from components.iam.scope import RoleScope
 from components.monitoring.notifications import Subscriber, create_alert_topic
 from components.validation import require_valid
 
@@ -173,6 +174,8 @@ class MonitoringArgs:
     chart_version: str | None = None
     """Override of the pinned kube-prometheus-stack version."""
     protect: bool = False
+    role_scope: RoleScope | None = None
+    """IAM path and permissions boundary of the roles created here (None: plain roles)."""
     """protect + retain the topic and its key; retain Prometheus volumes."""
     key_deletion_days: int = 30
 
@@ -356,6 +359,7 @@ class Monitoring(pulumi.ComponentResource):
             topic_arn=alert_topic.topic.arn,
             key_arn=alert_topic.key.arn,
             wait_for=_resources(opts.depends_on if opts else None),
+            role_scope=args.role_scope,
         )
         self.namespace = args.namespace
         self.prometheus_url = ps.prometheus_url(args.namespace)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from components.delivery.ci_identity import DRIFT_WORKFLOW, SESSION_SECONDS
 from stacks.config import load_config_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +50,8 @@ def test_triggers() -> None:
     }
     assert load("deploy.yml")["on"] == {"push": {"branches": [default_branch]}}
     drift = load("drift.yml")["on"]
-    assert set(drift) == {"schedule", "workflow_dispatch"}
+    # The drift role trusts only this workflow on the default branch: no other trigger.
+    assert set(drift) == {"schedule"}
     assert len(drift["schedule"][0]["cron"].split()) == 5
     rollback = load("rollback.yml")["on"]
     assert set(rollback) == {"workflow_dispatch"}
@@ -200,14 +202,72 @@ def test_deploys_and_rollbacks_share_one_queue_per_stack_and_never_cancel() -> N
     assert rollback == {"group": "pulumi-${{ inputs.stack }}", "cancel-in-progress": False}
 
 
-def test_previews_and_drift_are_grouped_per_stack_outside_the_deploy_queue() -> None:
+def test_previews_are_grouped_per_stack_outside_the_deploy_queue() -> None:
     preview = load("preview.yml")["jobs"]["pulumi-preview"]["concurrency"]["group"]
-    drift = load("drift.yml")["jobs"]["drift"]["concurrency"]["group"]
     assert "${{ matrix.stack }}" in preview
-    assert "${{ matrix.stack }}" in drift
     # A pending preview must never replace a pending deploy in the deploy queue.
     assert not preview.startswith("pulumi-")
-    assert not drift.startswith("pulumi-")
+
+
+def test_drift_shares_the_deploy_queue_of_its_stack() -> None:
+    """Refresh takes the stack lock: drift and deploy/rollback of one stack never overlap."""
+    drift = load("drift.yml")["jobs"]["drift"]
+    assert drift["concurrency"] == {
+        "group": "pulumi-${{ matrix.stack }}",
+        "cancel-in-progress": False,
+    }
+    assert {row["stack"] for row in drift["strategy"]["matrix"]["include"]} == set(STACKS)
+
+
+_ROLE_VARS = {"DEPLOY": "deploy", "DRIFT": "drift", "PREVIEW": "preview"}
+
+
+def _credential_steps() -> list[tuple[str, str, dict[str, Any], dict[str, Any]]]:
+    found = []
+    for name in all_workflows():
+        for job_id, job in load(name)["jobs"].items():
+            for step in job.get("steps", []):
+                if "configure-aws-credentials" in str(step.get("uses", "")):
+                    found.append((name, job_id, job, step))
+    return found
+
+
+def _role_kind(job: dict[str, Any], step: dict[str, Any]) -> str:
+    text = str(step["with"]["role-to-assume"]) + str(job.get("strategy", ""))
+    kinds = {kind for var, kind in _ROLE_VARS.items() if f"MLSTACK_{var}_ROLE" in text}
+    assert len(kinds) == 1, text
+    return kinds.pop()
+
+
+def test_credentials_last_the_role_maximum_and_outlive_the_job() -> None:
+    """The 1 h default of configure-aws-credentials expired mid-update (jobs ran 90 min)."""
+    steps = _credential_steps()
+    assert {(n, j) for n, j, _, _ in steps} == {
+        ("deploy.yml", "dev"),
+        ("deploy.yml", "prod"),
+        ("rollback.yml", "rollback"),
+        ("drift.yml", "drift"),
+        ("preview.yml", "pulumi-preview"),
+    }
+    for name, job_id, job, step in steps:
+        kind = _role_kind(job, step)
+        duration = int(step["with"]["role-duration-seconds"])
+        assert duration == SESSION_SECONDS[kind], (name, job_id)
+        assert int(job["timeout-minutes"]) * 60 < duration, (name, job_id)
+
+
+def test_drift_assumes_the_drift_role_and_previews_the_preview_role() -> None:
+    drift = load("drift.yml")["jobs"]["drift"]["strategy"]["matrix"]["include"]
+    assert {row["role"] for row in drift} == {
+        "${{ vars.MLSTACK_DRIFT_ROLE_DEV }}",
+        "${{ vars.MLSTACK_DRIFT_ROLE_PROD }}",
+    }
+    preview = load("preview.yml")["jobs"]["pulumi-preview"]["strategy"]["matrix"]["include"]
+    assert all("MLSTACK_PREVIEW_ROLE_" in row["role"] for row in preview)
+
+
+def test_the_drift_role_trusts_exactly_this_workflow_file() -> None:
+    assert (WORKFLOW_DIR / "drift.yml").relative_to(ROOT).as_posix() == DRIFT_WORKFLOW
 
 
 # --------------------------------------------------------------------------- commands
