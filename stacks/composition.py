@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_random as random
 
 from components.cluster.eks import (
     SYSTEM_NODE_LABEL,
@@ -183,7 +184,7 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
         ),
         opts=aws_only,
     )
-    gpu = build_gpu_pools(cfg, name, provider, network, cluster, role_scope)
+    gpu = build_gpu_pools(cfg, name, provider, network, cluster, role_scope=role_scope)
     artifacts = model_bucket(cfg, stack, opts=aws_only)
     ci_identity = build_ci_identity(cfg, stack, cluster, role_scope, aws_only)
     # Serving before monitoring: the ALB alarms' target groups are looked up under the
@@ -297,7 +298,12 @@ def build_monitoring(
             role_scope=role_scope,
         ),
         opts=pulumi.ResourceOptions(
-            providers={"aws": provider, "kubernetes": cluster.provider},
+            providers={
+                "aws": provider,
+                "kubernetes": cluster.provider,
+                # Default providers are disabled: the generated Grafana password needs one.
+                "random": random.Provider("random"),
+            },
             depends_on=[cluster.system_node_group] if cluster.system_node_group else [],
         ),
     )
@@ -323,6 +329,7 @@ def build_gpu_pools(
     provider: aws.Provider,
     network: Network,
     cluster: EksCluster,
+    *,
     role_scope: RoleScope | None = None,
 ) -> GpuLayer:
     """GPU node pools and what they need: Karpenter (if a pool uses it), cluster-autoscaler

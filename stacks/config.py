@@ -33,6 +33,12 @@ from stacks.schema.models import ModelConfig
 from stacks.schema.monitoring import MonitoringConfig
 from stacks.schema.network import NetworkConfig
 from stacks.schema.problems import MISSING, NAMESPACE, Problem, key_path
+from stacks.schema.secrets import (
+    DEFAULT_SECRETS_ALIAS,
+    PLAINTEXT_SECRET,
+    SecureValue,
+    mark_secure,
+)
 from stacks.schema.serving import ServingConfig, cross_checks
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -168,6 +174,9 @@ def _problems_from(exc: ValidationError) -> list[Problem]:
         elif kind == "missing":
             message = "required key is missing"
             value = _MISSING
+        elif kind == PLAINTEXT_SECRET:
+            message = message.replace("<this key>", key_path(loc))
+            value = "[plaintext, not shown]"
         problems.append(Problem(key_path(loc), value, message))
     return problems
 
@@ -372,10 +381,11 @@ def _namespace_values(items: Iterable[tuple[str, Any]], source: str) -> dict[str
 
 
 def _offline_secrets(value: Any) -> Any:
-    """Replace ``{secure: ...}`` by an opaque placeholder (offline: nothing to decrypt with)."""
+    """Replace ``{secure: ...}`` by an opaque placeholder (offline: nothing to decrypt with),
+    marked as having come from a ``secure:`` entry (:class:`SecureValue`)."""
     if isinstance(value, dict):
         if set(value) == {"secure"}:
-            return OFFLINE_SECRET_PLACEHOLDER
+            return SecureValue(OFFLINE_SECRET_PLACEHOLDER)
         return {k: _offline_secrets(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_offline_secrets(v) for v in value]
@@ -407,7 +417,66 @@ def load_config_file(stack: str, root: Path = PROJECT_ROOT) -> StackConfig:
         raise ConfigError(source, [Problem("config", _MISSING, "expected a top-level config map")])
     config = document.get("config") or {}
     values = _namespace_values(config.items(), source)
+    provider_problems = secrets_provider_problems(document, stack)
+    if provider_problems:
+        raise ConfigError(source, provider_problems)
     return parse_config(_offline_secrets(values), source)
+
+
+def _secure_paths(value: Any, path: str) -> Iterable[str]:
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            yield path
+            return
+        for key, item in value.items():
+            yield from _secure_paths(item, f"{path}.{key}" if ":" in path else f"{path}{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _secure_paths(item, f"{path}[{index}]")
+
+
+def secrets_provider_problems(document: Mapping[str, Any], stack: str) -> list[Problem]:
+    """``secure:`` values in a stack file that names no secrets provider (or an ``awskms``
+    provider without its ``encryptedkey``): no real stack could decrypt them.
+
+    Reusable: the config loader raises these; the policy pack's lifecycle rule can call it
+    on the same document."""
+    config = document.get("config") or {}
+    secure = [p for key, value in config.items() for p in _secure_paths(value, f"{key}")]
+    if not secure:
+        return []
+    provider = document.get("secretsprovider")
+    region = _secrets_key_region(config) or str(config.get(f"{NAMESPACE}:region", "<region>"))
+    init = (
+        f'`pulumi stack init {stack} --secrets-provider="awskms://{DEFAULT_SECRETS_ALIAS}'
+        f'?region={region}"` (the line `mlstack bootstrap` prints; for an existing stack '
+        f"`pulumi stack change-secrets-provider`), then set each secret again with "
+        f"`pulumi config set --secret --path '<key>' <value>`"
+    )
+    if not provider:
+        missing = "names no secretsprovider"
+    elif str(provider).startswith("awskms://") and not document.get("encryptedkey"):
+        missing = f"names secretsprovider {provider} but no encryptedkey"
+    elif str(provider) == "passphrase" and not document.get("encryptionsalt"):
+        missing = "names the passphrase provider but no encryptionsalt"
+    else:
+        return []
+    return [
+        Problem(
+            path,
+            MISSING,
+            f"a secure: value, but the stack file {missing}, so no real stack can decrypt it "
+            f"(CI has no passphrase); fix: {init}",
+        )
+        for path in secure
+    ]
+
+
+def _secrets_key_region(config: Mapping[str, Any]) -> str | None:
+    delivery = config.get(f"{NAMESPACE}:delivery")
+    arn = delivery.get("secretsKeyArn") if isinstance(delivery, dict) else None
+    parts = str(arn).split(":") if arn else []
+    return parts[3] if len(parts) > 3 and parts[3] else None
 
 
 def load_config(stack: str) -> StackConfig:
@@ -415,9 +484,14 @@ def load_config(stack: str) -> StackConfig:
     from pulumi.runtime import config as runtime_config
 
     raw: dict[str, Any] = dict(runtime_config.CONFIG.get()) or runtime_config.get_config_env()
+    secret_keys = set(runtime_config.get_config_secret_keys_env())
     items: list[tuple[str, Any]] = []
     for full_key, value in raw.items():
-        items.append((full_key, _decode_engine_value(value)))
+        decoded = _decode_engine_value(value)
+        if runtime_config.is_config_secret(full_key) or full_key in secret_keys:
+            # The engine decrypted a secure: value: mark it, so secret fields accept it.
+            decoded = mark_secure(decoded)
+        items.append((full_key, decoded))
     return parse_config(_namespace_values(items, f"Pulumi.{stack}.yaml"), f"Pulumi.{stack}.yaml")
 
 

@@ -1,4 +1,4 @@
-"""``CiIdentity``: GitHub Actions' OIDC provider and the ``preview``, ``drift`` and ``deploy`` roles.
+"""``CiIdentity``: GitHub OIDC provider and the ``preview``, ``drift`` and ``deploy`` roles.
 
 GitHub mints an OIDC token per job whose ``sub`` claim names the repository and
 what the job runs for; AWS exchanges it for role credentials only when the

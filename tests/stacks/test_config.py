@@ -243,9 +243,12 @@ def test_engine_config_path_gives_the_same_config_as_the_file(stack: str) -> Non
     }
     engine_values["pulumi:disable-default-providers"] = '["*"]'
     token = runtime_config.CONFIG.set(engine_values)
+    # The engine reports keys holding a secure: value as secret (decrypted in CONFIG).
+    secret = runtime_config._SECRET_KEYS.set({"mlstack:monitoring"})  # pyright: ignore[reportPrivateUsage]
     try:
         assert load_config(stack) == load_config_file(stack)
     finally:
+        runtime_config._SECRET_KEYS.reset(secret)  # pyright: ignore[reportPrivateUsage]
         runtime_config.CONFIG.reset(token)
 
 

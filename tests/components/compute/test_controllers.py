@@ -78,7 +78,9 @@ def test_controller_policy_is_scoped_to_this_cluster_queue_and_node_role(dev_gra
         "ec2:TerminateInstances",
     ]
     pass_role = policy["AllowPassingInstanceRole"]
-    assert pass_role["Resource"] == ["arn:aws:iam::123456789012:role/mlstack/dev/karpenter-node-role"]
+    assert pass_role["Resource"] == [
+        "arn:aws:iam::123456789012:role/mlstack/dev/karpenter-node-role"
+    ]
     queue = policy["AllowInterruptionQueueActions"]
     assert queue["Resource"] == ["arn:aws:sqs:us-west-2:123456789012:karpenter-interruption-queue"]
     assert queue["Action"] == list(actions.SQS_CONSUME)
@@ -134,7 +136,10 @@ def test_node_role_gets_an_ec2_linux_access_entry(dev_graph) -> None:
         if e.name == "karpenter-node-access"
     ]
     assert entry.inputs["type"] == "EC2_LINUX"
-    assert entry.inputs["principalArn"] == "arn:aws:iam::123456789012:role/mlstack/dev/karpenter-node-role"
+    assert (
+        entry.inputs["principalArn"]
+        == "arn:aws:iam::123456789012:role/mlstack/dev/karpenter-node-role"
+    )
 
 
 def test_cluster_security_group_is_tagged_for_discovery(dev_graph) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from components.delivery.ci_identity import (
+    SESSION_SECONDS,
     CiIdentity,
     CiIdentityArgs,
     branch_subject,
@@ -18,7 +19,6 @@ from components.delivery.ci_identity import (
     state_statements,
     trust_subjects,
 )
-from components.delivery.ci_identity import SESSION_SECONDS
 from components.iam.scope import RoleScope
 from components.validation import ComponentArgsError
 from mlstack.synth import ResourceGraph, SynthError, synth_config
@@ -234,7 +234,12 @@ def test_state_statements_without_anything_are_empty() -> None:
 def test_deploy_statements_use_the_partition_and_account() -> None:
     boundary = "arn:aws-us-gov:iam::210987654321:policy/mlstack/dev/b"
     statements = deploy_iam_statements(
-        "210987654321", "aws-us-gov", "mlstack", "dev", ["r"], path="/mlstack/dev/",
+        "210987654321",
+        "aws-us-gov",
+        "mlstack",
+        "dev",
+        ["r"],
+        path="/mlstack/dev/",
         boundary_arn=boundary,
     )
     resources = [r for s in statements for r in s["Resource"]]

@@ -61,9 +61,7 @@ def allowed(
     """Whether the statements allow ``action`` on ``resource`` for a request ``context``."""
     context = context or {}
     listed = list(statements)
-    denied = any(
-        s["Effect"] == "Deny" and _matches(s, action, resource, context) for s in listed
-    )
+    denied = any(s["Effect"] == "Deny" and _matches(s, action, resource, context) for s in listed)
     return not denied and any(
         s["Effect"] == "Allow" and _matches(s, action, resource, context) for s in listed
     )

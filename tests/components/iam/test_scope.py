@@ -52,11 +52,7 @@ def test_only_allow_listed_managed_policies_are_attached_to_stack_roles(any_grap
 
 
 def test_the_boundary_covers_every_action_granted_to_a_stack_role(any_graph) -> None:
-    patterns = [
-        a
-        for s in boundary_statements("aws", any_graph.region)
-        for a in s["Action"]
-    ]
+    patterns = [a for s in boundary_statements("aws", any_graph.region) for a in s["Action"]]
     uncovered: set[str] = set()
     for policy in any_graph.by_type(ROLE_POLICY):
         if policy.name.startswith("ci-"):
