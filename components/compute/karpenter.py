@@ -86,7 +86,13 @@ def controller_policy(
     cluster_name: str, region: str, partition: str, node_role_arn: str, queue_arn: str
 ) -> documents.PolicyDocument:
     """The controller's permissions: launch and delete only what carries this cluster's
-    ownership tags, in this region; pass only the node role; read only this queue."""
+    ownership tags, in this region; pass only the node role; read only this queue.
+
+    Statement by statement the upstream v1.14 controller policy or stricter
+    (``tests/components/compute/test_controller_iam_vs_upstream.py``; differences in
+    ``components.iam.upstream.DIFFERENCES``). The account is the queue's."""
+    account = queue_arn.split(":")[4]
+    cluster_arn = f"arn:{partition}:eks:{region}:{account}:cluster/{cluster_name}"
     ec2 = f"arn:{partition}:ec2:{region}"
     owned = {f"aws:ResourceTag/kubernetes.io/cluster/{cluster_name}": "owned"}
     request_owned = {
@@ -104,7 +110,7 @@ def controller_policy(
             "spot-instances-request",
         )
     ]
-    profiles = f"arn:{partition}:iam::*:instance-profile/*"
+    profiles = f"arn:{partition}:iam::{account}:instance-profile/*"
     region_tag = "aws:RequestTag/topology.kubernetes.io/region"
 
     def statement(
@@ -222,10 +228,12 @@ def controller_policy(
         ),
         statement("AllowUnscopedInstanceProfileListAction", actions.KARPENTER_PROFILE_LIST, ["*"]),
         statement("AllowInstanceProfileReadActions", actions.KARPENTER_PROFILE_READ, [profiles]),
+        statement("AllowAPIServerEndpointDiscovery", actions.EKS_DESCRIBE_CLUSTER, [cluster_arn]),
         statement(
-            "AllowAPIServerEndpointDiscovery",
-            actions.EKS_DESCRIBE_CLUSTER,
-            [f"arn:{partition}:eks:{region}:*:cluster/{cluster_name}"],
+            "AllowZonalShiftStatusReadOnly",
+            actions.KARPENTER_ZONAL_SHIFT_READ,
+            ["*"],
+            StringEquals={"arc-zonal-shift:ResourceIdentifier": cluster_arn},
         ),
     )
 

@@ -53,6 +53,8 @@ KARPENTER_REGIONAL_READ: tuple[str, ...] = (
 )
 KARPENTER_SSM_READ: tuple[str, ...] = ("ssm:GetParameter",)
 KARPENTER_PRICING_READ: tuple[str, ...] = ("pricing:GetProducts",)
+KARPENTER_ZONAL_SHIFT_READ: tuple[str, ...] = ("arc-zonal-shift:GetManagedResource",)
+"""Whether ARC zonal shift moved this cluster out of a zone (Karpenter avoids it)."""
 KARPENTER_PROFILE_CREATE: tuple[str, ...] = ("iam:CreateInstanceProfile",)
 KARPENTER_PROFILE_TAG: tuple[str, ...] = ("iam:TagInstanceProfile",)
 KARPENTER_PROFILE_MANAGE: tuple[str, ...] = (
@@ -149,7 +151,6 @@ LBC_LB_MODIFY: tuple[str, ...] = (
     "elasticloadbalancing:DeleteTargetGroup",
     "elasticloadbalancing:ModifyCapacityReservation",
     "elasticloadbalancing:ModifyIpPools",
-    "elasticloadbalancing:ModifyListenerAttributes",
     "elasticloadbalancing:ModifyLoadBalancerAttributes",
     "elasticloadbalancing:ModifyTargetGroup",
     "elasticloadbalancing:ModifyTargetGroupAttributes",
@@ -157,6 +158,8 @@ LBC_LB_MODIFY: tuple[str, ...] = (
     "elasticloadbalancing:SetSecurityGroups",
     "elasticloadbalancing:SetSubnets",
 )
+LBC_LISTENER_ATTRIBUTES: tuple[str, ...] = ("elasticloadbalancing:ModifyListenerAttributes",)
+"""Acts on listener ARNs only (granting it on load balancers or target groups matches nothing)."""
 LBC_LISTENERS: tuple[str, ...] = (
     "elasticloadbalancing:AddListenerCertificates",
     "elasticloadbalancing:CreateListener",
@@ -316,6 +319,7 @@ mlstack:tags) follow the stack's default tags."""
 BOUNDARY_SERVICES: tuple[str, ...] = (
     "acm:DescribeCertificate",
     "acm:ListCertificates",
+    "arc-zonal-shift:GetManagedResource",
     "autoscaling:*",
     "ec2:*",
     "eks-auth:*",
