@@ -280,6 +280,9 @@ def mock_outputs(type_token: str, name: str, inputs: dict[str, Any], region: str
     state: dict[str, Any] = {"arn": arn, "name": physical, **inputs}
     if type_token == "aws:eks/cluster:Cluster":
         state.update(_answer_get_cluster({"name": physical}, region))
+        # A created cluster runs the version it was asked for (the lookup answer is 1.33).
+        if inputs.get("version"):
+            state["version"] = inputs["version"]
         state["certificateAuthority"] = {"data": "T0ZGTElORS1DQQ=="}
         state["vpcConfig"] = {**inputs.get("vpcConfig", {}), "clusterSecurityGroupId": "sg-cluster"}
     elif type_token == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":

@@ -23,7 +23,7 @@ from tests.conftest import STACKS, raw_stack_config, set_path
 def test_real_stack_files_load(stack: str) -> None:
     cfg = load_config_file(stack)
     assert cfg.environment == stack
-    assert cfg.cluster.version == "1.33"
+    assert cfg.cluster.version == "1.35"
 
 
 def test_prod_protects_stateful_resources_and_dev_does_not() -> None:
@@ -259,3 +259,33 @@ def test_engine_config_path_gives_the_same_config_as_the_file(stack: str) -> Non
 def test_prod_accepts_public_endpoint_cidrs_whose_union_is_small(cidrs: list[str]) -> None:
     raw = set_path(raw_stack_config("prod"), "cluster.publicAccessCidrs", cidrs)
     assert parse_config(raw, "Pulumi.prod.yaml").cluster.public_access_cidrs == cidrs
+
+
+TODAY = __import__("datetime").date(2026, 12, 1)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_stack_clusters_run_a_version_in_eks_standard_support(stack: str) -> None:
+    """Extended support costs 6x per cluster hour (components/versions.py, EKS_SUPPORT)."""
+    from components.versions import EKS_ADDONS, EKS_SUPPORT, IMAGES, support_status
+
+    version = load_config_file(stack).cluster.version
+    assert support_status(version, TODAY) == "standard"
+    assert (EKS_SUPPORT[version].standard_support_end - TODAY).days > 60
+    # everything pinned per minor exists for it
+    assert version in EKS_ADDONS
+    assert f"cluster-autoscaler/{version}" in IMAGES
+
+
+def test_the_support_table_is_consistent() -> None:
+    from components.versions import ADDON_PINS_VERIFIED, EKS_ADDONS, EKS_SUPPORT, support_status
+    from stacks.schema.cluster import SUPPORTED_VERSIONS
+
+    assert (
+        set(EKS_SUPPORT) == set(EKS_ADDONS) == set(ADDON_PINS_VERIFIED) == set(SUPPORTED_VERSIONS)
+    )
+    for window in EKS_SUPPORT.values():
+        assert window.released < window.standard_support_end < window.extended_support_end
+    assert support_status("1.33", TODAY) == "extended"
+    assert support_status("1.31", TODAY) == "unsupported"
+    assert support_status("1.99", TODAY) == "unsupported"
