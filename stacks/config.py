@@ -27,7 +27,11 @@ from components.network.cidrs import too_open
 from stacks.schema.artifacts import ArtifactsConfig
 from stacks.schema.base import ConfigModel, fixed, knob
 from stacks.schema.cluster import ClusterConfig
-from stacks.schema.delivery import DeliveryConfig, prod_deploys_from_environments
+from stacks.schema.delivery import (
+    DeliveryConfig,
+    prod_deploys_from_environments,
+    runner_reaches_endpoint,
+)
 from stacks.schema.gpu_pools import GpuPoolConfig, pool_problems
 from stacks.schema.models import ModelConfig
 from stacks.schema.monitoring import MonitoringConfig
@@ -318,8 +322,16 @@ def _serving_rules(cfg: StackConfig) -> Iterable[Problem]:
 
 
 def _delivery_rules(cfg: StackConfig) -> Iterable[Problem]:
-    """Prod deploys through a protected GitHub environment."""
-    return prod_deploys_from_environments(cfg.delivery, is_prod=cfg.is_prod)
+    """Prod deploys through a protected GitHub environment; CI reaches the API endpoint."""
+    yield from prod_deploys_from_environments(cfg.delivery, is_prod=cfg.is_prod)
+    cl = cfg.cluster
+    yield from runner_reaches_endpoint(
+        cfg.delivery,
+        public_access=cl.endpoint_public_access,
+        private_access=cl.endpoint_private_access,
+        public_cidrs=list(cl.public_access_cidrs),
+        endpoint_open=too_open(cl.public_access_cidrs) is not None,
+    )
 
 
 ENVIRONMENT_RULES: list[EnvironmentRule] = [

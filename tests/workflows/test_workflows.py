@@ -92,6 +92,7 @@ def test_each_job_gets_exactly_what_it_needs() -> None:
         ("preview.yml", "review"): {"contents": "read"},
         ("preview.yml", "pulumi-preview"): {**deploy, "pull-requests": "write"},
         ("preview-comment.yml", "comment"): {"actions": "read", "pull-requests": "write"},
+        **{(name, "settings"): {"contents": "read"} for name in STACK_WORKFLOWS},
     }
 
 
@@ -164,7 +165,7 @@ def test_deploys_run_in_the_environments_the_deploy_role_trusts() -> None:
         delivery = load_config_file(stack).delivery
         assert jobs[stack]["environment"] in delivery.environments
         assert "MLSTACK_DEPLOY_ROLE" in str(jobs[stack]["steps"])
-    assert jobs["prod"]["needs"] == "dev"
+    assert jobs["prod"]["needs"] == ["settings", "dev"]
     rollback = load("rollback.yml")["jobs"]["rollback"]
     assert rollback["environment"] == "${{ inputs.stack }}"
 
@@ -217,6 +218,55 @@ def test_drift_shares_the_deploy_queue_of_its_stack() -> None:
         "cancel-in-progress": False,
     }
     assert {row["stack"] for row in drift["strategy"]["matrix"]["include"]} == set(STACKS)
+
+
+STACK_WORKFLOWS = ("deploy.yml", "drift.yml", "preview.yml", "rollback.yml")
+
+
+def test_every_job_with_aws_credentials_runs_on_its_stacks_runner() -> None:
+    """12.5: prod's endpoint is CIDR-restricted; the runner is a per-stack setting."""
+    expected = {
+        ("deploy.yml", "dev"): "${{ fromJSON(needs.settings.outputs.stacks).dev.runsOn }}",
+        ("deploy.yml", "prod"): "${{ fromJSON(needs.settings.outputs.stacks).prod.runsOn }}",
+        ("rollback.yml", "rollback"): (
+            "${{ fromJSON(needs.settings.outputs.stacks)[inputs.stack].runsOn }}"
+        ),
+        ("drift.yml", "drift"): (
+            "${{ fromJSON(needs.settings.outputs.stacks)[matrix.stack].runsOn }}"
+        ),
+        ("preview.yml", "pulumi-preview"): (
+            "${{ fromJSON(needs.settings.outputs.stacks)[matrix.stack].runsOn }}"
+        ),
+    }
+    for (name, job_id), runs_on in expected.items():
+        job = load(name)["jobs"][job_id]
+        assert job["runs-on"] == runs_on, (name, job_id)
+        assert "settings" in (job["needs"] if isinstance(job["needs"], list) else [job["needs"]])
+    for name in STACK_WORKFLOWS:
+        settings = load(name)["jobs"]["settings"]
+        run = next(s["run"] for s in settings["steps"] if s.get("id") == "read")
+        assert run == '.venv/bin/mlstack ci-settings dev prod --github-output "$GITHUB_OUTPUT"'
+        assert settings["outputs"] == {"stacks": "${{ steps.read.outputs.stacks }}"}
+
+
+def test_ci_settings_reports_each_stacks_runner(tmp_path: Path, capsys) -> None:
+    import json
+
+    from mlstack.cli import main
+
+    out = tmp_path / "github_output"
+    assert (
+        main(["ci-settings", "dev", "prod", "--github-output", str(out), "--root", str(ROOT)]) == 0
+    )
+    [line] = out.read_text().splitlines()
+    key, _, value = line.partition("=")
+    settings = json.loads(value)
+    assert key == "stacks"
+    for stack in STACKS:
+        runner = load_config_file(stack).delivery.runner
+        assert settings[stack]["runsOn"] == runner.labels
+    assert settings["prod"]["runsOn"][0] == "self-hosted"
+    assert json.loads(capsys.readouterr().out) == settings
 
 
 _ROLE_VARS = {"DEPLOY": "deploy", "DRIFT": "drift", "PREVIEW": "preview"}
@@ -274,7 +324,9 @@ def test_the_drift_role_trusts_exactly_this_workflow_file() -> None:
 
 
 def test_deploys_record_the_commit_in_the_update_message() -> None:
-    for job in load("deploy.yml")["jobs"].values():
+    for job_id, job in load("deploy.yml")["jobs"].items():
+        if job_id == "settings":
+            continue
         [up] = [s for s in job["steps"] if str(s.get("uses", "")).startswith("pulumi/actions@")]
         assert up["with"]["command"] == "up"
         assert "${{ github.sha }}" in up["with"]["message"]

@@ -308,3 +308,65 @@ def test_bad_delivery_config_is_rejected_with_its_key(edits: dict[str, Any], fra
 def test_dev_may_deploy_from_the_default_branch_alone() -> None:
     raw = set_path(raw_stack_config("dev"), "delivery.environments", [])
     assert parse_config(raw, "Pulumi.dev.yaml").delivery.environments == []
+
+
+# --------------------------------------------------------------------------- CI runner (12.5)
+
+
+@pytest.mark.parametrize(
+    ("edits", "path", "fragment"),
+    [
+        # the old prod: hosted runner against a CIDR-restricted endpoint
+        (
+            {"delivery.runner": {"labels": ["ubuntu-24.04"], "network": "hosted"}},
+            "mlstack:delivery.runner.egressCidrs",
+            "a hosted runner needs its documented egress CIDRs",
+        ),
+        (
+            {
+                "delivery.runner": {
+                    "labels": ["ubuntu-24.04"],
+                    "network": "hosted",
+                    "egressCidrs": ["198.51.100.0/28"],
+                }
+            },
+            "mlstack:delivery.runner.egressCidrs[0]",
+            "not inside cluster.publicAccessCidrs",
+        ),
+        (
+            {
+                "cluster.endpointPublicAccess": False,
+                "delivery.runner": {"labels": ["ubuntu-24.04"], "network": "hosted"},
+            },
+            "mlstack:delivery.runner.network",
+            "private only",
+        ),
+        (
+            {"delivery.runner": {"labels": ["ubuntu-24.04"], "network": "vpc"}},
+            "mlstack:delivery.runner",
+            "labels must include self-hosted",
+        ),
+    ],
+)
+def test_a_runner_that_cannot_reach_the_endpoint_is_refused(
+    edits: dict[str, Any], path: str, fragment: str
+) -> None:
+    raw = raw_stack_config("prod")
+    for dotted, value in edits.items():
+        set_path(raw, dotted, value)
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, "Pulumi.prod.yaml")
+    assert any(p.path == path and fragment in p.message for p in caught.value.problems), str(
+        caught.value
+    )
+
+
+def test_runners_that_reach_the_endpoint_are_accepted() -> None:
+    hosted = set_path(
+        raw_stack_config("prod"),
+        "delivery.runner",
+        {"labels": ["ubuntu-24.04"], "network": "hosted", "egressCidrs": ["203.0.113.16/28"]},
+    )
+    assert parse_config(hosted, "Pulumi.prod.yaml").delivery.runner.network == "hosted"
+    shipped = parse_config(raw_stack_config("prod"), "Pulumi.prod.yaml").delivery.runner
+    assert (shipped.network, shipped.labels[0]) == ("vpc", "self-hosted")
