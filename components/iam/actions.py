@@ -368,10 +368,11 @@ BOUNDARY_IMAGES: tuple[str, ...] = (
     "ecr:BatchCheckLayerAvailability",
     "ecr:BatchGetImage",
     "ecr:BatchImportUpstreamImage",
+    "ecr:CreateRepository",
     "ecr:GetDownloadUrlForLayer",
 )
 """Image pulls (AmazonEC2ContainerRegistryPullOnly), from any account: EKS add-on images
-live in AWS-owned registries."""
+live in AWS-owned registries; a pull-through cache creates its repositories on first pull."""
 BOUNDARY_ECR_TOKEN: tuple[str, ...] = ("ecr:GetAuthorizationToken",)
 BOUNDARY_PARAMETERS: tuple[str, ...] = ("ssm:GetParameter",)
 """AWS-published public parameters (Karpenter's AMI lookups under /aws/service/)."""
