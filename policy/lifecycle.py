@@ -106,6 +106,13 @@ CRD_INSTALLERS: dict[str, tuple[str, ...]] = {
 """Helm charts and the CRD groups they install (``crds/`` or templates). A chart
 installed with ``skipCrds`` installs none (``CRD_TEMPLATE_CHARTS`` excepted)."""
 
+CRD_MANIFESTS: dict[str, tuple[str, ...]] = {
+    "/aws-load-balancer-controller/crds/crds.yaml": ("elbv2.k8s.aws",),
+}
+"""Manifest files (``kubernetes:yaml/v2:ConfigFile`` ``file``, by path suffix) -> the CRD
+groups they hold."""
+CONFIG_FILE = "kubernetes:yaml/v2:ConfigFile"
+
 CRD_TEMPLATE_CHARTS = frozenset({"karpenter-crd", "keda", "prometheus-operator-crds"})
 """Charts that ship their CRDs as templates (installed and upgraded like any object,
 regardless of ``skipCrds``): karpenter-crd and prometheus-operator-crds are CRD-only
@@ -474,6 +481,10 @@ def crd_installers(stack: Stack, group: str) -> list[Resource]:
     for crd in stack.of_type(CRD_TYPE):
         if get_path(crd.props, "spec", "group") == group:
             found.append(crd)
+    for manifest in stack.of_type(CONFIG_FILE):
+        path = str(manifest.props.get("file") or "")
+        if any(path.endswith(k) and group in v for k, v in CRD_MANIFESTS.items()):
+            found.append(manifest)
     return found
 
 

@@ -42,6 +42,10 @@ from components.monitoring import (
     ServiceTarget,
     Subscriber,
 )
+from components.monitoring.operator_crds import (
+    PrometheusOperatorCrds,
+    PrometheusOperatorCrdsArgs,
+)
 from components.monitoring.prometheus_stack import prometheus_url
 from components.network.vpc import FlowLogSettings, Network, NetworkArgs
 from components.storage.model_bucket import (
@@ -180,8 +184,15 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
     # Every controller (and so every object it finalizes) waits for, and on destroy goes
     # before, the nodes, the pod runtime add-ons and every Kubernetes access entry.
     runtime = workload_prerequisites(cluster, ci_identity)
-    gpu = build_gpu_pools(cfg, name, provider, network, cluster, runtime)
+    gpu = build_gpu_pools(cfg, name, provider, network, cluster, runtime=runtime)
     artifacts = model_bucket(cfg, stack, opts=aws_only)
+    # The Prometheus Operator CRDs before anything creates a ServiceMonitor/PrometheusRule
+    # (KEDA's ServiceMonitors, the monitoring layer), upgraded with their chart.
+    monitoring_crds = PrometheusOperatorCrds(
+        "monitoring-crds",
+        PrometheusOperatorCrdsArgs(depends_on=runtime),
+        opts=pulumi.ResourceOptions(providers={"kubernetes": cluster.provider}),
+    )
     # Serving before monitoring: the ALB alarms' target groups are looked up under the
     # serving layer's LoadBalancer (two-phase, docs/operations.md).
     prom_url = monitoring_prometheus_url()
@@ -196,12 +207,18 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
         artifacts=artifacts,
         tags=default_tags(cfg, stack),
         prometheus_url=prom_url,
-        wait_for=runtime,
+        wait_for=[*runtime, monitoring_crds.release],
         opts=pulumi.ResourceOptions(providers=[provider, cluster.provider]),
     )
     services = service_targets(cfg, alarm_target_groups(cfg, serving.load_balancer))
     monitoring = build_monitoring(
-        cfg, name, provider, cluster, gpu, services=services, runtime=runtime
+        cfg,
+        name,
+        provider,
+        cluster,
+        gpu,
+        services=services,
+        runtime=[*runtime, monitoring_crds.release],
     )
     assert monitoring.prometheus_url == prom_url, "monitoring namespace moved"
     return Platform(
@@ -323,6 +340,7 @@ def build_gpu_pools(
     provider: aws.Provider,
     network: Network,
     cluster: EksCluster,
+    *,
     runtime: Sequence[pulumi.Resource] = (),
 ) -> GpuLayer:
     """GPU node pools and what they need: Karpenter (if a pool uses it), cluster-autoscaler

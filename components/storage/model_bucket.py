@@ -174,7 +174,6 @@ class ModelArtifactBucket(pulumi.ComponentResource):
         require_valid("ModelArtifactBucket", name, args.problems())
         self._name = name
         self._args = args
-        child = pulumi.ResourceOptions(parent=self)
         stateful = pulumi.ResourceOptions(
             parent=self, protect=args.protect, retain_on_delete=args.protect
         )

@@ -346,11 +346,6 @@ def test_real_stacks_pass_the_lifecycle_graph_rules(any_graph: ResourceGraph, ru
     assert outcome.status == ("n/a" if kept_nothing else "pass"), outcome.violations
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12 item 1 (identity helper) ships Pulumi.<stack>.yaml with secretsprovider "
-    "and encryptedkey; until then the real stack files cannot be decrypted by a real stack",
-)
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_real_stack_files_name_their_secrets_provider(stack: str) -> None:
     import yaml

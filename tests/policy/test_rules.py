@@ -621,14 +621,8 @@ def test_asymmetric_kms_keys_need_no_rotation() -> None:
 # --------------------------------------------------------------------------- real stacks
 
 
-PENDING_ON_STACK_FILES = {"lifecycle-secrets-provider"}
-"""Fails on the real stack files until issue 12 item 1 ships their secrets provider
-(tests/policy/test_lifecycle.py holds the strict xfail that notices when it lands)."""
-
-
 def test_real_stacks_pass_every_mandatory_rule(any_graph: ResourceGraph) -> None:
-    rules = [rule for rule in r.RULES if rule.id not in PENDING_ON_STACK_FILES]
-    results = [run_rule(rule, policy_stack(any_graph)) for rule in rules]
+    results = [run_rule(rule, policy_stack(any_graph)) for rule in r.RULES]
     blocking = [
         (res.rule.id, res.status, res.violations, res.detail) for res in results if res.blocking
     ]

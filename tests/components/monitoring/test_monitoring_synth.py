@@ -66,9 +66,9 @@ def _synth_with(stack: str, services: tuple[ServiceTarget, ...]) -> ResourceGrap
     original = platform.build_monitoring
 
     def patched(
-        cfg: Any, prefix: str, provider: Any, cluster: Any, gpu: Any, *, services: Any
+        cfg: Any, prefix: str, provider: Any, cluster: Any, gpu: Any, *, services: Any, **kw: Any
     ) -> Any:
-        return original(cfg, prefix, provider, cluster, gpu, services=services_to_use)
+        return original(cfg, prefix, provider, cluster, gpu, services=services_to_use, **kw)
 
     services_to_use = services
     with pytest.MonkeyPatch.context() as mp:
