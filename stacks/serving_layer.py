@@ -36,6 +36,12 @@ from stacks.config import StackConfig
 from stacks.schema.models import ModelConfig
 
 
+def deployed_models(cfg: StackConfig) -> Sequence[ModelConfig]:
+    """The models the stack deploys: none while ``serving.deployModels`` is false (the
+    first deploy of a new stack, before any artifact is pushed)."""
+    return cfg.models if cfg.serving.deploy_models else ()
+
+
 def model_prefix(name: str, version: str) -> str:
     """Key prefix of one model version in the artifact bucket."""
     return f"models/{name}/{version}/"
@@ -160,7 +166,7 @@ def build_serving(
         opts=opts,
     )
     services: dict[str, InferenceService] = {}
-    for model in cfg.models:
+    for model in deployed_models(cfg):
         services[model.name] = InferenceService(
             f"model-{model.name}",
             service_args(
@@ -182,7 +188,7 @@ def build_serving(
 def endpoints(cfg: StackConfig) -> dict[str, dict[str, str | None]]:
     """Per model: its in-cluster URL, its exposure and (ALB) host and path."""
     found: dict[str, dict[str, str | None]] = {}
-    for model in cfg.models:
+    for model in deployed_models(cfg):
         url = f"http://{model.name}.{cfg.serving.namespace}.svc:{runtime_for(model).port}"
         exposure = model.exposure
         alb = exposure.type == "alb"
@@ -301,7 +307,7 @@ def alarm_target_groups(
     if not cfg.monitoring.alb_alarms.enabled:
         return {}
     found: dict[str, tuple[AlbTargetGroupRef, ...]] = {}
-    for model in cfg.models:
+    for model in deployed_models(cfg):
         refs = []
         for track, service in alarmed_tracks(model):
             suffixes = load_balancer.lookup_target_group(
@@ -324,7 +330,7 @@ def service_targets(
     key, value = runtimes.METRICS_SERVICE_LABEL
     groups = target_groups or {}
     targets = []
-    for model in cfg.models:
+    for model in deployed_models(cfg):
         preset = runtime_for(model)
         active = scraped_service(model)
         targets.append(
