@@ -1,4 +1,4 @@
-"""The lifecycle-* rules (policy/lifecycle.py): each with a graph it passes and one it fails,
+"""The lifecycle-* rules (policy/rules/lifecycle.py): each with a graph it passes and one it fails,
 plus the real stacks (issue 14 item 2; the defects of issue 12 items 11 and 20)."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 
 from mlstack.review.plans import policy_stack
 from mlstack.synth import ResourceGraph, ResourceNode
-from policy import lifecycle as lc
 from policy.core import Resource, Stack, run_rule
 from policy.rules import RULES_BY_ID
+from policy.rules import lifecycle as lc
 from tests.policy.graphs import graph, node
 
 K8S_PROVIDER = "pulumi:providers:kubernetes"

@@ -367,7 +367,7 @@ def lifecycle_fixed_name_replace(stack: Stack) -> Iterator[Finding]:
 
 # --------------------------------------------------------------------------- secrets provider
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def stack_name(stack: Stack) -> str | None:
@@ -584,4 +584,7 @@ LIFECYCLE_RULES: list[Rule] = [
         precondition=_has_custom_resources,
     ),
 ]
-"""The lifecycle-* family, registered with the other rules in :data:`policy.rules.RULES`."""
+"""The lifecycle-* family."""
+
+RULES = LIFECYCLE_RULES
+"""This area's rules, for the registry (:data:`policy.rules.AREAS`)."""
