@@ -429,3 +429,13 @@ def test_the_plan_records_delete_before_replace(dev_graph: ResourceGraph) -> Non
     plan = dev_graph.to_json()
     cluster = next(r for r in plan["resources"] if r["name"] == "cluster-eks")
     assert cluster["deleteBeforeReplace"] is True
+
+
+def test_the_review_report_shows_a_failing_lifecycle_rule_like_any_other() -> None:
+    from mlstack.review.policy_check import check_policy, render_markdown
+
+    report = check_policy(graph(*_destroy_order(False)))
+    assert not report.ok
+    text = render_markdown(report)
+    assert "| ❌ fail | `lifecycle-destroy-order` | mandatory | high |" in text
+    assert "a destroy may delete" in text
