@@ -254,14 +254,21 @@ def _controllers(stack: Stack, controller: str) -> list[Resource]:
 
 
 def _identity(stack: Stack, controller: Resource) -> list[Resource]:
-    """The controller's identity: Pod Identity associations, roles and their grants that
-    it depends on or (for a Helm release) that share its component."""
+    """The controller's identity: the roles it depends on (IRSA annotation, add-on role),
+    the Pod Identity associations it depends on or (for a Helm release) that share its
+    component, their roles, and every grant of those roles. Other roles of the component
+    (e.g. the role of the nodes Karpenter launches) are not the controller's identity."""
     component = _component(stack, controller) if controller.type in HELM_TYPES else None
     direct = set(controller.dependencies)
     seeds = [
         r
         for r in stack.of_type(*IDENTITY_TYPES)
-        if r.urn in direct or (component is not None and _component(stack, r) == component)
+        if r.urn in direct
+        or (
+            component is not None
+            and r.type == POD_IDENTITY_ASSOCIATION
+            and _component(stack, r) == component
+        )
     ]
     roles = {r.urn for r in seeds if r.type == IAM_ROLE}
     roles |= {

@@ -439,3 +439,14 @@ def test_the_review_report_shows_a_failing_lifecycle_rule_like_any_other() -> No
     text = render_markdown(report)
     assert "| ❌ fail | `lifecycle-destroy-order` | mandatory | high |" in text
     assert "a destroy may delete" in text
+
+
+def test_other_roles_of_the_controllers_component_are_not_its_identity() -> None:
+    """A grant on the role of the nodes Karpenter launches (an image-pull policy) is not
+    something the controller needs to finish its finalizers."""
+    w = world(controller_waits_for_all=True)
+    component = next(n for n in w.nodes if n.name == "lb")
+    node_role = node(lc.IAM_ROLE, "lb-node-role", parent=component)
+    pull = node("aws:iam/rolePolicy:RolePolicy", "pull", depends_on=(node_role,))
+    ingress = finalized(w, INGRESS, "model-ingress")
+    assert result("lifecycle-destroy-order", *w.nodes, node_role, pull, ingress).status == "pass"
