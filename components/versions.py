@@ -235,3 +235,20 @@ CHARTS["kube-prometheus-stack"] = ChartPin(
     version="88.5.3",
     repository="https://prometheus-community.github.io/helm-charts",
 )
+
+CHARTS["prometheus-operator-crds"] = ChartPin(
+    chart="prometheus-operator-crds",
+    # Release prometheus-operator-crds-31.0.1 of prometheus-community/helm-charts ships the
+    # CRDs of prometheus-operator v0.93.1, the operator kube-prometheus-stack 88.5.3 runs.
+    # Its CRDs are templates, so `helm upgrade` (a chart bump) upgrades them; keep the two
+    # at the same operator version when bumping either.
+    version="31.0.1",
+    repository="https://prometheus-community.github.io/helm-charts",
+)
+
+AWS_LOAD_BALANCER_CONTROLLER_CRDS_URL = (
+    "https://raw.githubusercontent.com/kubernetes-sigs/aws-load-balancer-controller/"
+    "v{version}/helm/aws-load-balancer-controller/crds/crds.yaml"
+)
+"""The LB Controller chart keeps its CRDs in crds/ (Helm never upgrades those): they are
+applied from the controller's own repository at the chart's tag instead."""

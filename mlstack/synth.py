@@ -60,6 +60,7 @@ class ResourceNode:
     retain_on_delete: bool
     ignore_changes: tuple[str, ...]
     inputs: dict[str, Any]
+    delete_before_replace: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -73,6 +74,7 @@ class ResourceNode:
             "protect": self.protect,
             "retainOnDelete": self.retain_on_delete,
             "ignoreChanges": list(self.ignore_changes),
+            "deleteBeforeReplace": self.delete_before_replace,
             "inputs": self.inputs,
         }
 
@@ -371,6 +373,7 @@ class _RecordingMonitor(mocks.MockMonitor):
             retain_on_delete=bool(request.retainOnDelete),
             ignore_changes=tuple(request.ignoreChanges),
             inputs=clean(raw),
+            delete_before_replace=bool(request.deleteBeforeReplace),
         )
         with self._lock:
             self.nodes.append(node)

@@ -43,6 +43,8 @@ class Resource:
     dependencies: tuple[str, ...] = ()
     protect: bool = False
     custom: bool = True
+    retain_on_delete: bool = False
+    delete_before_replace: bool = False
 
 
 @dataclass
@@ -52,6 +54,9 @@ class Stack:
     resources: list[Resource]
     environment: str | None = None
     """dev / prod; derived from the AWS provider's default tags when not given."""
+    stack_file: Mapping[str, Any] | None = None
+    """The parsed ``Pulumi.<stack>.yaml`` when the caller knows it (rules on the file)."""
+    stack_file_path: str | None = None
     _by_urn: dict[str, Resource] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -169,6 +174,8 @@ class Rule:
     check: CheckFn
     prod_only: bool = False
     remediation: str = ""
+    precondition: Callable[[Stack], str | None] | None = None
+    """Extra applicability test: returns why the rule is n/a, or None (it applies)."""
 
     def applies_to(self, stack: Stack) -> str | None:
         """None if the rule applies, else the reason it does not."""
@@ -176,6 +183,8 @@ class Rule:
             return "prod only"
         if self.resource_types and not stack.of_type(*self.resource_types):
             return "no " + ", ".join(t.rsplit(":", 1)[-1] for t in self.resource_types)
+        if self.precondition is not None:
+            return self.precondition(stack)
         return None
 
 

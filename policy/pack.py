@@ -48,6 +48,8 @@ def _resource(policy_resource: PolicyResource) -> Resource:
         provider=policy_resource.provider.urn if policy_resource.provider else None,
         dependencies=tuple(d.urn for d in policy_resource.dependencies),
         protect=bool(getattr(opts, "protect", False)),
+        # CrossGuard's options carry no retainOnDelete: only `protect` marks a kept resource.
+        delete_before_replace=bool(getattr(opts, "delete_before_replace", False)),
     )
 
 

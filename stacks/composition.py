@@ -44,6 +44,10 @@ from components.monitoring import (
     ServiceTarget,
     Subscriber,
 )
+from components.monitoring.operator_crds import (
+    PrometheusOperatorCrds,
+    PrometheusOperatorCrdsArgs,
+)
 from components.monitoring.prometheus_stack import prometheus_url
 from components.network.vpc import FlowLogSettings, Network, NetworkArgs
 from components.storage.model_bucket import (
@@ -123,7 +127,11 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
     boundary = PermissionsBoundary(
         "iam-boundary",
         PermissionsBoundaryArgs(
-            path=iam_path(PROJECT, stack), partition=partition_of(cfg.region), region=cfg.region
+            path=iam_path(PROJECT, stack),
+            partition=partition_of(cfg.region),
+            region=cfg.region,
+            # Retained roles (the prod cluster's) keep their boundary (lifecycle rule).
+            retain_on_delete=cfg.protect,
         ),
         opts=aws_only,
     )
@@ -147,6 +155,8 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
             existing_public_subnet_ids=net_cfg.public_subnet_ids,
             existing_private_subnet_ids=net_cfg.private_subnet_ids,
             role_scope=role_scope,
+            # A retained cluster keeps the subnets it runs in (lifecycle-retained-dependencies).
+            retain_on_delete=cfg.protect,
         ),
         opts=aws_only,
     )
@@ -177,6 +187,9 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
                 max_size=ng.max_size,
                 desired_size=ng.desired_size,
                 disk_size_gib=ng.disk_size_gib,
+                # cluster-autoscaler (installed for managed GPU pools) discovers and sizes
+                # every managed node group of the cluster, the system group included.
+                autoscaled=any(p.provisioner == "managed" for p in cfg.gpu_pools),
             ),
             secrets_key_deletion_days=cl.secrets_key_deletion_days,
             protect=cfg.protect,
@@ -184,9 +197,21 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
         ),
         opts=aws_only,
     )
-    gpu = build_gpu_pools(cfg, name, provider, network, cluster, role_scope=role_scope)
-    artifacts = model_bucket(cfg, stack, opts=aws_only)
     ci_identity = build_ci_identity(cfg, stack, cluster, role_scope, aws_only)
+    # Every controller (and so every object it finalizes) waits for, and on destroy goes
+    # before, the nodes, the pod runtime add-ons and every Kubernetes access entry.
+    runtime = workload_prerequisites(cluster, ci_identity)
+    gpu = build_gpu_pools(
+        cfg, name, provider, network, cluster, role_scope=role_scope, runtime=runtime
+    )
+    artifacts = model_bucket(cfg, stack, opts=aws_only)
+    # The Prometheus Operator CRDs before anything creates a ServiceMonitor/PrometheusRule
+    # (KEDA's ServiceMonitors, the monitoring layer), upgraded with their chart.
+    monitoring_crds = PrometheusOperatorCrds(
+        "monitoring-crds",
+        PrometheusOperatorCrdsArgs(depends_on=runtime),
+        opts=pulumi.ResourceOptions(providers={"kubernetes": cluster.provider}),
+    )
     # Serving before monitoring: the ALB alarms' target groups are looked up under the
     # serving layer's LoadBalancer (two-phase, docs/operations.md).
     prom_url = monitoring_prometheus_url()
@@ -202,14 +227,21 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
         tags=default_tags(cfg, stack),
         prometheus_url=prom_url,
         image_pullers=gpu_node_roles(gpu),
-        wait_for=[cluster.system_node_group] if cluster.system_node_group else [],
+        wait_for=[*runtime, monitoring_crds.release],
         image_pushers=[ci_identity.deploy_role] if ci_identity else [],
         role_scope=role_scope,
         opts=pulumi.ResourceOptions(providers=[provider, cluster.provider]),
     )
     services = service_targets(cfg, alarm_target_groups(cfg, serving.load_balancer))
     monitoring = build_monitoring(
-        cfg, name, provider, cluster, gpu, services=services, role_scope=role_scope
+        cfg,
+        name,
+        provider,
+        cluster,
+        gpu,
+        services=services,
+        role_scope=role_scope,
+        runtime=[*runtime, monitoring_crds.release],
     )
     assert monitoring.prometheus_url == prom_url, "monitoring namespace moved"
     return Platform(
@@ -225,6 +257,15 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
         ci_identity=ci_identity,
         serving=serving,
     )
+
+
+def workload_prerequisites(
+    cluster: EksCluster, ci_identity: CiIdentity | None
+) -> list[pulumi.Resource]:
+    """What every in-cluster controller depends on (lifecycle-destroy-order): the system
+    nodes, CoreDNS, VPC CNI, kube-proxy, the Pod Identity agent and the CI roles' access
+    entries (the Kubernetes provider itself already waits for the admin entries)."""
+    return [*cluster.workload_ready, *(ci_identity.cluster_access if ci_identity else [])]
 
 
 def build_ci_identity(
@@ -267,6 +308,7 @@ def build_monitoring(
     *,
     services: Sequence[ServiceTarget],
     role_scope: RoleScope | None = None,
+    runtime: Sequence[pulumi.Resource] = (),
 ) -> Monitoring:
     """The monitoring layer. ``services``: one ServiceTarget per inference service (runtime
     metrics, SLO, ALB target group / load balancer suffixes) from the serving layer. The
@@ -306,7 +348,9 @@ def build_monitoring(
                 # Default providers are disabled: the generated Grafana password needs one.
                 "random": random.Provider("random"),
             },
-            depends_on=[cluster.system_node_group] if cluster.system_node_group else [],
+            # Prometheus and Alertmanager keep their data on EBS volumes: the monitoring
+            # layer goes before the EBS CSI driver that deletes them.
+            depends_on=[*runtime, *cluster.storage_driver],
         ),
     )
 
@@ -333,6 +377,7 @@ def build_gpu_pools(
     cluster: EksCluster,
     *,
     role_scope: RoleScope | None = None,
+    runtime: Sequence[pulumi.Resource] = (),
 ) -> GpuLayer:
     """GPU node pools and what they need: Karpenter (if a pool uses it), cluster-autoscaler
     (if a pool is a managed node group), the NVIDIA device plugin and DCGM exporter."""
@@ -340,8 +385,8 @@ def build_gpu_pools(
         return GpuLayer({}, None, None, None)
     both = pulumi.ResourceOptions(providers=[provider, cluster.provider])
     partition = partition_of(cfg.region)
-    system = [cluster.system_node_group] if cluster.system_node_group else []
-    on_system: dict[str, str] = dict([SYSTEM_NODE_LABEL]) if system else {}
+    system = list(runtime)
+    on_system: dict[str, str] = dict([SYSTEM_NODE_LABEL]) if cluster.system_node_group else {}
     provisioners = {p.provisioner for p in cfg.gpu_pools}
 
     karpenter = None

@@ -46,6 +46,12 @@ from stacks.config import StackConfig
 from stacks.schema.models import ModelConfig
 
 
+def deployed_models(cfg: StackConfig) -> Sequence[ModelConfig]:
+    """The models the stack deploys: none while ``serving.deployModels`` is false (the
+    first deploy of a new stack, before any artifact is pushed)."""
+    return cfg.models if cfg.serving.deploy_models else ()
+
+
 class GpuPool(Protocol):
     """What the serving layer needs of a GPU pool (``GpuNodePool``)."""
 
@@ -103,7 +109,8 @@ def image_cache(
 ) -> ImageCache | None:
     """The ECR pull-through caches of every model image (``serving.imageCache``)."""
     settings = cfg.serving.image_cache
-    if not settings.enabled or not cfg.models:
+    models = deployed_models(cfg)
+    if not settings.enabled or not models:
         return None
     prefix = re.sub(r"[^a-z0-9-]+", "-", f"mlstack-{stack}".lower()).strip("-")[:18]
     return ImageCache(
@@ -112,7 +119,7 @@ def image_cache(
             prefix=prefix,
             region=cfg.region,
             partition=partition,
-            images=sorted({i for m in cfg.models for i in model_images(m)}),
+            images=sorted({i for m in models for i in model_images(m)}),
             credential_arns=dict(settings.credential_arns),
             puller_role_names=tuple(pullers),
         ),
@@ -222,7 +229,7 @@ def build_serving(
     )
     cache = image_cache(cfg, stack, partition=partition, pullers=image_pullers, opts=opts)
     services: dict[str, InferenceService] = {}
-    for model in cfg.models:
+    for model in deployed_models(cfg):
         services[model.name] = InferenceService(
             f"model-{model.name}",
             service_args(
@@ -254,7 +261,7 @@ def loader_repository_name(stack: str) -> str:
 def endpoints(cfg: StackConfig) -> dict[str, dict[str, str | None]]:
     """Per model: its in-cluster URL, its exposure and (ALB) host and path."""
     found: dict[str, dict[str, str | None]] = {}
-    for model in cfg.models:
+    for model in deployed_models(cfg):
         url = f"http://{model.name}.{cfg.serving.namespace}.svc:{runtime_for(model).port}"
         exposure = model.exposure
         alb = exposure.type == "alb"
@@ -374,7 +381,7 @@ def alarm_target_groups(
     if not cfg.monitoring.alb_alarms.enabled:
         return {}
     found: dict[str, tuple[AlbTargetGroupRef, ...]] = {}
-    for model in cfg.models:
+    for model in deployed_models(cfg):
         refs = []
         for track, service in alarmed_tracks(model):
             suffixes = load_balancer.lookup_target_group(
@@ -397,7 +404,7 @@ def service_targets(
     key, value = runtimes.METRICS_SERVICE_LABEL
     groups = target_groups or {}
     targets = []
-    for model in cfg.models:
+    for model in deployed_models(cfg):
         preset = runtime_for(model)
         active = scraped_service(model)
         targets.append(

@@ -48,6 +48,10 @@ class SystemNodeGroupArgs:
     max_size: int = 4
     desired_size: int = 2
     disk_size_gib: int = 50
+    autoscaled: bool = False
+    """True when cluster-autoscaler runs (it discovers every managed node group of the
+    cluster by the tags EKS puts on their Auto Scaling groups) and so owns the live size:
+    only then are changes of ``desired_size`` ignored after creation."""
 
 
 @dataclass(frozen=True)
@@ -156,6 +160,13 @@ class EksCluster(pulumi.ComponentResource):
     kubeconfig: pulumi.Output[str]
     provider: k8s.Provider
     system_node_group: aws.eks.NodeGroup | None
+    workload_ready: list[pulumi.Resource]
+    """What a controller's pods need until their finalizers are done: the system nodes and
+    the add-ons pods run on (CoreDNS, VPC CNI, kube-proxy, Pod Identity agent). Depend on
+    these: the controller is created after and destroyed before them."""
+    storage_driver: list[pulumi.Resource]
+    """The EBS CSI driver add-on and its grant: whatever owns PersistentVolumeClaims
+    depends on it, so the volumes are released before the driver goes."""
     """The system node group (None in existing mode): depend on it to wait for nodes."""
 
     def __init__(
@@ -166,6 +177,8 @@ class EksCluster(pulumi.ComponentResource):
         self._name = name
         self._args = args
         self.system_node_group = None
+        self.workload_ready = []
+        self.storage_driver = []
         self._access: list[pulumi.Resource] = []
         if args.existing:
             self._look_up()
@@ -219,6 +232,12 @@ class EksCluster(pulumi.ComponentResource):
         stateful = pulumi.ResourceOptions(
             parent=self, protect=args.protect, retain_on_delete=args.protect
         )
+        # What a retained cluster depends on is retained with it (not protected: it holds
+        # no state, and a retained-but-deleted role would leave the cluster unusable).
+        kept = pulumi.ResourceOptions(parent=self, retain_on_delete=args.protect)
+        # Fixed physical names: a replacing change deletes the old resource first, or the
+        # create fails with "already exists".
+        fixed_name = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
 
         secrets_key = aws.kms.Key(
             f"{name}-secrets-key",
@@ -234,7 +253,7 @@ class EksCluster(pulumi.ComponentResource):
             aws.kms.AliasArgs(
                 name=f"alias/{args.cluster_name}-eks-secrets", target_key_id=secrets_key.key_id
             ),
-            opts=child,
+            opts=fixed_name,
         )
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-control-plane-logs",
@@ -242,21 +261,23 @@ class EksCluster(pulumi.ComponentResource):
                 name=f"/aws/eks/{args.cluster_name}/cluster",
                 retention_in_days=args.log_retention_days,
             ),
-            opts=child,
+            # EKS writes to exactly this name; retained with the cluster it logs.
+            opts=pulumi.ResourceOptions.merge(kept, fixed_name),
         )
         role = scoped_role(
             f"{name}-cluster-role",
             assume_role_policy=documents.to_json(documents.service_trust("eks.amazonaws.com")),
             description=f"EKS control plane of {args.cluster_name}",
             scope=args.role_scope,
-            opts=child,
+            # Retained with the cluster it runs (lifecycle-retained-dependencies).
+            opts=kept,
         )
         attachment = aws.iam.RolePolicyAttachment(
             f"{name}-cluster-policy",
             aws.iam.RolePolicyAttachmentArgs(
                 role=role.name, policy_arn=self._policy_arn(actions.EKS_CLUSTER_POLICY)
             ),
-            opts=child,
+            opts=kept,
         )
 
         cluster = aws.eks.Cluster(
@@ -288,6 +309,7 @@ class EksCluster(pulumi.ComponentResource):
                 parent=self,
                 protect=args.protect,
                 retain_on_delete=args.protect,
+                delete_before_replace=True,
                 depends_on=[log_group, attachment],
             ),
         )
@@ -337,7 +359,8 @@ class EksCluster(pulumi.ComponentResource):
         early_addons = self._node_prerequisite_addons(cluster, oidc, pins)
         node_group = self._system_node_group(cluster, early_addons)
         self.system_node_group = node_group
-        self._node_dependent_addons(cluster, node_group, pins)
+        coredns = self._node_dependent_addons(cluster, node_group, early_addons, pins)
+        self.workload_ready = [node_group, coredns, *early_addons]
 
     def _addon(
         self,
@@ -469,18 +492,24 @@ class EksCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=[*attachments, *addons],
-                # The autoscaler owns the live size after creation.
-                ignore_changes=["scalingConfig.desiredSize"],
+                # Only an autoscaler that owns the live size makes desiredSize drift on
+                # purpose; otherwise a config change of the size must reach EKS.
+                ignore_changes=["scalingConfig.desiredSize"] if ng.autoscaled else [],
             ),
         )
 
     def _node_dependent_addons(
-        self, cluster: aws.eks.Cluster, nodes: aws.eks.NodeGroup, pins: AddonPins
-    ) -> None:
-        """Add-ons that run as Deployments and so need nodes: coredns, EBS CSI driver."""
+        self,
+        cluster: aws.eks.Cluster,
+        nodes: aws.eks.NodeGroup,
+        early_addons: Sequence[aws.eks.Addon],
+        pins: AddonPins,
+    ) -> aws.eks.Addon:
+        """Add-ons that run as Deployments and so need nodes: coredns, EBS CSI driver.
+        Returns coredns."""
         name = self._name
         child = pulumi.ResourceOptions(parent=self)
-        self._addon("coredns", cluster, "coredns", pins.coredns, depends_on=[nodes])
+        coredns = self._addon("coredns", cluster, "coredns", pins.coredns, depends_on=[nodes])
         csi_role = scoped_role(
             f"{name}-ebs-csi-role",
             assume_role_policy=documents.to_json(
@@ -492,22 +521,26 @@ class EksCluster(pulumi.ComponentResource):
             scope=self._args.role_scope,
             opts=child,
         )
-        aws.iam.RolePolicyAttachment(
+        csi_policy = aws.iam.RolePolicyAttachment(
             f"{name}-ebs-csi-policy",
             aws.iam.RolePolicyAttachmentArgs(
                 role=csi_role.name, policy_arn=self._policy_arn(actions.EBS_CSI_DRIVER_POLICY)
             ),
             opts=child,
         )
-        self._addon(
+        ebs_csi = self._addon(
             "ebs-csi",
             cluster,
             "aws-ebs-csi-driver",
             pins.aws_ebs_csi_driver,
-            depends_on=[nodes],
+            # Its controller deletes volumes until the last PVC is gone: it needs DNS, Pod
+            # Identity credentials and its policy until then.
+            depends_on=[nodes, coredns, *early_addons, csi_policy],
             pod_identity_associations=[
                 aws.eks.AddonPodIdentityAssociationArgs(
                     role_arn=csi_role.arn, service_account=EBS_CSI_SERVICE_ACCOUNT
                 )
             ],
         )
+        self.storage_driver = [ebs_csi, csi_policy]
+        return coredns

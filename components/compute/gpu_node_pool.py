@@ -365,6 +365,9 @@ class GpuNodePool(pulumi.ComponentResource):
                 depends_on=[*args.depends_on, *attachments],
                 # cluster-autoscaler owns the live size after creation.
                 ignore_changes=["scalingConfig.desiredSize"],
+                # Fixed name gpu-<pool>: a replacing change (instance types, AMI type,
+                # capacity type, subnets) must delete the old group first.
+                delete_before_replace=True,
             ),
         )
         # EKS does not copy node group tags to the Auto Scaling group, and scale-from-zero

@@ -31,6 +31,46 @@ from components.validation import require_valid
 from components.versions import CHARTS, ChartPin
 
 TYPE_TOKEN = "mlstack:compute:NvidiaGpuAddons"
+
+DCGM_COUNTERS: tuple[tuple[str, str, str], ...] = (
+    ("DCGM_FI_DEV_SM_CLOCK", "gauge", "SM clock (MHz)."),
+    ("DCGM_FI_DEV_MEM_CLOCK", "gauge", "Memory clock (MHz)."),
+    ("DCGM_FI_DEV_GPU_TEMP", "gauge", "GPU temperature (C)."),
+    ("DCGM_FI_DEV_MEMORY_TEMP", "gauge", "Memory temperature (C)."),
+    ("DCGM_FI_DEV_POWER_USAGE", "gauge", "Power draw (W)."),
+    ("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "counter", "Energy since boot (mJ)."),
+    ("DCGM_FI_DEV_PCIE_REPLAY_COUNTER", "counter", "PCIe retries."),
+    ("DCGM_FI_DEV_GPU_UTIL", "gauge", "GPU utilization (%)."),
+    ("DCGM_FI_DEV_MEM_COPY_UTIL", "gauge", "Memory copy utilization (%)."),
+    ("DCGM_FI_DEV_XID_ERRORS", "gauge", "Last XID error."),
+    ("DCGM_FI_DEV_FB_FREE", "gauge", "Framebuffer free (MiB)."),
+    ("DCGM_FI_DEV_FB_USED", "gauge", "Framebuffer used (MiB)."),
+    # Off in the exporter's default list; GpuEccUncorrectable and the ECC panel read them.
+    ("DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", "counter", "Single-bit volatile ECC errors."),
+    ("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "counter", "Double-bit volatile ECC errors."),
+    ("DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", "counter", "Rows remapped (uncorrectable)."),
+    ("DCGM_FI_DEV_ROW_REMAP_FAILURE", "gauge", "Row remapping failed."),
+    ("DCGM_FI_PROF_GR_ENGINE_ACTIVE", "gauge", "Graphics engine active ratio."),
+    ("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", "gauge", "Tensor pipe active ratio."),
+    ("DCGM_FI_PROF_DRAM_ACTIVE", "gauge", "Device memory interface active ratio."),
+)
+"""What the DCGM exporter emits (field, Prometheus type, help): the chart's
+``customMetrics`` replaces its whole default list, so this holds every metric the alert
+rules and dashboards read (``components.monitoring.metrics.DCGM_METRICS``, checked by a
+test) plus the usual health and utilization fields."""
+
+DEVICE_PLUGIN_RESOURCES = {
+    "requests": {"cpu": "10m", "memory": "32Mi"},
+    "limits": {"memory": "128Mi"},
+}
+"""The device plugin's requests (the chart sets none): it only answers the kubelet."""
+
+
+def dcgm_counters_csv() -> str:
+    """``DCGM_COUNTERS`` in the exporter's CSV format (field, type, help)."""
+    return "".join(f"{field}, {kind}, {text}\n" for field, kind, text in DCGM_COUNTERS)
+
+
 OWN_PLUGIN_AMI_FAMILIES = ("bottlerocket",)
 """AMI families whose image already runs the NVIDIA device plugin."""
 
@@ -104,6 +144,7 @@ def device_plugin_values(args: NvidiaGpuAddonsArgs) -> dict[str, Any]:
         "affinity": _affinity(args.device_plugin_pools(), exclude_own_plugin=True),
         "priorityClassName": "system-node-critical",
         "gfd": {"enabled": False},
+        "resources": DEVICE_PLUGIN_RESOURCES,
     }
 
 
@@ -112,6 +153,9 @@ def dcgm_values(args: NvidiaGpuAddonsArgs) -> dict[str, Any]:
         "tolerations": args.tolerations(),
         "affinity": _affinity(sorted(p.pool_name for p in args.pools), exclude_own_plugin=False),
         "serviceMonitor": {"enabled": args.service_monitor},
+        # Read by templates/metrics-configmap.yaml into the ConfigMap the chart mounts at
+        # its -f path; replaces (not extends) the default list.
+        "customMetrics": dcgm_counters_csv(),
     }
 
 

@@ -377,6 +377,11 @@ class CiIdentity(pulumi.ComponentResource):
         super().__init__(TYPE_TOKEN, name, None, opts)
         require_valid("CiIdentity", name, args.problems())
         child = pulumi.ResourceOptions(parent=self)
+        # The roles have fixed names (the workflows name them): replace delete-first.
+        fixed_name = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
+        self.cluster_access: list[pulumi.Resource] = []
+        """The CI roles' access entries and policy associations: every Kubernetes object
+        must be deleted before them (a destroy in CI needs them until the end)."""
         managed = f"arn:{args.partition}:iam::aws:policy/"
 
         if args.existing_oidc_provider_arn is not None:
@@ -408,7 +413,8 @@ class CiIdentity(pulumi.ComponentResource):
                     assume_role_policy=assume,
                     max_session_duration=SESSION_SECONDS[kind],
                 ),
-                opts=child,
+                # Fixed names (the workflows name them): replace delete-first.
+                opts=fixed_name,
             )
 
         self.preview_role = role(
@@ -504,7 +510,8 @@ class CiIdentity(pulumi.ComponentResource):
                     ),
                     opts=child,
                 )
-                aws.eks.AccessPolicyAssociation(
+                self.cluster_access.append(entry)
+                association = aws.eks.AccessPolicyAssociation(
                     f"{name}-{role_name}-eks-policy",
                     aws.eks.AccessPolicyAssociationArgs(
                         cluster_name=args.eks_cluster_name,
@@ -516,6 +523,7 @@ class CiIdentity(pulumi.ComponentResource):
                     ),
                     opts=child,
                 )
+                self.cluster_access.append(association)
 
         self.preview_role_arn = self.preview_role.arn
         self.drift_role_arn = self.drift_role.arn

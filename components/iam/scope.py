@@ -124,11 +124,14 @@ def boundary_statements(partition: str, region: str) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class PermissionsBoundaryArgs:
-    """``path``: the stack's IAM path. ``partition``/``region``: where the stack runs."""
+    """``path``: the stack's IAM path. ``partition``/``region``: where the stack runs.
+    ``retain_on_delete``: keep the policy on destroy (prod: retained roles, such as the
+    retained cluster's, still carry it as their boundary)."""
 
     path: str
     partition: str
     region: str
+    retain_on_delete: bool = False
 
 
 class PermissionsBoundary(pulumi.ComponentResource):
@@ -150,7 +153,7 @@ class PermissionsBoundary(pulumi.ComponentResource):
                     documents.document(*boundary_statements(args.partition, args.region))
                 ),
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain_on_delete),
         )
         self.arn = policy.arn
         self.scope = RoleScope(path=args.path, permissions_boundary_arn=policy.arn)

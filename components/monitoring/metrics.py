@@ -154,7 +154,8 @@ DCGM_METRICS = frozenset(
         DCGM_ECC_DBE_VOLATILE,
     }
 )
-"""What the DCGM exporter's default counters file exports and the rules read."""
+"""The DCGM fields the rules and dashboards read; ``components.compute.nvidia.DCGM_COUNTERS``
+is the exporter's list and must hold them all (tested against the rendered objects)."""
 
 KSM_NODE_LABELS = "kube_node_labels"
 KSM_NODE_CAPACITY = "kube_node_status_capacity"

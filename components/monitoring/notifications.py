@@ -147,6 +147,8 @@ def create_alert_topic(
     """
     child = pulumi.ResourceOptions(parent=parent)
     stateful = pulumi.ResourceOptions(parent=parent, protect=protect, retain_on_delete=protect)
+    # Fixed physical names (topic, alias): a replacement must delete the old one first.
+    fixed_name = pulumi.ResourceOptions(parent=parent, delete_before_replace=True)
     key = aws.kms.Key(
         f"{name}-topic-key",
         aws.kms.KeyArgs(
@@ -159,12 +161,12 @@ def create_alert_topic(
     aws.kms.Alias(
         f"{name}-topic-key-alias",
         aws.kms.AliasArgs(name=f"alias/{topic_name}", target_key_id=key.key_id),
-        opts=child,
+        opts=fixed_name,
     )
     topic = aws.sns.Topic(
         f"{name}-topic",
         aws.sns.TopicArgs(name=topic_name, kms_master_key_id=key.arn),
-        opts=stateful,
+        opts=pulumi.ResourceOptions.merge(stateful, fixed_name),
     )
     prefix = alarm_name_prefix
     aws.kms.KeyPolicy(

@@ -160,18 +160,12 @@ def helm_values(v: StackValues) -> dict[str, Any]:
     )
     return {
         "fullnameOverride": FULLNAME,
-        "crds": {"enabled": True},
-        "defaultRules": {
-            "create": True,
-            # EKS manages these; their rules would only report them missing.
-            "rules": {
-                "etcd": False,
-                "kubeSchedulerAlerting": False,
-                "kubeSchedulerRecording": False,
-                "kubeControllerManager": False,
-                "kubeProxy": False,
-            },
-        },
+        # The CRDs come from their own release (PrometheusOperatorCrds): this chart's crds/
+        # would be installed once and never upgraded.
+        "crds": {"enabled": False},
+        # The etcd/scheduler/controller-manager/kube-proxy rule groups are rendered only
+        # when their component below is enabled too: turning the components off is enough.
+        "defaultRules": {"create": True},
         "kubeEtcd": {"enabled": False},
         "kubeScheduler": {"enabled": False},
         "kubeControllerManager": {"enabled": False},

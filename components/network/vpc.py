@@ -55,6 +55,9 @@ class NetworkArgs:
     existing_private_subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None
     role_scope: RoleScope | None = None
     """IAM path and permissions boundary of the roles created here (None: plain roles)."""
+    retain_on_delete: bool = False
+    """Keep the VPC and its subnets on destroy (prod: the retained cluster's ENIs live in
+    the private subnets, so a destroy could not delete them anyway)."""
 
     @property
     def creates_vpc(self) -> bool:
@@ -147,6 +150,7 @@ class Network(pulumi.ComponentResource):
         zones = list(args.availability_zones)
         private_cidrs, public_cidrs = subnet_cidrs(args.cidr, len(zones))
         shared_tag = {f"kubernetes.io/cluster/{args.cluster_name}": "shared"}
+        kept = pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain_on_delete)
 
         vpc = aws.ec2.Vpc(
             f"{name}-vpc",
@@ -156,7 +160,7 @@ class Network(pulumi.ComponentResource):
                 enable_dns_support=True,
                 tags={"Name": f"{name}-vpc"},
             ),
-            opts=child,
+            opts=kept,
         )
         # No rules at all: nothing may use the default group by accident.
         aws.ec2.DefaultSecurityGroup(
@@ -197,7 +201,7 @@ class Network(pulumi.ComponentResource):
                         **shared_tag,
                     },
                 ),
-                opts=child,
+                opts=kept,
             )
             aws.ec2.RouteTableAssociation(
                 f"{name}-public-{suffix}-rta",
@@ -218,7 +222,7 @@ class Network(pulumi.ComponentResource):
                         **shared_tag,
                     },
                 ),
-                opts=child,
+                opts=kept,
             )
             public_subnets.append(public)
             private_subnets.append(private)
@@ -295,10 +299,11 @@ class Network(pulumi.ComponentResource):
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs",
             aws.cloudwatch.LogGroupArgs(
-                name=f"/mlstack/{name}/vpc-flow-logs",
+                # The cluster name carries the stack: two stacks in one region never share it.
+                name=f"/mlstack/{self._args.cluster_name}/vpc-flow-logs",
                 retention_in_days=settings.retention_days,
             ),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
         role = scoped_role(
             f"{name}-flow-logs-role",

@@ -42,9 +42,11 @@ class KedaArgs:
 
     def values(self) -> dict[str, object]:
         """Helm values; HA settings (PDBs) only when more than one replica runs."""
+        # Helm merges these over the chart's defaults, whose limits hold cpu: 1: a null
+        # deletes that key (a CPU limit throttles the operator; requests size it).
         resources = {
             "requests": {"cpu": "100m", "memory": "128Mi"},
-            "limits": {"memory": "1000Mi"},
+            "limits": {"cpu": None, "memory": "1000Mi"},
         }
         values: dict[str, object] = {
             "crds": {"install": True},
@@ -57,9 +59,12 @@ class KedaArgs:
                 "metricServer": resources,
                 "webhooks": resources,
             },
+            # Metrics on, and a ServiceMonitor for each so Prometheus scrapes them (the
+            # monitoring layer selects every ServiceMonitor in the cluster).
             "prometheus": {
-                "operator": {"enabled": True},
-                "metricServer": {"enabled": True},
+                "operator": {"enabled": True, "serviceMonitor": {"enabled": True}},
+                "metricServer": {"enabled": True, "serviceMonitor": {"enabled": True}},
+                "webhooks": {"enabled": True, "serviceMonitor": {"enabled": True}},
             },
         }
         if self.replicas > 1:

@@ -34,7 +34,10 @@ from components.iam import actions, documents
 from components.serving.identity import WorkloadIdentity, workload_role
 from components.serving.rollout import RoutePlan
 from components.validation import require_valid
-from components.versions import AWS_LOAD_BALANCER_CONTROLLER_CHART
+from components.versions import (
+    AWS_LOAD_BALANCER_CONTROLLER_CHART,
+    AWS_LOAD_BALANCER_CONTROLLER_CRDS_URL,
+)
 
 TYPE_TOKEN = "mlstack:serving:LoadBalancer"
 CLUSTER_TAG = "elbv2.k8s.aws/cluster"
@@ -298,6 +301,8 @@ class LoadBalancer(pulumi.ComponentResource):
 
     role: aws.iam.Role
     release: k8s.helm.v3.Release
+    crds: k8s.yaml.v2.ConfigFile
+    """The controller's CRDs at the chart's tag (custom resources depend on it)."""
     ingress_class: k8s.networking.v1.IngressClass
     alb: AlbSettings
     cluster_name: str
@@ -335,6 +340,16 @@ class LoadBalancer(pulumi.ComponentResource):
         waits: list[pulumi.Resource] = [role_policy, *args.wait_for]
         if identity.association is not None:
             waits.append(identity.association)
+        # The chart keeps its CRDs in crds/, which Helm never upgrades: apply them from the
+        # controller's repository at the chart's own tag, so a chart bump upgrades them.
+        self.crds = k8s.yaml.v2.ConfigFile(
+            f"{name}-crds",
+            k8s.yaml.v2.ConfigFileArgs(
+                file=AWS_LOAD_BALANCER_CONTROLLER_CRDS_URL.format(version=args.chart_version)
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.wait_for)),
+        )
+        waits.append(self.crds)
 
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
@@ -347,6 +362,7 @@ class LoadBalancer(pulumi.ComponentResource):
                 ),
                 namespace=CONTROLLER_NAMESPACE,
                 values=self._values(args, identity.service_account_annotations),
+                skip_crds=True,
                 cleanup_on_fail=True,
                 max_history=10,
                 timeout=600,

@@ -79,7 +79,8 @@ class ModelLoaderRepository(pulumi.ComponentResource):
         aws.kms.Alias(
             f"{name}-key-alias",
             aws.kms.AliasArgs(name=f"alias/{args.repository_name}", target_key_id=self.key.key_id),
-            opts=pulumi.ResourceOptions(parent=self),
+            # Fixed name: a replacement deletes the old alias first (lifecycle-fixed-name-replace).
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
         self.repository = aws.ecr.Repository(
             f"{name}-repository",
@@ -96,7 +97,10 @@ class ModelLoaderRepository(pulumi.ComponentResource):
                 ],
                 force_delete=False,
             ),
-            opts=stateful,
+            # Fixed name (the push script names it): replaced delete-first, never side by side.
+            opts=pulumi.ResourceOptions.merge(
+                stateful, pulumi.ResourceOptions(delete_before_replace=True)
+            ),
         )
         self.repository_url = self.repository.repository_url
         self.repository_arn = self.repository.arn

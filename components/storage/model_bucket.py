@@ -176,7 +176,6 @@ class ModelArtifactBucket(pulumi.ComponentResource):
         require_valid("ModelArtifactBucket", name, args.problems())
         self._name = name
         self._args = args
-        child = pulumi.ResourceOptions(parent=self)
         stateful = pulumi.ResourceOptions(
             parent=self, protect=args.protect, retain_on_delete=args.protect
         )
@@ -193,7 +192,8 @@ class ModelArtifactBucket(pulumi.ComponentResource):
         aws.kms.Alias(
             f"{name}-key-alias",
             aws.kms.AliasArgs(name=args.alias_name, target_key_id=key.key_id),
-            opts=child,
+            # Fixed name: a replacement deletes the old alias first.
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
         bucket = aws.s3.Bucket(
             f"{name}-bucket",

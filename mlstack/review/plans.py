@@ -25,6 +25,7 @@ def node_from_json(raw: Mapping[str, Any]) -> ResourceNode:
         retain_on_delete=bool(raw.get("retainOnDelete", False)),
         ignore_changes=tuple(raw.get("ignoreChanges") or ()),
         inputs=dict(raw.get("inputs") or {}),
+        delete_before_replace=bool(raw.get("deleteBeforeReplace", False)),
     )
 
 
@@ -72,6 +73,8 @@ def policy_stack(graph: ResourceGraph) -> Stack:
             dependencies=n.dependencies,
             protect=n.protect,
             custom=n.custom,
+            retain_on_delete=n.retain_on_delete,
+            delete_before_replace=n.delete_before_replace,
         )
         for n in graph.resources
     ]

@@ -15,7 +15,7 @@ Shared type tokens and helpers are in :mod:`policy.rules.common`.
 from __future__ import annotations
 
 from policy.core import Rule
-from policy.rules import delivery, iam, kubernetes, network, operations, storage
+from policy.rules import delivery, iam, kubernetes, lifecycle, network, operations, storage
 
 AREAS: dict[str, list[Rule]] = {
     "storage": storage.RULES,
@@ -24,6 +24,7 @@ AREAS: dict[str, list[Rule]] = {
     "kubernetes": kubernetes.RULES,
     "delivery": delivery.RULES,
     "operations": operations.RULES,
+    "lifecycle": lifecycle.RULES,
 }
 """Area name -> its rules, in report order."""
 

@@ -184,6 +184,13 @@ class ServingConfig(ConfigModel):
     chart_versions: ChartVersionsConfig = fixed(
         default_factory=ChartVersionsConfig, description="Pinned chart version overrides."
     )
+    deploy_models: bool = knob(
+        True,
+        description="Deploy the models[] services. false on the first deploy of a new stack: "
+        "the platform and the model bucket come up, nothing waits on artifacts; push them "
+        "(mlstack model push --stack <stack>), then set true (docs/operations.md, First "
+        "deploy).",
+    )
     image_cache: ImageCacheConfig = fixed(
         default_factory=ImageCacheConfig, description="ECR pull-through caches for images."
     )

@@ -25,20 +25,27 @@ def node(
     protect: bool = False,
     provider: str | None = PROVIDER_URN,
     custom: bool = True,
+    parent: ResourceNode | None = None,
+    retain_on_delete: bool | None = None,
+    delete_before_replace: bool = False,
 ) -> ResourceNode:
-    """A resource; AWS and Kubernetes resources get the test AWS provider by default."""
+    """A resource; AWS resources get the test AWS provider by default (Kubernetes ones
+    only when ``provider`` names one explicitly). ``retain_on_delete`` follows
+    ``protect`` unless given."""
+    explicit = provider is not PROVIDER_URN
     return ResourceNode(
         urn=urn(type_token, name),
         type=type_token,
         name=name,
-        parent=None,
+        parent=parent.urn if parent else None,
         custom=custom,
-        provider=provider if type_token.startswith("aws:") else None,
+        provider=provider if type_token.startswith("aws:") or explicit else None,
         dependencies=tuple(d.urn for d in depends_on),
         protect=protect,
-        retain_on_delete=protect,
+        retain_on_delete=protect if retain_on_delete is None else retain_on_delete,
         ignore_changes=(),
         inputs=inputs or {},
+        delete_before_replace=delete_before_replace,
     )
 
 

@@ -388,7 +388,8 @@ def result_of(rule_id: str, g: ResourceGraph):
 
 
 def test_every_rule_has_a_passing_and_a_failing_case() -> None:
-    assert set(CASES) == set(rules.RULES_BY_ID)
+    lifecycle = {rule.id for rule in rules.AREAS["lifecycle"]}  # cases: test_lifecycle.py
+    assert set(CASES) == set(rules.RULES_BY_ID) - lifecycle
 
 
 def test_the_pack_has_at_least_twenty_rules_with_id_severity_and_enforcement() -> None:

@@ -110,14 +110,37 @@ def test_system_nodes_require_imdsv2_and_encrypted_gp3(any_graph) -> None:
     assert ebs["encrypted"] == "true"
 
 
-def test_system_node_group_is_on_demand_and_leaves_desired_size_to_the_autoscaler(
+def test_system_node_group_is_on_demand_and_its_size_follows_config_without_an_autoscaler(
     prod_graph,
 ) -> None:
+    """Issue 12 item 9: no cluster-autoscaler runs (Karpenter pools only), so nothing else
+    owns desiredSize and a config change of it must reach EKS."""
     group = prod_graph.one("aws:eks/nodeGroup:NodeGroup")
     assert group.inputs["capacityType"] == "ON_DEMAND"
     assert group.inputs["instanceTypes"] == ["m6i.xlarge", "m6a.xlarge"]
     assert group.inputs["scalingConfig"] == {"desiredSize": 3, "maxSize": 6, "minSize": 3}
-    assert group.ignore_changes == ("scalingConfig.desiredSize",)
+    assert not prod_graph.by_type("kubernetes:helm.sh/v3:Release") or all(
+        "cluster-autoscaler" not in str(r.inputs.get("chart"))
+        for r in prod_graph.by_type("kubernetes:helm.sh/v3:Release")
+    )
+    assert group.ignore_changes == ()
+
+
+def test_system_node_group_leaves_desired_size_to_cluster_autoscaler_when_it_runs() -> None:
+    from mlstack.synth import synth_config
+    from stacks.config import parse_config
+    from tests.conftest import raw_stack_config
+
+    raw = raw_stack_config("dev")
+    pool = raw["gpuPools"][0]
+    pool.pop("disruption", None)
+    pool.update(provisioner="managed", capacityTypes=["on-demand"])
+    pool["ami"]["release"] = "1.33.13-20260714"
+    graph = synth_config(parse_config(raw, "Pulumi.dev.yaml"), "dev")
+    charts = [str(r.inputs.get("chart")) for r in graph.by_type("kubernetes:helm.sh/v3:Release")]
+    assert "cluster-autoscaler" in charts
+    system = graph.one("aws:eks/nodeGroup:NodeGroup", "cluster-system-nodes")
+    assert system.ignore_changes == ("scalingConfig.desiredSize",)
 
 
 def test_stateful_resources_protected_in_prod_only(dev_graph, prod_graph) -> None:

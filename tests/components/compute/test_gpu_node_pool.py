@@ -259,6 +259,14 @@ def test_managed_group_scales_from_zero_and_leaves_desired_to_the_autoscaler(
     assert node.inputs["updateConfig"] == {"maxUnavailable": 1}
 
 
+def test_managed_groups_with_their_fixed_name_replace_delete_first(mixed: Synthesized) -> None:
+    """Issue 12 item 11: nodeGroupName gpu-<pool> is fixed; a replacing change (instance
+    types, AMI type, capacity type, subnets) must delete the old group first."""
+    node = mixed.graph.one(NODE_GROUP, "gpu-batch-nodes")
+    assert node.inputs["nodeGroupName"] == "gpu-batch"
+    assert node.delete_before_replace
+
+
 @pytest.mark.parametrize("pool", ["batch", "rocket"])
 def test_managed_group_asg_carries_every_scale_from_zero_tag(mixed: Synthesized, pool: str) -> None:
     graph = mixed.graph

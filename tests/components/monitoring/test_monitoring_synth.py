@@ -65,10 +65,10 @@ FAKE_SERVICES = (
 def _synth_with(stack: str, services: tuple[ServiceTarget, ...]) -> ResourceGraph:
     original = composition.build_monitoring
 
-    def patched(cfg: Any, prefix: str, provider: Any, cluster: Any, gpu: Any, **kwargs: Any) -> Any:
-        return original(
-            cfg, prefix, provider, cluster, gpu, **{**kwargs, "services": services_to_use}
-        )
+    def patched(
+        cfg: Any, prefix: str, provider: Any, cluster: Any, gpu: Any, *, services: Any, **kw: Any
+    ) -> Any:
+        return original(cfg, prefix, provider, cluster, gpu, services=services_to_use, **kw)
 
     services_to_use = services
     with pytest.MonkeyPatch.context() as mp:

@@ -113,3 +113,45 @@ def test_chart_is_pinned_and_overridable() -> None:
     assert ps.chart_pin().version == pin.version
     assert ps.chart_pin("88.0.0").version == "88.0.0"
     assert ps.chart_pin("88.0.0").repository == pin.repository
+
+
+RULE_GATES = {
+    "etcd": "kubeEtcd",
+    "kubeControllerManager": "kubeControllerManager",
+    "kubeProxy": "kubeProxy",
+    "kubeSchedulerAlerting": "kubeScheduler",
+    "kubeSchedulerRecording": "kubeScheduler",
+}
+"""defaultRules.rules.<group> -> the component toggle its template also requires
+(kube-prometheus-stack templates/prometheus/rules-1.14/: ``if and .Values.defaultRules.create
+.Values.<component>.enabled .Values.defaultRules.rules.<group>``)."""
+
+
+def test_no_default_rule_switch_is_dead() -> None:
+    """Issue 12 item 16: five rules.* keys repeated what the disabled components already do."""
+    values = _values()
+    rules = values["defaultRules"].get("rules", {})
+    dead = [k for k in rules if k in RULE_GATES and values[RULE_GATES[k]]["enabled"] is False]
+    assert dead == []
+    for component in set(RULE_GATES.values()):
+        assert values[component]["enabled"] is False  # the rules stay off through the gate
+
+
+def test_the_chart_does_not_install_its_own_crds() -> None:
+    """Issue 12 item 10: crds/ is installed once and never upgraded; the CRDs come from
+    the prometheus-operator-crds release instead."""
+    assert _values()["crds"] == {"enabled": False}
+
+
+def test_the_crd_chart_ships_the_operator_version_of_the_stack_chart() -> None:
+    crds = CHARTS["prometheus-operator-crds"]
+    assert (crds.chart, crds.version) == ("prometheus-operator-crds", "31.0.1")
+    assert crds.repository == CHARTS["kube-prometheus-stack"].repository
+
+
+def test_monitoring_objects_wait_for_the_crd_release(dev_graph) -> None:
+    releases = dev_graph.by_type("kubernetes:helm.sh/v3:Release")
+    crds = next(r for r in releases if r.inputs["chart"] == "prometheus-operator-crds")
+    stack = next(r for r in releases if r.inputs["chart"] == "kube-prometheus-stack")
+    assert crds.urn in stack.dependencies
+    assert crds.inputs.get("skipCrds") is not True

@@ -64,3 +64,53 @@ def test_the_scaled_object_validator_is_strict(crd_schemas: SchemaStore) -> None
     ]
     no_triggers = {**good, "spec": {"scaleTargetRef": {"name": "m"}}}
     assert validate(no_triggers) == ["ScaledObject spec: 'triggers' is a required property"]
+
+
+def _chart_defaults(name: str) -> dict:
+    import yaml
+
+    from tests.components.test_chart_values import UPSTREAM
+
+    path = UPSTREAM / f"{name}.values.yaml"
+    if not path.is_file():
+        pytest.skip(f"upstream chart defaults not found: {path}")
+    return yaml.safe_load(path.read_text())
+
+
+def _helm_merge(defaults: dict, values: dict) -> dict:
+    """Helm's coalescing: user maps merge over default maps, a null deletes the key."""
+    out = dict(defaults)
+    for key, value in values.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _helm_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def test_keda_pods_get_no_cpu_limit_from_the_chart_defaults() -> None:
+    """Issue 12 item 16: the chart's limits.cpu 1 used to survive under ours."""
+    defaults = _chart_defaults(f"keda-{KEDA_CHART.version}")
+    merged = _helm_merge(defaults, KedaArgs().values())
+    for deployment in ("operator", "metricServer", "webhooks"):
+        limits = merged["resources"][deployment]["limits"]
+        assert "cpu" not in limits, deployment
+        assert limits["memory"] == "1000Mi"
+        assert merged["resources"][deployment]["requests"]["cpu"] == "100m"
+
+
+def test_keda_metrics_are_scraped_through_service_monitors() -> None:
+    prometheus = KedaArgs().values()["prometheus"]
+    assert isinstance(prometheus, dict)
+    for part in ("operator", "metricServer", "webhooks"):
+        assert prometheus[part] == {"enabled": True, "serviceMonitor": {"enabled": True}}
+
+
+def test_keda_waits_for_the_prometheus_operator_crds(dev_graph: ResourceGraph) -> None:
+    keda = next(r for r in dev_graph.by_type(RELEASE) if r.inputs["chart"] == "keda")
+    crds = next(
+        r for r in dev_graph.by_type(RELEASE) if r.inputs["chart"] == "prometheus-operator-crds"
+    )
+    assert crds.urn in keda.dependencies

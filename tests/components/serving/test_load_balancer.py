@@ -229,3 +229,22 @@ def test_irsa_mode_annotates_the_controllers_service_account() -> None:
     (sub,) = [v for k, v in statement["Condition"]["StringEquals"].items() if k.endswith(":sub")]
     assert sub == "system:serviceaccount:kube-system:aws-load-balancer-controller"
     assert not graph.by_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
+
+
+def test_controller_crds_are_applied_at_the_chart_tag_and_the_chart_skips_its_own(
+    graph: ResourceGraph,
+) -> None:
+    """Issue 12 item 10: the chart's crds/ would never be upgraded by Helm."""
+    release = next(
+        r
+        for r in graph.by_type("kubernetes:helm.sh/v3:Release")
+        if r.inputs["chart"] == AWS_LOAD_BALANCER_CONTROLLER_CHART.chart
+    )
+    assert release.inputs["skipCrds"] is True
+    crds = graph.one("kubernetes:yaml/v2:ConfigFile")
+    version = AWS_LOAD_BALANCER_CONTROLLER_CHART.version
+    assert crds.inputs["file"] == (
+        "https://raw.githubusercontent.com/kubernetes-sigs/aws-load-balancer-controller/"
+        f"v{version}/helm/aws-load-balancer-controller/crds/crds.yaml"
+    )
+    assert crds.urn in release.dependencies
