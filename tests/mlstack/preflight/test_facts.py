@@ -85,7 +85,12 @@ BLUE_GREEN = {
 
 
 def test_canary_and_blue_green_versions_are_separate_tracks(synth_edited: SynthEdited) -> None:
-    edits = {"models[0].rollout": CANARY, "models[1].rollout": BLUE_GREEN}
+    # Room for the extra tracks' pods (the capacity-fit rule counts them).
+    edits = {
+        "models[0].rollout": CANARY,
+        "models[1].rollout": BLUE_GREEN,
+        "gpuPools[0].maxNodes": 8,
+    }
     raw = raw_stack_config("dev")
     for dotted, value in edits.items():
         set_path(raw, dotted, value)

@@ -279,6 +279,7 @@ def test_instance_type_not_offered_in_a_zone_fails_the_pool(
 
 
 def _canary(config: dict[str, Any]) -> None:
+    config["mlstack:gpuPools"][0]["maxNodes"] = 8  # room for the canary's pods (capacity fit)
     llm = config["mlstack:models"][0]
     llm["rollout"] = {
         "strategy": "canary",
