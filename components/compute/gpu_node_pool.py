@@ -460,8 +460,8 @@ SOCI_PARALLEL_PULL_TOML = "\n".join(
 
 def parallel_image_pull(ami_family: str, ami_release: str) -> bool:
     """Whether the pool's nodes pull images with SOCI parallel pull: Bottlerocket from
-    1.44.0. The EKS AL2023 NVIDIA AMI does not ship the snapshotter (installing it would
-    download a binary at every boot), so AL2023 keeps containerd's default pull."""
+    1.44.0. EKS AL2023 AMIs ship SOCI behind nodeadm's ``FastImagePull`` feature gate,
+    which AWS labels experimental: not enabled, so AL2023 keeps containerd's default pull."""
     if ami_family != "bottlerocket":
         return False
     match = re.match(r"v?(\d+)\.(\d+)\.(\d+)", ami_release)  # v1.46.0 or 1.46.0-0123abcd
