@@ -458,6 +458,11 @@ SOCI_PARALLEL_PULL_TOML = "\n".join(
 """Bottlerocket settings: images pulled in parallel chunks and unpacked concurrently."""
 
 
+BOTTLEROCKET_SOCI_DIR = "/var/lib/soci-snapshotter"
+"""Where Bottlerocket's SOCI snapshotter keeps layers (the images it removes when the
+snapshotter changes: settings reference, ``settings.container-runtime.snapshotter``)."""
+
+
 def parallel_image_pull(ami_family: str, ami_release: str) -> bool:
     """Whether the pool's nodes pull images with SOCI parallel pull: Bottlerocket from
     1.44.0. EKS AL2023 AMIs ship SOCI behind nodeadm's ``FastImagePull`` feature gate,
@@ -620,12 +625,17 @@ def managed_user_data(args: GpuNodePoolArgs) -> str | None:
     elif not raid0:
         text = SOCI_PARALLEL_PULL_TOML
     else:
+        # With SOCI the layers are buffered and unpacked under its own directory: bound to
+        # the RAID0 too, or the image lands on the EBS data volume (Bottlerocket's SOCI
+        # data dir; Karpenter's RAID0 binds the same one for its pools).
+        dirs = ["/var/lib/containerd", "/var/lib/kubelet", "/var/log/pods"]
+        dirs += [BOTTLEROCKET_SOCI_DIR] if soci else []
+        bind = ", ".join(f'"{d}"' for d in dirs)
         text = ("" if not soci else SOCI_PARALLEL_PULL_TOML) + "\n".join(
             [
                 '[settings.bootstrap-commands."000-mount-instance-storage"]',
                 'commands = [["apiclient", "ephemeral-storage", "init"], ["apiclient", '
-                '"ephemeral-storage", "bind", "--dirs", "/var/lib/containerd", '
-                '"/var/lib/kubelet", "/var/log/pods"]]',
+                f'"ephemeral-storage", "bind", "--dirs", {bind}]]',
                 "essential = true",
                 'mode = "always"',
                 "",
