@@ -8,6 +8,7 @@ each Kubernetes minor version; re-check them there when bumping the cluster.
 
 from __future__ import annotations
 
+import datetime as _dt
 from dataclasses import dataclass
 
 
@@ -52,6 +53,25 @@ EKS_ADDONS: dict[str, AddonPins] = {
         eks_pod_identity_agent="v1.3.8-eksbuild.2",
     ),
 }
+
+
+EKS_SUPPORT_SOURCE = (
+    "Amazon EKS user guide, 'Understand the Kubernetes version lifecycle on EKS' "
+    "(docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html), release calendar, "
+    "read 2026-12-01"
+)
+"""Where the standard-support dates below come from; re-read it when adding a version."""
+
+EKS_STANDARD_SUPPORT_END: dict[str, _dt.date] = {
+    # Standard support lasts 14 months from the EKS release; extended support (6x the
+    # cluster-hour price) the 12 months after.
+    "1.31": _dt.date(2025, 11, 26),
+    "1.32": _dt.date(2026, 3, 23),
+    "1.33": _dt.date(2026, 7, 29),
+    "1.34": _dt.date(2026, 12, 2),
+    "1.35": _dt.date(2027, 3, 27),
+}
+"""Last day of EKS standard support per Kubernetes minor version (``mlstack preflight``)."""
 
 
 @dataclass(frozen=True)
@@ -115,9 +135,23 @@ AWS_LOAD_BALANCER_CONTROLLER_CHART = ChartPin(
 
 VLLM_IMAGE = "docker.io/vllm/vllm-openai:v0.28.0"
 TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:26.04-py3"
-MODEL_LOADER_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.36.7"
-"""AWS CLI v2 on Amazon Linux 2023; the image ships jq, sha256sum and find, which the
-model-loader script uses."""
+MODEL_LOADER_IMAGE_TAG = "mlstack-0.1.0-loader.1"
+"""Tag of the model-loader image (``loader/Dockerfile``, ``mlstack model fetch``) in the
+stack's own ECR repository (``ModelLoaderRepository``, immutable tags: a tag, once
+pushed, always names the same image). Bump it whenever the loader's code or Dockerfile
+changes; the ``loader-image`` workflow builds and pushes exactly this tag."""
+MODEL_LOADER_IMAGE_DIGEST: str | None = None
+"""The digest (``sha256:<64 hex>``) the ``loader-image`` workflow printed for
+``MODEL_LOADER_IMAGE_TAG``; with it, pods pull ``<repo>:<tag>@<digest>`` (the digest
+wins). None until the first build has run (the image cannot be built offline): pods
+then pull the immutable tag."""
+
+
+def model_loader_image(repository_url: str) -> str:
+    """The loader image reference in ``repository_url`` (pinned by digest once recorded)."""
+    reference = f"{repository_url}:{MODEL_LOADER_IMAGE_TAG}"
+    return f"{reference}@{MODEL_LOADER_IMAGE_DIGEST}" if MODEL_LOADER_IMAGE_DIGEST else reference
+
 
 CHARTS.update(
     {
@@ -125,7 +159,7 @@ CHARTS.update(
         "aws-load-balancer-controller": AWS_LOAD_BALANCER_CONTROLLER_CHART,
     }
 )
-IMAGES.update({"vllm": VLLM_IMAGE, "triton": TRITON_IMAGE, "model-loader": MODEL_LOADER_IMAGE})
+IMAGES.update({"vllm": VLLM_IMAGE, "triton": TRITON_IMAGE})
 
 IMAGE_SIZES_GIB: dict[str, tuple[float, str]] = {
     "vllm": (10.0, "assumed for the vLLM preset image (not read from its registry)"),

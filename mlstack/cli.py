@@ -537,6 +537,46 @@ def rollback(
     )
 
 
+@app.command()
+def preflight(
+    stack: StackArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    model_bucket: Annotated[
+        str | None,
+        typer.Option(
+            "--model-bucket",
+            help="Model bucket name [$MLSTACK_MODEL_BUCKET, else found by the stack's tags].",
+        ),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Judge dates (standard support, cert expiry) as of YYYY-MM-DD (default: today).",
+        ),
+    ] = None,
+    root: RootOpt = Path(),
+) -> None:
+    """Read-only checks against the AWS account before `pulumi up` (exit 1 on any FAIL)."""
+    import datetime as dt
+    import os
+
+    from mlstack.preflight.run import collect_facts, run_preflight
+
+    day: dt.date | None = None
+    if as_of is not None:
+        try:
+            day = dt.date.fromisoformat(as_of)
+        except ValueError:
+            raise UsageError(f"--as-of {as_of!r}: not a date; allowed: YYYY-MM-DD") from None
+    facts = collect_facts(stack, root.resolve())
+    bucket = model_bucket or os.environ.get("MLSTACK_MODEL_BUCKET") or None
+    report = run_preflight(facts, today=day, model_bucket=bucket)
+    typer.echo(report.render_json() if as_json else report.render_text(), nl=False)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (also used by the console script)."""
     args = list(sys.argv[1:] if argv is None else argv)

@@ -190,6 +190,7 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
         prometheus_url=prom_url,
         image_pullers=gpu_node_roles(gpu),
         wait_for=[cluster.system_node_group] if cluster.system_node_group else [],
+        image_pushers=[ci_identity.deploy_role] if ci_identity else [],
         opts=pulumi.ResourceOptions(providers=[provider, cluster.provider]),
     )
     services = service_targets(cfg, alarm_target_groups(cfg, serving.load_balancer))

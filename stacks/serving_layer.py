@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import pulumi
+import pulumi_aws as aws
 
 from components.monitoring import AlbTargetGroupRef, ServiceTarget
 from components.monitoring import metrics as monitoring_metrics
@@ -32,16 +33,17 @@ from components.serving.inference_service import (
 )
 from components.serving.keda import Keda, KedaArgs
 from components.serving.load_balancer import LoadBalancer, LoadBalancerArgs
+from components.serving.loader_repository import ModelLoaderRepository, ModelLoaderRepositoryArgs
 from components.serving.namespace import InferenceNamespace, InferenceNamespaceArgs
 from components.serving.rollout import workload_name
-from components.versions import AWS_LOAD_BALANCER_CONTROLLER_CHART, KEDA_CHART
+from components.storage import layout
+from components.versions import (
+    AWS_LOAD_BALANCER_CONTROLLER_CHART,
+    KEDA_CHART,
+    model_loader_image,
+)
 from stacks.config import StackConfig
 from stacks.schema.models import ModelConfig
-
-
-def model_prefix(name: str, version: str) -> str:
-    """Key prefix of one model version in the artifact bucket."""
-    return f"models/{name}/{version}/"
 
 
 class GpuPool(Protocol):
@@ -73,6 +75,7 @@ class Serving:
     namespace: InferenceNamespace
     keda: Keda
     load_balancer: LoadBalancer
+    loader_repository: ModelLoaderRepository
     services: dict[str, InferenceService] = field(default_factory=dict)
     endpoints: dict[str, dict[str, str | None]] = field(default_factory=dict)
     """Per model: its in-cluster URL and, when exposed on the ALB, host and path."""
@@ -166,6 +169,7 @@ def build_serving(
     prometheus_url: str,
     image_pullers: Sequence[pulumi.Input[str]] = (),
     wait_for: Sequence[pulumi.Resource] = (),
+    image_pushers: Sequence[aws.iam.Role] = (),
     opts: pulumi.ResourceOptions | None = None,
 ) -> Serving:
     """Declare the serving layer. ``opts`` carries the AWS + Kubernetes providers;
@@ -182,6 +186,18 @@ def build_serving(
     namespace = InferenceNamespace(
         "serving", InferenceNamespaceArgs(namespace=serving.namespace), opts=opts
     )
+    # The model-loader image lives in the stack's own ECR repository (loader/Dockerfile,
+    # pushed by the loader-image workflow; ``image_pushers`` may push to it).
+    loader_repository = ModelLoaderRepository(
+        "model-loader",
+        ModelLoaderRepositoryArgs(
+            repository_name=loader_repository_name(stack), protect=cfg.protect
+        ),
+        opts=opts,
+    )
+    for index, role in enumerate(image_pushers):
+        loader_repository.grant_push(role, f"model-loader-push-{index}")
+    loader_image = loader_repository.repository_url.apply(model_loader_image)
     keda = Keda(
         "keda",
         KedaArgs(
@@ -233,11 +249,20 @@ def build_serving(
                 keda=keda,
                 load_balancer=load_balancer,
                 prometheus_url=cfg.serving.autoscaler.prometheus_address or prometheus_url,
+                loader_image=loader_image,
                 image_cache=cache,
             ),
             opts=opts,
         )
-    return Serving(namespace, keda, load_balancer, services, endpoints(cfg), cache)
+    return Serving(
+        namespace, keda, load_balancer, loader_repository, services, endpoints(cfg), cache
+    )
+
+
+def loader_repository_name(stack: str) -> str:
+    """``mlstack-<stack>-model-loader``: the ECR repository of the loader image."""
+    safe = re.sub(r"[^a-z0-9-]+", "-", stack.lower()).strip("-") or "stack"
+    return f"mlstack-{safe}-model-loader"
 
 
 def endpoints(cfg: StackConfig) -> dict[str, dict[str, str | None]]:
@@ -267,6 +292,7 @@ def service_args(
     keda: Keda,
     load_balancer: LoadBalancer,
     prometheus_url: str,
+    loader_image: pulumi.Input[str],
     image_cache: ImageCache | None = None,
 ) -> InferenceServiceArgs:
     """The InferenceService inputs of one model."""
@@ -281,7 +307,7 @@ def service_args(
                 track=track,
                 artifact_version=version,
                 image=image_cache.resolve(resolved) if image_cache else resolved,
-                prefix=model_prefix(model.name, version),
+                manifest_key=layout.manifest_key(model.name, version),
             )
         )
     scaling = model.autoscaling
@@ -330,8 +356,7 @@ def service_args(
         pdb_min_available=1 if cfg.is_prod else None,
         startup_budget_seconds=model.startup_budget_seconds,
         drain_seconds=model.drain_seconds,
-        loader_config_map=namespace.loader_config_map,
-        loader_sha256=namespace.loader_sha256,
+        loader_image=loader_image,
         scaler_depends_on=(keda.release,),
         exposure_depends_on=(load_balancer.release, load_balancer.ingress_class),
     )

@@ -282,6 +282,19 @@ CI_SELF_PROTECT: tuple[str, ...] = (
 )
 """Denied to the deploy role on the CI roles themselves: no self-escalation from CI."""
 
+ECR_AUTH_TOKEN: tuple[str, ...] = ("ecr:GetAuthorizationToken",)
+"""Docker login to ECR; AWS offers no resource-level scoping for it."""
+ECR_PUSH: tuple[str, ...] = (
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:BatchGetImage",
+    "ecr:CompleteLayerUpload",
+    "ecr:DescribeImages",
+    "ecr:InitiateLayerUpload",
+    "ecr:PutImage",
+    "ecr:UploadLayerPart",
+)
+"""Push an image to one repository (and read back its digest); never delete."""
+
 READ_ONLY_ACCESS_POLICY = "ReadOnlyAccess"
 POWER_USER_ACCESS_POLICY = "PowerUserAccess"
 EKS_VIEW_ACCESS_POLICY = "AmazonEKSViewPolicy"

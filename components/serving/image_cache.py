@@ -25,7 +25,7 @@ not support (``nvcr.io`` for Triton, see :data:`UNSUPPORTED`) stay as they are.
 
 Lifecycle: cached repositories are created by ECR, not by Pulumi: a destroy removes the
 rules, templates and grants but leaves the cached repositories (docs/operations.md,
-section 9). Tags stay mutable: ECR keeps a cached tag in sync with upstream only while the
+section 10). Tags stay mutable: ECR keeps a cached tag in sync with upstream only while the
 repository's tags are mutable; pin images by digest for immutability.
 """
 

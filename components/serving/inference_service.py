@@ -3,7 +3,7 @@
 Per model:
 
 * a ServiceAccount and its own IAM role (Pod Identity or IRSA) trusted by exactly
-  that namespace/service account, allowed to read only the model's version prefixes
+  that namespace/service account, allowed to read only its own model's prefix
   (granted by the artifact bucket: ``grant_read``);
 * one Deployment per *track* (``stable`` [+ ``canary``], or ``blue`` + ``green``),
   each with: the runtime preset's command, ports and probes; GPU/CPU/memory requests
@@ -22,7 +22,6 @@ Per model:
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,10 +34,9 @@ import pulumi_kubernetes as k8s
 from components.serving import load_balancer as lb
 from components.serving import runtimes
 from components.serving.identity import WorkloadIdentity, workload_role
-from components.serving.namespace import LOADER_CONFIG_MAP, LOADER_KEY
 from components.serving.rollout import TRACKS, RoutePlan, Strategy, route_plan, workload_name
+from components.storage import layout
 from components.validation import require_valid
-from components.versions import MODEL_LOADER_IMAGE
 
 TYPE_TOKEN = "mlstack:serving:InferenceService"
 PRE_STOP_SECONDS = 15
@@ -50,6 +48,11 @@ HPA_MAX_PERIOD_SECONDS = 1800
 LOADER_USER = 1000
 GPU_RESOURCE = "nvidia.com/gpu"
 CACHE_DIR = "/var/cache/model-server"
+MODEL_CACHE_DIR = "/var/cache/mlstack/models"
+"""Where ``mlstack model fetch`` keeps verified versions (``--cache-dir``), keyed by the
+manifest digest; mounted at the same path, read-only, in the server (``MODEL_DIR`` is a
+symlink into it)."""
+MODEL_CACHE_VOLUME = "model-cache"
 Exposure = Literal["alb", "nlb", "none"]
 
 
@@ -77,14 +80,14 @@ class ArtifactReader(Protocol):
 
 @dataclass(frozen=True)
 class TrackVersion:
-    """What one track (Deployment) runs: ``prefix`` is the version's key prefix in the
-    artifact bucket (``models/<name>/<version>/``)."""
+    """What one track (Deployment) runs: ``manifest_key`` is the version's manifest in the
+    artifact bucket (``layout.manifest_key(name, version)``)."""
 
     track: str
     artifact_version: str
     image: pulumi.Input[str]
     """The image reference pods pull (the ECR pull-through cache's when cached)."""
-    prefix: str
+    manifest_key: str
 
 
 @dataclass(frozen=True)
@@ -145,8 +148,12 @@ class InferenceServiceArgs:
     pdb_min_available: int | None = None
     startup_budget_seconds: int = 1800
     drain_seconds: int = 60
-    loader_config_map: str = LOADER_CONFIG_MAP
-    loader_sha256: str = ""
+    loader_image: pulumi.Input[str] = ""
+    """The model-loader image (``components.versions.model_loader_image``)."""
+    model_cache_dir: str = MODEL_CACHE_DIR
+    model_cache_volume: k8s.core.v1.VolumeArgs | None = None
+    """The volume (named ``model-cache``) behind ``model_cache_dir``; None: a per-pod
+    emptyDir of ``model_disk_gib`` (a node-level cache is a drop-in replacement)."""
     scaler_depends_on: Sequence[pulumi.Resource] = ()
     exposure_depends_on: Sequence[pulumi.Resource] = ()
 
@@ -185,13 +192,31 @@ class InferenceServiceArgs:
         if self.scale_target is not None and self.scale_target <= 0:
             found.append(f"scale_target: {self.scale_target}: must be > 0")
         for t in self.tracks:
-            if not t.prefix.endswith(f"/{self.model_name}/{t.artifact_version}/"):
+            try:
+                expected = layout.manifest_key(self.model_name, t.artifact_version)
+            except ValueError as exc:
+                found.append(f"tracks[{t.track}].artifact_version: {exc}")
+                continue
+            if t.manifest_key != expected:
                 found.append(
-                    f"tracks[{t.track}].prefix: {t.prefix!r}: must end with "
-                    f"/{self.model_name}/{t.artifact_version}/"
+                    f"tracks[{t.track}].manifest_key: {t.manifest_key!r}: must be {expected!r}"
                 )
         if not self.path.startswith("/"):
             found.append(f"path: {self.path!r}: must start with '/'")
+        if not self.model_cache_dir.startswith("/") or self.model_cache_dir.rstrip("/") in (
+            "",
+            "/models",
+            "/tmp",
+        ):
+            found.append(
+                f"model_cache_dir: {self.model_cache_dir!r}: an absolute path of its own "
+                "(not /, /models or /tmp)"
+            )
+        volume = self.model_cache_volume
+        if volume is not None and volume.name != MODEL_CACHE_VOLUME:
+            found.append(f"model_cache_volume.name: {volume.name!r}: must be {MODEL_CACHE_VOLUME}")
+        if isinstance(self.loader_image, str) and not self.loader_image:
+            found.append("loader_image: '': the model-loader image is required")
         return found
 
 
@@ -228,11 +253,11 @@ class InferenceService(pulumi.ComponentResource):
             parent=self,
         )
         self.role = identity.role
-        grants: list[pulumi.Resource] = []
-        for version, prefix in sorted({(t.artifact_version, t.prefix) for t in args.tracks}):
-            grants.append(
-                args.artifacts.grant_read(self.role, prefix, f"{name}-read-{_slug(version)}")
-            )
+        # One grant per model: its versions share the content-addressed blobs, so the
+        # prefix is models/<name>/ (blobs + manifests of this model, nothing else).
+        grants: list[pulumi.Resource] = [
+            args.artifacts.grant_read(self.role, layout.name_prefix(model), f"{name}-read-model")
+        ]
         if identity.association is not None:
             grants.append(identity.association)
 
@@ -349,10 +374,7 @@ class InferenceService(pulumi.ComponentResource):
             template=k8s.core.v1.PodTemplateSpecArgs(
                 metadata=k8s.meta.v1.ObjectMetaArgs(
                     labels=self._labels(track.track),
-                    annotations={
-                        "mlstack.io/artifact-version": track.artifact_version,
-                        "mlstack.io/loader-sha256": args.loader_sha256,
-                    },
+                    annotations={"mlstack.io/artifact-version": track.artifact_version},
                 ),
                 spec=self._pod_spec(track, selector),
             ),
@@ -390,7 +412,13 @@ class InferenceService(pulumi.ComponentResource):
             containers=[self._server(track)],
             volumes=[
                 k8s.core.v1.VolumeArgs(
+                    # Holds only the symlink MODEL_DIR -> the verified copy in the cache.
                     name="model",
+                    empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="1Mi"),
+                ),
+                args.model_cache_volume
+                or k8s.core.v1.VolumeArgs(
+                    name=MODEL_CACHE_VOLUME,
                     empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(
                         size_limit=f"{args.model_disk_gib}Gi"
                     ),
@@ -408,41 +436,34 @@ class InferenceService(pulumi.ComponentResource):
                 k8s.core.v1.VolumeArgs(
                     name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="4Gi")
                 ),
-                k8s.core.v1.VolumeArgs(
-                    name="loader",
-                    config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(
-                        name=args.loader_config_map, default_mode=0o555
-                    ),
-                ),
             ],
         )
 
     def _loader(self, track: TrackVersion) -> k8s.core.v1.ContainerArgs:
+        """``mlstack model fetch`` of the pinned version into the cache, MODEL_DIR pointed
+        at the verified copy; any mismatch fails the init container, so the pod."""
         args = self._args
-        env = {
-            "MODEL_BUCKET": args.artifacts.bucket_name,
-            "MODEL_PREFIX": track.prefix,
-            "MODEL_NAME": args.model_name,
-            "MODEL_VERSION": track.artifact_version,
-            "MODEL_DIR": runtimes.MODEL_DIR,
+        env: dict[str, pulumi.Input[str]] = {
+            "MLSTACK_MODEL_BUCKET": args.artifacts.bucket_name,
             "AWS_REGION": args.region,
-            "AWS_RETRY_MODE": "adaptive",
-            "AWS_MAX_ATTEMPTS": "10",
             "HOME": "/tmp",
         }
+        command = ["mlstack", "model", "fetch", "--name", args.model_name]
+        command += ["--version", track.artifact_version, "--region", args.region]
+        command += ["--cache-dir", args.model_cache_dir, "--link", runtimes.MODEL_DIR]
         return k8s.core.v1.ContainerArgs(
             name="model-loader",
-            image=MODEL_LOADER_IMAGE,
-            command=["/bin/sh", f"/opt/mlstack/{LOADER_KEY}"],
+            image=args.loader_image,
+            command=command,
             env=[k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in env.items()],
             resources=_equal_resources({"cpu": "2", "memory": "2Gi"}),
             security_context=_container_security(non_root=True, user=LOADER_USER, ro_root=True),
             volume_mounts=[
                 k8s.core.v1.VolumeMountArgs(name="model", mount_path="/models"),
-                k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
                 k8s.core.v1.VolumeMountArgs(
-                    name="loader", mount_path="/opt/mlstack", read_only=True
+                    name=MODEL_CACHE_VOLUME, mount_path=args.model_cache_dir
                 ),
+                k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
             ],
         )
 
@@ -498,6 +519,9 @@ class InferenceService(pulumi.ComponentResource):
             ),
             volume_mounts=[
                 k8s.core.v1.VolumeMountArgs(name="model", mount_path="/models", read_only=True),
+                k8s.core.v1.VolumeMountArgs(
+                    name=MODEL_CACHE_VOLUME, mount_path=args.model_cache_dir, read_only=True
+                ),
                 k8s.core.v1.VolumeMountArgs(name="shm", mount_path="/dev/shm"),
                 k8s.core.v1.VolumeMountArgs(name="cache", mount_path=CACHE_DIR),
                 k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
@@ -706,15 +730,6 @@ class InferenceService(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.exposure_depends_on)),
         )
-
-
-def _slug(version: str) -> str:
-    """A resource-name-safe form of a version; a short hash keeps versions that differ
-    only in case or punctuation (``v1.0`` / ``v1_0``) apart."""
-    slug = "".join(c if c.isalnum() or c == "-" else "-" for c in version.lower())
-    if slug == version:
-        return slug
-    return f"{slug}-{hashlib.sha256(version.encode()).hexdigest()[:6]}"
 
 
 def _equal_resources(amounts: Mapping[str, str]) -> k8s.core.v1.ResourceRequirementsArgs:

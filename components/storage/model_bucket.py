@@ -8,10 +8,12 @@ lifecycle that aborts incomplete multipart uploads and expires noncurrent
 versions. Optionally server access logging, into a log bucket it creates
 (SSE-S3, private, expiring) or into an existing one.
 
-Keys follow ``components.storage.layout``: ``models/<name>/<version>/...`` plus a
-``manifest.json`` written last. The owner grants access: :meth:`grant_read` and
-:meth:`grant_write` attach a policy to a role, scoped to one prefix, with the KMS
-actions the key needs.
+Keys follow ``components.storage.layout``: content-addressed blobs
+``models/<name>/blobs/sha256/<digest>`` and one ``models/<name>/manifests/<version>.json``
+per version, written last; the policy denies any write under ``models/`` without
+``If-None-Match`` (nothing there is ever replaced). The owner grants access:
+:meth:`grant_read` and :meth:`grant_write` attach a policy to a role, scoped to one
+model's prefix, with the KMS actions the key needs.
 
 ``protect=True`` (prod) protects and retains the bucket, the key and the log bucket,
 and retains (never deletes) the bucket's settings resources, so a retained bucket
@@ -29,14 +31,14 @@ import pulumi_aws as aws
 
 from components.iam import documents
 from components.storage import layout, policies
-from components.storage.layout import bucket_name_problem, model_prefix
+from components.storage.layout import bucket_name_problem, name_prefix
 from components.validation import require_valid
 
 __all__ = [
     "AccessLogSettings",
     "ModelArtifactBucket",
     "ModelArtifactBucketArgs",
-    "model_prefix",
+    "name_prefix",
 ]
 
 TYPE_TOKEN = "mlstack:storage:ModelArtifactBucket"
@@ -392,8 +394,8 @@ class ModelArtifactBucket(pulumi.ComponentResource):
     def grant_read(self, role: aws.iam.Role, prefix: str, name: str) -> aws.iam.RolePolicy:
         """Let ``role`` list and read objects under ``prefix`` (and decrypt them).
 
-        ``prefix``: ``model_prefix(name, version)`` for one version, ``models/<name>/``
-        for every version of a model, or ``models/``. ``name``: the Pulumi name of the
+        ``prefix``: ``name_prefix(name)`` (``models/<name>/``: the model's blobs and
+        manifests, i.e. every version of it), or ``models/``. ``name``: the Pulumi name of the
         created ``aws.iam.RolePolicy``, unique in the stack; it is parented to ``role``
         so it lives and dies with the role it grants to.
         """

@@ -1,7 +1,8 @@
 """Policy documents of the model-artifact bucket, as plain dicts (pure, testable).
 
 * :func:`bucket_policy`: the artifact bucket's resource policy (TLS only, TLS >= 1.2,
-  no object encrypted with anything but the bucket's own KMS key).
+  no object encrypted with anything but the bucket's own KMS key, and no write under
+  ``models/`` without ``If-None-Match``: blobs and manifests are never replaced).
 * :func:`log_bucket_policy`: the access-log bucket (S3 log delivery from the artifact
   bucket of this account only; TLS only).
 * :func:`grant_policy`: an identity policy for a role, scoped to one ``models/...``
@@ -14,6 +15,7 @@ from typing import Any, Literal
 
 from components.iam import actions, documents
 from components.iam.documents import PolicyDocument
+from components.storage import layout
 
 LOG_DELIVERY_SERVICE = "logging.s3.amazonaws.com"
 MIN_TLS_VERSION = "1.2"
@@ -61,6 +63,20 @@ def bucket_policy(bucket_arn: str, key_arn: str) -> PolicyDocument:
     put = list(actions.S3_PUT_OBJECT)
     return documents.document(
         *_transport_statements(bucket_arn),
+        # PutObject and CompleteMultipartUpload under models/ must carry If-None-Match
+        # (create, never replace); CreateMultipartUpload and UploadPart take no
+        # conditional header and are exempted by s3:ObjectCreationOperation (AWS S3 user
+        # guide, "Enforce conditional writes on Amazon S3 buckets"). A CopyObject into
+        # models/ is refused as a consequence (documented there too).
+        _deny(
+            "DenyReplacingModelObjects",
+            put,
+            [f"{bucket_arn}/{layout.MODELS_ROOT}*"],
+            {
+                "Null": {"s3:if-none-match": "true"},
+                "Bool": {"s3:ObjectCreationOperation": "true"},
+            },
+        ),
         _deny(
             "DenyOtherEncryption",
             put,
@@ -113,8 +129,8 @@ def grant_policy(
 ) -> PolicyDocument:
     """Identity policy: list and read (``read``) or also write (``write``) under ``prefix``.
 
-    ``prefix`` is checked by the caller (``models/``, ``models/<name>/`` or
-    ``models/<name>/<version>/``). The key may be used only through S3 in ``region``.
+    ``prefix`` is checked by the caller (``models/`` or ``models/<name>/``). The key may
+    be used only through S3 in ``region``.
     """
     writes = mode == "write"
     via_s3 = {"StringEquals": {"kms:ViaService": s3_service_endpoint(region, partition)}}

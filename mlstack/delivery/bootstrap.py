@@ -23,8 +23,9 @@ from typing import Any
 
 import boto3
 import boto3.session
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
+from mlstack import aws
 from mlstack.errors import MlstackError
 
 GITHUB_OIDC_URL = "https://token.actions.githubusercontent.com"
@@ -262,11 +263,39 @@ def bootstrap(
     if noncurrent_days < 1:
         raise MlstackError(f"--noncurrent-days {noncurrent_days}: must be at least 1")
     session = session or boto3.session.Session()
-    kwargs: dict[str, Any] = {"region_name": region}
-    if endpoint_url:
-        kwargs["endpoint_url"] = endpoint_url
-    s3 = session.client("s3", **kwargs)
-    kms = session.client("kms", **kwargs)
+    s3 = aws.make_client(session, "s3", region=region, endpoint_url=endpoint_url)
+    kms = aws.make_client(session, "kms", region=region, endpoint_url=endpoint_url)
+    try:
+        return _bootstrap(
+            session,
+            s3,
+            kms,
+            bucket,
+            region,
+            key_alias=key_alias,
+            noncurrent_days=noncurrent_days,
+            github_oidc=github_oidc,
+            endpoint_url=endpoint_url,
+        )
+    except BotoCoreError as exc:
+        network = aws.network_error(exc)
+        if network is not None:
+            raise network from exc
+        raise MlstackError(f"AWS call failed: {exc}") from exc
+
+
+def _bootstrap(
+    session: Any,
+    s3: Any,
+    kms: Any,
+    bucket: str,
+    region: str,
+    *,
+    key_alias: str,
+    noncurrent_days: int,
+    github_oidc: bool,
+    endpoint_url: str | None,
+) -> BootstrapResult:
     partition = session.get_partition_for_region(region)
     created: list[str] = []
 
@@ -307,8 +336,8 @@ def bootstrap(
         created.append(f"S3 bucket {bucket}")
     oidc_arn = None
     if github_oidc:
-        iam_kwargs = {"endpoint_url": endpoint_url} if endpoint_url else {}
-        oidc_arn = _ensure_github_oidc(session.client("iam", **iam_kwargs), created)
+        iam = aws.make_client(session, "iam", endpoint_url=endpoint_url)
+        oidc_arn = _ensure_github_oidc(iam, created)
     return BootstrapResult(
         bucket=bucket,
         region=region,

@@ -1,4 +1,4 @@
-"""``mlstack model push | list | verify | pin`` (registered in ``mlstack.cli``).
+"""``mlstack model push | list | verify | fetch | pin`` (registered in ``mlstack.cli``).
 
 boto3 is imported only when a command runs, so ``mlstack --help`` stays fast.
 """
@@ -10,7 +10,7 @@ import os
 import subprocess
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -19,8 +19,9 @@ from mlstack.errors import UsageError
 model_app = typer.Typer(
     name="model",
     help=(
-        "Model artifacts in the model bucket: models/<name>/<version>/ plus a manifest.json "
-        "written last (docs/model-artifacts.md)."
+        "Model artifacts in the model bucket: content-addressed blobs under "
+        "models/<name>/blobs/sha256/ and one manifest per version, written last "
+        "(docs/model-artifacts.md)."
     ),
     no_args_is_help=True,
 )
@@ -58,8 +59,33 @@ ConcurrencyOpt = Annotated[
 NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="Do not draw a progress bar.")]
 
 
+def binary_rate(bytes_per_second: float | None) -> str:
+    """A transfer rate in the binary units the byte counts use (``12.3 MiB/s``)."""
+    if bytes_per_second is None:
+        return "?"
+    value = float(bytes_per_second)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}/s" if unit == "B" else f"{value:.1f} {unit}/s"
+        value /= 1024
+    return f"{bytes_per_second:.0f} B/s"  # pragma: no cover - the loop always returns
+
+
+def _speed_column():
+    """rich's TransferSpeedColumn speaks decimal MB/s next to the bar's MiB: this one
+    uses binary units like DownloadColumn(binary_units=True)."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class BinarySpeedColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            return Text(binary_rate(task.finished_speed or task.speed), style="progress.data.speed")
+
+    return BinarySpeedColumn()
+
+
 class _Bar:
-    """A rich progress bar on stderr, fed from upload threads."""
+    """A rich progress bar on stderr, fed from worker threads; one task per phase."""
 
     def __init__(self, label: str) -> None:
         from rich.console import Console
@@ -69,20 +95,20 @@ class _Bar:
             Progress,
             TextColumn,
             TimeRemainingColumn,
-            TransferSpeedColumn,
         )
 
         self._progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             DownloadColumn(binary_units=True),
-            TransferSpeedColumn(),
+            _speed_column(),
             TimeRemainingColumn(),
             console=Console(stderr=True),
             transient=False,
         )
         self._label = label
-        self._task = self._progress.add_task(label, total=0, start=False)
+        self._phase = ""
+        self._task: Any = None
         self._lock = threading.Lock()
         self._files = 0
         self._total_files = 0
@@ -95,25 +121,32 @@ class _Bar:
         if self._started:
             self._progress.stop()
 
-    def start(self, total_bytes: int, total_files: int) -> None:
-        """Called once the work is known: only then is the bar drawn."""
-        self._total_files = total_files
-        self._progress.update(self._task, total=total_bytes, description=self._describe())
-        self._progress.start_task(self._task)
-        self._progress.start()
-        self._started = True
+    def start(self, total_bytes: int, total_files: int, phase: str = "upload") -> None:
+        """Called once per phase, when its work is known: only then is a bar drawn."""
+        with self._lock:
+            self._phase = phase
+            self._files = 0
+            self._total_files = total_files
+            description = self._describe()
+            self._task = self._progress.add_task(description, total=total_bytes)
+        if not self._started:
+            self._progress.start()
+            self._started = True
 
     def advance(self, nbytes: int) -> None:
-        self._progress.update(self._task, advance=nbytes)
+        if self._task is not None:
+            self._progress.update(self._task, advance=nbytes)
 
     def file_done(self, relpath: str, resumed: bool) -> None:
         with self._lock:
             self._files += 1
             description = self._describe()
-        self._progress.update(self._task, description=description)
+            task = self._task
+        if task is not None:
+            self._progress.update(task, description=description)
 
     def _describe(self) -> str:
-        return f"{self._label} {self._files}/{self._total_files} files"
+        return f"{self._label} {self._phase} {self._files}/{self._total_files} files"
 
 
 def _progress(enabled: bool, label: str):
@@ -209,8 +242,7 @@ def push(
     ] = None,
     no_progress: NoProgressOpt = False,
 ) -> None:
-    """Upload DIRECTORY as models/<name>/<version>/ (parallel, checksummed, manifest last)."""
-    from components.storage.layout import model_prefix
+    """Upload DIRECTORY as one immutable version (content-addressed blobs, manifest last)."""
     from mlstack.model_store.local import scan_model_dir
     from mlstack.model_store.manifest import git_commit_problem, hint_problem
     from mlstack.model_store.push import MiB, PushSettings, push_model
@@ -223,8 +255,7 @@ def push(
         problems.append(problem)
     if problems:
         raise UsageError("; ".join(problems))
-    prefix = model_prefix(name, version)
-    files = scan_model_dir(directory, exclude or (), prefix_bytes=len(prefix.encode()))
+    files = scan_model_dir(directory, exclude or ())
     client, bucket_name = _client(
         bucket=bucket,
         stack=stack,
@@ -244,12 +275,16 @@ def push(
             client, bucket_name, name, version, files, settings=settings, progress=bar
         )
     manifest = result.manifest
-    rate = result.uploaded_bytes / result.seconds / (1024 * 1024) if result.seconds else 0.0
-    resumed = f", {result.resumed_files} already there" if result.resumed_files else ""
+    where = f"s3://{bucket_name}/{result.manifest_key}"
+    if result.outcome == "identical":
+        typer.echo(f"{name} version {version} at {where}: {result.detail}")
+        return
+    rate = binary_rate(result.uploaded_bytes / result.seconds if result.seconds else 0.0)
+    present = f", {result.present_blobs} already in the bucket" if result.present_blobs else ""
     typer.echo(
         f"pushed {name} version {version}: {len(manifest.files)} files, "
-        f"{_human(manifest.total_bytes)} to s3://{bucket_name}/{result.prefix} "
-        f"({result.uploaded_files} uploaded{resumed}; {result.seconds:.1f} s, {rate:.1f} MiB/s)"
+        f"{_human(manifest.total_bytes)}, manifest {where} ({result.uploaded_blobs} blobs "
+        f"uploaded{present}; {result.seconds:.1f} s, {rate})"
     )
 
 
@@ -264,7 +299,7 @@ def list_command(
     root: RootOpt = Path(),
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List model versions: published (manifest present) or incomplete."""
+    """List model versions: published, or damaged (a blob missing or the wrong size)."""
     from mlstack.model_store.catalog import list_versions
 
     if name is not None:
@@ -276,11 +311,19 @@ def list_command(
     client, bucket_name = _client(
         bucket=bucket, stack=stack, endpoint_url=endpoint_url, region=region, root=root
     )
-    versions = list_versions(client, bucket_name, name)
+    catalog = list_versions(client, bucket_name, name)
+    versions = catalog.versions
     if as_json:
-        typer.echo(json.dumps([v.to_json() for v in versions], indent=2))
+        document = {
+            "versions": [v.to_json() for v in versions],
+            "unreferencedBlobs": {
+                model: {"blobs": count, "bytes": size}
+                for model, (count, size) in sorted(catalog.unreferenced.items())
+            },
+        }
+        typer.echo(json.dumps(document, indent=2))
         return
-    if not versions:
+    if not versions and not catalog.unreferenced:
         typer.echo(f"no model versions in s3://{bucket_name}" + (f" for {name}" if name else ""))
         return
     rows = [("NAME", "VERSION", "STATUS", "PUBLISHED", "FILES", "SIZE")]
@@ -298,11 +341,19 @@ def list_command(
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
-    incomplete = [v for v in versions if v.status == "incomplete"]
-    if incomplete:
+    for v in versions:
+        for problem in v.problems:
+            typer.echo(f"{v.name} {v.version} damaged: {problem}")
+    damaged = [v for v in versions if v.status == "damaged"]
+    if damaged:
         typer.echo(
-            f"{len(incomplete)} incomplete version(s): a push failed or is running; rerun it "
-            "to finish"
+            f"{len(damaged)} damaged version(s): never deploy them; `mlstack model verify` "
+            "re-reads every byte"
+        )
+    for model, (count, size) in sorted(catalog.unreferenced.items()):
+        typer.echo(
+            f"{model}: {count} blob(s), {_human(size)}, referenced by no manifest (an "
+            "unfinished push, or the loser of a race; rerun a failed push to finish it)"
         )
 
 
@@ -319,7 +370,7 @@ def verify(
     concurrency: ConcurrencyOpt = 8,
     no_progress: NoProgressOpt = False,
 ) -> None:
-    """Re-read every file of a version and check size and sha256 against its manifest."""
+    """Re-read every blob of a version and check size and sha256 against its manifest."""
     from mlstack.errors import MlstackError
     from mlstack.model_store.verify import verify_model
 
@@ -340,13 +391,78 @@ def verify(
     if not report.ok:
         count = len(report.problems)
         raise MlstackError(
-            f"{name} version {version} in s3://{bucket_name}/{report.prefix} FAILED "
+            f"{name} version {version} (s3://{bucket_name}/{report.manifest_key}) FAILED "
             f"verification ({count} problem{'s' if count != 1 else ''}):\n  - "
             + "\n  - ".join(report.problems)
         )
     typer.echo(
         f"verified {name} version {version}: {files} files, {_human(report.checked_bytes)}, "
         "every sha256 matches the manifest"
+    )
+
+
+@model_app.command()
+def fetch(
+    *,
+    name: NameOpt,
+    version: VersionOpt,
+    cache_dir: Annotated[
+        Path,
+        typer.Option("--cache-dir", help="Node-local cache; entries are keyed by manifest digest."),
+    ],
+    stack: StackOpt = None,
+    bucket: BucketOpt = None,
+    endpoint_url: EndpointOpt = None,
+    region: RegionOpt = None,
+    root: RootOpt = Path(),
+    concurrency: ConcurrencyOpt = 8,
+    part_size_mib: Annotated[
+        int, typer.Option("--part-size-mib", help="Bytes per ranged GET, MiB.", min=1, max=1024)
+    ] = 16,
+    manifest_sha256: Annotated[
+        str | None,
+        typer.Option("--manifest-sha256", help="Refuse unless the manifest has this sha256."),
+    ] = None,
+    cache_limit_bytes: Annotated[
+        int | None,
+        typer.Option("--cache-limit-bytes", help="Refuse to grow the cache beyond this size."),
+    ] = None,
+    link: Annotated[
+        Path | None,
+        typer.Option("--link", help="Point this symlink at the verified copy (atomically)."),
+    ] = None,
+) -> None:
+    """Fetch a version into the cache: parallel ranged GETs, hashed while streaming, verified,
+    published by rename. One JSON log line per phase on stdout."""
+    from mlstack.model_store.fetch import FetchSettings, MiB, fetch_model, json_logger
+
+    _check_name_version(name, version)
+    settings = FetchSettings(
+        concurrency=concurrency,
+        part_size=part_size_mib * MiB,
+        expected_manifest_sha256=manifest_sha256,
+        cache_limit_bytes=cache_limit_bytes,
+    )
+    problems = settings.problems()
+    if problems:
+        raise UsageError("; ".join(problems))
+    client, bucket_name = _client(
+        bucket=bucket,
+        stack=stack,
+        endpoint_url=endpoint_url,
+        region=region,
+        root=root,
+        connections=concurrency + 4,
+    )
+    fetch_model(
+        client,
+        bucket_name,
+        name,
+        version,
+        cache_dir,
+        settings=settings,
+        link=link,
+        log=json_logger(typer.echo),
     )
 
 

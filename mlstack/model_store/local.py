@@ -9,25 +9,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.storage.layout import MANIFEST_NAME
 from mlstack.errors import UsageError
 
-MAX_KEY_BYTES = 1024
-"""S3's limit on the UTF-8 length of a key."""
+MAX_PATH_BYTES = 1024
+"""Longest UTF-8 path of a file in a manifest (a sanity limit, well under PATH_MAX)."""
 
 
 @dataclass(frozen=True)
 class LocalFile:
-    """One regular file of the model directory (symlinks to files are followed)."""
+    """One regular file of the model directory.
+
+    A symlink to a file inside the directory is followed (``path`` is its resolved
+    target, which is what gets read); one whose target leaves the directory is refused.
+    """
 
     relpath: str
-    """POSIX path relative to the model directory: the key suffix under the version."""
+    """POSIX path relative to the model directory, as recorded in the manifest."""
     path: Path
     size: int
 
 
 def relpath_problem(relpath: str) -> str | None:
-    """Why ``relpath`` cannot be a key suffix under a model version, or None."""
+    """Why ``relpath`` cannot be a file path in a manifest, or None."""
     try:
         relpath.encode("utf-8")
     except UnicodeEncodeError:
@@ -39,8 +42,8 @@ def relpath_problem(relpath: str) -> str | None:
     parts = relpath.split("/")
     if relpath.startswith("/") or any(p in ("", ".", "..") for p in parts):
         return "not a plain relative path"
-    if relpath == MANIFEST_NAME:
-        return f"{MANIFEST_NAME} at the top level is reserved for the manifest mlstack writes"
+    if len(relpath.encode("utf-8")) > MAX_PATH_BYTES:
+        return f"the path is longer than {MAX_PATH_BYTES} bytes"
     return None
 
 
@@ -51,18 +54,22 @@ def _excluded(relpath: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatchcase(c, pat) for pat in patterns for c in candidates)
 
 
-def scan_model_dir(
-    root: Path, exclude: Sequence[str] = (), prefix_bytes: int = 0
-) -> list[LocalFile]:
+def _outside(target: Path, root: Path) -> bool:
+    return target != root and root not in target.parents
+
+
+def scan_model_dir(root: Path, exclude: Sequence[str] = ()) -> list[LocalFile]:
     """Every file to push, sorted by path; UsageError listing every problem found.
 
-    ``prefix_bytes``: UTF-8 length of the key prefix, to check the 1024-byte key limit.
-    Symlinked directories are refused (not followed) so a push cannot wander off.
+    Symlinked directories are refused (not followed), and so is a symlink to a file
+    whose target (after resolving every link) leaves the model directory, so a push
+    cannot wander off and upload, say, ``/etc/hostname``.
     """
     if not root.exists():
         raise UsageError(f"model directory {root} does not exist")
     if not root.is_dir():
         raise UsageError(f"{root} is not a directory")
+    real_root = root.resolve()
     files: list[LocalFile] = []
     problems: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
@@ -80,11 +87,22 @@ def scan_model_dir(
             if _excluded(rel, exclude):
                 continue
             problem = relpath_problem(rel)
-            if problem is None and prefix_bytes + len(rel.encode("utf-8")) > MAX_KEY_BYTES:
-                problem = f"the object key would exceed S3's {MAX_KEY_BYTES}-byte limit"
             if problem:
                 problems.append(f"{rel}: {problem}")
                 continue
+            if path.is_symlink():
+                try:
+                    target = path.resolve(strict=True)
+                except (OSError, RuntimeError) as exc:
+                    problems.append(f"{rel}: a broken or looping symlink ({exc})")
+                    continue
+                if _outside(target, real_root):
+                    problems.append(
+                        f"{rel}: a symlink to {target}, outside the model directory "
+                        "(refused: copy the file in if it belongs to the model)"
+                    )
+                    continue
+                path = target
             try:
                 info = path.stat()
             except OSError as exc:

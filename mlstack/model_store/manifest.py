@@ -1,9 +1,11 @@
-"""``manifest.json``: what one model version holds. Written last; its presence publishes.
+"""The manifest: what one model version holds. Written last; its presence publishes.
 
-Format (schema version 1; ``docs/model-artifacts.md`` is the contract)::
+Stored at ``models/<name>/manifests/<version>.json``; every file's bytes live in the
+content-addressed blob ``models/<name>/blobs/sha256/<sha256>``. Format (schema
+version 2; ``docs/model-artifacts.md`` is the contract)::
 
     {
-      "schemaVersion": 1,
+      "schemaVersion": 2,
       "name": "resnet50",
       "version": "v3",
       "createdAt": "2025-06-02T10:11:12Z",
@@ -12,14 +14,14 @@ Format (schema version 1; ``docs/model-artifacts.md`` is the contract)::
       "fileCount": 2,
       "totalBytes": 102400123,
       "files": [
-        {"path": "1/model.onnx", "size": 102400000, "sha256": "ab12...", "versionId": "..."},
-        {"path": "config.pbtxt", "size": 123, "sha256": "cd34...", "versionId": null}
+        {"path": "1/model.onnx", "size": 102400000, "sha256": "ab12..."},
+        {"path": "config.pbtxt", "size": 123, "sha256": "cd34..."}
       ]
     }
 
-``files`` is sorted by ``path`` (POSIX, relative to the version prefix). ``versionId``
-is the S3 object version that was uploaded (null on an unversioned store).
-Readers reject a manifest with a newer ``schemaVersion``; unknown keys are ignored.
+``files`` is sorted by ``path`` (POSIX, relative to the directory the model is
+materialized in). Readers reject any other ``schemaVersion`` (version 1 named
+per-version keys, which no longer exist); unknown keys are ignored.
 """
 
 from __future__ import annotations
@@ -34,10 +36,9 @@ from components.storage import layout
 from mlstack.errors import MlstackError
 from mlstack.model_store.local import relpath_problem
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CONTENT_TYPE = "application/json"
 HINT_KEYS = ("framework", "runtime")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _HINT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 _GIT_COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
 
@@ -53,20 +54,17 @@ class FileEntry:
     path: str
     size: int
     sha256: str
-    version_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "size": self.size,
-            "sha256": self.sha256,
-            "versionId": self.version_id,
-        }
+        return {"path": self.path, "size": self.size, "sha256": self.sha256}
+
+    def same_content(self, other: FileEntry) -> bool:
+        return (self.path, self.size, self.sha256) == (other.path, other.size, other.sha256)
 
 
 @dataclass(frozen=True)
 class Manifest:
-    """The manifest of ``models/<name>/<version>/``."""
+    """The manifest of one version (``layout.manifest_key(name, version)``)."""
 
     name: str
     version: str
@@ -78,6 +76,24 @@ class Manifest:
     @property
     def total_bytes(self) -> int:
         return sum(f.size for f in self.files)
+
+    def digests(self) -> dict[str, int]:
+        """Each distinct blob digest and its size (identical files share one blob)."""
+        return {f.sha256: f.size for f in self.files}
+
+    def differences(self, other: Manifest) -> list[str]:
+        """How ``other``'s files differ from this manifest's (empty: same content)."""
+        mine = {f.path: f for f in self.files}
+        theirs = {f.path: f for f in other.files}
+        found = [f"{p}: only in this push" for p in sorted(set(mine) - set(theirs))]
+        found += [f"{p}: only in the published version" for p in sorted(set(theirs) - set(mine))]
+        found += [
+            f"{p}: different content (size {mine[p].size} vs {theirs[p].size}, sha256 "
+            f"{mine[p].sha256[:12]}... vs {theirs[p].sha256[:12]}...)"
+            for p in sorted(set(mine) & set(theirs))
+            if not mine[p].same_content(theirs[p])
+        ]
+        return found
 
     def to_json(self) -> str:
         """Stable JSON text (two-space indent, trailing newline)."""
@@ -139,7 +155,7 @@ def build_manifest(
 
 
 def parse_manifest(text: str | bytes, name: str, version: str) -> Manifest:
-    """Parse and check a manifest read from ``models/<name>/<version>/manifest.json``."""
+    """Parse and check a manifest read from ``layout.manifest_key(name, version)``."""
     try:
         document = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -149,9 +165,7 @@ def parse_manifest(text: str | bytes, name: str, version: str) -> Manifest:
         raise ManifestError(
             f"manifest of {name}/{version} is invalid:\n  - " + "\n  - ".join(problems)
         )
-    files = tuple(
-        FileEntry(f["path"], f["size"], f["sha256"], f.get("versionId")) for f in document["files"]
-    )
+    files = tuple(FileEntry(f["path"], f["size"], f["sha256"]) for f in document["files"])
     return Manifest(
         name=document["name"],
         version=document["version"],
@@ -172,6 +186,8 @@ def _problems(document: Any, name: str, version: str) -> list[str]:
         problems.append(f"schemaVersion: expected an integer, got {schema!r}")
     elif schema > SCHEMA_VERSION:
         return [f"schemaVersion {schema} is newer than this mlstack reads ({SCHEMA_VERSION})"]
+    elif schema != SCHEMA_VERSION:
+        return [f"schemaVersion {schema}: this mlstack reads only {SCHEMA_VERSION}"]
     if document.get("name") != name:
         problems.append(f"name: {document.get('name')!r} does not match the location ({name!r})")
     if document.get("version") != version:
@@ -226,12 +242,16 @@ def _file_problems(files: list[Any]) -> list[str]:
         size = entry.get("size")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             problems.append(f"{where}.size: {size!r}: a non-negative integer")
-        digest = entry.get("sha256")
-        if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
-            problems.append(f"{where}.sha256: {digest!r}: 64 lowercase hex digits")
-        version_id = entry.get("versionId")
-        if version_id is not None and not isinstance(version_id, str):
-            problems.append(f"{where}.versionId: {version_id!r}: a string or null")
+        problem = layout.sha256_problem(entry.get("sha256"))
+        if problem:
+            problems.append(f"{where}.sha256: {problem}")
     if paths != sorted(set(paths)):
         problems.append("files: paths must be unique and sorted")
+    listed = set(paths)
+    for path in paths:
+        parts = path.split("/")
+        parents = ["/".join(parts[:i]) for i in range(1, len(parts))]
+        clash = next((p for p in parents if p in listed), None)
+        if clash:
+            problems.append(f"files: {clash!r} is a file and also the directory of {path!r}")
     return problems

@@ -1,21 +1,25 @@
 """``mlstack model push``: upload a model directory as one immutable version.
 
-Order of events, so that a version is either complete or invisible:
+Immutable by construction (``docs/model-artifacts.md``), not by a check before writing:
 
-1. refuse when ``manifest.json`` exists (versions are immutable);
-2. refuse when the version prefix holds objects that are not in the directory
-   (left by an earlier push of other files: readers would see them);
-3. upload every file, several at once and large ones as parallel multipart
-   uploads; each file's sha256 is computed while it is read, S3 checks every
-   part against its own SHA-256 checksum, and a file whose size, mtime or inode
-   changed while it was read is not completed;
-4. write ``manifest.json`` last, with ``If-None-Match: *`` so two concurrent
-   pushes of one version cannot both publish.
+1. hash every file (sha256, several at once);
+2. every distinct content goes to ``models/<name>/blobs/sha256/<digest>`` with
+   ``If-None-Match: *`` (a multipart upload completes with it): a blob is created
+   once and never replaced, so racing pushes can only add identical bytes. Blobs
+   already in the bucket (an earlier version, an interrupted push, a concurrent one)
+   are not uploaded again. While uploading, each file is hashed again and must match
+   step 1 (and its size, mtime and inode must not change), S3 checks every request
+   against its own SHA-256 checksum;
+3. the manifest (paths -> digests) goes last to ``models/<name>/manifests/<v>.json``,
+   also with ``If-None-Match: *``: of two pushes of one version exactly one publishes.
+   The other reads the winner's manifest and says what happened: identical content
+   (nothing to do: exit 0) or different content (refused, listing the differences;
+   its blobs belong to no version).
 
-A push that fails or is interrupted writes no manifest; its finished files stay
-(unpublished). Rerunning the same command skips files whose S3 checksum matches
-the local file (multipart objects record their part size in the metadata, so the
-composite checksum can be recomputed locally) and uploads the rest.
+A push that fails or is interrupted writes no manifest: the version stays invisible
+and rerunning the same command uploads only the blobs that are still missing. A store
+without conditional writes (``NotImplemented``) is refused: immutability cannot be
+guaranteed there.
 """
 
 from __future__ import annotations
@@ -29,13 +33,19 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
-from components.storage.layout import MANIFEST_NAME, model_prefix
+from components.storage import layout
 from mlstack.errors import MlstackError, UsageError
 from mlstack.model_store import s3
 from mlstack.model_store.local import LocalFile
-from mlstack.model_store.manifest import CONTENT_TYPE, FileEntry, Manifest, build_manifest
+from mlstack.model_store.manifest import (
+    CONTENT_TYPE,
+    FileEntry,
+    Manifest,
+    build_manifest,
+    parse_manifest,
+)
 
 MiB = 1024 * 1024
 DEFAULT_PART_SIZE = 8 * MiB
@@ -43,14 +53,15 @@ MIN_PART_SIZE = 5 * MiB
 MAX_PART_SIZE = 5 * 1024 * MiB
 MAX_PARTS = 10_000
 MAX_CONCURRENCY = 64
-PART_SIZE_META = "mlstack-part-size"
-"""User metadata on multipart objects: the part size, to recompute the composite checksum."""
 READ_CHUNK = 8 * MiB
-_CONDITION_FAILED = ("PreconditionFailed", "412", "ConditionalRequestConflict")
+CONDITION_FAILED = ("PreconditionFailed", "412")
+CONDITION_CONFLICT = ("ConditionalRequestConflict", "409")
+
+Outcome = Literal["published", "identical"]
 
 
 class VersionExistsError(MlstackError):
-    """The version is already published; versions are immutable."""
+    """The version is published with other content; versions are immutable."""
 
 
 class FileChangedError(MlstackError):
@@ -62,9 +73,11 @@ class PushError(MlstackError):
 
 
 class PushProgress(Protocol):
-    """Receives progress from the upload threads (must be thread-safe)."""
+    """Receives progress from the worker threads (must be thread-safe).
 
-    def start(self, total_bytes: int, total_files: int) -> None: ...
+    ``start`` is called once per phase (``hash``, then ``upload``)."""
+
+    def start(self, total_bytes: int, total_files: int, phase: str = "upload") -> None: ...
     def advance(self, nbytes: int) -> None: ...
     def file_done(self, relpath: str, resumed: bool) -> None: ...
 
@@ -72,7 +85,7 @@ class PushProgress(Protocol):
 class NoProgress:
     """Progress sink that shows nothing."""
 
-    def start(self, total_bytes: int, total_files: int) -> None:
+    def start(self, total_bytes: int, total_files: int, phase: str = "upload") -> None:
         return None
 
     def advance(self, nbytes: int) -> None:
@@ -105,16 +118,19 @@ class PushSettings:
 
 @dataclass(frozen=True)
 class PushResult:
-    """What a successful push published."""
+    """What a push did. ``outcome``: ``published`` by this push, or ``identical``: the
+    version was already published (earlier, or by a concurrent push) with the same files."""
 
     bucket: str
-    prefix: str
+    manifest_key: str
     manifest: Manifest
-    uploaded_files: int
-    resumed_files: int
-    """Files already complete in the bucket from an earlier, interrupted push."""
+    outcome: Outcome
+    uploaded_blobs: int
+    present_blobs: int
+    """Blobs already in the bucket (other versions, an interrupted or concurrent push)."""
     uploaded_bytes: int
     seconds: float
+    detail: str = ""
 
 
 def part_size_for(size: int, part_size: int) -> int:
@@ -129,13 +145,12 @@ def b64(digest: bytes) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
-def composite_checksum(part_digests: Sequence[bytes]) -> str:
-    """S3's COMPOSITE SHA-256 of a multipart object: sha256 of the part digests, ``-N``."""
-    return f"{b64(hashlib.sha256(b''.join(part_digests)).digest())}-{len(part_digests)}"
-
-
 class _CancelledError(Exception):
     """Another file failed or the user interrupted: stop quietly."""
+
+
+class _AlreadyThereError(Exception):
+    """The blob was created by someone else meanwhile (412): identical bytes by construction."""
 
 
 @dataclass(frozen=True)
@@ -151,20 +166,35 @@ class _Fingerprint:
         return cls(info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev)
 
 
-class _Uploader:
-    """Uploads files with a bounded pool of S3 requests and bounded read-ahead memory."""
+@dataclass(frozen=True)
+class _Hashed:
+    local: LocalFile
+    sha256: str
+    fingerprint: _Fingerprint
+
+
+def _changed(local: LocalFile) -> FileChangedError:
+    return FileChangedError(
+        f"{local.relpath} changed on disk while it was being pushed (content, size, mtime or "
+        "inode differ); it was not completed. Make sure nothing writes to the model "
+        "directory, then rerun"
+    )
+
+
+class _Workers:
+    """A bounded pool of S3 requests, bounded read-ahead memory, and one cancel flag."""
 
     def __init__(
         self,
         client: s3.S3Client,
         bucket: str,
-        prefix: str,
+        name: str,
         settings: PushSettings,
         progress: PushProgress,
     ) -> None:
         self.client = client
         self.bucket = bucket
-        self.prefix = prefix
+        self.name = name
         self.settings = settings
         self.progress = progress
         self.cancel = threading.Event()
@@ -172,39 +202,64 @@ class _Uploader:
         self._buffers = threading.BoundedSemaphore(settings.concurrency * 2)
         self.requests = cf.ThreadPoolExecutor(settings.concurrency, thread_name_prefix="mlstack-s3")
 
-    # -------------------------------------------------------------- per file
+    # ------------------------------------------------------------------ hashing
 
-    def push_file(self, local: LocalFile, remote_size: int | None) -> tuple[FileEntry, bool]:
-        """Upload one file (or find it already complete); returns its entry and resumed?"""
+    def hash_file(self, local: LocalFile) -> _Hashed:
         if self.cancel.is_set():
             raise _CancelledError()
-        key = self.prefix + local.relpath
         before = _Fingerprint.of(local.path)
         if before.size != local.size:
-            raise self._changed(local)
-        if remote_size == before.size:
-            entry = self._already_uploaded(local, key, before)
-            if entry is not None:
-                self.progress.advance(local.size)
-                self.progress.file_done(local.relpath, resumed=True)
-                return entry, True
-        if before.size <= self.settings.part_size:
-            entry = self._single(local, key, before)
-        else:
-            entry = self._multipart(local, key, before)
-        self.progress.file_done(local.relpath, resumed=False)
-        return entry, False
-
-    def _changed(self, local: LocalFile) -> FileChangedError:
-        return FileChangedError(
-            f"{local.relpath} changed on disk while it was being uploaded (size, mtime or "
-            "inode differ); it was not completed. Make sure nothing writes to the model "
-            "directory, then rerun"
-        )
-
-    def _check_unchanged(self, local: LocalFile, before: _Fingerprint, read: int) -> None:
+            raise _changed(local)
+        digest = hashlib.sha256()
+        read = 0
+        with local.path.open("rb") as handle:
+            while chunk := handle.read(READ_CHUNK):
+                if self.cancel.is_set():
+                    raise _CancelledError()
+                digest.update(chunk)
+                read += len(chunk)
+                self.progress.advance(len(chunk))
         if read != before.size or _Fingerprint.of(local.path) != before:
-            raise self._changed(local)
+            raise _changed(local)
+        self.progress.file_done(local.relpath, resumed=False)
+        return _Hashed(local, digest.hexdigest(), before)
+
+    # ------------------------------------------------------------------ uploading
+
+    def upload_blob(self, hashed: _Hashed) -> tuple[_Hashed, bool]:
+        """Create the blob of ``hashed``; False when it appeared meanwhile (same bytes)."""
+        if self.cancel.is_set():
+            raise _CancelledError()
+        key = layout.blob_key(self.name, hashed.sha256)
+        try:
+            if hashed.local.size <= self.settings.part_size:
+                self._single(hashed, key)
+            else:
+                self._multipart(hashed, key)
+        except _AlreadyThereError:
+            self._check_existing(hashed, key)
+            self.progress.file_done(hashed.local.relpath, resumed=True)
+            return hashed, False
+        self.progress.file_done(hashed.local.relpath, resumed=False)
+        return hashed, True
+
+    def _check_existing(self, hashed: _Hashed, key: str) -> None:
+        """A blob someone else created: its size must be the file's (it is never replaced)."""
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            raise s3.explain(exc, self.bucket, f"s3://{self.bucket}/{key}") from exc
+        size = int(head.get("ContentLength", -1))
+        if size != hashed.local.size:
+            raise PushError(damaged_blob_message(self.bucket, key, size, hashed.local.size))
+
+    def _check_unchanged(self, hashed: _Hashed, read: int, digest: str) -> None:
+        if (
+            read != hashed.fingerprint.size
+            or digest != hashed.sha256
+            or _Fingerprint.of(hashed.local.path) != hashed.fingerprint
+        ):
+            raise _changed(hashed.local)
 
     def _acquire_buffer(self) -> None:
         while not self._buffers.acquire(timeout=0.2):
@@ -214,85 +269,41 @@ class _Uploader:
             self._buffers.release()
             raise _CancelledError()
 
-    def _already_uploaded(
-        self, local: LocalFile, key: str, before: _Fingerprint
-    ) -> FileEntry | None:
-        """The entry of an object left complete by an earlier push when it equals the file."""
-        try:
-            head = self.client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
-        except Exception as exc:
-            if s3.is_not_found(exc):
-                return None
-            raise s3.explain(exc, self.bucket, f"s3://{self.bucket}/{key}") from exc
-        remote = head.get("ChecksumSHA256")
-        if not remote:
-            return None
-        remote_digest, _, remote_parts = remote.partition("-")
-        composite = head.get("ChecksumType") == "COMPOSITE" or bool(remote_parts)
-        part_size: int | None = None
-        if composite:
-            try:
-                part_size = int(head.get("Metadata", {}).get(PART_SIZE_META, ""))
-            except ValueError:
-                return None  # not uploaded by mlstack: the part size is unknown
-            if part_size <= 0:
-                return None
-        full = hashlib.sha256()
-        parts: list[bytes] = []
-        read = 0
-        with local.path.open("rb") as handle:
-            while True:
-                if self.cancel.is_set():
-                    raise _CancelledError()
-                chunk = handle.read(part_size or READ_CHUNK)
-                if not chunk:
-                    break
-                read += len(chunk)
-                full.update(chunk)
-                if part_size:
-                    parts.append(hashlib.sha256(chunk).digest())
-        self._check_unchanged(local, before, read)
-        if part_size:
-            mine, _, mine_parts = composite_checksum(parts).partition("-")
-            # Some S3-compatible stores leave out the "-<parts>" suffix.
-            if mine != remote_digest or (remote_parts and remote_parts != mine_parts):
-                return None
-        elif b64(full.digest()) != remote:
-            return None
-        return FileEntry(local.relpath, read, full.hexdigest(), head.get("VersionId"))
-
-    def _single(self, local: LocalFile, key: str, before: _Fingerprint) -> FileEntry:
+    def _single(self, hashed: _Hashed, key: str) -> None:
         self._acquire_buffer()
         try:
-            with local.path.open("rb") as handle:
-                data = handle.read(before.size + 1)
-            self._check_unchanged(local, before, len(data))
+            with hashed.local.path.open("rb") as handle:
+                data = handle.read(hashed.fingerprint.size + 1)
             digest = hashlib.sha256(data).digest()
-            response = self.requests.submit(self._put_object, key, data, digest).result()
+            self._check_unchanged(hashed, len(data), digest.hex())
+            self.requests.submit(self._put_blob, key, data, digest).result()
         finally:
             self._buffers.release()
-        return FileEntry(local.relpath, len(data), digest.hex(), response.get("VersionId"))
 
-    def _put_object(self, key: str, data: bytes, digest: bytes) -> dict[str, Any]:
+    def _put_blob(self, key: str, data: bytes, digest: bytes) -> None:
         if self.cancel.is_set():
             raise _CancelledError()
         try:
-            response = self.client.put_object(
+            self.client.put_object(
                 Bucket=self.bucket,
                 Key=key,
                 Body=data,
                 ContentLength=len(data),
                 ChecksumAlgorithm="SHA256",
                 ChecksumSHA256=b64(digest),
+                IfNoneMatch="*",
             )
         except Exception as exc:
-            raise s3.explain(exc, self.bucket, f"s3://{self.bucket}/{key}") from exc
+            code = s3.error_code(exc)
+            if code in CONDITION_FAILED or code in CONDITION_CONFLICT:
+                raise _AlreadyThereError() from exc
+            raise conditional_write_error(exc, self.bucket, key) from exc
         self.progress.advance(len(data))
-        return response
 
-    def _multipart(self, local: LocalFile, key: str, before: _Fingerprint) -> FileEntry:
-        part_size = part_size_for(before.size, self.settings.part_size)
-        count = -(-before.size // part_size)
+    def _multipart(self, hashed: _Hashed, key: str) -> None:
+        size = hashed.fingerprint.size
+        part_size = part_size_for(size, self.settings.part_size)
+        count = -(-size // part_size)
         where = f"s3://{self.bucket}/{key}"
         try:
             created = self.client.create_multipart_upload(
@@ -300,7 +311,6 @@ class _Uploader:
                 Key=key,
                 ChecksumAlgorithm="SHA256",
                 ChecksumType="COMPOSITE",
-                Metadata={PART_SIZE_META: str(part_size)},
             )
         except Exception as exc:
             raise s3.explain(exc, self.bucket, where) from exc
@@ -309,7 +319,7 @@ class _Uploader:
         try:
             full = hashlib.sha256()
             read = 0
-            with local.path.open("rb") as handle:
+            with hashed.local.path.open("rb") as handle:
                 for number in range(1, count + 1):
                     self._acquire_buffer()
                     try:
@@ -319,7 +329,7 @@ class _Uploader:
                         raise
                     if not chunk or (number < count and len(chunk) != part_size):
                         self._buffers.release()
-                        raise self._changed(local)
+                        raise _changed(hashed.local)
                     full.update(chunk)
                     read += len(chunk)
                     futures.append(
@@ -327,24 +337,27 @@ class _Uploader:
                     )
                 grew = handle.read(1)
             parts = [future.result() for future in futures]
-            self._check_unchanged(local, before, read + len(grew))
+            self._check_unchanged(hashed, read + len(grew), full.hexdigest())
             try:
-                done = self.client.complete_multipart_upload(
+                self.client.complete_multipart_upload(
                     Bucket=self.bucket,
                     Key=key,
                     UploadId=upload_id,
                     MultipartUpload={"Parts": parts},
                     ChecksumType="COMPOSITE",
+                    IfNoneMatch="*",
                 )
             except Exception as exc:
-                raise s3.explain(exc, self.bucket, where) from exc
+                code = s3.error_code(exc)
+                if code in CONDITION_FAILED or code in CONDITION_CONFLICT:
+                    raise _AlreadyThereError() from exc
+                raise conditional_write_error(exc, self.bucket, key) from exc
         except BaseException:
             for future in futures:
                 future.cancel()
             cf.wait(futures)
             self._abort(key, upload_id)
             raise
-        return FileEntry(local.relpath, read, full.hexdigest(), done.get("VersionId"))
 
     def _upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> dict[str, Any]:
         try:
@@ -377,10 +390,98 @@ class _Uploader:
             return
 
 
-def manifest_exists(client: s3.S3Client, bucket: str, key: str) -> bool:
+def damaged_blob_message(bucket: str, key: str, size: int, expected: int) -> str:
+    return (
+        f"s3://{bucket}/{key} holds {size} bytes but its digest names a {expected}-byte file: "
+        "the blob is damaged (it can only have been written around mlstack). Run `mlstack "
+        "model verify` on the versions using it; an administrator must remove it"
+    )
+
+
+def conditional_write_error(exc: BaseException, bucket: str, key: str) -> MlstackError:
+    """NotImplemented: the store ignores If-None-Match, so nothing can be published safely."""
+    if s3.error_code(exc) == "NotImplemented":
+        return PushError(
+            f"s3://{bucket} does not support conditional writes (If-None-Match: *, refused "
+            f"for {key}): mlstack publishes model versions only where the store guarantees "
+            "create-only writes. Use AWS S3 or a store that implements them"
+        )
+    return s3.explain(exc, bucket, f"s3://{bucket}/{key}")
+
+
+def object_exists(client: s3.S3Client, bucket: str, key: str) -> bool:
     """Whether ``key`` exists, by listing (a HEAD on a missing key answers 403, not 404,
     to a role whose ``s3:ListBucket`` is limited to a prefix)."""
     return any(item.key == key for item in s3.list_objects(client, bucket, key))
+
+
+def read_published(client: s3.S3Client, bucket: str, name: str, version: str) -> Manifest | None:
+    """The manifest of a published version, or None when it is not published."""
+    key = layout.manifest_key(name, version)
+    if not object_exists(client, bucket, key):
+        return None
+    try:
+        body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except Exception as exc:
+        raise s3.explain(exc, bucket, f"s3://{bucket}/{key}") from exc
+    return parse_manifest(body, name, version)
+
+
+def _run(
+    workers: _Workers, items: Sequence[Any], task: Any, concurrency: int, what: str
+) -> list[Any]:
+    """``task(item)`` on a bounded pool; the first failure cancels the rest."""
+    results: list[Any] = []
+    failures: list[tuple[Any, BaseException]] = []
+    pool = cf.ThreadPoolExecutor(
+        max(1, min(concurrency, len(items))), thread_name_prefix=f"mlstack-{what}"
+    )
+    futures = {pool.submit(task, item): item for item in items}
+    try:
+        for future in cf.as_completed(futures):
+            try:
+                results.append(future.result())
+            except _CancelledError:
+                continue
+            except Exception as exc:
+                failures.append((futures[future], exc))
+                workers.cancel.set()
+    except KeyboardInterrupt:
+        workers.cancel.set()
+        cf.wait(futures)
+        raise
+    finally:
+        pool.shutdown(wait=True)
+    if failures:
+        item, exc = failures[0]
+        raise _FailedError(item, exc)
+    return results
+
+
+class _FailedError(Exception):
+    def __init__(self, item: Any, exc: BaseException) -> None:
+        super().__init__(str(exc))
+        self.item = item
+        self.exc = exc
+
+
+def _quick_differences(published: Manifest, files: Sequence[LocalFile]) -> list[str]:
+    """Differences visible without hashing: paths and sizes."""
+    theirs = {f.path: f.size for f in published.files}
+    mine = {f.relpath: f.size for f in files}
+    found = [f"{p}: only in this push" for p in sorted(set(mine) - set(theirs))]
+    found += [f"{p}: only in the published version" for p in sorted(set(theirs) - set(mine))]
+    found += [
+        f"{p}: size {mine[p]}, published {theirs[p]}"
+        for p in sorted(set(mine) & set(theirs))
+        if mine[p] != theirs[p]
+    ]
+    return found
+
+
+def _shown(differences: list[str]) -> str:
+    more = f"; and {len(differences) - 5} more" if len(differences) > 5 else ""
+    return "; ".join(differences[:5]) + more
 
 
 def push_model(
@@ -393,7 +494,7 @@ def push_model(
     settings: PushSettings | None = None,
     progress: PushProgress | None = None,
 ) -> PushResult:
-    """Upload ``files`` as ``models/<name>/<version>/`` and publish the manifest last."""
+    """Upload ``files`` as content-addressed blobs of ``name`` and publish the manifest last."""
     settings = settings or PushSettings()
     progress = progress or NoProgress()
     problems = settings.problems()
@@ -402,116 +503,168 @@ def push_model(
     if not files:
         raise UsageError("nothing to push: no files")
     try:
-        prefix = model_prefix(name, version)
+        manifest_key = layout.manifest_key(name, version)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     started = time.monotonic()
-    manifest_key = prefix + MANIFEST_NAME
-    where = f"s3://{bucket}/{prefix}"
-    existing = {o.key: o.size for o in s3.list_objects(client, bucket, prefix)}
-    if manifest_key in existing:
+    where = f"s3://{bucket}/{manifest_key}"
+    published = read_published(client, bucket, name, version)
+    if published is not None and (differences := _quick_differences(published, files)):
         raise VersionExistsError(
-            f"{name} version {version} already exists at {where}: versions are immutable; "
-            "push under a new version"
-        )
-    wanted = {prefix + f.relpath for f in files}
-    strays = sorted(key for key in existing if key not in wanted and key != manifest_key)
-    if strays:
-        shown = ", ".join(k.removeprefix(prefix) for k in strays[:5])
-        more = f" and {len(strays) - 5} more" if len(strays) > 5 else ""
-        raise PushError(
-            f"{where} already holds {len(strays)} object(s) that are not in this directory "
-            f"({shown}{more}), left by an earlier push of other files. A version holds exactly "
-            "its manifest's files: remove them (aws s3 rm --recursive) or push a new version"
+            f"{name} version {version} is already published at {where} with other files "
+            f"({_shown(differences)}): versions are immutable; push under a new version"
         )
 
-    progress.start(sum(f.size for f in files), len(files))
-    uploader = _Uploader(client, bucket, prefix, settings, progress)
-    entries: list[FileEntry] = []
-    resumed = 0
-    resumed_bytes = 0
-    failures: list[tuple[LocalFile, BaseException]] = []
-    readers = cf.ThreadPoolExecutor(
-        min(settings.concurrency, len(files)), thread_name_prefix="mlstack-read"
-    )
-    futures = {
-        readers.submit(uploader.push_file, f, existing.get(prefix + f.relpath)): f for f in files
-    }
+    workers = _Workers(client, bucket, name, settings, progress)
     try:
-        for future in cf.as_completed(futures):
-            try:
-                entry, was_resumed = future.result()
-            except _CancelledError:
-                continue
-            except Exception as exc:
-                failures.append((futures[future], exc))
-                uploader.cancel.set()
-                continue
-            entries.append(entry)
-            if was_resumed:
-                resumed += 1
-                resumed_bytes += entry.size
-    except KeyboardInterrupt:
-        uploader.cancel.set()
-        cf.wait(futures)
-        raise PushError(
-            f"interrupted: {len(entries)} of {len(files)} files reached {where}; no manifest "
-            "was written, so the version stays invisible. Rerun the same command to finish"
-        ) from None
-    finally:
-        readers.shutdown(wait=True)
-        uploader.requests.shutdown(wait=True)
-    if failures:
-        local, exc = failures[0]
-        reason = str(exc) if isinstance(exc, MlstackError) else f"{type(exc).__name__}: {exc}"
-        message = (
-            f"push of {name} version {version} stopped: {local.relpath}: {reason}. "
-            f"{len(entries)} of {len(files)} files reached {where}; no manifest was written, "
-            "so the version stays invisible. Rerun the same command to finish (complete files "
-            "are not uploaded again)"
-        )
-        raise PushError(message) from exc
+        try:
+            progress.start(sum(f.size for f in files), len(files), phase="hash")
+            hashed: list[_Hashed] = _run(
+                workers, files, workers.hash_file, settings.concurrency, "hash"
+            )
+            hashed.sort(key=lambda h: h.local.relpath)
+            entries = [FileEntry(h.local.relpath, h.local.size, h.sha256) for h in hashed]
+            manifest = build_manifest(
+                name, version, entries, git_commit=settings.git_commit, hints=dict(settings.hints)
+            )
+            if published is not None:
+                return _already_published(
+                    published, manifest, bucket, manifest_key, started=started, how=""
+                )
 
-    manifest = build_manifest(
-        name, version, entries, git_commit=settings.git_commit, hints=dict(settings.hints)
-    )
-    _publish(client, bucket, manifest_key, manifest)
+            blobs = {
+                digest: item.size
+                for item in s3.list_objects(client, bucket, layout.blobs_prefix(name))
+                if (digest := layout.digest_of_blob_key(name, item.key)) is not None
+            }
+            wanted: dict[str, _Hashed] = {}
+            for h in hashed:
+                wanted.setdefault(h.sha256, h)
+            for digest, h in wanted.items():
+                if digest in blobs and blobs[digest] != h.local.size:
+                    key = layout.blob_key(name, digest)
+                    raise PushError(damaged_blob_message(bucket, key, blobs[digest], h.local.size))
+            missing = [h for digest, h in sorted(wanted.items()) if digest not in blobs]
+            progress.start(sum(h.local.size for h in missing), len(missing), phase="upload")
+            created: list[tuple[_Hashed, bool]] = _run(
+                workers, missing, workers.upload_blob, settings.concurrency, "upload"
+            )
+        except _FailedError as failed:
+            exc = failed.exc
+            item = failed.item
+            path = item.local.relpath if isinstance(item, _Hashed) else item.relpath
+            reason = str(exc) if isinstance(exc, MlstackError) else f"{type(exc).__name__}: {exc}"
+            raise PushError(
+                f"push of {name} version {version} stopped: {path}: {reason}. No manifest was "
+                "written, so the version stays invisible. Rerun the same command to finish "
+                "(blobs already in the bucket are not uploaded again)"
+            ) from exc
+        except KeyboardInterrupt:
+            raise PushError(
+                f"interrupted: no manifest was written, so {name} version {version} stays "
+                "invisible. Rerun the same command to finish (blobs already in the bucket are "
+                "not uploaded again)"
+            ) from None
+    finally:
+        workers.requests.shutdown(wait=True)
+
+    uploaded = [h for h, made in created if made]
+    uploaded_count = len(uploaded)
+    uploaded_bytes = sum(h.local.size for h in uploaded)
+    present = len(wanted) - uploaded_count
+    try:
+        _publish(client, bucket, manifest_key, manifest)
+    except _LostRaceError as lost:
+        winner = read_published(client, bucket, name, version)
+        if winner is None:
+            raise PushError(
+                f"{where}: a concurrent push was writing this version's manifest at the same "
+                "moment and it is not there yet; rerun to see which one published"
+            ) from lost
+        return _already_published(
+            winner,
+            manifest,
+            bucket,
+            manifest_key,
+            started=started,
+            how=" by a concurrent push while this one ran",
+            uploaded_count=uploaded_count,
+        )
     return PushResult(
         bucket=bucket,
-        prefix=prefix,
+        manifest_key=manifest_key,
         manifest=manifest,
-        uploaded_files=len(entries) - resumed,
-        resumed_files=resumed,
-        uploaded_bytes=sum(e.size for e in entries) - resumed_bytes,
+        outcome="published",
+        uploaded_blobs=uploaded_count,
+        present_blobs=present,
+        uploaded_bytes=uploaded_bytes,
         seconds=time.monotonic() - started,
     )
 
 
+def _already_published(
+    published: Manifest,
+    mine: Manifest,
+    bucket: str,
+    manifest_key: str,
+    *,
+    started: float,
+    how: str,
+    uploaded_count: int = 0,
+) -> PushResult:
+    """Identical files: success, saying so. Different: VersionExistsError, saying how."""
+    differences = mine.differences(published)
+    if differences:
+        orphans = (
+            f"; the {uploaded_count} blob(s) this push uploaded belong to no version"
+            if uploaded_count
+            else ""
+        )
+        raise VersionExistsError(
+            f"{mine.name} version {mine.version} was published{how} with different content "
+            f"(created {published.created_at}, git commit {published.git_commit or 'unknown'}): "
+            f"{_shown(differences)}. The published version was not changed{orphans}. "
+            "Verify it, or push under a new version"
+        )
+    return PushResult(
+        bucket=bucket,
+        manifest_key=manifest_key,
+        manifest=published,
+        outcome="identical",
+        uploaded_blobs=uploaded_count,
+        present_blobs=len(published.digests()) - uploaded_count,
+        uploaded_bytes=0,
+        seconds=time.monotonic() - started,
+        detail=f"already published{how or ' earlier'} with identical files "
+        f"(created {published.created_at}); nothing was changed",
+    )
+
+
+class _LostRaceError(Exception):
+    """Another push's manifest is there (412 on the conditional write)."""
+
+
 def _publish(client: s3.S3Client, bucket: str, key: str, manifest: Manifest) -> None:
-    """Write the manifest only if no manifest exists yet (conditional write)."""
+    """Write the manifest only if no manifest exists yet (conditional write, never replaced)."""
     body = manifest.to_json().encode("utf-8")
-    arguments: dict[str, Any] = {
-        "Bucket": bucket,
-        "Key": key,
-        "Body": body,
-        "ContentType": CONTENT_TYPE,
-        "ChecksumAlgorithm": "SHA256",
-        "ChecksumSHA256": b64(hashlib.sha256(body).digest()),
-    }
-    try:
-        client.put_object(IfNoneMatch="*", **arguments)
-    except Exception as exc:
-        code = s3.error_code(exc)
-        if code in _CONDITION_FAILED:
-            raise VersionExistsError(
-                f"{manifest.name} version {manifest.version} was published by another push "
-                "while this one ran; nothing was overwritten. Verify it, or push a new version"
-            ) from exc
-        if code == "NotImplemented" and not manifest_exists(client, bucket, key):
-            # S3-compatible stores without conditional writes: checked, then written.
-            try:
-                client.put_object(**arguments)
-            except Exception as retry_exc:
-                raise s3.explain(retry_exc, bucket, f"s3://{bucket}/{key}") from retry_exc
+    for attempt in range(3):
+        try:
+            client.put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=body,
+                ContentType=CONTENT_TYPE,
+                ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=b64(hashlib.sha256(body).digest()),
+                IfNoneMatch="*",
+            )
             return
-        raise s3.explain(exc, bucket, f"s3://{bucket}/{key}") from exc
+        except Exception as exc:
+            code = s3.error_code(exc)
+            if code in CONDITION_FAILED:
+                raise _LostRaceError() from exc
+            if code in CONDITION_CONFLICT and attempt < 2:
+                continue  # S3: a concurrent conditional write is in flight; retry
+            if code in CONDITION_CONFLICT:
+                raise _LostRaceError() from exc
+            raise conditional_write_error(exc, bucket, key) from exc

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from components.storage.layout import bucket_name_problem
+from mlstack import aws
 from mlstack.errors import MlstackError, UsageError
 
 S3Client = Any
@@ -100,9 +101,12 @@ def stack_region(stack: str | None, root: Path) -> str | None:
 def make_client(
     endpoint_url: str | None = None, region: str | None = None, max_connections: int = 10
 ) -> S3Client:
-    """An S3 client from the standard chain; fails early and clearly without credentials."""
+    """An S3 client from the standard chain; fails early and clearly without credentials.
+
+    Timeouts and retries are bounded (``mlstack.aws``): a silent endpoint fails in about
+    a minute and a half, with one line naming it, instead of hanging.
+    """
     import boto3
-    from botocore.config import Config
 
     session = boto3.Session(region_name=region)
     if session.get_credentials() is None:
@@ -111,16 +115,15 @@ def make_client(
             "credentials files, SSO, container and instance roles); configure one, e.g. "
             "AWS_PROFILE=<profile> or `aws sso login`"
         )
-    config = Config(
+    return aws.make_client(
+        session,
+        "s3",
+        endpoint_url=endpoint_url,
         max_pool_connections=max(10, max_connections),
-        retries={"mode": "standard", "max_attempts": 5},
-        connect_timeout=10,
-        read_timeout=120,
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
         s3={"addressing_style": "path"} if endpoint_url else None,
     )
-    return session.client("s3", endpoint_url=endpoint_url, config=config)
 
 
 def error_code(exc: BaseException) -> str:
@@ -138,19 +141,15 @@ def is_not_found(exc: BaseException) -> bool:
 
 def explain(exc: BaseException, bucket: str, what: str) -> MlstackError:
     """A one-line, actionable error for a failed S3 call on ``what`` in ``bucket``."""
-    from botocore.exceptions import (
-        BotoCoreError,
-        ClientError,
-        EndpointConnectionError,
-        NoCredentialsError,
-    )
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     if isinstance(exc, MlstackError):
         return exc
     if isinstance(exc, NoCredentialsError):
         return MlstackError("no AWS credentials found; configure the standard AWS chain")
-    if isinstance(exc, EndpointConnectionError):
-        return MlstackError(f"cannot reach S3: {exc}")
+    network = aws.network_error(exc)
+    if network is not None:
+        return network
     if isinstance(exc, ClientError):
         code = error_code(exc)
         message = exc.response.get("Error", {}).get("Message") or ""
@@ -178,6 +177,9 @@ def check_bucket(client: S3Client, bucket: str) -> None:
     try:
         client.head_bucket(Bucket=bucket)
     except Exception as exc:
+        network = aws.network_error(exc, aws.endpoint_of(client))
+        if network is not None:
+            raise network from exc
         if error_code(exc) in ("403", "AccessDenied"):
             return
         raise explain(exc, bucket, "bucket") from exc

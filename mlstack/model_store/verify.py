@@ -1,10 +1,9 @@
-"""``mlstack model verify``: re-read every file of a version and check it against the manifest.
+"""``mlstack model verify``: re-read every blob of a version and check it against the manifest.
 
-Reports, all at once: files missing from the bucket, files whose size or sha256
-differ from the manifest (corruption, or an overwrite after publishing), objects
-replaced after publishing (the S3 version id changed, even with equal bytes), and
-stray objects under the version prefix that the manifest does not list (readers
-that copy the whole prefix would pick them up).
+Follows the manifest: each file's bytes are the blob ``models/<name>/blobs/sha256/<sha256>``.
+Reports, all at once: blobs missing from the bucket, blobs whose size or sha256 differ
+from the manifest (corruption, or a write around mlstack). A blob shared by several
+files (identical content) is read once.
 """
 
 from __future__ import annotations
@@ -13,10 +12,10 @@ import concurrent.futures as cf
 import hashlib
 from dataclasses import dataclass, field
 
-from components.storage.layout import MANIFEST_NAME, model_prefix
+from components.storage import layout
 from mlstack.errors import MlstackError, UsageError
 from mlstack.model_store import s3
-from mlstack.model_store.manifest import FileEntry, Manifest, parse_manifest
+from mlstack.model_store.manifest import Manifest, ManifestError, parse_manifest
 from mlstack.model_store.push import NoProgress, PushProgress
 
 READ_CHUNK = 1024 * 1024
@@ -31,7 +30,7 @@ class VerifyReport:
     """The outcome of a verification: problems (empty when the version is intact)."""
 
     bucket: str
-    prefix: str
+    manifest_key: str
     manifest: Manifest
     problems: list[str] = field(default_factory=list)
     checked_bytes: int = 0
@@ -41,71 +40,83 @@ class VerifyReport:
         return not self.problems
 
 
-def read_manifest(client: s3.S3Client, bucket: str, name: str, version: str) -> Manifest:
-    """The parsed manifest of a version; VersionNotFoundError when there is none."""
-    manifest, _ = _manifest_and_listing(client, bucket, name, version)
-    return manifest
+def read_manifest(client: s3.S3Client, bucket: str, name: str, version: str) -> bytes:
+    """The manifest's bytes; VersionNotFoundError when the version is not published.
 
-
-def _manifest_and_listing(
-    client: s3.S3Client, bucket: str, name: str, version: str
-) -> tuple[Manifest, dict[str, int]]:
-    """The manifest and the objects under the version (key -> size), listing first: a
-    prefix-scoped role gets 403, not 404, for a GET of a key that does not exist."""
+    Listing first: a prefix-scoped role gets 403, not 404, for a GET of a missing key.
+    """
     try:
-        prefix = model_prefix(name, version)
+        key = layout.manifest_key(name, version)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    key = prefix + MANIFEST_NAME
-    listed = {item.key: item.size for item in s3.list_objects(client, bucket, prefix)}
-    if key not in listed:
-        detail = (
-            f"an unfinished push left {len(listed)} object(s) there; rerun the push to finish it"
-            if listed
-            else "it was never pushed"
-        )
+    if not any(item.key == key for item in s3.list_objects(client, bucket, key)):
         raise VersionNotFoundError(
-            f"{name} version {version} does not exist in s3://{bucket}/{prefix} "
-            f"(no {MANIFEST_NAME}: {detail})"
+            f"{name} version {version} does not exist: no manifest at s3://{bucket}/{key} "
+            "(never pushed, or its push did not finish; rerun the push to finish it)"
         )
     try:
-        body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return client.get_object(Bucket=bucket, Key=key)["Body"].read()
     except Exception as exc:
         raise s3.explain(exc, bucket, f"s3://{bucket}/{key}") from exc
-    return parse_manifest(body, name, version), listed
 
 
-def _check_file(
-    client: s3.S3Client, bucket: str, prefix: str, entry: FileEntry, progress: PushProgress
+def blob_sizes(client: s3.S3Client, bucket: str, name: str) -> dict[str, int]:
+    """Every blob of a model: digest -> size (one listing)."""
+    return {
+        digest: item.size
+        for item in s3.list_objects(client, bucket, layout.blobs_prefix(name))
+        if (digest := layout.digest_of_blob_key(name, item.key)) is not None
+    }
+
+
+def listing_problems(manifest: Manifest, blobs: dict[str, int]) -> list[str]:
+    """What a listing alone shows is wrong with a version: missing or wrong-size blobs."""
+    problems: list[str] = []
+    for entry in manifest.files:
+        size = blobs.get(entry.sha256)
+        if size is None:
+            problems.append(f"{entry.path}: blob {entry.sha256} is missing from the bucket")
+        elif size != entry.size:
+            problems.append(
+                f"{entry.path}: blob {entry.sha256} holds {size} bytes, manifest says {entry.size}"
+            )
+    return problems
+
+
+def _check_blob(
+    client: s3.S3Client,
+    bucket: str,
+    name: str,
+    *,
+    digest: str,
+    size: int,
+    paths: list[str],
+    progress: PushProgress,
 ) -> list[str]:
-    key = prefix + entry.path
+    key = layout.blob_key(name, digest)
+    shown = ", ".join(paths)
     try:
         response = client.get_object(Bucket=bucket, Key=key)
     except Exception as exc:
         if s3.is_not_found(exc):
-            return [f"{entry.path}: missing from the bucket"]
+            return [f"{shown}: blob {digest} is missing from the bucket"]
         raise s3.explain(exc, bucket, f"s3://{bucket}/{key}") from exc
-    digest = hashlib.sha256()
-    size = 0
+    hasher = hashlib.sha256()
+    read = 0
     for chunk in response["Body"].iter_chunks(READ_CHUNK):
-        digest.update(chunk)
-        size += len(chunk)
+        hasher.update(chunk)
+        read += len(chunk)
         progress.advance(len(chunk))
     problems: list[str] = []
-    if size != entry.size:
-        problems.append(f"{entry.path}: size {size}, manifest says {entry.size}")
-    if digest.hexdigest() != entry.sha256:
+    if read != size:
+        problems.append(f"{shown}: blob {digest} holds {read} bytes, manifest says {size}")
+    if hasher.hexdigest() != digest:
         problems.append(
-            f"{entry.path}: sha256 {digest.hexdigest()}, manifest says {entry.sha256} "
-            "(corrupted or overwritten)"
+            f"{shown}: blob {digest} has sha256 {hasher.hexdigest()} (corrupted, or written "
+            "around mlstack)"
         )
-    current = response.get("VersionId")
-    if entry.version_id and current and current != entry.version_id:
-        problems.append(
-            f"{entry.path}: replaced after publishing (S3 version {current}, manifest "
-            f"records {entry.version_id}; the original is a noncurrent version)"
-        )
-    progress.file_done(entry.path, resumed=False)
+    for path in paths:
+        progress.file_done(path, resumed=False)
     return problems
 
 
@@ -118,29 +129,37 @@ def verify_model(
     concurrency: int = 8,
     progress: PushProgress | None = None,
 ) -> VerifyReport:
-    """Download every file of the version, hash it, compare with the manifest."""
+    """Download every blob the manifest names, hash it, compare with the manifest."""
     progress = progress or NoProgress()
-    manifest, listed = _manifest_and_listing(client, bucket, name, version)
-    prefix = model_prefix(name, version)
-    report = VerifyReport(bucket=bucket, prefix=prefix, manifest=manifest)
-    progress.start(manifest.total_bytes, len(manifest.files))
-    present = [entry for entry in manifest.files if prefix + entry.path in listed]
-    report.problems += [
-        f"{entry.path}: missing from the bucket"
-        for entry in manifest.files
-        if prefix + entry.path not in listed
-    ]
+    body = read_manifest(client, bucket, name, version)
+    key = layout.manifest_key(name, version)
+    try:
+        manifest = parse_manifest(body, name, version)
+    except ManifestError as exc:
+        raise MlstackError(f"s3://{bucket}/{key}: {exc}") from None
+    report = VerifyReport(bucket=bucket, manifest_key=key, manifest=manifest)
+    blobs = blob_sizes(client, bucket, name)
+    report.problems += listing_problems(manifest, blobs)
+    paths: dict[str, list[str]] = {}
+    for entry in manifest.files:
+        paths.setdefault(entry.sha256, []).append(entry.path)
+    present = {d: s for d, s in manifest.digests().items() if blobs.get(d) == s}
+    progress.start(sum(present.values()), len(manifest.files), phase="verify")
     with cf.ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="mlstack-verify") as pool:
         futures = [
-            pool.submit(_check_file, client, bucket, prefix, entry, progress) for entry in present
+            pool.submit(
+                _check_blob,
+                client,
+                bucket,
+                name,
+                digest=d,
+                size=s,
+                paths=paths[d],
+                progress=progress,
+            )
+            for d, s in sorted(present.items())
         ]
         for future in futures:
             report.problems += future.result()
-    in_manifest = {prefix + f.path for f in manifest.files}
-    for key in sorted(listed):
-        if key != prefix + MANIFEST_NAME and key not in in_manifest:
-            report.problems.append(
-                f"{key.removeprefix(prefix)}: in the bucket but not in the manifest"
-            )
-    report.checked_bytes = manifest.total_bytes
+    report.checked_bytes = sum(present.values())
     return report

@@ -53,7 +53,7 @@ class AccessLoggingConfig(ConfigModel):
 
 
 class ArtifactsConfig(ConfigModel):
-    """The bucket holding ``models/<name>/<version>/`` (versioned, SSE-KMS, private)."""
+    """The bucket holding model blobs and manifests (versioned, SSE-KMS, private)."""
 
     bucket_name: str | None = knob(
         None,

@@ -57,7 +57,7 @@ def test_model_roles_trust_exactly_their_namespace_and_service_account(
         }
 
 
-def test_model_roles_read_only_their_version_prefix(
+def test_model_roles_read_only_their_own_models_prefix(
     any_graph: ResourceGraph, stack_configs: dict[str, StackConfig]
 ) -> None:
     cfg = stack_configs[any_graph.stack]
@@ -68,7 +68,9 @@ def test_model_roles_read_only_their_version_prefix(
         ]
         assert len(policies) == 1
         statements = {s["Sid"]: s for s in json.loads(policies[0].inputs["policy"])["Statement"]}
-        prefix = f"models/{model.name}/{model.artifact_version}/"
+        # Blobs are content-addressed and shared by the model's versions: one grant per
+        # model, on models/<name>/ (never another model's prefix, never models/).
+        prefix = f"models/{model.name}/"
         (objects,) = statements["ReadModelObjects"]["Resource"]
         assert objects.endswith(f"/{prefix}*")
         assert statements["ListModelPrefix"]["Condition"] == {
@@ -169,11 +171,10 @@ def test_canary_weights_through_the_stack(synth_edited: SynthEdited) -> None:
         ("llama-3-8b-instruct", 80),
         ("llama-3-8b-instruct-canary", 20),
     ]
-    env = {
-        e["name"]: e["value"]
-        for e in pod_spec(graph, "llama-3-8b-instruct-canary")["initContainers"][0]["env"]
-    }
-    assert env["MODEL_PREFIX"] == "models/llama-3-8b-instruct/2025-06-02/"
+    loader = pod_spec(graph, "llama-3-8b-instruct-canary")["initContainers"][0]
+    command = loader["command"]
+    assert command[:3] == ["mlstack", "model", "fetch"]
+    assert command[command.index("--version") + 1] == "2025-06-02"
     assert [f.render() for f in check_graph(graph, "1.33")] == []
 
 

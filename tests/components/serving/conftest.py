@@ -94,6 +94,9 @@ class FakeBucket:
         )
 
 
+LOADER_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlstack-test-model-loader:t1"
+
+
 def tracks_for(
     model: str, strategy: str, versions: dict[str, str], image: str | None = None
 ) -> tuple[TrackVersion, ...]:
@@ -103,7 +106,7 @@ def tracks_for(
             track=t,
             artifact_version=versions[t],
             image=image or runtimes.VLLM.default_image or "",
-            prefix=f"models/{model}/{versions[t]}/",
+            manifest_key=f"models/{model}/manifests/{versions[t]}.json",
         )
         for t in names[strategy]
     )
@@ -159,8 +162,7 @@ def default_args(
         host=f"{spec.model}.example.com",
         alb=lb.alb,
         pdb_min_available=1,
-        loader_config_map=ns.loader_config_map,
-        loader_sha256=ns.loader_sha256,
+        loader_image=LOADER_IMAGE,
         scaler_depends_on=(keda.release,),
         exposure_depends_on=(lb.release, lb.ingress_class),
     )

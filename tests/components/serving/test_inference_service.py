@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pulumi_kubernetes as k8s
 import pytest
 
 from components.serving import runtimes
-from components.serving.namespace import loader_script_sha256
+from components.serving.inference_service import MODEL_CACHE_DIR
 from components.validation import ComponentArgsError
-from components.versions import MODEL_LOADER_IMAGE, TRITON_IMAGE, VLLM_IMAGE
+from components.versions import TRITON_IMAGE, VLLM_IMAGE
 from mlstack.render_checks import check_graph, check_kubernetes
 from mlstack.synth import ResourceGraph, ResourceNode, SynthError
 from tests.components.serving.conftest import (
@@ -19,6 +20,7 @@ from tests.components.serving.conftest import (
     GPU_SELECTOR,
     GPU_TOLERATIONS,
     ISSUER,
+    LOADER_IMAGE,
     NAMESPACE,
     OIDC_ARN,
     FakePool,
@@ -120,7 +122,7 @@ def test_irsa_trust_names_exactly_the_namespace_and_service_account() -> None:
     assert not graph.by_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
 
 
-def test_s3_read_is_granted_for_each_served_version_prefix_only(
+def test_s3_read_is_granted_for_the_models_own_prefix_only(
     mixed_graph: ResourceGraph,
 ) -> None:
     def read_prefixes(component: str) -> list[str]:
@@ -133,15 +135,10 @@ def test_s3_read_is_granted_for_each_served_version_prefix_only(
             for resource in statement["Resource"]
         )
 
-    assert read_prefixes("model-llm") == [f"arn:aws:s3:::{BUCKET}/models/llm/v1/*"]
-    assert read_prefixes("model-chat") == [
-        f"arn:aws:s3:::{BUCKET}/models/chat/v1/*",
-        f"arn:aws:s3:::{BUCKET}/models/chat/v2/*",
-    ]
-    assert read_prefixes("model-vision") == [
-        f"arn:aws:s3:::{BUCKET}/models/vision/v3/*",
-        f"arn:aws:s3:::{BUCKET}/models/vision/v4/*",
-    ]
+    # Blobs are content-addressed and shared by a model's versions: one grant per model.
+    assert read_prefixes("model-llm") == [f"arn:aws:s3:::{BUCKET}/models/llm/*"]
+    assert read_prefixes("model-chat") == [f"arn:aws:s3:::{BUCKET}/models/chat/*"]
+    assert read_prefixes("model-vision") == [f"arn:aws:s3:::{BUCKET}/models/vision/*"]
 
 
 # --------------------------------------------------------------------------- pods
@@ -241,26 +238,59 @@ def test_waits_and_scale_up_pace_derive_from_the_startup_budget(
     assert {p["periodSeconds"] for p in scale_up["policies"]} == {scale_up_period}
 
 
-def test_loader_fetches_the_pinned_version_and_fails_on_bad_checksums(
+def test_loader_fetches_the_pinned_version_into_the_cache_and_links_it(
     mixed_graph: ResourceGraph,
 ) -> None:
     spec = pod_spec(mixed_graph, "chat-canary")
     loader = container(spec, "model-loader", init=True)
     env = {e["name"]: e["value"] for e in loader["env"]}
-    assert loader["image"] == MODEL_LOADER_IMAGE
-    assert env["MODEL_BUCKET"] == BUCKET
-    assert env["MODEL_PREFIX"] == "models/chat/v2/"
-    assert (env["MODEL_NAME"], env["MODEL_VERSION"]) == ("chat", "v2")
-    assert env["MODEL_DIR"] == runtimes.MODEL_DIR
-    assert loader["command"] == ["/bin/sh", "/opt/mlstack/load_model.sh"]
+    assert loader["image"] == LOADER_IMAGE
+    assert env["MLSTACK_MODEL_BUCKET"] == BUCKET
+    assert loader["command"] == [
+        "mlstack", "model", "fetch", "--name", "chat", "--version", "v2",
+        "--region", "us-west-2", "--cache-dir", MODEL_CACHE_DIR, "--link", runtimes.MODEL_DIR,
+    ]  # fmt: skip
     annotations = k8s_named(mixed_graph, DEPLOYMENT, "chat-canary").inputs["spec"]["template"][
         "metadata"
     ]["annotations"]
-    assert annotations["mlstack.io/loader-sha256"] == loader_script_sha256()
     assert annotations["mlstack.io/artifact-version"] == "v2"
-    # The server sees the verified model read-only.
+    loader_mounts = {m["name"]: m for m in loader["volumeMounts"]}
+    assert loader_mounts["model-cache"]["mountPath"] == MODEL_CACHE_DIR
+    assert not loader_mounts["model-cache"].get("readOnly")
+    # The server sees the verified model read-only, at the same cache path the link names.
     mounts = {m["name"]: m for m in container(spec, "server")["volumeMounts"]}
     assert mounts["model"]["readOnly"] is True
+    assert mounts["model-cache"] == {
+        "name": "model-cache", "mountPath": MODEL_CACHE_DIR, "readOnly": True,
+    }  # fmt: skip
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["model-cache"]["emptyDir"]["sizeLimit"].endswith("Gi")
+    assert "loader" not in volumes  # no script ConfigMap any more
+
+
+def test_the_cache_volume_is_a_parameter() -> None:
+    """The seam for a node-level cache: a caller hands in the volume behind the cache dir."""
+    volume = k8s.core.v1.VolumeArgs(
+        name="model-cache",
+        ephemeral=k8s.core.v1.EphemeralVolumeSourceArgs(
+            volume_claim_template=k8s.core.v1.PersistentVolumeClaimTemplateArgs(
+                spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
+                    access_modes=["ReadWriteOnce"],
+                    resources=k8s.core.v1.VolumeResourceRequirementsArgs(
+                        requests={"storage": "200Gi"}
+                    ),
+                )
+            )
+        ),
+    )
+    graph = synth_serving(
+        [ServiceSpec(overrides={"model_cache_volume": volume, "model_cache_dir": "/nvme/cache"})]
+    )
+    spec = pod_spec(graph, "llm")
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert "ephemeral" in volumes["model-cache"]
+    loader = container(spec, "model-loader", init=True)
+    assert loader["command"][loader["command"].index("--cache-dir") + 1] == "/nvme/cache"
 
 
 def test_shared_memory_is_memory_backed(mixed_graph: ResourceGraph) -> None:
@@ -568,7 +598,7 @@ def test_each_track_has_exactly_one_scraped_service(mixed_graph: ResourceGraph) 
         assert key not in k8s_named(mixed_graph, SERVICE, alias).inputs["metadata"]["labels"]
 
 
-def test_versions_differing_only_in_punctuation_get_separate_grants() -> None:
+def test_two_tracks_of_one_model_share_one_read_grant() -> None:
     graph = synth_serving(
         [
             ServiceSpec(
@@ -580,4 +610,4 @@ def test_versions_differing_only_in_punctuation_get_separate_grants() -> None:
     )
     role = graph.one(ROLE, "model-llm-role")
     grants = [p for p in graph.by_type(ROLE_POLICY) if p.parent == role.urn]
-    assert len({g.name for g in grants}) == 2
+    assert [g.name for g in grants] == ["model-llm-read-model"]

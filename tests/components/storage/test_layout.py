@@ -60,17 +60,31 @@ def test_invalid_versions(version: object, expected: str) -> None:
     assert problem is not None and expected in problem
 
 
-def test_keys_of_a_version() -> None:
-    assert layout.model_prefix("resnet50", "v3") == "models/resnet50/v3/"
+def test_keys_of_a_model() -> None:
+    digest = "ab" * 32
     assert layout.name_prefix("resnet50") == "models/resnet50/"
-    assert layout.manifest_key("resnet50", "v3") == "models/resnet50/v3/manifest.json"
+    assert layout.blob_key("resnet50", digest) == f"models/resnet50/blobs/sha256/{digest}"
+    assert layout.manifest_key("resnet50", "v3") == "models/resnet50/manifests/v3.json"
+    assert layout.version_of_manifest_key("resnet50", "models/resnet50/manifests/v3.json") == "v3"
+    assert layout.version_of_manifest_key("resnet50", "models/resnet50/manifests/.json") is None
+    assert layout.version_of_manifest_key("resnet50", "models/other/manifests/v3.json") is None
+    assert layout.digest_of_blob_key("resnet50", f"models/resnet50/blobs/sha256/{digest}") == digest
+    assert layout.digest_of_blob_key("resnet50", "models/resnet50/blobs/sha256/xyz") is None
     with pytest.raises(ValueError, match="model name 'Bad'"):
-        layout.model_prefix("Bad", "v1")
+        layout.manifest_key("Bad", "v1")
     with pytest.raises(ValueError, match=r"version '\.\./x'"):
-        layout.model_prefix("ok", "../x")
+        layout.manifest_key("ok", "../x")
+    with pytest.raises(ValueError, match="64 lowercase hex"):
+        layout.blob_key("ok", "../../etc")
 
 
-@pytest.mark.parametrize("prefix", ["models/", "models/resnet50/", "models/resnet50/v3/"])
+def test_a_version_named_like_a_layout_directory_cannot_collide() -> None:
+    """Versions live under manifests/, blobs under blobs/: 'blobs' is an ordinary version."""
+    assert layout.manifest_key("m", "blobs") == "models/m/manifests/blobs.json"
+    assert layout.digest_of_blob_key("m", layout.manifest_key("m", "blobs")) is None
+
+
+@pytest.mark.parametrize("prefix", ["models/", "models/resnet50/"])
 def test_grant_prefixes_inside_the_layout(prefix: str) -> None:
     assert layout.grant_prefix_problem(prefix) is None
 
@@ -81,9 +95,9 @@ def test_grant_prefixes_inside_the_layout(prefix: str) -> None:
         ("models", "start with 'models/' and end with '/'"),
         ("resnet50/v3/", "start with 'models/'"),
         ("models/resnet50/v3", "end with '/'"),
-        ("models/a/b/c/", "at most two segments"),
+        ("models/resnet50/v3/", "no per-version prefix"),
+        ("models/a/b/c/", "no per-version prefix"),
         ("models/../", "DNS-1035"),
-        ("models/ok/../", "safe path segment"),
         ("models//", "empty"),
         ("", "start with 'models/'"),
     ],

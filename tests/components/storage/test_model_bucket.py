@@ -10,7 +10,7 @@ import pulumi_aws as aws
 import pytest
 
 from components.iam import actions, documents
-from components.storage.layout import model_prefix, name_prefix
+from components.storage.layout import name_prefix
 from components.storage.model_bucket import ModelArtifactBucket, ModelArtifactBucketArgs
 from mlstack.render_checks import check_graph
 from mlstack.synth import ResourceGraph, ResourceNode, SynthError, synth_config
@@ -107,6 +107,16 @@ def test_bucket_policy_denies_plain_http_old_tls_and_foreign_encryption(
     )
     assert statements["DenyOtherEncryption"]["Condition"]["Null"] == {
         "s3:x-amz-server-side-encryption": "false"
+    }
+    # Nothing under models/ is ever replaced: PutObject / CompleteMultipartUpload there
+    # must carry If-None-Match (CreateMultipartUpload and UploadPart are exempt).
+    replace = statements["DenyReplacingModelObjects"]
+    assert replace["Effect"] == "Deny" and replace["Principal"] == "*"
+    assert replace["Action"] == ["s3:PutObject"]
+    assert replace["Resource"] == [f"{arn}/models/*"]
+    assert replace["Condition"] == {
+        "Null": {"s3:if-none-match": "true"},
+        "Bool": {"s3:ObjectCreationOperation": "true"},
     }
     public_block = _one(any_graph, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
     assert public_block.urn in policy.dependencies
@@ -249,7 +259,7 @@ def test_bucket_renders_clean(
 
 # --------------------------------------------------------------------------- grants
 
-READ_PREFIX = model_prefix("resnet50", "v3")
+READ_PREFIX = name_prefix("resnet50")
 WRITE_PREFIX = name_prefix("llama-3-8b-instruct")
 
 
@@ -280,11 +290,11 @@ def test_read_grant_is_scoped_to_the_prefix_and_decrypts_through_s3_only(
     statements = _grant(grant_graph, "triton-model-read")
     arn = "arn:aws:s3:::artifacts-bucket-id"
     assert statements["ReadModelObjects"]["Action"] == ["s3:GetObject"]
-    assert statements["ReadModelObjects"]["Resource"] == [f"{arn}/models/resnet50/v3/*"]
+    assert statements["ReadModelObjects"]["Resource"] == [f"{arn}/models/resnet50/*"]
     assert statements["ListModelPrefix"]["Action"] == ["s3:ListBucket"]
     assert statements["ListModelPrefix"]["Resource"] == [arn]
     assert statements["ListModelPrefix"]["Condition"] == {
-        "StringLike": {"s3:prefix": ["models/resnet50/v3/*"]}
+        "StringLike": {"s3:prefix": ["models/resnet50/*"]}
     }
     key = statements["UseModelKeyThroughS3"]
     assert key["Action"] == ["kms:Decrypt"]
@@ -317,7 +327,7 @@ def test_grants_attach_to_their_role_and_pass_the_iam_checks(grant_graph: Resour
 def test_grant_with_a_prefix_outside_the_layout_fails_the_synth(
     stack_configs: dict[str, StackConfig],
 ) -> None:
-    prefix = "models/../"
+    prefix = "models/resnet50/v3/"  # a per-version prefix: blobs are shared per model
 
     def program(cfg: StackConfig, stack: str) -> None:
         provider = aws.Provider("aws", aws.ProviderArgs(region=cfg.region))

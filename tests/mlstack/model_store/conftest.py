@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +17,7 @@ import boto3
 import pytest
 
 from mlstack.cli import main
+from mlstack.testing import moto_server as moto
 
 BUCKET = "mlstack-test-models"
 MiB = 1024 * 1024
@@ -36,18 +41,69 @@ class Store:
     def read(self, key: str) -> bytes:
         return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
+    def versions_of(self, key: str) -> list[str]:
+        """Every S3 object version of ``key`` (more than one: it was overwritten)."""
+        response = self.client.list_object_versions(Bucket=self.bucket, Prefix=key)
+        return [v["VersionId"] for v in response.get("Versions", []) if v["Key"] == key]
+
+
+def blob(name: str, data: bytes) -> str:
+    """The blob key of ``data`` in model ``name``."""
+    return f"models/{name}/blobs/sha256/{hashlib.sha256(data).hexdigest()}"
+
+
+def manifest_key(name: str, version: str) -> str:
+    return f"models/{name}/manifests/{version}.json"
+
+
+def _bucket_store(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Store:
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.delenv("MLSTACK_MODEL_BUCKET", raising=False)
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    client.create_bucket(Bucket=BUCKET)
+    client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    return Store(endpoint=endpoint, bucket=BUCKET, client=client)
+
 
 @pytest.fixture
 def store(moto_reset: str, aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Store:
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.delenv("MLSTACK_MODEL_BUCKET", raising=False)
-    client = boto3.client("s3", endpoint_url=moto_reset, region_name="us-east-1")
-    client.create_bucket(Bucket=BUCKET)
-    client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    return Store(endpoint=moto_reset, bucket=BUCKET, client=client)
+    return _bucket_store(moto_reset, monkeypatch)
 
 
-def write_model(root: Path, files: dict[str, int | bytes]) -> Path:
+@pytest.fixture(scope="session")
+def atomic_moto_server() -> Iterator[str]:
+    """moto with atomic conditional writes (``atomic_moto``), for racing pushes; by PID."""
+    port = moto.free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("atomic_moto.py")), str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("atomic moto server did not start") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        moto.stop(process)
+
+
+@pytest.fixture
+def atomic_store(atomic_moto_server: str, aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Store:
+    """Like ``store``, on the moto server whose If-None-Match writes are atomic."""
+    moto.reset(atomic_moto_server)
+    return _bucket_store(atomic_moto_server, monkeypatch)
+
+
+def write_model(root: Path, files: Mapping[str, int | bytes]) -> Path:
     """Create ``root`` with files of the given sizes (random bytes) or contents."""
     for relpath, content in files.items():
         path = root / relpath

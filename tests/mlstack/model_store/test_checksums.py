@@ -1,15 +1,11 @@
-"""Part sizing and the S3 composite checksum mlstack recomputes to resume a push."""
+"""Part sizing and push settings."""
 
 from __future__ import annotations
-
-import base64
-import hashlib
 
 from mlstack.model_store.push import (
     MAX_PARTS,
     MiB,
     PushSettings,
-    composite_checksum,
     part_size_for,
 )
 
@@ -23,15 +19,6 @@ def test_part_size_stays_unless_the_file_needs_more_than_10000_parts() -> None:
     chosen = part_size_for(size, 8 * MiB)
     assert chosen % MiB == 0
     assert -(-size // chosen) <= MAX_PARTS
-
-
-def test_composite_checksum_is_sha256_of_the_part_digests_with_the_part_count() -> None:
-    data = bytes(range(256)) * 100
-    parts = [data[i : i + 10_000] for i in range(0, len(data), 10_000)]
-    digests = [hashlib.sha256(p).digest() for p in parts]
-    expected = base64.b64encode(hashlib.sha256(b"".join(digests)).digest()).decode()
-
-    assert composite_checksum(digests) == f"{expected}-{len(parts)}"
 
 
 def test_settings_problems() -> None:

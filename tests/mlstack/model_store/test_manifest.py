@@ -21,7 +21,7 @@ SHA = hashlib.sha256(b"x").hexdigest()
 
 def _document(**changes: Any) -> dict[str, Any]:
     document: dict[str, Any] = {
-        "schemaVersion": 1,
+        "schemaVersion": 2,
         "name": "resnet50",
         "version": "v3",
         "createdAt": "2025-06-02T10:11:12Z",
@@ -30,8 +30,8 @@ def _document(**changes: Any) -> dict[str, Any]:
         "fileCount": 2,
         "totalBytes": 3,
         "files": [
-            {"path": "a/b.bin", "size": 1, "sha256": SHA, "versionId": "x1"},
-            {"path": "c.txt", "size": 2, "sha256": SHA, "versionId": None},
+            {"path": "a/b.bin", "size": 1, "sha256": SHA},
+            {"path": "c.txt", "size": 2, "sha256": SHA},
         ],
     }
     document.update(changes)
@@ -39,7 +39,7 @@ def _document(**changes: Any) -> dict[str, Any]:
 
 
 def test_build_then_parse_round_trips() -> None:
-    files = [FileEntry("z.bin", 5, SHA, "v-1"), FileEntry("a.txt", 0, SHA)]
+    files = [FileEntry("z.bin", 5, SHA), FileEntry("a.txt", 0, SHA)]
     manifest = build_manifest(
         "resnet50", "v3", files, git_commit="abcdef1", hints={"runtime": "triton"}
     )
@@ -58,7 +58,7 @@ def test_build_then_parse_round_trips() -> None:
 def test_a_valid_document_parses() -> None:
     manifest = parse_manifest(json.dumps(_document()), "resnet50", "v3")
     assert manifest.total_bytes == 3
-    assert manifest.files[0].version_id == "x1"
+    assert manifest.digests() == {SHA: 2}  # one blob for identical content
 
 
 def test_every_problem_is_listed_at_once() -> None:
@@ -69,7 +69,7 @@ def test_every_problem_is_listed_at_once() -> None:
         hints={"framework": "py torch", "colour": "blue"},
         files=[
             {"path": "../up", "size": -1, "sha256": "ABC"},
-            {"path": "/abs", "size": 1.5, "sha256": SHA, "versionId": 7},
+            {"path": "/abs", "size": 1.5, "sha256": SHA},
         ],
     )
     with pytest.raises(ManifestError) as failure:
@@ -86,7 +86,6 @@ def test_every_problem_is_listed_at_once() -> None:
         "files[0].sha256: 'ABC'",
         "files[1].path: '/abs'",
         "files[1].size: 1.5",
-        "files[1].versionId: 7",
     ):
         assert expected in message
 
@@ -94,7 +93,17 @@ def test_every_problem_is_listed_at_once() -> None:
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
-        ({"schemaVersion": 2}, "newer than this mlstack reads"),
+        ({"schemaVersion": 3}, "newer than this mlstack reads"),
+        ({"schemaVersion": 1}, "reads only 2"),
+        (
+            {
+                "files": [
+                    {"path": "a", "size": 1, "sha256": SHA},
+                    {"path": "a/b", "size": 2, "sha256": SHA},
+                ]
+            },
+            "'a' is a file and also the directory of 'a/b'",
+        ),
         ({"files": []}, "non-empty list"),
         ({"totalBytes": 4}, "totalBytes: 4"),
         ({"fileCount": 1}, "fileCount: 1"),
@@ -113,6 +122,17 @@ def test_structural_problems(changes: dict[str, Any], expected: str) -> None:
 def test_not_json_is_reported() -> None:
     with pytest.raises(ManifestError, match="is not JSON"):
         parse_manifest(b"\x00not json", "resnet50", "v3")
+
+
+def test_differences_name_each_changed_file() -> None:
+    other = hashlib.sha256(b"y").hexdigest()
+    mine = build_manifest("m", "v1", [FileEntry("a", 1, SHA), FileEntry("b", 1, SHA)])
+    theirs = build_manifest("m", "v1", [FileEntry("a", 1, other), FileEntry("c", 1, SHA)])
+    assert mine.differences(mine) == []
+    found = mine.differences(theirs)
+    assert found[0] == "b: only in this push"
+    assert found[1] == "c: only in the published version"
+    assert found[2].startswith("a: different content")
 
 
 def test_unknown_top_level_keys_are_ignored() -> None:

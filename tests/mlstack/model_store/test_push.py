@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from mlstack.model_store.local import scan_model_dir
 from mlstack.model_store.push import (
@@ -20,16 +21,25 @@ from mlstack.model_store.push import (
     push_model,
 )
 from mlstack.model_store.s3 import make_client
-from tests.mlstack.model_store.conftest import Run, Store, sha256_of, write_model
+from tests.mlstack.model_store.conftest import (
+    Run,
+    Store,
+    blob,
+    manifest_key,
+    sha256_of,
+    write_model,
+)
 
-PREFIX = "models/resnet50/v3/"
-MANIFEST = PREFIX + "manifest.json"
+MANIFEST = manifest_key("resnet50", "v3")
+BLOBS = "models/resnet50/blobs/sha256/"
 SMALL_PARTS = PushSettings(concurrency=4, part_size=5 * MiB)
 
 
-def _push_cli(run: Run, store: Store, directory: Path, *extra: str) -> tuple[int, str, str]:
+def _push_cli(
+    run: Run, store: Store, directory: Path, *extra: str, version: str = "v3"
+) -> tuple[int, str, str]:
     return run(
-        "model", "push", str(directory), "--name", "resnet50", "--version", "v3",
+        "model", "push", str(directory), "--name", "resnet50", "--version", version,
         "--part-size-mib", "5", *store.args(), *extra,
     )  # fmt: skip
 
@@ -43,7 +53,12 @@ def _uploads_in_progress(store: Store) -> list[str]:
     return [u["Key"] for u in response.get("Uploads", [])]
 
 
-def test_push_publishes_every_file_and_a_manifest_that_describes_them(
+def _all_versions(store: Store) -> list[tuple[str, str]]:
+    response = store.client.list_object_versions(Bucket=store.bucket)
+    return sorted((v["Key"], v["VersionId"]) for v in response.get("Versions", []))
+
+
+def test_push_publishes_content_addressed_blobs_and_a_manifest_naming_them(
     run: Run, store: Store, model_dir: Path
 ) -> None:
     code, out, err = _push_cli(
@@ -52,65 +67,113 @@ def test_push_publishes_every_file_and_a_manifest_that_describes_them(
     )  # fmt: skip
 
     assert code == 0, err
-    assert "pushed resnet50 version v3: 4 files" in out
+    assert "pushed resnet50 version v3: 4 files" in out and MANIFEST in out
     local = sorted(p.relative_to(model_dir).as_posix() for p in model_dir.rglob("*") if p.is_file())
-    assert store.object_keys(PREFIX) == sorted([PREFIX + rel for rel in local] + [MANIFEST])
+    blobs = sorted(blob("resnet50", (model_dir / rel).read_bytes()) for rel in local)
+    assert store.object_keys("models/") == sorted([*blobs, MANIFEST])
     for rel in local:
-        assert store.read(PREFIX + rel) == (model_dir / rel).read_bytes()
+        data = (model_dir / rel).read_bytes()
+        assert store.read(blob("resnet50", data)) == data
     manifest = json.loads(store.read(MANIFEST))
     assert manifest["name"] == "resnet50"
     assert manifest["version"] == "v3"
-    assert manifest["schemaVersion"] == 1
+    assert manifest["schemaVersion"] == 2
     assert manifest["gitCommit"] == "0123456789abcdef0123456789abcdef01234567"
     assert manifest["hints"] == {"framework": "onnx", "runtime": "triton"}
     assert [f["path"] for f in manifest["files"]] == local
     for entry in manifest["files"]:
         path = model_dir / entry["path"]
-        assert entry["size"] == path.stat().st_size
-        assert entry["sha256"] == sha256_of(path)
-        head = store.client.head_object(Bucket=store.bucket, Key=PREFIX + entry["path"])
-        assert entry["versionId"] == head["VersionId"]
+        assert entry == {"path": entry["path"], "size": path.stat().st_size,
+                         "sha256": sha256_of(path)}  # fmt: skip
     assert manifest["totalBytes"] == sum(f["size"] for f in manifest["files"])
     assert manifest["createdAt"].endswith("Z")
+    assert _uploads_in_progress(store) == []
 
 
-def test_large_file_goes_up_as_a_multipart_object_with_composite_sha256(
+def test_large_file_goes_up_as_a_multipart_blob_with_composite_sha256(
     store: Store, model_dir: Path
 ) -> None:
     files = scan_model_dir(model_dir)
     push_model(_client(store), store.bucket, "resnet50", "v3", files, settings=SMALL_PARTS)
 
-    head = store.client.head_object(
-        Bucket=store.bucket, Key=PREFIX + "1/model.onnx", ChecksumMode="ENABLED"
-    )
+    key = blob("resnet50", (model_dir / "1/model.onnx").read_bytes())
+    head = store.client.head_object(Bucket=store.bucket, Key=key, ChecksumMode="ENABLED")
     assert head["ETag"].strip('"').endswith("-3")  # 12 MiB + 123 B in 5 MiB parts
-    assert head["Metadata"]["mlstack-part-size"] == str(5 * MiB)
     assert head.get("ChecksumType") == "COMPOSITE"
     assert _uploads_in_progress(store) == []
 
 
-def test_pushing_an_existing_version_is_refused_and_changes_nothing(
+def test_identical_files_share_one_blob_and_a_new_version_uploads_only_what_changed(
+    run: Run, store: Store, tmp_path: Path
+) -> None:
+    same = b"same bytes" * 1000
+    directory = write_model(tmp_path / "m", {"a.bin": same, "copy/a.bin": same, "w.bin": 4096})
+    code, out, err = _push_cli(run, store, directory, version="v1")
+    assert code == 0, err
+    assert "2 blobs uploaded" in out
+    first = _all_versions(store)
+
+    (directory / "w.bin").write_bytes(b"retrained")
+    code, out, err = _push_cli(run, store, directory, version="v2")
+
+    assert code == 0, err
+    assert "1 blobs uploaded, 1 already in the bucket" in out
+    added = sorted(set(_all_versions(store)) - set(first))
+    assert [key for key, _ in added] == sorted(
+        [blob("resnet50", b"retrained"), manifest_key("resnet50", "v2")]
+    )
+
+
+def test_pushing_an_existing_version_with_other_content_is_refused_and_changes_nothing(
     run: Run, store: Store, model_dir: Path
 ) -> None:
     assert _push_cli(run, store, model_dir)[0] == 0
-    before = store.client.list_object_versions(Bucket=store.bucket)["Versions"]
+    before = _all_versions(store)
     (model_dir / "labels.txt").write_bytes(b"different labels")
 
     code, _, err = _push_cli(run, store, model_dir)
 
     assert code == 1
-    assert "already exists" in err and "immutable" in err
-    after = store.client.list_object_versions(Bucket=store.bucket)["Versions"]
-    assert sorted(v["VersionId"] for v in after) == sorted(v["VersionId"] for v in before)
+    assert "already published" in err and "immutable" in err and "labels.txt" in err
+    assert _all_versions(store) == before
 
 
-def test_interrupted_push_writes_no_manifest_and_a_rerun_completes_it(
+def test_same_size_other_bytes_is_refused_after_hashing(
+    run: Run, store: Store, model_dir: Path
+) -> None:
+    assert _push_cli(run, store, model_dir)[0] == 0
+    before = _all_versions(store)
+    labels = model_dir / "labels.txt"
+    labels.write_bytes(bytes(b ^ 0xFF for b in labels.read_bytes()))  # same size
+
+    code, _, err = _push_cli(run, store, model_dir)
+
+    assert code == 1
+    assert "labels.txt: different content" in err
+    assert _all_versions(store) == before
+
+
+def test_repushing_identical_content_succeeds_saying_so_and_writes_nothing(
+    run: Run, store: Store, model_dir: Path
+) -> None:
+    assert _push_cli(run, store, model_dir)[0] == 0
+    before = _all_versions(store)
+
+    code, out, err = _push_cli(run, store, model_dir)
+
+    assert code == 0, err
+    assert "already published earlier with identical files" in out
+    assert _all_versions(store) == before
+
+
+def test_interrupted_push_writes_no_manifest_and_a_rerun_uploads_only_missing_blobs(
     run: Run, store: Store, model_dir: Path
 ) -> None:
     client = _client(store)
+    labels = blob("resnet50", (model_dir / "labels.txt").read_bytes())
 
     def drop_labels_upload(params: dict[str, Any], **_: Any) -> None:
-        if params.get("Key") == PREFIX + "labels.txt":
+        if params.get("Key") == labels:
             raise ConnectionResetError("network dropped")
 
     client.meta.events.register("before-parameter-build.s3.PutObject", drop_labels_upload)
@@ -123,38 +186,21 @@ def test_interrupted_push_writes_no_manifest_and_a_rerun_completes_it(
 
     message = str(failure.value)
     assert "labels.txt" in message and "network dropped" in message
-    assert "no manifest was written" in message and "Rerun" in message
+    assert "No manifest was written" in message and "Rerun" in message
     assert MANIFEST not in store.object_keys()
     code, out, _ = run("model", "list", *store.args()[:4])
-    assert code == 0 and "incomplete" in out
-    done_before = {
-        key: store.client.head_object(Bucket=store.bucket, Key=key)["VersionId"]
-        for key in store.object_keys(PREFIX)
-    }
-    # Sequential (concurrency 1, sorted paths): the multipart file and two small ones finished.
-    assert sorted(done_before) == [
-        PREFIX + p for p in ("1/model.onnx", "config.pbtxt", "empty.txt")
-    ]
+    assert code == 0 and "referenced by no manifest" in out
+    done_before = dict(_all_versions(store))
+    assert labels not in done_before and done_before
 
     code, out, err = _push_cli(run, store, model_dir)
 
     assert code == 0, err
-    assert f"{len(done_before)} already there" in out
+    assert f"{len(done_before)} already in the bucket" in out
+    after = dict(_all_versions(store))
     for key, version_id in done_before.items():  # not uploaded a second time
-        assert store.client.head_object(Bucket=store.bucket, Key=key)["VersionId"] == version_id
+        assert after[key] == version_id
     assert run("model", "verify", "--name", "resnet50", "--version", "v3", *store.args())[0] == 0
-
-
-def test_rerun_replaces_an_unpublished_object_whose_bytes_differ(
-    run: Run, store: Store, model_dir: Path
-) -> None:
-    store.client.put_object(Bucket=store.bucket, Key=PREFIX + "labels.txt", Body=b"x" * 2048)
-
-    code, out, err = _push_cli(run, store, model_dir)
-
-    assert code == 0, err
-    assert "already there" not in out
-    assert store.read(PREFIX + "labels.txt") == (model_dir / "labels.txt").read_bytes()
 
 
 def test_file_changed_during_upload_is_not_completed_and_nothing_is_published(
@@ -176,42 +222,113 @@ def test_file_changed_during_upload_is_not_completed_and_nothing_is_published(
             settings=SMALL_PARTS,
         )  # fmt: skip
 
-    assert "1/model.onnx changed on disk while it was being uploaded" in str(failure.value)
+    assert "1/model.onnx changed on disk while it was being pushed" in str(failure.value)
     assert isinstance(failure.value.__cause__, FileChangedError)
-    assert PREFIX + "1/model.onnx" not in store.object_keys()
     assert MANIFEST not in store.object_keys()
+    assert len([k for k in store.object_keys(BLOBS)]) <= 3  # the big blob never completed
     assert _uploads_in_progress(store) == []
 
 
-def test_objects_left_by_a_push_of_other_files_block_publishing(
-    run: Run, store: Store, model_dir: Path
+def test_a_file_rewritten_between_hashing_and_upload_is_caught(
+    store: Store, tmp_path: Path
 ) -> None:
-    store.client.put_object(Bucket=store.bucket, Key=PREFIX + "old-shard.bin", Body=b"stale")
+    directory = write_model(tmp_path / "m", {"w.bin": b"A" * 1000})
+    client = _client(store)
 
-    code, _, err = _push_cli(run, store, model_dir)
+    def rewrite(**_: Any) -> None:  # after hashing (the blob listing comes next)
+        (directory / "w.bin").write_bytes(b"B" * 1000)
 
-    assert code == 1
-    assert "old-shard.bin" in err and "not in this directory" in err
-    assert store.object_keys(PREFIX) == [PREFIX + "old-shard.bin"]
+    client.meta.events.register("before-call.s3.ListObjectsV2", rewrite)
+    with pytest.raises(PushError, match="changed on disk"):
+        push_model(client, store.bucket, "m", "v1", scan_model_dir(directory))
+    assert store.object_keys("models/") == []
 
 
-def test_a_concurrent_publish_of_the_same_version_is_not_overwritten(
+def test_a_version_published_concurrently_with_other_content_is_not_overwritten(
     store: Store, model_dir: Path
 ) -> None:
     client = _client(store)
-    other = b'{"written": "by another push"}'
+    winner = _other_manifest("resnet50", "v3")
 
     def publish_first(params: dict[str, Any], **_: Any) -> None:
         if params.get("Key") == MANIFEST:
-            store.client.put_object(Bucket=store.bucket, Key=MANIFEST, Body=other)
+            store.client.put_object(Bucket=store.bucket, Key=MANIFEST, Body=winner)
 
     client.meta.events.register("before-parameter-build.s3.PutObject", publish_first)
-    with pytest.raises(VersionExistsError, match="published by another push"):
+    with pytest.raises(VersionExistsError) as failure:
         push_model(
             client, store.bucket, "resnet50", "v3", scan_model_dir(model_dir),
             settings=SMALL_PARTS,
         )  # fmt: skip
-    assert store.read(MANIFEST) == other
+    message = str(failure.value)
+    assert "by a concurrent push while this one ran with different content" in message
+    assert "The published version was not changed" in message
+    assert "belong to no version" in message
+    assert store.read(MANIFEST) == winner
+    assert len(store.versions_of(MANIFEST)) == 1
+
+
+def test_a_blob_created_concurrently_is_accepted_not_rewritten(
+    store: Store, tmp_path: Path
+) -> None:
+    data = b"weights" * 100
+    directory = write_model(tmp_path / "m", {"w.bin": data})
+    client = _client(store)
+    key = blob("m", data)
+
+    def someone_else_first(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Key") == key and not store.object_keys(key):
+            store.client.put_object(Bucket=store.bucket, Key=key, Body=data)
+
+    client.meta.events.register("before-parameter-build.s3.PutObject", someone_else_first)
+    result = push_model(client, store.bucket, "m", "v1", scan_model_dir(directory))
+
+    assert result.outcome == "published"
+    assert result.uploaded_blobs == 0 and result.present_blobs == 1
+    assert len(store.versions_of(key)) == 1
+
+
+def test_a_damaged_blob_in_the_bucket_stops_the_push(store: Store, tmp_path: Path) -> None:
+    data = b"good bytes" * 10
+    directory = write_model(tmp_path / "m", {"w.bin": data})
+    store.client.put_object(Bucket=store.bucket, Key=blob("m", data), Body=b"short")
+
+    with pytest.raises(PushError) as failure:
+        push_model(_client(store), store.bucket, "m", "v1", scan_model_dir(directory))
+
+    assert blob("m", data) in str(failure.value) and "damaged" in str(failure.value)
+    assert manifest_key("m", "v1") not in store.object_keys()
+
+
+def test_a_store_without_conditional_writes_is_refused(store: Store, tmp_path: Path) -> None:
+    directory = write_model(tmp_path / "m", {"w.bin": b"x" * 10})
+    client = _client(store)
+
+    def not_implemented(params: dict[str, Any], **_: Any) -> None:
+        if params.get("IfNoneMatch") == "*":
+            raise ClientError(
+                {"Error": {"Code": "NotImplemented", "Message": "If-None-Match"}}, "PutObject"
+            )
+
+    client.meta.events.register("before-parameter-build.s3.PutObject", not_implemented)
+    with pytest.raises(PushError, match="does not support conditional writes"):
+        push_model(client, store.bucket, "m", "v1", scan_model_dir(directory))
+    assert store.object_keys("models/") == []
+
+
+def _other_manifest(name: str, version: str) -> bytes:
+    document = {
+        "schemaVersion": 2,
+        "name": name,
+        "version": version,
+        "createdAt": "2025-01-01T00:00:00Z",
+        "gitCommit": None,
+        "hints": {},
+        "fileCount": 1,
+        "totalBytes": 1,
+        "files": [{"path": "other.bin", "size": 1, "sha256": "0" * 64}],
+    }
+    return json.dumps(document).encode()
 
 
 def test_parts_are_uploaded_in_parallel(store: Store, tmp_path: Path) -> None:
@@ -229,27 +346,29 @@ def test_parts_are_uploaded_in_parallel(store: Store, tmp_path: Path) -> None:
     result = push_model(
         client, store.bucket, "m", "v1", scan_model_dir(directory), settings=SMALL_PARTS
     )
-    assert result.uploaded_files == 1
+    assert result.uploaded_blobs == 1
 
 
 def test_progress_sees_every_byte_and_file(store: Store, model_dir: Path) -> None:
     class Recorder:
         def __init__(self) -> None:
-            self.total = -1
-            self.bytes = 0
-            self.files: list[str] = []
+            self.phases: list[tuple[str, int]] = []
+            self.bytes: dict[str, int] = {}
+            self.files: dict[str, list[str]] = {}
             self.lock = threading.Lock()
 
-        def start(self, total_bytes: int, total_files: int) -> None:
-            self.total = total_bytes
+        def start(self, total_bytes: int, total_files: int, phase: str = "upload") -> None:
+            self.phases.append((phase, total_bytes))
+            self.bytes[phase] = 0
+            self.files[phase] = []
 
         def advance(self, nbytes: int) -> None:
             with self.lock:
-                self.bytes += nbytes
+                self.bytes[self.phases[-1][0]] += nbytes
 
         def file_done(self, relpath: str, resumed: bool) -> None:
             with self.lock:
-                self.files.append(relpath)
+                self.files[self.phases[-1][0]].append(relpath)
 
     recorder = Recorder()
     files = scan_model_dir(model_dir)
@@ -257,8 +376,11 @@ def test_progress_sees_every_byte_and_file(store: Store, model_dir: Path) -> Non
         _client(store), store.bucket, "resnet50", "v3", files,
         settings=SMALL_PARTS, progress=recorder,
     )  # fmt: skip
-    assert recorder.total == recorder.bytes == sum(f.size for f in files)
-    assert sorted(recorder.files) == [f.relpath for f in files]
+    total = sum(f.size for f in files)
+    assert recorder.phases == [("hash", total), ("upload", total)]
+    assert recorder.bytes == {"hash": total, "upload": total}
+    assert sorted(recorder.files["hash"]) == [f.relpath for f in files]
+    assert sorted(recorder.files["upload"]) == [f.relpath for f in files]
 
 
 @pytest.mark.parametrize(
@@ -291,7 +413,6 @@ def test_bad_names_and_versions_are_usage_errors_and_upload_nothing(
     [
         (None, "does not exist"),
         ({}, "is empty"),
-        ({"manifest.json": b"{}"}, "reserved for the manifest"),
     ],
 )
 def test_unusable_model_directories_are_usage_errors(
@@ -372,7 +493,7 @@ def test_stack_output_names_the_bucket(
     )  # fmt: skip
 
     assert code == 0, err
-    assert f"s3://{store.bucket}/{PREFIX}" in out
+    assert f"s3://{store.bucket}/{MANIFEST}" in out
     recorded = record.read_text().split()
     assert recorded[:6] == ["stack", "output", "modelBucketName", "--stack", "dev", "--cwd"]
     assert recorded[6] == str(tmp_path)

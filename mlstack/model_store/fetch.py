@@ -1,0 +1,529 @@
+"""``mlstack model fetch``: the model loader. One pinned version into a node-local cache.
+
+1. **manifest**: list, then GET ``models/<name>/manifests/<version>.json``; its sha256
+   is the cache key (and must equal ``expected_manifest_sha256`` when one is pinned,
+   and S3's own checksum of the object when S3 reports one).
+2. **lock**: an exclusive ``flock`` on ``<cache>/<name>/.<digest>.lock``: of two
+   fetchers of one version on a node, one downloads, the other waits, then finds the
+   entry (a crashed holder's lock is released by the kernel).
+3. **cache hit**: ``<cache>/<name>/<digest>/`` exists with its completion marker, the
+   same manifest bytes, and every file of the listed size: used as it is. Anything
+   else at that name is moved aside and fetched again, never used.
+4. **download** (miss): into a temp directory next to the entry. Every file is
+   preallocated (a full disk fails at once, naming the file), then fetched with
+   parallel ranged GETs of ``part_size`` bytes, at most ``concurrency`` in flight and
+   at most ``2 * concurrency`` parts in memory; each part is written where it belongs
+   and hashed in order as soon as the parts before it are in (never read back). A
+   blob shared by several files is downloaded once and hard-linked.
+5. **verify + publish**: each file's size and sha256 must equal the manifest's
+   (otherwise the fetch fails naming the file and the blob); files are fsynced, made
+   read-only, the marker is written and the temp directory is renamed to the entry.
+   Optionally a symlink (``link``) is pointed at the entry, atomically.
+
+Every phase logs one JSON line (``event``, ``phase``, ``model``, ``version``,
+``bytes``, ``seconds``, ``cache``), so cold starts can be measured per phase.
+"""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures as cf
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from components.storage import layout
+from mlstack.errors import MlstackError, UsageError
+from mlstack.model_store import s3
+from mlstack.model_store.manifest import FileEntry, Manifest, ManifestError, parse_manifest
+from mlstack.model_store.verify import read_manifest
+
+MiB = 1024 * 1024
+DEFAULT_PART_SIZE = 16 * MiB
+MARKER = ".mlstack-complete"
+MANIFEST_COPY = ".mlstack-manifest.json"
+TEMP_PREFIX = ".tmp-"
+MAX_CONCURRENCY = 64
+
+Log = Callable[[dict[str, Any]], None]
+CacheState = Literal["hit", "miss"]
+
+
+class FetchError(MlstackError):
+    """The version could not be fetched intact; nothing was published in the cache."""
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    """How to fetch. ``cache_limit_bytes``: refuse when the cache would grow beyond it."""
+
+    concurrency: int = 8
+    part_size: int = DEFAULT_PART_SIZE
+    expected_manifest_sha256: str | None = None
+    cache_limit_bytes: int | None = None
+
+    def problems(self) -> list[str]:
+        found: list[str] = []
+        if not 1 <= self.concurrency <= MAX_CONCURRENCY:
+            found.append(f"concurrency {self.concurrency}: allowed 1-{MAX_CONCURRENCY}")
+        if not MiB <= self.part_size <= 1024 * MiB:
+            found.append(f"part size {self.part_size} bytes: allowed 1 MiB to 1 GiB")
+        expected = self.expected_manifest_sha256
+        if expected is not None and (problem := layout.sha256_problem(expected)):
+            found.append(f"manifest sha256 {problem}")
+        if self.cache_limit_bytes is not None and self.cache_limit_bytes < 0:
+            found.append(f"cache limit {self.cache_limit_bytes}: must be >= 0")
+        return found
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """Where the verified version is, and what it took."""
+
+    path: Path
+    manifest: Manifest
+    manifest_sha256: str
+    cache: CacheState
+    downloaded_bytes: int
+    seconds: float
+
+
+def json_logger(write: Callable[[str], None]) -> Log:
+    """A logger writing each event as one JSON line."""
+    return lambda event: write(json.dumps(event, sort_keys=True))
+
+
+def _no_log(event: dict[str, Any]) -> None:
+    return None
+
+
+@dataclass
+class _FileState:
+    """One file being downloaded: its descriptor and the in-order hash of its parts."""
+
+    entry: FileEntry
+    fd: int
+    parts: int
+    hasher: Any = field(default_factory=hashlib.sha256)
+    next_part: int = 0
+    pending: dict[int, bytes] = field(default_factory=dict)
+    hashed_bytes: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class _Downloader:
+    """Parallel ranged GETs with bounded memory; hash in order while streaming."""
+
+    def __init__(
+        self, client: s3.S3Client, bucket: str, name: str, settings: FetchSettings
+    ) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.name = name
+        self.settings = settings
+        self.cancel = threading.Event()
+        self.memory = threading.BoundedSemaphore(settings.concurrency * 2)
+        self.downloaded = 0
+        self._count_lock = threading.Lock()
+
+    def download(self, files: list[tuple[Path, FileEntry]]) -> None:
+        """Fetch ``files`` (path in the temp dir, entry) and check each sha256."""
+        states: list[_FileState] = []
+        futures: list[cf.Future[None]] = []
+        pool = cf.ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="mlstack-get")
+        try:
+            for path, entry in files:
+                if self.cancel.is_set():
+                    break
+                state = self._open(path, entry)
+                states.append(state)
+                for index in range(state.parts):
+                    if not self._acquire():
+                        break
+                    futures.append(pool.submit(self._part, state, index))
+            cf.wait(futures)
+        except BaseException:
+            self.cancel.set()
+            raise
+        finally:
+            for future in futures:
+                future.cancel()
+            pool.shutdown(wait=True)
+            for state in states:
+                with contextlib.suppress(OSError):
+                    os.close(state.fd)
+        failures = [f.exception() for f in futures if not f.cancelled() and f.exception()]
+        if failures:
+            raise failures[0]  # type: ignore[misc]
+        for state in states:
+            digest = state.hasher.hexdigest()
+            if state.hashed_bytes != state.entry.size or digest != state.entry.sha256:
+                raise FetchError(
+                    f"{state.entry.path}: received {state.hashed_bytes} bytes with sha256 "
+                    f"{digest}, the manifest says {state.entry.size} bytes, sha256 "
+                    f"{state.entry.sha256} (blob s3://{self.bucket}/"
+                    f"{layout.blob_key(self.name, state.entry.sha256)} is corrupted)"
+                )
+
+    def _acquire(self) -> bool:
+        """A memory slot for one part; False once a part has failed (stop dispatching)."""
+        while not self.memory.acquire(timeout=0.2):
+            if self.cancel.is_set():
+                return False
+        if self.cancel.is_set():
+            self.memory.release()
+            return False
+        return True
+
+    def _open(self, path: Path, entry: FileEntry) -> _FileState:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(path, flags, 0o600)
+        try:
+            if entry.size:
+                os.posix_fallocate(fd, 0, entry.size)
+        except OSError as exc:
+            os.close(fd)
+            raise _disk_error(exc, path, entry.size) from exc
+        parts = -(-entry.size // self.settings.part_size)
+        return _FileState(entry=entry, fd=fd, parts=parts)
+
+    def _part(self, state: _FileState, index: int) -> None:
+        try:
+            self._fetch_part(state, index)
+        except BaseException:
+            self.cancel.set()
+            raise
+
+    def _fetch_part(self, state: _FileState, index: int) -> None:
+        released = False
+        try:
+            if self.cancel.is_set():
+                return
+            size = state.entry.size
+            start = index * self.settings.part_size
+            end = min(size, start + self.settings.part_size) - 1
+            key = layout.blob_key(self.name, state.entry.sha256)
+            where = f"s3://{self.bucket}/{key}"
+            try:
+                response = self.client.get_object(
+                    Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end}"
+                )
+                data = response["Body"].read()
+            except Exception as exc:
+                if s3.is_not_found(exc):
+                    raise FetchError(
+                        f"{state.entry.path}: blob {where} is missing from the bucket"
+                    ) from exc
+                if s3.error_code(exc) in ("InvalidRange", "416"):
+                    raise FetchError(
+                        f"{state.entry.path}: {where} is shorter than the manifest's "
+                        f"{size} bytes (truncated object)"
+                    ) from exc
+                raise s3.explain(exc, self.bucket, where) from exc
+            total = str(response.get("ContentRange", "")).rpartition("/")[2]
+            if total.isdigit() and int(total) != size:
+                raise FetchError(
+                    f"{state.entry.path}: {where} holds {total} bytes, the manifest says "
+                    f"{size} (truncated or replaced object)"
+                )
+            if len(data) != end - start + 1:
+                raise FetchError(
+                    f"{state.entry.path}: {where} answered {len(data)} bytes for bytes "
+                    f"{start}-{end} (truncated object)"
+                )
+            try:
+                os.pwrite(state.fd, data, start)
+            except OSError as exc:
+                raise _disk_error(exc, Path(state.entry.path), size) from exc
+            with self._count_lock:
+                self.downloaded += len(data)
+            released = True
+            self._deliver(state, index, data)
+        finally:
+            if not released:
+                self.memory.release()
+
+    def _deliver(self, state: _FileState, index: int, data: bytes) -> None:
+        """Hash every part that is now in order; release each one's memory slot."""
+        with state.lock:
+            state.pending[index] = data
+            while state.next_part in state.pending:
+                chunk = state.pending.pop(state.next_part)
+                state.hasher.update(chunk)
+                state.hashed_bytes += len(chunk)
+                state.next_part += 1
+                self.memory.release()
+
+
+def _disk_error(exc: OSError, path: Path, size: int) -> FetchError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return FetchError(
+            f"no space left on the cache volume for {path} ({size} bytes): nothing was "
+            "published; free space or enlarge the cache"
+        )
+    return FetchError(f"cannot write {path}: {exc.strerror or exc}")
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[float]:
+    """Hold an exclusive flock on ``path``; yields the seconds spent waiting."""
+    started = time.monotonic()
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield time.monotonic() - started
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _entry_problem(entry: Path, manifest: Manifest, body: bytes) -> str | None:
+    """Why an existing cache entry must not be used, or None (cheap: sizes, no hashing)."""
+    if not (entry / MARKER).is_file():
+        return "no completion marker (an interrupted copy)"
+    try:
+        if (entry / MANIFEST_COPY).read_bytes() != body:
+            return "its manifest differs"
+    except OSError:
+        return "its manifest is unreadable"
+    for file in manifest.files:
+        path = entry / file.path
+        try:
+            info = path.lstat()
+        except OSError:
+            return f"{file.path} is missing"
+        if not path.is_file() or path.is_symlink() or info.st_size != file.size:
+            return f"{file.path} has the wrong size or type"
+    return None
+
+
+def _cache_usage(root: Path) -> int:
+    total = 0
+    for dirpath, _, filenames in os.walk(root):
+        for filename in filenames:
+            with contextlib.suppress(OSError):
+                total += (Path(dirpath) / filename).lstat().st_size
+    return total
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    elif path.exists():
+        for dirpath, dirnames, _ in os.walk(path):
+            Path(dirpath).chmod(0o700)
+            for dirname in dirnames:
+                with contextlib.suppress(OSError):
+                    (Path(dirpath) / dirname).chmod(0o700)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _point(link: Path, target: Path) -> None:
+    """Make ``link`` a symlink to ``target``, atomically (a temp link renamed over it)."""
+    if link.exists() and not link.is_symlink():
+        raise UsageError(f"--link {link}: exists and is not a symlink; remove it or pick another")
+    link.parent.mkdir(parents=True, exist_ok=True)
+    temp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+    temp.unlink(missing_ok=True)
+    temp.symlink_to(target, target_is_directory=True)
+    temp.replace(link)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fetch_model(
+    client: s3.S3Client,
+    bucket: str,
+    name: str,
+    version: str,
+    cache_dir: Path,
+    *,
+    settings: FetchSettings | None = None,
+    link: Path | None = None,
+    log: Log | None = None,
+) -> FetchResult:
+    """Fetch one published version into ``cache_dir`` (see the module docstring)."""
+    settings = settings or FetchSettings()
+    log = log or _no_log
+    problems = settings.problems()
+    for problem in (layout.name_problem(name), layout.version_problem(version)):
+        if problem:
+            problems.append(problem)
+    if problems:
+        raise UsageError("; ".join(problems))
+    started = time.monotonic()
+    base = {"event": "model-fetch", "model": name, "version": version}
+
+    def emit(phase: str, since: float, **extra: Any) -> None:
+        log({**base, "phase": phase, "seconds": round(time.monotonic() - since, 3), **extra})
+
+    phase_started = time.monotonic()
+    key = layout.manifest_key(name, version)
+    body = read_manifest(client, bucket, name, version)
+    digest = hashlib.sha256(body).hexdigest()
+    _check_manifest_digest(client, bucket, key, digest, settings.expected_manifest_sha256)
+    try:
+        manifest = parse_manifest(body, name, version)
+    except ManifestError as exc:
+        raise FetchError(f"s3://{bucket}/{key}: {exc}") from None
+    emit("manifest", phase_started, bytes=len(body), manifestSha256=digest)
+
+    model_root = cache_dir / name
+    try:
+        model_root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FetchError(f"cache directory {model_root}: {exc.strerror or exc}") from None
+    entry = model_root / digest
+    phase_started = time.monotonic()
+    with _locked(model_root / f".{digest}.lock") as waited:
+        emit("lock", phase_started, bytes=0, waitedSeconds=round(waited, 3))
+        state: CacheState = "hit"
+        downloaded = 0
+        if entry.exists() or entry.is_symlink():
+            problem = _entry_problem(entry, manifest, body)
+            if problem is not None:
+                log({**base, "phase": "evict", "reason": problem, "path": str(entry)})
+                _remove(entry)
+        if not entry.exists():
+            state = "miss"
+            downloaded = _fill(
+                client,
+                bucket,
+                manifest=manifest,
+                body=body,
+                entry=entry,
+                settings=settings,
+                emit=emit,
+            )
+        emit(
+            "cache",
+            phase_started,
+            bytes=downloaded,
+            cache=state,
+            path=str(entry),
+        )
+    if link is not None:
+        _point(link, entry)
+    result = FetchResult(
+        path=entry,
+        manifest=manifest,
+        manifest_sha256=digest,
+        cache=state,
+        downloaded_bytes=downloaded,
+        seconds=time.monotonic() - started,
+    )
+    emit("done", started, bytes=manifest.total_bytes, cache=state, downloadedBytes=downloaded)
+    return result
+
+
+def _check_manifest_digest(
+    client: s3.S3Client, bucket: str, key: str, digest: str, expected: str | None
+) -> None:
+    if expected is not None and digest != expected:
+        raise FetchError(
+            f"manifest digest mismatch: s3://{bucket}/{key} has sha256 {digest}, the pinned "
+            f"digest is {expected}; refusing to load it"
+        )
+    try:
+        head = client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    except Exception:
+        return  # S3's checksum is a second opinion; the pinned digest is the contract
+    remote = head.get("ChecksumSHA256")
+    if remote and "-" not in remote:
+        mine = base64.b64encode(bytes.fromhex(digest)).decode("ascii")
+        if remote != mine:
+            raise FetchError(
+                f"manifest digest mismatch: s3://{bucket}/{key} read with sha256 {digest}, "
+                "S3 stored it with another checksum (corrupted in transit?)"
+            )
+
+
+def _fill(
+    client: s3.S3Client,
+    bucket: str,
+    *,
+    manifest: Manifest,
+    body: bytes,
+    entry: Path,
+    settings: FetchSettings,
+    emit: Callable[..., None],
+) -> int:
+    """Download into a temp dir, verify, publish by rename. Returns bytes downloaded."""
+    model_root = entry.parent
+    for stale in model_root.glob(f"{TEMP_PREFIX}{entry.name}-*"):
+        _remove(stale)  # left by a crashed run: we hold the lock, nobody else writes
+    unique = manifest.digests()
+    needed = sum(unique.values())
+    if settings.cache_limit_bytes is not None:
+        used = _cache_usage(model_root.parent)
+        if used + needed > settings.cache_limit_bytes:
+            raise FetchError(
+                f"cache {model_root.parent} would exceed its limit: {manifest.name} "
+                f"{manifest.version} needs {needed} bytes, {used} are in use, the limit is "
+                f"{settings.cache_limit_bytes}; nothing was fetched"
+            )
+    temp = model_root / f"{TEMP_PREFIX}{entry.name}-{os.getpid()}-{threading.get_ident()}"
+    temp.mkdir()
+    phase_started = time.monotonic()
+    downloader = _Downloader(client, bucket, manifest.name, settings)
+    try:
+        first: dict[str, Path] = {}
+        plan: list[tuple[Path, FileEntry]] = []
+        for file in manifest.files:
+            if file.sha256 not in first:
+                first[file.sha256] = temp / file.path
+                plan.append((temp / file.path, file))
+        downloader.download(plan)
+        emit(
+            "download",
+            phase_started,
+            bytes=downloader.downloaded,
+            files=len(plan),
+            gbPerSecond=round(
+                downloader.downloaded / max(time.monotonic() - phase_started, 1e-9) / 1e9, 3
+            ),
+        )
+        phase_started = time.monotonic()
+        for file in manifest.files:
+            path = temp / file.path
+            source = first[file.sha256]
+            if path != source:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(source, path)
+                except OSError:
+                    shutil.copyfile(source, path)
+        for path in {p for p, _ in plan}:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            path.chmod(0o444)
+        (temp / MANIFEST_COPY).write_bytes(body)
+        (temp / MARKER).write_text(f"{entry.name}\n")
+        _fsync_dir(temp)
+        temp.rename(entry)
+        _fsync_dir(model_root)
+        emit("publish", phase_started, bytes=0)
+    except BaseException:
+        _remove(temp)
+        raise
+    return downloader.downloaded

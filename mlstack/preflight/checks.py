@@ -1,0 +1,894 @@
+"""The preflight checks, one function per group; each returns one ``Check`` per item.
+
+Every AWS call here is a read (Describe/Get/List). A call that fails for lack of
+permission turns its check into a FAIL naming the call (an unverifiable
+prerequisite is not a passing one); unusable credentials stop the run (exit 2).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from mlstack.errors import MlstackError
+from mlstack.preflight.aws import (
+    CREDENTIAL_ERRORS,
+    CREDENTIALS_HOWTO,
+    Clients,
+    arn_region,
+    describe_error,
+    error_code,
+)
+from mlstack.preflight.facts import AmiPin, PlanFacts
+from mlstack.preflight.report import Check, fail, ok, skipped
+
+FIRST_DEPLOY = 'docs/operations.md, section "First deploy"'
+BUCKET_PHASE = (
+    f"next: step 4 of the first deploy, the bucket phase (mlstack:serving.deployModels: "
+    f"false, then pulumi up), then step 5, push every pinned version ({FIRST_DEPLOY})"
+)
+EXPIRY_WARNING_DAYS = 30
+GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
+STS_AUDIENCE = "sts.amazonaws.com"
+SPOT_SERVICE_LINKED_ROLE = "AWSServiceRoleForEC2Spot"
+SPOT_SERVICE_ROLE_PATH = "/aws-service-role/spot.amazonaws.com/"
+
+# Service Quotas codes (service ec2), vCPU based, per instance family class.
+QUOTAS: dict[tuple[str, str], tuple[str, str]] = {
+    ("on-demand", "G and VT"): ("L-DB2E81BA", "Running On-Demand G and VT instances"),
+    ("on-demand", "P"): ("L-417A185B", "Running On-Demand P instances"),
+    ("spot", "G and VT"): ("L-3819A6DF", "All G and VT Spot Instance Requests"),
+    ("spot", "P"): ("L-7212CCBC", "All P Spot Instance Requests"),
+}
+
+
+class CredentialsUnusableError(Exception):
+    """AWS rejected the credentials: preflight stops with exit 2."""
+
+
+@dataclass
+class Context:
+    facts: PlanFacts
+    clients: Clients
+    today: dt.date
+    model_bucket: str | None = None
+    caller_account: str | None = None
+
+
+def _guard(ctx_group: str, check_id: str, call: Callable[[], Check | list[Check]]) -> list[Check]:
+    """Run one check; an AWS error becomes a FAIL naming the call (credentials: stop)."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    try:
+        result = call()
+    except NoCredentialsError:
+        raise CredentialsUnusableError(CREDENTIALS_HOWTO) from None
+    except ClientError as exc:
+        if error_code(exc) in CREDENTIAL_ERRORS:
+            raise CredentialsUnusableError(
+                f"AWS rejected the credentials ({describe_error(exc)}); {CREDENTIALS_HOWTO}"
+            ) from None
+        return [
+            fail(
+                ctx_group,
+                check_id,
+                f"could not check: {describe_error(exc)}",
+                "give the preflight credentials read access to this call (the CI deploy and "
+                "preview roles have it), then rerun",
+            )
+        ]
+    except BotoCoreError as exc:
+        return [fail(ctx_group, check_id, f"could not check: {exc}", "check the network/endpoint")]
+    return result if isinstance(result, list) else [result]
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def identity_checks(ctx: Context) -> list[Check]:
+    group = "identity"
+    sts = ctx.clients.get("sts")
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    try:
+        caller = sts.get_caller_identity()
+    except NoCredentialsError:
+        raise CredentialsUnusableError(CREDENTIALS_HOWTO) from None
+    except ClientError as exc:
+        raise CredentialsUnusableError(
+            f"AWS rejected the credentials ({describe_error(exc)}); {CREDENTIALS_HOWTO}"
+        ) from None
+    except BotoCoreError as exc:
+        raise MlstackError(f"cannot reach AWS STS to identify the caller: {exc}") from None
+    account = str(caller["Account"])
+    ctx.caller_account = account
+    checks: list[Check] = []
+    wanted = ctx.facts.account_ids
+    if not wanted:
+        checks.append(skipped(group, "identity.account", "the stack file names no account ARN"))
+    elif set(wanted) == {account}:
+        checks.append(
+            ok(group, "identity.account", f"caller {caller['Arn']} is in account {account}")
+        )
+    else:
+        others = ", ".join(f"{a} ({key})" for a, key in sorted(wanted.items()) if a != account)
+        checks.append(
+            fail(
+                group,
+                "identity.account",
+                f"caller account {account} is not the stack's account: {others}",
+                "use credentials of the stack's account (AWS_PROFILE), or fix the ARNs in "
+                f"Pulumi.{ctx.facts.stack}.yaml",
+            )
+        )
+
+    def region() -> Check:
+        ec2 = ctx.clients.get("ec2")
+        found = ec2.describe_regions(AllRegions=True, RegionNames=[ctx.facts.region])["Regions"]
+        status = found[0].get("OptInStatus", "opt-in-not-required") if found else "unknown"
+        if status in ("opt-in-not-required", "opted-in"):
+            return ok(group, "identity.region", f"{ctx.facts.region} is enabled ({status})")
+        return fail(
+            group,
+            "identity.region",
+            f"{ctx.facts.region} is not enabled for the account ({status})",
+            "enable the region (Account settings > AWS Regions) and wait until it is opted-in",
+        )
+
+    checks += _guard(group, "identity.region", region)
+    return checks
+
+
+# --------------------------------------------------------------------------- EKS
+
+
+def eks_checks(ctx: Context) -> list[Check]:
+    from components.versions import EKS_STANDARD_SUPPORT_END, EKS_SUPPORT_SOURCE
+
+    group = "eks"
+    facts = ctx.facts
+    version = facts.cluster_version
+    checks: list[Check] = []
+    end = EKS_STANDARD_SUPPORT_END.get(version)
+    if end is None:
+        checks.append(
+            fail(
+                group,
+                "eks.standard-support",
+                f"Kubernetes {version} has no standard-support date in components/versions.py",
+                "add its end-of-standard-support date (source: " + EKS_SUPPORT_SOURCE + ")",
+            )
+        )
+    elif ctx.today > end:
+        checks.append(
+            fail(
+                group,
+                "eks.standard-support",
+                f"Kubernetes {version} left EKS standard support on {end.isoformat()} "
+                f"(source: {EKS_SUPPORT_SOURCE}); extended support costs 6x per cluster hour",
+                "upgrade mlstack:cluster.version one minor version at a time",
+            )
+        )
+    else:
+        left = (end - ctx.today).days
+        checks.append(
+            ok(
+                group,
+                "eks.standard-support",
+                f"Kubernetes {version} is in standard support until {end.isoformat()} "
+                f"({left} days; source: {EKS_SUPPORT_SOURCE})",
+            )
+        )
+    eks = ctx.clients.get("eks")
+    for name, pinned in sorted(facts.addons.items()):
+        check_id = f"eks.addon-version[{name}]"
+
+        def addon(name: str = name, pinned: str = pinned, check_id: str = check_id) -> Check:
+            offered = _addon_versions(eks, name, version)
+            if pinned in offered:
+                return ok(group, check_id, f"{pinned} is offered for Kubernetes {version}")
+            newest = ", ".join(sorted(offered, reverse=True)[:3]) or "none"
+            return fail(
+                group,
+                check_id,
+                f"{pinned} is not offered for Kubernetes {version} (offered, newest: {newest})",
+                "pin an offered version in components/versions.py (EKS_ADDONS) or "
+                "mlstack:cluster.addonVersions",
+            )
+
+        checks += _guard(group, check_id, addon)
+    if facts.cluster_mode == "existing":
+
+        def existing() -> Check:
+            try:
+                cluster = eks.describe_cluster(name=facts.cluster_name)["cluster"]
+            except Exception as exc:
+                if error_code(exc) == "ResourceNotFoundException":
+                    return fail(
+                        group,
+                        "eks.existing-cluster",
+                        f"cluster {facts.cluster_name} does not exist in {facts.region}",
+                        "fix mlstack:cluster.name, or use mode: create",
+                    )
+                raise
+            status, found_version = cluster.get("status"), cluster.get("version")
+            if status != "ACTIVE":
+                return fail(
+                    group,
+                    "eks.existing-cluster",
+                    f"cluster {facts.cluster_name} is {status}, not ACTIVE",
+                    "wait until the cluster is ACTIVE (an update or creation is running)",
+                )
+            if found_version != version:
+                return fail(
+                    group,
+                    "eks.existing-cluster",
+                    f"cluster {facts.cluster_name} runs {found_version}, the stack pins {version}",
+                    "set mlstack:cluster.version to the cluster's version",
+                )
+            return ok(group, "eks.existing-cluster", f"{facts.cluster_name} is ACTIVE ({version})")
+
+        checks += _guard(group, "eks.existing-cluster", existing)
+    else:
+        checks.append(
+            skipped(group, "eks.existing-cluster", "mode create: the stack creates the cluster")
+        )
+    return checks
+
+
+def _addon_versions(eks: Any, name: str, kubernetes_version: str) -> set[str]:
+    found: set[str] = set()
+    token: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {"addonName": name, "kubernetesVersion": kubernetes_version}
+        if token:
+            kwargs["nextToken"] = token
+        page = eks.describe_addon_versions(**kwargs)
+        for addon in page.get("addons", []):
+            found |= {v["addonVersion"] for v in addon.get("addonVersions", [])}
+        token = page.get("nextToken")
+        if not token:
+            return found
+
+
+# --------------------------------------------------------------------------- AMIs
+
+
+def ami_parameter(pin: AmiPin, kubernetes_version: str) -> str:
+    """The public SSM parameter EKS / Bottlerocket publish for one pinned GPU AMI release.
+
+    The same paths Karpenter resolves an ``amiSelectorTerms`` alias with
+    (karpenter-provider-aws ``pkg/providers/amifamily``): AL2023 NVIDIA
+    ``/aws/service/eks/optimized-ami/<k8s>/amazon-linux-2023/<arch>/nvidia/
+    amazon-eks-node-al2023-<arch>-nvidia-<k8s>-v<date>/image_id``, Bottlerocket NVIDIA
+    ``/aws/service/bottlerocket/aws-k8s-<k8s>-nvidia/<arch>/<version>/image_id``.
+    Managed node group releases (``1.33.13-20260714``, ``1.46.0-<hash>``) map to the
+    same AMI release (date, or Bottlerocket version).
+    """
+    arch = pin.architecture
+    k8s = kubernetes_version
+    if pin.family == "al2023":
+        release = pin.release
+        if pin.provisioner == "managed":
+            release = "v" + release.rsplit("-", 1)[-1]
+        name = f"amazon-eks-node-al2023-{arch}-nvidia-{k8s}-{release}"
+        return (
+            f"/aws/service/eks/optimized-ami/{k8s}/amazon-linux-2023/{arch}/nvidia/{name}/image_id"
+        )
+    version = pin.release.lstrip("v")
+    if pin.provisioner == "managed":
+        version = version.split("-", 1)[0]
+    return f"/aws/service/bottlerocket/aws-k8s-{k8s}-nvidia/{arch}/{version}/image_id"
+
+
+def ami_checks(ctx: Context) -> list[Check]:
+    group = "amis"
+    facts = ctx.facts
+    if not facts.amis:
+        return [skipped(group, "amis.gpu-release", "the stack has no GPU pools")]
+    paths = {pin: ami_parameter(pin, facts.cluster_version) for pin in facts.amis}
+
+    def lookup() -> list[Check]:
+        ssm = ctx.clients.get("ssm")
+        names = sorted(set(paths.values()))
+        found: dict[str, str] = {}
+        for start in range(0, len(names), 10):  # GetParameters takes at most 10 names
+            answer = ssm.get_parameters(Names=names[start : start + 10])
+            found |= {p["Name"]: p.get("Value", "") for p in answer.get("Parameters", [])}
+        out: list[Check] = []
+        for pin, path in paths.items():
+            check_id = f"amis.gpu-release[{pin.pool}]"
+            what = f"{pin.family} NVIDIA {pin.architecture} {pin.release}"
+            if path in found:
+                out.append(ok(group, check_id, f"{what}: {found[path]} ({path})"))
+            else:
+                out.append(
+                    fail(
+                        group,
+                        check_id,
+                        f"{what} for Kubernetes {facts.cluster_version} is not published in "
+                        f"{facts.region} (no SSM parameter {path})",
+                        f"pin a published release in mlstack:gpuPools (ami.release); list them "
+                        f"with aws ssm get-parameters-by-path --path {path.rsplit('/', 2)[0]}",
+                    )
+                )
+        return out
+
+    return _guard(group, "amis.gpu-release", lookup)
+
+
+# --------------------------------------------------------------------------- certificates
+
+
+def host_covered(host: str, names: Iterable[str]) -> bool:
+    """Whether a certificate name covers ``host``: exact, or a ``*.`` wildcard of ONE label."""
+    host = host.lower().rstrip(".")
+    label, _, parent = host.partition(".")
+    for raw in names:
+        name = raw.lower().rstrip(".")
+        if name == host:
+            return True
+        # RFC 6125: the wildcard stands for exactly one whole left-most label.
+        if name.startswith("*.") and label and parent and name[2:] == parent:
+            return True
+    return False
+
+
+def certificate_checks(ctx: Context) -> list[Check]:
+    group = "certificates"
+    facts = ctx.facts
+    if not facts.certificates:
+        return [skipped(group, "certificates", "no listener presents a certificate (no HTTPS)")]
+    checks: list[Check] = []
+    for arn, hosts in sorted(facts.certificates.items()):
+        check_id = f"certificates.certificate[{arn.rsplit('/', 1)[-1]}]"
+
+        def one(arn: str = arn, hosts: list[str] = hosts, check_id: str = check_id) -> list[Check]:
+            acm = ctx.clients.get("acm", arn_region(arn))
+            try:
+                cert = acm.describe_certificate(CertificateArn=arn)["Certificate"]
+            except Exception as exc:
+                if error_code(exc) == "ResourceNotFoundException":
+                    return [
+                        fail(
+                            group,
+                            check_id,
+                            f"{arn} does not exist",
+                            "request or import the certificate in ACM in the stack's region "
+                            "and set mlstack:serving.loadBalancer.certificateArn",
+                        )
+                    ]
+                raise
+            out: list[Check] = []
+            status = cert.get("Status")
+            not_after = cert.get("NotAfter")
+            if status != "ISSUED":
+                out.append(
+                    fail(
+                        group,
+                        check_id,
+                        f"{arn} is {status}, not ISSUED",
+                        "complete the certificate's DNS validation (ACM console shows the "
+                        "CNAME records) and wait for ISSUED",
+                    )
+                )
+            elif not_after is not None and _days_left(not_after, ctx.today) < EXPIRY_WARNING_DAYS:
+                out.append(
+                    fail(
+                        group,
+                        check_id,
+                        f"{arn} expires on {not_after:%Y-%m-%d} (in "
+                        f"{_days_left(not_after, ctx.today)} days, less than "
+                        f"{EXPIRY_WARNING_DAYS})",
+                        "renew it (DNS-validated ACM certificates renew themselves once the "
+                        "validation records resolve) or import a renewed one",
+                    )
+                )
+            else:
+                until = f" until {not_after:%Y-%m-%d}" if not_after is not None else ""
+                out.append(ok(group, check_id, f"ISSUED{until}"))
+            names = [str(n) for n in cert.get("SubjectAlternativeNames") or []]
+            if cert.get("DomainName"):
+                names.append(str(cert["DomainName"]))
+            for host in hosts:
+                host_id = f"certificates.covers[{host}]"
+                if host_covered(host, names):
+                    out.append(ok(group, host_id, f"covered by {arn.rsplit('/', 1)[-1]}"))
+                else:
+                    out.append(
+                        fail(
+                            group,
+                            host_id,
+                            f"{host} is routed to the ALB but {arn} covers only "
+                            f"{', '.join(sorted(set(names))) or 'no names'}",
+                            "add the host (or a *.<parent> wildcard) to the certificate, or "
+                            "change the model's exposure.host",
+                        )
+                    )
+            return out
+
+        checks += _guard(group, check_id, one)
+    return checks
+
+
+def _days_left(not_after: dt.datetime, today: dt.date) -> int:
+    return (not_after.date() - today).days
+
+
+# --------------------------------------------------------------------------- models
+
+
+def model_checks(ctx: Context) -> list[Check]:
+    from components.storage.layout import manifest_key
+
+    group = "models"
+    facts = ctx.facts
+    unseen = sorted(set(facts.configured_models) - {m.model for m in facts.models})
+    if unseen:
+        return [
+            fail(
+                group,
+                "models.plan",
+                f"the plan shows no model-loader container for {', '.join(unseen)}: preflight "
+                "cannot tell which versions they load",
+                "a bug in mlstack.preflight.facts (the Deployment shape changed); report it",
+            )
+        ]
+    if not facts.deploy_models:
+        return [
+            skipped(
+                group,
+                "models",
+                "mlstack:serving.deployModels is false (first deploy, bucket phase): no model "
+                "is deployed; push the pinned versions, then set it true (step 5-6 of the "
+                f"first deploy, {FIRST_DEPLOY})",
+            )
+        ]
+    if not facts.models:
+        return [skipped(group, "models", "the stack serves no models")]
+
+    def run() -> list[Check]:
+        bucket = ctx.model_bucket or find_model_bucket(ctx)
+        if bucket is None:
+            return [
+                fail(
+                    group,
+                    "models.bucket",
+                    "the model bucket does not exist yet (first deploy): no bucket tagged "
+                    f"stack={facts.stack} with prefix {facts.model_bucket_prefix}",
+                    BUCKET_PHASE,
+                )
+            ]
+        s3 = ctx.clients.get("s3")
+        try:
+            s3.head_bucket(Bucket=bucket)
+        except Exception as exc:
+            if error_code(exc) in ("404", "NoSuchBucket", "NotFound"):
+                return [
+                    fail(
+                        group,
+                        "models.bucket",
+                        f"bucket {bucket} does not exist (first deploy?)",
+                        BUCKET_PHASE,
+                    )
+                ]
+            if error_code(exc) not in ("403", "AccessDenied"):
+                raise
+        out = [ok(group, "models.bucket", f"s3://{bucket}")]
+        for model in facts.models:
+            key = manifest_key(model.model, model.version)
+            check_id = f"models.manifest[{model.model}@{model.version}]"
+            # Decide by listing: with prefix-scoped s3:ListBucket a HEAD of a missing key is 403.
+            listed = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("Contents", [])
+            if any(item.get("Key") == key for item in listed):
+                out.append(ok(group, check_id, f"{model.track}: s3://{bucket}/{key}"))
+            else:
+                out.append(
+                    fail(
+                        group,
+                        check_id,
+                        f"{model.track} track loads {model.model} {model.version}, but "
+                        f"s3://{bucket}/{key} does not exist (never pushed, or incomplete)",
+                        f"mlstack model push <dir> --name {model.model} --version "
+                        f"{model.version} --stack {facts.stack} (first deploy: step 5, "
+                        f"{FIRST_DEPLOY}), or pin a pushed version (mlstack model list)",
+                    )
+                )
+        return out
+
+    return _guard(group, "models.bucket", run)
+
+
+def find_model_bucket(ctx: Context) -> str | None:
+    """The stack's model bucket: by its fixed name, else by its tags and generated prefix."""
+    facts = ctx.facts
+    if facts.model_bucket_name:
+        return facts.model_bucket_name
+    tagging = ctx.clients.get("resourcegroupstaggingapi")
+    filters = [
+        {"Key": "project", "Values": ["mlstack"]},
+        {"Key": "stack", "Values": [facts.stack]},
+    ]
+    # The provider names a bucket <bucketPrefix><26 characters: time stamp + counter>; the
+    # exact shape tells the model bucket from its log bucket (<prefix>logs-<26>).
+    generated = re.compile(re.escape(facts.model_bucket_prefix or "") + "[0-9a-f]{26}")
+    candidates: list[str] = []
+    paginator = tagging.get_paginator("get_resources")
+    for page in paginator.paginate(TagFilters=filters, ResourceTypeFilters=["s3"]):
+        for item in page.get("ResourceTagMappingList", []):
+            name = str(item["ResourceARN"]).rsplit(":", 1)[-1]
+            if generated.fullmatch(name):
+                candidates.append(name)
+    return sorted(candidates)[0] if candidates else None
+
+
+# --------------------------------------------------------------------------- capacity
+
+
+def quota_class(instance_type: str) -> str | None:
+    family = instance_type.split(".", 1)[0]
+    if family.startswith(("g", "vt")):
+        return "G and VT"
+    if family.startswith("p"):
+        return "P"
+    return None
+
+
+def capacity_checks(ctx: Context) -> list[Check]:
+    from components.compute.gpu_instances import load_gpu_instances
+
+    group = "capacity"
+    facts = ctx.facts
+    if not facts.pools:
+        return [skipped(group, "capacity", "the stack has no GPU pools")]
+    instances = load_gpu_instances()
+    need: dict[tuple[str, str], int] = {}
+    users: dict[tuple[str, str], list[str]] = {}
+    checks: list[Check] = []
+    for pool in facts.pools:
+        for capacity in pool.capacity_types:
+            if capacity == "reserved":
+                continue  # capacity reservations carry their own capacity
+            by_class: dict[str, int] = {}
+            for itype in pool.instance_types:
+                cls = quota_class(itype)
+                if cls is not None:
+                    by_class[cls] = max(by_class.get(cls, 0), instances[itype].vcpu)
+            for cls, vcpu in by_class.items():
+                need[(capacity, cls)] = need.get((capacity, cls), 0) + vcpu * pool.max_nodes
+                users.setdefault((capacity, cls), []).append(
+                    f"{pool.pool} ({pool.max_nodes} x {vcpu} vCPU)"
+                )
+    quotas = ctx.clients.get("service-quotas")
+    for key, vcpus in sorted(need.items()):
+        check_id = f"capacity.quota[{key[0]} {key[1]}]"
+        call = functools.partial(_quota_check, quotas, check_id, key, vcpus, users[key])
+        checks += _guard(group, check_id, call)
+    if not facts.availability_zones:
+        checks.append(
+            skipped(group, "capacity.offered", "no availabilityZones configured (existing VPC)")
+        )
+        return checks
+    types = sorted({t for pool in facts.pools for t in pool.instance_types})
+
+    def offered() -> list[Check]:
+        ec2 = ctx.clients.get("ec2")
+        pairs: set[tuple[str, str]] = set()
+        paginator = ec2.get_paginator("describe_instance_type_offerings")
+        for page in paginator.paginate(
+            LocationType="availability-zone",
+            Filters=[
+                {"Name": "instance-type", "Values": types},
+                {"Name": "location", "Values": list(facts.availability_zones)},
+            ],
+        ):
+            pairs |= {(o["InstanceType"], o["Location"]) for o in page["InstanceTypeOfferings"]}
+        out: list[Check] = []
+        for pool in facts.pools:
+            missing = [
+                f"{t} in {az}"
+                for t in pool.instance_types
+                for az in facts.availability_zones
+                if (t, az) not in pairs
+            ]
+            check_id = f"capacity.offered[{pool.pool}]"
+            if missing:
+                out.append(
+                    fail(
+                        group,
+                        check_id,
+                        "not offered: " + ", ".join(missing),
+                        "drop those instance types from the pool, or pick zones that offer "
+                        "them (mlstack:network.availabilityZones)",
+                    )
+                )
+            else:
+                zones = ", ".join(facts.availability_zones)
+                out.append(ok(group, check_id, f"{len(pool.instance_types)} types in {zones}"))
+        return out
+
+    return checks + _guard(group, "capacity.offered", offered)
+
+
+def _quota_check(
+    quotas: Any, check_id: str, key: tuple[str, str], vcpus: int, pools: list[str]
+) -> Check:
+    code, name = QUOTAS[key]
+    value = float(quotas.get_service_quota(ServiceCode="ec2", QuotaCode=code)["Quota"]["Value"])
+    who = ", ".join(pools)
+    if value >= vcpus:
+        return ok("capacity", check_id, f"{name} ({code}): {value:g} >= {vcpus} vCPU for {who}")
+    return fail(
+        "capacity",
+        check_id,
+        f"{name} ({code}) is {value:g} vCPU; the pools need {vcpus} at max size: {who}",
+        f"request an increase to at least {vcpus} (Service Quotas > Amazon EC2 > {name}), or "
+        "lower maxNodes",
+    )
+
+
+# --------------------------------------------------------------------------- prerequisites
+
+
+def prerequisite_checks(ctx: Context) -> list[Check]:
+    group = "prerequisites"
+    facts = ctx.facts
+    iam = ctx.clients.get("iam")
+    checks: list[Check] = []
+    for arn in facts.admin_roles:
+        check_id = f"prerequisites.admin-role[{arn.rsplit('/', 1)[-1]}]"
+
+        def role(arn: str = arn, check_id: str = check_id) -> Check:
+            name = arn.rsplit("/", 1)[-1]
+            try:
+                found = iam.get_role(RoleName=name)["Role"]
+            except Exception as exc:
+                if error_code(exc) == "NoSuchEntity":
+                    return fail(
+                        group,
+                        check_id,
+                        f"{arn} does not exist: the cluster would have no administrator",
+                        "create the role (trusted by your SSO/admin principals) or fix "
+                        "mlstack:cluster.adminRoleArns",
+                    )
+                raise
+            if found.get("Arn") != arn:
+                return fail(
+                    group,
+                    check_id,
+                    f"role {name} exists as {found.get('Arn')}, not {arn} (path differs)",
+                    "use the role's exact ARN in mlstack:cluster.adminRoleArns",
+                )
+            return ok(group, check_id, arn)
+
+        checks += _guard(group, check_id, role)
+    if facts.uses_spot:
+
+        def spot_role() -> Check:
+            check_id = "prerequisites.spot-service-linked-role"
+            # Service-linked roles live under /aws-service-role/<service>/ (by path, not name).
+            paginator = iam.get_paginator("list_roles")
+            found = [
+                role["RoleName"]
+                for page in paginator.paginate(PathPrefix=SPOT_SERVICE_ROLE_PATH)
+                for role in page.get("Roles", [])
+            ]
+            if not found:
+                return fail(
+                    group,
+                    check_id,
+                    f"the Spot service-linked role ({SPOT_SERVICE_LINKED_ROLE}) does not exist: "
+                    "spot instances cannot be launched for the pools with capacityTypes: spot",
+                    "aws iam create-service-linked-role --aws-service-name spot.amazonaws.com",
+                )
+            return ok(group, check_id, f"{', '.join(found)} ({SPOT_SERVICE_ROLE_PATH})")
+
+        checks += _guard(group, "prerequisites.spot-service-linked-role", spot_role)
+    checks += _registry_credential_checks(ctx)
+    checks += _oidc_check(ctx, iam)
+    checks += _state_checks(ctx)
+    return checks
+
+
+def _registry_credential_checks(ctx: Context) -> list[Check]:
+    """ECR pull-through cache rules with credentials need their secret (ECR reads it)."""
+    group = "prerequisites"
+    checks: list[Check] = []
+    for registry, arn in sorted(ctx.facts.registry_credentials.items()):
+        check_id = f"prerequisites.registry-credential[{registry}]"
+
+        def one(arn: str = arn, check_id: str = check_id, registry: str = registry) -> Check:
+            secrets = ctx.clients.get("secretsmanager", arn_region(arn))
+            try:
+                found = secrets.describe_secret(SecretId=arn)
+            except Exception as exc:
+                if error_code(exc) == "ResourceNotFoundException":
+                    return fail(
+                        group,
+                        check_id,
+                        f"{arn} does not exist: the pull-through cache rule for {registry} "
+                        "cannot be created and no image from it can be pulled",
+                        "create the secret (name prefix ecr-pullthroughcache/, keys username "
+                        "and accessToken) and set mlstack:serving.imageCache.credentialArns",
+                    )
+                raise
+            if found.get("DeletedDate"):
+                return fail(
+                    group,
+                    check_id,
+                    f"{arn} is scheduled for deletion",
+                    "aws secretsmanager restore-secret --secret-id <arn>",
+                )
+            return ok(group, check_id, f"{found.get('Name')} for {registry}")
+
+        checks += _guard(group, check_id, one)
+    return checks
+
+
+def _oidc_check(ctx: Context, iam: Any) -> list[Check]:
+    group = "prerequisites"
+    check_id = "prerequisites.github-oidc-provider"
+    arn = ctx.facts.oidc_provider_arn
+    if not ctx.facts.delivery_enabled:
+        return [skipped(group, check_id, "mlstack:delivery.enabled is false (no CI identities)")]
+    if arn is None:
+        return [
+            skipped(group, check_id, "no mlstack:delivery.oidcProviderArn: the stack creates it")
+        ]
+
+    def run() -> Check:
+        try:
+            found = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn)
+        except Exception as exc:
+            if error_code(exc) == "NoSuchEntity":
+                return fail(
+                    group,
+                    check_id,
+                    f"{arn} does not exist",
+                    "mlstack bootstrap --github-oidc (or remove oidcProviderArn so the stack "
+                    "creates it)",
+                )
+            raise
+        url = str(found.get("Url", "")).removeprefix("https://")
+        clients = found.get("ClientIDList", [])
+        if url != GITHUB_OIDC_HOST:
+            return fail(
+                group, check_id, f"{arn} is for {url}, not {GITHUB_OIDC_HOST}", "fix the ARN"
+            )
+        if STS_AUDIENCE not in clients:
+            return fail(
+                group,
+                check_id,
+                f"{arn} lacks the {STS_AUDIENCE} audience (has {clients})",
+                f"aws iam add-client-id-to-open-id-connect-provider --client-id {STS_AUDIENCE} "
+                f"--open-id-connect-provider-arn {arn}",
+            )
+        return ok(group, check_id, f"{arn} (audience {STS_AUDIENCE})")
+
+    return _guard(group, check_id, run)
+
+
+def _state_checks(ctx: Context) -> list[Check]:
+    from mlstack.delivery.bootstrap import bucket_problems
+
+    group = "prerequisites"
+    facts = ctx.facts
+    out: list[Check] = []
+    key_arn = facts.secrets_key_arn
+    key_region = arn_region(key_arn) if key_arn else None
+    if facts.state_bucket is None:
+        out.append(skipped(group, "prerequisites.state-bucket", "no mlstack:delivery.stateBucket"))
+    else:
+        bucket = facts.state_bucket
+
+        def state_bucket() -> Check:
+            check_id = "prerequisites.state-bucket"
+            s3 = ctx.clients.get("s3", key_region)
+            try:
+                location = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint")
+            except Exception as exc:
+                if error_code(exc) in ("NoSuchBucket", "404", "NotFound"):
+                    return fail(
+                        group,
+                        check_id,
+                        f"s3://{bucket} does not exist",
+                        f"mlstack bootstrap --bucket {bucket} --region <region>",
+                    )
+                raise
+            regional = ctx.clients.get("s3", location or "us-east-1")
+            problems = bucket_problems(regional, bucket)
+            if key_arn:
+                problems += _state_key_problems(ctx, regional, bucket, key_arn)
+            if problems:
+                return fail(
+                    group,
+                    check_id,
+                    f"s3://{bucket}: " + "; ".join(problems),
+                    "fix the bucket settings (docs/operations.md, State backend), or create "
+                    "a new one with mlstack bootstrap",
+                )
+            return ok(
+                group,
+                check_id,
+                f"s3://{bucket} ({location or 'us-east-1'}): versioned, SSE-KMS, private",
+            )
+
+        out += _guard(group, "prerequisites.state-bucket", state_bucket)
+    if key_arn is None:
+        out.append(skipped(group, "prerequisites.secrets-key", "no mlstack:delivery.secretsKeyArn"))
+        return out
+
+    def key() -> Check:
+        check_id = "prerequisites.secrets-key"
+        kms = ctx.clients.get("kms", key_region)
+        try:
+            meta = kms.describe_key(KeyId=key_arn)["KeyMetadata"]
+        except Exception as exc:
+            if error_code(exc) == "NotFoundException":
+                return fail(
+                    group,
+                    check_id,
+                    f"{key_arn} does not exist",
+                    "mlstack bootstrap creates it; put its ARN in mlstack:delivery.secretsKeyArn",
+                )
+            raise
+        problems = []
+        if meta.get("KeyState") != "Enabled":
+            problems.append(f"state {meta.get('KeyState')}, need Enabled")
+        if meta.get("KeyUsage", "ENCRYPT_DECRYPT") != "ENCRYPT_DECRYPT":
+            problems.append(f"usage {meta.get('KeyUsage')}, need ENCRYPT_DECRYPT")
+        if meta.get("KeySpec", "SYMMETRIC_DEFAULT") != "SYMMETRIC_DEFAULT":
+            problems.append(f"spec {meta.get('KeySpec')}, need SYMMETRIC_DEFAULT")
+        if problems:
+            return fail(
+                group,
+                check_id,
+                f"{key_arn}: " + "; ".join(problems),
+                "enable the key (or cancel its deletion): Pulumi cannot decrypt the stack's "
+                "secrets without it",
+            )
+        return ok(group, check_id, f"{key_arn}: Enabled, symmetric")
+
+    return out + _guard(group, "prerequisites.secrets-key", key)
+
+
+def _state_key_problems(ctx: Context, s3: Any, bucket: str, key_arn: str) -> list[str]:
+    """The state bucket's default key must be the secrets key the CI roles may use."""
+    try:
+        rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"][
+            "Rules"
+        ]
+    except Exception as exc:
+        if error_code(exc) == "ServerSideEncryptionConfigurationNotFoundError":
+            return []  # bucket_problems already says "no default encryption"
+        raise
+    keys = [
+        r.get("ApplyServerSideEncryptionByDefault", {}).get("KMSMasterKeyID")
+        for r in rules
+        if r.get("ApplyServerSideEncryptionByDefault", {})
+        .get("SSEAlgorithm", "")
+        .startswith("aws:kms")
+    ]
+    if not keys:
+        return ["default encryption is not SSE-KMS with the secrets key"]
+    kms = ctx.clients.get("kms", arn_region(key_arn))
+    wanted = kms.describe_key(KeyId=key_arn)["KeyMetadata"]["Arn"]
+    for key in keys:
+        if key and kms.describe_key(KeyId=key)["KeyMetadata"]["Arn"] == wanted:
+            return []
+    return [f"default encryption key {keys[0]} is not mlstack:delivery.secretsKeyArn {key_arn}"]
+
+
+GROUP_CHECKS: list[Callable[[Context], list[Check]]] = [
+    eks_checks,
+    ami_checks,
+    certificate_checks,
+    model_checks,
+    capacity_checks,
+    prerequisite_checks,
+]
+"""Run after ``identity_checks`` (which establishes the caller), in report order."""

@@ -1,0 +1,223 @@
+"""What the plan depends on outside the program, read from the offline synth and the config.
+
+The synth is the same program ``pulumi up`` runs, so the add-on versions, the
+certificate and the hosts routed to it, the model versions each Deployment loads and
+the admin roles given access entries are taken from the synthesized resources
+themselves; pool sizes, AMI pins, zones and the CI prerequisites come from the
+validated config that produced them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlstack.preflight.aws import arn_account
+from mlstack.synth import ResourceGraph
+from stacks.config import StackConfig
+
+ADDON_TYPE = "aws:eks/addon:Addon"
+CLUSTER_TYPE = "aws:eks/cluster:Cluster"
+ACCESS_ENTRY_TYPE = "aws:eks/accessEntry:AccessEntry"
+BUCKET_TYPE = "aws:s3/bucket:Bucket"
+MODEL_BUCKET_COMPONENT = "mlstack:storage:ModelArtifactBucket"
+PULL_THROUGH_RULE_TYPE = "aws:ecr/pullThroughCacheRule:PullThroughCacheRule"
+INGRESS_TYPE = "kubernetes:networking.k8s.io/v1:Ingress"
+INGRESS_CLASS_PARAMS_TYPE = "kubernetes:elbv2.k8s.aws/v1beta1:IngressClassParams"
+DEPLOYMENT_TYPE = "kubernetes:apps/v1:Deployment"
+NLB_CERT_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-ssl-cert"
+
+
+@dataclass(frozen=True)
+class AmiPin:
+    pool: str
+    provisioner: str
+    family: str
+    architecture: str
+    release: str
+
+
+@dataclass(frozen=True)
+class PoolCapacity:
+    pool: str
+    instance_types: tuple[str, ...]
+    capacity_types: tuple[str, ...]
+    max_nodes: int
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    model: str
+    version: str
+    track: str
+    """The Deployment's track: stable, canary, blue or green."""
+
+
+@dataclass
+class PlanFacts:
+    """Everything preflight checks, in the order the report shows it."""
+
+    stack: str
+    region: str
+    account_ids: dict[str, str] = field(default_factory=dict)
+    """Account id -> the config key of one ARN that names it."""
+    cluster_mode: str = "create"
+    cluster_name: str = ""
+    cluster_version: str = ""
+    addons: dict[str, str] = field(default_factory=dict)
+    """EKS add-on name -> pinned version."""
+    amis: list[AmiPin] = field(default_factory=list)
+    certificates: dict[str, list[str]] = field(default_factory=dict)
+    """Certificate ARN -> host names routed through a listener that presents it."""
+    models: list[ModelVersion] = field(default_factory=list)
+    deploy_models: bool = True
+    """``mlstack:serving.deployModels``: false in the first deploy's bucket phase."""
+    configured_models: tuple[str, ...] = ()
+    """``mlstack:models[].name``: a served model the plan shows no loader for is a FAIL."""
+    model_bucket_prefix: str | None = None
+    model_bucket_name: str | None = None
+    pools: list[PoolCapacity] = field(default_factory=list)
+    availability_zones: tuple[str, ...] = ()
+    admin_roles: tuple[str, ...] = ()
+    registry_credentials: dict[str, str] = field(default_factory=dict)
+    """Upstream registry URL of an ECR pull-through cache rule -> its Secrets Manager secret."""
+    delivery_enabled: bool = False
+    oidc_provider_arn: str | None = None
+    state_bucket: str | None = None
+    secrets_key_arn: str | None = None
+    uses_spot: bool = False
+
+
+def _walk(value: Any) -> Iterator[Any]:
+    yield value
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _walk(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _walk(item)
+
+
+def _hosts(ingress_inputs: dict[str, Any]) -> list[str]:
+    rules = (ingress_inputs.get("spec") or {}).get("rules") or []
+    return [str(r["host"]) for r in rules if isinstance(r, dict) and r.get("host")]
+
+
+def _loader_versions(inputs: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    """(model, version, track) of every init container that loads a model version."""
+    labels = ((inputs.get("metadata") or {}).get("labels")) or {}
+    track = str(labels.get("mlstack.io/track", "stable"))
+    pod = ((inputs.get("spec") or {}).get("template") or {}).get("spec") or {}
+    for container in pod.get("initContainers") or []:
+        env = {e.get("name"): e.get("value") for e in container.get("env") or [] if "name" in e}
+        if env.get("MODEL_NAME") and env.get("MODEL_VERSION"):
+            yield str(env["MODEL_NAME"]), str(env["MODEL_VERSION"]), track
+
+
+def _accounts(cfg: StackConfig) -> dict[str, str]:
+    found: dict[str, str] = {}
+    arns: list[tuple[str, str | None]] = [
+        (f"mlstack:cluster.adminRoleArns[{i}]", arn)
+        for i, arn in enumerate(cfg.cluster.admin_role_arns)
+    ]
+    arns.append(
+        ("mlstack:serving.loadBalancer.certificateArn", cfg.serving.load_balancer.certificate_arn)
+    )
+    arns.append(("mlstack:delivery.oidcProviderArn", cfg.delivery.oidc_provider_arn))
+    arns.append(("mlstack:delivery.secretsKeyArn", cfg.delivery.secrets_key_arn))
+    for host, arn in cfg.serving.image_cache.credential_arns.items():
+        arns.append((f"mlstack:serving.imageCache.credentialArns.{host}", arn))
+    for key, arn in arns:
+        account = arn_account(arn) if arn else None
+        if account:
+            found.setdefault(account, key)
+    return found
+
+
+def plan_facts(cfg: StackConfig, graph: ResourceGraph) -> PlanFacts:
+    """Collect the facts preflight verifies from one synthesized stack."""
+    facts = PlanFacts(stack=graph.stack, region=cfg.region, account_ids=_accounts(cfg))
+    facts.cluster_mode = cfg.cluster.mode
+    facts.cluster_name = cfg.cluster.name or f"mlstack-{graph.stack}"
+    clusters = graph.by_type(CLUSTER_TYPE)
+    facts.cluster_version = str(
+        clusters[0].inputs.get("version", cfg.cluster.version) if clusters else cfg.cluster.version
+    )
+    for node in graph.by_type(ADDON_TYPE):
+        name, version = node.inputs.get("addonName"), node.inputs.get("addonVersion")
+        if name and version:
+            facts.addons[str(name)] = str(version)
+    facts.admin_roles = tuple(
+        sorted(
+            {
+                str(n.inputs["principalArn"])
+                for n in graph.by_type(ACCESS_ENTRY_TYPE)
+                if str(n.inputs.get("principalArn", "")) in cfg.cluster.admin_role_arns
+            }
+        )
+    ) or tuple(cfg.cluster.admin_role_arns if cfg.cluster.mode == "create" else ())
+
+    # Certificates: the shared ALB's (IngressClassParams) cover every Ingress host;
+    # NLB Services may name their own in an annotation.
+    alb_certs: list[str] = []
+    for node in graph.by_type(INGRESS_CLASS_PARAMS_TYPE):
+        alb_certs += [str(a) for a in (node.inputs.get("spec") or {}).get("certificateArn") or []]
+    hosts = sorted({h for n in graph.by_type(INGRESS_TYPE) for h in _hosts(n.inputs)})
+    for arn in alb_certs:
+        facts.certificates.setdefault(arn, [])
+        facts.certificates[arn] = sorted(set(facts.certificates[arn]) | set(hosts))
+    for node in graph.resources:
+        annotations = ((node.inputs.get("metadata") or {}).get("annotations")) or {}
+        if isinstance(annotations, dict) and annotations.get(NLB_CERT_ANNOTATION):
+            for arn in str(annotations[NLB_CERT_ANNOTATION]).split(","):
+                facts.certificates.setdefault(arn.strip(), [])
+
+    seen: set[tuple[str, str, str]] = set()
+    for node in graph.by_type(DEPLOYMENT_TYPE):
+        for item in _loader_versions(node.inputs):
+            if item not in seen:
+                seen.add(item)
+                facts.models.append(ModelVersion(*item))
+    facts.models.sort(key=lambda m: (m.model, m.version, m.track))
+    # The first deploy's bucket phase declares no model (serving.deployModels: false).
+    facts.deploy_models = bool(getattr(cfg.serving, "deploy_models", True))
+    facts.configured_models = tuple(m.name for m in cfg.models) if facts.deploy_models else ()
+    for component in graph.by_type(MODEL_BUCKET_COMPONENT):
+        for child in graph.children(component.urn):
+            if child.type != BUCKET_TYPE or child.name != f"{component.name}-bucket":
+                continue
+            facts.model_bucket_name = child.inputs.get("bucket") or None
+            facts.model_bucket_prefix = child.inputs.get("bucketPrefix") or None
+
+    for node in graph.by_type(PULL_THROUGH_RULE_TYPE):
+        secret = node.inputs.get("credentialArn")
+        if secret:
+            facts.registry_credentials[str(node.inputs.get("upstreamRegistryUrl"))] = str(secret)
+    for pool in cfg.gpu_pools:
+        facts.amis.append(
+            AmiPin(
+                pool.name,
+                pool.provisioner,
+                pool.ami.family,
+                pool.ami.architecture,
+                pool.ami.release,
+            )
+        )
+        facts.pools.append(
+            PoolCapacity(
+                pool.name,
+                pool.allowed_instance_types(),
+                tuple(pool.capacity_types),
+                pool.max_nodes,
+            )
+        )
+        facts.uses_spot = facts.uses_spot or "spot" in pool.capacity_types
+    facts.availability_zones = tuple(cfg.network.availability_zones)
+    delivery = cfg.delivery
+    facts.delivery_enabled = delivery.enabled
+    if delivery.enabled:
+        facts.oidc_provider_arn = delivery.oidc_provider_arn
+        facts.state_bucket = delivery.state_bucket
+        facts.secrets_key_arn = delivery.secrets_key_arn
+    return facts

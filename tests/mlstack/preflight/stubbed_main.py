@@ -1,0 +1,36 @@
+"""``python -m tests.mlstack.preflight.stubbed_main <stack> --root DIR [options]``.
+
+The real ``mlstack preflight`` process (CLI, offline synth, every check against the
+moto server in ``AWS_ENDPOINT_URL``), with only the APIs moto lacks (``eks``, ``ssm``,
+``service-quotas``) answered by the Stubber clients of ``world.py``. Used by the
+whole-process test and ``benchmarks/preflight_bench.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+from mlstack.cli import main as cli_main
+from mlstack.preflight import run as preflight_run
+from tests.mlstack.preflight.world import World, stubbed_clients
+
+
+def main(argv: list[str]) -> int:
+    stack, root = argv[0], Path(argv[argv.index("--root") + 1])
+    document = yaml.safe_load((root / f"Pulumi.{stack}.yaml").read_text())
+    world = World(
+        endpoint=os.environ["AWS_ENDPOINT_URL"],
+        root=root,
+        stack=stack,
+        region=document["config"]["mlstack:region"],
+    )
+    preflight_run.make_clients = lambda facts: stubbed_clients(world, facts)
+    return cli_main(["preflight", *argv])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
