@@ -8,8 +8,9 @@ each Kubernetes minor version; re-check them there when bumping the cluster.
 
 from __future__ import annotations
 
-import datetime as _dt
+import datetime as dt
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,44 @@ class AddonPins:
     kube_proxy: str
     aws_ebs_csi_driver: str
     eks_pod_identity_agent: str
+
+
+@dataclass(frozen=True)
+class SupportWindow:
+    """One Kubernetes minor version on Amazon EKS: released, end of standard support (then
+    extended support, at a higher price per cluster hour), end of extended support."""
+
+    released: dt.date
+    standard_support_end: dt.date
+    extended_support_end: dt.date
+
+
+SupportStatus = Literal["standard", "extended", "unsupported", "unreleased"]
+
+EKS_SUPPORT_SOURCE = (
+    "Amazon EKS Kubernetes release calendar (docs.aws.amazon.com/eks/latest/userguide/"
+    "kubernetes-versions.html: 14 months standard support after the EKS release, then 12 "
+    "months extended support), dates as listed by endoflife.date/amazon-eks, read 2026-12-01"
+)
+EKS_SUPPORT: dict[str, SupportWindow] = {
+    "1.31": SupportWindow(dt.date(2024, 9, 26), dt.date(2025, 11, 26), dt.date(2026, 11, 26)),
+    "1.32": SupportWindow(dt.date(2025, 1, 23), dt.date(2026, 3, 23), dt.date(2027, 3, 23)),
+    "1.33": SupportWindow(dt.date(2025, 5, 29), dt.date(2026, 7, 29), dt.date(2027, 7, 29)),
+    "1.34": SupportWindow(dt.date(2025, 10, 2), dt.date(2026, 12, 2), dt.date(2027, 12, 2)),
+    "1.35": SupportWindow(dt.date(2026, 1, 27), dt.date(2027, 3, 27), dt.date(2028, 3, 27)),
+}
+"""Per minor: the EKS support dates (source: :data:`EKS_SUPPORT_SOURCE`). Read by
+``mlstack cost`` (extended support is priced per cluster hour) and by preflight."""
+
+
+def support_status(minor: str, on: dt.date) -> SupportStatus:
+    """Where ``minor`` stands on EKS on day ``on`` (``unsupported`` for unknown minors)."""
+    window = EKS_SUPPORT.get(minor)
+    if window is None or on > window.extended_support_end:
+        return "unsupported"
+    if on < window.released:
+        return "unreleased"
+    return "standard" if on <= window.standard_support_end else "extended"
 
 
 EKS_ADDONS: dict[str, AddonPins] = {
@@ -52,7 +91,24 @@ EKS_ADDONS: dict[str, AddonPins] = {
         aws_ebs_csi_driver="v1.48.0-eksbuild.2",
         eks_pod_identity_agent="v1.3.8-eksbuild.2",
     ),
+    "1.35": AddonPins(
+        vpc_cni="v1.21.1-eksbuild.1",
+        coredns="v1.13.1-eksbuild.1",
+        kube_proxy="v1.35.0-eksbuild.2",
+        aws_ebs_csi_driver="v1.53.0-eksbuild.1",
+        eks_pod_identity_agent="v1.3.10-eksbuild.1",
+    ),
 }
+ADDON_PINS_VERIFIED: dict[str, str] = {
+    "1.31": "aws eks describe-addon-versions listing (when the pins were written)",
+    "1.32": "aws eks describe-addon-versions listing (when the pins were written)",
+    "1.33": "aws eks describe-addon-versions listing (when the pins were written)",
+    "1.34": "aws eks describe-addon-versions listing (when the pins were written)",
+    "1.35": "NOT verified against describe-addon-versions (no AWS access when pinned, "
+    "2026-12-01): versions follow the add-ons' release notes for Kubernetes 1.35; "
+    "`mlstack preflight` must confirm them in the account before the first deploy",
+}
+"""Where each minor's add-on pins come from (be honest: a pin no listing confirmed says so)."""
 
 
 EKS_SUPPORT_SOURCE = (
@@ -62,14 +118,14 @@ EKS_SUPPORT_SOURCE = (
 )
 """Where the standard-support dates below come from; re-read it when adding a version."""
 
-EKS_STANDARD_SUPPORT_END: dict[str, _dt.date] = {
+EKS_STANDARD_SUPPORT_END: dict[str, dt.date] = {
     # Standard support lasts 14 months from the EKS release; extended support (6x the
     # cluster-hour price) the 12 months after.
-    "1.31": _dt.date(2025, 11, 26),
-    "1.32": _dt.date(2026, 3, 23),
-    "1.33": _dt.date(2026, 7, 29),
-    "1.34": _dt.date(2026, 12, 2),
-    "1.35": _dt.date(2027, 3, 27),
+    "1.31": dt.date(2025, 11, 26),
+    "1.32": dt.date(2026, 3, 23),
+    "1.33": dt.date(2026, 7, 29),
+    "1.34": dt.date(2026, 12, 2),
+    "1.35": dt.date(2027, 3, 27),
 }
 """Last day of EKS standard support per Kubernetes minor version (``mlstack preflight``)."""
 
@@ -114,6 +170,8 @@ IMAGES: dict[str, str] = {
     "cluster-autoscaler/1.32": "registry.k8s.io/autoscaling/cluster-autoscaler:v1.32.7",
     "cluster-autoscaler/1.33": "registry.k8s.io/autoscaling/cluster-autoscaler:v1.33.6",
     "cluster-autoscaler/1.34": "registry.k8s.io/autoscaling/cluster-autoscaler:v1.34.5",
+    # 1.35: the first patch of the 1.35 line; not checked against the registry here.
+    "cluster-autoscaler/1.35": "registry.k8s.io/autoscaling/cluster-autoscaler:v1.35.0",
 }
 """Container images by role, each with an exact tag (filled by the serving components)."""
 

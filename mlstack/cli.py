@@ -263,6 +263,31 @@ def schema(
     typer.echo(f"wrote {out}")
 
 
+@app.command("ci-settings")
+def ci_settings(
+    stacks: Annotated[list[str], typer.Argument(help="Stacks to report.")],
+    github_output: Annotated[
+        Path | None,
+        typer.Option(
+            "--github-output", help="Append `stacks=<json>` to this file ($GITHUB_OUTPUT)."
+        ),
+    ] = None,
+    root: RootOpt = Path(),
+) -> None:
+    """Per stack, where its CI jobs run (``mlstack:delivery.runner``), as JSON for workflows:
+    ``{"dev": {"runsOn": ["ubuntu-24.04"], "network": "hosted", "region": "..."}, ...}``."""
+    settings: dict[str, dict[str, object]] = {}
+    for stack in stacks:
+        cfg = _load(stack, root.resolve())
+        runner = cfg.delivery.runner
+        settings[stack] = {"runsOn": runner.labels, "network": runner.network, "region": cfg.region}
+    text = json.dumps(settings, sort_keys=True, separators=(",", ":"))
+    if github_output is not None:
+        with github_output.open("a", encoding="utf-8") as handle:
+            handle.write(f"stacks={text}\n")
+    typer.echo(text)
+
+
 # --------------------------------------------------------------------------- PR review
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_random as random
 
 from components.cluster.eks import (
     SYSTEM_NODE_LABEL,
@@ -34,6 +35,7 @@ from components.compute.gpu_node_pool import (
 from components.compute.karpenter import Karpenter, KarpenterArgs
 from components.compute.nvidia import GpuPoolNodes, NvidiaGpuAddons, NvidiaGpuAddonsArgs
 from components.delivery.ci_identity import CiIdentity, CiIdentityArgs
+from components.iam.scope import PermissionsBoundary, PermissionsBoundaryArgs, RoleScope, iam_path
 from components.monitoring import (
     MONITORING_NAMESPACE,
     DcgmScrape,
@@ -117,6 +119,15 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
         ),
     )
     aws_only = pulumi.ResourceOptions(providers={"aws": provider})
+    # Every role below sits under the stack's IAM path with this boundary (components/iam).
+    boundary = PermissionsBoundary(
+        "iam-boundary",
+        PermissionsBoundaryArgs(
+            path=iam_path(PROJECT, stack), partition=partition_of(cfg.region), region=cfg.region
+        ),
+        opts=aws_only,
+    )
+    role_scope = boundary.scope
 
     net_cfg = cfg.network
     network = Network(
@@ -135,6 +146,7 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
             existing_vpc_id=net_cfg.vpc_id if net_cfg.mode == "existing" else None,
             existing_public_subnet_ids=net_cfg.public_subnet_ids,
             existing_private_subnet_ids=net_cfg.private_subnet_ids,
+            role_scope=role_scope,
         ),
         opts=aws_only,
     )
@@ -168,12 +180,13 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
             ),
             secrets_key_deletion_days=cl.secrets_key_deletion_days,
             protect=cfg.protect,
+            role_scope=role_scope,
         ),
         opts=aws_only,
     )
-    gpu = build_gpu_pools(cfg, name, provider, network, cluster)
+    gpu = build_gpu_pools(cfg, name, provider, network, cluster, role_scope=role_scope)
     artifacts = model_bucket(cfg, stack, opts=aws_only)
-    ci_identity = build_ci_identity(cfg, stack, cluster, aws_only)
+    ci_identity = build_ci_identity(cfg, stack, cluster, role_scope, aws_only)
     # Serving before monitoring: the ALB alarms' target groups are looked up under the
     # serving layer's LoadBalancer (two-phase, docs/operations.md).
     prom_url = monitoring_prometheus_url()
@@ -191,10 +204,13 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
         image_pullers=gpu_node_roles(gpu),
         wait_for=[cluster.system_node_group] if cluster.system_node_group else [],
         image_pushers=[ci_identity.deploy_role] if ci_identity else [],
+        role_scope=role_scope,
         opts=pulumi.ResourceOptions(providers=[provider, cluster.provider]),
     )
     services = service_targets(cfg, alarm_target_groups(cfg, serving.load_balancer))
-    monitoring = build_monitoring(cfg, name, provider, cluster, gpu, services=services)
+    monitoring = build_monitoring(
+        cfg, name, provider, cluster, gpu, services=services, role_scope=role_scope
+    )
     assert monitoring.prometheus_url == prom_url, "monitoring namespace moved"
     return Platform(
         aws_provider=provider,
@@ -212,7 +228,11 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
 
 
 def build_ci_identity(
-    cfg: StackConfig, stack: str, cluster: EksCluster, opts: pulumi.ResourceOptions
+    cfg: StackConfig,
+    stack: str,
+    cluster: EksCluster,
+    role_scope: RoleScope,
+    opts: pulumi.ResourceOptions,
 ) -> CiIdentity | None:
     """Delivery: GitHub's OIDC provider and the CI preview and deploy roles."""
     delivery = cfg.delivery
@@ -224,6 +244,7 @@ def build_ci_identity(
             repository=delivery.github_repository,
             stack=stack,
             role_name_prefix=f"{PROJECT}-{stack}",
+            role_scope=role_scope,
             default_branch=delivery.default_branch,
             environments=tuple(delivery.environments),
             project=PROJECT,
@@ -245,6 +266,7 @@ def build_monitoring(
     gpu: GpuLayer,
     *,
     services: Sequence[ServiceTarget],
+    role_scope: RoleScope | None = None,
 ) -> Monitoring:
     """The monitoring layer. ``services``: one ServiceTarget per inference service (runtime
     metrics, SLO, ALB target group / load balancer suffixes) from the serving layer. The
@@ -275,9 +297,15 @@ def build_monitoring(
             runbook_base_url=mon.runbook_base_url,
             chart_version=mon.chart_version,
             protect=cfg.protect,
+            role_scope=role_scope,
         ),
         opts=pulumi.ResourceOptions(
-            providers={"aws": provider, "kubernetes": cluster.provider},
+            providers={
+                "aws": provider,
+                "kubernetes": cluster.provider,
+                # Default providers are disabled: the generated Grafana password needs one.
+                "random": random.Provider("random"),
+            },
             depends_on=[cluster.system_node_group] if cluster.system_node_group else [],
         ),
     )
@@ -298,7 +326,13 @@ class GpuLayer:
 
 
 def build_gpu_pools(
-    cfg: StackConfig, name: str, provider: aws.Provider, network: Network, cluster: EksCluster
+    cfg: StackConfig,
+    name: str,
+    provider: aws.Provider,
+    network: Network,
+    cluster: EksCluster,
+    *,
+    role_scope: RoleScope | None = None,
 ) -> GpuLayer:
     """GPU node pools and what they need: Karpenter (if a pool uses it), cluster-autoscaler
     (if a pool is a managed node group), the NVIDIA device plugin and DCGM exporter."""
@@ -322,6 +356,7 @@ def build_gpu_pools(
                 replicas=2 if cfg.cluster.system_node_group.min_size >= 2 else 1,
                 node_selector=on_system,
                 depends_on=system,
+                role_scope=role_scope,
             ),
             opts=both,
         )
@@ -336,6 +371,7 @@ def build_gpu_pools(
                 kubernetes_version=cfg.cluster.version,
                 node_selector=on_system,
                 depends_on=system,
+                role_scope=role_scope,
             ),
             opts=both,
         )
@@ -348,6 +384,7 @@ def build_gpu_pools(
             GpuNodePoolArgs(
                 pool_name=pool.name,
                 cluster_name=name,
+                role_scope=role_scope,
                 kubernetes_version=cfg.cluster.version,
                 partition=partition,
                 provisioner=pool.provisioner,
@@ -451,6 +488,7 @@ def export_outputs(platform: Platform) -> None:
         pulumi.export("inferenceEndpoints", platform.serving.endpoints)
     if platform.ci_identity is not None:
         pulumi.export("ciPreviewRoleArn", platform.ci_identity.preview_role_arn)
+        pulumi.export("ciDriftRoleArn", platform.ci_identity.drift_role_arn)
         pulumi.export("ciDeployRoleArn", platform.ci_identity.deploy_role_arn)
 
 

@@ -23,15 +23,26 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError, field_validator
 
+from components.network.cidrs import too_open
 from stacks.schema.artifacts import ArtifactsConfig
 from stacks.schema.base import ConfigModel, fixed, knob
 from stacks.schema.cluster import ClusterConfig
-from stacks.schema.delivery import DeliveryConfig, prod_deploys_from_environments
+from stacks.schema.delivery import (
+    DeliveryConfig,
+    prod_deploys_from_environments,
+    runner_reaches_endpoint,
+)
 from stacks.schema.gpu_pools import GpuPoolConfig, pool_problems
 from stacks.schema.models import ModelConfig
 from stacks.schema.monitoring import MonitoringConfig
 from stacks.schema.network import NetworkConfig
 from stacks.schema.problems import MISSING, NAMESPACE, Problem, key_path
+from stacks.schema.secrets import (
+    DEFAULT_SECRETS_ALIAS,
+    PLAINTEXT_SECRET,
+    SecureValue,
+    mark_secure,
+)
 from stacks.schema.serving import ServingConfig, cross_checks
 from stacks.stack_yaml import load_stack_yaml
 from stacks.startup import startup_estimates
@@ -186,6 +197,9 @@ def _problems_from(exc: ValidationError) -> list[Problem]:
         elif kind == "missing":
             message = "required key is missing"
             value = _MISSING
+        elif kind == PLAINTEXT_SECRET:
+            message = message.replace("<this key>", key_path(loc))
+            value = "[plaintext, not shown]"
         problems.append(Problem(key_path(loc), value, message))
     return problems
 
@@ -237,13 +251,13 @@ def _prod_cluster_rules(cfg: StackConfig) -> Iterable[Problem]:
             "a new cluster needs at least one admin role: the cluster creator gets no access "
             "of its own (API authentication mode), so nothing could manage the cluster",
         )
-    world = [c for c in cl.public_access_cidrs if c in ("0.0.0.0/0", "::/0")]
-    if cfg.is_prod and cl.endpoint_public_access and world:
+    opened = too_open(cl.public_access_cidrs) if cl.endpoint_public_access else None
+    if cfg.is_prod and opened:
         yield Problem(
             "mlstack:cluster.publicAccessCidrs",
             cl.public_access_cidrs,
-            "prod must not open the public API endpoint to the whole internet; allowed: "
-            "specific CIDRs, or endpointPublicAccess: false",
+            f"prod must not open the public API endpoint to the whole internet: {opened}; "
+            "allowed: specific CIDRs, or endpointPublicAccess: false",
         )
 
 
@@ -342,8 +356,16 @@ def _startup_budget_covers_estimate(cfg: StackConfig) -> Iterable[Problem]:
 
 
 def _delivery_rules(cfg: StackConfig) -> Iterable[Problem]:
-    """Prod deploys through a protected GitHub environment."""
-    return prod_deploys_from_environments(cfg.delivery, is_prod=cfg.is_prod)
+    """Prod deploys through a protected GitHub environment; CI reaches the API endpoint."""
+    yield from prod_deploys_from_environments(cfg.delivery, is_prod=cfg.is_prod)
+    cl = cfg.cluster
+    yield from runner_reaches_endpoint(
+        cfg.delivery,
+        public_access=cl.endpoint_public_access,
+        private_access=cl.endpoint_private_access,
+        public_cidrs=list(cl.public_access_cidrs),
+        endpoint_open=too_open(cl.public_access_cidrs) is not None,
+    )
 
 
 # --------------------------------------------------------------------------- guardrails
@@ -428,10 +450,11 @@ def _namespace_values(items: Iterable[tuple[str, Any]], source: str) -> dict[str
 
 
 def _offline_secrets(value: Any) -> Any:
-    """Replace ``{secure: ...}`` by an opaque placeholder (offline: nothing to decrypt with)."""
+    """Replace ``{secure: ...}`` by an opaque placeholder (offline: nothing to decrypt with),
+    marked as having come from a ``secure:`` entry (:class:`SecureValue`)."""
     if isinstance(value, dict):
         if set(value) == {"secure"}:
-            return OFFLINE_SECRET_PLACEHOLDER
+            return SecureValue(OFFLINE_SECRET_PLACEHOLDER)
         return {k: _offline_secrets(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_offline_secrets(v) for v in value]
@@ -479,7 +502,66 @@ def load_config_file(stack: str, root: Path = PROJECT_ROOT) -> StackConfig:
         raise ConfigError(source, [Problem("config", _MISSING, "expected a top-level config map")])
     config = document.get("config") or {}
     values = _namespace_values(config.items(), source)
+    provider_problems = secrets_provider_problems(document, stack)
+    if provider_problems:
+        raise ConfigError(source, provider_problems)
     return parse_config(_offline_secrets(values), source)
+
+
+def _secure_paths(value: Any, path: str) -> Iterable[str]:
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            yield path
+            return
+        for key, item in value.items():
+            yield from _secure_paths(item, f"{path}.{key}" if ":" in path else f"{path}{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _secure_paths(item, f"{path}[{index}]")
+
+
+def secrets_provider_problems(document: Mapping[str, Any], stack: str) -> list[Problem]:
+    """``secure:`` values in a stack file that names no secrets provider (or an ``awskms``
+    provider without its ``encryptedkey``): no real stack could decrypt them.
+
+    Reusable: the config loader raises these; the policy pack's lifecycle rule can call it
+    on the same document."""
+    config = document.get("config") or {}
+    secure = [p for key, value in config.items() for p in _secure_paths(value, f"{key}")]
+    if not secure:
+        return []
+    provider = document.get("secretsprovider")
+    region = _secrets_key_region(config) or str(config.get(f"{NAMESPACE}:region", "<region>"))
+    init = (
+        f'`pulumi stack init {stack} --secrets-provider="awskms://{DEFAULT_SECRETS_ALIAS}'
+        f'?region={region}"` (the line `mlstack bootstrap` prints; for an existing stack '
+        f"`pulumi stack change-secrets-provider`), then set each secret again with "
+        f"`pulumi config set --secret --path '<key>' <value>`"
+    )
+    if not provider:
+        missing = "names no secretsprovider"
+    elif str(provider).startswith("awskms://") and not document.get("encryptedkey"):
+        missing = f"names secretsprovider {provider} but no encryptedkey"
+    elif str(provider) == "passphrase" and not document.get("encryptionsalt"):
+        missing = "names the passphrase provider but no encryptionsalt"
+    else:
+        return []
+    return [
+        Problem(
+            path,
+            MISSING,
+            f"a secure: value, but the stack file {missing}, so no real stack can decrypt it "
+            f"(CI has no passphrase); fix: {init}",
+        )
+        for path in secure
+    ]
+
+
+def _secrets_key_region(config: Mapping[str, Any]) -> str | None:
+    delivery = config.get(f"{NAMESPACE}:delivery")
+    arn = delivery.get("secretsKeyArn") if isinstance(delivery, dict) else None
+    parts = str(arn).split(":") if arn else []
+    return parts[3] if len(parts) > 3 and parts[3] else None
 
 
 def load_config(stack: str) -> StackConfig:
@@ -487,9 +569,14 @@ def load_config(stack: str) -> StackConfig:
     from pulumi.runtime import config as runtime_config
 
     raw: dict[str, Any] = dict(runtime_config.CONFIG.get()) or runtime_config.get_config_env()
+    secret_keys = set(runtime_config.get_config_secret_keys_env())
     items: list[tuple[str, Any]] = []
     for full_key, value in raw.items():
-        items.append((full_key, _decode_engine_value(value)))
+        decoded = _decode_engine_value(value)
+        if runtime_config.is_config_secret(full_key) or full_key in secret_keys:
+            # The engine decrypted a secure: value: mark it, so secret fields accept it.
+            decoded = mark_secure(decoded)
+        items.append((full_key, decoded))
     return parse_config(_namespace_values(items, f"Pulumi.{stack}.yaml"), f"Pulumi.{stack}.yaml")
 
 

@@ -18,6 +18,7 @@ from typing import Protocol
 import pulumi
 import pulumi_aws as aws
 
+from components.iam.scope import RoleScope
 from components.monitoring import AlbTargetGroupRef, ServiceTarget
 from components.monitoring import metrics as monitoring_metrics
 from components.serving import runtimes
@@ -170,6 +171,7 @@ def build_serving(
     image_pullers: Sequence[pulumi.Input[str]] = (),
     wait_for: Sequence[pulumi.Resource] = (),
     image_pushers: Sequence[aws.iam.Role] = (),
+    role_scope: RoleScope | None = None,
     opts: pulumi.ResourceOptions | None = None,
 ) -> Serving:
     """Declare the serving layer. ``opts`` carries the AWS + Kubernetes providers;
@@ -182,6 +184,7 @@ def build_serving(
         cluster_name=cluster.cluster_name,
         oidc_provider_arn=cluster.oidc_provider_arn,
         oidc_issuer_url=cluster.oidc_issuer_url,
+        role_scope=role_scope,
     )
     namespace = InferenceNamespace(
         "serving", InferenceNamespaceArgs(namespace=serving.namespace), opts=opts

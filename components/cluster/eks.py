@@ -27,6 +27,7 @@ import pulumi_kubernetes as k8s
 
 from components.iam import actions, documents
 from components.iam.node_role import node_role
+from components.iam.scope import RoleScope, scoped_role
 from components.validation import require_valid
 from components.versions import EKS_ADDONS, AddonPins
 
@@ -74,6 +75,8 @@ class EksClusterArgs:
     system_node_group: SystemNodeGroupArgs = field(default_factory=SystemNodeGroupArgs)
     secrets_key_deletion_days: int = 30
     protect: bool = False
+    role_scope: RoleScope | None = None
+    """IAM path and permissions boundary of the roles created here (None: plain roles)."""
 
     def addon_pins(self) -> AddonPins:
         """The pinned add-on versions for ``version``, with ``addon_overrides`` applied."""
@@ -241,12 +244,11 @@ class EksCluster(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        role = aws.iam.Role(
+        role = scoped_role(
             f"{name}-cluster-role",
-            aws.iam.RoleArgs(
-                assume_role_policy=documents.to_json(documents.service_trust("eks.amazonaws.com")),
-                description=f"EKS control plane of {args.cluster_name}",
-            ),
+            assume_role_policy=documents.to_json(documents.service_trust("eks.amazonaws.com")),
+            description=f"EKS control plane of {args.cluster_name}",
+            scope=args.role_scope,
             opts=child,
         )
         attachment = aws.iam.RolePolicyAttachment(
@@ -365,16 +367,15 @@ class EksCluster(pulumi.ComponentResource):
         """Add-ons nodes need to become Ready: CNI (via IRSA), kube-proxy, Pod Identity."""
         name = self._name
         child = pulumi.ResourceOptions(parent=self)
-        cni_role = aws.iam.Role(
+        cni_role = scoped_role(
             f"{name}-vpc-cni-role",
-            aws.iam.RoleArgs(
-                assume_role_policy=pulumi.Output.all(oidc.arn, oidc.url).apply(
-                    lambda v: documents.to_json(
-                        documents.irsa_trust(v[0], v[1], "kube-system", "aws-node")
-                    )
-                ),
-                description="vpc-cni (aws-node) through IRSA",
+            assume_role_policy=pulumi.Output.all(oidc.arn, oidc.url).apply(
+                lambda v: documents.to_json(
+                    documents.irsa_trust(v[0], v[1], "kube-system", "aws-node")
+                )
             ),
+            description="vpc-cni (aws-node) through IRSA",
+            scope=self._args.role_scope,
             opts=child,
         )
         cni_policy = aws.iam.RolePolicyAttachment(
@@ -410,6 +411,7 @@ class EksCluster(pulumi.ComponentResource):
             description=f"System nodes of {args.cluster_name}",
             partition=args.partition,
             parent=self,
+            scope=args.role_scope,
         )
         node_role_resource, attachments = nodes.role, list(nodes.attachments)
         template = aws.ec2.LaunchTemplate(
@@ -479,16 +481,15 @@ class EksCluster(pulumi.ComponentResource):
         name = self._name
         child = pulumi.ResourceOptions(parent=self)
         self._addon("coredns", cluster, "coredns", pins.coredns, depends_on=[nodes])
-        csi_role = aws.iam.Role(
+        csi_role = scoped_role(
             f"{name}-ebs-csi-role",
-            aws.iam.RoleArgs(
-                assume_role_policy=documents.to_json(
-                    documents.pod_identity_trust(
-                        self._args.cluster_name, "kube-system", EBS_CSI_SERVICE_ACCOUNT
-                    )
-                ),
-                description="aws-ebs-csi-driver controller through Pod Identity",
+            assume_role_policy=documents.to_json(
+                documents.pod_identity_trust(
+                    self._args.cluster_name, "kube-system", EBS_CSI_SERVICE_ACCOUNT
+                )
             ),
+            description="aws-ebs-csi-driver controller through Pod Identity",
+            scope=self._args.role_scope,
             opts=child,
         )
         aws.iam.RolePolicyAttachment(

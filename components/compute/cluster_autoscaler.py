@@ -19,6 +19,7 @@ from components.compute import helm
 from components.compute.gpu_node_pool import CA_TAG_PREFIX
 from components.iam import actions, documents
 from components.iam.pod_identity import ServiceAccountRoleNames, pod_identity_role
+from components.iam.scope import RoleScope
 from components.validation import require_valid
 from components.versions import CHARTS, IMAGES, ChartPin
 
@@ -46,6 +47,8 @@ class ClusterAutoscalerArgs:
     expander: str = "least-waste"
     chart: ChartPin = field(default_factory=lambda: CHARTS["cluster-autoscaler"])
     depends_on: Sequence[pulumi.Resource] = ()
+    role_scope: RoleScope | None = None
+    """IAM path and permissions boundary of the roles created here (None: plain roles)."""
 
     def problems(self) -> list[str]:
         found: list[str] = []
@@ -124,6 +127,7 @@ class ClusterAutoscaler(pulumi.ComponentResource):
             ),
             parent=self,
             association_depends_on=args.depends_on,
+            scope=args.role_scope,
         )
         policy, identity = access.policy, access.association
         self.role_arn = access.role.arn

@@ -35,6 +35,7 @@ import pulumi_kubernetes as k8s
 
 from components.compute import gpu_instances
 from components.iam.node_role import node_role
+from components.iam.scope import RoleScope
 from components.validation import require_valid
 
 TYPE_TOKEN = "mlstack:compute:GpuNodePool"
@@ -128,6 +129,8 @@ class GpuNodePoolArgs:
     subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None
     depends_on: Sequence[pulumi.Resource] = ()
     """What must exist first: the cluster and its add-ons, the Karpenter controller (CRDs)."""
+    role_scope: RoleScope | None = None
+    """IAM path and permissions boundary of the roles created here (None: plain roles)."""
 
     # ------------------------------------------------------------------ derived
 
@@ -287,6 +290,7 @@ class GpuNodePool(pulumi.ComponentResource):
             description=f"GPU nodes of pool {args.pool_name}",
             partition=args.partition,
             parent=self,
+            scope=args.role_scope,
         )
         role, attachments = nodes.role, list(nodes.attachments)
         self.node_role_arn = role.arn

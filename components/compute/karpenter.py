@@ -31,6 +31,7 @@ from components.compute.gpu_node_pool import DISCOVERY_TAG
 from components.iam import actions, documents
 from components.iam.node_role import node_role
 from components.iam.pod_identity import ServiceAccountRoleNames, pod_identity_role
+from components.iam.scope import RoleScope
 from components.validation import require_valid
 from components.versions import CHARTS, ChartPin
 
@@ -67,6 +68,8 @@ class KarpenterArgs:
     queue_retention_seconds: int = 300
     depends_on: Sequence[pulumi.Resource] = ()
     """What must exist first (the system node group that runs the controller)."""
+    role_scope: RoleScope | None = None
+    """IAM path and permissions boundary of the roles created here (None: plain roles)."""
 
     def problems(self) -> list[str]:
         found: list[str] = []
@@ -83,7 +86,13 @@ def controller_policy(
     cluster_name: str, region: str, partition: str, node_role_arn: str, queue_arn: str
 ) -> documents.PolicyDocument:
     """The controller's permissions: launch and delete only what carries this cluster's
-    ownership tags, in this region; pass only the node role; read only this queue."""
+    ownership tags, in this region; pass only the node role; read only this queue.
+
+    Statement by statement the upstream v1.14 controller policy or stricter
+    (``tests/components/compute/test_controller_iam_vs_upstream.py``; differences in
+    ``components.iam.upstream.DIFFERENCES``). The account is the queue's."""
+    account = queue_arn.split(":")[4]
+    cluster_arn = f"arn:{partition}:eks:{region}:{account}:cluster/{cluster_name}"
     ec2 = f"arn:{partition}:ec2:{region}"
     owned = {f"aws:ResourceTag/kubernetes.io/cluster/{cluster_name}": "owned"}
     request_owned = {
@@ -101,7 +110,7 @@ def controller_policy(
             "spot-instances-request",
         )
     ]
-    profiles = f"arn:{partition}:iam::*:instance-profile/*"
+    profiles = f"arn:{partition}:iam::{account}:instance-profile/*"
     region_tag = "aws:RequestTag/topology.kubernetes.io/region"
 
     def statement(
@@ -219,10 +228,12 @@ def controller_policy(
         ),
         statement("AllowUnscopedInstanceProfileListAction", actions.KARPENTER_PROFILE_LIST, ["*"]),
         statement("AllowInstanceProfileReadActions", actions.KARPENTER_PROFILE_READ, [profiles]),
+        statement("AllowAPIServerEndpointDiscovery", actions.EKS_DESCRIBE_CLUSTER, [cluster_arn]),
         statement(
-            "AllowAPIServerEndpointDiscovery",
-            actions.EKS_DESCRIBE_CLUSTER,
-            [f"arn:{partition}:eks:{region}:*:cluster/{cluster_name}"],
+            "AllowZonalShiftStatusReadOnly",
+            actions.KARPENTER_ZONAL_SHIFT_READ,
+            ["*"],
+            StringEquals={"arc-zonal-shift:ResourceIdentifier": cluster_arn},
         ),
     )
 
@@ -276,6 +287,7 @@ class Karpenter(pulumi.ComponentResource):
             description=f"Nodes Karpenter launches in {args.cluster_name}",
             partition=args.partition,
             parent=self,
+            scope=args.role_scope,
         )
         node_role_resource, node_policies = nodes.role, list(nodes.attachments)
         access = aws.eks.AccessEntry(
@@ -342,6 +354,7 @@ class Karpenter(pulumi.ComponentResource):
             ),
             parent=self,
             association_depends_on=args.depends_on,
+            scope=args.role_scope,
         )
         identity, controller_policy_doc = controller.association, controller.policy
         self.controller_role_arn = controller.role.arn

@@ -53,6 +53,8 @@ KARPENTER_REGIONAL_READ: tuple[str, ...] = (
 )
 KARPENTER_SSM_READ: tuple[str, ...] = ("ssm:GetParameter",)
 KARPENTER_PRICING_READ: tuple[str, ...] = ("pricing:GetProducts",)
+KARPENTER_ZONAL_SHIFT_READ: tuple[str, ...] = ("arc-zonal-shift:GetManagedResource",)
+"""Whether ARC zonal shift moved this cluster out of a zone (Karpenter avoids it)."""
 KARPENTER_PROFILE_CREATE: tuple[str, ...] = ("iam:CreateInstanceProfile",)
 KARPENTER_PROFILE_TAG: tuple[str, ...] = ("iam:TagInstanceProfile",)
 KARPENTER_PROFILE_MANAGE: tuple[str, ...] = (
@@ -149,7 +151,6 @@ LBC_LB_MODIFY: tuple[str, ...] = (
     "elasticloadbalancing:DeleteTargetGroup",
     "elasticloadbalancing:ModifyCapacityReservation",
     "elasticloadbalancing:ModifyIpPools",
-    "elasticloadbalancing:ModifyListenerAttributes",
     "elasticloadbalancing:ModifyLoadBalancerAttributes",
     "elasticloadbalancing:ModifyTargetGroup",
     "elasticloadbalancing:ModifyTargetGroupAttributes",
@@ -157,6 +158,8 @@ LBC_LB_MODIFY: tuple[str, ...] = (
     "elasticloadbalancing:SetSecurityGroups",
     "elasticloadbalancing:SetSubnets",
 )
+LBC_LISTENER_ATTRIBUTES: tuple[str, ...] = ("elasticloadbalancing:ModifyListenerAttributes",)
+"""Acts on listener ARNs only (granting it on load balancers or target groups matches nothing)."""
 LBC_LISTENERS: tuple[str, ...] = (
     "elasticloadbalancing:AddListenerCertificates",
     "elasticloadbalancing:CreateListener",
@@ -219,44 +222,71 @@ CI_IAM_READ: tuple[str, ...] = (
     "iam:GetRolePolicy",
     "iam:ListAttachedRolePolicies",
     "iam:ListInstanceProfilesForRole",
-    "iam:ListOpenIDConnectProviders",
     "iam:ListPolicyVersions",
     "iam:ListRolePolicies",
     "iam:ListRoleTags",
 )
 """IAM reads `pulumi up` makes for the roles and policies of the stack."""
 
+CI_IAM_LIST: tuple[str, ...] = ("iam:ListOpenIDConnectProviders",)
+"""Listing calls that support no resource ARN (only ``Resource: "*"``)."""
+
+CI_STATE_LOCK_ENCRYPT: tuple[str, ...] = ("kms:GenerateDataKey",)
+"""Writing a lock object into the SSE-KMS state bucket (drift's refresh takes the lock)."""
+
 CI_IAM_CREATE_TAGGED: tuple[str, ...] = (
     "iam:CreateInstanceProfile",
     "iam:CreateOpenIDConnectProvider",
     "iam:CreatePolicy",
-    "iam:CreateRole",
+)
+"""Creating IAM resources other than roles; allowed only with the stack's tags in the request."""
+
+CI_IAM_CREATE_ROLE: tuple[str, ...] = ("iam:CreateRole",)
+"""Creating a role: the stack's tags in the request and the stack's permissions boundary."""
+
+CI_IAM_TAG: tuple[str, ...] = (
     "iam:TagInstanceProfile",
     "iam:TagOpenIDConnectProvider",
     "iam:TagPolicy",
     "iam:TagRole",
+    "iam:UntagInstanceProfile",
+    "iam:UntagOpenIDConnectProvider",
+    "iam:UntagPolicy",
+    "iam:UntagRole",
 )
-"""Creating IAM resources; allowed only with the stack's tags in the request."""
+"""Tagging: on resources already carrying the stack's tags, and the scope tags (project,
+stack) may only ever be set to the stack's own values."""
+
+CI_IAM_ROLE_POLICIES: tuple[str, ...] = (
+    "iam:DeleteRolePolicy",
+    "iam:PutRolePermissionsBoundary",
+    "iam:PutRolePolicy",
+)
+"""Changing a role's inline policies or boundary: only roles that carry the stack's boundary."""
+
+CI_IAM_ATTACH: tuple[str, ...] = ("iam:AttachRolePolicy", "iam:DetachRolePolicy")
+"""Attaching managed policies: only the allow-listed ones (``iam:PolicyARN``), only to roles
+that carry the stack's boundary."""
+
+CI_BOUNDARY_PROTECT: tuple[str, ...] = (
+    "iam:CreatePolicyVersion",
+    "iam:DeletePolicy",
+    "iam:DeletePolicyVersion",
+    "iam:SetDefaultPolicyVersion",
+)
+"""Denied to the deploy role on the permissions boundary policy (an administrator changes it)."""
 
 CI_IAM_MANAGE_TAGGED: tuple[str, ...] = (
     "iam:AddClientIDToOpenIDConnectProvider",
     "iam:AddRoleToInstanceProfile",
-    "iam:AttachRolePolicy",
     "iam:CreatePolicyVersion",
     "iam:DeleteInstanceProfile",
     "iam:DeleteOpenIDConnectProvider",
     "iam:DeletePolicy",
     "iam:DeletePolicyVersion",
     "iam:DeleteRole",
-    "iam:DeleteRolePolicy",
-    "iam:DetachRolePolicy",
-    "iam:PutRolePolicy",
     "iam:RemoveClientIDFromOpenIDConnectProvider",
     "iam:RemoveRoleFromInstanceProfile",
-    "iam:UntagInstanceProfile",
-    "iam:UntagOpenIDConnectProvider",
-    "iam:UntagPolicy",
-    "iam:UntagRole",
     "iam:UpdateAssumeRolePolicy",
     "iam:UpdateOpenIDConnectProviderThumbprint",
     "iam:UpdateRole",
@@ -275,8 +305,6 @@ CI_SELF_PROTECT: tuple[str, ...] = (
     "iam:DetachRolePolicy",
     "iam:PutRolePermissionsBoundary",
     "iam:PutRolePolicy",
-    "iam:TagRole",
-    "iam:UntagRole",
     "iam:UpdateAssumeRolePolicy",
     "iam:UpdateRole",
 )
@@ -294,10 +322,80 @@ ECR_PUSH: tuple[str, ...] = (
     "ecr:UploadLayerPart",
 )
 """Push an image to one repository (and read back its digest); never delete."""
+CI_SCOPE_RETAG: tuple[str, ...] = ("iam:TagRole", "iam:UntagRole")
+"""Denied on the CI roles only for the scope tag keys (project, stack): other tags (owner,
+mlstack:tags) follow the stack's default tags."""
+
+# --- Permissions boundary of every stack role (components/iam/scope.py) --------------------
+
+BOUNDARY_SERVICES: tuple[str, ...] = (
+    "acm:DescribeCertificate",
+    "acm:ListCertificates",
+    "arc-zonal-shift:GetManagedResource",
+    "autoscaling:*",
+    "ec2:*",
+    "eks-auth:*",
+    "eks:*",
+    "elasticloadbalancing:*",
+    "logs:*",
+    "pricing:*",
+)
+"""Control-plane services the nodes, add-ons and controllers call (no data services)."""
+BOUNDARY_IAM: tuple[str, ...] = (
+    "iam:AddRoleToInstanceProfile",
+    "iam:CreateInstanceProfile",
+    "iam:CreateServiceLinkedRole",
+    "iam:DeleteInstanceProfile",
+    "iam:GetInstanceProfile",
+    "iam:ListInstanceProfiles",
+    "iam:PassRole",
+    "iam:RemoveRoleFromInstanceProfile",
+    "iam:TagInstanceProfile",
+)
+"""The only IAM a stack role may ever use: Karpenter's instance profiles and node-role
+pass, and the service-linked roles EKS and ELB create on first use."""
+BOUNDARY_OWN_DATA: tuple[str, ...] = (
+    "kms:CreateGrant",
+    "kms:Decrypt",
+    "kms:DescribeKey",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:ListGrants",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+    "kms:RevokeGrant",
+    "s3:AbortMultipartUpload",
+    "s3:GetObject",
+    "s3:ListBucket",
+    "s3:PutObject",
+    "sns:Publish",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "sqs:GetQueueUrl",
+    "sqs:ReceiveMessage",
+)
+"""Data actions, only on resources of the stack's own account (``aws:ResourceAccount``)."""
+BOUNDARY_IMAGES: tuple[str, ...] = (
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:BatchGetImage",
+    "ecr:BatchImportUpstreamImage",
+    "ecr:CreateRepository",
+    "ecr:GetDownloadUrlForLayer",
+)
+"""Image pulls (AmazonEC2ContainerRegistryPullOnly), from any account: EKS add-on images
+live in AWS-owned registries; a pull-through cache creates its repositories on first pull."""
+BOUNDARY_ECR_TOKEN: tuple[str, ...] = ("ecr:GetAuthorizationToken",)
+BOUNDARY_PARAMETERS: tuple[str, ...] = ("ssm:GetParameter",)
+"""AWS-published public parameters (Karpenter's AMI lookups under /aws/service/)."""
 
 READ_ONLY_ACCESS_POLICY = "ReadOnlyAccess"
 POWER_USER_ACCESS_POLICY = "PowerUserAccess"
 EKS_VIEW_ACCESS_POLICY = "AmazonEKSViewPolicy"
+"""Preview: reads Kubernetes objects but not Secrets."""
+EKS_ADMIN_VIEW_ACCESS_POLICY = "AmazonEKSAdminViewPolicy"
+"""Drift: reads every object incl. Secrets (Helm releases) and custom resources."""
+EKS_CLUSTER_ADMIN_ACCESS_POLICY = "AmazonEKSClusterAdminPolicy"
 
 
 def _check_sorted() -> None:

@@ -13,6 +13,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import actions, documents
+from components.iam.scope import RoleScope, scoped_role
 
 NODE_MANAGED_POLICIES: tuple[tuple[str, str], ...] = (
     ("worker", actions.EKS_WORKER_NODE_POLICY),
@@ -30,16 +31,21 @@ class NodeRole:
 
 
 def node_role(
-    prefix: str, *, description: str, partition: str, parent: pulumi.Resource
+    prefix: str,
+    *,
+    description: str,
+    partition: str,
+    parent: pulumi.Resource,
+    scope: RoleScope | None = None,
 ) -> NodeRole:
-    """Create ``{prefix}-role`` trusted by EC2 and ``{prefix}-<suffix>`` attachments."""
+    """Create ``{prefix}-role`` trusted by EC2 (under ``scope``'s path and boundary) and
+    ``{prefix}-<suffix>`` attachments."""
     child = pulumi.ResourceOptions(parent=parent)
-    role = aws.iam.Role(
+    role = scoped_role(
         f"{prefix}-role",
-        aws.iam.RoleArgs(
-            assume_role_policy=documents.to_json(documents.service_trust("ec2.amazonaws.com")),
-            description=description,
-        ),
+        assume_role_policy=documents.to_json(documents.service_trust("ec2.amazonaws.com")),
+        description=description,
+        scope=scope,
         opts=child,
     )
     attachments = tuple(

@@ -14,6 +14,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import documents
+from components.iam.scope import RoleScope, scoped_role
 
 
 @dataclass(frozen=True)
@@ -44,19 +45,19 @@ def pod_identity_role(
     policy: pulumi.Input[str],
     parent: pulumi.Resource,
     association_depends_on: Sequence[pulumi.Resource] = (),
+    scope: RoleScope | None = None,
 ) -> ServiceAccountRole:
     """Create the role, its inline ``policy`` (JSON text) and the association."""
     child = pulumi.ResourceOptions(parent=parent)
-    role = aws.iam.Role(
+    role = scoped_role(
         names.role,
-        aws.iam.RoleArgs(
-            assume_role_policy=pulumi.Output.from_input(cluster_name).apply(
-                lambda cluster: documents.to_json(
-                    documents.pod_identity_trust(cluster, namespace, service_account)
-                )
-            ),
-            description=description,
+        assume_role_policy=pulumi.Output.from_input(cluster_name).apply(
+            lambda cluster: documents.to_json(
+                documents.pod_identity_trust(cluster, namespace, service_account)
+            )
         ),
+        description=description,
+        scope=scope,
         opts=child,
     )
     inline = aws.iam.RolePolicy(

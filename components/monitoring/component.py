@@ -18,7 +18,9 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 
+from components.iam.scope import RoleScope
 from components.monitoring import alert_rules as ar
 from components.monitoring import cloudwatch as cw
 from components.monitoring import dashboards as dash
@@ -154,7 +156,8 @@ class MonitoringArgs:
     region: str
     cluster_name: pulumi.Input[str]
     grafana_admin_password: pulumi.Input[str] | None = None
-    """Pulumi secret; None lets the Grafana chart generate one into its own Secret."""
+    """Pulumi secret; None generates one (``pulumi-random`` ``RandomPassword``, needs a
+    ``random`` provider in the component's providers), never the chart's default."""
     services: Sequence[ServiceTarget] = ()
     subscribers: Sequence[Subscriber] = ()
     page_severities: Sequence[str] = (ar.CRITICAL,)
@@ -177,6 +180,8 @@ class MonitoringArgs:
     chart_version: str | None = None
     """Override of the pinned kube-prometheus-stack version."""
     protect: bool = False
+    role_scope: RoleScope | None = None
+    """IAM path and permissions boundary of the roles created here (None: plain roles)."""
     """protect + retain the topic and its key; retain Prometheus volumes."""
     key_deletion_days: int = 30
 
@@ -335,6 +340,16 @@ class Monitoring(pulumi.ComponentResource):
         )
         self.topic_arn = alert_topic.topic.arn
 
+        password = args.grafana_admin_password
+        if password is None:
+            # Never the chart's default: kube-prometheus-stack's Grafana falls back to a
+            # public password. Generated once, kept in state (secret), stable across updates.
+            password = random.RandomPassword(
+                f"{name}-grafana-password",
+                random.RandomPasswordArgs(length=32, special=True, override_special="-_.~"),
+                opts=pulumi.ResourceOptions(parent=self),
+            ).result
+
         stack = ps.create_stack(
             self,
             name,
@@ -349,17 +364,16 @@ class Monitoring(pulumi.ComponentResource):
                 page_severities=page,
                 gpu_pool_label=args.gpu_pool_label,
                 node_selector=args.node_selector,
-                grafana_admin_secret=(
-                    ps.GRAFANA_SECRET if args.grafana_admin_password is not None else None
-                ),
+                grafana_admin_secret=ps.GRAFANA_SECRET,
                 protect=args.protect,
             ),
             chart=ps.chart_pin(args.chart_version),
             cluster_name=args.cluster_name,
-            grafana_admin_password=args.grafana_admin_password,
+            grafana_admin_password=password,
             topic_arn=alert_topic.topic.arn,
             key_arn=alert_topic.key.arn,
             wait_for=_resources(opts.depends_on if opts else None),
+            role_scope=args.role_scope,
         )
         self.namespace = args.namespace
         self.prometheus_url = ps.prometheus_url(args.namespace)

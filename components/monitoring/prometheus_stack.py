@@ -28,6 +28,7 @@ import pulumi_kubernetes as k8s
 
 from components.iam import documents
 from components.iam.pod_identity import ServiceAccountRoleNames, pod_identity_role
+from components.iam.scope import RoleScope
 from components.monitoring.dashboards import DATASOURCE_UID, SIDECAR_LABEL
 from components.monitoring.notifications import publisher_policy
 from components.versions import CHARTS, ChartPin
@@ -256,6 +257,7 @@ def create_stack(
     topic_arn: pulumi.Input[str],
     key_arn: pulumi.Input[str],
     wait_for: Sequence[pulumi.Resource] = (),
+    role_scope: RoleScope | None = None,
 ) -> StackResources:
     """Namespace, gp3 StorageClass, Grafana admin Secret, Alertmanager's IAM role and
     Pod Identity association, and the Helm release (which also waits for ``wait_for``,
@@ -307,6 +309,7 @@ def create_stack(
             lambda v: documents.to_json(publisher_policy(v[0], v[1]))
         ),
         parent=parent,
+        scope=role_scope,
     )
     role = alertmanager.role
     depends.append(alertmanager.association)

@@ -20,6 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import actions, documents
+from components.iam.scope import RoleScope, scoped_role
 from components.validation import require_valid
 
 TYPE_TOKEN = "mlstack:network:Network"
@@ -52,6 +53,8 @@ class NetworkArgs:
     existing_vpc_id: pulumi.Input[str] | None = None
     existing_public_subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None
     existing_private_subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None
+    role_scope: RoleScope | None = None
+    """IAM path and permissions boundary of the roles created here (None: plain roles)."""
 
     @property
     def creates_vpc(self) -> bool:
@@ -297,14 +300,13 @@ class Network(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        role = aws.iam.Role(
+        role = scoped_role(
             f"{name}-flow-logs-role",
-            aws.iam.RoleArgs(
-                assume_role_policy=documents.to_json(
-                    documents.service_trust("vpc-flow-logs.amazonaws.com")
-                ),
-                description="VPC flow logs delivery to its own log group",
+            assume_role_policy=documents.to_json(
+                documents.service_trust("vpc-flow-logs.amazonaws.com")
             ),
+            description="VPC flow logs delivery to its own log group",
+            scope=self._args.role_scope,
             opts=child,
         )
         aws.iam.RolePolicy(

@@ -16,6 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import documents
+from components.iam.scope import RoleScope, scoped_role
 
 IdentityMode = Literal["podIdentity", "irsa"]
 IRSA_ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
@@ -29,6 +30,8 @@ class WorkloadIdentity:
     cluster_name: pulumi.Input[str]
     oidc_provider_arn: pulumi.Input[str]
     oidc_issuer_url: pulumi.Input[str]
+    role_scope: RoleScope | None = None
+    """IAM path and permissions boundary of the roles (None: plain roles)."""
 
 
 def pod_identity_trust_for(
@@ -71,12 +74,13 @@ def workload_role(
                 pod_identity_trust_for(cluster, namespace, service_account)
             )
         )
-    role = aws.iam.Role(
+    role = scoped_role(
         f"{name}-role",
-        aws.iam.RoleArgs(
-            assume_role_policy=trust, description=description, max_session_duration=3600
-        ),
+        assume_role_policy=trust,
+        description=description,
+        scope=identity.role_scope,
         opts=child,
+        max_session_duration=3600,
     )
     if identity.mode == "irsa":
         return WorkloadRole(role, {IRSA_ROLE_ANNOTATION: role.arn}, None)

@@ -144,6 +144,7 @@ def controller_policy(
         ),
         stmt("TagListeners", actions.LBC_LB_TAGS, listeners),
         stmt("ModifyOwnLoadBalancers", actions.LBC_LB_MODIFY, [*balancers, *target_groups], **ours),
+        stmt("ModifyOwnListenerAttributes", actions.LBC_LISTENER_ATTRIBUTES, listeners[:2], **ours),
         stmt("Listeners", actions.LBC_LISTENERS, [*balancers, *listeners, *target_groups]),
         stmt("Targets", actions.LBC_TARGETS, target_groups, **ours),
     )

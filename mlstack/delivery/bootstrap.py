@@ -27,10 +27,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from mlstack import aws
 from mlstack.errors import MlstackError
+from stacks.schema.secrets import DEFAULT_SECRETS_ALIAS
 
 GITHUB_OIDC_URL = "https://token.actions.githubusercontent.com"
 STS_AUDIENCE = "sts.amazonaws.com"
-DEFAULT_ALIAS = "alias/mlstack-pulumi-secrets"
+DEFAULT_ALIAS = DEFAULT_SECRETS_ALIAS
 TAGS = {"project": "mlstack", "purpose": "pulumi-state"}
 
 

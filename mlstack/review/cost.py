@@ -3,7 +3,9 @@
 Read from the synth graph by resource type, so a component's resources are priced
 the moment it declares them:
 
-* ``aws:eks/cluster`` control plane (standard support);
+* ``aws:eks/cluster`` control plane: the standard-support price, or the extended-support
+  price when the pinned minor is past standard support on the estimate's date
+  (``components.versions.EKS_SUPPORT``);
 * ``aws:eks/nodeGroup`` min/max nodes x instance price (the first instance type at
   minimum, the dearest at maximum) plus their gp3 root volumes (size from the
   launch template the group depends on);
@@ -24,6 +26,7 @@ charges (S3, CloudWatch Logs ingestion, data transfer) are listed as not include
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import re
@@ -239,8 +242,10 @@ class _Estimator:
         prices: PriceBook,
         catalog: InstanceCatalog,
         usage: Usage,
+        on: dt.date,
     ) -> None:
         self.stack = stack
+        self.on = on
         self.region = region
         self.prices = prices
         self.catalog = catalog
@@ -266,14 +271,26 @@ class _Estimator:
     # lines -----------------------------------------------------------------
 
     def eks(self) -> None:
-        rate = None
+        from components.versions import EKS_SUPPORT, support_status
+
         for cluster in self.stack.of_type("aws:eks/cluster:Cluster"):
-            rate = rate if rate is not None else self.rate("eksClusterHour")
+            version = str(cluster.props.get("version", "?"))
+            status = support_status(version, self.on)
+            key = "eksExtendedSupportClusterHour" if status == "extended" else "eksClusterHour"
+            rate = self.rate(key)
             if rate is None:
                 return
             monthly = rate * HOURS_PER_MONTH
-            version = cluster.props.get("version", "?")
-            detail = f"Kubernetes {version}, standard support ${rate}/h"
+            if status == "extended":
+                end = EKS_SUPPORT[version].standard_support_end
+                detail = (
+                    f"Kubernetes {version}, EXTENDED support ${rate}/h (standard support "
+                    f"ended {end}; upgrade to return to the standard price)"
+                )
+            elif status == "standard":
+                detail = f"Kubernetes {version}, standard support ${rate}/h"
+            else:
+                detail = f"Kubernetes {version} ({status} on {self.on}), priced at ${rate}/h"
             self.add("EKS control plane", cluster.name, detail, monthly, monthly)
 
     def _launch_template_disk_gib(self, group: Resource) -> float:
@@ -743,8 +760,10 @@ def estimate(
     prices: PriceBook | None = None,
     catalog: InstanceCatalog | None = None,
     usage: Usage | None = None,
+    on: dt.date | None = None,
 ) -> CostEstimate:
-    """The monthly estimate of one synthesized stack."""
+    """The monthly estimate of one synthesized stack; ``on`` (default today) decides
+    whether the cluster's Kubernetes minor is priced at standard or extended support."""
     return _Estimator(
         policy_stack(graph),
         name=graph.stack,
@@ -752,6 +771,7 @@ def estimate(
         prices=prices or load_price_book(),
         catalog=default_catalog() if catalog is None else catalog,
         usage=usage or Usage(),
+        on=on or dt.date.today(),
     ).run()
 
 

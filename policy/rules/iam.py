@@ -154,7 +154,7 @@ def service_roles_single_service_account(stack: Stack) -> Iterator[Finding]:
         for addon in stack.of_type(EKS_ADDON):
             for entry in as_list(addon.props.get("podIdentityAssociations")):
                 arn = str(get_path(entry, "roleArn") or "")
-                if arn.endswith(f"role/{physical}"):
+                if arn.startswith("arn:") and arn.rsplit("/", 1)[-1] == physical:
                     addon_name = str(addon.props.get("addonName"))
                     bound.add((f"addon:{addon_name}", str(get_path(entry, "serviceAccount"))))
         if len(bound) > 1:

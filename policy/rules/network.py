@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from components.network.cidrs import too_open
 from policy.core import (
     Finding,
     Resource,
@@ -64,9 +65,16 @@ def eks_public_endpoint_restricted(stack: Stack) -> Iterator[Finding]:
         public = get_path(vpc, "endpointPublicAccess", default=True)
         if not truthy(public) and public is not None:
             continue
-        cidrs = as_list(get_path(vpc, "publicAccessCidrs"))
-        if not cidrs or _OPEN_CIDRS & {str(c) for c in cidrs}:
-            yield cluster.urn, f"cluster {cluster.name}: public API endpoint open to the internet"
+        cidrs = [str(c) for c in as_list(get_path(vpc, "publicAccessCidrs"))]
+        try:
+            opened = too_open(cidrs) if cidrs else "no publicAccessCidrs (EKS opens 0.0.0.0/0)"
+        except ValueError as exc:
+            opened = f"unparsable publicAccessCidrs ({exc})"
+        if opened:
+            yield (
+                cluster.urn,
+                f"cluster {cluster.name}: public API endpoint open to the internet: {opened}",
+            )
 
 
 def vpc_flow_logs(stack: Stack) -> Iterator[Finding]:
@@ -92,7 +100,14 @@ def _ports(rule: Mapping[str, Any]) -> set[int] | None:
 
 
 def _open_to_world(cidrs: Iterable[Any]) -> bool:
-    return bool(_OPEN_CIDRS & {str(c) for c in cidrs})
+    """Judged on the union: ``[0.0.0.0/1, 128.0.0.0/1]`` is as open as ``0.0.0.0/0``."""
+    texts = [str(c) for c in cidrs]
+    if _OPEN_CIDRS & set(texts):
+        return True
+    try:
+        return too_open(texts) is not None
+    except ValueError:
+        return False
 
 
 def no_open_ingress(stack: Stack) -> Iterator[Finding]:

@@ -12,7 +12,7 @@ from stacks.schema.base import ConfigModel, fixed, knob
 
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 _CLUSTER_NAME = re.compile(r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$")
-SUPPORTED_VERSIONS = ("1.31", "1.32", "1.33", "1.34")
+SUPPORTED_VERSIONS = ("1.31", "1.32", "1.33", "1.34", "1.35")
 
 
 class AddonVersions(ConfigModel):
@@ -82,7 +82,7 @@ class ClusterConfig(ConfigModel):
         None, description="Cluster name. Default mlstack-<stack>. Required in existing mode."
     )
     version: str = fixed(
-        "1.33", description=f"Kubernetes minor version, quoted. One of {SUPPORTED_VERSIONS}."
+        "1.35", description=f"Kubernetes minor version, quoted. One of {SUPPORTED_VERSIONS}."
     )
     endpoint_public_access: bool = knob(
         True, description="Expose the API endpoint publicly (restricted by publicAccessCidrs)."

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Literal
 
 from pydantic import field_validator, model_validator
 
@@ -28,6 +29,58 @@ _IAM_ARN = (
     r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com$"
 )
 _KMS_ARN = r"^arn:aws(-cn|-us-gov)?:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$"
+
+
+_LABEL = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+
+
+class RunnerConfig(ConfigModel):
+    """Where this stack's CI jobs (deploy, rollback, preview, drift) run: the workflows
+    read it (``mlstack ci-settings``), and it must reach the cluster's API endpoint."""
+
+    labels: list[str] = knob(
+        default_factory=lambda: ["ubuntu-24.04"],
+        description="`runs-on` labels: a GitHub-hosted image, or the labels of a self-hosted "
+        "runner (e.g. [self-hosted, linux, x64, mlstack-prod]).",
+    )
+    network: Literal["hosted", "vpc"] = knob(
+        "hosted",
+        description="hosted: GitHub-hosted (reaches the public endpoint from egressCidrs). "
+        "vpc: a self-hosted runner inside the stack's VPC (reaches the private endpoint).",
+    )
+    egress_cidrs: list[str] = knob(
+        default_factory=list,
+        description="Documented egress CIDRs of a hosted runner (e.g. a larger runner with "
+        "static IP ranges); each must be inside cluster.publicAccessCidrs.",
+    )
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: list[str]) -> list[str]:
+        bad = [label for label in value if not _LABEL.match(label)]
+        if not value or bad:
+            raise ValueError(
+                f"runner labels {bad or value} invalid; letters, digits, '.', '_', '-'"
+            )
+        return value
+
+    @field_validator("egress_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=True)
+            except ValueError as exc:
+                raise ValueError(f"{cidr!r} is not a CIDR ({exc})") from None
+        return value
+
+    @model_validator(mode="after")
+    def _vpc_runner_is_self_hosted(self) -> RunnerConfig:
+        if self.network == "vpc" and "self-hosted" not in self.labels:
+            raise ValueError("network vpc is a self-hosted runner: labels must include self-hosted")
+        return self
 
 
 class DeliveryConfig(ConfigModel):
@@ -64,6 +117,10 @@ class DeliveryConfig(ConfigModel):
         description="KMS key ARN (not an alias) of the Pulumi secrets provider; both roles may "
         "decrypt with it, deploy may encrypt.",
         pattern=_KMS_ARN,
+    )
+
+    runner: RunnerConfig = knob(
+        default_factory=RunnerConfig, description="Where this stack's CI jobs run."
     )
 
     @field_validator("github_repository")
@@ -104,6 +161,61 @@ class DeliveryConfig(ConfigModel):
         if self.enabled and self.github_repository is None:
             raise ValueError("githubRepository is required when delivery is enabled")
         return self
+
+
+def runner_reaches_endpoint(
+    delivery: DeliveryConfig,
+    *,
+    public_access: bool,
+    private_access: bool,
+    public_cidrs: list[str],
+    endpoint_open: bool,
+) -> Iterable[Problem]:
+    """The CI runner must reach the API endpoint: a private-only or CIDR-restricted endpoint
+    needs a runner inside the VPC, or a hosted runner whose egress CIDRs are allowed."""
+    import ipaddress
+
+    if not delivery.enabled or (public_access and endpoint_open):
+        return
+    runner = delivery.runner
+    path = "mlstack:delivery.runner"
+    if runner.network == "vpc":
+        if not private_access:
+            yield Problem(
+                f"{path}.network",
+                runner.network,
+                "a runner inside the VPC needs cluster.endpointPrivateAccess: true",
+            )
+        return
+    if not public_access:
+        yield Problem(
+            f"{path}.network",
+            runner.network,
+            "the API endpoint is private only (endpointPublicAccess: false): a GitHub-hosted "
+            "runner cannot reach it; allowed: network vpc with a self-hosted runner label",
+        )
+        return
+    allowed = [ipaddress.ip_network(c) for c in public_cidrs]
+    if not runner.egress_cidrs:
+        yield Problem(
+            f"{path}.egressCidrs",
+            [],
+            f"the API endpoint accepts only {public_cidrs}: a hosted runner needs its documented "
+            "egress CIDRs here (each inside cluster.publicAccessCidrs), or use network vpc "
+            "with a self-hosted runner",
+        )
+    for i, cidr in enumerate(runner.egress_cidrs):
+        net = ipaddress.ip_network(cidr)
+        if not any(
+            net.version == a.version and net.subnet_of(a)  # type: ignore[arg-type]
+            for a in allowed
+        ):
+            yield Problem(
+                f"{path}.egressCidrs[{i}]",
+                cidr,
+                f"not inside cluster.publicAccessCidrs {public_cidrs}: the runner could not "
+                "reach the API endpoint; add it there",
+            )
 
 
 def prod_deploys_from_environments(delivery: DeliveryConfig, *, is_prod: bool) -> Iterable[Problem]:

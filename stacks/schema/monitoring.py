@@ -8,33 +8,20 @@ live in ``stacks.config.ENVIRONMENT_RULES`` so their errors name the exact key.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import SecretStr, WithJsonSchema, field_validator, model_validator
+from pydantic import field_validator, model_validator
 
 from components.monitoring.alert_rules import SEVERITIES, AlertThresholds
 from components.monitoring.cloudwatch import AlbAlarmSettings
 from components.monitoring.notifications import subscriber_problems
 from components.monitoring.prometheus_stack import retention_minutes
 from stacks.schema.base import ConfigModel, fixed, knob
+from stacks.schema.secrets import SecretValue
 
 _T = AlertThresholds()
 _ALB = AlbAlarmSettings()
 _MINUTES = {"ge": 1, "le": 10080}
-
-SecretValue = Annotated[
-    SecretStr,
-    WithJsonSchema(
-        {
-            "type": "object",
-            "description": "A secret: set it with `pulumi config set --secret --path ...`; "
-            "the stack file holds only its ciphertext.",
-            "properties": {"secure": {"type": "string"}},
-            "required": ["secure"],
-            "additionalProperties": False,
-        }
-    ),
-]
 
 
 class SubscriberConfig(ConfigModel):
@@ -153,7 +140,8 @@ class MonitoringConfig(ConfigModel):
     replicas: int = knob(1, ge=1, le=5, description="Prometheus / Alertmanager replicas.")
     grafana_admin_password: SecretValue | None = knob(
         None,
-        description="Grafana admin password (secure). Unset: Grafana generates one.",
+        description="Grafana admin password (a `secure:` value only). Unset: the stack generates "
+        "one (pulumi-random), never the chart default.",
     )
     subscribers: list[SubscriberConfig] = knob(
         default_factory=list, description="Who receives alerts. prod needs at least one."

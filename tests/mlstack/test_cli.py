@@ -55,7 +55,7 @@ def test_validate_ok(project: Path, capsys) -> None:
 
 def test_invalid_config_exits_2_with_the_problems_and_no_traceback(project: Path, capsys) -> None:
     path = project / "Pulumi.dev.yaml"
-    path.write_text(path.read_text().replace('version: "1.33"', "version: 1.30"))
+    path.write_text(path.read_text().replace('version: "1.35"', "version: 1.30"))
     assert main(["plan", "dev", "--root", str(project)]) == 2
     err = capsys.readouterr().err
     assert "mlstack:cluster.version" in err

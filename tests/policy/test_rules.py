@@ -641,3 +641,27 @@ def test_every_rule_is_documented() -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "pr-review.md").read_text()
     missing = [rule.id for rule in rules.RULES if f"| {rule.id} |" not in doc]
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("cidrs", "opened"),
+    [
+        (["0.0.0.0/0"], True),
+        (["0.0.0.0/1", "128.0.0.0/1"], True),
+        (["::/1", "8000::/1"], True),
+        (["10.0.0.0/8", "11.0.0.0/8"], True),
+        (["203.0.113.0/24"], False),
+        (["203.0.113.0/24", "198.51.100.0/24"], False),
+    ],
+)
+def test_public_endpoint_rule_judges_the_union_of_cidrs(cidrs: list[str], opened: bool) -> None:
+    cluster = _cluster(vpcConfig={"subnetIds": ["a", "b"], "publicAccessCidrs": cidrs})
+    result = result_of("eks-public-endpoint-restricted", graph(cluster))
+    assert result.status == ("fail" if opened else "pass"), result.violations
+
+
+def test_ingress_from_two_half_internets_is_open_to_the_world() -> None:
+    from policy.rules import network
+
+    assert network._open_to_world(["0.0.0.0/1", "128.0.0.0/1"])  # pyright: ignore[reportPrivateUsage]
+    assert not network._open_to_world(["10.20.0.0/16"])  # pyright: ignore[reportPrivateUsage]

@@ -23,7 +23,7 @@ from tests.conftest import STACKS, raw_stack_config, set_path
 def test_real_stack_files_load(stack: str) -> None:
     cfg = load_config_file(stack)
     assert cfg.environment == stack
-    assert cfg.cluster.version == "1.33"
+    assert cfg.cluster.version == "1.35"
 
 
 def test_prod_protects_stateful_resources_and_dev_does_not() -> None:
@@ -133,6 +133,24 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str, str]] = [
         "mlstack:cluster.publicAccessCidrs",
         "whole internet",
     ),
+    (
+        "prod",
+        {"cluster.publicAccessCidrs": ["0.0.0.0/1", "128.0.0.0/1"]},
+        "mlstack:cluster.publicAccessCidrs",
+        "whole internet: together they cover 100.00% of the IPv4",
+    ),
+    (
+        "prod",
+        {"cluster.publicAccessCidrs": ["203.0.113.0/24", "::/1", "8000::/1"]},
+        "mlstack:cluster.publicAccessCidrs",
+        "IPv6 address space",
+    ),
+    (
+        "prod",
+        {"cluster.publicAccessCidrs": ["10.0.0.0/8", "11.0.0.0/8"]},
+        "mlstack:cluster.publicAccessCidrs",
+        "as much as one /7",
+    ),
     ("dev", {"cluster.adminRoleArns": []}, "mlstack:cluster.adminRoleArns", "at least one admin"),
     (
         "prod",
@@ -225,7 +243,49 @@ def test_engine_config_path_gives_the_same_config_as_the_file(stack: str) -> Non
     }
     engine_values["pulumi:disable-default-providers"] = '["*"]'
     token = runtime_config.CONFIG.set(engine_values)
+    # The engine reports keys holding a secure: value as secret (decrypted in CONFIG).
+    secret = runtime_config._SECRET_KEYS.set({"mlstack:monitoring"})  # pyright: ignore[reportPrivateUsage]
     try:
         assert load_config(stack) == load_config_file(stack)
     finally:
+        runtime_config._SECRET_KEYS.reset(secret)  # pyright: ignore[reportPrivateUsage]
         runtime_config.CONFIG.reset(token)
+
+
+@pytest.mark.parametrize(
+    "cidrs",
+    [["203.0.113.0/24"], ["198.51.100.0/24", "203.0.113.0/24"], ["10.0.0.0/8"], ["2001:db8::/32"]],
+)
+def test_prod_accepts_public_endpoint_cidrs_whose_union_is_small(cidrs: list[str]) -> None:
+    raw = set_path(raw_stack_config("prod"), "cluster.publicAccessCidrs", cidrs)
+    assert parse_config(raw, "Pulumi.prod.yaml").cluster.public_access_cidrs == cidrs
+
+
+TODAY = __import__("datetime").date(2026, 12, 1)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_stack_clusters_run_a_version_in_eks_standard_support(stack: str) -> None:
+    """Extended support costs 6x per cluster hour (components/versions.py, EKS_SUPPORT)."""
+    from components.versions import EKS_ADDONS, EKS_SUPPORT, IMAGES, support_status
+
+    version = load_config_file(stack).cluster.version
+    assert support_status(version, TODAY) == "standard"
+    assert (EKS_SUPPORT[version].standard_support_end - TODAY).days > 60
+    # everything pinned per minor exists for it
+    assert version in EKS_ADDONS
+    assert f"cluster-autoscaler/{version}" in IMAGES
+
+
+def test_the_support_table_is_consistent() -> None:
+    from components.versions import ADDON_PINS_VERIFIED, EKS_ADDONS, EKS_SUPPORT, support_status
+    from stacks.schema.cluster import SUPPORTED_VERSIONS
+
+    assert (
+        set(EKS_SUPPORT) == set(EKS_ADDONS) == set(ADDON_PINS_VERIFIED) == set(SUPPORTED_VERSIONS)
+    )
+    for window in EKS_SUPPORT.values():
+        assert window.released < window.standard_support_end < window.extended_support_end
+    assert support_status("1.33", TODAY) == "extended"
+    assert support_status("1.31", TODAY) == "unsupported"
+    assert support_status("1.99", TODAY) == "unsupported"

@@ -30,7 +30,7 @@ def managed(**extra: Any) -> dict[str, Any]:
         "name": "batch",
         "provisioner": "managed",
         "instanceTypes": ["g5.xlarge"],
-        "ami": {"release": "1.33.13-20260714"},
+        "ami": {"release": "1.35.0-20260714"},
         "maxNodes": 2,
     }
     return {**pool, **extra}
@@ -148,7 +148,7 @@ BAD_POOLS: list[tuple[str, dict[str, Any], str, Any, str]] = [
         {"gpuPools": [managed(ami={"release": "1.32.13-20260714"})]},
         "mlstack:gpuPools[0].ami.release",
         "1.32.13-20260714",
-        "cluster.version is 1.33",
+        "cluster.version is 1.35",
     ),
     (
         "dev",

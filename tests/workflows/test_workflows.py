@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from components.delivery.ci_identity import DRIFT_WORKFLOW, SESSION_SECONDS
 from stacks.config import load_config_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +50,8 @@ def test_triggers() -> None:
     }
     assert load("deploy.yml")["on"] == {"push": {"branches": [default_branch]}}
     drift = load("drift.yml")["on"]
-    assert set(drift) == {"schedule", "workflow_dispatch"}
+    # The drift role trusts only this workflow on the default branch: no other trigger.
+    assert set(drift) == {"schedule"}
     assert len(drift["schedule"][0]["cron"].split()) == 5
     rollback = load("rollback.yml")["on"]
     assert set(rollback) == {"workflow_dispatch"}
@@ -90,6 +92,7 @@ def test_each_job_gets_exactly_what_it_needs() -> None:
         ("preview.yml", "review"): {"contents": "read"},
         ("preview.yml", "pulumi-preview"): {**deploy, "pull-requests": "write"},
         ("preview-comment.yml", "comment"): {"actions": "read", "pull-requests": "write"},
+        **{(name, "settings"): {"contents": "read"} for name in STACK_WORKFLOWS},
     }
 
 
@@ -162,7 +165,7 @@ def test_deploys_run_in_the_environments_the_deploy_role_trusts() -> None:
         delivery = load_config_file(stack).delivery
         assert jobs[stack]["environment"] in delivery.environments
         assert "MLSTACK_DEPLOY_ROLE" in str(jobs[stack]["steps"])
-    assert jobs["prod"]["needs"] == "dev"
+    assert jobs["prod"]["needs"] == ["settings", "dev"]
     rollback = load("rollback.yml")["jobs"]["rollback"]
     assert rollback["environment"] == "${{ inputs.stack }}"
 
@@ -200,21 +203,130 @@ def test_deploys_and_rollbacks_share_one_queue_per_stack_and_never_cancel() -> N
     assert rollback == {"group": "pulumi-${{ inputs.stack }}", "cancel-in-progress": False}
 
 
-def test_previews_and_drift_are_grouped_per_stack_outside_the_deploy_queue() -> None:
+def test_previews_are_grouped_per_stack_outside_the_deploy_queue() -> None:
     preview = load("preview.yml")["jobs"]["pulumi-preview"]["concurrency"]["group"]
-    drift = load("drift.yml")["jobs"]["drift"]["concurrency"]["group"]
     assert "${{ matrix.stack }}" in preview
-    assert "${{ matrix.stack }}" in drift
     # A pending preview must never replace a pending deploy in the deploy queue.
     assert not preview.startswith("pulumi-")
-    assert not drift.startswith("pulumi-")
+
+
+def test_drift_shares_the_deploy_queue_of_its_stack() -> None:
+    """Refresh takes the stack lock: drift and deploy/rollback of one stack never overlap."""
+    drift = load("drift.yml")["jobs"]["drift"]
+    assert drift["concurrency"] == {
+        "group": "pulumi-${{ matrix.stack }}",
+        "cancel-in-progress": False,
+    }
+    assert {row["stack"] for row in drift["strategy"]["matrix"]["include"]} == set(STACKS)
+
+
+STACK_WORKFLOWS = ("deploy.yml", "drift.yml", "preview.yml", "rollback.yml")
+
+
+def test_every_job_with_aws_credentials_runs_on_its_stacks_runner() -> None:
+    """12.5: prod's endpoint is CIDR-restricted; the runner is a per-stack setting."""
+    expected = {
+        ("deploy.yml", "dev"): "${{ fromJSON(needs.settings.outputs.stacks).dev.runsOn }}",
+        ("deploy.yml", "prod"): "${{ fromJSON(needs.settings.outputs.stacks).prod.runsOn }}",
+        ("rollback.yml", "rollback"): (
+            "${{ fromJSON(needs.settings.outputs.stacks)[inputs.stack].runsOn }}"
+        ),
+        ("drift.yml", "drift"): (
+            "${{ fromJSON(needs.settings.outputs.stacks)[matrix.stack].runsOn }}"
+        ),
+        ("preview.yml", "pulumi-preview"): (
+            "${{ fromJSON(needs.settings.outputs.stacks)[matrix.stack].runsOn }}"
+        ),
+    }
+    for (name, job_id), runs_on in expected.items():
+        job = load(name)["jobs"][job_id]
+        assert job["runs-on"] == runs_on, (name, job_id)
+        assert "settings" in (job["needs"] if isinstance(job["needs"], list) else [job["needs"]])
+    for name in STACK_WORKFLOWS:
+        settings = load(name)["jobs"]["settings"]
+        run = next(s["run"] for s in settings["steps"] if s.get("id") == "read")
+        assert run == '.venv/bin/mlstack ci-settings dev prod --github-output "$GITHUB_OUTPUT"'
+        assert settings["outputs"] == {"stacks": "${{ steps.read.outputs.stacks }}"}
+
+
+def test_ci_settings_reports_each_stacks_runner(tmp_path: Path, capsys) -> None:
+    import json
+
+    from mlstack.cli import main
+
+    out = tmp_path / "github_output"
+    assert (
+        main(["ci-settings", "dev", "prod", "--github-output", str(out), "--root", str(ROOT)]) == 0
+    )
+    [line] = out.read_text().splitlines()
+    key, _, value = line.partition("=")
+    settings = json.loads(value)
+    assert key == "stacks"
+    for stack in STACKS:
+        runner = load_config_file(stack).delivery.runner
+        assert settings[stack]["runsOn"] == runner.labels
+    assert settings["prod"]["runsOn"][0] == "self-hosted"
+    assert json.loads(capsys.readouterr().out) == settings
+
+
+_ROLE_VARS = {"DEPLOY": "deploy", "DRIFT": "drift", "PREVIEW": "preview"}
+
+
+def _credential_steps() -> list[tuple[str, str, dict[str, Any], dict[str, Any]]]:
+    found = []
+    for name in all_workflows():
+        for job_id, job in load(name)["jobs"].items():
+            for step in job.get("steps", []):
+                if "configure-aws-credentials" in str(step.get("uses", "")):
+                    found.append((name, job_id, job, step))
+    return found
+
+
+def _role_kind(job: dict[str, Any], step: dict[str, Any]) -> str:
+    text = str(step["with"]["role-to-assume"]) + str(job.get("strategy", ""))
+    kinds = {kind for var, kind in _ROLE_VARS.items() if f"MLSTACK_{var}_ROLE" in text}
+    assert len(kinds) == 1, text
+    return kinds.pop()
+
+
+def test_credentials_last_the_role_maximum_and_outlive_the_job() -> None:
+    """The 1 h default of configure-aws-credentials expired mid-update (jobs ran 90 min)."""
+    steps = _credential_steps()
+    assert {(n, j) for n, j, _, _ in steps} == {
+        ("deploy.yml", "dev"),
+        ("deploy.yml", "prod"),
+        ("rollback.yml", "rollback"),
+        ("drift.yml", "drift"),
+        ("preview.yml", "pulumi-preview"),
+    }
+    for name, job_id, job, step in steps:
+        kind = _role_kind(job, step)
+        duration = int(step["with"]["role-duration-seconds"])
+        assert duration == SESSION_SECONDS[kind], (name, job_id)
+        assert int(job["timeout-minutes"]) * 60 < duration, (name, job_id)
+
+
+def test_drift_assumes_the_drift_role_and_previews_the_preview_role() -> None:
+    drift = load("drift.yml")["jobs"]["drift"]["strategy"]["matrix"]["include"]
+    assert {row["role"] for row in drift} == {
+        "${{ vars.MLSTACK_DRIFT_ROLE_DEV }}",
+        "${{ vars.MLSTACK_DRIFT_ROLE_PROD }}",
+    }
+    preview = load("preview.yml")["jobs"]["pulumi-preview"]["strategy"]["matrix"]["include"]
+    assert all("MLSTACK_PREVIEW_ROLE_" in row["role"] for row in preview)
+
+
+def test_the_drift_role_trusts_exactly_this_workflow_file() -> None:
+    assert (WORKFLOW_DIR / "drift.yml").relative_to(ROOT).as_posix() == DRIFT_WORKFLOW
 
 
 # --------------------------------------------------------------------------- commands
 
 
 def test_deploys_record_the_commit_in_the_update_message() -> None:
-    for job in load("deploy.yml")["jobs"].values():
+    for job_id, job in load("deploy.yml")["jobs"].items():
+        if job_id == "settings":
+            continue
         [up] = [s for s in job["steps"] if str(s.get("uses", "")).startswith("pulumi/actions@")]
         assert up["with"]["command"] == "up"
         assert "${{ github.sha }}" in up["with"]["message"]

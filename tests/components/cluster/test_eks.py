@@ -67,7 +67,7 @@ def test_endpoint_access_follows_config(prod_graph) -> None:
 
 
 def test_core_addons_are_pinned_to_the_versions_module(any_graph) -> None:
-    pins = EKS_ADDONS["1.33"]
+    pins = EKS_ADDONS["1.35"]
     versions = {
         a.inputs["addonName"]: a.inputs["addonVersion"]
         for a in any_graph.by_type("aws:eks/addon:Addon")
@@ -169,7 +169,7 @@ def test_kubernetes_provider_waits_for_the_admin_access_associations(prod_graph)
 
 def test_system_nodes_follow_the_cluster_version(dev_graph) -> None:
     group = dev_graph.one("aws:eks/nodeGroup:NodeGroup", "cluster-system-nodes")
-    assert group.inputs["version"] == "1.33"
+    assert group.inputs["version"] == "1.35"
 
 
 def test_vpc_cni_waits_for_its_irsa_policy(dev_graph) -> None:

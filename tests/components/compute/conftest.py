@@ -23,7 +23,7 @@ EXTRA_POOLS: list[dict[str, Any]] = [
         "provisioner": "managed",
         "instanceTypes": ["g5.xlarge", "g5.12xlarge"],
         "capacityTypes": ["on-demand"],
-        "ami": {"family": "al2023", "release": "1.33.13-20260714"},
+        "ami": {"family": "al2023", "release": "1.35.0-20260714"},
         "minNodes": 0,
         "maxNodes": 3,
         "taints": [

@@ -78,14 +78,16 @@ def test_controller_policy_is_scoped_to_this_cluster_queue_and_node_role(dev_gra
         "ec2:TerminateInstances",
     ]
     pass_role = policy["AllowPassingInstanceRole"]
-    assert pass_role["Resource"] == ["arn:aws:iam::123456789012:role/karpenter-node-role"]
+    assert pass_role["Resource"] == [
+        "arn:aws:iam::123456789012:role/mlstack/dev/karpenter-node-role"
+    ]
     queue = policy["AllowInterruptionQueueActions"]
     assert queue["Resource"] == ["arn:aws:sqs:us-west-2:123456789012:karpenter-interruption-queue"]
     assert queue["Action"] == list(actions.SQS_CONSUME)
     read = policy["AllowRegionalReadActions"]
     assert read["Condition"] == {"StringEquals": {"aws:RequestedRegion": "us-west-2"}}
     describe = policy["AllowAPIServerEndpointDiscovery"]["Resource"]
-    assert describe == ["arn:aws:eks:us-west-2:*:cluster/mlstack-dev"]
+    assert describe == ["arn:aws:eks:us-west-2:123456789012:cluster/mlstack-dev"]
     every_action = [a for s in policy.values() for a in s["Action"]]
     assert "*" not in every_action
     assert not [a for a in every_action if a.endswith(":*")]
@@ -105,7 +107,9 @@ def test_controller_policy_fits_an_inline_role_policy() -> None:
 
 
 def test_controller_policy_partition_flows_into_every_arn() -> None:
-    doc = controller_policy("c", "cn-north-1", "aws-cn", "arn:aws-cn:iam::1:role/n", "q")
+    doc = controller_policy(
+        "c", "cn-north-1", "aws-cn", "arn:aws-cn:iam::1:role/n", "arn:aws-cn:sqs:cn-north-1:1:q"
+    )
     arns = [r for s in doc["Statement"] for r in s["Resource"] if r.startswith("arn:")]
     assert arns and all(a.startswith("arn:aws-cn:") for a in arns)
 
@@ -134,7 +138,10 @@ def test_node_role_gets_an_ec2_linux_access_entry(dev_graph) -> None:
         if e.name == "karpenter-node-access"
     ]
     assert entry.inputs["type"] == "EC2_LINUX"
-    assert entry.inputs["principalArn"] == "arn:aws:iam::123456789012:role/karpenter-node-role"
+    assert (
+        entry.inputs["principalArn"]
+        == "arn:aws:iam::123456789012:role/mlstack/dev/karpenter-node-role"
+    )
 
 
 def test_cluster_security_group_is_tagged_for_discovery(dev_graph) -> None:

@@ -241,7 +241,7 @@ def test_managed_group_uses_the_nvidia_ami_at_the_pinned_release(mixed: Synthesi
     rocket = mixed.graph.one(NODE_GROUP, "gpu-rocket-nodes").inputs
     assert (batch["amiType"], batch["releaseVersion"]) == (
         "AL2023_x86_64_NVIDIA",
-        "1.33.13-20260714",
+        "1.35.0-20260714",
     )
     assert (rocket["amiType"], rocket["releaseVersion"]) == (
         "BOTTLEROCKET_x86_64_NVIDIA",

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from components.delivery.ci_identity import (
+    SESSION_SECONDS,
     CiIdentity,
     CiIdentityArgs,
     branch_subject,
@@ -18,6 +19,7 @@ from components.delivery.ci_identity import (
     state_statements,
     trust_subjects,
 )
+from components.iam.scope import RoleScope
 from components.validation import ComponentArgsError
 from mlstack.synth import ResourceGraph, SynthError, synth_config
 from stacks.config import ConfigError, parse_config
@@ -39,30 +41,40 @@ def _policy(graph: ResourceGraph, name: str) -> dict[str, Any]:
     return json.loads(graph.one(ROLE_POLICY, name).inputs["policy"])
 
 
-def test_preview_trusts_exactly_pull_requests_and_default_branch(any_graph) -> None:
+def test_preview_trusts_exactly_pull_requests(any_graph) -> None:
     [statement] = _trust(any_graph, "preview")["Statement"]
     assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
     assert statement["Principal"] == {"Federated": EXISTING_PROVIDER}
     assert statement["Condition"] == {
         "StringEquals": {
             f"{GITHUB}:aud": "sts.amazonaws.com",
-            f"{GITHUB}:sub": [
-                "repo:example-org/mlstack:pull_request",
-                "repo:example-org/mlstack:ref:refs/heads/main",
-            ],
+            f"{GITHUB}:sub": ["repo:example-org/mlstack:pull_request"],
+        }
+    }
+
+
+def test_drift_trusts_only_the_default_branchs_drift_workflow(any_graph) -> None:
+    [statement] = _trust(any_graph, "drift")["Statement"]
+    assert statement["Condition"] == {
+        "StringEquals": {
+            f"{GITHUB}:aud": "sts.amazonaws.com",
+            f"{GITHUB}:sub": ["repo:example-org/mlstack:ref:refs/heads/main"],
+            f"{GITHUB}:job_workflow_ref": (
+                "example-org/mlstack/.github/workflows/drift.yml@refs/heads/main"
+            ),
         }
     }
 
 
 @pytest.mark.parametrize(("stack", "environment"), [("dev", "dev"), ("prod", "prod")])
-def test_deploy_trusts_only_default_branch_and_its_protected_environment(
+def test_deploy_trusts_only_its_protected_environment(
     stack: str, environment: str, dev_graph, prod_graph
 ) -> None:
     graph = dev_graph if stack == "dev" else prod_graph
     trust = _trust(graph, "deploy")
+    # No ref:refs/heads/main: a job without an environment would skip prod's approval.
     assert trust_subjects(json.dumps(trust)) == [
-        f"repo:example-org/mlstack:environment:{environment}",
-        "repo:example-org/mlstack:ref:refs/heads/main",
+        f"repo:example-org/mlstack:environment:{environment}"
     ]
     condition = trust["Statement"][0]["Condition"]
     assert set(condition) == {"StringEquals"}  # never StringLike: no wildcards
@@ -71,49 +83,83 @@ def test_deploy_trusts_only_default_branch_and_its_protected_environment(
 
 def test_roles_are_named_per_stack_and_get_their_managed_policies(any_graph) -> None:
     stack = any_graph.stack
-    assert any_graph.one(ROLE, "ci-preview").inputs["name"] == f"mlstack-{stack}-ci-preview"
-    assert any_graph.one(ROLE, "ci-deploy").inputs["name"] == f"mlstack-{stack}-ci-deploy"
+    for kind in ("preview", "drift", "deploy"):
+        role = any_graph.one(ROLE, f"ci-{kind}").inputs
+        assert role["name"] == f"mlstack-{stack}-ci-{kind}"
+        assert role["path"] == f"/mlstack/{stack}/"
+        assert role["maxSessionDuration"] == SESSION_SECONDS[kind]
     readonly = any_graph.one(ATTACHMENT, "ci-preview-readonly").inputs["policyArn"]
+    drift = any_graph.one(ATTACHMENT, "ci-drift-readonly").inputs["policyArn"]
     power = any_graph.one(ATTACHMENT, "ci-deploy-poweruser").inputs["policyArn"]
-    assert readonly == "arn:aws:iam::aws:policy/ReadOnlyAccess"
+    assert readonly == drift == "arn:aws:iam::aws:policy/ReadOnlyAccess"
     assert power == "arn:aws:iam::aws:policy/PowerUserAccess"
 
 
-def test_preview_may_only_lock_the_state_not_write_it(dev_graph) -> None:
+def test_preview_reads_the_state_and_takes_no_lock(dev_graph) -> None:
     statements = {s["Sid"]: s for s in _policy(dev_graph, "ci-preview-state")["Statement"]}
     bucket = "arn:aws:s3:::mlstack-pulumi-state-123456789012"
-    assert statements["StateLock"]["Resource"] == [f"{bucket}/.pulumi/locks/*"]
     assert statements["StateRead"]["Resource"] == [f"{bucket}/*"]
     assert statements["SecretsProvider"]["Action"] == ["kms:Decrypt", "kms:DescribeKey"]
+    assert set(statements) == {"StateList", "StateRead", "SecretsProvider"}
+
+
+def test_drift_may_lock_the_state_in_the_sse_kms_bucket(dev_graph) -> None:
+    statements = {s["Sid"]: s for s in _policy(dev_graph, "ci-drift-state")["Statement"]}
+    bucket = "arn:aws:s3:::mlstack-pulumi-state-123456789012"
+    assert statements["StateLock"]["Resource"] == [f"{bucket}/.pulumi/locks/*"]
+    assert statements["StateLock"]["Action"] == ["s3:DeleteObject", "s3:PutObject"]
+    # The state bucket is SSE-KMS with the secrets key: writing the lock needs a data key.
+    assert statements["SecretsProvider"]["Action"] == [
+        "kms:Decrypt",
+        "kms:DescribeKey",
+        "kms:GenerateDataKey",
+    ]
     assert "StateWrite" not in statements
 
 
-def test_deploy_iam_rights_are_tag_scoped_and_cannot_touch_the_ci_roles(prod_graph) -> None:
+def test_deploy_iam_rights_are_path_and_tag_scoped(prod_graph) -> None:
     statements = {s["Sid"]: s for s in _policy(prod_graph, "ci-deploy-iam")["Statement"]}
     tagged = {"aws:ResourceTag/project": "mlstack", "aws:ResourceTag/stack": "prod"}
     assert statements["IamManageTagged"]["Condition"] == {"StringEquals": tagged}
     assert statements["IamCreateTagged"]["Condition"] == {
         "StringEquals": {"aws:RequestTag/project": "mlstack", "aws:RequestTag/stack": "prod"}
     }
+    assert all(
+        "/mlstack/prod/" in r or "oidc-provider/oidc.eks." in r
+        for s in statements.values()
+        if s["Effect"] == "Allow" and s["Sid"].startswith("Iam") and s["Sid"] != "IamRead"
+        for r in s["Resource"]
+        if r != "*"
+    )
+    assert statements["IamList"] == {
+        "Sid": "IamList",
+        "Effect": "Allow",
+        "Action": ["iam:ListOpenIDConnectProviders"],
+        "Resource": ["*"],
+    }
+    assert "iam:ListOpenIDConnectProviders" not in statements["IamRead"]["Action"]
     assert statements["PassStackRoles"]["Condition"]["StringEquals"]["iam:PassedToService"]
     deny = statements["NoSelfEscalation"]
     assert deny["Effect"] == "Deny"
     assert deny["Resource"] == [
-        "arn:aws:iam::123456789012:role/mlstack-prod-ci-deploy",
-        "arn:aws:iam::123456789012:role/mlstack-prod-ci-preview",
+        f"arn:aws:iam::123456789012:role/mlstack/prod/mlstack-prod-ci-{kind}"
+        for kind in ("deploy", "drift", "preview")
     ]
     assert "iam:PutRolePolicy" in deny["Action"]
     assert statements["StateWrite"]["Action"] == ["s3:DeleteObject", "s3:PutObject"]
 
 
-def test_ci_roles_get_kubernetes_access_view_and_admin(any_graph) -> None:
+def test_ci_roles_get_kubernetes_view_admin_view_and_admin(any_graph) -> None:
     policies = {
         node.name: node.inputs["policyArn"].rsplit("/", 1)[1]
         for node in any_graph.by_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
         if node.name.startswith("ci-")
     }
+    # Preview must never read Kubernetes Secrets; drift's refresh reads Helm's release
+    # Secrets and custom resources, which AmazonEKSViewPolicy cannot.
     assert policies == {
         "ci-preview-eks-policy": "AmazonEKSViewPolicy",
+        "ci-drift-eks-policy": "AmazonEKSAdminViewPolicy",
         "ci-deploy-eks-policy": "AmazonEKSClusterAdminPolicy",
     }
 
@@ -155,7 +201,18 @@ def test_more_environments_each_get_their_exact_subject(synth_edited: SynthEdite
     assert trust_subjects(json.dumps(_trust(graph, "deploy"))) == [
         "repo:example-org/mlstack:environment:prod",
         "repo:example-org/mlstack:environment:prod-eu",
-        "repo:example-org/mlstack:ref:refs/heads/trunk",
+    ]
+    assert trust_subjects(json.dumps(_trust(graph, "drift"))) == [
+        "repo:example-org/mlstack:ref:refs/heads/trunk"
+    ]
+
+
+def test_dev_without_environments_deploys_from_the_default_branch(
+    synth_edited: SynthEdited,
+) -> None:
+    graph = synth_edited("dev", {"delivery.environments": []})
+    assert trust_subjects(json.dumps(_trust(graph, "deploy"))) == [
+        "repo:example-org/mlstack:ref:refs/heads/main"
     ]
 
 
@@ -171,13 +228,26 @@ def test_subject_builders_match_githubs_claim_format() -> None:
 
 
 def test_state_statements_without_anything_are_empty() -> None:
-    assert state_statements(None, None, "aws", write=True) == []
+    assert state_statements(None, None, "aws", kind="deploy") == []
 
 
 def test_deploy_statements_use_the_partition_and_account() -> None:
-    statements = deploy_iam_statements("210987654321", "aws-us-gov", "mlstack", "dev", ["r"])
+    boundary = "arn:aws-us-gov:iam::210987654321:policy/mlstack/dev/b"
+    statements = deploy_iam_statements(
+        "210987654321",
+        "aws-us-gov",
+        "mlstack",
+        "dev",
+        ["r"],
+        path="/mlstack/dev/",
+        boundary_arn=boundary,
+    )
     resources = [r for s in statements for r in s["Resource"]]
-    assert all(r.startswith("arn:aws-us-gov:iam::210987654321:") or r == "r" for r in resources)
+    assert all(
+        r.startswith(("arn:aws-us-gov:iam::210987654321:", "arn:aws-us-gov:iam::aws:"))
+        or r in ("r", "*")
+        for r in resources
+    )
 
 
 def test_component_lists_every_bad_arg_at_once(stack_configs) -> None:
@@ -185,6 +255,7 @@ def test_component_lists_every_bad_arg_at_once(stack_configs) -> None:
         repository="not a repo",
         stack="",
         role_name_prefix="bad prefix!",
+        role_scope=RoleScope(path="mlstack", permissions_boundary_arn="arn:b"),
         default_branch="refs/heads/main",
         environments=("ok", "no spaces"),
         existing_oidc_provider_arn="arn:aws:iam::1:oidc-provider/example.com",
@@ -201,6 +272,7 @@ def test_component_lists_every_bad_arg_at_once(stack_configs) -> None:
         "stack",
         "role_name_prefix",
         "existing_oidc_provider_arn",
+        "role_scope.path",
     ]
     assert "'no spaces'" in error.problems[2]
 
@@ -236,3 +308,65 @@ def test_bad_delivery_config_is_rejected_with_its_key(edits: dict[str, Any], fra
 def test_dev_may_deploy_from_the_default_branch_alone() -> None:
     raw = set_path(raw_stack_config("dev"), "delivery.environments", [])
     assert parse_config(raw, "Pulumi.dev.yaml").delivery.environments == []
+
+
+# --------------------------------------------------------------------------- CI runner (12.5)
+
+
+@pytest.mark.parametrize(
+    ("edits", "path", "fragment"),
+    [
+        # the old prod: hosted runner against a CIDR-restricted endpoint
+        (
+            {"delivery.runner": {"labels": ["ubuntu-24.04"], "network": "hosted"}},
+            "mlstack:delivery.runner.egressCidrs",
+            "a hosted runner needs its documented egress CIDRs",
+        ),
+        (
+            {
+                "delivery.runner": {
+                    "labels": ["ubuntu-24.04"],
+                    "network": "hosted",
+                    "egressCidrs": ["198.51.100.0/28"],
+                }
+            },
+            "mlstack:delivery.runner.egressCidrs[0]",
+            "not inside cluster.publicAccessCidrs",
+        ),
+        (
+            {
+                "cluster.endpointPublicAccess": False,
+                "delivery.runner": {"labels": ["ubuntu-24.04"], "network": "hosted"},
+            },
+            "mlstack:delivery.runner.network",
+            "private only",
+        ),
+        (
+            {"delivery.runner": {"labels": ["ubuntu-24.04"], "network": "vpc"}},
+            "mlstack:delivery.runner",
+            "labels must include self-hosted",
+        ),
+    ],
+)
+def test_a_runner_that_cannot_reach_the_endpoint_is_refused(
+    edits: dict[str, Any], path: str, fragment: str
+) -> None:
+    raw = raw_stack_config("prod")
+    for dotted, value in edits.items():
+        set_path(raw, dotted, value)
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, "Pulumi.prod.yaml")
+    assert any(p.path == path and fragment in p.message for p in caught.value.problems), str(
+        caught.value
+    )
+
+
+def test_runners_that_reach_the_endpoint_are_accepted() -> None:
+    hosted = set_path(
+        raw_stack_config("prod"),
+        "delivery.runner",
+        {"labels": ["ubuntu-24.04"], "network": "hosted", "egressCidrs": ["203.0.113.16/28"]},
+    )
+    assert parse_config(hosted, "Pulumi.prod.yaml").delivery.runner.network == "hosted"
+    shipped = parse_config(raw_stack_config("prod"), "Pulumi.prod.yaml").delivery.runner
+    assert (shipped.network, shipped.labels[0]) == ("vpc", "self-hosted")

@@ -65,10 +65,10 @@ FAKE_SERVICES = (
 def _synth_with(stack: str, services: tuple[ServiceTarget, ...]) -> ResourceGraph:
     original = composition.build_monitoring
 
-    def patched(
-        cfg: Any, prefix: str, provider: Any, cluster: Any, gpu: Any, *, services: Any
-    ) -> Any:
-        return original(cfg, prefix, provider, cluster, gpu, services=services_to_use)
+    def patched(cfg: Any, prefix: str, provider: Any, cluster: Any, gpu: Any, **kwargs: Any) -> Any:
+        return original(
+            cfg, prefix, provider, cluster, gpu, **{**kwargs, "services": services_to_use}
+        )
 
     services_to_use = services
     with pytest.MonkeyPatch.context() as mp:
@@ -434,3 +434,30 @@ def test_without_gpu_pools_no_dcgm_scrape_but_monitoring_stays(synth_edited: Any
     assert [n.name for n in graph.by_type(MONITOR)] == []
     assert graph.one(RULE, "monitoring-rules-fleet")
     assert [f.render() for f in check_graph(graph, "1.33")] == []
+
+
+def test_unset_grafana_password_is_generated_never_the_chart_default(synth_edited) -> None:
+    graph = synth_edited("dev", {"monitoring.grafanaAdminPassword": None})
+    [generated] = graph.by_type("random:index/randomPassword:RandomPassword")
+    assert generated.name == "monitoring-grafana-password"
+    assert generated.inputs["length"] >= 32
+    [provider] = graph.by_type("pulumi:providers:random")
+    assert provider.name == "random"
+    [secret] = [
+        s
+        for s in graph.by_type("kubernetes:core/v1:Secret")
+        if s.name == "monitoring-grafana-admin"
+    ]
+    assert secret.inputs["stringData"] == "[secret]"  # the whole map turns secret
+    [release] = [
+        r
+        for r in graph.by_type("kubernetes:helm.sh/v3:Release")
+        if r.name == "monitoring-kube-prometheus-stack"
+    ]
+    admin = release.inputs["values"]["grafana"]["admin"]
+    assert admin["existingSecret"] == secret.inputs["metadata"]["name"]
+    assert "adminPassword" not in release.inputs["values"]["grafana"]
+
+
+def test_a_configured_grafana_password_generates_nothing(any_graph) -> None:
+    assert any_graph.by_type("random:index/randomPassword:RandomPassword") == []

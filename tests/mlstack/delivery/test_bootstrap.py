@@ -167,3 +167,17 @@ def test_cli_prints_commands_and_refusal_is_one_line_exit_1(
 def test_rejects_aws_managed_alias(aws: str) -> None:
     with pytest.raises(Exception, match="must start with alias/"):
         bootstrap(BUCKET, REGION, endpoint_url=aws, key_alias="alias/aws/s3")
+
+
+def test_the_printed_stack_init_line_writes_the_provider_the_stack_files_name(aws: str) -> None:
+    import yaml
+
+    from stacks.config import PROJECT_ROOT
+
+    result = bootstrap(BUCKET, "us-west-2", endpoint_url=aws)
+    for stack in ("dev", "prod"):
+        document = yaml.safe_load((PROJECT_ROOT / f"Pulumi.{stack}.yaml").read_text())
+        provider = document["secretsprovider"]
+        assert result.init_command(stack) == (
+            f'pulumi stack init {stack} --secrets-provider="{provider}"'
+        )

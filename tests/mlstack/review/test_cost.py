@@ -289,3 +289,35 @@ def test_real_stacks_are_priced_line_by_line(any_graph: ResourceGraph) -> None:
 
 def test_prod_costs_more_than_dev(dev_graph: ResourceGraph, prod_graph: ResourceGraph) -> None:
     assert estimate(prod_graph).total_min > estimate(dev_graph).total_min
+
+
+# --------------------------------------------------------------------------- EKS support
+
+
+def _cluster_graph(version: str) -> ResourceGraph:
+    return graph(node("aws:eks/cluster:Cluster", "c", {"name": "c", "version": version}))
+
+
+def test_a_version_past_standard_support_is_priced_at_extended_support() -> None:
+    import datetime as dt
+
+    day = dt.date(2026, 12, 1)
+    [standard] = [
+        line
+        for line in estimate(_cluster_graph("1.35"), catalog=CATALOG, on=day).lines
+        if line.category == "EKS control plane"
+    ]
+    [extended] = [
+        line
+        for line in estimate(_cluster_graph("1.33"), catalog=CATALOG, on=day).lines
+        if line.category == "EKS control plane"
+    ]
+    assert standard.monthly_min == pytest.approx(0.10 * 730)
+    assert extended.monthly_min == pytest.approx(0.60 * 730)
+    assert "EXTENDED support" in extended.detail
+    assert "2026-07-29" in extended.detail
+    # the same 1.35 cluster after its standard support ends
+    later = estimate(_cluster_graph("1.35"), catalog=CATALOG, on=dt.date(2027, 4, 1))
+    assert [line.monthly_min for line in later.lines if line.category == "EKS control plane"] == [
+        pytest.approx(0.60 * 730)
+    ]
