@@ -9,6 +9,7 @@ from the validated :class:`~stacks.config.StackConfig`.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -99,6 +100,23 @@ def model_images(model: ModelConfig) -> list[str]:
     return found
 
 
+CACHE_PREFIX_MAX = 18
+"""Room for the longest ``-<registry>`` suffix in ECR's 30-character cache rule prefix."""
+
+
+def cache_prefix(stack: str) -> str:
+    """The stack's pull-through cache prefix: ``mlstack-<stack>`` when that is already
+    lowercase, DNS-safe and short enough; otherwise its start plus a hash of the stack
+    name, so stacks that differ only past the cut or in sanitised characters never share
+    rules, templates or cached repositories in one account and region."""
+    readable = f"mlstack-{stack}"
+    safe = re.sub(r"[^a-z0-9-]+", "-", readable.lower()).strip("-")
+    if safe == readable and len(safe) <= CACHE_PREFIX_MAX:
+        return safe
+    digest = hashlib.sha256(stack.encode("utf-8")).hexdigest()[:6]
+    return f"{safe[: CACHE_PREFIX_MAX - 7].rstrip('-')}-{digest}"
+
+
 def image_cache(
     cfg: StackConfig,
     stack: str,
@@ -112,11 +130,10 @@ def image_cache(
     models = deployed_models(cfg)
     if not settings.enabled or not models:
         return None
-    prefix = re.sub(r"[^a-z0-9-]+", "-", f"mlstack-{stack}".lower()).strip("-")[:18]
     return ImageCache(
         "image-cache",
         ImageCacheArgs(
-            prefix=prefix,
+            prefix=cache_prefix(stack),
             region=cfg.region,
             partition=partition,
             images=sorted({i for m in models for i in model_images(m)}),

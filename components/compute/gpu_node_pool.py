@@ -465,10 +465,15 @@ SOCI_PARALLEL_PULL_TOML = "\n".join(
 """Bottlerocket settings: images pulled in parallel chunks and unpacked concurrently."""
 
 
+BOTTLEROCKET_SOCI_DIR = "/var/lib/soci-snapshotter"
+"""Where Bottlerocket's SOCI snapshotter keeps layers (the images it removes when the
+snapshotter changes: settings reference, ``settings.container-runtime.snapshotter``)."""
+
+
 def parallel_image_pull(ami_family: str, ami_release: str) -> bool:
     """Whether the pool's nodes pull images with SOCI parallel pull: Bottlerocket from
-    1.44.0. The EKS AL2023 NVIDIA AMI does not ship the snapshotter (installing it would
-    download a binary at every boot), so AL2023 keeps containerd's default pull."""
+    1.44.0. EKS AL2023 AMIs ship SOCI behind nodeadm's ``FastImagePull`` feature gate,
+    which AWS labels experimental: not enabled, so AL2023 keeps containerd's default pull."""
     if ami_family != "bottlerocket":
         return False
     match = re.match(r"v?(\d+)\.(\d+)\.(\d+)", ami_release)  # v1.46.0 or 1.46.0-0123abcd
@@ -627,12 +632,17 @@ def managed_user_data(args: GpuNodePoolArgs) -> str | None:
     elif not raid0:
         text = SOCI_PARALLEL_PULL_TOML
     else:
+        # With SOCI the layers are buffered and unpacked under its own directory: bound to
+        # the RAID0 too, or the image lands on the EBS data volume (Bottlerocket's SOCI
+        # data dir; Karpenter's RAID0 binds the same one for its pools).
+        dirs = ["/var/lib/containerd", "/var/lib/kubelet", "/var/log/pods"]
+        dirs += [BOTTLEROCKET_SOCI_DIR] if soci else []
+        bind = ", ".join(f'"{d}"' for d in dirs)
         text = ("" if not soci else SOCI_PARALLEL_PULL_TOML) + "\n".join(
             [
                 '[settings.bootstrap-commands."000-mount-instance-storage"]',
                 'commands = [["apiclient", "ephemeral-storage", "init"], ["apiclient", '
-                '"ephemeral-storage", "bind", "--dirs", "/var/lib/containerd", '
-                '"/var/lib/kubelet", "/var/log/pods"]]',
+                f'"ephemeral-storage", "bind", "--dirs", {bind}]]',
                 "essential = true",
                 'mode = "always"',
                 "",

@@ -316,7 +316,7 @@ def service_rules(
     )
     if target.model_loader_container:
         pods = (
-            f'namespace="{target.namespace}",pod=~"{target.name}-.*",'
+            f'namespace="{target.namespace}",pod=~"{pod_regex(target)}",'
             f'container="{target.model_loader_container}"'
         )
         loader_window = duration(th.model_loader_window_minutes)
@@ -346,11 +346,25 @@ POD_TIME_TO_READY = "mlstack:pod_time_to_ready_seconds"
 MODEL_TIME_TO_READY = "mlstack:model_time_to_ready_seconds"
 """Recorded per service with a ``quantile`` label (0.5, 0.9) over its current pods."""
 STARTUP_ALERT_WINDOW_SECONDS = 1800
-"""A slow start keeps its alert this long after the pod became ready, then it clears."""
+"""A slow start keeps its alert this long after the pod became ready, then it clears; a pod
+older than budget + this window is no longer in its start (readiness blips don't alert)."""
+
+
+TRACK_SUFFIXES = ("canary", "blue", "green")
+"""Deployment name suffixes of a model's non-stable tracks (the stable Deployment has the
+model's name; ``components.serving.rollout.workload_name``)."""
+
+
+def pod_regex(target: ServiceRuleTarget) -> str:
+    """The pods of the model's own Deployments: ``<deployment>-<template hash>-<suffix>``
+    (Kubernetes cuts ``<replica set>-`` to 58 characters, so the last ``-`` may be gone).
+    Never ``<name>-.*``: that would also match the pods of ``<name>-small``."""
+    tracks = "|".join(TRACK_SUFFIXES)
+    return f"{target.name}(-({tracks}))?-[a-z0-9]+(-[a-z0-9]+)?"
 
 
 def _pods(target: ServiceRuleTarget, extra: str = "") -> str:
-    return f'{{namespace="{target.namespace}",pod=~"{target.name}-.*"{extra}}}'
+    return f'{{namespace="{target.namespace}",pod=~"{pod_regex(target)}"{extra}}}'
 
 
 def _pod_times(target: ServiceRuleTarget) -> tuple[str, str]:
@@ -386,11 +400,16 @@ def startup_alert(target: ServiceRuleTarget, budget: int, runbook_base: str) -> 
     Reads :func:`service_recording_rules`' per-pod series."""
     ready_at, created_at = _pod_times(target)
     recorded = f'{POD_TIME_TO_READY}{{service="{target.name}"}}'
+    # Only a pod's start counts: kube-state-metrics' ready time is the *last* transition to
+    # Ready, so a pod serving for days that fails one readiness probe would otherwise look
+    # like a start of days (and a not-ready pod older than the budget like a stuck start).
+    horizon = budget + STARTUP_ALERT_WINDOW_SECONDS
     recent = f"(time() - {ready_at}) < {STARTUP_ALERT_WINDOW_SECONDS}"
-    slow = f"({recorded} > {budget}) and on (namespace, pod) ({recent})"
+    slow = f"(({recorded} > {budget}) < {horizon}) and on (namespace, pod) ({recent})"
     not_ready_pods = _pods(target, ',condition="false"')
     not_ready = f"max by (namespace, pod) ({m.KSM_POD_READY}{not_ready_pods}) == 1"
-    stuck = f"((time() - {created_at}) > {budget}) and on (namespace, pod) ({not_ready})"
+    age = f"time() - {created_at}"
+    stuck = f"((({age}) > {budget}) < {horizon}) and on (namespace, pod) ({not_ready})"
     return alert_rule(
         "ModelStartupOverBudget",
         f"({slow}) or ({stuck})",

@@ -19,12 +19,13 @@ that an image of the stack uses, the component creates:
   fills the cache); pulls themselves use the nodes' ``AmazonEC2ContainerRegistryPullOnly``.
 
 :meth:`ImageCache.resolve` rewrites an image reference to its cached form (an Output that
-depends on the rule and the grants, so pods are created after both). Registries ECR does
+depends on its registry's rule and creation template and on the grants, so pods are created
+after all three and the first pull finds them). Registries ECR does
 not support (``nvcr.io`` for Triton, see :data:`UNSUPPORTED`) stay as they are.
 
 Lifecycle: cached repositories are created by ECR, not by Pulumi: a destroy removes the
 rules, templates and grants but leaves the cached repositories (docs/operations.md,
-teardown). Tags stay mutable: ECR keeps a cached tag in sync with upstream only while the
+section 10). Tags stay mutable: ECR keeps a cached tag in sync with upstream only while the
 repository's tags are mutable; pin images by digest for immutability.
 """
 
@@ -99,6 +100,7 @@ class ImageCache(pulumi.ComponentResource):
         self._region = args.region
         self.cached, self.uncached = {}, {}
         rules: list[aws.ecr.PullThroughCacheRule] = []
+        ready: dict[str, list[pulumi.Output[str]]] = {}  # host -> its rule and template ids
         for host in sorted({registry_of(i) for i in args.images}):
             upstream = UPSTREAMS.get(host)
             if upstream is None:
@@ -111,18 +113,17 @@ class ImageCache(pulumi.ComponentResource):
             prefix = f"{args.prefix}-{upstream.short_name}"
             self.cached[host] = prefix
             child = pulumi.ResourceOptions(parent=self)
-            rules.append(
-                aws.ecr.PullThroughCacheRule(
-                    f"{name}-{upstream.short_name}",
-                    aws.ecr.PullThroughCacheRuleArgs(
-                        ecr_repository_prefix=prefix,
-                        upstream_registry_url=upstream.upstream_url,
-                        credential_arn=credential,
-                    ),
-                    opts=child,
-                )
+            rule = aws.ecr.PullThroughCacheRule(
+                f"{name}-{upstream.short_name}",
+                aws.ecr.PullThroughCacheRuleArgs(
+                    ecr_repository_prefix=prefix,
+                    upstream_registry_url=upstream.upstream_url,
+                    credential_arn=credential,
+                ),
+                opts=child,
             )
-            aws.ecr.RepositoryCreationTemplate(
+            rules.append(rule)
+            template = aws.ecr.RepositoryCreationTemplate(
                 f"{name}-{upstream.short_name}-template",
                 aws.ecr.RepositoryCreationTemplateArgs(
                     prefix=prefix,
@@ -138,8 +139,10 @@ class ImageCache(pulumi.ComponentResource):
                 ),
                 opts=child,
             )
+            ready[host] = [rule.id, template.id]
         self._rules = rules
         self._grants: list[aws.iam.RolePolicy] = []
+        self._registry: dict[str, pulumi.Output[str]] = {}
         if rules:
             account = rules[0].registry_id
             for index, role in enumerate(args.puller_role_names):
@@ -157,20 +160,24 @@ class ImageCache(pulumi.ComponentResource):
                         opts=pulumi.ResourceOptions(parent=self),
                     )
                 )
-            self._registry: pulumi.Output[str] | None = pulumi.Output.all(
-                account, *[g.id for g in self._grants]
-            ).apply(lambda values: f"{values[0]}.dkr.ecr.{args.region}.amazonaws.com")
-        else:
-            self._registry = None
+            # The first pull of a host's image fills the cache: it needs that host's rule,
+            # its creation template (else ECR creates the repository with its defaults) and
+            # the grants, so each host's cached reference depends on all three.
+            grant_ids = [g.id for g in self._grants]
+            for host, ids in ready.items():
+                self._registry[host] = pulumi.Output.all(account, *ids, *grant_ids).apply(
+                    lambda values: f"{values[0]}.dkr.ecr.{args.region}.amazonaws.com"
+                )
         self.register_outputs({"cached": self.cached, "uncached": self.uncached})
 
     def resolve(self, image: str) -> pulumi.Input[str]:
         """The image's cached reference when its registry is cached, else the image."""
-        prefix = self.cached.get(registry_of(image))
-        if prefix is None or self._registry is None:
+        host = registry_of(image)
+        prefix, registry = self.cached.get(host), self._registry.get(host)
+        if prefix is None or registry is None:
             return image
         path = repository_path(image)
-        return self._registry.apply(lambda registry: f"{registry}/{prefix}/{path}")
+        return registry.apply(lambda registry: f"{registry}/{prefix}/{path}")
 
 
 def _pull_policy(partition: str, region: str, account: str, prefixes: Sequence[str]) -> str:

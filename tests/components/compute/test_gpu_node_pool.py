@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from typing import Any
 
@@ -14,6 +15,7 @@ from components.compute.gpu_node_pool import (
     GpuNodePool,
     GpuNodePoolArgs,
     Taint,
+    managed_user_data,
     parallel_image_pull,
     scheduling_for,
 )
@@ -421,6 +423,21 @@ def test_bottlerocket_pools_pull_images_with_soci_parallel_pull(mixed: Synthesiz
     toml = base64.b64decode(rocket["userData"]).decode()
     assert 'pull-mode = "parallel-pull-unpack"' in toml
     assert '"ephemeral-storage", "init"' in toml  # RAID0 still set up alongside
+
+
+def test_soci_data_lives_on_the_instance_store_raid_of_managed_bottlerocket(
+    mixed: Synthesized,
+) -> None:
+    """With SOCI, Bottlerocket keeps layers in /var/lib/soci-snapshotter: not bound to the
+    RAID0, a 10-20 GiB image would be buffered and unpacked on the EBS data volume."""
+    rocket = mixed.graph.one("aws:ec2/launchTemplate:LaunchTemplate", "gpu-rocket-lt").inputs
+    toml = base64.b64decode(rocket["userData"]).decode()
+    assert '"/var/lib/soci-snapshotter"' in toml
+    # Before 1.44 there is no snapshotter and no such directory to bind.
+    older = dataclasses.replace(mixed.platform.gpu_pools["rocket"].args, ami_release="v1.43.0")
+    text = managed_user_data(older)
+    assert text is not None
+    assert "soci" not in base64.b64decode(text).decode()
 
 
 def test_al2023_pools_keep_containerds_default_pull(mixed: Synthesized) -> None:

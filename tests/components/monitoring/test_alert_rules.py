@@ -261,3 +261,52 @@ def test_no_startup_rules_without_a_budget() -> None:
     rules = ar.service_rules(target, ar.AlertThresholds(), RUNBOOK)
     assert ar.service_recording_rules(target) == []
     assert "ModelStartupOverBudget" not in {r.get("alert") for r in rules}
+
+
+def _pod_regexes(expr: str) -> set[str]:
+    return set(re.findall(r'pod=~"([^"]+)"', expr))
+
+
+def test_pod_selectors_match_only_the_models_own_deployments() -> None:
+    """``llama``'s rules must not read the pods of ``llama-small`` (one stack may run both):
+    pods are ``<deployment>-<template hash>-<suffix>``, the deployment the model's name or
+    ``<name>-<track>``."""
+    target = _target(m.RUNTIMES["vllm"])
+    rules = ar.service_recording_rules(target) + ar.service_rules(
+        target, ar.AlertThresholds(), RUNBOOK
+    )
+    regexes = set().union(*(_pod_regexes(r["expr"]) for r in rules))
+    assert regexes  # the loader and start-up rules select pods by name
+    own = ["llama-7d9f8b6c5-x2k4q", "llama-canary-5c6d7f8b9-abcde", "llama-blue-6b7c8d9f5-zz9zz"]
+    # A long name's pod: Kubernetes cuts "<replica set>-" to 58 characters, then appends.
+    long_name = "l" * 40
+    others = ["llama-small-7d9f8b6c5-x2k4q", "llama-small-canary-5c6d7f8b9-abcde", "llamas-7d9-x2"]
+    for regex in regexes:
+        assert all(re.fullmatch(regex, pod) for pod in own), regex
+        assert not any(re.fullmatch(regex, pod) for pod in others), regex
+    long_target = _target(m.RUNTIMES["vllm"], name=long_name)
+    (long_regex, *_) = _pod_regexes(ar.service_recording_rules(long_target)[0]["expr"])
+    truncated = f"{long_name}-canary-5c6d7f8b9x-"[:58] + "abcde"  # the "-" is cut
+    assert re.fullmatch(long_regex, truncated)
+
+
+def test_track_suffixes_are_the_non_stable_tracks_the_models_run() -> None:
+    from stacks.schema.models import COLORS
+
+    assert set(ar.TRACK_SUFFIXES) == {"canary", *COLORS}
+
+
+def test_startup_alert_concerns_a_pods_start_not_a_later_readiness_blip() -> None:
+    """A pod serving for days that fails its readiness probe once is not a slow start:
+    both branches of the alert (still not ready / became ready late) only consider pods
+    younger than budget + window, resp. a time-to-ready below it."""
+    budget = 900
+    (alert,) = [
+        r
+        for r in ar.service_rules(_target(m.RUNTIMES["vllm"]), ar.AlertThresholds(), RUNBOOK)
+        if r.get("alert") == "ModelStartupOverBudget"
+    ]
+    horizon = budget + ar.STARTUP_ALERT_WINDOW_SECONDS
+    slow, stuck = alert["expr"].split(") or (", 1)
+    assert f"{ar.POD_TIME_TO_READY}" in slow and f"< {horizon}" in slow
+    assert m.KSM_POD_READY in stuck and f"< {horizon}" in stuck

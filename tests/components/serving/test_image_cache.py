@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pulumi
+import pulumi_aws as aws
 import pytest
 
 from components.serving.image_cache import ImageCache, ImageCacheArgs
@@ -136,3 +137,33 @@ def test_stack_pods_pull_vllm_through_the_stacks_own_cache(stack: str, request) 
     ]
     assert any(f".amazonaws.com/{prefix}/vllm/vllm-openai:" in i for i in images)
     assert any(i.startswith("nvcr.io/") for i in images)  # Triton: NGC is not cacheable
+
+
+def test_a_cached_image_waits_for_its_own_rule_template_and_every_grant() -> None:
+    """First deploy: the first pull must find the rule of *its* registry and the creation
+    template (else ECR creates the repository without encryption/lifecycle settings)."""
+    images = ["docker.io/vllm/vllm-openai:v0.28.0", "quay.io/org/server:1"]
+
+    def program(_cfg: object, _stack: str) -> None:
+        cache = ImageCache(
+            "cache",
+            ImageCacheArgs(
+                prefix="mlstack-dev",
+                region="us-west-2",
+                images=images,
+                credential_arns={"docker.io": SECRET},
+                puller_role_names=["node-a", "node-b"],
+            ),
+        )
+        for index, image in enumerate(images):
+            pulumi.export(f"image-{index}", cache.resolve(image))
+            # A stand-in consumer of the resolved reference (what a Deployment does).
+            aws.ssm.Parameter(f"consumer-{index}", type="String", value=cache.resolve(image))
+
+    graph = synth_config(load_config_file("dev"), "dev", program)
+    by_name = {n.name: n for n in graph.resources}
+    for index, short in enumerate(["docker-hub", "quay"]):
+        deps = set(by_name[f"consumer-{index}"].dependencies)
+        assert by_name[f"cache-{short}"].urn in deps
+        assert by_name[f"cache-{short}-template"].urn in deps
+        assert {by_name["cache-pull-0"].urn, by_name["cache-pull-1"].urn} <= deps
