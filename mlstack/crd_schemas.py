@@ -24,6 +24,33 @@ from pathlib import Path
 from typing import Any
 
 CRD_DIR = Path(__file__).resolve().parent / "crds"
+
+
+def upstream_crd_dir() -> Path | None:
+    """``shared/upstream/crds`` (reference data next to the checkouts, never copied into
+    the repository): ``$MLSTACK_UPSTREAM/crds``, else the first ``shared/upstream`` found
+    above this file."""
+    import os
+
+    env = os.environ.get("MLSTACK_UPSTREAM")
+    if env:
+        return Path(env) / "crds"
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "shared" / "upstream" / "crds"
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def _crd_file(group: str, version: str, kind: str) -> Path:
+    name = f"{group}_{version}_{kind.lower()}.json"
+    local = CRD_DIR / name
+    upstream = upstream_crd_dir()
+    if not local.exists() and upstream is not None and (upstream / name).exists():
+        return upstream / name
+    return local
+
+
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
 _LABEL_KEY = re.compile(
@@ -59,7 +86,7 @@ def strict(schema: dict[str, Any]) -> dict[str, Any]:
 @cache
 def load_schema(api_version: str, kind: str) -> dict[str, Any]:
     group, _, version = api_version.rpartition("/")
-    path = CRD_DIR / f"{group}_{version}_{kind.lower()}.json"
+    path = _crd_file(group, version, kind)
     document = json.loads(path.read_text(encoding="utf-8"))
     schema = strict(document["openAPIV3Schema"])
     # Metadata is checked by metadata_problems (the CRD leaves it open).
@@ -146,6 +173,6 @@ MONITORING_VALIDATORS: dict[tuple[str, str], Validator] = {
 
 SERVING_VALIDATORS: dict[tuple[str, str], Validator] = {
     ("keda.sh/v1alpha1", "ScaledObject"): validator_for(),
-    ("elbv2.k8s.aws/v1beta1", "IngressClassParams"): validator_for(),
+    ("elbv2.k8s.aws/v1beta1", "TargetGroupBinding"): validator_for(),
 }
 """Validators of the KEDA and AWS Load Balancer Controller resources mlstack renders."""

@@ -37,6 +37,7 @@ from components.delivery.ci_identity import CiIdentity, CiIdentityArgs
 from components.monitoring import (
     MONITORING_NAMESPACE,
     DcgmScrape,
+    LoadBalancerRef,
     Monitoring,
     MonitoringArgs,
     ServiceTarget,
@@ -53,6 +54,7 @@ from stacks.config import StackConfig
 from stacks.serving_layer import (
     Serving,
     alarm_target_groups,
+    alarmed_load_balancers,
     build_serving,
     service_targets,
 )
@@ -174,8 +176,8 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
     gpu = build_gpu_pools(cfg, name, provider, network, cluster)
     artifacts = model_bucket(cfg, stack, opts=aws_only)
     ci_identity = build_ci_identity(cfg, stack, cluster, aws_only)
-    # Serving before monitoring: the ALB alarms' target groups are looked up under the
-    # serving layer's LoadBalancer (two-phase, docs/operations.md).
+    # Serving before monitoring: the CloudWatch alarms reference the serving layer's
+    # target groups and load balancers (Pulumi resources, known from the first deploy).
     prom_url = monitoring_prometheus_url()
     serving = build_serving(
         cfg,
@@ -184,6 +186,10 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
         partition=partition_of(cfg.region),
         cluster=cluster,
         vpc_id=network.vpc_id,
+        vpc_cidr=cfg.network.cidr,
+        public_subnet_ids=network.public_subnet_ids,
+        private_subnet_ids=network.private_subnet_ids,
+        target_security_group_id=cluster.cluster_security_group_id,
         gpu_pools=gpu.pools,
         artifacts=artifacts,
         tags=default_tags(cfg, stack),
@@ -191,8 +197,16 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
         wait_for=[cluster.system_node_group] if cluster.system_node_group else [],
         opts=pulumi.ResourceOptions(providers=[provider, cluster.provider]),
     )
-    services = service_targets(cfg, alarm_target_groups(cfg, serving.load_balancer))
-    monitoring = build_monitoring(cfg, name, provider, cluster, gpu, services=services)
+    services = service_targets(cfg, alarm_target_groups(serving))
+    monitoring = build_monitoring(
+        cfg,
+        name,
+        provider,
+        cluster,
+        gpu,
+        services=services,
+        load_balancers=alarmed_load_balancers(serving),
+    )
     assert monitoring.prometheus_url == prom_url, "monitoring namespace moved"
     return Platform(
         aws_provider=provider,
@@ -243,6 +257,7 @@ def build_monitoring(
     gpu: GpuLayer,
     *,
     services: Sequence[ServiceTarget],
+    load_balancers: Sequence[LoadBalancerRef] = (),
 ) -> Monitoring:
     """The monitoring layer. ``services``: one ServiceTarget per inference service (runtime
     metrics, SLO, ALB target group / load balancer suffixes) from the serving layer. The
@@ -260,6 +275,7 @@ def build_monitoring(
                 pulumi.Output.secret(password.get_secret_value()) if password else None
             ),
             services=tuple(services),
+            load_balancers=tuple(load_balancers),
             subscribers=tuple(Subscriber(s.protocol, s.endpoint) for s in mon.subscribers),
             page_severities=tuple(mon.page_severities),
             retention=mon.retention,

@@ -87,6 +87,18 @@ def any_graph(request: pytest.FixtureRequest) -> ResourceGraph:
 SynthEdited = Callable[..., ResourceGraph]
 
 
+@pytest.fixture(scope="session")
+def upstream() -> Path:
+    """The shared upstream reference data (``shared/upstream``: chart values, IAM
+    reference policies, CRD schemas); read from there, never copied into the repo."""
+    from mlstack.crd_schemas import upstream_crd_dir
+
+    crds = upstream_crd_dir()
+    if crds is None or not crds.is_dir():
+        pytest.skip("shared/upstream reference data not found (set MLSTACK_UPSTREAM)")
+    return crds.parent
+
+
 @pytest.fixture
 def synth_edited() -> SynthEdited:
     """Synthesize a real stack file with edits, e.g. ``run("dev", {"cluster.version": "1.32"})``."""

@@ -172,6 +172,16 @@ LBC_TARGETS: tuple[str, ...] = (
     "elasticloadbalancing:DeregisterTargets",
     "elasticloadbalancing:RegisterTargets",
 )
+LBC_TGB_DESCRIBE: tuple[str, ...] = (
+    "ec2:DescribeInstances",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeVpcs",
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTargetHealth",
+)
+"""What the TargetGroupBinding reconciler reads (the controller's TargetGroupBinding-only
+subset, docs/deploy/installation.md, minus the two Modify actions: Pulumi owns the target
+group settings)."""
 
 # Model-artifact bucket (components.storage): grants scoped to a models/<prefix> and its key.
 MODEL_BUCKET_LIST: tuple[str, ...] = ("s3:ListBucket",)
