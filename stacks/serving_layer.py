@@ -2,7 +2,7 @@
 balancers' log bucket, LoadBalancer (controller + shared ALB) and one InferenceService
 per ``mlstack:models`` entry (its target groups, listener rules, TargetGroupBindings, NLB).
 
-``stacks.platform.build`` calls :func:`service_targets` (plain values, for the
+``stacks.composition.build`` calls :func:`service_targets` (plain values, for the
 monitoring layer) and, once the cluster, GPU pools, artifact bucket and monitoring
 exist, :func:`build_serving`. Nothing here reads ``pulumi.Config``; everything comes
 from the validated :class:`~stacks.config.StackConfig`.
@@ -201,7 +201,7 @@ def build_serving(
         opts=opts,
     )
     services: dict[str, InferenceService] = {}
-    slots = rule_slots(cfg)
+    slots = rule_slots(cfg.models)
     for model in cfg.models:
         services[model.name] = InferenceService(
             f"model-{model.name}",

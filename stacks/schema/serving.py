@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
 
 from pydantic import field_validator
 
 from components.serving.rollout import RULE_SLOTS, derived_rule_slot, route_covers
 from components.serving.tls_policies import TLS12_POLICIES
 from stacks.schema.base import ConfigModel, fixed, knob
-from stacks.schema.models import DNS_LABEL, image_parts
-
-if TYPE_CHECKING:
-    from stacks.config import StackConfig
+from stacks.schema.gpu_pools import GpuPoolConfig
+from stacks.schema.models import DNS_LABEL, ModelConfig, image_parts
 
 _CERT_ARN = re.compile(r"^arn:aws[a-z-]*:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[0-9a-f-]+$")
 _CHART_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
@@ -186,12 +184,23 @@ Finding = tuple[str, Any, str]
 """(key path, value, message), turned into a ``stacks.config.Problem``."""
 
 
-def cross_checks(cfg: StackConfig) -> Iterator[Finding]:
-    """Rules spanning models, GPU pools, serving settings and the environment."""
-    pools = {p.name: p for p in cfg.gpu_pools}
+def cross_checks(
+    *,
+    region: str,
+    is_prod: bool,
+    models: Sequence[ModelConfig],
+    gpu_pools: Sequence[GpuPoolConfig],
+    serving: ServingConfig,
+) -> Iterator[Finding]:
+    """Rules spanning models, GPU pools, serving settings and the environment.
+
+    The root config passes its sections in (``stacks.config._serving_rules``): this
+    module is a leaf and never imports the root model.
+    """
+    pools = {p.name: p for p in gpu_pools}
     routes: dict[tuple[str, str], int] = {}
-    lb = cfg.serving.load_balancer
-    for i, model in enumerate(cfg.models):
+    lb = serving.load_balancer
+    for i, model in enumerate(models):
         at = f"mlstack:models[{i}]"
         pool = pools.get(model.pool)
         if pool is None:
@@ -204,13 +213,13 @@ def cross_checks(cfg: StackConfig) -> Iterator[Finding]:
                 f"more GPUs per replica than pool {pool.name!r} instances have; allowed: "
                 f"1..{pool.gpus_per_node()} (largest type: {_largest(pool)})",
             )
-        if cfg.is_prod and model.autoscaling.min_replicas < 2:
+        if is_prod and model.autoscaling.min_replicas < 2:
             yield (
                 f"{at}.autoscaling.minReplicas",
                 model.autoscaling.min_replicas,
                 "prod needs at least 2 replicas",
             )
-        if cfg.is_prod:
+        if is_prod:
             yield from _prod_images(at, model)
         exposure = model.exposure
         if model.rollout.strategy == "canary" and exposure.type != "alb":
@@ -245,7 +254,7 @@ def cross_checks(cfg: StackConfig) -> Iterator[Finding]:
                     exposure.path,
                     f"exposure {exposure.type} does no path routing; allowed: / (the default)",
                 )
-    yield from _rule_slots(cfg)
+    yield from _rule_slots(models)
     uses_alb = bool(routes)
     if uses_alb and lb.certificate_arn is None:
         yield (
@@ -254,22 +263,22 @@ def cross_checks(cfg: StackConfig) -> Iterator[Finding]:
             "models use the ALB, whose HTTPS listener needs an ACM certificate; allowed: "
             "an ACM certificate ARN in the stack's region",
         )
-    region = lb.certificate_region
-    if region is not None and region != cfg.region:
+    cert_region = lb.certificate_region
+    if cert_region is not None and cert_region != region:
         yield (
             "mlstack:serving.loadBalancer.certificateArn",
             lb.certificate_arn,
-            f"certificate is in {region}; the ALB needs one in {cfg.region}",
+            f"certificate is in {cert_region}; the ALB needs one in {region}",
         )
-    yield from _inbound(cfg)
+    yield from _inbound(is_prod, serving)
 
 
-def _inbound(cfg: StackConfig) -> Iterator[Finding]:
+def _inbound(is_prod: bool, serving: ServingConfig) -> Iterator[Finding]:
     """Who may reach the load balancers: prod internet-facing needs explicit CIDRs, and
     0.0.0.0/0 only with allowOpenInbound; prod internet-facing LBs are protected and logged."""
-    lb = cfg.serving.load_balancer
+    lb = serving.load_balancer
     at = "mlstack:serving.loadBalancer"
-    if not (cfg.is_prod and lb.scheme == "internet-facing"):
+    if not (is_prod and lb.scheme == "internet-facing"):
         return
     if not lb.inbound_cidrs:
         yield (
@@ -300,23 +309,23 @@ def _inbound(cfg: StackConfig) -> Iterator[Finding]:
         )
 
 
-def rule_slots(cfg: StackConfig) -> dict[str, int]:
+def rule_slots(models: Sequence[ModelConfig]) -> dict[str, int]:
     """Listener-rule slot of every ALB-exposed model: ``exposure.priority`` or derived from
     the name (``components.serving.rollout.derived_rule_slot``)."""
     return {
         m.name: m.exposure.priority or derived_rule_slot(m.name)
-        for m in cfg.models
+        for m in models
         if m.exposure.type == "alb"
     }
 
 
-def _rule_slots(cfg: StackConfig) -> Iterator[Finding]:
+def _rule_slots(models: Sequence[ModelConfig]) -> Iterator[Finding]:
     """No two models on one slot; a route that another route covers (same host, longer
     path; or a named host under a wildcard/any host) is evaluated first."""
-    slots = rule_slots(cfg)
-    index = {m.name: i for i, m in enumerate(cfg.models)}
+    slots = rule_slots(models)
+    index = {m.name: i for i, m in enumerate(models)}
     taken: dict[int, str] = {}
-    alb = [m for m in cfg.models if m.exposure.type == "alb"]
+    alb = [m for m in models if m.exposure.type == "alb"]
     for model in alb:
         slot = slots[model.name]
         i = index[model.name]
