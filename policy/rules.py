@@ -32,6 +32,7 @@ from policy.core import (
     provider_tags,
     truthy,
 )
+from policy.load_balancers import RULES as LOAD_BALANCER_RULES
 
 # --------------------------------------------------------------------------- type tokens
 
@@ -822,21 +823,6 @@ def default_sg_closed(stack: Stack) -> Iterator[Finding]:
             yield group.urn, f"default security group {group.name} has rules"
 
 
-def lb_tls(stack: Stack) -> Iterator[Finding]:
-    for listener in stack.of_type(*LB_LISTENER):
-        if listener.props.get("protocol") != "HTTP":
-            continue
-        actions = as_list(listener.props.get("defaultActions"))
-        if not any(get_path(a, "type") == "redirect" for a in actions):
-            yield listener.urn, f"listener {listener.name}: plain HTTP without redirect to HTTPS"
-    for ingress in stack.of_type(INGRESS):
-        annotations = _metadata(ingress).get("annotations") or {}
-        if annotations.get("alb.ingress.kubernetes.io/scheme") != "internet-facing":
-            continue
-        if not annotations.get("alb.ingress.kubernetes.io/certificate-arn"):
-            yield ingress.urn, f"Ingress {ingress.name}: internet-facing ALB without certificate"
-
-
 # --------------------------------------------------------------------------- tags, logging
 
 
@@ -1135,14 +1121,6 @@ RULES: list[Rule] = [
         check=default_sg_closed,
     ),
     _rule(
-        "lb-tls",
-        "Internet-facing load balancers serve HTTPS (HTTP only redirects).",
-        severity="high",
-        enforcement="advisory",
-        types=(*LB_LISTENER, INGRESS),
-        check=lb_tls,
-    ),
-    _rule(
         "required-tags",
         "AWS resources go through a provider whose default tags carry project, stack, "
         "environment and owner.",
@@ -1185,6 +1163,8 @@ RULES: list[Rule] = [
         check=helm_charts_pinned,
     ),
 ]
+
+RULES += LOAD_BALANCER_RULES
 
 RULES_BY_ID: dict[str, Rule] = {rule.id: rule for rule in RULES}
 assert len(RULES_BY_ID) == len(RULES), "rule ids must be unique"
