@@ -165,6 +165,7 @@ def build_serving(
             opts=opts,
         )
     alb_models = [m for m in cfg.models if m.exposure.type == "alb"]
+    nlb_models = [m for m in cfg.models if m.exposure.type == "nlb"]
     load_balancer = LoadBalancer(
         "load-balancer",
         LoadBalancerArgs(
@@ -180,6 +181,7 @@ def build_serving(
             identity=identity,
             scheme=lb_cfg.scheme,
             alb_target_ports=tuple(sorted({runtime_for(m).port for m in alb_models})),
+            nlb_ports=tuple(sorted({p for m in nlb_models for p in _ports(runtime_for(m))})),
             certificate_arn=lb_cfg.certificate_arn,
             extra_certificate_arns=tuple(
                 m.exposure.certificate_arn for m in alb_models if m.exposure.certificate_arn
@@ -221,6 +223,11 @@ def build_serving(
             opts=opts,
         )
     return Serving(namespace, keda, load_balancer, services, endpoints(cfg, services), log_bucket)
+
+
+def _ports(preset: runtimes.RuntimePreset) -> tuple[int, ...]:
+    """The ports an NLB model listens on: the preset's serving port and extra ports."""
+    return (preset.port, *(number for _, number in preset.extra_ports))
 
 
 def endpoints(

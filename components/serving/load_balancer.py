@@ -162,6 +162,8 @@ class Frontend:
     cluster_name: str
     https_listener: aws.lb.Listener | None = None
     alb: aws.lb.LoadBalancer | None = None
+    nlb_security_group: aws.ec2.SecurityGroup | None = None
+    """The one security group every model NLB uses (listener ports in, pods out)."""
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,8 @@ class LoadBalancerArgs:
     partition: str = "aws"
     scheme: Scheme = "internal"
     alb_target_ports: tuple[int, ...] = ()
+    nlb_ports: tuple[int, ...] = ()
+    """Ports the model NLBs listen on (= their pods' ports); empty: no NLB security group."""
     certificate_arn: str | None = None
     extra_certificate_arns: tuple[str, ...] = ()
     ssl_policy: str = "ELBSecurityPolicy-TLS13-1-2-2021-06"
@@ -221,8 +225,12 @@ class LoadBalancerArgs:
             found.append(f"replicas: {self.replicas}: allowed 1..5")
         if self.scheme == "internet-facing" and not self.inbound_cidrs:
             found.append("inbound_cidrs: (): an internet-facing scheme needs explicit CIDRs")
-        if any(not 1 <= p <= 65535 for p in self.alb_target_ports):
-            found.append(f"alb_target_ports: {self.alb_target_ports}: ports 1..65535")
+        for key, ports in (
+            ("alb_target_ports", self.alb_target_ports),
+            ("nlb_ports", self.nlb_ports),
+        ):
+            if any(not 1 <= p <= 65535 for p in ports):
+                found.append(f"{key}: {ports}: ports 1..65535")
         return found
 
     @property
@@ -297,6 +305,18 @@ class LoadBalancer(pulumi.ComponentResource):
         self.alb = self.https_listener = self.http_listener = self.security_group = None
         if args.alb_target_ports:
             self._alb(name, args)
+        self.nlb_security_group = None
+        if args.nlb_ports:
+            self.nlb_security_group = security_group(
+                f"{name}-nlb-sg",
+                vpc_id=args.vpc_id,
+                description=f"Model NLBs of {args.cluster_name}: model ports in",
+                listener_ports=args.nlb_ports,
+                sources=args.sources,
+                target_ports=args.nlb_ports,
+                target_security_group_id=args.target_security_group_id,
+                parent=self,
+            )
         self.frontend = Frontend(
             vpc_id=args.vpc_id,
             scheme=args.scheme,
@@ -313,6 +333,7 @@ class LoadBalancer(pulumi.ComponentResource):
             cluster_name=args.cluster_name,
             https_listener=self.https_listener,
             alb=self.alb,
+            nlb_security_group=self.nlb_security_group,
         )
         outputs: dict[str, Any] = {"roleArn": self.role.arn}
         if self.alb is not None:
@@ -714,22 +735,14 @@ def nlb(
     tags: Mapping[str, str],
     parent: pulumi.Resource,
 ) -> tuple[aws.lb.LoadBalancer, list[aws.lb.Listener]]:
-    """A model's own NLB: its security group (listener ports in from the frontend's
-    sources, out to the pods), cross-zone, deletion protection and access logs as the
-    ALB; one listener per port (TLS with the certificate when one is set, else TCP)
-    forwarding to ``active[port name]``."""
+    """A model's own NLB: the frontend's NLB security group (listener ports in from the
+    frontend's sources, out to the pods; one per stack, so a model adds no rules),
+    cross-zone, deletion protection and access logs as the ALB; one listener per port
+    (TLS with the certificate when one is set, else TCP) forwarding to
+    ``active[port name]``."""
     child = pulumi.ResourceOptions(parent=parent)
-    numbers = [p.port for p in ports]
-    group = security_group(
-        f"{name}-sg",
-        vpc_id=frontend.vpc_id,
-        description=f"NLB {name}: model ports in",
-        listener_ports=numbers,
-        sources=frontend.inbound_cidrs,
-        target_ports=numbers,
-        target_security_group_id=frontend.target_security_group_id,
-        parent=parent,
-    )
+    group = frontend.nlb_security_group
+    assert group is not None, "LoadBalancerArgs.nlb_ports must list the NLB ports"
     balancer = aws.lb.LoadBalancer(
         name,
         aws.lb.LoadBalancerArgs(

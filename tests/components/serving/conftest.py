@@ -200,6 +200,7 @@ def build_serving_program(
             target_security_group_id=NODE_SG,
             identity=identity,
             alb_target_ports=(8000,),
+            nlb_ports=(8000, 8001),
             certificate_arn=CERT,
         )
         lb = LoadBalancer("load-balancer", replace(lb_args, **(lb_overrides or {})), opts=opts)

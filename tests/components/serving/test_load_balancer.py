@@ -177,7 +177,9 @@ def test_alb_security_group_opens_listeners_to_sources_and_pods_only_to_the_alb(
     assert pods["securityGroupId"] == NODE_SG
     assert (pods["fromPort"], pods["toPort"]) == (8000, 8000)
     assert "cidrIpv4" not in pods and pods["referencedSecurityGroupId"]
-    (egress,) = [n.inputs for n in graph.by_type(EGRESS_RULE) if n.name.startswith("load-bal")]
+    (egress,) = [
+        n.inputs for n in graph.by_type(EGRESS_RULE) if n.name.startswith("load-balancer-alb")
+    ]
     assert egress["referencedSecurityGroupId"] == NODE_SG
     assert (egress["fromPort"], egress["toPort"]) == (8000, 8000)
 
@@ -245,3 +247,14 @@ def test_irsa_mode_annotates_the_controllers_service_account() -> None:
     (sub,) = [v for k, v in statement["Condition"]["StringEquals"].items() if k.endswith(":sub")]
     assert sub == "system:serviceaccount:kube-system:aws-load-balancer-controller"
     assert not graph.by_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
+
+
+def test_model_nlbs_share_one_security_group_open_only_on_their_ports(
+    graph: ResourceGraph,
+) -> None:
+    group = graph.one(SG, "load-balancer-nlb-sg")
+    ingress = [n.inputs for n in graph.by_type(INGRESS_RULE) if n.name.startswith(group.name)]
+    from_clients = sorted(r["fromPort"] for r in ingress if "cidrIpv4" in r)
+    to_pods = sorted(r["fromPort"] for r in ingress if r.get("securityGroupId") == NODE_SG)
+    assert from_clients == [8000, 8001]
+    assert to_pods == [8000, 8001]
