@@ -7,7 +7,8 @@
   deletion protection and access logs.
 * ``lb-target-groups-alarmed``: every target group has at least one CloudWatch alarm.
 
-Plain functions over a :class:`policy.core.Stack`, like every other area's rules.
+Plain functions over a :class:`policy.core.Stack`, like every other area's rules;
+registered in :data:`policy.rules.AREAS` as ``load_balancers``.
 """
 
 from __future__ import annotations
@@ -137,4 +138,4 @@ RULES: list[Rule] = [
         "Pass the target group to the monitoring layer (serving_layer.alarm_target_groups).",
     ),
 ]
-"""The load-balancer area's rules, registered in :data:`policy.rules.RULES`."""
+"""The load-balancer area's rules (``policy.rules.AREAS["load_balancers"]``)."""
