@@ -86,12 +86,13 @@ SynthEdited = Callable[..., ResourceGraph]
 def upstream() -> Path:
     """The shared upstream reference data (``shared/upstream``: chart values, IAM
     reference policies, CRD schemas); read from there, never copied into the repo."""
-    from mlstack.crd_schemas import upstream_crd_dir
-
-    crds = upstream_crd_dir()
-    if crds is None or not crds.is_dir():
+    env = os.environ.get("MLSTACK_UPSTREAM")
+    candidates = [Path(env)] if env else []
+    candidates += [p / "shared" / "upstream" for p in Path(__file__).resolve().parents]
+    found = next((c for c in candidates if (c / "crds").is_dir()), None)
+    if found is None:
         pytest.skip("shared/upstream reference data not found (set MLSTACK_UPSTREAM)")
-    return crds.parent
+    return found
 
 
 @pytest.fixture
