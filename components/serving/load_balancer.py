@@ -48,6 +48,8 @@ CONTROLLER_NAMESPACE = "kube-system"
 CONTROLLER_SERVICE_ACCOUNT = "aws-load-balancer-controller"
 TGB_API_VERSION = "elbv2.k8s.aws/v1beta1"
 TGB_KIND = "TargetGroupBinding"
+TGB_IMMUTABLE = ("spec.targetGroupARN", "spec.targetType")
+"""Fields the controller's validating webhook refuses to change on an existing binding."""
 HTTPS_PORT = 443
 HTTP_PORT = 80
 Scheme = Literal["internal", "internet-facing"]
@@ -602,7 +604,10 @@ def target_group_binding(
 ) -> k8s.apiextensions.CustomResource:
     """The TargetGroupBinding of one target group. It depends on the controller (whose
     webhooks admit it and whose finalizer deregisters the targets: destroyed first) and on
-    the target group and Service (destroyed after it)."""
+    the target group and Service (destroyed after it). The controller's webhook refuses
+    any change of ``spec.targetGroupARN`` / ``spec.targetType`` ("TargetGroupBinding
+    update may not change these fields"), so a replaced target group replaces the
+    binding, deleting the old one first (its name is fixed)."""
     spec = pulumi.Output.all(group.arn, frontend.vpc_id).apply(
         lambda v: target_group_binding_spec(
             service=service_name, port=port, target_group_arn=str(v[0]), vpc_id=str(v[1])
@@ -617,7 +622,10 @@ def target_group_binding(
         ),
         spec=spec,
         opts=pulumi.ResourceOptions(
-            parent=parent, depends_on=[frontend.controller, group, service]
+            parent=parent,
+            depends_on=[frontend.controller, group, service],
+            replace_on_changes=list(TGB_IMMUTABLE),
+            delete_before_replace=True,
         ),
     )
 

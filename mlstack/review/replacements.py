@@ -65,7 +65,13 @@ FORCES_REPLACEMENT: dict[str, tuple[str, ...]] = {
     "aws:lb/listenerRule:ListenerRule": ("listenerArn",),
     "aws:lb/listenerCertificate:ListenerCertificate": ("listenerArn", "certificateArn"),
     "aws:ec2/securityGroup:SecurityGroup": ("name", "namePrefix", "vpcId", "description"),
-    "kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding": _K8S_IDENTITY,
+    # The controller's webhook refuses changes of these (mlstack replaces the binding:
+    # components.serving.load_balancer.TGB_IMMUTABLE)
+    "kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding": (
+        *_K8S_IDENTITY,
+        "spec.targetGroupARN",
+        "spec.targetType",
+    ),
     "kubernetes:apps/v1:Deployment": _K8S_IDENTITY,
     "kubernetes:apps/v1:StatefulSet": _K8S_IDENTITY,
     "kubernetes:core/v1:Service": _K8S_IDENTITY,

@@ -308,3 +308,24 @@ def test_the_removed_two_phase_switch_is_refused() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(raw, "Pulumi.dev.yaml")
     assert any("albAlarms.enabled" in p.path for p in info.value.problems)
+
+
+def test_a_replaced_target_group_replaces_its_binding(synth_edited: SynthEdited) -> None:
+    from components.serving.load_balancer import TGB_IMMUTABLE
+    from mlstack.review.replacements import forces_replacement
+
+    # The controller's webhook refuses a changed spec.targetGroupARN: the binding is
+    # replaced (replace_on_changes + delete_before_replace), and the diff says so.
+    assert all(forces_replacement(TGB, path) for path in TGB_IMMUTABLE)
+    assert not forces_replacement(TGB, "spec.serviceRef.port")
+    base = synth_edited("dev")
+    moved = synth_edited(
+        "dev",
+        {
+            "models[1].runtime": "custom",
+            "models[1].image": "example.com/vision:1.0",
+            "models[1].custom": {"port": 9000, "queueMetric": "queue_size"},
+        },
+    )
+    by_name = {c.name: c.action for c in diff_graphs(_plan(base), _plan(moved)).changes}
+    assert by_name["model-resnet50-tg"] == "replace"  # port 8000 -> 9000: a new target group
