@@ -20,6 +20,7 @@ from components.serving.load_balancer import (
 )
 from components.validation import ComponentArgsError
 from components.versions import AWS_LOAD_BALANCER_CONTROLLER_CHART
+from mlstack.custom_resources import SchemaStore
 from mlstack.render_checks import policy_problems
 from mlstack.synth import ResourceGraph, SynthError
 from tests.components.serving.conftest import (
@@ -182,6 +183,15 @@ def test_alb_security_group_opens_listeners_to_sources_and_pods_only_to_the_alb(
     ]
     assert egress["referencedSecurityGroupId"] == NODE_SG
     assert (egress["fromPort"], egress["toPort"]) == (8000, 8000)
+
+
+def test_bindings_pass_the_crd_schema(mixed_graph: ResourceGraph, crd_schemas: SchemaStore) -> None:
+    validate = crd_schemas.validator(("elbv2.k8s.aws/v1beta1", "TargetGroupBinding"))
+    for node in mixed_graph.by_type("kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding"):
+        manifest = {k: node.inputs[k] for k in ("apiVersion", "kind", "metadata", "spec")}
+        assert validate(manifest) == [], node.name
+        manifest["spec"]["targetType"] = "pod"
+        assert validate(manifest)
 
 
 def test_internet_facing_with_logs_and_protection() -> None:
