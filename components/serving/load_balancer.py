@@ -89,33 +89,132 @@ CONTROLLER_STATEMENTS: tuple[KeptStatement, ...] = (
 (``iam/aws-load-balancer-controller-v3.5.0-iam_policy.json``) and the controller's
 TargetGroupBinding-only subset."""
 
-CONTROLLER_DIFFERENCES: tuple[tuple[str, str], ...] = (
-    (
-        "upstream statements 0, 2-13, 15 (service-linked role, ACM/WAF/Shield/Cognito, "
-        "security groups and their rules, creating/tagging/modifying/deleting load "
-        "balancers, listeners, rules and target groups)",
-        "Pulumi owns the load balancers, listeners, rules, target groups and security "
-        "groups; the controller only reconciles TargetGroupBindings without "
-        "spec.networking, so it never needs them.",
-    ),
-    (
-        "upstream statement 1 (Describe*): all but the TargetGroupBinding subset",
-        "The Ingress and Service reconcilers have nothing to reconcile (no Ingress, no "
-        "Service of type LoadBalancer).",
-    ),
-    (
-        "elasticloadbalancing:ModifyTargetGroup, ModifyTargetGroupAttributes (in the "
-        "controller's TargetGroupBinding subset)",
-        "Health checks, deregistration delay and slow start are Pulumi inputs; a change by "
-        "the controller would be drift that the next deploy reverts.",
-    ),
-    (
-        "upstream statement 14 (Register/DeregisterTargets on any target group, any "
-        "region and account)",
-        "Pinned to this region and account and conditioned on the cluster tag.",
-    ),
+_PULUMI_OWNS = (
+    "not granted: Pulumi owns the load balancers, listeners, rules, target groups, "
+    "certificates on listeners and tags; the controller only reconciles TargetGroupBindings"
 )
-"""Deliberate differences from the upstream reference policy, each explained."""
+_NO_SG = (
+    "not granted: Pulumi owns every security group and rule; no TargetGroupBinding sets "
+    "spec.networking, so the controller never manages a rule"
+)
+_NO_INGRESS = (
+    "not granted: read only by the Ingress/Service reconcilers (subnet, certificate, "
+    "address, IPAM, Outposts discovery), which have nothing to reconcile: no Ingress, "
+    "no Service of type LoadBalancer"
+)
+_OFF = "not granted: WAF, WAFv2, Shield and Cognito are off (controller flags), no IAM certs"
+_DRIFT = (
+    "not granted although in the controller's TargetGroupBinding-only subset: health "
+    "checks, deregistration delay and slow start are Pulumi inputs; a controller change "
+    "would be drift that the next deploy reverts"
+)
+
+NOT_GRANTED: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "elasticloadbalancing:AddListenerCertificates",
+            "elasticloadbalancing:AddTags",
+            "elasticloadbalancing:CreateListener",
+            "elasticloadbalancing:CreateLoadBalancer",
+            "elasticloadbalancing:CreateRule",
+            "elasticloadbalancing:CreateTargetGroup",
+            "elasticloadbalancing:DeleteListener",
+            "elasticloadbalancing:DeleteLoadBalancer",
+            "elasticloadbalancing:DeleteRule",
+            "elasticloadbalancing:DeleteTargetGroup",
+            "elasticloadbalancing:ModifyCapacityReservation",
+            "elasticloadbalancing:ModifyIpPools",
+            "elasticloadbalancing:ModifyListener",
+            "elasticloadbalancing:ModifyListenerAttributes",
+            "elasticloadbalancing:ModifyLoadBalancerAttributes",
+            "elasticloadbalancing:ModifyRule",
+            "elasticloadbalancing:RemoveListenerCertificates",
+            "elasticloadbalancing:RemoveTags",
+            "elasticloadbalancing:SetIpAddressType",
+            "elasticloadbalancing:SetRulePriorities",
+            "elasticloadbalancing:SetSecurityGroups",
+            "elasticloadbalancing:SetSubnets",
+            "iam:CreateServiceLinkedRole",
+        ),
+        _PULUMI_OWNS,
+    ),
+    **dict.fromkeys(
+        (
+            "ec2:AuthorizeSecurityGroupIngress",
+            "ec2:CreateSecurityGroup",
+            "ec2:CreateTags",
+            "ec2:DeleteSecurityGroup",
+            "ec2:DeleteTags",
+            "ec2:RevokeSecurityGroupIngress",
+            "ec2:GetSecurityGroupsForVpc",
+        ),
+        _NO_SG,
+    ),
+    **dict.fromkeys(
+        (
+            "acm:DescribeCertificate",
+            "acm:ListCertificates",
+            "ec2:DescribeAccountAttributes",
+            "ec2:DescribeAddresses",
+            "ec2:DescribeAvailabilityZones",
+            "ec2:DescribeCoipPools",
+            "ec2:DescribeInternetGateways",
+            "ec2:DescribeIpamPools",
+            "ec2:DescribeNetworkInterfaces",
+            "ec2:DescribeRouteTables",
+            "ec2:DescribeSubnets",
+            "ec2:DescribeTags",
+            "ec2:DescribeVpcPeeringConnections",
+            "ec2:GetCoipPoolUsage",
+            "elasticloadbalancing:DescribeCapacityReservation",
+            "elasticloadbalancing:DescribeListenerAttributes",
+            "elasticloadbalancing:DescribeListenerCertificates",
+            "elasticloadbalancing:DescribeListeners",
+            "elasticloadbalancing:DescribeLoadBalancerAttributes",
+            "elasticloadbalancing:DescribeLoadBalancers",
+            "elasticloadbalancing:DescribeRules",
+            "elasticloadbalancing:DescribeSSLPolicies",
+            "elasticloadbalancing:DescribeTags",
+            "elasticloadbalancing:DescribeTargetGroupAttributes",
+            "elasticloadbalancing:DescribeTrustStores",
+        ),
+        _NO_INGRESS,
+    ),
+    **dict.fromkeys(
+        (
+            "cognito-idp:DescribeUserPoolClient",
+            "elasticloadbalancing:SetWebAcl",
+            "iam:GetServerCertificate",
+            "iam:ListServerCertificates",
+            "shield:CreateProtection",
+            "shield:DeleteProtection",
+            "shield:DescribeProtection",
+            "shield:GetSubscriptionState",
+            "waf-regional:AssociateWebACL",
+            "waf-regional:DisassociateWebACL",
+            "waf-regional:GetWebACL",
+            "waf-regional:GetWebACLForResource",
+            "wafv2:AssociateWebACL",
+            "wafv2:DisassociateWebACL",
+            "wafv2:GetWebACL",
+            "wafv2:GetWebACLForResource",
+        ),
+        _OFF,
+    ),
+    **dict.fromkeys(
+        (
+            "elasticloadbalancing:ModifyTargetGroup",
+            "elasticloadbalancing:ModifyTargetGroupAttributes",
+        ),
+        _DRIFT,
+    ),
+}
+"""Every action of the upstream reference policy
+(``iam/aws-load-balancer-controller-v3.5.0-iam_policy.json``) the controller does not get,
+with the reason: the deliberate differences, per action (the shape of
+``components.iam.upstream.DIFFERENCES`` on the identity branch). What it keeps is granted
+stricter than upstream: Register/DeregisterTargets pinned to this region and account and
+to target groups tagged with this cluster (upstream: any target group anywhere)."""
 
 
 def controller_policy(
