@@ -132,13 +132,17 @@ def test_the_alb_and_nlbs_wait_for_the_log_bucket_policy(any_graph: ResourceGrap
 # --------------------------------------------------------------------------- rollouts
 
 
+ROOM = {"gpuPools[0].maxNodes": 8}
+"""Dev's pool has room for one Deployment per model; a canary or blue/green runs two."""
 CANARY_10 = {
+    **ROOM,
     "models[0].rollout": {
         "strategy": "canary",
         "canary": {"artifactVersion": "2025-07-01", "stableWeight": 90, "canaryWeight": 10},
     }
 }
 CANARY_50 = {
+    **ROOM,
     "models[0].rollout": {
         "strategy": "canary",
         "canary": {"artifactVersion": "2025-07-01", "stableWeight": 50, "canaryWeight": 50},
@@ -172,6 +176,7 @@ def test_canary_10_to_50_changes_exactly_one_listener_rule_in_place(
 
 def _blue_green(active: str) -> dict[str, Any]:
     return {
+        **ROOM,
         "models[0].rollout": {
             "strategy": "blueGreen",
             "blueGreen": {"activeColor": active, "green": {"artifactVersion": "2025-07-01"}},
@@ -215,12 +220,15 @@ def _with_extra_model(stack: str, name: str, first: bool) -> dict[str, Any]:
     extra["name"] = name
     extra["exposure"] = {"type": "alb", "host": f"{name}.ml.example.com"}
     raw["models"] = [extra, *raw["models"]] if first else [*raw["models"], extra]
+    raw["gpuPools"][0]["maxNodes"] = 8  # room for the extra model's Deployment
     return raw
 
 
 @pytest.mark.parametrize("first", [True, False])
 def test_rule_priorities_do_not_move_when_a_model_is_added_before_or_after(first: bool) -> None:
-    base = synth_config(parse_config(raw_stack_config("dev"), "Pulumi.dev.yaml"), "dev")
+    base_raw = raw_stack_config("dev")
+    base_raw["gpuPools"][0]["maxNodes"] = 8
+    base = synth_config(parse_config(base_raw, "Pulumi.dev.yaml"), "dev")
     raw = _with_extra_model("dev", "aaa-new-model", first)
     grown = synth_config(parse_config(raw, "Pulumi.dev.yaml"), "dev")
     rule = f"model-{CANARY}-rule"

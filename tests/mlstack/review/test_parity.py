@@ -221,3 +221,17 @@ def test_unnamed_item_lists_of_different_length_show_both_lists() -> None:
         "1 vs 2 items",
     )
     assert "nodes" in render_text(ParityReport("a", "b", [finding]))
+
+
+def test_the_text_table_of_the_real_stacks_fits_100_columns() -> None:
+    report = check_parity("dev", "prod", PROJECT_ROOT)
+    text = render_text(report)
+    assert max(len(line) for line in text.splitlines()) <= 100
+    assert "--format json shows every value" in text
+    # Paths are shortened in the middle: the field name at the end stays readable.
+    assert "...ncurrentVersionExpirationDays" in text
+
+
+def test_short_tables_are_not_shortened() -> None:
+    finding_text = render_text(ParityReport("a", "b"))
+    assert "shortened" not in finding_text
