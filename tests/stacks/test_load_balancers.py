@@ -139,14 +139,14 @@ CANARY_10 = {
     "models[0].rollout": {
         "strategy": "canary",
         "canary": {"artifactVersion": "2025-07-01", "stableWeight": 90, "canaryWeight": 10},
-    }
+    },
 }
 CANARY_50 = {
     **ROOM,
     "models[0].rollout": {
         "strategy": "canary",
         "canary": {"artifactVersion": "2025-07-01", "stableWeight": 50, "canaryWeight": 50},
-    }
+    },
 }
 
 
@@ -180,7 +180,7 @@ def _blue_green(active: str) -> dict[str, Any]:
         "models[0].rollout": {
             "strategy": "blueGreen",
             "blueGreen": {"activeColor": active, "green": {"artifactVersion": "2025-07-01"}},
-        }
+        },
     }
 
 
