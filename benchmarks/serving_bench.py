@@ -68,6 +68,9 @@ def run_once(count: int, check: bool, mix: str = "prod") -> tuple[float, float, 
     """(wall seconds, process CPU seconds, custom resources) of one plan."""
     raw = raw_stack_config("prod")
     raw["models"] = models(count, raw["models"], mix)
+    # Room in the pool for every generated model (the config refuses models that cannot fit).
+    raw["gpuPools"][0]["maxNodes"] = max(raw["gpuPools"][0].get("maxNodes", 1), 4 * count)
+    raw["gpuPools"][0]["maxGpus"] = max(raw["gpuPools"][0].get("maxGpus", 1), 4 * count)
     start = time.perf_counter()
     cpu = time.process_time()
     cfg = parse_config(raw, "Pulumi.prod.yaml")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -211,55 +210,14 @@ def _answer_get_oidc_provider(args: Mapping[str, Any], region: str) -> dict[str,
     }
 
 
-def _tag_digest(tags: Any) -> str:
-    canonical = json.dumps(dict(tags or {}), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def lb_suffix_for_tags(tags: Mapping[str, str]) -> str:
-    """The offline ``arnSuffix`` of the load balancer found by ``tags`` (``app/<name>/<id>``)."""
-    digest = _tag_digest(tags)
-    return f"app/k8s-{digest[:24]}/{digest[24:40]}"
-
-
-def target_group_suffix_for_tags(tags: Mapping[str, str]) -> str:
-    """The offline ``arnSuffix`` of the target group found by ``tags``
-    (``targetgroup/<name>/<id>``); a different tag set gives a different suffix."""
-    digest = _tag_digest(tags)
-    return f"targetgroup/k8s-{digest[:24]}/{digest[24:40]}"
-
-
-def _answer_get_load_balancer(args: Mapping[str, Any], region: str) -> dict[str, Any]:
-    suffix = lb_suffix_for_tags(args.get("tags") or {})
-    name = suffix.split("/")[1]
-    return {
-        "id": f"arn:aws:elasticloadbalancing:{region}:{ACCOUNT_ID}:loadbalancer/{suffix}",
-        "arn": f"arn:aws:elasticloadbalancing:{region}:{ACCOUNT_ID}:loadbalancer/{suffix}",
-        "arnSuffix": suffix,
-        "name": name,
-        "loadBalancerType": "application",
-        "tags": dict(args.get("tags") or {}),
-    }
-
-
-def _answer_get_target_group(args: Mapping[str, Any], region: str) -> dict[str, Any]:
-    suffix = target_group_suffix_for_tags(args.get("tags") or {})
-    arn = f"arn:aws:elasticloadbalancing:{region}:{ACCOUNT_ID}:{suffix}"
-    return {
-        "id": arn,
-        "arn": arn,
-        "arnSuffix": suffix,
-        "name": suffix.split("/")[1],
-        "targetType": "ip",
-        "tags": dict(args.get("tags") or {}),
-    }
+def _lb_id(name: str) -> str:
+    """A 16-hex-digit id derived from a resource name (AWS puts a random one there)."""
+    return hashlib.sha256(name.encode()).hexdigest()[:16]
 
 
 INVOKE_ANSWERS: dict[str, InvokeAnswer] = {
     "aws:eks/getCluster:getCluster": _answer_get_cluster,
     "aws:iam/getOpenIdConnectProvider:getOpenIdConnectProvider": _answer_get_oidc_provider,
-    "aws:lb/getLoadBalancer:getLoadBalancer": _answer_get_load_balancer,
-    "aws:lb/getTargetGroup:getTargetGroup": _answer_get_target_group,
 }
 """Deterministic offline answers for the invokes the program makes; any other
 invoke fails the synth so a new data-source call cannot slip in unanswered."""
@@ -315,6 +273,30 @@ def mock_outputs(type_token: str, name: str, inputs: dict[str, Any], region: str
         state["registryId"] = ACCOUNT_ID
     elif type_token == "aws:cloudwatch/logGroup:LogGroup":
         state["arn"] = f"arn:aws:logs:{region}:{ACCOUNT_ID}:log-group:{physical}"
+    elif type_token in ("aws:lb/loadBalancer:LoadBalancer", "aws:lb/targetGroup:TargetGroup"):
+        # ELB names: the name prefix plus a unique suffix; the ARN suffixes are the
+        # CloudWatch dimensions (app|net/<name>/<id>, targetgroup/<name>/<id>).
+        unique = _lb_id(name)
+        lb_name = f"{inputs.get('namePrefix', '')}{unique[:10]}"
+        if type_token == "aws:lb/targetGroup:TargetGroup":
+            suffix = f"targetgroup/{lb_name}/{unique}"
+            resource = suffix
+        else:
+            kind = "net" if inputs.get("loadBalancerType") == "network" else "app"
+            suffix = f"{kind}/{lb_name}/{unique}"
+            resource = f"loadbalancer/{suffix}"
+            internal = "internal-" if inputs.get("internal") else ""
+            state["dnsName"] = f"{internal}{lb_name}-{unique[:8]}.{region}.elb.amazonaws.com"
+        state |= {
+            "name": lb_name,
+            "arn": f"arn:aws:elasticloadbalancing:{region}:{ACCOUNT_ID}:{resource}",
+            "arnSuffix": suffix,
+        }
+    elif type_token in ("aws:lb/listener:Listener", "aws:lb/listenerRule:ListenerRule"):
+        kind = "listener-rule" if type_token.endswith("ListenerRule") else "listener"
+        state["arn"] = (
+            f"arn:aws:elasticloadbalancing:{region}:{ACCOUNT_ID}:{kind}/app/{_lb_id(name)}"
+        )
     return state
 
 

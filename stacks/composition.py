@@ -39,6 +39,7 @@ from components.iam.scope import PermissionsBoundary, PermissionsBoundaryArgs, R
 from components.monitoring import (
     MONITORING_NAMESPACE,
     DcgmScrape,
+    LoadBalancerRef,
     Monitoring,
     MonitoringArgs,
     ServiceTarget,
@@ -59,6 +60,7 @@ from stacks.config import StackConfig
 from stacks.serving_layer import (
     Serving,
     alarm_target_groups,
+    alarmed_load_balancers,
     build_serving,
     service_targets,
 )
@@ -212,8 +214,8 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
         PrometheusOperatorCrdsArgs(depends_on=runtime),
         opts=pulumi.ResourceOptions(providers={"kubernetes": cluster.provider}),
     )
-    # Serving before monitoring: the ALB alarms' target groups are looked up under the
-    # serving layer's LoadBalancer (two-phase, docs/operations.md).
+    # Serving before monitoring: the CloudWatch alarms reference the serving layer's
+    # target groups and load balancers (Pulumi resources, known from the first deploy).
     prom_url = monitoring_prometheus_url()
     serving = build_serving(
         cfg,
@@ -222,6 +224,10 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
         partition=partition_of(cfg.region),
         cluster=cluster,
         vpc_id=network.vpc_id,
+        vpc_cidr=cfg.network.cidr,
+        public_subnet_ids=network.public_subnet_ids,
+        private_subnet_ids=network.private_subnet_ids,
+        target_security_group_id=cluster.cluster_security_group_id,
         gpu_pools=gpu.pools,
         artifacts=artifacts,
         tags=default_tags(cfg, stack),
@@ -232,7 +238,7 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
         role_scope=role_scope,
         opts=pulumi.ResourceOptions(providers=[provider, cluster.provider]),
     )
-    services = service_targets(cfg, alarm_target_groups(cfg, serving.load_balancer))
+    services = service_targets(cfg, alarm_target_groups(serving))
     monitoring = build_monitoring(
         cfg,
         name,
@@ -242,6 +248,7 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
         services=services,
         role_scope=role_scope,
         runtime=[*runtime, monitoring_crds.release],
+        load_balancers=alarmed_load_balancers(serving),
     )
     assert monitoring.prometheus_url == prom_url, "monitoring namespace moved"
     return Platform(
@@ -309,6 +316,7 @@ def build_monitoring(
     services: Sequence[ServiceTarget],
     role_scope: RoleScope | None = None,
     runtime: Sequence[pulumi.Resource] = (),
+    load_balancers: Sequence[LoadBalancerRef] = (),
 ) -> Monitoring:
     """The monitoring layer. ``services``: one ServiceTarget per inference service (runtime
     metrics, SLO, ALB target group / load balancer suffixes) from the serving layer. The
@@ -326,6 +334,7 @@ def build_monitoring(
                 pulumi.Output.secret(password.get_secret_value()) if password else None
             ),
             services=tuple(services),
+            load_balancers=tuple(load_balancers),
             subscribers=tuple(Subscriber(s.protocol, s.endpoint) for s in mon.subscribers),
             page_severities=tuple(mon.page_severities),
             retention=mon.retention,

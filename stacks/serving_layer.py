@@ -1,5 +1,6 @@
-"""The serving layer of the composition: config -> InferenceNamespace, Keda,
-LoadBalancer and one InferenceService per ``mlstack:models`` entry.
+"""The serving layer of the composition: config -> InferenceNamespace, Keda, the load
+balancers' log bucket, LoadBalancer (controller + shared ALB) and one InferenceService
+per ``mlstack:models`` entry (its target groups, listener rules, TargetGroupBindings, NLB).
 
 ``stacks.composition.build`` calls :func:`service_targets` (plain values, for the
 monitoring layer) and, once the cluster, GPU pools, artifact bucket and monitoring
@@ -19,7 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam.scope import RoleScope
-from components.monitoring import AlbTargetGroupRef, ServiceTarget
+from components.monitoring import AlbTargetGroupRef, LoadBalancerRef, ServiceTarget
 from components.monitoring import metrics as monitoring_metrics
 from components.serving import runtimes
 from components.serving.identity import WorkloadIdentity
@@ -33,11 +34,12 @@ from components.serving.inference_service import (
     WakeSchedule,
 )
 from components.serving.keda import Keda, KedaArgs
-from components.serving.load_balancer import LoadBalancer, LoadBalancerArgs
+from components.serving.load_balancer import LoadBalancer, LoadBalancerArgs, account_of
 from components.serving.loader_repository import ModelLoaderRepository, ModelLoaderRepositoryArgs
 from components.serving.namespace import InferenceNamespace, InferenceNamespaceArgs
 from components.serving.rollout import workload_name
 from components.storage import layout
+from components.storage.lb_log_bucket import LoadBalancerLogBucket, LoadBalancerLogBucketArgs
 from components.versions import (
     AWS_LOAD_BALANCER_CONTROLLER_CHART,
     KEDA_CHART,
@@ -45,6 +47,12 @@ from components.versions import (
 )
 from stacks.config import StackConfig
 from stacks.schema.models import ModelConfig
+from stacks.schema.serving import rule_slots
+
+SLOW_START_SECONDS: dict[str, int] = {"vllm": 60}
+"""Target-group slow start per runtime: a new vLLM replica's share of requests ramps up
+over a minute (its first requests compile CUDA graphs and fill the prefix cache) instead
+of a round-robin burst. Off for Triton (fixed-size batches) and custom runtimes."""
 
 
 def deployed_models(cfg: StackConfig) -> Sequence[ModelConfig]:
@@ -84,9 +92,10 @@ class Serving:
     load_balancer: LoadBalancer
     loader_repository: ModelLoaderRepository
     services: dict[str, InferenceService] = field(default_factory=dict)
-    endpoints: dict[str, dict[str, str | None]] = field(default_factory=dict)
-    """Per model: its in-cluster URL and, when exposed on the ALB, host and path."""
+    endpoints: dict[str, dict[str, pulumi.Input[str] | None]] = field(default_factory=dict)
+    """Per model: its in-cluster URL, exposure and, exposed, DNS name (+ ALB host, path)."""
     image_cache: ImageCache | None = None
+    log_bucket: LoadBalancerLogBucket | None = None
 
 
 def model_images(model: ModelConfig) -> list[str]:
@@ -171,6 +180,10 @@ def build_serving(
     partition: str,
     cluster: ClusterInfo,
     vpc_id: pulumi.Input[str],
+    vpc_cidr: str,
+    public_subnet_ids: pulumi.Input[Sequence[str]],
+    private_subnet_ids: pulumi.Input[Sequence[str]],
+    target_security_group_id: pulumi.Input[str],
     gpu_pools: Mapping[str, GpuPool],
     artifacts: ArtifactReader,
     tags: Mapping[str, str],
@@ -217,6 +230,31 @@ def build_serving(
         ),
         opts=opts,
     )
+    logs = lb_cfg.access_logs
+    log_bucket = None
+    if logs.enabled:
+        log_bucket = LoadBalancerLogBucket(
+            "lb-logs",
+            LoadBalancerLogBucketArgs(
+                region=cfg.region,
+                partition=partition,
+                # The account is the fifth field of an ARN the stack owns: no invoke. The
+                # boundary policy, retained in prod like this bucket, or else the OIDC
+                # provider (lifecycle-retained-dependencies).
+                account_id=pulumi.Output.from_input(
+                    role_scope.permissions_boundary_arn
+                    if role_scope is not None
+                    else cluster.oidc_provider_arn
+                ).apply(lambda arn: account_of(str(arn))),
+                bucket_prefix=f"{cluster_name}-lb-logs-"[:37],
+                prefix=logs.prefix,
+                retention_days=logs.retention_days,
+                protect=cfg.protect,
+            ),
+            opts=opts,
+        )
+    alb_models = [m for m in cfg.models if m.exposure.type == "alb"]
+    nlb_models = [m for m in cfg.models if m.exposure.type == "nlb"]
     load_balancer = LoadBalancer(
         "load-balancer",
         LoadBalancerArgs(
@@ -224,18 +262,27 @@ def build_serving(
             region=cfg.region,
             partition=partition,
             vpc_id=vpc_id,
+            vpc_cidr=vpc_cidr,
+            subnet_ids=public_subnet_ids
+            if lb_cfg.scheme == "internet-facing"
+            else private_subnet_ids,
+            target_security_group_id=target_security_group_id,
             identity=identity,
-            serving_namespace=serving.namespace,
-            group_name=f"{cluster_name}-inference"[:63],
             scheme=lb_cfg.scheme,
-            https=lb_cfg.https,
+            alb_target_ports=tuple(sorted({runtime_for(m).port for m in alb_models})),
+            nlb_ports=tuple(sorted({p for m in nlb_models for p in _ports(runtime_for(m))})),
             certificate_arn=lb_cfg.certificate_arn,
+            extra_certificate_arns=tuple(
+                m.exposure.certificate_arn for m in alb_models if m.exposure.certificate_arn
+            ),
             ssl_policy=lb_cfg.ssl_policy,
             idle_timeout_seconds=lb_cfg.idle_timeout_seconds,
+            desync_mitigation_mode=lb_cfg.desync_mitigation_mode,
             inbound_cidrs=tuple(lb_cfg.inbound_cidrs),
             deletion_protection=lb_cfg.deletion_protection,
-            access_logs_bucket=lb_cfg.access_logs.bucket if lb_cfg.access_logs else None,
-            access_logs_prefix=lb_cfg.access_logs.prefix if lb_cfg.access_logs else "alb",
+            access_logs_bucket=log_bucket.bucket_name if log_bucket else None,
+            access_logs_prefix=logs.prefix,
+            access_logs_ready=(log_bucket.policy,) if log_bucket else (),
             replicas=lb_cfg.controller_replicas,
             chart_version=serving.chart_versions.aws_load_balancer_controller
             or AWS_LOAD_BALANCER_CONTROLLER_CHART.version,
@@ -246,6 +293,7 @@ def build_serving(
     )
     cache = image_cache(cfg, stack, partition=partition, pullers=image_pullers, opts=opts)
     services: dict[str, InferenceService] = {}
+    slots = rule_slots(cfg.models)  # from every model: priorities never move
     for model in deployed_models(cfg):
         services[model.name] = InferenceService(
             f"model-{model.name}",
@@ -261,11 +309,20 @@ def build_serving(
                 prometheus_url=cfg.serving.autoscaler.prometheus_address or prometheus_url,
                 loader_image=loader_image,
                 image_cache=cache,
+                rule_slot=slots.get(model.name),
+                tags=dict(tags),
             ),
             opts=opts,
         )
     return Serving(
-        namespace, keda, load_balancer, loader_repository, services, endpoints(cfg), cache
+        namespace,
+        keda,
+        load_balancer,
+        loader_repository,
+        services,
+        endpoints(cfg, services),
+        cache,
+        log_bucket,
     )
 
 
@@ -275,16 +332,26 @@ def loader_repository_name(stack: str) -> str:
     return f"mlstack-{safe}-model-loader"
 
 
-def endpoints(cfg: StackConfig) -> dict[str, dict[str, str | None]]:
-    """Per model: its in-cluster URL, its exposure and (ALB) host and path."""
-    found: dict[str, dict[str, str | None]] = {}
+def _ports(preset: runtimes.RuntimePreset) -> tuple[int, ...]:
+    """The ports an NLB model listens on: the preset's serving port and extra ports."""
+    return (preset.port, *(number for _, number in preset.extra_ports))
+
+
+def endpoints(
+    cfg: StackConfig, services: Mapping[str, InferenceService] | None = None
+) -> dict[str, dict[str, pulumi.Input[str] | None]]:
+    """Per model: its in-cluster URL, its exposure, the DNS name of its load balancer
+    (the shared ALB or its own NLB; from ``services``) and, on the ALB, host and path."""
+    found: dict[str, dict[str, pulumi.Input[str] | None]] = {}
     for model in deployed_models(cfg):
         url = f"http://{model.name}.{cfg.serving.namespace}.svc:{runtime_for(model).port}"
         exposure = model.exposure
         alb = exposure.type == "alb"
+        service = (services or {}).get(model.name)
         found[model.name] = {
             "inCluster": url,
             "exposure": exposure.type,
+            "dnsName": service.endpoint_dns_name if service is not None else None,
             "host": exposure.host if alb else None,
             "path": exposure.path if alb else None,
         }
@@ -303,6 +370,8 @@ def service_args(
     load_balancer: LoadBalancer,
     prometheus_url: str,
     loader_image: pulumi.Input[str],
+    rule_slot: int | None = None,
+    tags: Mapping[str, str] | None = None,
     image_cache: ImageCache | None = None,
 ) -> InferenceServiceArgs:
     """The InferenceService inputs of one model."""
@@ -361,14 +430,19 @@ def service_args(
         exposure=exposure.type,
         host=exposure.host,
         path=exposure.path,
-        alb=load_balancer.alb,
+        frontend=load_balancer.frontend,
+        rule_slot=rule_slot,
+        certificate_arn=exposure.certificate_arn,
+        slow_start_seconds=SLOW_START_SECONDS.get(model.runtime, 0)
+        if exposure.type == "alb"
+        else 0,
+        tags=dict(tags or {}),
         # prod keeps at least one replica up through node drains.
         pdb_min_available=1 if cfg.is_prod else None,
         startup_budget_seconds=model.startup_budget_seconds,
         drain_seconds=model.drain_seconds,
         loader_image=loader_image,
         scaler_depends_on=(keda.release,),
-        exposure_depends_on=(load_balancer.release, load_balancer.ingress_class),
     )
 
 
@@ -378,46 +452,39 @@ def scraped_service(model: ModelConfig) -> str:
     return workload_name(model.name, blue_green.active_color) if blue_green else model.name
 
 
-def alarmed_tracks(model: ModelConfig) -> tuple[tuple[str | None, str], ...]:
-    """The ALB target groups of a model to alarm on, as (track, Service) pairs: rolling
-    its one Service; canary stable (main) and canary (track ``canary``) separately;
-    blueGreen the active color only (as main, so switching colors updates the alarms'
-    dimensions instead of replacing them; the idle color takes preview traffic only)."""
-    if model.exposure.type != "alb":
-        return ()
-    if model.rollout.strategy == "canary":
-        return ((None, model.name), ("canary", workload_name(model.name, "canary")))
-    return ((None, scraped_service(model)),)
-
-
-def alarm_target_groups(
-    cfg: StackConfig, load_balancer: LoadBalancer
-) -> dict[str, tuple[AlbTargetGroupRef, ...]]:
-    """Per ALB-exposed model: its target groups, looked up by the controller's tags
-    (invokes under ``load_balancer``). Empty unless ``monitoring.albAlarms.enabled``."""
-    if not cfg.monitoring.alb_alarms.enabled:
-        return {}
+def alarm_target_groups(serving: Serving) -> dict[str, tuple[AlbTargetGroupRef, ...]]:
+    """Per exposed model: every target group Pulumi created for it (ALB: one per track;
+    NLB: one per track and port), with its load balancer, for the CloudWatch alarms.
+    Outputs of the resources themselves: the alarms exist from the first deploy on."""
     found: dict[str, tuple[AlbTargetGroupRef, ...]] = {}
-    for model in deployed_models(cfg):
-        refs = []
-        for track, service in alarmed_tracks(model):
-            suffixes = load_balancer.lookup_target_group(
-                namespace=cfg.serving.namespace,
-                ingress=model.name,
-                service=service,
-                port=runtime_for(model).port_name,
-            )
-            refs.append(AlbTargetGroupRef(suffixes.target_group, suffixes.load_balancer, track))
-        if refs:
-            found[model.name] = tuple(refs)
+    for model, service in serving.services.items():
+        suffix = service.load_balancer_arn_suffix
+        if suffix is None:
+            continue
+        found[model] = tuple(
+            AlbTargetGroupRef(t.group.arn_suffix, suffix, t.track, t.kind)
+            for t in service.target_groups
+        )
     return found
+
+
+def alarmed_load_balancers(serving: Serving) -> tuple[LoadBalancerRef, ...]:
+    """The shared ALB and every NLB, for their load-balancer-level alarms."""
+    refs: list[LoadBalancerRef] = []
+    alb = serving.load_balancer.alb
+    if alb is not None:
+        refs.append(LoadBalancerRef("shared-alb", "alb", alb.arn_suffix))
+    for model, service in serving.services.items():
+        if service.nlb is not None:
+            refs.append(LoadBalancerRef(f"{model}-nlb", "nlb", service.nlb.arn_suffix))
+    return tuple(refs)
 
 
 def service_targets(
     cfg: StackConfig, target_groups: Mapping[str, Sequence[AlbTargetGroupRef]] | None = None
 ) -> tuple[ServiceTarget, ...]:
     """What the monitoring layer needs to scrape and alert on each model; ``target_groups``
-    (from :func:`alarm_target_groups`) adds the CloudWatch alarms of a model."""
+    (from :func:`alarm_target_groups`) gives the CloudWatch alarms of a model."""
     key, value = runtimes.METRICS_SERVICE_LABEL
     groups = target_groups or {}
     targets = []

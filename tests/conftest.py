@@ -83,6 +83,19 @@ def any_graph(request: pytest.FixtureRequest) -> ResourceGraph:
 SynthEdited = Callable[..., ResourceGraph]
 
 
+@pytest.fixture(scope="session")
+def upstream() -> Path:
+    """The shared upstream reference data (``shared/upstream``: chart values, IAM
+    reference policies, CRD schemas); read from there, never copied into the repo."""
+    env = os.environ.get("MLSTACK_UPSTREAM")
+    candidates = [Path(env)] if env else []
+    candidates += [p / "shared" / "upstream" for p in Path(__file__).resolve().parents]
+    found = next((c for c in candidates if (c / "crds").is_dir()), None)
+    if found is None:
+        pytest.skip("shared/upstream reference data not found (set MLSTACK_UPSTREAM)")
+    return found
+
+
 @pytest.fixture
 def synth_edited() -> SynthEdited:
     """Synthesize a real stack file with edits, e.g. ``run("dev", {"cluster.version": "1.32"})``."""

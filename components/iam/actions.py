@@ -89,92 +89,23 @@ EKS_DESCRIBE_NODEGROUP: tuple[str, ...] = ("eks:DescribeNodegroup",)
 
 
 # ------------------------------------------------------------- AWS Load Balancer Controller
-# From the controller's documented policy (docs/install/iam_policy.json, v3.5.0), minus
-# the WAF, WAFv2, Shield, Cognito and IAM-server-certificate features mlstack turns off
-# (controller flags enableWaf/enableWafv2/enableShield=false, certificates by ARN).
+# TargetGroupBinding only (components.serving.load_balancer.CONTROLLER_STATEMENTS): Pulumi
+# owns the load balancers, listeners, rules, target groups and security groups.
 
-LBC_DESCRIBE: tuple[str, ...] = (
-    "acm:DescribeCertificate",
-    "acm:ListCertificates",
-    "ec2:DescribeAccountAttributes",
-    "ec2:DescribeAddresses",
-    "ec2:DescribeAvailabilityZones",
-    "ec2:DescribeCoipPools",
-    "ec2:DescribeInstances",
-    "ec2:DescribeInternetGateways",
-    "ec2:DescribeIpamPools",
-    "ec2:DescribeNetworkInterfaces",
-    "ec2:DescribeRouteTables",
-    "ec2:DescribeSecurityGroups",
-    "ec2:DescribeSubnets",
-    "ec2:DescribeTags",
-    "ec2:DescribeVpcPeeringConnections",
-    "ec2:DescribeVpcs",
-    "ec2:GetCoipPoolUsage",
-    "ec2:GetSecurityGroupsForVpc",
-    "elasticloadbalancing:DescribeCapacityReservation",
-    "elasticloadbalancing:DescribeListenerAttributes",
-    "elasticloadbalancing:DescribeListenerCertificates",
-    "elasticloadbalancing:DescribeListeners",
-    "elasticloadbalancing:DescribeLoadBalancerAttributes",
-    "elasticloadbalancing:DescribeLoadBalancers",
-    "elasticloadbalancing:DescribeRules",
-    "elasticloadbalancing:DescribeSSLPolicies",
-    "elasticloadbalancing:DescribeTags",
-    "elasticloadbalancing:DescribeTargetGroupAttributes",
-    "elasticloadbalancing:DescribeTargetGroups",
-    "elasticloadbalancing:DescribeTargetHealth",
-    "elasticloadbalancing:DescribeTrustStores",
-)
-"""Read-only calls; these actions support no resource-level scoping."""
-
-LBC_SERVICE_LINKED_ROLE: tuple[str, ...] = ("iam:CreateServiceLinkedRole",)
-LBC_SG_CREATE: tuple[str, ...] = ("ec2:CreateSecurityGroup",)
-LBC_SG_TAG_ON_CREATE: tuple[str, ...] = ("ec2:CreateTags",)
-LBC_SG_TAGS: tuple[str, ...] = ("ec2:CreateTags", "ec2:DeleteTags")
-LBC_SG_RULES: tuple[str, ...] = (
-    "ec2:AuthorizeSecurityGroupIngress",
-    "ec2:RevokeSecurityGroupIngress",
-)
-LBC_SG_DELETE: tuple[str, ...] = ("ec2:DeleteSecurityGroup",)
-LBC_LB_CREATE: tuple[str, ...] = (
-    "elasticloadbalancing:CreateLoadBalancer",
-    "elasticloadbalancing:CreateTargetGroup",
-)
-LBC_LB_TAG_ON_CREATE: tuple[str, ...] = ("elasticloadbalancing:AddTags",)
-LBC_LB_TAGS: tuple[str, ...] = (
-    "elasticloadbalancing:AddTags",
-    "elasticloadbalancing:RemoveTags",
-)
-LBC_LB_MODIFY: tuple[str, ...] = (
-    "elasticloadbalancing:DeleteLoadBalancer",
-    "elasticloadbalancing:DeleteTargetGroup",
-    "elasticloadbalancing:ModifyCapacityReservation",
-    "elasticloadbalancing:ModifyIpPools",
-    "elasticloadbalancing:ModifyLoadBalancerAttributes",
-    "elasticloadbalancing:ModifyTargetGroup",
-    "elasticloadbalancing:ModifyTargetGroupAttributes",
-    "elasticloadbalancing:SetIpAddressType",
-    "elasticloadbalancing:SetSecurityGroups",
-    "elasticloadbalancing:SetSubnets",
-)
-LBC_LISTENER_ATTRIBUTES: tuple[str, ...] = ("elasticloadbalancing:ModifyListenerAttributes",)
-"""Acts on listener ARNs only (granting it on load balancers or target groups matches nothing)."""
-LBC_LISTENERS: tuple[str, ...] = (
-    "elasticloadbalancing:AddListenerCertificates",
-    "elasticloadbalancing:CreateListener",
-    "elasticloadbalancing:CreateRule",
-    "elasticloadbalancing:DeleteListener",
-    "elasticloadbalancing:DeleteRule",
-    "elasticloadbalancing:ModifyListener",
-    "elasticloadbalancing:ModifyRule",
-    "elasticloadbalancing:RemoveListenerCertificates",
-    "elasticloadbalancing:SetRulePriorities",
-)
 LBC_TARGETS: tuple[str, ...] = (
     "elasticloadbalancing:DeregisterTargets",
     "elasticloadbalancing:RegisterTargets",
 )
+LBC_TGB_DESCRIBE: tuple[str, ...] = (
+    "ec2:DescribeInstances",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeVpcs",
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTargetHealth",
+)
+"""What the TargetGroupBinding reconciler reads (the controller's TargetGroupBinding-only
+subset, docs/deploy/installation.md, minus the two Modify actions: Pulumi owns the target
+group settings)."""
 
 # Model-artifact bucket (components.storage): grants scoped to a models/<prefix> and its key.
 MODEL_BUCKET_LIST: tuple[str, ...] = ("s3:ListBucket",)

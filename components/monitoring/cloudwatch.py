@@ -1,12 +1,19 @@
-"""CloudWatch alarms per inference service on its ALB target group, and a CloudWatch
+"""CloudWatch alarms per inference target group and per load balancer, and a CloudWatch
 dashboard of them.
 
-Each service behind an Application Load Balancer gets four alarms in
+The target groups and load balancers are Pulumi resources of the same stack, so the
+alarms reference their ARN suffixes directly and exist from the first deploy on.
+
+Each target group of a service behind the Application Load Balancer gets four alarms in
 ``AWS/ApplicationELB``, dimensioned by ``TargetGroup`` *and* ``LoadBalancer`` (the
-ARN suffixes ``targetgroup/<name>/<id>`` and ``app/<name>/<id>``): target 5XX count,
-p99 ``TargetResponseTime`` above the service's SLO, any ``UnHealthyHostCount``, and
-``HealthyHostCount`` below the service's minimum. These watch the service from outside
-the cluster, so they still fire when Prometheus itself is down.
+ARN suffixes ``targetgroup/<name>/<id>`` and ``app/<name>/<id>``): target 5XX ratio
+(metric math over ``HTTPCode_Target_5XX_Count`` / ``RequestCount``), p99
+``TargetResponseTime`` above the service's SLO, any ``UnHealthyHostCount``, and
+``HealthyHostCount`` below the service's minimum. A target group behind an NLB gets the
+two host alarms in ``AWS/NetworkELB``. Per load balancer: the ALB's own 5XX ratio
+(``HTTPCode_ELB_5XX_Count``), an NLB's TCP resets (``TCP_ELB_Reset_Count``,
+``TCP_Target_Reset_Count``). These watch the service from outside the cluster, so they
+still fire when Prometheus itself is down.
 
 An alarm notifies the alert topic when its severity is one the stack pages on;
 otherwise it has no actions (it still shows on the dashboard and in the console).
@@ -17,7 +24,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import pulumi
 import pulumi_aws as aws
@@ -25,6 +32,9 @@ import pulumi_aws as aws
 from components.monitoring.alert_rules import CRITICAL, INFO, WARNING
 
 NAMESPACE = "AWS/ApplicationELB"
+NLB_NAMESPACE = "AWS/NetworkELB"
+NAMESPACES = {"alb": NAMESPACE, "nlb": NLB_NAMESPACE}
+LbKind = Literal["alb", "nlb"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +47,16 @@ class AlbAlarmTarget:
     min_healthy: int
     """Healthy targets the service must keep; 0 means it may scale to zero."""
     p99_latency_slo_seconds: float
+    kind: LbKind = "alb"
+
+
+@dataclass(frozen=True)
+class LoadBalancerAlarmTarget:
+    """One load balancer (the shared ALB or an NLB) for its own alarms."""
+
+    name: str
+    kind: LbKind
+    arn_suffix: pulumi.Input[str]
 
 
 @dataclass(frozen=True)
@@ -46,8 +66,12 @@ class AlbAlarmSettings:
     period_seconds: int = 60
     evaluation_periods: int = 5
     datapoints_to_alarm: int = 3
-    target_5xx_per_period: int = 10
-    """5XX responses from targets per period that count as a bad period."""
+    target_5xx_percent: float = 5.0
+    """Percent of requests answered 5XX (by targets, or by the ALB itself) in a bad period."""
+    min_requests_per_period: int = 20
+    """Fewer requests in a period never make it bad (one failed request of two is no outage)."""
+    tcp_resets_per_period: int = 100
+    """NLB: TCP resets (by the NLB or the targets) per period that count as a bad period."""
 
     def problems(self) -> list[str]:
         found: list[str] = []
@@ -60,8 +84,12 @@ class AlbAlarmSettings:
                 f"datapoints_to_alarm: {self.datapoints_to_alarm}: between 1 and "
                 f"evaluation_periods ({self.evaluation_periods})"
             )
-        if self.target_5xx_per_period < 1:
-            found.append(f"target_5xx_per_period: {self.target_5xx_per_period}: at least 1")
+        if not 0 < self.target_5xx_percent <= 100:
+            found.append(f"target_5xx_percent: {self.target_5xx_percent}: in (0, 100]")
+        if self.min_requests_per_period < 1:
+            found.append(f"min_requests_per_period: {self.min_requests_per_period}: at least 1")
+        if self.tcp_resets_per_period < 1:
+            found.append(f"tcp_resets_per_period: {self.tcp_resets_per_period}: at least 1")
         return found
 
 
@@ -78,25 +106,41 @@ class AlarmSpec:
     description: str
     statistic: str | None = None
     extended_statistic: str | None = None
+    ratio_of: tuple[str, str] | None = None
+    """(errors metric, requests metric): the alarm is on 100 * errors / requests."""
+
+
+def _ratio(role: str, errors: str, who: str, svc: str, settings: AlbAlarmSettings) -> AlarmSpec:
+    minutes = settings.period_seconds * settings.evaluation_periods // 60
+    return AlarmSpec(
+        role=role,
+        metric_name=errors,
+        comparison="GreaterThanThreshold",
+        threshold=settings.target_5xx_percent,
+        severity=CRITICAL,
+        treat_missing_data="notBreaching",
+        description=f"{svc}: {who} answered more than {settings.target_5xx_percent:g}% of "
+        f"requests with 5XX (periods of at least {settings.min_requests_per_period} "
+        f"requests) in {settings.datapoints_to_alarm} of the last {minutes} min.",
+        ratio_of=(errors, "RequestCount"),
+    )
+
+
+def ratio_expression(settings: AlbAlarmSettings) -> str:
+    """Metric math of a 5XX ratio alarm over the queries ``errors`` and ``requests``."""
+    return (
+        f"IF(requests >= {settings.min_requests_per_period}, 100 * FILL(errors, 0) / requests, 0)"
+    )
 
 
 def alarm_specs(target: AlbAlarmTarget, settings: AlbAlarmSettings) -> list[AlarmSpec]:
-    """The four alarms of one service."""
+    """The alarms of one target group: four behind the ALB, the two host alarms behind
+    an NLB."""
     svc = target.service
-    minutes = settings.period_seconds * settings.evaluation_periods // 60
+    if target.kind == "nlb":
+        return [_unhealthy(svc), _healthy_below_min(target)]
     return [
-        AlarmSpec(
-            role="target-5xx",
-            metric_name="HTTPCode_Target_5XX_Count",
-            statistic="Sum",
-            comparison="GreaterThanThreshold",
-            threshold=settings.target_5xx_per_period,
-            severity=CRITICAL,
-            treat_missing_data="notBreaching",
-            description=f"{svc}: targets returned more than {settings.target_5xx_per_period} "
-            f"5XX per {settings.period_seconds}s in {settings.datapoints_to_alarm} of the "
-            f"last {minutes} min.",
-        ),
+        _ratio("target-5xx", "HTTPCode_Target_5XX_Count", "targets", svc, settings),
         AlarmSpec(
             role="p99-latency",
             metric_name="TargetResponseTime",
@@ -108,17 +152,43 @@ def alarm_specs(target: AlbAlarmTarget, settings: AlbAlarmSettings) -> list[Alar
             description=f"{svc}: p99 target response time above the "
             f"{target.p99_latency_slo_seconds}s SLO.",
         ),
+        _unhealthy(svc),
+        _healthy_below_min(target),
+    ]
+
+
+def _unhealthy(svc: str) -> AlarmSpec:
+    return AlarmSpec(
+        role="unhealthy-hosts",
+        metric_name="UnHealthyHostCount",
+        statistic="Maximum",
+        comparison="GreaterThanThreshold",
+        threshold=0,
+        severity=WARNING,
+        treat_missing_data="notBreaching",
+        description=f"{svc}: at least one target fails its health check.",
+    )
+
+
+def load_balancer_alarm_specs(
+    target: LoadBalancerAlarmTarget, settings: AlbAlarmSettings
+) -> list[AlarmSpec]:
+    """The alarms of one load balancer: the ALB's own 5XX ratio; an NLB's TCP resets."""
+    if target.kind == "alb":
+        return [_ratio("elb-5xx", "HTTPCode_ELB_5XX_Count", "the ALB", target.name, settings)]
+    return [
         AlarmSpec(
-            role="unhealthy-hosts",
-            metric_name="UnHealthyHostCount",
-            statistic="Maximum",
+            role=f"{who}-resets",
+            metric_name=metric,
+            statistic="Sum",
             comparison="GreaterThanThreshold",
-            threshold=0,
+            threshold=settings.tcp_resets_per_period,
             severity=WARNING,
             treat_missing_data="notBreaching",
-            description=f"{svc}: at least one target fails its health check.",
-        ),
-        _healthy_below_min(target),
+            description=f"{target.name}: more than {settings.tcp_resets_per_period} TCP "
+            f"resets sent by the {who} per {settings.period_seconds}s.",
+        )
+        for who, metric in (("elb", "TCP_ELB_Reset_Count"), ("target", "TCP_Target_Reset_Count"))
     ]
 
 
@@ -156,6 +226,74 @@ def alarm_name(prefix: str, service: str, role: str) -> str:
     return f"{prefix}-{service}-{role}"
 
 
+def _alarm(
+    parent: pulumi.Resource,
+    resource_name: str,
+    *,
+    physical_name: str,
+    spec: AlarmSpec,
+    namespace: str,
+    dimensions: dict[str, pulumi.Input[str]],
+    settings: AlbAlarmSettings,
+    actions: list[pulumi.Input[str]],
+    tags: dict[str, str],
+) -> aws.cloudwatch.MetricAlarm:
+    common: dict[str, Any] = {
+        "name": physical_name,
+        "alarm_description": spec.description,
+        "evaluation_periods": settings.evaluation_periods,
+        "datapoints_to_alarm": settings.datapoints_to_alarm,
+        "threshold": spec.threshold,
+        "comparison_operator": spec.comparison,
+        "treat_missing_data": spec.treat_missing_data,
+        "alarm_actions": actions,
+        "ok_actions": actions,
+        "tags": tags,
+    }
+    if spec.ratio_of is not None:
+        errors, requests = spec.ratio_of
+
+        def query(query_id: str, metric: str) -> aws.cloudwatch.MetricAlarmMetricQueryArgs:
+            return aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                id=query_id,
+                return_data=False,
+                metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
+                    namespace=namespace,
+                    metric_name=metric,
+                    dimensions=dimensions,
+                    period=settings.period_seconds,
+                    stat="Sum",
+                ),
+            )
+
+        args = aws.cloudwatch.MetricAlarmArgs(
+            metric_queries=[
+                query("errors", errors),
+                query("requests", requests),
+                aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                    id="ratio",
+                    expression=ratio_expression(settings),
+                    label=f"{errors} percent",
+                    return_data=True,
+                ),
+            ],
+            **common,
+        )
+    else:
+        args = aws.cloudwatch.MetricAlarmArgs(
+            namespace=namespace,
+            metric_name=spec.metric_name,
+            statistic=spec.statistic,
+            extended_statistic=spec.extended_statistic,
+            dimensions=dimensions,
+            period=settings.period_seconds,
+            **common,
+        )
+    return aws.cloudwatch.MetricAlarm(
+        resource_name, args, opts=pulumi.ResourceOptions(parent=parent)
+    )
+
+
 def create_alarms(
     parent: pulumi.Resource,
     name: str,
@@ -166,38 +304,51 @@ def create_alarms(
     topic_arn: pulumi.Input[str],
     page_severities: Sequence[str],
 ) -> list[aws.cloudwatch.MetricAlarm]:
-    """The alarms of one service; those whose severity pages notify ``topic_arn``."""
-    alarms: list[aws.cloudwatch.MetricAlarm] = []
-    for spec in alarm_specs(target, settings):
-        actions = [topic_arn] if spec.severity in page_severities else []
-        alarms.append(
-            aws.cloudwatch.MetricAlarm(
-                f"{name}-{target.service}-{spec.role}",
-                aws.cloudwatch.MetricAlarmArgs(
-                    name=alarm_name(name_prefix, target.service, spec.role),
-                    alarm_description=spec.description,
-                    namespace=NAMESPACE,
-                    metric_name=spec.metric_name,
-                    statistic=spec.statistic,
-                    extended_statistic=spec.extended_statistic,
-                    dimensions={
-                        "TargetGroup": target.target_group_arn_suffix,
-                        "LoadBalancer": target.load_balancer_arn_suffix,
-                    },
-                    period=settings.period_seconds,
-                    evaluation_periods=settings.evaluation_periods,
-                    datapoints_to_alarm=settings.datapoints_to_alarm,
-                    threshold=spec.threshold,
-                    comparison_operator=spec.comparison,
-                    treat_missing_data=spec.treat_missing_data,
-                    alarm_actions=actions,
-                    ok_actions=actions,
-                    tags={"severity": spec.severity, "service": target.service},
-                ),
-                opts=pulumi.ResourceOptions(parent=parent),
-            )
+    """The alarms of one target group; those whose severity pages notify ``topic_arn``."""
+    return [
+        _alarm(
+            parent,
+            f"{name}-{target.service}-{spec.role}",
+            physical_name=alarm_name(name_prefix, target.service, spec.role),
+            spec=spec,
+            namespace=NAMESPACES[target.kind],
+            dimensions={
+                "TargetGroup": target.target_group_arn_suffix,
+                "LoadBalancer": target.load_balancer_arn_suffix,
+            },
+            settings=settings,
+            actions=[topic_arn] if spec.severity in page_severities else [],
+            tags={"severity": spec.severity, "service": target.service},
         )
-    return alarms
+        for spec in alarm_specs(target, settings)
+    ]
+
+
+def create_load_balancer_alarms(
+    parent: pulumi.Resource,
+    name: str,
+    *,
+    name_prefix: str,
+    target: LoadBalancerAlarmTarget,
+    settings: AlbAlarmSettings,
+    topic_arn: pulumi.Input[str],
+    page_severities: Sequence[str],
+) -> list[aws.cloudwatch.MetricAlarm]:
+    """The alarms of one load balancer."""
+    return [
+        _alarm(
+            parent,
+            f"{name}-{target.name}-{spec.role}",
+            physical_name=alarm_name(name_prefix, target.name, spec.role),
+            spec=spec,
+            namespace=NAMESPACES[target.kind],
+            dimensions={"LoadBalancer": target.arn_suffix},
+            settings=settings,
+            actions=[topic_arn] if spec.severity in page_severities else [],
+            tags={"severity": spec.severity, "load-balancer": target.name},
+        )
+        for spec in load_balancer_alarm_specs(target, settings)
+    ]
 
 
 # --------------------------------------------------------------------------- dashboard
@@ -211,6 +362,7 @@ class ResolvedTarget:
     target_group: str
     load_balancer: str
     p99_latency_slo_seconds: float
+    kind: LbKind = "alb"
 
 
 def dashboard_body(
@@ -255,6 +407,20 @@ def dashboard_body(
         y += 4
     for t in targets:
         dims = ["TargetGroup", t.target_group, "LoadBalancer", t.load_balancer]
+        if t.kind == "nlb":
+            widgets.append(
+                metric_widget(
+                    f"{t.service}: targets (NLB)",
+                    [
+                        [NLB_NAMESPACE, "HealthyHostCount", *dims],
+                        [NLB_NAMESPACE, "UnHealthyHostCount", *dims],
+                    ],
+                    0,
+                    "Minimum",
+                )
+            )
+            y += 6
+            continue
         widgets += [
             metric_widget(
                 f"{t.service}: requests and target 5XX",
@@ -317,7 +483,7 @@ def create_dashboard(
     def render(values: list[Any]) -> str:
         resolved_pairs, arns = values[: len(targets)], values[len(targets) :]
         resolved = [
-            ResolvedTarget(t.service, pair[0], pair[1], t.p99_latency_slo_seconds)
+            ResolvedTarget(t.service, pair[0], pair[1], t.p99_latency_slo_seconds, t.kind)
             for t, pair in zip(targets, resolved_pairs, strict=True)
         ]
         return json.dumps(dashboard_body(region, topic_name, resolved, arns), sort_keys=True)

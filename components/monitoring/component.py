@@ -53,6 +53,17 @@ class AlbTargetGroupRef:
     target_group_arn_suffix: pulumi.Input[str]
     load_balancer_arn_suffix: pulumi.Input[str]
     track: str | None = None
+    kind: cw.LbKind = "alb"
+
+
+@dataclass(frozen=True)
+class LoadBalancerRef:
+    """One load balancer for its own alarms (ALB 5XX ratio, NLB TCP resets); ``name``
+    starts its alarm names (``<prefix>-<name>-<check>``)."""
+
+    name: str
+    kind: cw.LbKind
+    arn_suffix: pulumi.Input[str]
 
 
 @dataclass(frozen=True)
@@ -119,6 +130,7 @@ class ServiceTarget:
                 load_balancer_arn_suffix=ref.load_balancer_arn_suffix,
                 min_healthy=self.min_healthy,
                 p99_latency_slo_seconds=self.p99_latency_slo_seconds,
+                kind=ref.kind,
             )
             for ref in self.target_groups
         )
@@ -159,6 +171,8 @@ class MonitoringArgs:
     """Pulumi secret; None generates one (``pulumi-random`` ``RandomPassword``, needs a
     ``random`` provider in the component's providers), never the chart's default."""
     services: Sequence[ServiceTarget] = ()
+    load_balancers: Sequence[LoadBalancerRef] = ()
+    """The stack's load balancers, each alarmed on its own (besides its target groups)."""
     subscribers: Sequence[Subscriber] = ()
     page_severities: Sequence[str] = (ar.CRITICAL,)
     retention: str = "15d"
@@ -259,6 +273,7 @@ class MonitoringArgs:
             if not svc.metrics_path.startswith("/"):
                 found.append(f"{where}.metrics_path: {svc.metrics_path!r}: starts with /")
         alarmed = [t.service for svc in self.services for t in svc.alarm_targets]
+        alarmed += [lb.name for lb in self.load_balancers]
         clashes = sorted({s for s in alarmed if alarmed.count(s) > 1})
         if clashes:
             found.append(f"services: alarm names {clashes}: a service and a track collide")
@@ -441,6 +456,21 @@ class Monitoring(pulumi.ComponentResource):
                 name,
                 name_prefix=prefix,
                 target=target,
+                settings=args.alb_alarms,
+                topic_arn=alert_topic.topic.arn,
+                page_severities=page,
+            )
+        ]
+        alarms += [
+            alarm
+            for balancer in args.load_balancers
+            for alarm in cw.create_load_balancer_alarms(
+                self,
+                name,
+                name_prefix=prefix,
+                target=cw.LoadBalancerAlarmTarget(
+                    balancer.name, balancer.kind, balancer.arn_suffix
+                ),
                 settings=args.alb_alarms,
                 topic_arn=alert_topic.topic.arn,
                 page_severities=page,

@@ -16,15 +16,19 @@ Per model:
 * per track a ClusterIP Service, a PodDisruptionBudget and a KEDA ScaledObject on the
   runtime's queue signal (fast scale-up, stabilized scale-down, optional cron wake
   window for scale-to-zero);
-* exposure: an Ingress on the shared ALB (host/path, weighted canary split, blue/green
-  preview route), or a Service of type LoadBalancer on its own NLB, or nothing.
+* exposure (AWS objects owned by Pulumi, built by ``components.serving.load_balancer``):
+  on the shared ALB one target group per track, the listener rule(s) (host/path; one
+  weighted forward for canary; blue/green main rule to the active color plus a
+  header-matched preview rule to the idle one) and one TargetGroupBinding per target
+  group; or its own NLB with a TCP/TLS listener per port, target groups per track and
+  port, and their TargetGroupBindings; or nothing (in-cluster only).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 import pulumi
@@ -144,7 +148,15 @@ class InferenceServiceArgs:
     exposure: Exposure = "none"
     host: str | None = None
     path: str = "/"
-    alb: lb.AlbSettings | None = None
+    frontend: lb.Frontend | None = None
+    """The shared ALB's listener / the NLB settings (``LoadBalancer.frontend``)."""
+    rule_slot: int | None = None
+    """alb: listener-rule slot (priorities 2*slot-1 preview, 2*slot main)."""
+    certificate_arn: str | None = None
+    """nlb: certificate of its TLS listeners (default: the frontend's)."""
+    slow_start_seconds: int = 0
+    """alb: ramp-up of a new target's share of requests (0: off)."""
+    tags: dict[str, str] = field(default_factory=dict)
     pdb_min_available: int | None = None
     startup_budget_seconds: int = 1800
     drain_seconds: int = 60
@@ -155,7 +167,6 @@ class InferenceServiceArgs:
     """The volume (named ``model-cache``) behind ``model_cache_dir``; None: a per-pod
     emptyDir of ``model_disk_gib`` (a node-level cache is a drop-in replacement)."""
     scaler_depends_on: Sequence[pulumi.Resource] = ()
-    exposure_depends_on: Sequence[pulumi.Resource] = ()
 
     def problems(self) -> list[str]:
         """Everything wrong with these args, as 'field: value: allowed' lines."""
@@ -183,8 +194,17 @@ class InferenceServiceArgs:
             found.append(f"canary_weight: {self.canary_weight}: allowed 0..100")
         if self.strategy == "blueGreen" and self.active_color not in ("blue", "green"):
             found.append(f"active_color: {self.active_color!r}: allowed blue, green")
-        if self.exposure in ("alb", "nlb") and self.alb is None:
-            found.append(f"alb: None: exposure {self.exposure} needs the LoadBalancer settings")
+        if self.exposure in ("alb", "nlb") and self.frontend is None:
+            found.append(f"frontend: None: exposure {self.exposure} needs LoadBalancer.frontend")
+        if self.exposure == "alb" and self.frontend is not None:
+            if self.frontend.https_listener is None:
+                found.append("frontend.https_listener: None: the stack has no shared ALB")
+            if self.rule_slot is None:
+                found.append("rule_slot: None: an ALB route needs its listener-rule slot")
+        if self.exposure != "alb" and self.host is not None:
+            found.append(f"host: {self.host!r}: only alb exposure routes by host")
+        if not 0 <= self.slow_start_seconds <= 900 or 0 < self.slow_start_seconds < 30:
+            found.append(f"slow_start_seconds: {self.slow_start_seconds}: 0 or 30..900")
         if self.strategy == "canary" and self.exposure != "alb":
             found.append(f"exposure: {self.exposure!r}: canary weights need alb")
         if self.max_surge + self.max_unavailable == 0:
@@ -230,8 +250,15 @@ class InferenceService(pulumi.ComponentResource):
     deployments: dict[str, k8s.apps.v1.Deployment]
     scalers: dict[str, k8s.apiextensions.CustomResource]
     routes: RoutePlan
-    ingress: k8s.networking.v1.Ingress | None
-    nlb_service: k8s.core.v1.Service | None
+    target_groups: list[ExposedTargetGroup]
+    """Every target group of the model (one per track, per port for an NLB)."""
+    rules: list[aws.lb.ListenerRule]
+    bindings: list[k8s.apiextensions.CustomResource]
+    nlb: aws.lb.LoadBalancer | None
+    load_balancer_arn_suffix: pulumi.Output[str] | None
+    """``app/...`` or ``net/...``: the CloudWatch dimension of the model's load balancer."""
+    endpoint_dns_name: pulumi.Output[str] | None
+    """DNS name clients use: the shared ALB's or the model's NLB's (None: in-cluster)."""
 
     def __init__(
         self, name: str, args: InferenceServiceArgs, opts: pulumi.ResourceOptions | None = None
@@ -275,6 +302,7 @@ class InferenceService(pulumi.ComponentResource):
 
         self.deployments = {}
         self.scalers = {}
+        services: dict[str, k8s.core.v1.Service] = {}
         for track in args.tracks:
             base = name if track.track == "stable" else f"{name}-{track.track}"
             workload = workload_name(model, track.track)
@@ -294,7 +322,7 @@ class InferenceService(pulumi.ComponentResource):
                 ),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[account, *grants]),
             )
-            self._service(f"{base}-service", workload, track.track)
+            services[track.track] = self._service(f"{base}-service", workload, track.track)
             self._pdb(f"{base}-pdb", workload, track.track)
             self.scalers[track.track] = self._scaler(f"{base}-scaler", workload)
 
@@ -306,12 +334,16 @@ class InferenceService(pulumi.ComponentResource):
                 f"{name}-service", model, self.routes.cluster_selector_track, scraped=False
             )
 
-        self.ingress = None
-        self.nlb_service = None
+        self.target_groups = []
+        self.rules = []
+        self.bindings = []
+        self.nlb = None
+        self.endpoint_dns_name = None
+        self.load_balancer_arn_suffix = None
         if args.exposure == "alb":
-            self.ingress = self._ingress(f"{name}-ingress")
+            self._expose_alb(services)
         elif args.exposure == "nlb":
-            self.nlb_service = self._nlb(f"{name}-nlb")
+            self._expose_nlb(services)
         self.register_outputs(
             {
                 "roleArn": self.role.arn,
@@ -675,61 +707,137 @@ class InferenceService(pulumi.ComponentResource):
                 return deployment
         raise KeyError(workload)
 
-    def _ingress(self, resource_name: str) -> k8s.networking.v1.Ingress:
-        args = self._args
-        assert args.alb is not None  # checked in problems()
-        preset = args.runtime
-        return k8s.networking.v1.Ingress(
-            resource_name,
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=args.model_name,
-                namespace=args.namespace,
-                labels=self._labels(None),
-                annotations=lb.alb_annotations(
-                    args.alb,
-                    self.routes,
-                    port_name=preset.port_name,
-                    health_check_path=preset.readiness_path,
-                    drain_seconds=args.drain_seconds,
-                    preview_header=args.preview_header,
-                ),
-            ),
-            spec=k8s.networking.v1.IngressSpecArgs(
-                ingress_class_name=args.alb.ingress_class_name,
-                rules=lb.alb_rules(
-                    self.routes, host=args.host, path=args.path, port_name=preset.port_name
-                ),
-            ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.exposure_depends_on)),
-        )
+    # ------------------------------------------------------------------ exposure
 
-    def _nlb(self, resource_name: str) -> k8s.core.v1.Service:
+    def _base(self, track: str) -> str:
+        return self._name if track == "stable" else f"{self._name}-{track}"
+
+    def _bind(
+        self,
+        track: str,
+        port_name: str,
+        spec: lb.TargetSpec,
+        service: k8s.core.v1.Service,
+        suffix: str,
+    ) -> aws.lb.TargetGroup:
+        """A target group for one track (and port) and its TargetGroupBinding."""
         args = self._args
-        assert args.alb is not None  # checked in problems()
-        preset = args.runtime
-        active = self.routes.cluster_selector_track
-        return k8s.core.v1.Service(
-            resource_name,
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=f"{args.model_name}-nlb",
-                namespace=args.namespace,
-                labels=self._labels(None),
-                annotations=lb.nlb_annotations(
-                    args.alb,
-                    health_check_path=preset.readiness_path,
-                    health_check_port=preset.port,
-                    drain_seconds=args.drain_seconds,
-                ),
-            ),
-            spec=k8s.core.v1.ServiceSpecArgs(
-                type="LoadBalancer",
-                load_balancer_class=lb.NLB_CLASS,
-                selector=self._selector(active),
-                ports=[p for p in self._service_ports() if p.name != "metrics"],
-                load_balancer_source_ranges=list(args.alb.inbound_cidrs) or None,
-            ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.exposure_depends_on)),
+        assert args.frontend is not None  # checked in problems()
+        workload = workload_name(args.model_name, track)
+        base = self._base(track)
+        group = lb.target_group(
+            f"{base}-tg{suffix}",
+            spec,
+            frontend=args.frontend,
+            tags={**args.tags, "mlstack:model": args.model_name, "mlstack:track": track},
+            parent=self,
         )
+        self.bindings.append(
+            lb.target_group_binding(
+                f"{base}-tgb{suffix}",
+                namespace=args.namespace,
+                binding_name=f"{workload}{suffix}",
+                service=service,
+                service_name=workload,
+                port=port_name,
+                group=group,
+                frontend=args.frontend,
+                labels=self._labels(track),
+                parent=self,
+            )
+        )
+        return group
+
+    def _expose_alb(self, services: Mapping[str, k8s.core.v1.Service]) -> None:
+        args = self._args
+        frontend = args.frontend
+        assert frontend is not None and frontend.https_listener is not None
+        assert frontend.alb is not None and args.rule_slot is not None
+        preset = args.runtime
+        spec = lb.TargetSpec(
+            port=preset.port,
+            protocol="HTTP",
+            health_check_path=preset.readiness_path,
+            drain_seconds=args.drain_seconds,
+            slow_start_seconds=args.slow_start_seconds,
+        )
+        groups: dict[str, aws.lb.TargetGroup] = {}
+        for track in args.tracks:
+            groups[workload_name(args.model_name, track.track)] = group = self._bind(
+                track.track, preset.port_name, spec, services[track.track], ""
+            )
+            self.target_groups.append(
+                ExposedTargetGroup("alb", None if track.track == "stable" else track.track, group)
+            )
+        main, preview = lb.alb_rules(
+            self._name,
+            listener=frontend.https_listener,
+            slot=args.rule_slot,
+            host=args.host,
+            path=args.path,
+            main=[lb.WeightedTarget(groups[b.service], b.weight) for b in self.routes.main],
+            preview=groups[self.routes.preview] if self.routes.preview else None,
+            preview_header=args.preview_header,
+            tags={**args.tags, "mlstack:model": args.model_name},
+            parent=self,
+        )
+        self.rules = [main] + ([preview] if preview is not None else [])
+        self.load_balancer_arn_suffix = frontend.alb.arn_suffix
+        self.endpoint_dns_name = frontend.alb.dns_name
+
+    def _expose_nlb(self, services: Mapping[str, k8s.core.v1.Service]) -> None:
+        args = self._args
+        frontend = args.frontend
+        assert frontend is not None
+        preset = args.runtime
+        ports = [lb.NlbPort(preset.port_name, preset.port)] + [
+            lb.NlbPort(port_name, number) for port_name, number in preset.extra_ports
+        ]
+        active_track = self.routes.cluster_selector_track
+        active: dict[str, aws.lb.TargetGroup] = {}
+        for track in args.tracks:
+            for port in ports:
+                suffix = "" if port.name == preset.port_name else f"-{port.name}"
+                group = self._bind(
+                    track.track,
+                    port.name,
+                    lb.TargetSpec(
+                        port=port.port,
+                        protocol="TCP",
+                        health_check_path=preset.readiness_path,
+                        health_check_port=preset.port,
+                        drain_seconds=args.drain_seconds,
+                    ),
+                    services[track.track],
+                    suffix,
+                )
+                label = None if track.track == "stable" else track.track
+                if suffix:
+                    label = f"{label}-{port.name}" if label else port.name
+                self.target_groups.append(ExposedTargetGroup("nlb", label, group))
+                if track.track == active_track:
+                    active[port.name] = group
+        self.nlb, _ = lb.nlb(
+            f"{self._name}-nlb",
+            frontend=frontend,
+            ports=ports,
+            active=active,
+            certificate_arn=args.certificate_arn or frontend.certificate_arn,
+            tags={**args.tags, "mlstack:model": args.model_name},
+            parent=self,
+        )
+        self.load_balancer_arn_suffix = self.nlb.arn_suffix
+        self.endpoint_dns_name = self.nlb.dns_name
+
+
+@dataclass(frozen=True)
+class ExposedTargetGroup:
+    """One target group of a model, for its alarms: ``track`` None is the main (stable)
+    one; otherwise the label its alarms carry (``canary``, ``blue``, ``grpc``...)."""
+
+    kind: Literal["alb", "nlb"]
+    track: str | None
+    group: aws.lb.TargetGroup
 
 
 def _equal_resources(amounts: Mapping[str, str]) -> k8s.core.v1.ResourceRequirementsArgs:

@@ -1,26 +1,30 @@
-"""``LoadBalancer``: the AWS Load Balancer Controller and how services are exposed.
+"""``LoadBalancer``: the stack's load balancers as Pulumi resources, and the AWS Load
+Balancer Controller reduced to registering pod IPs.
 
-The component installs the controller (pinned Helm chart, on the system nodes, its
-own IAM role through Pod Identity or IRSA) and one ALB *IngressGroup*: an
-``IngressClassParams`` + ``IngressClass`` pair that fixes, for every Ingress of the
-class, the group (so all services share one ALB), the scheme, target type ``ip``,
-the TLS certificate and policy, the HTTP->HTTPS redirect, the idle timeout and the
-access logs. Only Ingresses in the serving namespace may join the group.
+Pulumi owns every AWS object of the data path (typed pulumi-aws v7 classes, through the
+explicit AWS provider), so ``pulumi preview`` / ``mlstack diff`` show each change, a
+rollback restores it and a destroy removes it:
 
-The controller's IAM policy follows its documented policy, tightened: every ARN is
-pinned to this region and account, every tag condition requires the tag to name
-*this* cluster (not just to exist), security groups can only be created in this VPC
-and their rules changed only in this VPC, and the WAF / Shield / Cognito / IAM
-server-certificate permissions are left out because those features are disabled.
+* the shared ALB (scheme, subnets, its own security group, idle timeout, deletion
+  protection, access logs to the stack's log bucket, ``drop_invalid_header_fields``,
+  desync mitigation) with an HTTPS listener (TLS 1.2+ policy, the certificate plus one
+  SNI certificate per host that names its own) whose default action answers 404, and an
+  HTTP listener that only redirects to HTTPS;
+* the ALB's security group: 443/80 in from ``inbound_cidrs`` (internal default: the VPC),
+  out only to the pods' security group on the target ports; and on the pods' group an
+  ingress rule per target port from the ALB's group only (no rule opened by a controller);
+* per model (built by the functions below, which the ``InferenceService`` calls so the
+  objects live under the model's component): one target group per track, the listener
+  rules (:func:`alb_rules`), one ``TargetGroupBinding`` per target group, and for an
+  ``nlb`` model its own NLB, security group and TCP/TLS listeners (:func:`nlb`).
 
-Per-service exposure (the Ingress of an ``alb`` service, the Service of an ``nlb``
-one) is built by :func:`alb_ingress` and :func:`nlb_service`, which the
-InferenceService calls so those objects live under the service's component.
+The controller (pinned Helm chart, system nodes, its own role) only reconciles the
+``TargetGroupBinding`` objects: it registers and deregisters pod IPs. Its IAM policy is
+cut to exactly that (:data:`CONTROLLER_STATEMENTS`, each with its reason).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -32,7 +36,8 @@ import pulumi_kubernetes as k8s
 from components.cluster.eks import SYSTEM_NODE_LABEL
 from components.iam import actions, documents
 from components.serving.identity import WorkloadIdentity, workload_role
-from components.serving.rollout import RoutePlan
+from components.serving.rollout import path_patterns, rule_priorities
+from components.serving.tls_policies import TLS12_POLICIES
 from components.validation import require_valid
 from components.versions import (
     AWS_LOAD_BALANCER_CONTROLLER_CHART,
@@ -41,115 +46,191 @@ from components.versions import (
 
 TYPE_TOKEN = "mlstack:serving:LoadBalancer"
 CLUSTER_TAG = "elbv2.k8s.aws/cluster"
-INGRESS_STACK_TAG = "ingress.k8s.aws/stack"
-INGRESS_RESOURCE_TAG = "ingress.k8s.aws/resource"
-LOAD_BALANCER_RESOURCE_ID = "LoadBalancer"
+"""Tag on every target group the controller may register targets in (its IAM condition)."""
 CONTROLLER_NAMESPACE = "kube-system"
 CONTROLLER_SERVICE_ACCOUNT = "aws-load-balancer-controller"
-ALB_CONTROLLER = "ingress.k8s.aws/alb"
-NLB_CLASS = "service.k8s.aws/nlb"
-INGRESS_ANNOTATION = "alb.ingress.kubernetes.io/"
-SERVICE_ANNOTATION = "service.beta.kubernetes.io/"
+TGB_API_VERSION = "elbv2.k8s.aws/v1beta1"
+TGB_KIND = "TargetGroupBinding"
+TGB_IMMUTABLE = ("spec.targetGroupARN", "spec.targetType")
+"""Fields the controller's validating webhook refuses to change on an existing binding."""
+HTTPS_PORT = 443
+HTTP_PORT = 80
 Scheme = Literal["internal", "internet-facing"]
 
 
 # --------------------------------------------------------------------------- IAM policy
 
 
+@dataclass(frozen=True)
+class KeptStatement:
+    """One statement of the controller's policy and why it is there."""
+
+    sid: str
+    actions: tuple[str, ...]
+    reason: str
+
+
+CONTROLLER_STATEMENTS: tuple[KeptStatement, ...] = (
+    KeptStatement(
+        "DescribeForTargetGroupBinding",
+        actions.LBC_TGB_DESCRIBE,
+        "The TargetGroupBinding reconciler and its webhooks read the target group (type, "
+        "VPC, IP address type), the targets' health (to deregister, and for pod readiness "
+        "gates), and the VPC / instances / security groups (the controller's "
+        "TargetGroupBinding-only subset, docs/deploy/installation.md). Describe calls "
+        "support no resource-level scoping: Resource '*'.",
+    ),
+    KeptStatement(
+        "RegisterPodTargets",
+        actions.LBC_TARGETS,
+        "Registering and deregistering pod IPs is the controller's whole job here. Limited "
+        "to target groups of this region and account tagged elbv2.k8s.aws/cluster=<this "
+        "cluster> (Pulumi tags every model target group so).",
+    ),
+)
+"""The statements the controller keeps, from the upstream reference policy
+(``iam/aws-load-balancer-controller-v3.5.0-iam_policy.json``) and the controller's
+TargetGroupBinding-only subset."""
+
+_PULUMI_OWNS = (
+    "not granted: Pulumi owns the load balancers, listeners, rules, target groups, "
+    "certificates on listeners and tags; the controller only reconciles TargetGroupBindings"
+)
+_NO_SG = (
+    "not granted: Pulumi owns every security group and rule; no TargetGroupBinding sets "
+    "spec.networking, so the controller never manages a rule"
+)
+_NO_INGRESS = (
+    "not granted: read only by the Ingress/Service reconcilers (subnet, certificate, "
+    "address, IPAM, Outposts discovery), which have nothing to reconcile: no Ingress, "
+    "no Service of type LoadBalancer"
+)
+_OFF = "not granted: WAF, WAFv2, Shield and Cognito are off (controller flags), no IAM certs"
+_DRIFT = (
+    "not granted although in the controller's TargetGroupBinding-only subset: health "
+    "checks, deregistration delay and slow start are Pulumi inputs; a controller change "
+    "would be drift that the next deploy reverts"
+)
+
+NOT_GRANTED: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "elasticloadbalancing:AddListenerCertificates",
+            "elasticloadbalancing:AddTags",
+            "elasticloadbalancing:CreateListener",
+            "elasticloadbalancing:CreateLoadBalancer",
+            "elasticloadbalancing:CreateRule",
+            "elasticloadbalancing:CreateTargetGroup",
+            "elasticloadbalancing:DeleteListener",
+            "elasticloadbalancing:DeleteLoadBalancer",
+            "elasticloadbalancing:DeleteRule",
+            "elasticloadbalancing:DeleteTargetGroup",
+            "elasticloadbalancing:ModifyCapacityReservation",
+            "elasticloadbalancing:ModifyIpPools",
+            "elasticloadbalancing:ModifyListener",
+            "elasticloadbalancing:ModifyListenerAttributes",
+            "elasticloadbalancing:ModifyLoadBalancerAttributes",
+            "elasticloadbalancing:ModifyRule",
+            "elasticloadbalancing:RemoveListenerCertificates",
+            "elasticloadbalancing:RemoveTags",
+            "elasticloadbalancing:SetIpAddressType",
+            "elasticloadbalancing:SetRulePriorities",
+            "elasticloadbalancing:SetSecurityGroups",
+            "elasticloadbalancing:SetSubnets",
+            "iam:CreateServiceLinkedRole",
+        ),
+        _PULUMI_OWNS,
+    ),
+    **dict.fromkeys(
+        (
+            "ec2:AuthorizeSecurityGroupIngress",
+            "ec2:CreateSecurityGroup",
+            "ec2:CreateTags",
+            "ec2:DeleteSecurityGroup",
+            "ec2:DeleteTags",
+            "ec2:RevokeSecurityGroupIngress",
+            "ec2:GetSecurityGroupsForVpc",
+        ),
+        _NO_SG,
+    ),
+    **dict.fromkeys(
+        (
+            "acm:DescribeCertificate",
+            "acm:ListCertificates",
+            "ec2:DescribeAccountAttributes",
+            "ec2:DescribeAddresses",
+            "ec2:DescribeAvailabilityZones",
+            "ec2:DescribeCoipPools",
+            "ec2:DescribeInternetGateways",
+            "ec2:DescribeIpamPools",
+            "ec2:DescribeNetworkInterfaces",
+            "ec2:DescribeRouteTables",
+            "ec2:DescribeSubnets",
+            "ec2:DescribeTags",
+            "ec2:DescribeVpcPeeringConnections",
+            "ec2:GetCoipPoolUsage",
+            "elasticloadbalancing:DescribeCapacityReservation",
+            "elasticloadbalancing:DescribeListenerAttributes",
+            "elasticloadbalancing:DescribeListenerCertificates",
+            "elasticloadbalancing:DescribeListeners",
+            "elasticloadbalancing:DescribeLoadBalancerAttributes",
+            "elasticloadbalancing:DescribeLoadBalancers",
+            "elasticloadbalancing:DescribeRules",
+            "elasticloadbalancing:DescribeSSLPolicies",
+            "elasticloadbalancing:DescribeTags",
+            "elasticloadbalancing:DescribeTargetGroupAttributes",
+            "elasticloadbalancing:DescribeTrustStores",
+        ),
+        _NO_INGRESS,
+    ),
+    **dict.fromkeys(
+        (
+            "cognito-idp:DescribeUserPoolClient",
+            "elasticloadbalancing:SetWebAcl",
+            "iam:GetServerCertificate",
+            "iam:ListServerCertificates",
+            "shield:CreateProtection",
+            "shield:DeleteProtection",
+            "shield:DescribeProtection",
+            "shield:GetSubscriptionState",
+            "waf-regional:AssociateWebACL",
+            "waf-regional:DisassociateWebACL",
+            "waf-regional:GetWebACL",
+            "waf-regional:GetWebACLForResource",
+            "wafv2:AssociateWebACL",
+            "wafv2:DisassociateWebACL",
+            "wafv2:GetWebACL",
+            "wafv2:GetWebACLForResource",
+        ),
+        _OFF,
+    ),
+    **dict.fromkeys(
+        (
+            "elasticloadbalancing:ModifyTargetGroup",
+            "elasticloadbalancing:ModifyTargetGroupAttributes",
+        ),
+        _DRIFT,
+    ),
+}
+"""Every action of the upstream reference policy
+(``iam/aws-load-balancer-controller-v3.5.0-iam_policy.json``) the controller does not get,
+with the reason: the deliberate differences, per action (the shape of
+``components.iam.upstream.DIFFERENCES`` on the identity branch). What it keeps is granted
+stricter than upstream: Register/DeregisterTargets pinned to this region and account and
+to target groups tagged with this cluster (upstream: any target group anywhere)."""
+
+
 def controller_policy(
-    partition: str, region: str, account_id: str, cluster_name: str, vpc_id: str
+    partition: str, region: str, account_id: str, cluster_name: str
 ) -> documents.PolicyDocument:
-    """The controller's IAM policy, scoped to one region, account, cluster and VPC."""
-    arn = f"arn:{partition}"
-    elb = f"{arn}:elasticloadbalancing:{region}:{account_id}"
-    ec2 = f"{arn}:ec2:{region}:{account_id}"
-    security_groups = f"{ec2}:security-group/*"
-    vpc = f"{ec2}:vpc/{vpc_id}"
-    balancers = [f"{elb}:loadbalancer/app/*/*", f"{elb}:loadbalancer/net/*/*"]
-    target_groups = [f"{elb}:targetgroup/*/*"]
-    listeners = [
-        f"{elb}:listener/app/*/*/*",
-        f"{elb}:listener/net/*/*/*",
-        f"{elb}:listener-rule/app/*/*/*",
-        f"{elb}:listener-rule/net/*/*/*",
-    ]
-    ours = {"StringEquals": {f"aws:ResourceTag/{CLUSTER_TAG}": cluster_name}}
-    tagged_for_us = {f"aws:RequestTag/{CLUSTER_TAG}": cluster_name}
-    keeps_cluster_tag = {f"aws:RequestTag/{CLUSTER_TAG}": "true"}
-
-    def stmt(
-        sid: str, action_list: Sequence[str], resources: Sequence[str], **condition: Any
-    ) -> dict[str, Any]:
-        statement = documents.allow(action_list, resources, sid=sid)
-        if condition:
-            statement["Condition"] = condition
-        return statement
-
+    """The controller's IAM policy: TargetGroupBinding reconciliation only."""
+    elb = f"arn:{partition}:elasticloadbalancing:{region}:{account_id}"
+    describe, targets = CONTROLLER_STATEMENTS
+    register = documents.allow(targets.actions, [f"{elb}:targetgroup/*/*"], sid=targets.sid)
+    register["Condition"] = {"StringEquals": {f"aws:ResourceTag/{CLUSTER_TAG}": cluster_name}}
     return documents.document(
-        stmt(
-            "ElbServiceLinkedRole",
-            actions.LBC_SERVICE_LINKED_ROLE,
-            [
-                f"{arn}:iam::{account_id}:role/aws-service-role/"
-                "elasticloadbalancing.amazonaws.com/AWSServiceRoleForElasticLoadBalancing"
-            ],
-            StringEquals={"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"},
-        ),
-        stmt("Describe", actions.LBC_DESCRIBE, ["*"]),
-        stmt("CreateSecurityGroupInVpc", actions.LBC_SG_CREATE, [vpc]),
-        stmt(
-            "CreateTaggedSecurityGroup",
-            actions.LBC_SG_CREATE,
-            [security_groups],
-            StringEquals=tagged_for_us,
-        ),
-        stmt(
-            "TagSecurityGroupOnCreate",
-            actions.LBC_SG_TAG_ON_CREATE,
-            [security_groups],
-            StringEquals={"ec2:CreateAction": "CreateSecurityGroup", **tagged_for_us},
-        ),
-        stmt(
-            "TagOwnSecurityGroups",
-            actions.LBC_SG_TAGS,
-            [security_groups],
-            StringEquals=ours["StringEquals"],
-            Null=keeps_cluster_tag,
-        ),
-        stmt(
-            "SecurityGroupRulesInVpc",
-            actions.LBC_SG_RULES,
-            [security_groups],
-            StringEquals={"ec2:Vpc": vpc},
-        ),
-        stmt("DeleteOwnSecurityGroups", actions.LBC_SG_DELETE, [security_groups], **ours),
-        stmt(
-            "CreateTaggedLoadBalancers",
-            actions.LBC_LB_CREATE,
-            [*balancers, *target_groups],
-            StringEquals=tagged_for_us,
-        ),
-        stmt(
-            "TagLoadBalancersOnCreate",
-            actions.LBC_LB_TAG_ON_CREATE,
-            [*balancers, *target_groups],
-            StringEquals={
-                "elasticloadbalancing:CreateAction": ["CreateLoadBalancer", "CreateTargetGroup"],
-                **tagged_for_us,
-            },
-        ),
-        stmt(
-            "TagOwnLoadBalancers",
-            actions.LBC_LB_TAGS,
-            [*balancers, *target_groups],
-            StringEquals=ours["StringEquals"],
-            Null=keeps_cluster_tag,
-        ),
-        stmt("TagListeners", actions.LBC_LB_TAGS, listeners),
-        stmt("ModifyOwnLoadBalancers", actions.LBC_LB_MODIFY, [*balancers, *target_groups], **ours),
-        stmt("ModifyOwnListenerAttributes", actions.LBC_LISTENER_ATTRIBUTES, listeners[:2], **ours),
-        stmt("Listeners", actions.LBC_LISTENERS, [*balancers, *listeners, *target_groups]),
-        stmt("Targets", actions.LBC_TARGETS, target_groups, **ours),
+        documents.allow(describe.actions, ["*"], sid=describe.sid),
+        register,
     )
 
 
@@ -161,55 +242,32 @@ def account_of(arn: str) -> str:
     return parts[4]
 
 
-# --------------------------------------------------------------------------- lookups
-#
-# The controller tags what it creates for an Ingress (pkg/deploy/tracking in its source):
-# every resource gets ``elbv2.k8s.aws/cluster: <cluster>`` and ``ingress.k8s.aws/stack:
-# <group>`` (the IngressGroup name of an explicit group); ``ingress.k8s.aws/resource`` is
-# ``LoadBalancer`` on the load balancer and ``<namespace>/<ingress>-<service>:<port>`` on
-# a target group, ``<port>`` being the backend's port as the Ingress (or its forward
-# action) names it. Together they match exactly one resource.
-
-
-def alb_lookup_tags(cluster_name: str, group_name: str) -> dict[str, str]:
-    """Tags that identify the shared ALB of an IngressGroup."""
-    return {
-        CLUSTER_TAG: cluster_name,
-        INGRESS_STACK_TAG: group_name,
-        INGRESS_RESOURCE_TAG: LOAD_BALANCER_RESOURCE_ID,
-    }
-
-
-def target_group_lookup_tags(
-    cluster_name: str, group_name: str, *, namespace: str, ingress: str, service: str, port: str
-) -> dict[str, str]:
-    """Tags that identify the target group of one Ingress backend (Service + port)."""
-    return {
-        CLUSTER_TAG: cluster_name,
-        INGRESS_STACK_TAG: group_name,
-        INGRESS_RESOURCE_TAG: f"{namespace}/{ingress}-{service}:{port}",
-    }
-
-
-@dataclass(frozen=True)
-class AlbTargetGroupSuffixes:
-    """ARN suffixes of one target group and its load balancer (CloudWatch dimensions)."""
-
-    target_group: pulumi.Output[str]
-    load_balancer: pulumi.Output[str]
-
-
 # --------------------------------------------------------------------------- component
 
 
 @dataclass(frozen=True)
-class AlbSettings:
-    """What a service needs to join the shared ALB (or to get an NLB)."""
+class Frontend:
+    """What a model needs to route through the shared ALB or to get its own NLB."""
 
-    ingress_class_name: str
-    https: bool
+    vpc_id: pulumi.Input[str]
     scheme: Scheme
-    inbound_cidrs: tuple[str, ...] = ()
+    subnet_ids: pulumi.Input[Sequence[str]]
+    inbound_cidrs: tuple[str, ...]
+    target_security_group_id: pulumi.Input[str]
+    """The pods' security group (the nodes' cluster security group without SG-for-pods)."""
+    controller: pulumi.Resource
+    """The controller release: every TargetGroupBinding depends on it."""
+    certificate_arn: str | None
+    ssl_policy: str
+    deletion_protection: bool
+    access_logs_bucket: pulumi.Input[str] | None
+    access_logs_prefix: str
+    access_logs_ready: tuple[pulumi.Resource, ...]
+    cluster_name: str
+    https_listener: aws.lb.Listener | None = None
+    alb: aws.lb.LoadBalancer | None = None
+    nlb_security_group: aws.ec2.SecurityGroup | None = None
+    """The one security group every model NLB uses (listener ports in, pods out)."""
 
 
 @dataclass(frozen=True)
@@ -217,29 +275,36 @@ class LoadBalancerArgs:
     """Inputs of :class:`LoadBalancer`.
 
     ``cluster_name`` / ``region`` / ``vpc_id`` go to the controller (it cannot read them
-    from IMDS: the nodes' hop limit of 1 keeps pods away from it). ``group_name`` names
-    the shared ALB's IngressGroup; only Ingresses in ``serving_namespace`` may join.
-    Defaults: internal ALB, HTTPS with HTTP->HTTPS redirect, TLS 1.3 policy, 600 s idle
-    timeout, no access logs, 2 controller replicas.
+    from IMDS: the nodes' hop limit of 1 keeps pods away from it). ``alb_target_ports``:
+    the container ports ALB models serve on; empty means no model uses the ALB, and no
+    ALB is created. ``inbound_cidrs`` empty: the VPC (``vpc_cidr``) for an internal
+    scheme. Defaults: internal, TLS 1.3/1.2 policy, 600 s idle timeout, defensive desync
+    mitigation, no access logs, 2 controller replicas.
     """
 
     cluster_name: str
     region: str
     vpc_id: pulumi.Input[str]
+    vpc_cidr: str
+    subnet_ids: pulumi.Input[Sequence[str]]
+    target_security_group_id: pulumi.Input[str]
     identity: WorkloadIdentity
-    serving_namespace: str
     partition: str = "aws"
-    group_name: str = "mlstack"
-    ingress_class_name: str = "mlstack-alb"
     scheme: Scheme = "internal"
-    https: bool = True
+    alb_target_ports: tuple[int, ...] = ()
+    nlb_ports: tuple[int, ...] = ()
+    """Ports the model NLBs listen on (= their pods' ports); empty: no NLB security group."""
     certificate_arn: str | None = None
+    extra_certificate_arns: tuple[str, ...] = ()
     ssl_policy: str = "ELBSecurityPolicy-TLS13-1-2-2021-06"
     idle_timeout_seconds: int = 600
+    desync_mitigation_mode: str = "defensive"
     inbound_cidrs: tuple[str, ...] = ()
     deletion_protection: bool = False
-    access_logs_bucket: str | None = None
+    access_logs_bucket: pulumi.Input[str] | None = None
     access_logs_prefix: str = "alb"
+    access_logs_ready: Sequence[pulumi.Resource] = ()
+    """The log bucket's policy: ELB checks it can write before it creates the LB."""
     replicas: int = 2
     chart_version: str = AWS_LOAD_BALANCER_CONTROLLER_CHART.version
     node_selector: Mapping[str, str] = field(default_factory=lambda: dict([SYSTEM_NODE_LABEL]))
@@ -249,65 +314,48 @@ class LoadBalancerArgs:
 
     def problems(self) -> list[str]:
         found: list[str] = []
-        if self.https and not self.certificate_arn:
-            found.append("certificate_arn: None: HTTPS needs an ACM certificate ARN")
+        if self.alb_target_ports and not self.certificate_arn:
+            found.append("certificate_arn: None: the ALB's HTTPS listener needs an ACM ARN")
+        if self.ssl_policy not in TLS12_POLICIES:
+            found.append(f"ssl_policy: {self.ssl_policy!r}: allowed {', '.join(TLS12_POLICIES)}")
         if not 1 <= self.idle_timeout_seconds <= 4000:
             found.append(f"idle_timeout_seconds: {self.idle_timeout_seconds}: allowed 1..4000")
+        if self.desync_mitigation_mode not in ("defensive", "strictest"):
+            found.append(
+                f"desync_mitigation_mode: {self.desync_mitigation_mode!r}: allowed "
+                "defensive, strictest"
+            )
         if not 1 <= self.replicas <= 5:
             found.append(f"replicas: {self.replicas}: allowed 1..5")
-        if len(self.group_name) > 63:
-            found.append(f"group_name: {self.group_name!r}: at most 63 characters")
+        if self.scheme == "internet-facing" and not self.inbound_cidrs:
+            found.append("inbound_cidrs: (): an internet-facing scheme needs explicit CIDRs")
+        for key, ports in (
+            ("alb_target_ports", self.alb_target_ports),
+            ("nlb_ports", self.nlb_ports),
+        ):
+            if any(not 1 <= p <= 65535 for p in ports):
+                found.append(f"{key}: {ports}: ports 1..65535")
         return found
 
-    def load_balancer_attributes(self) -> list[dict[str, str]]:
-        attributes = {
-            "idle_timeout.timeout_seconds": str(self.idle_timeout_seconds),
-            "routing.http.drop_invalid_header_fields.enabled": "true",
-            "deletion_protection.enabled": str(self.deletion_protection).lower(),
-        }
-        if self.access_logs_bucket:
-            attributes |= {
-                "access_logs.s3.enabled": "true",
-                "access_logs.s3.bucket": self.access_logs_bucket,
-                "access_logs.s3.prefix": self.access_logs_prefix,
-            }
-        return [{"key": k, "value": v} for k, v in attributes.items()]
-
-    def class_params_spec(self) -> dict[str, Any]:
-        """The IngressClassParams spec every Ingress of the class inherits."""
-        spec: dict[str, Any] = {
-            "group": {"name": self.group_name},
-            "scheme": self.scheme,
-            "targetType": "ip",
-            "ipAddressType": "ipv4",
-            "loadBalancerAttributes": self.load_balancer_attributes(),
-            "namespaceSelector": {
-                "matchLabels": {"kubernetes.io/metadata.name": self.serving_namespace}
-            },
-        }
-        if self.https and self.certificate_arn:
-            spec |= {
-                "certificateArn": [self.certificate_arn],
-                "sslPolicy": self.ssl_policy,
-                "sslRedirectPort": "443",
-            }
-        if self.inbound_cidrs:
-            spec["inboundCIDRs"] = list(self.inbound_cidrs)
-        return spec
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """Who may connect to the load balancers."""
+        return tuple(self.inbound_cidrs) or (self.vpc_cidr,)
 
 
 class LoadBalancer(pulumi.ComponentResource):
-    """The AWS Load Balancer Controller and the shared ALB's IngressClass."""
+    """The AWS Load Balancer Controller (TargetGroupBinding only) and the shared ALB."""
 
     role: aws.iam.Role
     release: k8s.helm.v3.Release
     crds: k8s.yaml.v2.ConfigFile
     """The controller's CRDs at the chart's tag (custom resources depend on it)."""
-    ingress_class: k8s.networking.v1.IngressClass
-    alb: AlbSettings
+    alb: aws.lb.LoadBalancer | None
+    https_listener: aws.lb.Listener | None
+    http_listener: aws.lb.Listener | None
+    security_group: aws.ec2.SecurityGroup | None
+    frontend: Frontend
     cluster_name: str
-    group_name: str
-    """The IngressGroup every ALB-exposed service joins (one shared ALB)."""
 
     def __init__(
         self, name: str, args: LoadBalancerArgs, opts: pulumi.ResourceOptions | None = None
@@ -315,20 +363,22 @@ class LoadBalancer(pulumi.ComponentResource):
         require_valid("LoadBalancer", name, args.problems())
         super().__init__(TYPE_TOKEN, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        self.cluster_name = args.cluster_name
 
         identity = workload_role(
             name,
             args.identity,
             namespace=CONTROLLER_NAMESPACE,
             service_account=CONTROLLER_SERVICE_ACCOUNT,
-            description=f"AWS Load Balancer Controller of {args.cluster_name}",
+            description=f"AWS Load Balancer Controller of {args.cluster_name} (target "
+            "registration only)",
             parent=self,
         )
         self.role = identity.role
-        policy = pulumi.Output.all(args.identity.oidc_provider_arn, args.vpc_id).apply(
-            lambda v: documents.to_json(
+        policy = pulumi.Output.from_input(args.identity.oidc_provider_arn).apply(
+            lambda arn: documents.to_json(
                 controller_policy(
-                    args.partition, args.region, account_of(str(v[0])), args.cluster_name, str(v[1])
+                    args.partition, args.region, account_of(str(arn)), args.cluster_name
                 )
             )
         )
@@ -369,63 +419,121 @@ class LoadBalancer(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=waits),
         )
-        params_name = args.ingress_class_name
-        params = k8s.apiextensions.CustomResource(
-            f"{name}-class-params",
-            api_version="elbv2.k8s.aws/v1beta1",
-            kind="IngressClassParams",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=params_name),
-            spec=args.class_params_spec(),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]),
-        )
-        self.ingress_class = k8s.networking.v1.IngressClass(
-            f"{name}-class",
-            k8s.networking.v1.IngressClassInitArgs(
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=args.ingress_class_name),
-                spec=k8s.networking.v1.IngressClassSpecArgs(
-                    controller=ALB_CONTROLLER,
-                    parameters=k8s.networking.v1.IngressClassParametersReferenceArgs(
-                        api_group="elbv2.k8s.aws", kind="IngressClassParams", name=params_name
-                    ),
-                ),
-            ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[params]),
-        )
-        self.cluster_name = args.cluster_name
-        self.group_name = args.group_name
-        self._alb_suffix: pulumi.Output[str] | None = None
-        self.alb = AlbSettings(
-            ingress_class_name=args.ingress_class_name,
-            https=args.https,
-            scheme=args.scheme,
-            inbound_cidrs=tuple(args.inbound_cidrs),
-        )
-        self.register_outputs({"roleArn": self.role.arn, "ingressClass": args.ingress_class_name})
 
-    def lookup_target_group(
-        self, *, namespace: str, ingress: str, service: str, port: str
-    ) -> AlbTargetGroupSuffixes:
-        """Look up (invokes, through this component's AWS provider) the target group the
-        controller created for one Ingress backend, and the shared ALB. Only valid once the
-        controller has reconciled that Ingress: before, the lookup fails the preview."""
-        invoke = pulumi.InvokeOutputOptions(parent=self)
-        if self._alb_suffix is None:
-            alb = aws.lb.get_load_balancer_output(
-                tags=alb_lookup_tags(self.cluster_name, self.group_name), opts=invoke
+        self.alb = self.https_listener = self.http_listener = self.security_group = None
+        if args.alb_target_ports:
+            self._alb(name, args)
+        self.nlb_security_group = None
+        if args.nlb_ports:
+            self.nlb_security_group = security_group(
+                f"{name}-nlb-sg",
+                vpc_id=args.vpc_id,
+                description=f"Model NLBs of {args.cluster_name}: model ports in",
+                listener_ports=args.nlb_ports,
+                sources=args.sources,
+                target_ports=args.nlb_ports,
+                target_security_group_id=args.target_security_group_id,
+                parent=self,
             )
-            self._alb_suffix = alb.arn_suffix
-        group = aws.lb.get_target_group_output(
-            tags=target_group_lookup_tags(
-                self.cluster_name,
-                self.group_name,
-                namespace=namespace,
-                ingress=ingress,
-                service=service,
-                port=port,
-            ),
-            opts=invoke,
+        self.frontend = Frontend(
+            vpc_id=args.vpc_id,
+            scheme=args.scheme,
+            subnet_ids=args.subnet_ids,
+            inbound_cidrs=args.sources,
+            target_security_group_id=args.target_security_group_id,
+            controller=self.release,
+            certificate_arn=args.certificate_arn,
+            ssl_policy=args.ssl_policy,
+            deletion_protection=args.deletion_protection,
+            access_logs_bucket=args.access_logs_bucket,
+            access_logs_prefix=args.access_logs_prefix,
+            access_logs_ready=tuple(args.access_logs_ready),
+            cluster_name=args.cluster_name,
+            https_listener=self.https_listener,
+            alb=self.alb,
+            nlb_security_group=self.nlb_security_group,
         )
-        return AlbTargetGroupSuffixes(group.arn_suffix, self._alb_suffix)
+        outputs: dict[str, Any] = {"roleArn": self.role.arn}
+        if self.alb is not None:
+            outputs |= {"albArn": self.alb.arn, "albDnsName": self.alb.dns_name}
+        self.register_outputs(outputs)
+
+    def _alb(self, name: str, args: LoadBalancerArgs) -> None:
+        child = pulumi.ResourceOptions(parent=self)
+        group = security_group(
+            f"{name}-alb-sg",
+            vpc_id=args.vpc_id,
+            description=f"Shared ALB of {args.cluster_name}: HTTPS (and the HTTP redirect) in",
+            listener_ports=(HTTPS_PORT, HTTP_PORT),
+            sources=args.sources,
+            target_ports=args.alb_target_ports,
+            target_security_group_id=args.target_security_group_id,
+            parent=self,
+        )
+        self.security_group = group
+        self.alb = aws.lb.LoadBalancer(
+            f"{name}-alb",
+            aws.lb.LoadBalancerArgs(
+                name_prefix="mls-",
+                load_balancer_type="application",
+                internal=args.scheme == "internal",
+                ip_address_type="ipv4",
+                subnets=args.subnet_ids,
+                security_groups=[group.id],
+                idle_timeout=args.idle_timeout_seconds,
+                enable_deletion_protection=args.deletion_protection,
+                drop_invalid_header_fields=True,
+                desync_mitigation_mode=args.desync_mitigation_mode,
+                enable_http2=True,
+                access_logs=_access_logs(args.access_logs_bucket, args.access_logs_prefix),
+                tags={"mlstack:role": "shared-alb", CLUSTER_TAG: args.cluster_name},
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.access_logs_ready)),
+        )
+        self.https_listener = aws.lb.Listener(
+            f"{name}-https",
+            aws.lb.ListenerArgs(
+                load_balancer_arn=self.alb.arn,
+                port=HTTPS_PORT,
+                protocol="HTTPS",
+                ssl_policy=args.ssl_policy,
+                certificate_arn=args.certificate_arn,
+                default_actions=[
+                    aws.lb.ListenerDefaultActionArgs(
+                        type="fixed-response",
+                        fixed_response=aws.lb.ListenerDefaultActionFixedResponseArgs(
+                            content_type="text/plain", status_code="404", message_body="no route"
+                        ),
+                    )
+                ],
+            ),
+            opts=child,
+        )
+        self.http_listener = aws.lb.Listener(
+            f"{name}-http",
+            aws.lb.ListenerArgs(
+                load_balancer_arn=self.alb.arn,
+                port=HTTP_PORT,
+                protocol="HTTP",
+                default_actions=[
+                    aws.lb.ListenerDefaultActionArgs(
+                        type="redirect",
+                        redirect=aws.lb.ListenerDefaultActionRedirectArgs(
+                            port=str(HTTPS_PORT), protocol="HTTPS", status_code="HTTP_301"
+                        ),
+                    )
+                ],
+            ),
+            opts=child,
+        )
+        for i, arn in enumerate(sorted(set(args.extra_certificate_arns))):
+            aws.lb.ListenerCertificate(
+                f"{name}-https-certificate-{i}",
+                aws.lb.ListenerCertificateArgs(
+                    listener_arn=self.https_listener.arn, certificate_arn=arn
+                ),
+                opts=child,
+            )
 
     @staticmethod
     def _values(
@@ -450,10 +558,8 @@ class LoadBalancer(pulumi.ComponentResource):
             "enableWaf": False,
             "enableWafv2": False,
             "createIngressClassResource": False,
-            "ingressClassParams": {"create": False},
             "enableServiceMutatorWebhook": False,
             "defaultTargetType": "ip",
-            "defaultSSLPolicy": args.ssl_policy,
             "defaultTags": dict(args.tags),
         }
         if args.replicas > 1:
@@ -461,120 +567,342 @@ class LoadBalancer(pulumi.ComponentResource):
         return values
 
 
-# --------------------------------------------------------------------------- per service
+# --------------------------------------------------------------------------- building blocks
 
 
-def alb_annotations(
-    alb: AlbSettings,
-    routes: RoutePlan,
+def _access_logs(
+    bucket: pulumi.Input[str] | None, prefix: str
+) -> aws.lb.LoadBalancerAccessLogsArgs | None:
+    if bucket is None:
+        return None
+    return aws.lb.LoadBalancerAccessLogsArgs(bucket=bucket, prefix=prefix, enabled=True)
+
+
+def security_group(
+    name: str,
     *,
-    port_name: str,
-    health_check_path: str,
-    drain_seconds: int,
-    preview_header: str,
-) -> dict[str, str]:
-    """The per-Ingress annotations of one service on the shared ALB."""
-    listen = [{"HTTP": 80}, {"HTTPS": 443}] if alb.https else [{"HTTP": 80}]
-    a = INGRESS_ANNOTATION
-    annotations = {
-        f"{a}listen-ports": json.dumps(listen, separators=(",", ":")),
-        f"{a}healthcheck-path": health_check_path,
-        f"{a}healthcheck-port": "traffic-port",
-        f"{a}healthcheck-interval-seconds": "10",
-        f"{a}success-codes": "200",
-        f"{a}target-group-attributes": f"deregistration_delay.timeout_seconds={drain_seconds}",
+    vpc_id: pulumi.Input[str],
+    description: str,
+    listener_ports: Sequence[int],
+    sources: Sequence[str],
+    target_ports: Sequence[int],
+    target_security_group_id: pulumi.Input[str],
+    parent: pulumi.Resource,
+) -> aws.ec2.SecurityGroup:
+    """A load balancer's security group: ``listener_ports`` in from ``sources``, out only
+    to the pods' group on ``target_ports``; and on the pods' group, ingress on each target
+    port from this group only."""
+    child = pulumi.ResourceOptions(parent=parent)
+    group = aws.ec2.SecurityGroup(
+        name,
+        aws.ec2.SecurityGroupArgs(vpc_id=vpc_id, description=description, tags={"Name": name}),
+        opts=child,
+    )
+    for port in sorted(set(listener_ports)):
+        for i, cidr in enumerate(sources):
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-in-{port}-{i}",
+                aws.vpc.SecurityGroupIngressRuleArgs(
+                    security_group_id=group.id,
+                    ip_protocol="tcp",
+                    from_port=port,
+                    to_port=port,
+                    cidr_ipv4=cidr,
+                    description=f"clients to listener {port}",
+                ),
+                opts=child,
+            )
+    for port in sorted(set(target_ports)):
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-out-{port}",
+            aws.vpc.SecurityGroupEgressRuleArgs(
+                security_group_id=group.id,
+                ip_protocol="tcp",
+                from_port=port,
+                to_port=port,
+                referenced_security_group_id=target_security_group_id,
+                description=f"to pods on {port} (traffic and health checks)",
+            ),
+            opts=child,
+        )
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-pods-in-{port}",
+            aws.vpc.SecurityGroupIngressRuleArgs(
+                security_group_id=target_security_group_id,
+                ip_protocol="tcp",
+                from_port=port,
+                to_port=port,
+                referenced_security_group_id=group.id,
+                description=f"from {name} only, to pod port {port}",
+            ),
+            opts=child,
+        )
+    return group
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """How one target group reaches the pods of one track on one port."""
+
+    port: int
+    protocol: Literal["HTTP", "TCP"]
+    health_check_path: str
+    health_check_port: int | None = None
+    """None: the traffic port."""
+    drain_seconds: int = 60
+    slow_start_seconds: int = 0
+
+
+def target_group(
+    name: str,
+    spec: TargetSpec,
+    *,
+    frontend: Frontend,
+    tags: Mapping[str, str],
+    parent: pulumi.Resource,
+) -> aws.lb.TargetGroup:
+    """One ``ip`` target group; tagged for the controller's registration permission."""
+    return aws.lb.TargetGroup(
+        name,
+        aws.lb.TargetGroupArgs(
+            name_prefix="mls-",
+            target_type="ip",
+            ip_address_type="ipv4",
+            vpc_id=frontend.vpc_id,
+            port=spec.port,
+            protocol=spec.protocol,
+            protocol_version="HTTP1" if spec.protocol == "HTTP" else None,
+            deregistration_delay=spec.drain_seconds,
+            slow_start=spec.slow_start_seconds or None,
+            health_check=aws.lb.TargetGroupHealthCheckArgs(
+                enabled=True,
+                protocol="HTTP",
+                path=spec.health_check_path,
+                port=str(spec.health_check_port) if spec.health_check_port else "traffic-port",
+                matcher="200",
+                interval=10,
+                timeout=5,
+                healthy_threshold=2,
+                unhealthy_threshold=3,
+            ),
+            tags={**tags, CLUSTER_TAG: frontend.cluster_name},
+        ),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def target_group_binding_spec(
+    *, service: str, port: str, target_group_arn: str, vpc_id: str
+) -> dict[str, Any]:
+    """The TargetGroupBinding spec (plain data): bind one Service port to a target group.
+    No ``networking``: Pulumi owns the security group rules."""
+    return {
+        "serviceRef": {"name": service, "port": port},
+        "targetGroupARN": target_group_arn,
+        "targetType": "ip",
+        "ipAddressType": "ipv4",
+        "vpcID": vpc_id,
     }
-    if len(routes.main) > 1:
-        annotations[f"{a}actions.{WEIGHTED_ACTION}"] = json.dumps(
-            {
-                "type": "forward",
-                "forwardConfig": {
-                    "targetGroups": [
-                        {"serviceName": b.service, "servicePort": port_name, "weight": b.weight}
-                        for b in routes.main
-                    ],
-                    "targetGroupStickinessConfig": {"enabled": False},
-                },
-            },
-            separators=(",", ":"),
+
+
+def target_group_binding(
+    name: str,
+    *,
+    namespace: str,
+    binding_name: str,
+    service: pulumi.Resource,
+    service_name: str,
+    port: str,
+    group: aws.lb.TargetGroup,
+    frontend: Frontend,
+    labels: Mapping[str, str],
+    parent: pulumi.Resource,
+) -> k8s.apiextensions.CustomResource:
+    """The TargetGroupBinding of one target group. It depends on the controller (whose
+    webhooks admit it and whose finalizer deregisters the targets: destroyed first) and on
+    the target group and Service (destroyed after it). The controller's webhook refuses
+    any change of ``spec.targetGroupARN`` / ``spec.targetType`` ("TargetGroupBinding
+    update may not change these fields"), so a replaced target group replaces the
+    binding, deleting the old one first (its name is fixed)."""
+    spec = pulumi.Output.all(group.arn, frontend.vpc_id).apply(
+        lambda v: target_group_binding_spec(
+            service=service_name, port=port, target_group_arn=str(v[0]), vpc_id=str(v[1])
         )
-    if routes.preview is not None:
-        annotations[f"{a}actions.{PREVIEW_ACTION}"] = json.dumps(
-            {
-                "type": "forward",
-                "forwardConfig": {
-                    "targetGroups": [
-                        {"serviceName": routes.preview, "servicePort": port_name, "weight": 100}
-                    ]
-                },
-            },
-            separators=(",", ":"),
-        )
-        annotations[f"{a}conditions.{PREVIEW_ACTION}"] = json.dumps(
-            [
-                {
-                    "field": "http-header",
-                    "httpHeaderConfig": {"httpHeaderName": preview_header, "values": ["true"]},
-                }
+    )
+    return k8s.apiextensions.CustomResource(
+        name,
+        api_version=TGB_API_VERSION,
+        kind=TGB_KIND,
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=binding_name, namespace=namespace, labels=dict(labels)
+        ),
+        spec=spec,
+        opts=pulumi.ResourceOptions(
+            parent=parent,
+            depends_on=[frontend.controller, group, service],
+            replace_on_changes=list(TGB_IMMUTABLE),
+            delete_before_replace=True,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class WeightedTarget:
+    """One target group of a forward action and its weight."""
+
+    group: aws.lb.TargetGroup
+    weight: int
+
+
+def _forward(targets: Sequence[WeightedTarget]) -> aws.lb.ListenerRuleActionArgs:
+    """Always the ``forward`` block with a list (one or two groups): a weight change or a
+    color switch is then a change of values inside it, an in-place ModifyRule."""
+    return aws.lb.ListenerRuleActionArgs(
+        type="forward",
+        forward=aws.lb.ListenerRuleActionForwardArgs(
+            target_groups=[
+                aws.lb.ListenerRuleActionForwardTargetGroupArgs(arn=t.group.arn, weight=t.weight)
+                for t in targets
             ],
-            separators=(",", ":"),
+            stickiness=aws.lb.ListenerRuleActionForwardStickinessArgs(enabled=False, duration=1),
+        ),
+    )
+
+
+def _conditions(
+    host: str | None, path: str, header: tuple[str, str] | None = None
+) -> list[aws.lb.ListenerRuleConditionArgs]:
+    conditions = []
+    if host is not None:
+        conditions.append(
+            aws.lb.ListenerRuleConditionArgs(
+                host_header=aws.lb.ListenerRuleConditionHostHeaderArgs(values=[host])
+            )
         )
-    return annotations
-
-
-WEIGHTED_ACTION = "weighted"
-PREVIEW_ACTION = "preview"
-USE_ANNOTATION = "use-annotation"
+    if host is None or path != "/":
+        conditions.append(
+            aws.lb.ListenerRuleConditionArgs(
+                path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(values=path_patterns(path))
+            )
+        )
+    if header is not None:
+        conditions.append(
+            aws.lb.ListenerRuleConditionArgs(
+                http_header=aws.lb.ListenerRuleConditionHttpHeaderArgs(
+                    http_header_name=header[0], values=[header[1]]
+                )
+            )
+        )
+    return conditions
 
 
 def alb_rules(
-    routes: RoutePlan, *, host: str | None, path: str, port_name: str
-) -> list[k8s.networking.v1.IngressRuleArgs]:
-    """Ingress rules: the preview route (if any) first, then the main route."""
-
-    def rule(backend_name: str, port: str) -> k8s.networking.v1.IngressRuleArgs:
-        return k8s.networking.v1.IngressRuleArgs(
-            host=host,
-            http=k8s.networking.v1.HTTPIngressRuleValueArgs(
-                paths=[
-                    k8s.networking.v1.HTTPIngressPathArgs(
-                        path=path,
-                        path_type="Prefix",
-                        backend=k8s.networking.v1.IngressBackendArgs(
-                            service=k8s.networking.v1.IngressServiceBackendArgs(
-                                name=backend_name,
-                                port=k8s.networking.v1.ServiceBackendPortArgs(name=port),
-                            )
-                        ),
-                    )
-                ]
-            ),
-        )
-
-    rules = []
-    if routes.preview is not None:
-        rules.append(rule(PREVIEW_ACTION, USE_ANNOTATION))
-    (first, *others) = routes.main
-    if others:
-        rules.append(rule(WEIGHTED_ACTION, USE_ANNOTATION))
-    else:
-        rules.append(rule(first.service, port_name))
-    return rules
-
-
-def nlb_annotations(
-    alb: AlbSettings, *, health_check_path: str, health_check_port: int, drain_seconds: int
-) -> dict[str, str]:
-    """Annotations of a per-service NLB (TCP listeners, ip targets, HTTP health check)."""
-    s = SERVICE_ANNOTATION
-    return {
-        f"{s}aws-load-balancer-nlb-target-type": "ip",
-        f"{s}aws-load-balancer-scheme": alb.scheme,
-        f"{s}aws-load-balancer-healthcheck-protocol": "http",
-        f"{s}aws-load-balancer-healthcheck-path": health_check_path,
-        f"{s}aws-load-balancer-healthcheck-port": str(health_check_port),
-        f"{s}aws-load-balancer-attributes": "load_balancing.cross_zone.enabled=true",
-        f"{s}aws-load-balancer-target-group-attributes": (
-            f"deregistration_delay.timeout_seconds={drain_seconds}"
+    name: str,
+    *,
+    listener: aws.lb.Listener,
+    slot: int,
+    host: str | None,
+    path: str,
+    main: Sequence[WeightedTarget],
+    preview: aws.lb.TargetGroup | None,
+    preview_header: str,
+    tags: Mapping[str, str],
+    parent: pulumi.Resource,
+) -> tuple[aws.lb.ListenerRule, aws.lb.ListenerRule | None]:
+    """The model's listener rules: ``{name}-rule`` (main: weighted forward) and, for
+    blue/green, ``{name}-preview-rule`` (same host/path plus the header, to the idle
+    color), one priority before it."""
+    preview_priority, main_priority = rule_priorities(slot)
+    child = pulumi.ResourceOptions(parent=parent)
+    main_rule = aws.lb.ListenerRule(
+        f"{name}-rule",
+        aws.lb.ListenerRuleArgs(
+            listener_arn=listener.arn,
+            priority=main_priority,
+            actions=[_forward(main)],
+            conditions=_conditions(host, path),
+            tags=dict(tags),
         ),
-    }
+        opts=child,
+    )
+    preview_rule = None
+    if preview is not None:
+        preview_rule = aws.lb.ListenerRule(
+            f"{name}-preview-rule",
+            aws.lb.ListenerRuleArgs(
+                listener_arn=listener.arn,
+                priority=preview_priority,
+                actions=[_forward([WeightedTarget(preview, 100)])],
+                conditions=_conditions(host, path, (preview_header, "true")),
+                tags=dict(tags),
+            ),
+            opts=child,
+        )
+    return main_rule, preview_rule
+
+
+@dataclass(frozen=True)
+class NlbPort:
+    """One NLB listener: the Service port name and number, TLS or TCP."""
+
+    name: str
+    port: int
+
+
+def nlb(
+    name: str,
+    *,
+    frontend: Frontend,
+    ports: Sequence[NlbPort],
+    active: Mapping[str, aws.lb.TargetGroup],
+    certificate_arn: str | None,
+    tags: Mapping[str, str],
+    parent: pulumi.Resource,
+) -> tuple[aws.lb.LoadBalancer, list[aws.lb.Listener]]:
+    """A model's own NLB: the frontend's NLB security group (listener ports in from the
+    frontend's sources, out to the pods; one per stack, so a model adds no rules),
+    cross-zone, deletion protection and access logs as the ALB; one listener per port
+    (TLS with the certificate when one is set, else TCP) forwarding to
+    ``active[port name]``."""
+    child = pulumi.ResourceOptions(parent=parent)
+    group = frontend.nlb_security_group
+    assert group is not None, "LoadBalancerArgs.nlb_ports must list the NLB ports"
+    balancer = aws.lb.LoadBalancer(
+        name,
+        aws.lb.LoadBalancerArgs(
+            name_prefix="mln-",
+            load_balancer_type="network",
+            internal=frontend.scheme == "internal",
+            ip_address_type="ipv4",
+            subnets=frontend.subnet_ids,
+            security_groups=[group.id],
+            enable_cross_zone_load_balancing=True,
+            enable_deletion_protection=frontend.deletion_protection,
+            access_logs=_access_logs(frontend.access_logs_bucket, frontend.access_logs_prefix),
+            tags={**tags, CLUSTER_TAG: frontend.cluster_name},
+        ),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(frontend.access_logs_ready)),
+    )
+    listeners = []
+    for port in ports:
+        tls = certificate_arn is not None
+        listeners.append(
+            aws.lb.Listener(
+                f"{name}-{port.name}",
+                aws.lb.ListenerArgs(
+                    load_balancer_arn=balancer.arn,
+                    port=port.port,
+                    protocol="TLS" if tls else "TCP",
+                    ssl_policy=frontend.ssl_policy if tls else None,
+                    certificate_arn=certificate_arn,
+                    alpn_policy="HTTP2Preferred" if tls and port.name == "grpc" else None,
+                    default_actions=[
+                        aws.lb.ListenerDefaultActionArgs(
+                            type="forward", target_group_arn=active[port.name].arn
+                        )
+                    ],
+                ),
+                opts=child,
+            )
+        )
+    return balancer, listeners

@@ -12,6 +12,7 @@ the config into names and weights, nothing else, so it is tested without Pulumi.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -82,3 +83,48 @@ def route_plan(
         workload_name(model, idle),
         active,
     )
+
+
+# --------------------------------------------------------------------------- rule priorities
+
+RULE_SLOTS = 25000
+"""ALB rule priorities run 1..50000; each model owns one slot = two priorities."""
+
+
+def derived_rule_slot(model: str) -> int:
+    """The listener-rule slot of a model, derived from its name alone (1..RULE_SLOTS), so a
+    model's priorities never move when other models are added or removed."""
+    digest = hashlib.sha256(model.encode()).digest()
+    return 1 + int.from_bytes(digest[:8], "big") % RULE_SLOTS
+
+
+def rule_priorities(slot: int) -> tuple[int, int]:
+    """(preview, main) priorities of a slot: the header-matched preview rule is evaluated
+    just before the main rule of the same host/path."""
+    if not 1 <= slot <= RULE_SLOTS:
+        raise ValueError(f"rule slot {slot} is not within 1..{RULE_SLOTS}")
+    return 2 * slot - 1, 2 * slot
+
+
+def path_patterns(path: str) -> list[str]:
+    """ALB path-pattern values of a path prefix: ``/`` is everything, ``/v1`` matches
+    ``/v1`` and ``/v1/...`` (not ``/v10``)."""
+    if path == "/":
+        return ["/*"]
+    base = path.rstrip("/")
+    return [base, f"{base}/*"]
+
+
+def route_covers(outer: tuple[str | None, str], inner: tuple[str | None, str]) -> bool:
+    """Whether every request ``inner`` (host, path prefix) matches also matches ``outer``."""
+    (outer_host, outer_path), (inner_host, inner_path) = outer, inner
+    if outer_host is not None:
+        if inner_host is None:
+            return False
+        if outer_host.startswith("*."):
+            if not (inner_host.endswith(outer_host[1:]) and inner_host != outer_host[2:]):
+                return False
+        elif outer_host != inner_host:
+            return False
+    prefix = outer_path.rstrip("/")
+    return inner_path.rstrip("/") == prefix or inner_path.startswith(prefix + "/")

@@ -47,6 +47,31 @@ FORCES_REPLACEMENT: dict[str, tuple[str, ...]] = {
     "aws:iam/role:Role": ("name", "namePrefix"),
     "aws:cloudwatch/logGroup:LogGroup": ("name", "namePrefix"),
     "aws:s3/bucket:Bucket": ("bucket", "bucketPrefix"),
+    # internal/service/elbv2/load_balancer.go, target_group.go, listener.go,
+    # listener_rule.go (priority and actions update in place: SetRulePriorities /
+    # ModifyRule), listener_certificate.go; internal/service/ec2/vpc_security_group.go
+    "aws:lb/loadBalancer:LoadBalancer": ("name", "namePrefix", "internal", "loadBalancerType"),
+    "aws:lb/targetGroup:TargetGroup": (
+        "name",
+        "namePrefix",
+        "port",
+        "protocol",
+        "protocolVersion",
+        "targetType",
+        "vpcId",
+        "ipAddressType",
+    ),
+    "aws:lb/listener:Listener": ("loadBalancerArn",),
+    "aws:lb/listenerRule:ListenerRule": ("listenerArn",),
+    "aws:lb/listenerCertificate:ListenerCertificate": ("listenerArn", "certificateArn"),
+    "aws:ec2/securityGroup:SecurityGroup": ("name", "namePrefix", "vpcId", "description"),
+    # The controller's webhook refuses changes of these (mlstack replaces the binding:
+    # components.serving.load_balancer.TGB_IMMUTABLE)
+    "kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding": (
+        *_K8S_IDENTITY,
+        "spec.targetGroupARN",
+        "spec.targetType",
+    ),
     "kubernetes:apps/v1:Deployment": _K8S_IDENTITY,
     "kubernetes:apps/v1:StatefulSet": _K8S_IDENTITY,
     "kubernetes:core/v1:Service": _K8S_IDENTITY,

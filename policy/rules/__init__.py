@@ -15,12 +15,22 @@ Shared type tokens and helpers are in :mod:`policy.rules.common`.
 from __future__ import annotations
 
 from policy.core import Rule
-from policy.rules import delivery, iam, kubernetes, lifecycle, network, operations, storage
+from policy.rules import (
+    delivery,
+    iam,
+    kubernetes,
+    lifecycle,
+    load_balancers,
+    network,
+    operations,
+    storage,
+)
 
 AREAS: dict[str, list[Rule]] = {
     "storage": storage.RULES,
     "iam": iam.RULES,
     "network": network.RULES,
+    "load_balancers": load_balancers.RULES,
     "kubernetes": kubernetes.RULES,
     "delivery": delivery.RULES,
     "operations": operations.RULES,

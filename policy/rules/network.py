@@ -24,8 +24,6 @@ from policy.rules.common import (
     DEFAULT_SG,
     EKS_CLUSTER,
     FLOW_LOG,
-    INGRESS,
-    LB_LISTENER,
     NODE_GROUP,
     SECURITY_GROUP,
     SECURITY_GROUP_RULE,
@@ -33,7 +31,6 @@ from policy.rules.common import (
     SUBNET,
     VPC,
     define,
-    metadata_of,
 )
 
 _OPEN_CIDRS = frozenset({"0.0.0.0/0", "::/0"})
@@ -148,21 +145,6 @@ def default_sg_closed(stack: Stack) -> Iterator[Finding]:
             yield group.urn, f"default security group {group.name} has rules"
 
 
-def lb_tls(stack: Stack) -> Iterator[Finding]:
-    for listener in stack.of_type(*LB_LISTENER):
-        if listener.props.get("protocol") != "HTTP":
-            continue
-        actions = as_list(listener.props.get("defaultActions"))
-        if not any(get_path(a, "type") == "redirect" for a in actions):
-            yield listener.urn, f"listener {listener.name}: plain HTTP without redirect to HTTPS"
-    for ingress in stack.of_type(INGRESS):
-        annotations = metadata_of(ingress).get("annotations") or {}
-        if annotations.get("alb.ingress.kubernetes.io/scheme") != "internet-facing":
-            continue
-        if not annotations.get("alb.ingress.kubernetes.io/certificate-arn"):
-            yield ingress.urn, f"Ingress {ingress.name}: internet-facing ALB without certificate"
-
-
 RULES: list[Rule] = [
     define(
         "prod-multi-az",
@@ -213,13 +195,5 @@ RULES: list[Rule] = [
         enforcement="advisory",
         types=(DEFAULT_SG,),
         check=default_sg_closed,
-    ),
-    define(
-        "lb-tls",
-        "Internet-facing load balancers serve HTTPS (HTTP only redirects).",
-        severity="high",
-        enforcement="advisory",
-        types=(*LB_LISTENER, INGRESS),
-        check=lb_tls,
     ),
 ]

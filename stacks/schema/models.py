@@ -24,6 +24,8 @@ from stacks.schema import cron
 from stacks.schema.base import ConfigModel, fixed, knob
 
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+MAX_RULE_SLOT = 25000
+"""ALB listener rules have priorities 1..50000: two per model (preview, main)."""
 
 _IMAGE = re.compile(
     r"^(?P<repo>[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
@@ -208,6 +210,13 @@ class CanaryConfig(ConfigModel):
     stable_weight: int = knob(ge=0, le=100, description="Percent of traffic to stable.")
     canary_weight: int = knob(ge=0, le=100, description="Percent of traffic to the canary.")
 
+    @field_validator("stable_weight", "canary_weight", mode="before")
+    @classmethod
+    def _percent(cls, value: object) -> object:
+        if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value <= 100:
+            raise ValueError(f"{value} is not a percent of traffic; allowed: 0..100")
+        return value
+
     @model_validator(mode="after")
     def _weights(self) -> CanaryConfig:
         total = self.stable_weight + self.canary_weight
@@ -295,6 +304,20 @@ class ExposureConfig(ConfigModel):
     )
     host: str | None = knob(None, description="alb: host name to route (default: any host).")
     path: str = knob("/", description="alb: path prefix to route.")
+    priority: int | None = fixed(
+        None,
+        ge=1,
+        le=MAX_RULE_SLOT,
+        description="alb: listener-rule slot (main rule priority 2*slot, preview rule "
+        "2*slot-1). Default: derived from the model name, so it never moves when other "
+        "models are added or removed; set it only to resolve a collision.",
+    )
+    certificate_arn: str | None = knob(
+        None,
+        description="alb: extra ACM certificate for this model's host, added to the HTTPS "
+        "listener (SNI); nlb: the certificate of its TLS listeners.",
+        pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$",
+    )
 
     @field_validator("host")
     @classmethod

@@ -92,17 +92,15 @@ class ThresholdsConfig(ConfigModel):
 
 
 class AlbAlarmsConfig(ConfigModel):
-    """CloudWatch alarms on each service's ALB target group."""
+    """CloudWatch alarms on every model target group and load balancer (always on: they
+    reference the stack's own target groups and load balancers)."""
 
-    enabled: bool = fixed(
-        False,
-        description="Look up each ALB-exposed model's target group(s) and the shared ALB "
-        "(created by the AWS Load Balancer Controller) and alarm on them. Turn on only "
-        "after a deploy has created them (docs/operations.md); same value in every stack.",
-    )
-
-    target5xx_per_minute: int = knob(
-        _ALB.target_5xx_per_period, ge=1, description="Target 5XX per minute = a bad minute."
+    target5xx_percent: float = knob(
+        _ALB.target_5xx_percent,
+        gt=0,
+        le=100,
+        description="Percent of requests answered 5XX (targets, or the ALB itself) in a bad "
+        "minute.",
     )
     evaluation_minutes: int = knob(
         _ALB.evaluation_periods, ge=1, le=60, description="Minutes each alarm looks back."
@@ -125,7 +123,7 @@ class AlbAlarmsConfig(ConfigModel):
             period_seconds=60,
             evaluation_periods=self.evaluation_minutes,
             datapoints_to_alarm=self.bad_minutes_to_alarm,
-            target_5xx_per_period=self.target5xx_per_minute,
+            target_5xx_percent=self.target5xx_percent,
         )
 
 

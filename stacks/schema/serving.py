@@ -18,60 +18,70 @@ from typing import Any, Literal
 from pydantic import field_validator
 
 from components.serving.registries import UPSTREAMS
+from components.serving.rollout import RULE_SLOTS, derived_rule_slot, route_covers
+from components.serving.tls_policies import TLS12_POLICIES
 from stacks.schema.base import ConfigModel, fixed, knob
 from stacks.schema.gpu_pools import GpuPoolConfig
 from stacks.schema.models import DNS_LABEL, ModelConfig, image_parts
 
 _CERT_ARN = re.compile(r"^arn:aws[a-z-]*:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[0-9a-f-]+$")
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _CHART_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 _PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()/-]{0,200}$")
 
 
 class AccessLogsConfig(ConfigModel):
-    """ALB access logs to an existing S3 bucket whose policy lets ELB write to it."""
+    """ALB (and NLB TLS) access logs, written to a bucket the stack creates itself."""
 
-    bucket: str = knob(description="Existing S3 bucket for ALB access logs.")
+    enabled: bool = knob(
+        True, description="Write access logs (prod: required when internet-facing)."
+    )
     prefix: str = knob("alb", description="Key prefix of the log objects.")
-
-    @field_validator("bucket")
-    @classmethod
-    def _bucket(cls, value: str) -> str:
-        if not _BUCKET.match(value) or ".." in value:
-            raise ValueError(f"{value!r} is not an S3 bucket name")
-        return value
+    retention_days: int = knob(
+        90, ge=1, le=3650, description="Days log objects are kept before they expire."
+    )
 
     @field_validator("prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
         if not _PREFIX.match(value) or value.startswith("/") or value.endswith("/"):
             raise ValueError("must be an S3 key prefix without leading or trailing '/'")
+        if "AWSLogs" in value:
+            raise ValueError("must not contain 'AWSLogs' (ELB adds it and refuses it in a prefix)")
         return value
 
 
 class LoadBalancerConfig(ConfigModel):
-    """The AWS Load Balancer Controller and the one ALB all ``alb`` models share."""
+    """The one ALB all ``alb`` models share, the NLBs of ``nlb`` models, and the AWS Load
+    Balancer Controller that registers pod IPs in their target groups."""
 
     scheme: Literal["internal", "internet-facing"] = knob(
         "internal", description="ALB/NLB scheme: internal (VPC only) or internet-facing."
     )
-    https: bool = fixed(
-        True, description="HTTPS listener (443) with HTTP redirected to it. Needs certificateArn."
-    )
     certificate_arn: str | None = knob(
-        None, description="ACM certificate ARN for the HTTPS listener (same region)."
+        None, description="ACM certificate ARN for the HTTPS (and NLB TLS) listeners, same region."
     )
     ssl_policy: str = fixed(
-        "ELBSecurityPolicy-TLS13-1-2-2021-06", description="ALB TLS security policy."
+        "ELBSecurityPolicy-TLS13-1-2-2021-06",
+        description="ELB TLS security policy of the HTTPS/TLS listeners (TLS 1.2 or newer).",
     )
     idle_timeout_seconds: int = knob(
         600, ge=1, le=4000, description="ALB idle timeout; long enough for slow generations."
     )
-    inbound_cidrs: list[str] = knob(
-        default_factory=list, description="CIDRs allowed to reach the load balancers."
+    desync_mitigation_mode: Literal["defensive", "strictest"] = fixed(
+        "defensive", description="ALB HTTP desync mitigation mode."
     )
-    deletion_protection: bool = knob(False, description="ALB deletion protection.")
-    access_logs: AccessLogsConfig | None = knob(None, description="ALB access logs (optional).")
+    inbound_cidrs: list[str] = knob(
+        default_factory=list,
+        description="CIDRs allowed to reach the load balancers (default for internal: the VPC).",
+    )
+    allow_open_inbound: bool = knob(
+        False, description="Allow 0.0.0.0/0 in inboundCidrs of a prod stack (refused otherwise)."
+    )
+    deletion_protection: bool = knob(False, description="Load balancer deletion protection.")
+    access_logs: AccessLogsConfig = knob(
+        default_factory=AccessLogsConfig,
+        description="Access logs to the stack's own log bucket (SSE-S3, ELB delivery policy).",
+    )
     controller_replicas: int = knob(2, ge=1, le=5, description="Controller replicas.")
 
     @field_validator("certificate_arn")
@@ -81,6 +91,16 @@ class LoadBalancerConfig(ConfigModel):
             raise ValueError(
                 f"{value!r} is not an ACM certificate ARN "
                 "(arn:aws:acm:<region>:<account>:certificate/<id>)"
+            )
+        return value
+
+    @field_validator("ssl_policy")
+    @classmethod
+    def _tls12(cls, value: str) -> str:
+        if value not in TLS12_POLICIES:
+            raise ValueError(
+                f"{value!r} is not a TLS 1.2+ ELB security policy; allowed: "
+                + ", ".join(TLS12_POLICIES)
             )
         return value
 
@@ -259,16 +279,34 @@ def cross_checks(
                 yield (
                     f"{at}.exposure",
                     {"host": exposure.host, "path": exposure.path},
-                    f"same host and path as models[{routes[route]}]",
+                    f"same host and path as models[{routes[route]}]; allowed: a host/path "
+                    "no other model routes",
                 )
             routes.setdefault(route, i)
+        else:
+            for key, value in (("host", exposure.host), ("priority", exposure.priority)):
+                if value is not None:
+                    yield (
+                        f"{at}.exposure.{key}",
+                        value,
+                        f"exposure {exposure.type} has no ALB listener rule; allowed: unset "
+                        f"(an {exposure.type} model is reached by "
+                        + ("its NLB's DNS name)" if exposure.type == "nlb" else "its Service)"),
+                    )
+            if exposure.path != "/":
+                yield (
+                    f"{at}.exposure.path",
+                    exposure.path,
+                    f"exposure {exposure.type} does no path routing; allowed: / (the default)",
+                )
+    yield from _rule_slots(models)
     uses_alb = bool(routes)
-    if uses_alb and lb.https and lb.certificate_arn is None:
+    if uses_alb and lb.certificate_arn is None:
         yield (
             "mlstack:serving.loadBalancer.certificateArn",
             None,
-            "HTTPS is on (serving.loadBalancer.https) and models use the ALB, but no ACM "
-            "certificate ARN is set; set certificateArn or https: false",
+            "models use the ALB, whose HTTPS listener needs an ACM certificate; allowed: "
+            "an ACM certificate ARN in the stack's region",
         )
     cert_region = lb.certificate_region
     if cert_region is not None and cert_region != region:
@@ -277,6 +315,94 @@ def cross_checks(
             lb.certificate_arn,
             f"certificate is in {cert_region}; the ALB needs one in {region}",
         )
+    yield from _inbound(is_prod, serving)
+
+
+def _inbound(is_prod: bool, serving: ServingConfig) -> Iterator[Finding]:
+    """Who may reach the load balancers: prod internet-facing needs explicit CIDRs, and
+    0.0.0.0/0 only with allowOpenInbound; prod internet-facing LBs are protected and logged."""
+    lb = serving.load_balancer
+    at = "mlstack:serving.loadBalancer"
+    if not (is_prod and lb.scheme == "internet-facing"):
+        return
+    if not lb.inbound_cidrs:
+        yield (
+            f"{at}.inboundCidrs",
+            [],
+            "a prod internet-facing load balancer needs the CIDRs of its clients; allowed: "
+            "a non-empty list of CIDRs (0.0.0.0/0 only with allowOpenInbound: true)",
+        )
+    open_world = [c for c in lb.inbound_cidrs if ipaddress.ip_network(c).prefixlen == 0]
+    if open_world and not lb.allow_open_inbound:
+        yield (
+            f"{at}.inboundCidrs",
+            lb.inbound_cidrs,
+            f"{open_world[0]} opens a prod load balancer to the whole internet; allowed: "
+            "narrower CIDRs, or set allowOpenInbound: true to mean it",
+        )
+    if not lb.deletion_protection:
+        yield (
+            f"{at}.deletionProtection",
+            False,
+            "a prod internet-facing load balancer must have deletion protection; allowed: true",
+        )
+    if not lb.access_logs.enabled:
+        yield (
+            f"{at}.accessLogs.enabled",
+            False,
+            "a prod internet-facing load balancer must write access logs; allowed: true",
+        )
+
+
+def rule_slots(models: Sequence[ModelConfig]) -> dict[str, int]:
+    """Listener-rule slot of every ALB-exposed model: ``exposure.priority`` or derived from
+    the name (``components.serving.rollout.derived_rule_slot``)."""
+    return {
+        m.name: m.exposure.priority or derived_rule_slot(m.name)
+        for m in models
+        if m.exposure.type == "alb"
+    }
+
+
+def _rule_slots(models: Sequence[ModelConfig]) -> Iterator[Finding]:
+    """No two models on one slot; a route that another route covers (same host, longer
+    path; or a named host under a wildcard/any host) is evaluated first."""
+    slots = rule_slots(models)
+    index = {m.name: i for i, m in enumerate(models)}
+    taken: dict[int, str] = {}
+    alb = [m for m in models if m.exposure.type == "alb"]
+    for model in alb:
+        slot = slots[model.name]
+        i = index[model.name]
+        other = taken.get(slot)
+        if other is not None:
+            source = "set" if model.exposure.priority else f"derived from the name {model.name!r}"
+            free = next(s for s in range(1, RULE_SLOTS + 1) if s not in set(slots.values()))
+            yield (
+                f"mlstack:models[{i}].exposure.priority",
+                slot,
+                f"rule slot {slot} ({source}) is already used by models[{index[other]}] "
+                f"({other}); allowed: a free slot in 1..{RULE_SLOTS}, e.g. {free}",
+            )
+        taken.setdefault(slot, model.name)
+    for outer in alb:
+        for inner in alb:
+            if outer is inner:
+                continue
+            o = (outer.exposure.host, outer.exposure.path)
+            n = (inner.exposure.host, inner.exposure.path)
+            if (
+                route_covers(o, n)
+                and not route_covers(n, o)
+                and slots[inner.name] > slots[outer.name]
+            ):
+                yield (
+                    f"mlstack:models[{index[inner.name]}].exposure.priority",
+                    slots[inner.name],
+                    f"route {n[0] or '*'}{n[1]} is inside models[{index[outer.name]}]'s "
+                    f"{o[0] or '*'}{o[1]} (slot {slots[outer.name]}) but would be evaluated "
+                    f"after it and never match; allowed: a slot below {slots[outer.name]}",
+                )
 
 
 def _largest(pool: Any) -> str:

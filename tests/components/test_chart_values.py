@@ -14,7 +14,15 @@ import yaml
 
 from mlstack.synth import ResourceGraph
 
-UPSTREAM = Path(__file__).resolve().parents[2].parent.parent / "shared" / "upstream" / "charts"
+UPSTREAM = next(
+    (
+        p / "shared" / "upstream" / "charts"
+        for p in Path(__file__).resolve().parents
+        if (p / "shared" / "upstream" / "charts").is_dir()
+    ),
+    Path("../shared/upstream/charts"),
+)
+"""``../shared/upstream/charts`` of the checkout (main) or of a worktree's parent."""
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 
 SUBCHARTS: dict[tuple[str, str], str] = {("kube-prometheus-stack", "grafana"): "grafana-12.11.1"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,7 @@ from mlstack.synth import ResourceGraph, ResourceNode
 from policy import rules
 from policy.core import Rule, run_rule
 from policy.rules import common as c
+from policy.rules import load_balancers as lbr
 from tests.policy.graphs import aws_provider, graph, node
 
 Nodes = Callable[[], list[ResourceNode]]
@@ -195,13 +197,44 @@ def _sg(port: int) -> list[ResourceNode]:
 
 
 def _listener(action: str) -> list[ResourceNode]:
+    default: dict[str, Any] = {"type": action}
+    if action == "redirect":
+        default["redirect"] = {"protocol": "HTTPS", "port": "443", "statusCode": "HTTP_301"}
     return [
         node(
             c.LB_LISTENER[0],
             "listener",
-            {"protocol": "HTTP", "port": 80, "defaultActions": [{"type": action}]},
+            {"protocol": "HTTP", "port": 80, "defaultActions": [default]},
         )
     ]
+
+
+def _https_listener(policy: str) -> list[ResourceNode]:
+    return [
+        node(
+            c.LB_LISTENER[0],
+            "https",
+            {"protocol": "HTTPS", "port": 443, "sslPolicy": policy, "certificateArn": "arn:c"},
+        )
+    ]
+
+
+def _balancer(*, internal: bool, protected: bool, logs: bool) -> ResourceNode:
+    inputs: dict[str, Any] = {"internal": internal, "enableDeletionProtection": protected}
+    if logs:
+        inputs["accessLogs"] = {"bucket": "logs", "prefix": "alb", "enabled": True}
+    return node(lbr.LOAD_BALANCER[0], "alb", inputs)
+
+
+def _target_group(*, alarmed: bool) -> list[ResourceNode]:
+    group = node(lbr.TARGET_GROUP[0], "tg", {"port": 8000, "protocol": "HTTP"})
+    alarm = node(
+        c.METRIC_ALARM,
+        "alarm",
+        {"alarmActions": ["arn:aws:sns:t"]},
+        depends_on=(group,) if alarmed else (),
+    )
+    return [group, alarm]
 
 
 def _gpu_group(taints: list[dict[str, str]]) -> list[ResourceNode]:
@@ -354,7 +387,24 @@ CASES: dict[str, Case] = {
         lambda: [node(c.DEFAULT_SG, "default", {"vpcId": "v", "ingress": [{"fromPort": 0}]})],
         "has rules",
     ),
-    "lb-tls": Case(lambda: _listener("redirect"), lambda: _listener("forward"), "plain HTTP"),
+    "lb-tls-policy": Case(
+        lambda: _https_listener("ELBSecurityPolicy-TLS13-1-2-2021-06"),
+        lambda: _https_listener("ELBSecurityPolicy-2016-08"),
+        "allows TLS older than 1.2",
+    ),
+    "lb-http-redirect-only": Case(
+        lambda: _listener("redirect"), lambda: _listener("forward"), "does not redirect"
+    ),
+    "lb-prod-internet-facing-hardened": Case(
+        lambda: [_balancer(internal=False, protected=True, logs=True)],
+        lambda: [_balancer(internal=False, protected=False, logs=True)],
+        "no deletion protection",
+    ),
+    "lb-target-groups-alarmed": Case(
+        lambda: _target_group(alarmed=True),
+        lambda: _target_group(alarmed=False),
+        "no CloudWatch alarm watches it",
+    ),
     "required-tags": Case(
         lambda: [node(c.VPC, "vpc", {})],
         lambda: [node(c.VPC, "vpc", {}, provider=None)],
@@ -666,3 +716,19 @@ def test_ingress_from_two_half_internets_is_open_to_the_world() -> None:
 
     assert network._open_to_world(["0.0.0.0/1", "128.0.0.0/1"])  # pyright: ignore[reportPrivateUsage]
     assert not network._open_to_world(["10.20.0.0/16"])  # pyright: ignore[reportPrivateUsage]
+
+
+def test_an_http_listener_rule_routing_plain_http_fails() -> None:
+    (listener,) = _listener("redirect")
+    rule = node(lbr.LISTENER_RULE[0], "rule", {"priority": 10}, depends_on=(listener,))
+    result = result_of("lb-http-redirect-only", graph(listener, rule))
+    assert result.status == "fail"
+    assert "routes plain HTTP" in result.violations[0].message
+
+
+def test_internal_balancers_and_dev_need_no_hardening() -> None:
+    internal = _balancer(internal=True, protected=False, logs=False)
+    assert result_of("lb-prod-internet-facing-hardened", graph(internal)).status == "pass"
+    exposed = _balancer(internal=False, protected=True, logs=False)
+    result = result_of("lb-prod-internet-facing-hardened", graph(exposed))
+    assert [v.message for v in result.violations] == ["load balancer alb: no access logs"]

@@ -81,5 +81,5 @@ def test_every_custom_resource_is_validated_strictly(any_graph, stack_configs, c
         ("keda.sh/v1alpha1", "ScaledObject"),
         ("monitoring.coreos.com/v1", "PrometheusRule"),
         ("monitoring.coreos.com/v1", "ServiceMonitor"),
-        ("elbv2.k8s.aws/v1beta1", "IngressClassParams"),
+        ("elbv2.k8s.aws/v1beta1", "TargetGroupBinding"),
     } <= covered

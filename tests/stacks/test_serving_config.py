@@ -119,8 +119,24 @@ def test_two_services_on_the_same_host_and_path() -> None:
     )
     assert p.path == "mlstack:models[1].exposure"
     assert p.value == {"host": "llm.dev.ml.example.com", "path": "/"}
-    assert p.message == "same host and path as models[0]"
+    assert p.message.startswith("same host and path as models[0]; allowed: ")
+    # A longer path on the same host is fine once its rule is evaluated first.
     accepted(
+        "dev",
+        {
+            "models[1].exposure": {
+                "type": "alb",
+                "host": "llm.dev.ml.example.com",
+                "path": "/vision",
+                "priority": 10,
+            }
+        },
+    )
+
+
+def test_a_covered_route_evaluated_after_its_cover_is_refused() -> None:
+    # resnet50's derived slot (11231) is after llama's (7335): /vision would never match.
+    p = only(
         "dev",
         {
             "models[1].exposure": {
@@ -130,15 +146,97 @@ def test_two_services_on_the_same_host_and_path() -> None:
             }
         },
     )
+    assert (p.path, p.value) == ("mlstack:models[1].exposure.priority", 11231)
+    assert "allowed: a slot below 7335" in p.message
 
 
-def test_https_without_a_certificate() -> None:
+def test_two_models_on_one_rule_priority() -> None:
+    p = only(
+        "dev",
+        {
+            "models[1].exposure": {
+                "type": "alb",
+                "host": "vision.dev.ml.example.com",
+                "priority": 7335,
+            }
+        },
+    )
+    assert (p.path, p.value) == ("mlstack:models[1].exposure.priority", 7335)
+    assert "already used by models[0] (llama-3-8b-instruct)" in p.message
+    assert "allowed: a free slot in 1..25000" in p.message
+
+
+@pytest.mark.parametrize("weight", [-1, 101])
+def test_a_canary_weight_outside_0_to_100(weight: int) -> None:
+    found = problems(
+        "dev",
+        {
+            "models[0].rollout": {
+                "strategy": "canary",
+                "canary": {
+                    "artifactVersion": "v9",
+                    "stableWeight": 100 - weight,
+                    "canaryWeight": weight,
+                },
+            }
+        },
+    )
+    p = next(p for p in found if p.path.endswith("rollout.canary.canaryWeight"))
+    assert p.value == weight
+    assert p.message == f"{weight} is not a percent of traffic; allowed: 0..100"
+
+
+def test_an_nlb_model_with_a_host_name() -> None:
+    p = only("dev", {"models[1].exposure.host": "vision.dev.ml.example.com"})
+    assert (p.path, p.value) == ("mlstack:models[1].exposure.host", "vision.dev.ml.example.com")
+    assert "exposure nlb has no ALB listener rule; allowed: unset" in p.message
+
+
+def test_prod_internet_facing_without_cidrs() -> None:
+    p = only("prod", {"serving.loadBalancer.inboundCidrs": []})
+    assert (p.path, p.value) == ("mlstack:serving.loadBalancer.inboundCidrs", [])
+    assert "allowed: a non-empty list of CIDRs" in p.message
+
+
+def test_prod_open_to_the_world_only_when_explicitly_allowed() -> None:
+    p = only("prod", {"serving.loadBalancer.inboundCidrs": ["0.0.0.0/0"]})
+    assert p.path == "mlstack:serving.loadBalancer.inboundCidrs"
+    assert "allowOpenInbound: true" in p.message
+    accepted(
+        "prod",
+        {
+            "serving.loadBalancer.inboundCidrs": ["0.0.0.0/0"],
+            "serving.loadBalancer.allowOpenInbound": True,
+        },
+    )
+    accepted("dev", {"serving.loadBalancer.inboundCidrs": ["0.0.0.0/0"]})
+
+
+def test_prod_internet_facing_needs_deletion_protection_and_access_logs() -> None:
+    found = problems(
+        "prod",
+        {
+            "serving.loadBalancer.deletionProtection": False,
+            "serving.loadBalancer.accessLogs.enabled": False,
+        },
+    )
+    assert sorted((p.path, p.value) for p in found) == [
+        ("mlstack:serving.loadBalancer.accessLogs.enabled", False),
+        ("mlstack:serving.loadBalancer.deletionProtection", False),
+    ]
+    assert all(p.message.endswith("allowed: true") for p in found)
+
+
+def test_an_older_tls_policy_is_refused() -> None:
+    p = only("dev", {"serving.loadBalancer.sslPolicy": "ELBSecurityPolicy-2016-08"})
+    assert p.path == "mlstack:serving.loadBalancer.sslPolicy"
+    assert "ELBSecurityPolicy-TLS13-1-2-2021-06" in p.message
+
+
+def test_an_alb_without_a_certificate() -> None:
     p = only("dev", {"serving.loadBalancer.certificateArn": None})
     assert p.path == "mlstack:serving.loadBalancer.certificateArn"
-    assert "no ACM certificate ARN" in p.message
-    accepted(
-        "dev", {"serving.loadBalancer.certificateArn": None, "serving.loadBalancer.https": False}
-    )
+    assert "needs an ACM certificate; allowed: an ACM certificate ARN" in p.message
 
 
 def test_certificate_in_another_region() -> None:

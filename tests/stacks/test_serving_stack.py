@@ -9,14 +9,13 @@ import pytest
 
 from components.serving import runtimes
 from mlstack.render_checks import check_graph
-from mlstack.synth import ResourceGraph, ResourceNode, synth_config
+from mlstack.synth import ResourceGraph, ResourceNode, mock_outputs, synth_config
 from stacks.composition import Platform, program
 from stacks.config import StackConfig
 from tests.conftest import SynthEdited
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SERVICE = "kubernetes:core/v1:Service"
-INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
 SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 MODELS = {"llama-3-8b-instruct": runtimes.VLLM, "resnet50": runtimes.TRITON}
@@ -26,6 +25,17 @@ def k8s_named(graph: ResourceGraph, type_: str, name: str) -> ResourceNode:
     found = [n for n in graph.by_type(type_) if n.inputs["metadata"]["name"] == name]
     assert len(found) == 1, f"{type_} {name}: {len(found)}"
     return found[0]
+
+
+def forwards(graph: ResourceGraph, rule: str) -> list[tuple[str, int]]:
+    """(target group resource name, weight) of a listener rule's forward action."""
+    tg = "aws:lb/targetGroup:TargetGroup"
+    names = {
+        mock_outputs(tg, n.name, dict(n.inputs), graph.region)["arn"]: n.name
+        for n in graph.by_type(tg)
+    }
+    (action,) = graph.one("aws:lb/listenerRule:ListenerRule", rule).inputs["actions"]
+    return [(names[t["arn"]], t["weight"]) for t in action["forward"]["targetGroups"]]
 
 
 def pod_spec(graph: ResourceGraph, deployment: str) -> dict[str, Any]:
@@ -142,11 +152,11 @@ def test_dev_scales_to_zero_inside_a_wake_window(dev_graph: ResourceGraph) -> No
 
 
 def test_exposure_per_model(any_graph: ResourceGraph) -> None:
-    ingress = k8s_named(any_graph, INGRESS, "llama-3-8b-instruct").inputs
-    host = ingress["spec"]["rules"][0]["host"]
+    rule = any_graph.one("aws:lb/listenerRule:ListenerRule", "model-llama-3-8b-instruct-rule")
+    (host,) = rule.inputs["conditions"][0]["hostHeader"]["values"]
     assert host.startswith("llm.") and host.endswith("ml.example.com")
-    nlb = k8s_named(any_graph, SERVICE, "resnet50-nlb").inputs
-    assert nlb["spec"]["loadBalancerClass"] == "service.k8s.aws/nlb"
+    nlb = any_graph.one("aws:lb/loadBalancer:LoadBalancer", "model-resnet50-nlb").inputs
+    assert nlb["loadBalancerType"] == "network"
 
 
 def test_controllers_run_on_system_nodes(any_graph: ResourceGraph) -> None:
@@ -165,11 +175,9 @@ def test_canary_weights_through_the_stack(synth_edited: SynthEdited) -> None:
             }
         },
     )
-    annotations = k8s_named(graph, INGRESS, "llama-3-8b-instruct").inputs["metadata"]["annotations"]
-    action = json.loads(annotations["alb.ingress.kubernetes.io/actions.weighted"])
-    assert [(g["serviceName"], g["weight"]) for g in action["forwardConfig"]["targetGroups"]] == [
-        ("llama-3-8b-instruct", 80),
-        ("llama-3-8b-instruct-canary", 20),
+    assert forwards(graph, "model-llama-3-8b-instruct-rule") == [
+        ("model-llama-3-8b-instruct-tg", 80),
+        ("model-llama-3-8b-instruct-canary-tg", 20),
     ]
     loader = pod_spec(graph, "llama-3-8b-instruct-canary")["initContainers"][0]
     command = loader["command"]
@@ -189,14 +197,12 @@ def test_blue_green_routes_through_the_stack(synth_edited: SynthEdited) -> None:
             },
         },
     )
-    rules = k8s_named(graph, INGRESS, "llama-3-8b-instruct").inputs["spec"]["rules"]
-    backends = [r["http"]["paths"][0]["backend"]["service"]["name"] for r in rules]
-    assert backends == ["preview", "llama-3-8b-instruct-green"]
-    annotations = k8s_named(graph, INGRESS, "llama-3-8b-instruct").inputs["metadata"]["annotations"]
-    preview = json.loads(annotations["alb.ingress.kubernetes.io/actions.preview"])
-    assert preview["forwardConfig"]["targetGroups"][0]["serviceName"] == (
-        "llama-3-8b-instruct-blue"
-    )
+    assert forwards(graph, "model-llama-3-8b-instruct-rule") == [
+        ("model-llama-3-8b-instruct-green-tg", 100)
+    ]
+    assert forwards(graph, "model-llama-3-8b-instruct-preview-rule") == [
+        ("model-llama-3-8b-instruct-blue-tg", 100)
+    ]
 
 
 def test_keda_reads_the_monitoring_layers_prometheus(any_graph: ResourceGraph) -> None:
@@ -232,13 +238,12 @@ def test_monitoring_scrapes_exactly_one_service_per_track(any_graph: ResourceGra
 
 def test_endpoints_are_exported(dev_graph: ResourceGraph) -> None:
     endpoints = dev_graph.outputs["inferenceEndpoints"]
-    assert endpoints["llama-3-8b-instruct"] == {
-        "inCluster": "http://llama-3-8b-instruct.inference.svc:8000",
-        "exposure": "alb",
-        "host": "llm.dev.ml.example.com",
-        "path": "/",
-    }
+    assert endpoints["llama-3-8b-instruct"]["inCluster"] == (
+        "http://llama-3-8b-instruct.inference.svc:8000"
+    )
+    assert endpoints["llama-3-8b-instruct"]["host"] == "llm.dev.ml.example.com"
     assert endpoints["resnet50"]["exposure"] == "nlb"
+    assert endpoints["resnet50"]["dnsName"].endswith(".elb.amazonaws.com")
 
 
 def test_irsa_identity_through_the_stack(synth_edited: SynthEdited) -> None:

@@ -135,7 +135,7 @@ def test_system_node_group_leaves_desired_size_to_cluster_autoscaler_when_it_run
     pool = raw["gpuPools"][0]
     pool.pop("disruption", None)
     pool.update(provisioner="managed", capacityTypes=["on-demand"])
-    pool["ami"]["release"] = "1.33.13-20260714"
+    pool["ami"]["release"] = "1.35.0-20260714"
     graph = synth_config(parse_config(raw, "Pulumi.dev.yaml"), "dev")
     charts = [str(r.inputs.get("chart")) for r in graph.by_type("kubernetes:helm.sh/v3:Release")]
     assert "cluster-autoscaler" in charts

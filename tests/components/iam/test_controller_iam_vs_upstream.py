@@ -23,7 +23,8 @@ import pytest
 import yaml
 
 from components.compute.karpenter import controller_policy as karpenter_policy
-from components.iam.upstream import DIFFERENCES
+from components.iam import upstream
+from components.serving.load_balancer import NOT_GRANTED
 from components.serving.load_balancer import controller_policy as lbc_policy
 from components.versions import AWS_LOAD_BALANCER_CONTROLLER_CHART, CHARTS
 from mlstack.synth import ResourceGraph
@@ -37,6 +38,12 @@ UPSTREAM = next(
     Path("../shared/upstream/iam"),
 )
 """``../shared/upstream/iam`` of the checkout (main) or of the worktrees' parent."""
+DIFFERENCES: dict[tuple[str, str], str] = {
+    **upstream.DIFFERENCES,
+    # The LB Controller only reconciles TargetGroupBindings: every upstream action it does
+    # not need is listed, with its reason, beside the policy (load_balancer.NOT_GRANTED).
+    **{("aws-load-balancer-controller", action): why for action, why in NOT_GRANTED.items()},
+}
 ACCOUNT, REGION, CLUSTER = "123456789012", "us-west-2", "mlstack-dev"
 NODE_ROLE = f"arn:aws:iam::{ACCOUNT}:role/mlstack/dev/karpenter-node-role"
 QUEUE = f"arn:aws:sqs:{REGION}:{ACCOUNT}:karpenter-interruption-queue"
@@ -92,7 +99,7 @@ def ours_karpenter() -> list[dict[str, Any]]:
 
 
 def ours_lbc() -> list[dict[str, Any]]:
-    return lbc_policy("aws", REGION, ACCOUNT, CLUSTER, "vpc-0123")["Statement"]
+    return lbc_policy("aws", REGION, ACCOUNT, CLUSTER)["Statement"]
 
 
 CONTROLLERS = {
@@ -206,11 +213,9 @@ def test_karpenter_reads_the_zonal_shift_status_of_its_own_cluster_only() -> Non
     }
 
 
-def test_lbc_modifies_listener_attributes_on_listeners() -> None:
-    grants = [(a, r) for a, r, _ in _grants(ours_lbc())]
-    resources = [r for a, r in grants if a == "elasticloadbalancing:ModifyListenerAttributes"]
-    assert resources
-    assert all(":listener/" in r for r in resources)
+def test_lbc_is_granted_nothing_on_listeners() -> None:
+    """The controller only (de)registers targets: listeners are Pulumi's (issue 15)."""
+    assert [a for a, _, _ in _grants(ours_lbc()) if "Listener" in a and "Describe" not in a] == []
 
 
 # ----------------------------------------------------------------- resource shapes

@@ -28,7 +28,36 @@ def test_four_alarms_per_service_on_the_alb_metrics() -> None:
     assert specs["healthy-below-min"].threshold == 2
     assert specs["healthy-below-min"].treat_missing_data == "breaching"
     assert specs["unhealthy-hosts"].threshold == 0
-    assert specs["target-5xx"].threshold == 10
+    assert specs["target-5xx"].threshold == 5.0
+    assert specs["target-5xx"].ratio_of == ("HTTPCode_Target_5XX_Count", "RequestCount")
+
+
+def test_the_5xx_alarm_is_a_ratio_that_ignores_nearly_idle_periods() -> None:
+    expression = cw.ratio_expression(cw.AlbAlarmSettings(min_requests_per_period=25))
+    assert expression == "IF(requests >= 25, 100 * FILL(errors, 0) / requests, 0)"
+
+
+def test_nlb_target_groups_get_the_host_alarms_in_the_network_elb_namespace() -> None:
+    from dataclasses import replace
+
+    specs = {s.role for s in cw.alarm_specs(replace(TARGET, kind="nlb"), cw.AlbAlarmSettings())}
+    assert specs == {"unhealthy-hosts", "healthy-below-min"}
+    assert cw.NAMESPACES["nlb"] == "AWS/NetworkELB"
+
+
+def test_load_balancers_get_their_own_alarms() -> None:
+    settings = cw.AlbAlarmSettings(tcp_resets_per_period=7)
+    alb = cw.load_balancer_alarm_specs(
+        cw.LoadBalancerAlarmTarget("shared-alb", "alb", "a"), settings
+    )
+    assert [(s.role, s.ratio_of) for s in alb] == [
+        ("elb-5xx", ("HTTPCode_ELB_5XX_Count", "RequestCount"))
+    ]
+    nlb = cw.load_balancer_alarm_specs(cw.LoadBalancerAlarmTarget("m-nlb", "nlb", "n"), settings)
+    assert {s.metric_name: s.threshold for s in nlb} == {
+        "TCP_ELB_Reset_Count": 7,
+        "TCP_Target_Reset_Count": 7,
+    }
 
 
 def test_a_service_that_may_scale_to_zero_keeps_its_floor_alarm_but_it_never_pages() -> None:
@@ -47,9 +76,12 @@ def test_a_service_that_may_scale_to_zero_keeps_its_floor_alarm_but_it_never_pag
 
 
 def test_settings_flow_into_the_specs_and_bad_settings_are_reported() -> None:
-    settings = cw.AlbAlarmSettings(target_5xx_per_period=3)
+    settings = cw.AlbAlarmSettings(target_5xx_percent=3)
     spec = next(s for s in cw.alarm_specs(TARGET, settings) if s.role == "target-5xx")
     assert spec.threshold == 3
+    assert any(
+        "target_5xx_percent: 0" in p for p in cw.AlbAlarmSettings(target_5xx_percent=0).problems()
+    )
     assert cw.AlbAlarmSettings().problems() == []
     bad = cw.AlbAlarmSettings(period_seconds=45, evaluation_periods=2, datapoints_to_alarm=3)
     problems = bad.problems()

@@ -66,9 +66,18 @@ def _synth_with(stack: str, services: tuple[ServiceTarget, ...]) -> ResourceGrap
     original = composition.build_monitoring
 
     def patched(
-        cfg: Any, prefix: str, provider: Any, cluster: Any, gpu: Any, *, services: Any, **kw: Any
+        cfg: Any,
+        prefix: str,
+        provider: Any,
+        cluster: Any,
+        gpu: Any,
+        *,
+        services: Any,
+        **kw: Any,
     ) -> Any:
-        return original(cfg, prefix, provider, cluster, gpu, services=services_to_use, **kw)
+        # Only these services' alarms: no load-balancer-level alarms (counted per service).
+        kept = {k: v for k, v in kw.items() if k != "load_balancers"}
+        return original(cfg, prefix, provider, cluster, gpu, services=services_to_use, **kept)
 
     services_to_use = services
     with pytest.MonkeyPatch.context() as mp:
@@ -270,10 +279,31 @@ def test_dcgm_exporter_is_scraped_with_the_node_label(any_graph: ResourceGraph) 
     assert endpoint["relabelings"][0]["targetLabel"] == "node"
 
 
-def test_without_services_there_are_no_alarms_but_a_dashboard(any_graph: ResourceGraph) -> None:
-    assert any_graph.by_type(ALARM) == []
+def _namespace_and_dimensions(alarm: Any) -> tuple[str, dict[str, Any]]:
+    """A plain alarm's namespace/dimensions, or those of a metric-math alarm's queries."""
+    if "metricQueries" not in alarm.inputs:
+        return alarm.inputs["namespace"], alarm.inputs["dimensions"]
+    metrics = [q["metric"] for q in alarm.inputs["metricQueries"] if "metric" in q]
+    assert len({json.dumps(m["dimensions"], sort_keys=True) for m in metrics}) == 1
+    return metrics[0]["namespace"], metrics[0]["dimensions"]
+
+
+def test_real_stacks_alarm_on_their_own_target_groups_from_the_first_deploy(
+    any_graph: ResourceGraph,
+) -> None:
+    from mlstack.synth import mock_outputs
+
+    groups = {
+        mock_outputs(g.type, g.name, dict(g.inputs), "us-west-2")["arnSuffix"]
+        for g in any_graph.by_type("aws:lb/targetGroup:TargetGroup")
+    }
+    watched = {_namespace_and_dimensions(a)[1].get("TargetGroup") for a in any_graph.by_type(ALARM)}
+    assert groups and groups <= watched
     body = json.loads(any_graph.one("aws:cloudwatch/dashboard:Dashboard").inputs["dashboardBody"])
     assert body["widgets"][-1]["properties"]["title"] == "Alert topic delivery"
+    shown = {json.dumps(m) for w in body["widgets"] for m in w["properties"].get("metrics", [])}
+    for suffix in groups:
+        assert any(suffix in metric for metric in shown), suffix
 
 
 # --------------------------------------------------------------------------- with services
@@ -291,8 +321,9 @@ def test_alarm_dimensions_match_the_target_group_and_load_balancer_they_watch(
         found = by_service[svc.name]
         assert len(found) == 4
         for alarm in found:
-            assert alarm.inputs["namespace"] == "AWS/ApplicationELB"
-            assert alarm.inputs["dimensions"] == {
+            namespace, dimensions = _namespace_and_dimensions(alarm)
+            assert namespace == "AWS/ApplicationELB"
+            assert dimensions == {
                 "TargetGroup": svc.target_group_arn_suffix,
                 "LoadBalancer": svc.load_balancer_arn_suffix,
             }

@@ -29,6 +29,7 @@ from components.serving.inference_service import (
 from components.serving.keda import Keda, KedaArgs
 from components.serving.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.serving.namespace import InferenceNamespace, InferenceNamespaceArgs
+from components.serving.rollout import derived_rule_slot
 from mlstack.synth import ResourceGraph, synth_config
 from stacks.config import StackConfig, load_config_file
 
@@ -40,6 +41,9 @@ OIDC_ARN = f"arn:aws:iam::{ACCOUNT}:oidc-provider/{ISSUER.removeprefix('https://
 BUCKET = "test-model-artifacts"
 NAMESPACE = "inference"
 CERT = f"arn:aws:acm:{REGION}:{ACCOUNT}:certificate/11111111-2222-3333-4444-555555555555"
+VPC = "vpc-0123456789abcdef0"
+VPC_CIDR = "10.20.0.0/16"
+NODE_SG = "sg-0nodes0000000000"
 
 GPU_TOLERATIONS = (
     k8s.core.v1.TolerationArgs(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule"),
@@ -160,11 +164,11 @@ def default_args(
         strategy=spec.strategy,  # type: ignore[arg-type]
         exposure="alb",
         host=f"{spec.model}.example.com",
-        alb=lb.alb,
+        frontend=lb.frontend,
+        rule_slot=derived_rule_slot(spec.model),
         pdb_min_available=1,
         loader_image=LOADER_IMAGE,
         scaler_depends_on=(keda.release,),
-        exposure_depends_on=(lb.release, lb.ingress_class),
     )
     return replace(args, **spec.overrides)
 
@@ -192,10 +196,13 @@ def build_serving_program(
         lb_args = LoadBalancerArgs(
             cluster_name=CLUSTER,
             region=REGION,
-            vpc_id="vpc-0123456789abcdef0",
+            vpc_id=VPC,
+            vpc_cidr=VPC_CIDR,
+            subnet_ids=["subnet-a", "subnet-b"],
+            target_security_group_id=NODE_SG,
             identity=identity,
-            serving_namespace=NAMESPACE,
-            group_name=f"{CLUSTER}-inference",
+            alb_target_ports=(8000,),
+            nlb_ports=(8000, 8001),
             certificate_arn=CERT,
         )
         lb = LoadBalancer("load-balancer", replace(lb_args, **(lb_overrides or {})), opts=opts)

@@ -13,7 +13,7 @@ from components.serving.inference_service import MODEL_CACHE_DIR
 from components.validation import ComponentArgsError
 from components.versions import TRITON_IMAGE, VLLM_IMAGE
 from mlstack.render_checks import check_graph, check_kubernetes
-from mlstack.synth import ResourceGraph, ResourceNode, SynthError
+from mlstack.synth import ResourceGraph, ResourceNode, SynthError, mock_outputs
 from tests.components.serving.conftest import (
     BUCKET,
     CLUSTER,
@@ -31,6 +31,11 @@ from tests.components.serving.conftest import (
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SERVICE = "kubernetes:core/v1:Service"
 INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
+TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
+RULE = "aws:lb/listenerRule:ListenerRule"
+TGB = "kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding"
+NLB = "aws:lb/loadBalancer:LoadBalancer"
+LISTENER = "aws:lb/listener:Listener"
 SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 ROLE = "aws:iam/role:Role"
@@ -309,13 +314,8 @@ def test_draining_pre_stop_and_grace_period(mixed_graph: ResourceGraph) -> None:
     pause = server["lifecycle"]["preStop"]["sleep"]["seconds"]
     assert pause > 0
     assert spec["terminationGracePeriodSeconds"] == pause + 60
-    ingress = k8s_named(mixed_graph, INGRESS, "llm")
-    assert (
-        ingress.inputs["metadata"]["annotations"][
-            "alb.ingress.kubernetes.io/target-group-attributes"
-        ]
-        == "deregistration_delay.timeout_seconds=60"
-    )
+    group = mixed_graph.one(TARGET_GROUP, "model-llm-tg").inputs
+    assert group["deregistrationDelay"] == 60
 
 
 def test_pods_spread_over_zones(mixed_graph: ResourceGraph) -> None:
@@ -433,43 +433,50 @@ def test_scale_to_zero_wakes_on_a_schedule() -> None:
 # --------------------------------------------------------------------------- routes
 
 
-def ingress_annotations(graph: ResourceGraph, name: str) -> dict[str, str]:
-    return k8s_named(graph, INGRESS, name).inputs["metadata"]["annotations"]
+def group_names(graph: ResourceGraph) -> dict[str, str]:
+    """Target group ARN (as the offline synth answers it) -> its resource name."""
+    return {
+        mock_outputs(TARGET_GROUP, n.name, dict(n.inputs), "us-west-2")["arn"]: n.name
+        for n in graph.by_type(TARGET_GROUP)
+    }
 
 
-def backends(graph: ResourceGraph, name: str) -> list[tuple[str, str]]:
-    rules = k8s_named(graph, INGRESS, name).inputs["spec"]["rules"]
-    return [
-        (path["backend"]["service"]["name"], path["backend"]["service"]["port"]["name"])
-        for rule in rules
-        for path in rule["http"]["paths"]
-    ]
-
-
-def test_rolling_service_routes_its_host_to_its_service(mixed_graph: ResourceGraph) -> None:
-    ingress = k8s_named(mixed_graph, INGRESS, "llm").inputs
-    (rule,) = ingress["spec"]["rules"]
-    assert rule["host"] == "llm.example.com"
-    assert rule["http"]["paths"][0]["path"] == "/"
-    assert backends(mixed_graph, "llm") == [("llm", "http")]
-    assert ingress["spec"]["ingressClassName"] == "mlstack-alb"
-    a = ingress_annotations(mixed_graph, "llm")
-    assert a["alb.ingress.kubernetes.io/healthcheck-path"] == runtimes.VLLM.readiness_path
-    assert json.loads(a["alb.ingress.kubernetes.io/listen-ports"]) == [
-        {"HTTP": 80},
-        {"HTTPS": 443},
-    ]
-
-
-def test_canary_weights_appear_as_configured(mixed_graph: ResourceGraph) -> None:
-    assert backends(mixed_graph, "chat") == [("weighted", "use-annotation")]
-    action = json.loads(
-        ingress_annotations(mixed_graph, "chat")["alb.ingress.kubernetes.io/actions.weighted"]
-    )
+def forwards(graph: ResourceGraph, rule: str) -> list[tuple[str, int]]:
+    """(target group resource name, weight) of a listener rule's forward action."""
+    names = group_names(graph)
+    (action,) = graph.one(RULE, rule).inputs["actions"]
     assert action["type"] == "forward"
-    assert action["forwardConfig"]["targetGroups"] == [
-        {"serviceName": "chat", "servicePort": "http", "weight": 90},
-        {"serviceName": "chat-canary", "servicePort": "http", "weight": 10},
+    return [(names[t["arn"]], t["weight"]) for t in action["forward"]["targetGroups"]]
+
+
+def conditions(graph: ResourceGraph, rule: str) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for condition in graph.one(RULE, rule).inputs["conditions"]:
+        found |= condition
+    return found
+
+
+def test_rolling_service_routes_its_host_to_its_target_group(mixed_graph: ResourceGraph) -> None:
+    assert forwards(mixed_graph, "model-llm-rule") == [("model-llm-tg", 100)]
+    assert conditions(mixed_graph, "model-llm-rule") == {
+        "hostHeader": {"values": ["llm.example.com"]}
+    }
+    rule = mixed_graph.one(RULE, "model-llm-rule").inputs
+    from components.serving.rollout import derived_rule_slot
+
+    assert rule["priority"] == 2 * derived_rule_slot("llm")
+    group = mixed_graph.one(TARGET_GROUP, "model-llm-tg").inputs
+    assert (group["targetType"], group["port"], group["protocol"]) == ("ip", 8000, "HTTP")
+    assert group["healthCheck"]["path"] == runtimes.VLLM.readiness_path
+    assert group["healthCheck"]["port"] == "traffic-port"
+    assert "slowStart" not in group  # off unless the serving layer asks (vLLM: 60 s)
+    assert group["tags"]["elbv2.k8s.aws/cluster"] == CLUSTER
+
+
+def test_canary_weights_are_one_weighted_forward(mixed_graph: ResourceGraph) -> None:
+    assert forwards(mixed_graph, "model-chat-rule") == [
+        ("model-chat-tg", 90),
+        ("model-chat-canary-tg", 10),
     ]
     # Two Services (= two target groups), each selecting its own track.
     assert k8s_named(mixed_graph, SERVICE, "chat").inputs["spec"]["selector"] == {
@@ -484,6 +491,35 @@ def test_canary_weights_appear_as_configured(mixed_graph: ResourceGraph) -> None
     )
 
 
+def test_each_target_group_has_a_binding_to_its_tracks_service(mixed_graph: ResourceGraph) -> None:
+    names = group_names(mixed_graph)
+    bindings = {b.inputs["metadata"]["name"]: b.inputs["spec"] for b in mixed_graph.by_type(TGB)}
+    assert sorted(bindings) == [
+        "chat",
+        "chat-canary",
+        "llm",
+        "vision-blue",
+        "vision-blue-grpc",
+        "vision-green",
+        "vision-green-grpc",
+    ]
+    assert names[bindings["chat-canary"]["targetGroupARN"]] == "model-chat-canary-tg"
+    assert bindings["chat-canary"]["serviceRef"] == {"name": "chat-canary", "port": "http"}
+    assert bindings["vision-green-grpc"]["serviceRef"] == {"name": "vision-green", "port": "grpc"}
+    assert {b["targetType"] for b in bindings.values()} == {"ip"}
+    assert all("networking" not in b for b in bindings.values())
+
+
+def test_bindings_wait_for_the_controller_their_group_and_service(
+    mixed_graph: ResourceGraph,
+) -> None:
+    release = mixed_graph.one("kubernetes:helm.sh/v3:Release", "load-balancer-release")
+    group = mixed_graph.one(TARGET_GROUP, "model-chat-canary-tg")
+    service = k8s_named(mixed_graph, SERVICE, "chat-canary")
+    binding = mixed_graph.one(TGB, "model-chat-canary-tgb")
+    assert {release.urn, group.urn, service.urn} <= set(binding.dependencies)
+
+
 def test_blue_green_routes_active_and_previews_idle_color() -> None:
     graph = synth_serving(
         [
@@ -495,15 +531,14 @@ def test_blue_green_routes_active_and_previews_idle_color() -> None:
             )
         ]
     )
-    # Preview rule first (header condition), then the main route to the active color.
-    assert backends(graph, "llm") == [("preview", "use-annotation"), ("llm-blue", "http")]
-    a = ingress_annotations(graph, "llm")
-    preview = json.loads(a["alb.ingress.kubernetes.io/actions.preview"])
-    assert preview["forwardConfig"]["targetGroups"][0]["serviceName"] == "llm-green"
-    (condition,) = json.loads(a["alb.ingress.kubernetes.io/conditions.preview"])
-    assert condition == {
-        "field": "http-header",
-        "httpHeaderConfig": {"httpHeaderName": "x-mlstack-preview", "values": ["true"]},
+    assert forwards(graph, "model-llm-rule") == [("model-llm-blue-tg", 100)]
+    assert forwards(graph, "model-llm-preview-rule") == [("model-llm-green-tg", 100)]
+    main = graph.one(RULE, "model-llm-rule").inputs
+    preview = graph.one(RULE, "model-llm-preview-rule").inputs
+    assert preview["priority"] == main["priority"] - 1  # evaluated first
+    assert conditions(graph, "model-llm-preview-rule") == {
+        "hostHeader": {"values": ["llm.example.com"]},
+        "httpHeader": {"httpHeaderName": "x-mlstack-preview", "values": ["true"]},
     }
     # In-cluster clients follow the active color.
     assert (
@@ -512,19 +547,34 @@ def test_blue_green_routes_active_and_previews_idle_color() -> None:
     assert [f.render() for f in check_graph(graph, "1.33")] == []
 
 
-def test_nlb_exposure_is_a_load_balancer_service_on_the_active_color(
+def test_nlb_exposure_is_its_own_nlb_forwarding_to_the_active_color(
     mixed_graph: ResourceGraph,
 ) -> None:
-    nlb = k8s_named(mixed_graph, SERVICE, "vision-nlb").inputs
-    assert nlb["spec"]["type"] == "LoadBalancer"
-    assert nlb["spec"]["loadBalancerClass"] == "service.k8s.aws/nlb"
-    assert nlb["spec"]["selector"][runtimes.TRACK_LABEL] == "green"
-    assert {p["name"] for p in nlb["spec"]["ports"]} == {"http", "grpc"}
-    a = nlb["metadata"]["annotations"]
-    assert a["service.beta.kubernetes.io/aws-load-balancer-nlb-target-type"] == "ip"
-    assert a["service.beta.kubernetes.io/aws-load-balancer-scheme"] == "internal"
-    assert a["service.beta.kubernetes.io/aws-load-balancer-healthcheck-path"] == "/v2/health/ready"
-    assert not [n for n in mixed_graph.by_type(INGRESS) if n.inputs["metadata"]["name"] == "vision"]
+    nlb = mixed_graph.one(NLB, "model-vision-nlb").inputs
+    assert nlb["loadBalancerType"] == "network"
+    assert nlb["internal"] is True
+    assert nlb["enableCrossZoneLoadBalancing"] is True
+    assert len(nlb["securityGroups"]) == 1
+    names = group_names(mixed_graph)
+    listeners = {
+        n.name: n.inputs
+        for n in mixed_graph.by_type(LISTENER)
+        if n.name.startswith("model-vision-nlb")
+    }
+    assert sorted(listeners) == ["model-vision-nlb-grpc", "model-vision-nlb-http"]
+    grpc = listeners["model-vision-nlb-grpc"]
+    assert grpc["port"] == 8001
+    assert names[grpc["defaultActions"][0]["targetGroupArn"]] == "model-vision-green-tg-grpc"
+    # The frontend's certificate turns the listeners into TLS with the TLS 1.2+ policy.
+    assert grpc["protocol"] == "TLS" and grpc["alpnPolicy"] == "HTTP2Preferred"
+    group = mixed_graph.one(TARGET_GROUP, "model-vision-green-tg-grpc").inputs
+    assert (group["protocol"], group["port"]) == ("TCP", 8001)
+    assert group["healthCheck"]["path"] == "/v2/health/ready"
+    assert group["healthCheck"]["port"] == "8000"
+    assert not mixed_graph.by_type(INGRESS)
+    assert not [
+        n for n in mixed_graph.by_type(SERVICE) if n.inputs["spec"].get("type") == "LoadBalancer"
+    ]
 
 
 def test_switching_rolling_to_canary_keeps_the_stable_resources() -> None:
@@ -580,9 +630,10 @@ def test_every_bad_arg_is_reported_at_once() -> None:
         "canary_weight: 120",
         "canary weights need alb",
         "max_surge/max_unavailable: 0/0",
+        "host: 'llm.example.com': only alb exposure routes by host",
     ):
         assert expected in text
-    assert len(cause.problems) == 4
+    assert len(cause.problems) == 5
 
 
 def test_each_track_has_exactly_one_scraped_service(mixed_graph: ResourceGraph) -> None:
@@ -593,9 +644,8 @@ def test_each_track_has_exactly_one_scraped_service(mixed_graph: ResourceGraph) 
         if n.inputs["metadata"]["labels"].get(key) == value
     )
     assert scraped == ["chat", "chat-canary", "llm", "vision-blue", "vision-green"]
-    # The blue/green alias and the NLB select the same pods; they are not scraped.
-    for alias in ("vision", "vision-nlb"):
-        assert key not in k8s_named(mixed_graph, SERVICE, alias).inputs["metadata"]["labels"]
+    # The blue/green alias selects the same pods as the active color; it is not scraped.
+    assert key not in k8s_named(mixed_graph, SERVICE, "vision").inputs["metadata"]["labels"]
 
 
 def test_two_tracks_of_one_model_share_one_read_grant() -> None:

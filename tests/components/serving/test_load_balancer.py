@@ -1,16 +1,19 @@
-"""LoadBalancer: controller IAM scope, Helm values, the shared ALB's IngressClassParams."""
+"""LoadBalancer: controller IAM (TargetGroupBinding only), Helm values, the shared ALB,
+its listeners and security groups."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from components.iam import actions
 from components.serving.identity import WorkloadIdentity
 from components.serving.load_balancer import (
     CLUSTER_TAG,
+    CONTROLLER_STATEMENTS,
+    NOT_GRANTED,
     LoadBalancerArgs,
     account_of,
     controller_policy,
@@ -24,19 +27,25 @@ from tests.components.serving.conftest import (
     ACCOUNT,
     CERT,
     CLUSTER,
-    NAMESPACE,
+    NODE_SG,
     REGION,
+    VPC,
+    VPC_CIDR,
     ServiceSpec,
     synth_serving,
 )
 
-VPC = "vpc-0123456789abcdef0"
 RELEASE = "kubernetes:helm.sh/v3:Release"
-PARAMS = "kubernetes:elbv2.k8s.aws/v1beta1:IngressClassParams"
+ALB = "aws:lb/loadBalancer:LoadBalancer"
+LISTENER = "aws:lb/listener:Listener"
+SG = "aws:ec2/securityGroup:SecurityGroup"
+INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+EGRESS_RULE = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
+UPSTREAM_POLICY = "iam/aws-load-balancer-controller-v3.5.0-iam_policy.json"
 
 
 def policy() -> dict[str, Any]:
-    return controller_policy("aws", REGION, ACCOUNT, CLUSTER, VPC)
+    return controller_policy("aws", REGION, ACCOUNT, CLUSTER)
 
 
 def statements() -> dict[str, dict[str, Any]]:
@@ -47,56 +56,49 @@ def test_policy_is_valid_and_uses_only_known_actions() -> None:
     assert policy_problems(policy()) == []
 
 
-def test_every_resource_arn_is_pinned_to_region_and_account() -> None:
-    for sid, statement in statements().items():
-        for resource in statement["Resource"]:
-            if resource == "*":
-                assert sid == "Describe", f"{sid} is not scoped"
-                assert all(
-                    a.split(":")[1].startswith(("Describe", "Get", "List"))
-                    for a in statement["Action"]
-                )
-                continue
-            parts = resource.split(":")
-            if parts[2] == "iam":
-                assert parts[4] == ACCOUNT
-            else:
-                assert (parts[3], parts[4]) == (REGION, ACCOUNT), f"{sid}: {resource}"
-
-
-def test_mutations_of_existing_resources_require_this_clusters_tag() -> None:
-    s = statements()
-    for sid in (
-        "TagOwnSecurityGroups",
-        "DeleteOwnSecurityGroups",
-        "TagOwnLoadBalancers",
-        "ModifyOwnLoadBalancers",
-        "Targets",
-    ):
-        assert s[sid]["Condition"]["StringEquals"][f"aws:ResourceTag/{CLUSTER_TAG}"] == CLUSTER
-    for sid in (
-        "CreateTaggedSecurityGroup",
-        "CreateTaggedLoadBalancers",
-        "TagSecurityGroupOnCreate",
-        "TagLoadBalancersOnCreate",
-    ):
-        assert s[sid]["Condition"]["StringEquals"][f"aws:RequestTag/{CLUSTER_TAG}"] == CLUSTER
-
-
-def test_security_groups_stay_in_this_vpc() -> None:
-    s = statements()
-    vpc_arn = f"arn:aws:ec2:{REGION}:{ACCOUNT}:vpc/{VPC}"
-    assert s["CreateSecurityGroupInVpc"]["Resource"] == [vpc_arn]
-    assert s["SecurityGroupRulesInVpc"]["Condition"] == {"StringEquals": {"ec2:Vpc": vpc_arn}}
-
-
-def test_disabled_features_get_no_permissions() -> None:
+def test_controller_keeps_only_what_target_group_bindings_need() -> None:
     every = {a for st in policy()["Statement"] for a in st["Action"]}
-    for prefix in ("waf-regional:", "wafv2:", "shield:", "cognito-idp:"):
-        assert not [a for a in every if a.startswith(prefix)]
-    assert "iam:GetServerCertificate" not in every
-    assert "elasticloadbalancing:SetWebAcl" not in every
-    assert set(actions.LBC_TARGETS) <= every
+    assert every == {
+        "ec2:DescribeInstances",
+        "ec2:DescribeSecurityGroups",
+        "ec2:DescribeVpcs",
+        "elasticloadbalancing:DescribeTargetGroups",
+        "elasticloadbalancing:DescribeTargetHealth",
+        "elasticloadbalancing:DeregisterTargets",
+        "elasticloadbalancing:RegisterTargets",
+    }
+    # Each kept statement says why it is there.
+    assert [k.sid for k in CONTROLLER_STATEMENTS] == [s["Sid"] for s in policy()["Statement"]]
+    assert all(len(k.reason) > 40 for k in CONTROLLER_STATEMENTS)
+
+
+def test_registration_is_pinned_to_this_region_account_and_cluster() -> None:
+    register = statements()["RegisterPodTargets"]
+    assert register["Resource"] == [
+        f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:targetgroup/*/*"
+    ]
+    assert register["Condition"] == {"StringEquals": {f"aws:ResourceTag/{CLUSTER_TAG}": CLUSTER}}
+    describe = statements()["DescribeForTargetGroupBinding"]
+    assert describe["Resource"] == ["*"]
+    assert all(a.split(":")[1].startswith("Describe") for a in describe["Action"])
+
+
+def test_every_upstream_action_is_kept_or_listed_as_a_deliberate_difference(
+    upstream: Path,
+) -> None:
+    reference = json.loads((upstream / UPSTREAM_POLICY).read_text(encoding="utf-8"))
+    upstream_actions = {
+        a
+        for statement in reference["Statement"]
+        for a in (
+            [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        )
+    }
+    kept = {a for st in policy()["Statement"] for a in st["Action"]}
+    assert kept <= upstream_actions
+    assert upstream_actions - kept == set(NOT_GRANTED)
+    assert not kept & set(NOT_GRANTED)
+    assert all(reason.startswith("not granted") for reason in NOT_GRANTED.values())
 
 
 def test_account_is_read_from_an_arn() -> None:
@@ -140,68 +142,93 @@ def test_controller_role_trusts_only_its_service_account(graph: ResourceGraph) -
     assert json.loads(inline.inputs["policy"]) == policy()
 
 
-def test_shared_alb_settings_live_in_the_ingress_class_params(graph: ResourceGraph) -> None:
-    params = graph.one(PARAMS)
-    spec = params.inputs["spec"]
-    assert spec["group"] == {"name": f"{CLUSTER}-inference"}
-    assert spec["scheme"] == "internal"
-    assert spec["targetType"] == "ip"
-    assert spec["certificateArn"] == [CERT]
-    assert spec["sslRedirectPort"] == "443"
-    attributes = {a["key"]: a["value"] for a in spec["loadBalancerAttributes"]}
-    assert attributes["idle_timeout.timeout_seconds"] == "600"
-    assert "access_logs.s3.enabled" not in attributes
-    assert spec["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": NAMESPACE}}
-    ingress_class = graph.one("kubernetes:networking.k8s.io/v1:IngressClass")
-    assert ingress_class.inputs["spec"]["controller"] == "ingress.k8s.aws/alb"
-    assert ingress_class.inputs["spec"]["parameters"]["kind"] == "IngressClassParams"
+def test_no_ingress_class_or_ingress_objects(graph: ResourceGraph) -> None:
+    for kind in (
+        "kubernetes:networking.k8s.io/v1:Ingress",
+        "kubernetes:networking.k8s.io/v1:IngressClass",
+        "kubernetes:elbv2.k8s.aws/v1beta1:IngressClassParams",
+    ):
+        assert not graph.by_type(kind), kind
 
 
-def test_ingress_class_params_pass_the_crd_schema(
-    graph: ResourceGraph, crd_schemas: SchemaStore
+def test_shared_alb_is_hardened_and_pulumi_owned(graph: ResourceGraph) -> None:
+    alb = graph.one(ALB, "load-balancer-alb").inputs
+    assert alb["loadBalancerType"] == "application"
+    assert alb["internal"] is True
+    assert alb["dropInvalidHeaderFields"] is True
+    assert alb["desyncMitigationMode"] == "defensive"
+    assert alb["idleTimeout"] == 600
+    assert alb["enableDeletionProtection"] is False
+    assert "accessLogs" not in alb
+    https = graph.one(LISTENER, "load-balancer-https").inputs
+    assert (https["port"], https["protocol"], https["certificateArn"]) == (443, "HTTPS", CERT)
+    assert https["sslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    assert https["defaultActions"][0]["fixedResponse"]["statusCode"] == "404"
+    http = graph.one(LISTENER, "load-balancer-http").inputs
+    (redirect,) = http["defaultActions"]
+    assert redirect["type"] == "redirect"
+    assert redirect["redirect"] == {"port": "443", "protocol": "HTTPS", "statusCode": "HTTP_301"}
+
+
+def test_alb_security_group_opens_listeners_to_sources_and_pods_only_to_the_alb(
+    graph: ResourceGraph,
 ) -> None:
-    manifest = {**graph.one(PARAMS).inputs, "metadata": {"name": "x"}}
-    assert crd_schemas.validator(("elbv2.k8s.aws/v1beta1", "IngressClassParams"))(manifest) == []
-    manifest["spec"]["scheme"] = "public"
-    assert crd_schemas.validator(("elbv2.k8s.aws/v1beta1", "IngressClassParams"))(manifest)
+    ingress = {n.name: n.inputs for n in graph.by_type(INGRESS_RULE)}
+    assert ingress["load-balancer-alb-sg-in-443-0"]["cidrIpv4"] == VPC_CIDR  # internal default
+    assert ingress["load-balancer-alb-sg-in-80-0"]["fromPort"] == 80
+    pods = ingress["load-balancer-alb-sg-pods-in-8000"]
+    assert pods["securityGroupId"] == NODE_SG
+    assert (pods["fromPort"], pods["toPort"]) == (8000, 8000)
+    assert "cidrIpv4" not in pods and pods["referencedSecurityGroupId"]
+    (egress,) = [
+        n.inputs for n in graph.by_type(EGRESS_RULE) if n.name.startswith("load-balancer-alb")
+    ]
+    assert egress["referencedSecurityGroupId"] == NODE_SG
+    assert (egress["fromPort"], egress["toPort"]) == (8000, 8000)
 
 
-def test_access_logs_internet_facing_and_http_only_options() -> None:
+def test_bindings_pass_the_crd_schema(mixed_graph: ResourceGraph, crd_schemas: SchemaStore) -> None:
+    validate = crd_schemas.validator(("elbv2.k8s.aws/v1beta1", "TargetGroupBinding"))
+    for node in mixed_graph.by_type("kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding"):
+        manifest = {k: node.inputs[k] for k in ("apiVersion", "kind", "metadata", "spec")}
+        assert validate(manifest) == [], node.name
+        manifest["spec"]["targetType"] = "pod"
+        assert validate(manifest)
+
+
+def test_internet_facing_with_logs_and_protection() -> None:
     graph = synth_serving(
         [ServiceSpec()],
         lb_overrides={
             "scheme": "internet-facing",
-            "https": False,
-            "certificate_arn": None,
             "access_logs_bucket": "alb-logs",
             "access_logs_prefix": "prod",
             "inbound_cidrs": ("203.0.113.0/24",),
             "deletion_protection": True,
+            "extra_certificate_arns": (CERT.replace("1111", "9999"),),
         },
     )
-    spec = graph.one(PARAMS).inputs["spec"]
-    assert spec["scheme"] == "internet-facing"
-    assert "certificateArn" not in spec and "sslRedirectPort" not in spec
-    assert spec["inboundCIDRs"] == ["203.0.113.0/24"]
-    attributes = {a["key"]: a["value"] for a in spec["loadBalancerAttributes"]}
-    assert attributes["access_logs.s3.bucket"] == "alb-logs"
-    assert attributes["access_logs.s3.prefix"] == "prod"
-    assert attributes["deletion_protection.enabled"] == "true"
-    ingress = next(
-        n
-        for n in graph.by_type("kubernetes:networking.k8s.io/v1:Ingress")
-        if n.inputs["metadata"]["name"] == "llm"
-    )
-    listen = ingress.inputs["metadata"]["annotations"]["alb.ingress.kubernetes.io/listen-ports"]
-    assert json.loads(listen) == [{"HTTP": 80}]
+    alb = graph.one(ALB, "load-balancer-alb").inputs
+    assert alb["internal"] is False
+    assert alb["enableDeletionProtection"] is True
+    assert alb["accessLogs"] == {"bucket": "alb-logs", "prefix": "prod", "enabled": True}
+    sources = {n.inputs["cidrIpv4"] for n in graph.by_type(INGRESS_RULE) if "cidrIpv4" in n.inputs}
+    assert sources == {"203.0.113.0/24"}
+    (extra,) = graph.by_type("aws:lb/listenerCertificate:ListenerCertificate")
+    assert extra.inputs["certificateArn"] == CERT.replace("1111", "9999")
 
 
-def test_https_without_a_certificate_is_rejected() -> None:
+def test_internet_facing_without_cidrs_and_alb_without_certificate_are_rejected() -> None:
     with pytest.raises(SynthError) as info:
-        synth_serving([ServiceSpec()], lb_overrides={"certificate_arn": None})
+        synth_serving(
+            [ServiceSpec()], lb_overrides={"certificate_arn": None, "scheme": "internet-facing"}
+        )
     cause = info.value.__cause__
     assert isinstance(cause, ComponentArgsError)
-    assert cause.problems == ["certificate_arn: None: HTTPS needs an ACM certificate ARN"]
+    assert cause.problems == [
+        "certificate_arn: None: the ALB's HTTPS listener needs an ACM ARN",
+        "inbound_cidrs: (): an internet-facing scheme needs explicit CIDRs",
+    ]
 
 
 def test_args_problems_list_everything() -> None:
@@ -209,14 +236,17 @@ def test_args_problems_list_everything() -> None:
         cluster_name=CLUSTER,
         region=REGION,
         vpc_id=VPC,
+        vpc_cidr=VPC_CIDR,
+        subnet_ids=[],
+        target_security_group_id=NODE_SG,
         identity=WorkloadIdentity("irsa", CLUSTER, "arn", "https://x"),
-        serving_namespace=NAMESPACE,
-        https=True,
+        ssl_policy="ELBSecurityPolicy-2016-08",
         idle_timeout_seconds=5000,
         replicas=0,
-        group_name="g" * 64,
+        desync_mitigation_mode="monitor",
     )
     assert len(args.problems()) == 4
+    assert any("ELBSecurityPolicy-2016-08" in p for p in args.problems())
 
 
 def test_irsa_mode_annotates_the_controllers_service_account() -> None:
@@ -248,3 +278,14 @@ def test_controller_crds_are_applied_at_the_chart_tag_and_the_chart_skips_its_ow
         f"v{version}/helm/aws-load-balancer-controller/crds/crds.yaml"
     )
     assert crds.urn in release.dependencies
+
+
+def test_model_nlbs_share_one_security_group_open_only_on_their_ports(
+    graph: ResourceGraph,
+) -> None:
+    group = graph.one(SG, "load-balancer-nlb-sg")
+    ingress = [n.inputs for n in graph.by_type(INGRESS_RULE) if n.name.startswith(group.name)]
+    from_clients = sorted(r["fromPort"] for r in ingress if "cidrIpv4" in r)
+    to_pods = sorted(r["fromPort"] for r in ingress if r.get("securityGroupId") == NODE_SG)
+    assert from_clients == [8000, 8001]
+    assert to_pods == [8000, 8001]
