@@ -146,7 +146,7 @@ def test_unwritable_out_fails_first_in_one_line(project: Path, capsys, monkeypat
 
 def test_a_writable_out_check_leaves_nothing_behind_when_the_config_fails(project: Path) -> None:
     path = project / "Pulumi.dev.yaml"
-    path.write_text(path.read_text().replace('version: "1.33"', "version: 1.30"))
+    path.write_text(path.read_text().replace('version: "1.35"', "version: 1.30"))
     out = project / "deep" / "er" / "plan.json"
     assert main(["plan", "dev", "--root", str(project), "--out", str(out)]) == 2
     assert not (project / "deep").exists()

@@ -128,7 +128,7 @@ def test_managed_node_groups_are_priced_from_the_models_too(synth_edited: SynthE
         "provisioner": "managed",
         "instanceTypes": ["g6e.2xlarge"],
         "capacityTypes": ["on-demand"],
-        "ami": {"family": "al2023", "release": "1.33.13-20260714"},
+        "ami": {"family": "al2023", "release": "1.35.0-20260714"},
         "rootVolume": {"sizeGib": 300},
         "minNodes": 1,
         "maxNodes": 6,
