@@ -42,10 +42,13 @@ from typing import Any
 
 from mlstack.delivery.environments import EnvBuilder, spec_at
 from mlstack.delivery.history import Update, load_history
+from mlstack.delivery.verdicts import Ledger, Verdicts, last_good, verdicts_for
 from mlstack.errors import MlstackError, UsageError
 
 VERSION_PATTERN = re.compile(r"^\d{1,6}$")
 """``--to`` values that are history versions; anything else is a git commit-ish."""
+LAST_GOOD = "last-good"
+"""``--to last-good``: the newest update whose bake passed (:func:`verdicts.last_good`)."""
 
 
 class RollbackRefusedError(MlstackError):
@@ -201,14 +204,34 @@ def resolve_plan(
     root: Path,
     history: Sequence[Update] | None,
     other_histories: Callable[[], Mapping[str, Sequence[Update]]] | None = None,
+    *,
+    verdicts: Verdicts | None = None,
+    allow_unbaked: bool = False,
 ) -> RollbackPlan:
     """Turn ``--to`` into a commit and check every refusal rule.
 
     ``history`` is None only for a dry run without the CLI; then a commit target
-    is checked against git alone and the plan says so in its notes.
+    is checked against git alone and the plan says so in its notes. ``verdicts``
+    (the bake ledger) is None when no ledger is configured: ``last-good`` is then
+    refused, and explicit targets are not checked for a passed bake (noted).
     """
     notes: list[str] = []
     current = current_deployment(history) if history is not None else None
+    if target == LAST_GOOD:
+        if history is None or verdicts is None:
+            raise UsageError(
+                "--to last-good needs the stack history (Pulumi CLI or --history-file) and "
+                "the bake ledger (--ledger, $MLSTACK_BAKE_LEDGER or an s3:// / file:// "
+                "PULUMI_BACKEND_URL)"
+            )
+        good = last_good(history, verdicts)
+        if good is None:
+            raise RollbackRefusedError(
+                f"stack {stack} has no earlier update whose bake passed; pick a version "
+                f"explicitly (see `mlstack history {stack}`)"
+            )
+        target = str(good.version)
+        notes.append(f"last good update of stack {stack}: version {good.version}")
     if VERSION_PATTERN.match(target):
         if history is None:
             raise UsageError(
@@ -251,6 +274,22 @@ def resolve_plan(
                     f"commit {commit[:12]} was never deployed to stack {stack}{detail}; "
                     f"roll back only to a state this stack ran (see `mlstack history {stack}`)"
                 )
+    if verdicts is None:
+        notes.append("no bake ledger: not checked that the target passed a bake")
+    elif target_version is not None:
+        verdict = verdicts.of(target_version)
+        if verdict == "failed":
+            raise RollbackRefusedError(
+                f"version {target_version} of stack {stack} failed its bake; rolling back to "
+                "it is refused"
+            )
+        if verdict is None and not allow_unbaked:
+            raise RollbackRefusedError(
+                f"version {target_version} of stack {stack} was never baked (no passed bake "
+                "record); pass --allow-unbaked to roll back to it anyway"
+            )
+        if verdict is None:
+            notes.append(f"version {target_version} was never baked (--allow-unbaked)")
     if not file_at(root, commit, f"Pulumi.{stack}.yaml"):
         raise RollbackRefusedError(
             f"commit {commit[:12]} has no Pulumi.{stack}.yaml: it belongs to another stack"
@@ -457,6 +496,8 @@ def run_rollback(
     diff: DiffFn | None = None,
     env_builder: EnvBuilder | None = None,
     history: Sequence[Update] | None = None,
+    ledger: Ledger | None = None,
+    allow_unbaked: bool = False,
 ) -> RollbackResult:
     """The whole rollback (see module docstring). ``echo``/``confirm`` talk to the user;
     ``diff`` renders the change (default :func:`offline_diff`); ``env_builder`` builds
@@ -495,7 +536,17 @@ def run_rollback(
         names = [p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml")]
         return {name: load_history(name, root) for name in names if name != stack}
 
-    plan = resolve_plan(stack, target, root, updates, others)
+    verdicts = (
+        verdicts_for(stack, updates, ledger.records(stack))
+        if ledger is not None and updates is not None
+        else None
+    )
+    if verdicts is not None:
+        for problem in verdicts.mismatched:
+            echo(f"note: ignored bake record: {problem}")
+    plan = resolve_plan(
+        stack, target, root, updates, others, verdicts=verdicts, allow_unbaked=allow_unbaked
+    )
     for note in plan.notes:
         echo(f"note: {note}")
     builder = env_builder or EnvBuilder.from_environment()
