@@ -460,6 +460,21 @@ def bake(  # noqa: PLR0917 (CLI options)
         raise BakeBreachedError(report.summary())
 
 
+@app.command(name="page")
+def page_command(
+    stack: StackArg,
+    *,
+    subject: Annotated[str, typer.Option("--subject", help="Message subject.")],
+    message: Annotated[str, typer.Option("--message", help="Message text.")],
+    endpoint_url: EndpointOpt = None,
+    root: RootOpt = Path(),
+) -> None:
+    """Publish to the stack's alert topic (the workflows page when a rollback fails)."""
+    from mlstack.delivery.bake_stack import page_stack
+
+    typer.echo(f"paged: {page_stack(stack, root.resolve(), subject, message, endpoint_url)}")
+
+
 @app.command()
 def rollback(
     stack: StackArg,

@@ -205,6 +205,16 @@ def page(session: Any, topic_arn: str, subject: str, message: str, endpoint: str
         raise MlstackError(f"paging through {topic_arn} failed: {exc}") from exc
 
 
+def page_stack(stack: str, root: Path, subject: str, message: str, endpoint: str | None) -> str:
+    """Publish to the stack's alert topic (outputs when the CLI exists, else the plan's
+    topic name in the caller's account); returns the topic ARN."""
+    plan, _ = plan_for(stack, root)
+    session = _session(str(plan.get("region")))
+    topic = _topic_arn(plan, stack_outputs(stack, root), session, endpoint)
+    page(session, topic, subject, message, endpoint)
+    return topic
+
+
 def bake_stack(
     options: BakeOptions,
     echo: Callable[[str], None],

@@ -514,3 +514,13 @@ def test_cli_pages_the_alert_topic_when_a_bake_fails(
     assert body["Subject"] == "mlstack: rollback bake of stack prod failed"
     assert "CrashLoopBackOff" in body["Message"]
     assert "Automatic rollback stopped" in body["Message"]
+
+
+def test_page_command_publishes_to_the_plan_topic_without_the_cli(
+    bake_cli: Callable[..., int], moto_reset: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sns = boto3.client("sns", region_name="us-east-1", endpoint_url=moto_reset)
+    topic = sns.create_topic(Name="mlstack-prod-alerts")["TopicArn"]
+    args = ["page", "prod", "--subject", "s", "--message", "m", "--endpoint-url", moto_reset]
+    assert main(args) == 0
+    assert f"paged: {topic}" in capsys.readouterr().out
