@@ -460,6 +460,56 @@ def bake(  # noqa: PLR0917 (CLI options)
         raise BakeBreachedError(report.summary())
 
 
+@app.command()
+def promote(  # noqa: PLR0917 (CLI options)
+    model: Annotated[str, typer.Argument(help="Model name (mlstack:models[].name).")],
+    source: Annotated[str, typer.Option("--from", help="Stack promoted from.")] = "dev",
+    target: Annotated[str, typer.Option("--to", help="Stack promoted to.")] = "prod",
+    force: Annotated[
+        bool, typer.Option("--force", help="Promote a version that has not passed a bake.")
+    ] = False,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why --force (recorded in the file).")
+    ] = None,
+    bucket: Annotated[
+        str | None, typer.Option("--bucket", help="Model bucket to check [target's output].")
+    ] = None,
+    ledger: LedgerOpt = None,
+    endpoint_url: EndpointOpt = None,
+    root: RootOpt = Path(),
+) -> None:
+    """Copy a model's baked version (and its fixed settings) from one stack file to another."""
+    from mlstack.delivery.promote import promote as run_promote
+    from mlstack.review.parity import evidence_from_ledger
+
+    root = root.resolve()
+    where = _ledger(ledger, endpoint_url)
+    evidence = evidence_from_ledger(root, source, where) if where is not None else None
+    result = run_promote(
+        model,
+        root,
+        source=source,
+        target=target,
+        force=force,
+        reason=reason,
+        evidence=evidence.ran if evidence else None,
+        evidence_source=evidence.source if evidence else "no bake ledger configured",
+        bucket=bucket,
+        endpoint_url=endpoint_url,
+    )
+    was = f" (was {result.previous})" if result.previous else " (new entry)"
+    typer.echo(f"{result.path.name}: {model} -> {result.version}{was}")
+    if result.copied:
+        typer.echo(f"  also copied from {source}: {', '.join(result.copied)}")
+    if result.forced:
+        typer.echo(f"  forced: {reason} (recorded as a comment)")
+    typer.echo(
+        f"  bucket checked: {result.bucket_checked}"
+        if result.bucket_checked
+        else "  bucket not checked (no credentials or no bucket name)"
+    )
+
+
 @app.command(name="page")
 def page_command(
     stack: StackArg,
