@@ -93,6 +93,17 @@ def bucket_problem(
     return None
 
 
+FORCED_MARK = "with --force"
+
+
+def _drop_forced_comment(entry: CommentedMap) -> None:
+    """A new promotion replaces the note a forced one left on the version line."""
+    item = entry.ca.items.get(VERSION_KEY)
+    token = item[2] if item and len(item) > 2 else None
+    if token is not None and FORCED_MARK in str(token.value):
+        item[2] = None
+
+
 def _has_credentials() -> bool:
     import boto3
 
@@ -173,9 +184,10 @@ def promote(
             elif key not in entry and key in existing:
                 del existing[key]
                 copied.append(key)
+    _drop_forced_comment(existing)
     if force and not baked:
         existing.yaml_add_eol_comment(
-            f"promoted from {source} with --force (not baked there): {reason}", VERSION_KEY
+            f"promoted from {source} {FORCED_MARK} (not baked there): {reason}", VERSION_KEY
         )
     buffer = io.StringIO()
     loader.dump(document, buffer)
