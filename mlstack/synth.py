@@ -1,6 +1,6 @@
 """Offline synth: run the real program under Pulumi's mock monitor, record the graph.
 
-No credentials, no CLI, no network. The same ``stacks.platform.program`` that
+No credentials, no CLI, no network. The same ``stacks.composition.program`` that
 ``pulumi up`` runs is executed against a recording mock monitor; every resource
 registration is captured with its URN, type, name, parent, dependencies,
 provider, protect flag and inputs. Secrets are redacted, IDs and ARNs are derived
@@ -396,7 +396,7 @@ ProgramFn = Callable[[StackConfig, str], object]
 
 
 def _default_program(cfg: StackConfig, stack: str) -> object:
-    from stacks.platform import program
+    from stacks.composition import program
 
     return program(cfg, stack)
 

@@ -1,1 +1,1 @@
-"""The Pulumi program: config schema (``config``) and the one composition (``platform``)."""
+"""The Pulumi program: config schema (``config``) and the one composition (``composition``)."""

@@ -1,19 +1,14 @@
 """Entry point of ``pulumi up``: load this stack's config, then run the one program.
 
-Pulumi puts this directory first on ``sys.path``; ``stacks/platform.py`` would
-then shadow the standard library's ``platform`` module for every later import.
-The project is installed into the virtualenv, so the directory is not needed there.
+Pulumi puts this directory first on ``sys.path``. No module here is named like a
+standard-library or installed top-level module (``tests/stacks/test_entry_point.py``
+checks), so that needs no ``sys.path`` edit; the project itself is imported as the
+``stacks`` package installed into the virtualenv (editable).
 """
 
-import sys
-from pathlib import Path
+import pulumi
 
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-
-import pulumi  # noqa: E402
-
-from stacks.config import load_config  # noqa: E402
-from stacks.platform import program  # noqa: E402
+from stacks.composition import program
+from stacks.config import load_config
 
 program(load_config(pulumi.get_stack()))

@@ -17,12 +17,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ValidationError, field_validator
 
 from stacks.schema.artifacts import ArtifactsConfig
 from stacks.schema.base import ConfigModel, fixed, knob
@@ -32,9 +31,9 @@ from stacks.schema.gpu_pools import GpuPoolConfig, pool_problems
 from stacks.schema.models import ModelConfig
 from stacks.schema.monitoring import MonitoringConfig
 from stacks.schema.network import NetworkConfig
+from stacks.schema.problems import MISSING, NAMESPACE, Problem, key_path
 from stacks.schema.serving import ServingConfig, cross_checks
 
-NAMESPACE = "mlstack"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 OFFLINE_SECRET_PLACEHOLDER = "[secret: encrypted in stack file]"
 
@@ -106,19 +105,6 @@ class StackConfig(ConfigModel):
 # --------------------------------------------------------------------------- errors
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a stack file."""
-
-    path: str
-    value: Any
-    message: str
-
-    def render(self) -> str:
-        shown = _show_value(self.value)
-        return f"{self.path}: {self.message}" + (f" (got {shown})" if shown else "")
-
-
 class ConfigError(Exception):
     """Invalid stack config. ``str()`` lists every problem, one per line."""
 
@@ -131,29 +117,7 @@ class ConfigError(Exception):
         super().__init__("\n".join(lines))
 
 
-def _show_value(value: Any) -> str:
-    if value is _MISSING:
-        return ""
-    if isinstance(value, SecretStr):
-        return "[secret]"
-    text = json.dumps(value, default=str, sort_keys=True)
-    return text if len(text) <= 120 else text[:117] + "..."
-
-
-_MISSING = object()
-
-
-def key_path(loc: Iterable[str | int]) -> str:
-    """``('cluster', 'version')`` -> ``mlstack:cluster.version``; ints become ``[i]``."""
-    out = NAMESPACE + ":"
-    first = True
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += part if first else f".{part}"
-        first = False
-    return out
+_MISSING = MISSING
 
 
 def _model_at(loc: tuple[str | int, ...]) -> type[BaseModel] | None:
@@ -333,8 +297,19 @@ def _gpu_pool_rules(cfg: StackConfig) -> Iterable[Problem]:
 
 def _serving_rules(cfg: StackConfig) -> Iterable[Problem]:
     """Models vs GPU pools, prod replicas and images, ALB routes and certificate."""
-    for path, value, message in cross_checks(cfg):
+    for path, value, message in cross_checks(
+        region=cfg.region,
+        is_prod=cfg.is_prod,
+        models=cfg.models,
+        gpu_pools=cfg.gpu_pools,
+        serving=cfg.serving,
+    ):
         yield Problem(path, value, message)
+
+
+def _delivery_rules(cfg: StackConfig) -> Iterable[Problem]:
+    """Prod deploys through a protected GitHub environment."""
+    return prod_deploys_from_environments(cfg.delivery, is_prod=cfg.is_prod)
 
 
 ENVIRONMENT_RULES: list[EnvironmentRule] = [
@@ -347,7 +322,7 @@ ENVIRONMENT_RULES: list[EnvironmentRule] = [
     _unique_model_names,
     _gpu_pool_rules,
     _serving_rules,
-    prod_deploys_from_environments,
+    _delivery_rules,
 ]
 """Rules spanning several keys. Later sections append their own rules here."""
 

@@ -1,7 +1,7 @@
 """The serving layer of the composition: config -> InferenceNamespace, Keda,
 LoadBalancer and one InferenceService per ``mlstack:models`` entry.
 
-``stacks.platform.build`` calls :func:`service_targets` (plain values, for the
+``stacks.composition.build`` calls :func:`service_targets` (plain values, for the
 monitoring layer) and, once the cluster, GPU pools, artifact bucket and monitoring
 exist, :func:`build_serving`. Nothing here reads ``pulumi.Config``; everything comes
 from the validated :class:`~stacks.config.StackConfig`.

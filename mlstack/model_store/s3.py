@@ -22,7 +22,7 @@ S3Client = Any
 """A boto3 S3 client (botocore generates its methods at runtime, so it is untyped)."""
 
 BUCKET_OUTPUT = "modelBucketName"
-"""The stack output holding the bucket name (``stacks.platform.export_outputs``)."""
+"""The stack output holding the bucket name (``stacks.composition.export_outputs``)."""
 BUCKET_ENV = "MLSTACK_MODEL_BUCKET"
 PULUMI_TIMEOUT_SECONDS = 120
 

@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
 
 from pydantic import field_validator, model_validator
 
 from stacks.schema.base import ConfigModel, fixed, knob
-
-if TYPE_CHECKING:
-    from stacks.config import Problem
+from stacks.schema.problems import Problem
 
 _REPOSITORY = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
 # git check-ref-format, simplified: no spaces, no "..", no control or special characters.
@@ -116,15 +113,9 @@ class DeliveryConfig(ConfigModel):
         return self
 
 
-def prod_deploys_from_environments(cfg: Any) -> Iterable[Problem]:
-    """Prod deploys must go through at least one protected GitHub environment.
-
-    ``cfg`` is the root ``StackConfig`` (typed loosely: this module is imported by it).
-    """
-    from stacks.config import Problem
-
-    delivery: DeliveryConfig = cfg.delivery
-    if cfg.is_prod and delivery.enabled and not delivery.environments:
+def prod_deploys_from_environments(delivery: DeliveryConfig, *, is_prod: bool) -> Iterable[Problem]:
+    """Prod deploys must go through at least one protected GitHub environment."""
+    if is_prod and delivery.enabled and not delivery.environments:
         yield Problem(
             "mlstack:delivery.environments",
             delivery.environments,

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
 
 from pydantic import field_validator
 
 from stacks.schema.base import ConfigModel, fixed, knob
-from stacks.schema.models import DNS_LABEL, image_parts
-
-if TYPE_CHECKING:
-    from stacks.config import StackConfig
+from stacks.schema.gpu_pools import GpuPoolConfig
+from stacks.schema.models import DNS_LABEL, ModelConfig, image_parts
 
 _CERT_ARN = re.compile(r"^arn:aws[a-z-]*:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[0-9a-f-]+$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -166,12 +164,23 @@ Finding = tuple[str, Any, str]
 """(key path, value, message), turned into a ``stacks.config.Problem``."""
 
 
-def cross_checks(cfg: StackConfig) -> Iterator[Finding]:
-    """Rules spanning models, GPU pools, serving settings and the environment."""
-    pools = {p.name: p for p in cfg.gpu_pools}
+def cross_checks(
+    *,
+    region: str,
+    is_prod: bool,
+    models: Sequence[ModelConfig],
+    gpu_pools: Sequence[GpuPoolConfig],
+    serving: ServingConfig,
+) -> Iterator[Finding]:
+    """Rules spanning models, GPU pools, serving settings and the environment.
+
+    The root config passes its sections in (``stacks.config._serving_rules``): this
+    module is a leaf and never imports the root model.
+    """
+    pools = {p.name: p for p in gpu_pools}
     routes: dict[tuple[str, str], int] = {}
-    lb = cfg.serving.load_balancer
-    for i, model in enumerate(cfg.models):
+    lb = serving.load_balancer
+    for i, model in enumerate(models):
         at = f"mlstack:models[{i}]"
         pool = pools.get(model.pool)
         if pool is None:
@@ -184,13 +193,13 @@ def cross_checks(cfg: StackConfig) -> Iterator[Finding]:
                 f"more GPUs per replica than pool {pool.name!r} instances have; allowed: "
                 f"1..{pool.gpus_per_node()} (largest type: {_largest(pool)})",
             )
-        if cfg.is_prod and model.autoscaling.min_replicas < 2:
+        if is_prod and model.autoscaling.min_replicas < 2:
             yield (
                 f"{at}.autoscaling.minReplicas",
                 model.autoscaling.min_replicas,
                 "prod needs at least 2 replicas",
             )
-        if cfg.is_prod:
+        if is_prod:
             yield from _prod_images(at, model)
         exposure = model.exposure
         if model.rollout.strategy == "canary" and exposure.type != "alb":
@@ -216,12 +225,12 @@ def cross_checks(cfg: StackConfig) -> Iterator[Finding]:
             "HTTPS is on (serving.loadBalancer.https) and models use the ALB, but no ACM "
             "certificate ARN is set; set certificateArn or https: false",
         )
-    region = lb.certificate_region
-    if region is not None and region != cfg.region:
+    cert_region = lb.certificate_region
+    if cert_region is not None and cert_region != region:
         yield (
             "mlstack:serving.loadBalancer.certificateArn",
             lb.certificate_arn,
-            f"certificate is in {region}; the ALB needs one in {cfg.region}",
+            f"certificate is in {cert_region}; the ALB needs one in {region}",
         )
 
 

@@ -10,8 +10,8 @@ import pytest
 from components.serving import runtimes
 from mlstack.render_checks import check_graph
 from mlstack.synth import ResourceGraph, ResourceNode, synth_config
+from stacks.composition import Platform, program
 from stacks.config import StackConfig
-from stacks.platform import Platform, program
 from tests.conftest import SynthEdited
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from mlstack.synth import ResourceGraph, synth_config
+from stacks.composition import Platform, program
 from stacks.config import StackConfig, parse_config
-from stacks.platform import Platform, program
 from tests.conftest import raw_stack_config
 
 EXTRA_POOLS: list[dict[str, Any]] = [

@@ -1,6 +1,6 @@
 """The monitoring layer through the offline synth of the real stacks.
 
-``with_services`` synthesizes a real stack file through the real ``platform.build``,
+``with_services`` synthesizes a real stack file through the real ``composition.build``,
 with ``build_monitoring`` handed three inference services the way the serving layer
 will hand them over (runtime presets, SLOs, ALB target-group / load-balancer suffixes).
 """
@@ -21,7 +21,7 @@ from components.monitoring import prometheus_stack as ps
 from components.versions import CHARTS
 from mlstack.render_checks import check_graph, policy_problems
 from mlstack.synth import REDACTED, ResourceGraph, SynthError, synth_config
-from stacks import platform
+from stacks import composition
 from stacks.config import OFFLINE_SECRET_PLACEHOLDER, load_config_file
 from tests.components.monitoring.promql import (
     cluster_exporters,
@@ -63,7 +63,7 @@ FAKE_SERVICES = (
 
 
 def _synth_with(stack: str, services: tuple[ServiceTarget, ...]) -> ResourceGraph:
-    original = platform.build_monitoring
+    original = composition.build_monitoring
 
     def patched(
         cfg: Any, prefix: str, provider: Any, cluster: Any, gpu: Any, *, services: Any
@@ -72,7 +72,7 @@ def _synth_with(stack: str, services: tuple[ServiceTarget, ...]) -> ResourceGrap
 
     services_to_use = services
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(platform, "build_monitoring", patched)
+        mp.setattr(composition, "build_monitoring", patched)
         return synth_config(load_config_file(stack), stack)
 
 

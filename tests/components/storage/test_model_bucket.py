@@ -14,8 +14,8 @@ from components.storage.layout import model_prefix, name_prefix
 from components.storage.model_bucket import ModelArtifactBucket, ModelArtifactBucketArgs
 from mlstack.render_checks import check_graph
 from mlstack.synth import ResourceGraph, ResourceNode, SynthError, synth_config
+from stacks.composition import model_bucket
 from stacks.config import StackConfig
-from stacks.platform import model_bucket
 from tests.conftest import SynthEdited
 
 COMPONENT = "mlstack:storage:ModelArtifactBucket"

@@ -111,7 +111,7 @@ def test_option_like_refs_are_refused(repo: Repo) -> None:
 
 def test_only_stack_file_changes_are_told_apart_from_code_changes(repo: Repo) -> None:
     dev = repo.root / "Pulumi.dev.yaml"
-    module = repo.root / "stacks" / "platform.py"
+    module = repo.root / "stacks" / "composition.py"
     extra = repo.root / "components" / "extra.py"
     original_dev, original_module = dev.read_text(), module.read_text()
     try:

@@ -7,7 +7,7 @@ import json
 from mlstack.plan import plan_json
 from mlstack.render_checks import check_graph
 from mlstack.synth import ResourceGraph, synth
-from stacks.platform import default_tags, partition_of
+from stacks.composition import default_tags, partition_of
 
 
 def _shape(graph: ResourceGraph) -> set[tuple[str, str]]:
