@@ -28,8 +28,11 @@ of the two stacks is ``environment: prod``; the other is the *lower* stage):
   promotion, *provided* prod's version is one the lower stack ran (evidence:
   a passed bake record of the lower stack whose commit pins it, when a bake ledger
   is reachable; else any commit of the lower stack file in git history pins it).
-  Otherwise prod runs a version the lower stack never ran: a violation unless the
-  prod entry carries ``hotfix: <reason>``.
+  Without a ledger (offline: "never baked" cannot be known) a lower-stage version
+  that is *newer* in the same version scheme (natural order: ``2025-06-02`` after
+  ``2025-05-12``, ``v10`` after ``v9``) is also a pending promotion, marked
+  unverified. Otherwise prod runs a version the lower stack never ran: a violation
+  unless the prod entry carries ``hotfix: <reason>``.
 
 Matched items (by ``name``) are always compared field by field, whatever else
 differs (a changed fixed field of a shared model is reported even when the model
@@ -306,10 +309,12 @@ class Evidence(Protocol):
 
 @dataclass(frozen=True)
 class PinnedVersions:
-    """(model, version) pairs the lower stack ran, and where that was learnt."""
+    """(model, version) pairs the lower stack ran, and where that was learnt.
+    ``baked``: the pairs come from passed bakes (strong evidence), not from git."""
 
     pairs: frozenset[tuple[str, str]]
     source: str
+    baked: bool = False
 
     def ran(self, model: str, version: str) -> bool:
         return (model, version) in self.pairs
@@ -383,7 +388,9 @@ def evidence_from_ledger(root: Path, stack: str, ledger: Any) -> PinnedVersions:
     for commit in sorted(commits):
         text = _stack_file_at(root, commit, stack)
         pairs |= _models_in(text) if text else set()
-    return PinnedVersions(frozenset(pairs), f"passed bakes of stack {stack} ({ledger.url})")
+    return PinnedVersions(
+        frozenset(pairs), f"passed bakes of stack {stack} ({ledger.url})", baked=True
+    )
 
 
 def evidence_for(root: Path, stack: str) -> PinnedVersions:
@@ -398,6 +405,24 @@ def evidence_for(root: Path, stack: str) -> PinnedVersions:
         except MlstackError:
             pass
     return evidence_from_git(root, stack)
+
+
+def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """Natural order of artifact versions (``2025-06-02`` > ``2025-05-12``, ``v10`` > ``v9``)."""
+    import re
+
+    return tuple(
+        (0, int(part)) if part.isdigit() else (1, part)
+        for part in re.findall(r"\d+|[A-Za-z]+", version)
+    )
+
+
+def _newer(a: str, b: str) -> bool:
+    """Whether ``a`` sorts after ``b`` when both have the same form (else False)."""
+    ka, kb = version_key(a), version_key(b)
+    same_form = len(ka) == len(kb) and all(x[0] == y[0] for x, y in zip(ka, kb, strict=True))
+    same_words = all(x == y for x, y in zip(ka, kb, strict=True) if x[0] == 1)
+    return same_form and same_words and ka > kb
 
 
 def _stage(left: BaseModel, right: BaseModel) -> tuple[str, str] | None:
@@ -487,6 +512,19 @@ def compare_promotable(
                     True,
                     f"pending promotion: {name} {low_version} (in {low_name}; {high_name} runs "
                     f"{high_version}, which {low_name} ran: {evidence.source})",
+                    low_version,
+                    high_version,
+                )
+            elif not getattr(evidence, "baked", False) and _newer(low_version, high_version):
+                # Offline (no bake ledger): "never baked" cannot be known; dev's version
+                # being newer in the same version scheme is taken as dev being ahead.
+                finding(
+                    "promotion",
+                    f.path,
+                    True,
+                    f"pending promotion: {name} {low_version} (in {low_name}, newer than "
+                    f"{high_name}'s {high_version}; unverified: no bake ledger was read"
+                    + (f", {high_version} is not in the {evidence.source})" if evidence else ")"),
                     low_version,
                     high_version,
                 )
@@ -619,12 +657,8 @@ def render_text(report: ParityReport, show_knobs: bool = True) -> str:
         ("status", "kind", "path", report.left, report.right),
         *[
             (
-                "VIOLATION"
-                if not f.allowed
-                else f.kind
-                if f.kind in ("promotion", "hotfix")
-                else "knob",
-                f.kind,
+                _status(f),
+                "config" if f.kind in ("promotion", "hotfix") else f.kind,
                 f.path,
                 _cell(f.left),
                 _cell(f.right),

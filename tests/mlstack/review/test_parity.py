@@ -148,6 +148,7 @@ def test_the_real_dev_and_prod_stacks_are_in_parity(
     )
     assert report.violations == []
     assert report.ok
+    assert [f.path for f in report.pending_promotions] == [LLAMA_VERSION]
     allowed = {f.path for f in report.knob_differences}
     assert {"mlstack:region", "mlstack:network.natGateways", "mlstack:tags"} <= allowed
 
@@ -241,6 +242,7 @@ def test_matched_items_are_compared_field_by_field_even_when_the_lists_differ() 
 
 
 LLAMA = "llama-3-8b-instruct"
+LLAMA_VERSION = "mlstack:models[name=llama-3-8b-instruct].artifactVersion"
 
 
 def _model(stack: str, name: str, **changes: Any) -> dict[str, Any]:
@@ -292,13 +294,15 @@ def test_a_model_only_in_dev_is_a_pending_promotion_with_its_components_exempt(
         _with_models("dev", models), stack_configs["prod"], dev_graph, prod_graph
     )
     assert report.violations == []
+    # The real stacks already have one (the LLM's newer dev version), plus the new model.
     assert [(f.kind, f.path) for f in report.pending_promotions] == [
-        ("promotion", "mlstack:models[name=ranker]")
+        ("promotion", "mlstack:models[name=ranker]"),
+        ("promotion", LLAMA_VERSION),
     ]
-    assert "1 pending promotion(s)" in report.summary()
-    assert "promotion  promotion  mlstack:models[name=ranker]" in render_text(report)
+    assert "2 pending promotion(s)" in report.summary()
+    assert "promotion  config  mlstack:models[name=ranker]" in render_text(report)
     promotions = "\n".join(render_promotions_markdown(report))
-    assert "**Pending promotions** (dev -> prod): 1" in promotions
+    assert "**Pending promotions** (dev -> prod): 2" in promotions
     assert "Pending promotions" not in render_markdown(report, promotions=False)
 
 
@@ -341,17 +345,27 @@ def test_a_newer_dev_version_is_pending_when_dev_ran_the_prod_version(
     assert pending.path == f"mlstack:models[name={LLAMA}].artifactVersion"
     assert (pending.left, pending.right) == ("2026-01-01", "2025-12-01")
 
-    never = PinnedVersions(frozenset(), "git history of Pulumi.dev.yaml")
+    never = PinnedVersions(frozenset(), "passed bakes of stack dev (file:///l)", baked=True)
     refused = _compare_configs(dev, prod, dev_graph, prod_graph, never)
     [violation] = refused.violations
     assert "prod runs llama-3-8b-instruct 2025-12-01, which dev never ran" in violation.message
-    assert "git history of Pulumi.dev.yaml" in violation.message
+    assert "passed bakes of stack dev" in violation.message
+
+    # Offline (git evidence only): a newer dev version is taken as dev ahead, unverified...
+    offline = PinnedVersions(frozenset(), "git history of Pulumi.dev.yaml")
+    unverified = _compare_configs(dev, prod, dev_graph, prod_graph, offline)
+    assert unverified.ok
+    assert "unverified" in unverified.pending_promotions[0].message
+    # ...but prod NEWER than dev is a violation even offline.
+    ahead = _with_models("prod", _set_version(_models_of("prod"), "2026-02-01"))
+    assert not _compare_configs(dev, ahead, dev_graph, prod_graph, offline).ok
 
     hotfix = [
         m | {"hotfix": "rolled back in prod by hand"} if m["name"] == LLAMA else m
         for m in _set_version(_models_of("prod"), "2025-12-01")
     ]
     excused = _compare_configs(dev, _with_models("prod", hotfix), dev_graph, prod_graph, never)
+    assert [f.kind for f in excused.findings if "artifactVersion" in f.path] == ["hotfix"]
     assert excused.ok and len(excused.hotfixes) == 1
 
 
@@ -368,7 +382,10 @@ def test_gpu_pools_follow_the_same_promotion_rules(
         with_pools("dev", burst), stack_configs["prod"], dev_graph, prod_graph
     )
     assert dev_only.ok
-    assert [f.path for f in dev_only.pending_promotions] == ["mlstack:gpuPools[name=burst]"]
+    assert [f.path for f in dev_only.pending_promotions] == [
+        LLAMA_VERSION,
+        "mlstack:gpuPools[name=burst]",
+    ]
     prod_only = _compare_configs(
         stack_configs["dev"], with_pools("prod", burst), dev_graph, prod_graph
     )
@@ -389,7 +406,10 @@ def test_a_changed_fixed_field_of_a_shared_model_is_caught_while_dev_is_ahead(
     report = _compare_configs(dev, stack_configs["prod"], dev_graph, prod_graph)
     paths = {f.path for f in report.violations}
     assert "mlstack:models[name=resnet50].runtime" in paths
-    assert [f.path for f in report.pending_promotions] == ["mlstack:models[name=ranker]"]
+    assert [f.path for f in report.pending_promotions] == [
+        "mlstack:models[name=ranker]",
+        LLAMA_VERSION,
+    ]
 
 
 def test_evidence_from_git_and_from_the_bake_ledger(tmp_path: Path) -> None:
@@ -424,3 +444,11 @@ def test_evidence_from_git_and_from_the_bake_ledger(tmp_path: Path) -> None:
     baked = evidence_from_ledger(tmp_path, "dev", ledger)
     assert baked.pairs == {("m", "v1")}  # v2's update failed a bake; v3 was never baked
     assert baked.source.startswith("passed bakes of stack dev")
+
+
+def test_the_real_stacks_show_the_llm_as_a_pending_promotion() -> None:
+    report = check_parity("dev", "prod", PROJECT_ROOT)
+    assert report.ok, report.summary()
+    assert [f.path for f in report.pending_promotions] == [
+        "mlstack:models[name=llama-3-8b-instruct].artifactVersion"
+    ]
