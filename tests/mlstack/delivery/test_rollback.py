@@ -624,3 +624,33 @@ def test_unsynthesizable_side_warns_in_a_dry_run_and_refuses_a_real_rollback(
     assert _rollback(dev_history, "--to", "2", "--yes") == 1
     assert "safety checks cannot run" in capsys.readouterr().err
     assert standin_pulumi.calls_of("up") == []
+
+
+def test_refusals_on_the_real_prod_plan(prod_graph: Any) -> None:
+    """The prod plan: its cluster, its protected and retained resources."""
+    import copy
+
+    base = json.loads(json.dumps(prod_graph.to_json()))
+    assert check_rollback(base, copy.deepcopy(base)) == []
+    cluster = next(r for r in base["resources"] if r["type"] == CLUSTER)
+    assert cluster["protect"] and cluster["retainOnDelete"]
+
+    older = copy.deepcopy(base)
+    major, minor = cluster["inputs"]["version"].split(".")
+    for r in older["resources"]:
+        if r["urn"] == cluster["urn"]:
+            r["inputs"]["version"] = f"{major}.{int(minor) - 1}"
+    assert [f.kind for f in check_rollback(base, older)] == ["cluster-downgrade"]
+
+    protected = next(r for r in base["resources"] if r["protect"] and r["type"] != CLUSTER)
+    without = copy.deepcopy(base)
+    without["resources"] = [r for r in without["resources"] if r["urn"] != protected["urn"]]
+    kinds = {(f.kind, f.urn) for f in check_rollback(base, without)}
+    assert ("protected", protected["urn"]) in kinds
+
+    renamed = copy.deepcopy(base)  # same cluster under a new logical name: retained + same name
+    for r in renamed["resources"]:
+        if r["urn"] == cluster["urn"]:
+            r["urn"] = cluster["urn"] + "-v2"
+    kinds = {f.kind for f in check_rollback(base, renamed)}
+    assert {"protected", "retained-name-collision"} <= kinds
