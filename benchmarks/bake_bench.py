@@ -177,7 +177,7 @@ def main() -> None:
                     "--root",
                     str(root),
                     "--minutes",
-                    "0.001",
+                    "0.00001",
                     "--poll-seconds",
                     "60",
                     "--skip-kubernetes",
