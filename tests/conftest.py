@@ -4,12 +4,6 @@ from __future__ import annotations
 
 import copy
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +12,7 @@ import pytest
 import yaml
 
 from mlstack.synth import ResourceGraph, synth_config
+from mlstack.testing import moto_server as moto
 from stacks.config import (
     PROJECT_ROOT,
     StackConfig,
@@ -103,50 +98,20 @@ def synth_edited() -> SynthEdited:
 # --------------------------------------------------------------------------- moto server
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     """A real moto server on 127.0.0.1 (free port) for boto3 code; stopped by its PID.
 
     Yields the endpoint URL. Tests reset its state with ``moto_reset``.
     """
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("moto server did not start") from None
-                time.sleep(0.1)
+    with moto.moto_server() as url:
         yield url
-    finally:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
 
 
 @pytest.fixture
 def moto_reset(moto_server: str) -> str:
     """The moto server, emptied before the test; also sets dummy AWS credentials."""
-    request = urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")
-    urllib.request.urlopen(request, timeout=5)
+    moto.reset(moto_server, timeout_s=5)
     return moto_server
 
 

@@ -24,9 +24,10 @@ from pulumi_policy import (
 from pulumi_policy.policy import _NotApplicableError  # type: ignore[attr-defined]
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
-from policy import rules as r
+from policy import rules
 from policy.core import Rule
 from policy.pack import stack_policies, to_stack
+from policy.rules import common
 from tests.policy.graphs import GOOD_TAGS, PROVIDER_URN, urn
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -60,7 +61,7 @@ def resource(type_token: str, name: str, props: dict[str, Any], protect: bool = 
 
 def launch_template(http_tokens: str) -> PolicyResource:
     return resource(
-        r.LAUNCH_TEMPLATE,
+        common.LAUNCH_TEMPLATE,
         "lt",
         {"metadataOptions": {"httpTokens": http_tokens, "httpPutResponseHopLimit": 1}},
     )
@@ -78,8 +79,8 @@ def run(policy_id: str, resources: list[PolicyResource], config: dict[str, Any] 
 
 def test_one_stack_policy_per_rule_with_its_level_and_severity() -> None:
     policies = stack_policies()
-    assert [p.name for p in policies] == [rule.id for rule in r.RULES]
-    for policy, rule in zip(policies, r.RULES, strict=True):
+    assert [p.name for p in policies] == [rule.id for rule in rules.RULES]
+    for policy, rule in zip(policies, rules.RULES, strict=True):
         assert policy.enforcement_level == EnforcementLevel(rule.enforcement)
         assert policy.severity == Severity(rule.severity)
 
@@ -87,7 +88,7 @@ def test_one_stack_policy_per_rule_with_its_level_and_severity() -> None:
 def test_violations_are_reported_with_the_offending_urn() -> None:
     reported = run("imdsv2-required", [launch_template("optional")])
     assert reported == [
-        ("lt: IMDSv2 not required (httpTokens != required)", urn(r.LAUNCH_TEMPLATE, "lt"))
+        ("lt: IMDSv2 not required (httpTokens != required)", urn(common.LAUNCH_TEMPLATE, "lt"))
     ]
     assert run("imdsv2-required", [launch_template("required")]) == []
 
@@ -101,7 +102,7 @@ def test_providers_referenced_only_by_resources_are_added_to_the_stack() -> None
 
 def test_pack_config_overrides_the_environment() -> None:
     image = resource(
-        r.DEPLOYMENT,
+        common.DEPLOYMENT,
         "app",
         {"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "a:latest"}]}}}},
     )

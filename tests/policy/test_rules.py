@@ -11,8 +11,9 @@ import pytest
 from components.iam import documents
 from mlstack.review.plans import policy_stack
 from mlstack.synth import ResourceGraph, ResourceNode
-from policy import rules as r
+from policy import rules
 from policy.core import Rule, run_rule
+from policy.rules import common as c
 from tests.policy.graphs import aws_provider, graph, node
 
 Nodes = Callable[[], list[ResourceNode]]
@@ -34,12 +35,12 @@ def _cluster(**inputs: object) -> ResourceNode:
         "vpcConfig": {"subnetIds": ["a", "b"], "publicAccessCidrs": ["203.0.113.0/24"]},
     }
     base.update(inputs)
-    return node(r.EKS_CLUSTER, "cluster", base, protect=True)
+    return node(c.EKS_CLUSTER, "cluster", base, protect=True)
 
 
 def _launch_template(http_tokens: str = "required", hops: int = 1, encrypted: str = "true"):
     return node(
-        r.LAUNCH_TEMPLATE,
+        c.LAUNCH_TEMPLATE,
         "lt",
         {
             "metadataOptions": {
@@ -54,7 +55,7 @@ def _launch_template(http_tokens: str = "required", hops: int = 1, encrypted: st
     )
 
 
-BUCKET = node(r.BUCKETS[0], "bucket", {"bucket": "models"}, protect=True)
+BUCKET = node(c.BUCKETS[0], "bucket", {"bucket": "models"}, protect=True)
 
 
 def _bucket_with(type_token: str, inputs: dict[str, object]) -> list[ResourceNode]:
@@ -72,7 +73,7 @@ def _pab(**flags: bool) -> list[ResourceNode]:
         "restrictPublicBuckets": True,
         **flags,
     }
-    return _bucket_with(r.BUCKET_PAB[0], {"bucket": "models", **values})
+    return _bucket_with(c.BUCKET_PAB[0], {"bucket": "models", **values})
 
 
 def _bucket_policy(effect: str) -> list[ResourceNode]:
@@ -84,12 +85,12 @@ def _bucket_policy(effect: str) -> list[ResourceNode]:
         "Condition": {"Bool": {"aws:SecureTransport": "false"}},
     }
     doc = {"Version": "2012-10-17", "Statement": [statement]}
-    return _bucket_with(r.BUCKET_POLICY[0], {"bucket": "models", "policy": json.dumps(doc)})
+    return _bucket_with(c.BUCKET_POLICY[0], {"bucket": "models", "policy": json.dumps(doc)})
 
 
 def _role_policy(action: str, resource: str) -> list[ResourceNode]:
     doc = documents.document({"Effect": "Allow", "Action": [action], "Resource": [resource]})
-    return [node(r.IAM_ROLE_POLICY, "policy", {"policy": documents.to_json(doc), "role": "x"})]
+    return [node(c.IAM_ROLE_POLICY, "policy", {"policy": documents.to_json(doc), "role": "x"})]
 
 
 IRSA_GOOD = documents.irsa_trust(
@@ -130,7 +131,7 @@ def test_github_roles_trusting_by_pattern_fail() -> None:
 
 
 def _role(trust: dict[str, object]) -> list[ResourceNode]:
-    return [node(r.IAM_ROLE, "role", {"assumeRolePolicy": json.dumps(trust)})]
+    return [node(c.IAM_ROLE, "role", {"assumeRolePolicy": json.dumps(trust)})]
 
 
 def _deployment(
@@ -159,13 +160,15 @@ def _deployment(
     if replicas is not None:
         spec["replicas"] = replicas
     return node(
-        r.DEPLOYMENT, "server", {"metadata": {"name": "server", "namespace": "ml"}, "spec": spec}
+        c.DEPLOYMENT,
+        "server",
+        {"metadata": {"name": "server", "namespace": "ml"}, "spec": spec},
     )
 
 
 def _pdb(labels: dict[str, str]) -> ResourceNode:
     return node(
-        r.PDB,
+        c.PDB,
         "server-pdb",
         {
             "metadata": {"name": "server", "namespace": "ml"},
@@ -176,25 +179,25 @@ def _pdb(labels: dict[str, str]) -> ResourceNode:
 
 def _subnets(*zones: str) -> list[ResourceNode]:
     return [
-        node(r.SUBNET, f"subnet-{i}", {"availabilityZone": z, "mapPublicIpOnLaunch": False})
+        node(c.SUBNET, f"subnet-{i}", {"availabilityZone": z, "mapPublicIpOnLaunch": False})
         for i, z in enumerate(zones)
     ]
 
 
 def _vpc_with_flow_log() -> list[ResourceNode]:
-    vpc = node(r.VPC, "vpc", {"cidrBlock": "10.0.0.0/16"})
-    return [vpc, node(r.FLOW_LOG, "flow", {"vpcId": "vpc-id"}, depends_on=(vpc,))]
+    vpc = node(c.VPC, "vpc", {"cidrBlock": "10.0.0.0/16"})
+    return [vpc, node(c.FLOW_LOG, "flow", {"vpcId": "vpc-id"}, depends_on=(vpc,))]
 
 
 def _sg(port: int) -> list[ResourceNode]:
     rule = {"protocol": "tcp", "fromPort": port, "toPort": port, "cidrBlocks": ["0.0.0.0/0"]}
-    return [node(r.SECURITY_GROUP, "sg", {"ingress": [rule]})]
+    return [node(c.SECURITY_GROUP, "sg", {"ingress": [rule]})]
 
 
 def _listener(action: str) -> list[ResourceNode]:
     return [
         node(
-            r.LB_LISTENER[0],
+            c.LB_LISTENER[0],
             "listener",
             {"protocol": "HTTP", "port": 80, "defaultActions": [{"type": action}]},
         )
@@ -204,7 +207,7 @@ def _listener(action: str) -> list[ResourceNode]:
 def _gpu_group(taints: list[dict[str, str]]) -> list[ResourceNode]:
     return [
         node(
-            r.NODE_GROUP,
+            c.NODE_GROUP,
             "gpu",
             {
                 "amiType": "AL2023_x86_64_NVIDIA",
@@ -224,8 +227,8 @@ CASES: dict[str, Case] = {
         lambda: [_cluster()], lambda: [_cluster(encryptionConfig=None)], "not envelope-encrypted"
     ),
     "kms-key-rotation": Case(
-        lambda: [node(r.KMS_KEY, "k", {"enableKeyRotation": True}, protect=True)],
-        lambda: [node(r.KMS_KEY, "k", {"enableKeyRotation": False}, protect=True)],
+        lambda: [node(c.KMS_KEY, "k", {"enableKeyRotation": True}, protect=True)],
+        lambda: [node(c.KMS_KEY, "k", {"enableKeyRotation": False}, protect=True)],
         "rotation is off",
     ),
     "ebs-encrypted": Case(
@@ -235,7 +238,7 @@ CASES: dict[str, Case] = {
     ),
     "s3-bucket-encryption": Case(
         lambda: _bucket_with(
-            r.BUCKET_SSE[0],
+            c.BUCKET_SSE[0],
             {
                 "bucket": "models",
                 "rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms"}}],
@@ -245,8 +248,8 @@ CASES: dict[str, Case] = {
         "no default server-side encryption",
     ),
     "messaging-encrypted": Case(
-        lambda: [node(r.SNS_TOPIC, "alerts", {"kmsMasterKeyId": "alias/sns"})],
-        lambda: [node(r.SNS_TOPIC, "alerts", {})],
+        lambda: [node(c.SNS_TOPIC, "alerts", {"kmsMasterKeyId": "alias/sns"})],
+        lambda: [node(c.SNS_TOPIC, "alerts", {})],
         "no kmsMasterKeyId",
     ),
     "s3-public-access-blocked": Case(
@@ -257,11 +260,11 @@ CASES: dict[str, Case] = {
     ),
     "s3-versioning": Case(
         lambda: _bucket_with(
-            r.BUCKET_VERSIONING[0],
+            c.BUCKET_VERSIONING[0],
             {"bucket": "models", "versioningConfiguration": {"status": "Enabled"}},
         ),
         lambda: _bucket_with(
-            r.BUCKET_VERSIONING[0],
+            c.BUCKET_VERSIONING[0],
             {"bucket": "models", "versioningConfiguration": {"status": "Suspended"}},
         ),
         "versioning is not enabled",
@@ -275,8 +278,8 @@ CASES: dict[str, Case] = {
         lambda: [_launch_template(hops=1)], lambda: [_launch_template(hops=2)], "hop limit 2"
     ),
     "node-groups-use-launch-template": Case(
-        lambda: [node(r.NODE_GROUP, "ng", {"launchTemplate": {"id": "lt-1", "version": "1"}})],
-        lambda: [node(r.NODE_GROUP, "ng", {"diskSize": 50})],
+        lambda: [node(c.NODE_GROUP, "ng", {"launchTemplate": {"id": "lt-1", "version": "1"}})],
+        lambda: [node(c.NODE_GROUP, "ng", {"diskSize": 50})],
         "no launch template",
     ),
     "gpu-nodes-tainted": Case(
@@ -326,8 +329,8 @@ CASES: dict[str, Case] = {
         "span 1 availability zone",
     ),
     "prod-stateful-protected": Case(
-        lambda: [node(r.KMS_KEY, "k", {"enableKeyRotation": True}, protect=True)],
-        lambda: [node(r.KMS_KEY, "k", {"enableKeyRotation": True}, protect=False)],
+        lambda: [node(c.KMS_KEY, "k", {"enableKeyRotation": True}, protect=True)],
+        lambda: [node(c.KMS_KEY, "k", {"enableKeyRotation": True}, protect=False)],
         "Key k not protected",
     ),
     "eks-public-endpoint-restricted": Case(
@@ -337,24 +340,24 @@ CASES: dict[str, Case] = {
     ),
     "vpc-flow-logs": Case(
         _vpc_with_flow_log,
-        lambda: [node(r.VPC, "vpc", {"cidrBlock": "10.0.0.0/16"})],
+        lambda: [node(c.VPC, "vpc", {"cidrBlock": "10.0.0.0/16"})],
         "no flow log",
     ),
     "subnets-no-public-ip": Case(
-        lambda: [node(r.SUBNET, "s", {"mapPublicIpOnLaunch": False})],
-        lambda: [node(r.SUBNET, "s", {"mapPublicIpOnLaunch": True})],
+        lambda: [node(c.SUBNET, "s", {"mapPublicIpOnLaunch": False})],
+        lambda: [node(c.SUBNET, "s", {"mapPublicIpOnLaunch": True})],
         "assigns public IPs",
     ),
     "no-open-ingress": Case(lambda: _sg(443), lambda: _sg(22), "ports 22-22"),
     "default-sg-closed": Case(
-        lambda: [node(r.DEFAULT_SG, "default", {"vpcId": "v"})],
-        lambda: [node(r.DEFAULT_SG, "default", {"vpcId": "v", "ingress": [{"fromPort": 0}]})],
+        lambda: [node(c.DEFAULT_SG, "default", {"vpcId": "v"})],
+        lambda: [node(c.DEFAULT_SG, "default", {"vpcId": "v", "ingress": [{"fromPort": 0}]})],
         "has rules",
     ),
     "lb-tls": Case(lambda: _listener("redirect"), lambda: _listener("forward"), "plain HTTP"),
     "required-tags": Case(
-        lambda: [node(r.VPC, "vpc", {})],
-        lambda: [node(r.VPC, "vpc", {}, provider=None)],
+        lambda: [node(c.VPC, "vpc", {})],
+        lambda: [node(c.VPC, "vpc", {}, provider=None)],
         "not created through an AWS provider",
     ),
     "eks-control-plane-logging": Case(
@@ -363,34 +366,34 @@ CASES: dict[str, Case] = {
         "['audit', 'authenticator'] are off",
     ),
     "log-retention-set": Case(
-        lambda: [node(r.LOG_GROUP, "logs", {"retentionInDays": 30})],
-        lambda: [node(r.LOG_GROUP, "logs", {})],
+        lambda: [node(c.LOG_GROUP, "logs", {"retentionInDays": 30})],
+        lambda: [node(c.LOG_GROUP, "logs", {})],
         "kept forever",
     ),
     "alarms-have-actions": Case(
-        lambda: [node(r.METRIC_ALARM, "a", {"alarmActions": ["arn:aws:sns:t"]})],
-        lambda: [node(r.METRIC_ALARM, "a", {"alarmActions": []})],
+        lambda: [node(c.METRIC_ALARM, "a", {"alarmActions": ["arn:aws:sns:t"]})],
+        lambda: [node(c.METRIC_ALARM, "a", {"alarmActions": []})],
         "notifies no one",
     ),
     "helm-charts-pinned": Case(
-        lambda: [node(r.HELM_RELEASE, "karpenter", {"chart": "karpenter", "version": "1.6.3"})],
-        lambda: [node(r.HELM_RELEASE, "karpenter", {"chart": "karpenter", "version": "^1.6"})],
+        lambda: [node(c.HELM_RELEASE, "karpenter", {"chart": "karpenter", "version": "1.6.3"})],
+        lambda: [node(c.HELM_RELEASE, "karpenter", {"chart": "karpenter", "version": "^1.6"})],
         "not pinned",
     ),
 }
 
 
 def result_of(rule_id: str, g: ResourceGraph):
-    return run_rule(r.RULES_BY_ID[rule_id], policy_stack(g))
+    return run_rule(rules.RULES_BY_ID[rule_id], policy_stack(g))
 
 
 def test_every_rule_has_a_passing_and_a_failing_case() -> None:
-    assert set(CASES) == set(r.RULES_BY_ID)
+    assert set(CASES) == set(rules.RULES_BY_ID)
 
 
 def test_the_pack_has_at_least_twenty_rules_with_id_severity_and_enforcement() -> None:
-    assert len(r.RULES) >= 20
-    for rule in r.RULES:
+    assert len(rules.RULES) >= 20
+    for rule in rules.RULES:
         assert rule.id and rule.description
         assert rule.severity in ("low", "medium", "high", "critical")
         assert rule.enforcement in ("mandatory", "advisory")
@@ -408,14 +411,14 @@ def test_rule_fails_on_its_failing_graph(rule_id: str) -> None:
     assert result.status == "fail"
     assert result.violations
     assert all(CASES[rule_id].message in v.message for v in result.violations), result.violations
-    assert result.blocking == (r.RULES_BY_ID[rule_id].enforcement == "mandatory")
+    assert result.blocking == (rules.RULES_BY_ID[rule_id].enforcement == "mandatory")
 
 
 # --------------------------------------------------------------------------- edge cases
 
 
 def test_rules_about_absent_resource_types_are_not_applicable() -> None:
-    result = result_of("s3-tls-only", graph(node(r.VPC, "vpc", {})))
+    result = result_of("s3-tls-only", graph(node(c.VPC, "vpc", {})))
     assert result.status == "n/a"
     assert "Bucket" in result.detail
 
@@ -456,7 +459,7 @@ def test_untagged_images_fail_and_digests_pass_in_prod() -> None:
 
 def test_helm_values_with_latest_tags_fail_in_prod() -> None:
     release = node(
-        r.HELM_RELEASE,
+        c.HELM_RELEASE,
         "exporter",
         {"version": "1.0.0", "values": {"image": {"repository": "x", "tag": "latest"}}},
     )
@@ -525,18 +528,18 @@ def test_github_oidc_roles_are_not_service_account_roles() -> None:
 
 def test_pod_identity_role_bound_to_two_service_accounts_fails() -> None:
     role = node(
-        r.IAM_ROLE,
+        c.IAM_ROLE,
         "role",
         {"assumeRolePolicy": documents.to_json(documents.pod_identity_trust("c", "ml", "a"))},
     )
     one = node(
-        r.POD_IDENTITY_ASSOCIATION,
+        c.POD_IDENTITY_ASSOCIATION,
         "a",
         {"namespace": "ml", "serviceAccount": "a"},
         depends_on=(role,),
     )
     two = node(
-        r.POD_IDENTITY_ASSOCIATION,
+        c.POD_IDENTITY_ASSOCIATION,
         "b",
         {"namespace": "ml", "serviceAccount": "b"},
         depends_on=(role,),
@@ -549,7 +552,7 @@ def test_pod_identity_role_bound_to_two_service_accounts_fails() -> None:
 
 def test_autoscaled_deployment_uses_the_scaler_minimum() -> None:
     hpa = node(
-        r.HPA,
+        c.HPA,
         "hpa",
         {"spec": {"minReplicas": 2, "scaleTargetRef": {"kind": "Deployment", "name": "server"}}},
     )
@@ -571,7 +574,7 @@ def test_gpu_node_pools_need_a_taint() -> None:
             ],
             "taints": taints,
         }
-        return node(r.NODE_POOL, "gpu", {"spec": {"template": {"spec": spec}}})
+        return node(c.NODE_POOL, "gpu", {"spec": {"template": {"spec": spec}}})
 
     taint = [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}]
     assert result_of("gpu-nodes-tainted", graph(pool(taint))).status == "pass"
@@ -580,18 +583,22 @@ def test_gpu_node_pools_need_a_taint() -> None:
 
 def test_cpu_node_groups_need_no_taint() -> None:
     group = node(
-        r.NODE_GROUP, "sys", {"amiType": "AL2023_x86_64_STANDARD", "instanceTypes": ["m6i.large"]}
+        c.NODE_GROUP,
+        "sys",
+        {"amiType": "AL2023_x86_64_STANDARD", "instanceTypes": ["m6i.large"]},
     )
     assert result_of("gpu-nodes-tainted", graph(group)).status == "pass"
 
 
 def test_storage_class_and_node_class_disks_must_be_encrypted() -> None:
     sc = node(
-        r.STORAGE_CLASS, "gp3", {"provisioner": "ebs.csi.aws.com", "parameters": {"type": "gp3"}}
+        c.STORAGE_CLASS,
+        "gp3",
+        {"provisioner": "ebs.csi.aws.com", "parameters": {"type": "gp3"}},
     )
     assert result_of("ebs-encrypted", graph(sc)).status == "fail"
     node_class = node(
-        r.EC2_NODE_CLASS,
+        c.EC2_NODE_CLASS,
         "gpu",
         {
             "spec": {
@@ -604,7 +611,7 @@ def test_storage_class_and_node_class_disks_must_be_encrypted() -> None:
 
 def test_missing_provider_tags_fail_the_provider_and_its_resources() -> None:
     incomplete = aws_provider({"project": "mlstack", "stack": "test", "environment": "prod"})
-    result = result_of("required-tags", graph(node(r.VPC, "vpc", {}), provider=incomplete))
+    result = result_of("required-tags", graph(node(c.VPC, "vpc", {}), provider=incomplete))
     assert result.status == "fail"
     messages = " ".join(v.message for v in result.violations)
     assert "['owner']" in messages
@@ -612,7 +619,7 @@ def test_missing_provider_tags_fail_the_provider_and_its_resources() -> None:
 
 
 def test_asymmetric_kms_keys_need_no_rotation() -> None:
-    key = node(r.KMS_KEY, "sign", {"keySpec": "RSA_2048", "enableKeyRotation": False}, protect=True)
+    key = node(c.KMS_KEY, "sign", {"keySpec": "RSA_2048", "enableKeyRotation": False}, protect=True)
     assert result_of("kms-key-rotation", graph(key)).status == "pass"
 
 
@@ -620,7 +627,7 @@ def test_asymmetric_kms_keys_need_no_rotation() -> None:
 
 
 def test_real_stacks_pass_every_mandatory_rule(any_graph: ResourceGraph) -> None:
-    results = [run_rule(rule, policy_stack(any_graph)) for rule in r.RULES]
+    results = [run_rule(rule, policy_stack(any_graph)) for rule in rules.RULES]
     blocking = [
         (res.rule.id, res.status, res.violations, res.detail) for res in results if res.blocking
     ]
@@ -632,5 +639,5 @@ def test_every_rule_is_documented() -> None:
     from pathlib import Path
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "pr-review.md").read_text()
-    missing = [rule.id for rule in r.RULES if f"| {rule.id} |" not in doc]
+    missing = [rule.id for rule in rules.RULES if f"| {rule.id} |" not in doc]
     assert missing == []

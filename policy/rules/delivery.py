@@ -1,0 +1,141 @@
+"""Delivery: CI trust pinned to repository subjects, pinned images in prod, pinned Helm charts."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from policy.core import (
+    Finding,
+    Rule,
+    Stack,
+    as_list,
+    get_path,
+    is_sequence,
+    iter_statements,
+    parse_json,
+)
+from policy.rules.common import (
+    HELM_RELEASE,
+    IAM_ROLE,
+    WORKLOADS,
+    container_label,
+    containers_of,
+    define,
+)
+
+GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
+
+
+_GITHUB_SUBJECT = re.compile(r"^repo:[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+:[^*?]+$")
+
+
+def _trusts_github(statement: Mapping[str, Any]) -> bool:
+    federated = [str(f) for f in as_list(get_path(statement, "Principal", "Federated"))]
+    return any(f.endswith(f"oidc-provider/{GITHUB_OIDC_HOST}") for f in federated)
+
+
+def ci_oidc_subject_pinned(stack: Stack) -> Iterator[Finding]:
+    for role in stack.of_type(IAM_ROLE):
+        for statement in iter_statements(role.props.get("assumeRolePolicy")):
+            if not _trusts_github(statement):
+                continue
+            condition = statement.get("Condition")
+            equals = get_path(condition, "StringEquals")
+            if isinstance(condition, Mapping) and any(
+                str(op).startswith("StringLike") for op in condition
+            ):
+                yield role.urn, f"GitHub role {role.name}: trusts subjects by pattern (StringLike)"
+            if not isinstance(equals, Mapping):
+                yield role.urn, f"GitHub role {role.name}: no StringEquals on :sub and :aud"
+                continue
+            subjects = [str(s) for s in as_list(equals.get(f"{GITHUB_OIDC_HOST}:sub", []))]
+            if not subjects:
+                yield role.urn, f"GitHub role {role.name}: :sub is not pinned"
+            for subject in subjects:
+                if not _GITHUB_SUBJECT.match(subject):
+                    yield (
+                        role.urn,
+                        f"GitHub role {role.name}: subject {subject!r} is not one exact "
+                        "repo:<owner>/<name>:<context>",
+                    )
+            if as_list(equals.get(f"{GITHUB_OIDC_HOST}:aud")) != ["sts.amazonaws.com"]:
+                yield role.urn, f"GitHub role {role.name}: audience is not sts.amazonaws.com"
+
+
+def _image_problem(image: str) -> str | None:
+    if "@sha256:" in image:
+        return None
+    last = image.rsplit("/", 1)[-1]
+    if ":" not in last:
+        return "has no tag (means :latest)"
+    if last.rsplit(":", 1)[1] == "latest":
+        return "uses :latest"
+    return None
+
+
+def _helm_latest_tags(values: Any, path: str = "") -> Iterator[str]:
+    if isinstance(values, Mapping):
+        for key, value in values.items():
+            where = f"{path}.{key}" if path else str(key)
+            tag_latest = key == "tag" and str(value) == "latest"
+            bad_image = key == "image" and isinstance(value, str) and _image_problem(value)
+            if tag_latest or bad_image:
+                yield where
+            else:
+                yield from _helm_latest_tags(value, where)
+    elif is_sequence(values):
+        for index, value in enumerate(values):
+            yield from _helm_latest_tags(value, f"{path}[{index}]")
+
+
+def no_latest_images_in_prod(stack: Stack) -> Iterator[Finding]:
+    for workload in stack.of_type(*WORKLOADS):
+        for container in containers_of(workload):
+            image = str(container.get("image") or "")
+            problem = _image_problem(image) if image else "has no image"
+            if problem:
+                yield (
+                    workload.urn,
+                    f"{container_label(workload, container)}: image {image!r} {problem}",
+                )
+    for release in stack.of_type(HELM_RELEASE):
+        for where in _helm_latest_tags(parse_json(release.props.get("values"))):
+            yield release.urn, f"Helm release {release.name}: values.{where} is latest/untagged"
+
+
+def helm_charts_pinned(stack: Stack) -> Iterator[Finding]:
+    for release in stack.of_type(HELM_RELEASE):
+        version = str(release.props.get("version") or "")
+        if not version or any(ch in version for ch in "*^~<>x| ") or version == "latest":
+            yield release.urn, f"Helm release {release.name}: chart version {version!r} not pinned"
+
+
+RULES: list[Rule] = [
+    define(
+        "ci-oidc-subject-pinned",
+        "GitHub Actions roles trust exact repo:<owner>/<name>:<context> subjects, STS audience.",
+        severity="high",
+        enforcement="mandatory",
+        types=(IAM_ROLE,),
+        check=ci_oidc_subject_pinned,
+    ),
+    define(
+        "no-latest-images-in-prod",
+        "Prod images are pinned to a tag other than latest, or a digest.",
+        severity="high",
+        enforcement="mandatory",
+        types=(*WORKLOADS, HELM_RELEASE),
+        check=no_latest_images_in_prod,
+        prod_only=True,
+    ),
+    define(
+        "helm-charts-pinned",
+        "Helm releases pin an exact chart version.",
+        severity="medium",
+        enforcement="mandatory",
+        types=(HELM_RELEASE,),
+        check=helm_charts_pinned,
+    ),
+]
