@@ -2,10 +2,11 @@
 
 Usage: python benchmarks/bake_bench.py [--runs N] [--poll-seconds S]
 
-Starts its own moto server on 127.0.0.1 (stopped by PID), copies the stack files to a
-temporary directory with `mlstack:monitoring.albAlarms.enabled: true` (so the plan has
-its CloudWatch alarms; the real files start with the switch off), creates those alarms
-in moto, then for each stack:
+Starts a moto server on 127.0.0.1 (`mlstack.testing.moto_server`, stopped by PID),
+copies the stack files to a temporary directory with
+`mlstack:monitoring.albAlarms.enabled: true` (so the plan has its CloudWatch alarms;
+the real files start with the switch off), creates those alarms in moto, then for
+each stack:
 
 - API calls per poll = ceil(alarms / 100) DescribeAlarms + 2 per inference Deployment
   (the Deployment and its pods) with Kubernetes, and per minute at --poll-seconds;
@@ -23,15 +24,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -39,32 +37,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 RESPONSES = ROOT / "tests" / "mlstack" / "delivery" / "kube" / "responses.json"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_moto() -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
-            return process, url
-        except OSError:
-            if time.monotonic() > deadline:
-                raise SystemExit("moto server did not start") from None
-            time.sleep(0.1)
 
 
 def fake_kube() -> tuple[ThreadingHTTPServer, str]:
@@ -100,7 +72,7 @@ def stack_files_with_alarms(into: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--poll-seconds", type=float, default=30.0)
     args = parser.parse_args()
@@ -115,6 +87,7 @@ def main() -> None:
         targets_from_plan,
     )
     from mlstack.synth import synth_config
+    from mlstack.testing.moto_server import moto_server
     from stacks.config import load_config_file
 
     env = {
@@ -124,11 +97,13 @@ def main() -> None:
         "AWS_EC2_METADATA_DISABLED": "true",
     }
     os.environ.update({k: env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")})
-    moto, endpoint = start_moto()
     server, kube_url = fake_kube()
     print(f"load average at start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
     try:
-        with tempfile.TemporaryDirectory(prefix="mlstack-bake-bench-") as scratch:
+        with (
+            moto_server() as endpoint,
+            tempfile.TemporaryDirectory(prefix="mlstack-bake-") as scratch,
+        ):
             root = Path(scratch)
             stack_files_with_alarms(root)
             for stack in ("dev", "prod"):
@@ -203,8 +178,6 @@ def main() -> None:
                 )
     finally:
         server.shutdown()
-        os.kill(moto.pid, signal.SIGTERM)
-        moto.wait(timeout=10)
 
 
 if __name__ == "__main__":
