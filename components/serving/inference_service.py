@@ -413,6 +413,9 @@ class InferenceService(pulumi.ComponentResource):
         return k8s.core.v1.ContainerArgs(
             name="model-loader",
             image=MODEL_LOADER_IMAGE,
+            # The last log lines become the termination message of a failed load, so
+            # `mlstack bake` can count checksum failures through the API (no log access).
+            termination_message_policy="FallbackToLogsOnError",
             command=["/bin/sh", f"/opt/mlstack/{LOADER_KEY}"],
             env=[k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in env.items()],
             resources=_equal_resources({"cpu": "2", "memory": "2Gi"}),

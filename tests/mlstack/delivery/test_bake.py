@@ -524,3 +524,15 @@ def test_page_command_publishes_to_the_plan_topic_without_the_cli(
     args = ["page", "prod", "--subject", "s", "--message", "m", "--endpoint-url", moto_reset]
     assert main(args) == 0
     assert f"paged: {topic}" in capsys.readouterr().out
+
+
+def test_the_loader_reports_its_failure_in_the_termination_message(dev_graph: Any) -> None:
+    """What the bake's checksum count reads: the init container's termination message."""
+    deployment = next(
+        r
+        for r in dev_graph.resources
+        if r.type == "kubernetes:apps/v1:Deployment" and r.inputs["metadata"]["name"] == LLAMA
+    )
+    [loader] = deployment.inputs["spec"]["template"]["spec"]["initContainers"]
+    assert loader["name"] == "model-loader"
+    assert loader["terminationMessagePolicy"] == "FallbackToLogsOnError"
