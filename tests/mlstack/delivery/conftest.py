@@ -57,6 +57,12 @@ if args[:1] == ["version"]:
     print("v3.210.0")
 elif args[:2] == ["stack", "select"]:
     pass
+elif args[:2] == ["stack", "output"]:
+    path = os.path.join(state, "outputs-%s.json" % stack)
+    if not os.path.exists(path):
+        sys.stderr.write("error: no stack named '%s' found\n" % stack)
+        sys.exit(255)
+    print(open(path).read())
 elif args[:2] == ["stack", "history"]:
     path = os.path.join(state, "history-%s.json" % stack)
     if not os.path.exists(path):
@@ -86,6 +92,10 @@ class StandInPulumi:
         """Newest first, as the CLI prints it."""
         ordered = sorted(entries, key=lambda e: e["version"], reverse=True)
         (self.state / f"history-{stack}.json").write_text(json.dumps(ordered))
+
+    def set_outputs(self, stack: str, outputs: dict[str, Any]) -> None:
+        """What `pulumi stack output --json --stack <stack>` prints."""
+        (self.state / f"outputs-{stack}.json").write_text(json.dumps(outputs))
 
     def calls(self) -> list[dict[str, Any]]:
         log = self.state / "calls.jsonl"

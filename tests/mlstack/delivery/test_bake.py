@@ -38,6 +38,7 @@ from mlstack.delivery.verdicts import FileLedger
 from mlstack.synth import synth_config
 from stacks.config import StackConfig, parse_config
 from tests.conftest import raw_stack_config, set_path
+from tests.mlstack.delivery.conftest import StandInPulumi
 
 RESPONSES = json.loads((Path(__file__).parent / "kube" / "responses.json").read_text())
 LLAMA = "llama-3-8b-instruct"
@@ -536,3 +537,39 @@ def test_the_loader_reports_its_failure_in_the_termination_message(dev_graph: An
     [loader] = deployment.inputs["spec"]["template"]["spec"]["initContainers"]
     assert loader["name"] == "model-loader"
     assert loader["terminationMessagePolicy"] == "FallbackToLogsOnError"
+
+
+def test_with_the_cli_the_alarm_list_is_cross_checked_with_the_stack_outputs(
+    *,
+    monkeypatch: pytest.MonkeyPatch,
+    prod_alarms: tuple[dict[str, Any], StackConfig],
+    cloudwatch: Any,
+    moto_reset: str,
+    standin_pulumi: StandInPulumi,
+    fake_kube: FakeKube,
+    targets: BakeTargets,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The STAND-IN `pulumi` (conftest.py, not Pulumi) prints the outputs."""
+    monkeypatch.setattr(bake_stack_module, "plan_for", lambda stack, root: prod_alarms)
+    names = [a.name for a in targets.alarms]
+    extra = "mlstack-prod-retired-model-target-5xx"
+    cloudwatch.put_metric_alarm(
+        AlarmName=extra,
+        MetricName="m",
+        Namespace="AWS/ApplicationELB",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    cloudwatch.set_alarm_state(AlarmName=extra, StateValue="ALARM", StateReason="still firing")
+    standin_pulumi.set_outputs("prod", {"alarmNames": [*names, extra]})
+    args = ["bake", "prod", "--endpoint-url", moto_reset, "--minutes", "0.01"]
+    assert main([*args, "--skip-kubernetes", "--poll-seconds", "0.2"]) == 1
+    captured = capsys.readouterr()
+    assert "not in this checkout's plan (watched too)" in captured.out
+    assert f"alarm {extra}: still firing" in captured.err
+    [call] = standin_pulumi.calls_of("stack", "output")
+    assert call["args"] == ["stack", "output", "--json", "--stack", "prod"]

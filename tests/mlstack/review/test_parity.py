@@ -452,3 +452,16 @@ def test_the_real_stacks_show_the_llm_as_a_pending_promotion() -> None:
     assert [f.path for f in report.pending_promotions] == [
         "mlstack:models[name=llama-3-8b-instruct].artifactVersion"
     ]
+
+
+def test_the_review_report_shows_pending_promotions_as_their_own_section(
+    dev_graph: ResourceGraph, prod_graph: ResourceGraph, stack_configs: dict[str, StackConfig]
+) -> None:
+    from mlstack.review.review import ReviewResult, render_report
+
+    report = _compare_configs(stack_configs["dev"], stack_configs["prod"], dev_graph, prod_graph)
+    markdown = render_report(ReviewResult("main (abc)", "working tree", parity=[report]))
+    parity_part, _, rest = markdown.partition("### Pending promotions")
+    assert rest, markdown
+    assert LLAMA_VERSION.strip('"') in rest.split("###")[0]
+    assert "**Pending promotions**" not in parity_part  # shown once, in its own section
