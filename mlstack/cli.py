@@ -28,6 +28,12 @@ app = typer.Typer(
 
 app.add_typer(model_app, name="model")
 
+crds_app = typer.Typer(
+    help="CRD schemas for `plan --check`, taken from the charts' CRD manifests.",
+    no_args_is_help=True,
+)
+app.add_typer(crds_app, name="crds")
+
 _DEBUG = {"on": False}
 
 StackArg = Annotated[str, typer.Argument(help="Stack name: reads Pulumi.<stack>.yaml.")]
@@ -60,7 +66,7 @@ def validate(stack: StackArg, root: RootOpt = Path()) -> None:
 
 
 @app.command()
-def plan(
+def plan(  # noqa: PLR0917 (CLI options)
     stack: StackArg,
     out: Annotated[
         Path | None, typer.Option("--out", help="Plan JSON path [build/plan/<stack>.json].")
@@ -69,23 +75,54 @@ def plan(
         bool, typer.Option("--check", help="Also run the render checks; fail on findings.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    crd_schemas: Annotated[
+        Path | None,
+        typer.Option(
+            "--crd-schemas",
+            help="CRD schema directory for --check [$MLSTACK_CRD_SCHEMAS, else "
+            "~/.cache/mlstack/crds]; fill it with `mlstack crds import`.",
+        ),
+    ] = None,
+    strict_crds: Annotated[
+        bool,
+        typer.Option(
+            "--strict-crds", help="With --check: a custom resource without a schema fails."
+        ),
+    ] = False,
     root: RootOpt = Path(),
 ) -> None:
     """Synthesize a stack offline and write its plan JSON."""
+    from mlstack.custom_resources import (
+        PROVIDE_HINT,
+        SchemaStore,
+        load_schema_dir,
+        resolve_schema_dir,
+    )
     from mlstack.plan import DEFAULT_PLAN_DIR, summary, write_plan
+    from mlstack.render_checks import Finding, Unvalidated
     from mlstack.synth import synth_config
 
+    if (crd_schemas is not None or strict_crds) and not check:
+        raise UsageError("--crd-schemas and --strict-crds need --check")
+    store: SchemaStore | None = None
+    if check:  # a bad schema directory is a usage error before any work
+        store = load_schema_dir(resolve_schema_dir(crd_schemas))
     cfg = _load(stack, root.resolve())
     graph = synth_config(cfg, stack)
     path = write_plan(graph, out or root / DEFAULT_PLAN_DIR / f"{stack}.json")
     info = summary(graph)
-    findings = []
-    if check:
-        from mlstack.render_checks import check_graph
+    findings: list[Finding] = []
+    unvalidated: list[Unvalidated] = []
+    if store is not None:
+        from mlstack.render_checks import run_checks
 
-        findings = check_graph(graph, cfg.cluster.version)
+        report = run_checks(graph, cfg.cluster.version, store, strict_crds=strict_crds)
+        findings, unvalidated = report.findings, report.unvalidated
     if as_json:
         info["findings"] = [f.render() for f in findings]
+        if store is not None:
+            info["crdSchemas"] = str(store.where.path) if store.where else None
+            info["notValidated"] = [u.render() for u in unvalidated]
         info["warnings"] = graph.warnings
         info["plan"] = str(path)
         typer.echo(json.dumps(info, indent=2))
@@ -98,12 +135,52 @@ def plan(
             typer.echo(f"  {type_token:<60} {count:>4}")
         for warning in graph.warnings:
             typer.echo(f"warning: {warning}")
-        if check:
+        if store is not None:
+            where = store.where.describe() if store.where else "none"
+            found = "" if store.available else ", not found"
+            typer.echo(f"CRD schemas: {where}{found}: {len(store.schemas)} kind(s)")
             typer.echo(f"render checks: {len(findings)} finding(s)")
             for finding in findings:
                 typer.echo(f"  {finding.render()}")
+            if not store.schemas:
+                typer.echo(f"  {PROVIDE_HINT}")
+            if unvalidated and not strict_crds:
+                typer.echo(
+                    f"custom resources: {len(unvalidated)} not validated "
+                    "(no schema; --strict-crds makes this a failure)"
+                )
+                for missing in unvalidated:
+                    typer.echo(f"  {missing.render()}")
     if findings:
         raise MlstackError(f"{len(findings)} render check finding(s) in stack {stack}")
+
+
+@crds_app.command("import")
+def crds_import(
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="CRD manifests: `helm show crds <chart> --version <v>`, `helm template` or "
+            "`kubectl get crd <name> -o yaml` output (multi-document YAML, or a List)."
+        ),
+    ],
+    to: Annotated[
+        Path | None,
+        typer.Option(
+            "--to", help="Schema directory [$MLSTACK_CRD_SCHEMAS, else ~/.cache/mlstack/crds]."
+        ),
+    ] = None,
+) -> None:
+    """Write one schema file per served group/version/kind (descriptions dropped)."""
+    from mlstack.crd_import import import_crds
+    from mlstack.custom_resources import gvk_text, resolve_schema_dir
+
+    directory = resolve_schema_dir(to).path
+    result = import_crds(list(files), directory)
+    for schema, path in result.written:
+        typer.echo(f"{gvk_text(schema.key)} -> {path}")
+    if result.skipped:
+        typer.echo(f"skipped {result.skipped} document(s) that are not CRDs")
 
 
 @app.command()

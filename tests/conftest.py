@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from mlstack.custom_resources import PROVIDE_HINT, SchemaStore, load_schema_dir, resolve_schema_dir
 from mlstack.synth import ResourceGraph, synth_config
 from mlstack.testing import moto_server as moto
 from stacks.config import (
@@ -93,6 +94,26 @@ def synth_edited() -> SynthEdited:
         return synth_config(parse_config(raw, f"Pulumi.{stack}.yaml"), stack)
 
     return run
+
+
+# --------------------------------------------------------------------------- CRD schemas
+
+
+@pytest.fixture(scope="session")
+def crd_schemas() -> SchemaStore:
+    """The CRD schemas of ``$MLSTACK_CRD_SCHEMAS`` (``make test``: ../shared/upstream/crds).
+
+    Tests that validate custom resources strictly skip, saying why and how to get
+    schemas, when no schema directory holds any (a clone on a machine without them).
+    """
+    where = resolve_schema_dir()
+    store = load_schema_dir(where)
+    if not store.schemas:
+        pytest.skip(
+            f"no CRD schemas in {where.describe()}: `make test` sets MLSTACK_CRD_SCHEMAS to "
+            f"../shared/upstream/crds when it exists; otherwise {PROVIDE_HINT}"
+        )
+    return store
 
 
 # --------------------------------------------------------------------------- moto server

@@ -89,3 +89,91 @@ def test_schema_command_writes_the_committed_schema(tmp_path: Path) -> None:
     assert main(["schema", "--out", str(out)]) == 0
     committed = PROJECT_ROOT / "schema/stack-config.schema.json"
     assert out.read_text() == committed.read_text(), "run `mlstack schema` and commit"
+
+
+# --------------------------------------------------------------------------- CRD schemas
+
+
+def test_plan_check_without_schemas_counts_what_it_could_not_validate(
+    project: Path, tmp_path: Path, capsys
+) -> None:
+    empty = tmp_path / "no-schemas"
+    empty.mkdir()
+    out = project / "p.json"
+    args = ["plan", "dev", "--check", "--root", str(project), "--out", str(out)]
+    assert main([*args, "--crd-schemas", str(empty)]) == 0
+    printed = capsys.readouterr().out
+    assert f"CRD schemas: {empty} (--crd-schemas): 0 kind(s)" in printed
+    document = json.loads(out.read_text())
+    custom = [
+        r
+        for r in document["resources"]
+        if r["type"].split(":")[1].split("/")[0]
+        in (
+            "karpenter.sh",
+            "karpenter.k8s.aws",
+            "keda.sh",
+            "monitoring.coreos.com",
+            "elbv2.k8s.aws",
+        )
+    ]
+    assert custom
+    assert f"custom resources: {len(custom)} not validated" in printed
+    assert "not validated (no schema for karpenter.sh/v1/NodePool)" in printed
+
+
+def test_strict_crds_makes_a_missing_schema_a_failure(
+    project: Path, tmp_path: Path, capsys
+) -> None:
+    empty = tmp_path / "no-schemas"
+    empty.mkdir()
+    out = project / "p.json"
+    args = ["plan", "dev", "--check", "--json", "--root", str(project), "--out", str(out)]
+    assert main([*args, "--crd-schemas", str(empty), "--strict-crds"]) == 1
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["findings"]
+    assert all(
+        "[crd-schema]" in f and "not validated (no schema for" in f for f in report["findings"]
+    )
+    assert "render check finding(s) in stack dev" in captured.err
+
+
+def test_plan_check_json_lists_the_unvalidated(project: Path, tmp_path: Path, capsys) -> None:
+    empty = tmp_path / "none"
+    empty.mkdir()
+    out = project / "p.json"
+    args = ["plan", "dev", "--check", "--json", "--root", str(project), "--out", str(out)]
+    assert main([*args, "--crd-schemas", str(empty)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["crdSchemas"] == str(empty)
+    assert any("keda.sh/v1alpha1/ScaledObject" in line for line in report["notValidated"])
+
+
+def test_plan_check_strict_passes_with_the_schemas(project: Path, crd_schemas, capsys) -> None:
+    assert crd_schemas.where is not None
+    out = project / "p.json"
+    args = ["plan", "prod", "--check", "--strict-crds", "--root", str(project), "--out", str(out)]
+    assert main([*args, "--crd-schemas", str(crd_schemas.where.path)]) == 0
+    printed = capsys.readouterr().out
+    assert "render checks: 0 finding(s)" in printed
+    assert "not validated" not in printed
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            ["--check", "--crd-schemas", "/nonexistent/crds"],
+            "/nonexistent/crds (from --crd-schemas) does not exist",
+        ),
+        (["--strict-crds"], "--crd-schemas and --strict-crds need --check"),
+    ],
+)
+def test_bad_crd_schema_options_exit_2_before_any_work(
+    project: Path, capsys, extra: list[str], message: str
+) -> None:
+    out = project / "never.json"
+    assert main(["plan", "dev", "--root", str(project), "--out", str(out), *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()

@@ -80,12 +80,17 @@ def test_kubernetes_strict_schema_rejects_unknown_fields() -> None:
     assert "dta" in findings[0].message
 
 
-def test_custom_resources_without_a_validator_are_reported_not_passed() -> None:
+def test_custom_resources_without_a_schema_are_reported_not_passed() -> None:
+    from mlstack.custom_resources import SchemaStore
+    from mlstack.render_checks import Unvalidated
+
     cr = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
-    findings = list(
-        check_kubernetes(graph(node("kubernetes:apiextensions.k8s.io:CustomResource", cr)), "1.33")
-    )
-    assert findings and "no schema for example.com/v1/Widget" in findings[0].message
+    one = graph(node("kubernetes:apiextensions.k8s.io:CustomResource", cr))
+    unvalidated: list[Unvalidated] = []
+    assert list(check_kubernetes(one, "1.33", SchemaStore(None), unvalidated=unvalidated)) == []
+    assert [u.gvk for u in unvalidated] == ["example.com/v1/Widget"]
+    findings = list(check_kubernetes(one, "1.33", SchemaStore(None), strict_crds=True))
+    assert findings and "not validated (no schema for example.com/v1/Widget)" in findings[0].message
 
 
 def test_enum_check_flags_unknown_instance_and_capacity_types() -> None:
@@ -100,3 +105,46 @@ def test_enum_check_flags_unknown_instance_and_capacity_types() -> None:
 def test_resources_on_a_default_provider_are_flagged() -> None:
     findings = list(check_providers(graph(node("aws:s3/bucket:Bucket", {}, provider=None))))
     assert len(findings) == 1
+
+
+# --------------------------------------------------------------------------- custom resources
+
+
+def _custom_resource() -> ResourceNode:
+    return node(
+        "kubernetes:example.com/v1:Widget",
+        {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {}},
+    )
+
+
+def test_a_custom_resource_without_schema_is_counted_never_passed_silently() -> None:
+    from mlstack.custom_resources import SchemaStore
+    from mlstack.render_checks import run_checks
+
+    graph = ResourceGraph("t", "dev", "us-west-2", [_custom_resource()])
+    report = run_checks(graph, "1.33", SchemaStore(None))
+    assert report.findings == []
+    assert [u.render() for u in report.unvalidated] == [
+        "urn:pulumi:t::mlstack::kubernetes:example.com/v1:Widget::n: "
+        "not validated (no schema for example.com/v1/Widget)"
+    ]
+    strict = run_checks(graph, "1.33", SchemaStore(None), strict_crds=True)
+    assert [f.render() for f in strict.findings] == [
+        "[crd-schema] urn:pulumi:t::mlstack::kubernetes:example.com/v1:Widget::n: "
+        "not validated (no schema for example.com/v1/Widget)"
+    ]
+
+
+def test_a_builtin_kind_is_still_validated_by_kubernetes_validate_not_counted() -> None:
+    from mlstack.custom_resources import SchemaStore
+    from mlstack.render_checks import run_checks
+
+    config_map = node(
+        "kubernetes:core/v1:ConfigMap",
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "dat": {}},
+    )
+    report = run_checks(
+        ResourceGraph("t", "dev", "us-west-2", [config_map]), "1.33", SchemaStore(None)
+    )
+    assert report.unvalidated == []
+    assert len(report.findings) == 1 and "dat" in report.findings[0].message

@@ -60,3 +60,26 @@ def test_partitions() -> None:
     assert partition_of("us-east-1") == "aws"
     assert partition_of("cn-north-1") == "aws-cn"
     assert partition_of("us-gov-west-1") == "aws-us-gov"
+
+
+def test_every_custom_resource_is_validated_strictly(any_graph, stack_configs, crd_schemas) -> None:
+    from mlstack.render_checks import run_checks
+
+    version = stack_configs[any_graph.stack].cluster.version
+    report = run_checks(any_graph, version, crd_schemas, strict_crds=True)
+    assert [f.render() for f in report.findings] == []
+    assert report.unvalidated == []
+    kinds = {
+        (r.inputs.get("apiVersion"), r.inputs.get("kind"))
+        for r in any_graph.resources
+        if r.custom and r.type.startswith("kubernetes:")
+    }
+    covered = {k for k in kinds if crd_schemas.get(k) is not None}  # type: ignore[arg-type]
+    assert {
+        ("karpenter.sh/v1", "NodePool"),
+        ("karpenter.k8s.aws/v1", "EC2NodeClass"),
+        ("keda.sh/v1alpha1", "ScaledObject"),
+        ("monitoring.coreos.com/v1", "PrometheusRule"),
+        ("monitoring.coreos.com/v1", "ServiceMonitor"),
+        ("elbv2.k8s.aws/v1beta1", "IngressClassParams"),
+    } <= covered

@@ -6,7 +6,7 @@ import pytest
 
 from components.serving.keda import KedaArgs
 from components.versions import KEDA_CHART
-from mlstack.render_checks import CRD_VALIDATORS
+from mlstack.custom_resources import SchemaStore
 from mlstack.synth import ResourceGraph
 from tests.components.serving.conftest import ServiceSpec, synth_serving
 
@@ -46,8 +46,8 @@ def test_ha_values_only_with_more_than_one_replica() -> None:
     assert KedaArgs(replicas=4).problems() == ["replicas: 4: allowed 1..3"]
 
 
-def test_the_scaled_object_validator_is_strict() -> None:
-    validate = CRD_VALIDATORS[("keda.sh/v1alpha1", "ScaledObject")]
+def test_the_scaled_object_validator_is_strict(crd_schemas: SchemaStore) -> None:
+    validate = crd_schemas.validator(("keda.sh/v1alpha1", "ScaledObject"))
     good = {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",

@@ -17,7 +17,8 @@ from components.serving.load_balancer import (
 )
 from components.validation import ComponentArgsError
 from components.versions import AWS_LOAD_BALANCER_CONTROLLER_CHART
-from mlstack.render_checks import CRD_VALIDATORS, policy_problems
+from mlstack.custom_resources import SchemaStore
+from mlstack.render_checks import policy_problems
 from mlstack.synth import ResourceGraph, SynthError
 from tests.components.serving.conftest import (
     ACCOUNT,
@@ -151,11 +152,18 @@ def test_shared_alb_settings_live_in_the_ingress_class_params(graph: ResourceGra
     assert attributes["idle_timeout.timeout_seconds"] == "600"
     assert "access_logs.s3.enabled" not in attributes
     assert spec["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": NAMESPACE}}
-    manifest = {**params.inputs, "metadata": {"name": "x"}}
-    assert CRD_VALIDATORS[("elbv2.k8s.aws/v1beta1", "IngressClassParams")](manifest) == []
     ingress_class = graph.one("kubernetes:networking.k8s.io/v1:IngressClass")
     assert ingress_class.inputs["spec"]["controller"] == "ingress.k8s.aws/alb"
     assert ingress_class.inputs["spec"]["parameters"]["kind"] == "IngressClassParams"
+
+
+def test_ingress_class_params_pass_the_crd_schema(
+    graph: ResourceGraph, crd_schemas: SchemaStore
+) -> None:
+    manifest = {**graph.one(PARAMS).inputs, "metadata": {"name": "x"}}
+    assert crd_schemas.validator(("elbv2.k8s.aws/v1beta1", "IngressClassParams"))(manifest) == []
+    manifest["spec"]["scheme"] = "public"
+    assert crd_schemas.validator(("elbv2.k8s.aws/v1beta1", "IngressClassParams"))(manifest)
 
 
 def test_access_logs_internet_facing_and_http_only_options() -> None:

@@ -1,43 +1,48 @@
-"""Karpenter CRD validators: the rendered objects pass; typos and bad enums do not."""
+"""Karpenter custom resources against the release's CRD schemas: rendered objects pass;
+typos and bad enums do not."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
 
-from components.compute.karpenter_crds import crd_validators, karpenter_version
+import pytest
+
 from components.versions import CHARTS
-from mlstack.render_checks import CRD_VALIDATORS, check_kubernetes, manifest_of
+from mlstack.custom_resources import SchemaStore
+from mlstack.render_checks import check_kubernetes, manifest_of
 from mlstack.synth import ResourceGraph
+
+NODE_POOL_KIND = ("karpenter.sh/v1", "NodePool")
+NODE_CLASS_KIND = ("karpenter.k8s.aws/v1", "EC2NodeClass")
 
 NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
 NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
 
 
-def test_schemas_come_from_the_pinned_karpenter_release() -> None:
-    assert karpenter_version() == CHARTS["karpenter"].version == CHARTS["karpenter-crd"].version
+@pytest.mark.parametrize("kind", [NODE_POOL_KIND, NODE_CLASS_KIND])
+def test_schemas_come_from_the_pinned_karpenter_release(
+    crd_schemas: SchemaStore, kind: tuple[str, str]
+) -> None:
+    assert CHARTS["karpenter"].version == CHARTS["karpenter-crd"].version
+    schema = crd_schemas.get(kind)
+    assert schema is not None
+    assert CHARTS["karpenter-crd"].version in schema.source
 
 
-def test_validators_are_registered_for_both_kinds() -> None:
-    assert set(crd_validators()) == {
-        ("karpenter.sh/v1", "NodePool"),
-        ("karpenter.k8s.aws/v1", "EC2NodeClass"),
-    }
-    assert ("karpenter.sh/v1", "NodePool") in CRD_VALIDATORS
-
-
-def test_rendered_objects_are_valid(any_graph: ResourceGraph) -> None:
-    validators = crd_validators()
-    for type_token, key in (
-        (NODE_POOL, ("karpenter.sh/v1", "NodePool")),
-        (NODE_CLASS, ("karpenter.k8s.aws/v1", "EC2NodeClass")),
-    ):
+def test_rendered_objects_are_valid(any_graph: ResourceGraph, crd_schemas: SchemaStore) -> None:
+    checked = 0
+    for type_token, key in ((NODE_POOL, NODE_POOL_KIND), (NODE_CLASS, NODE_CLASS_KIND)):
         for node in any_graph.by_type(type_token):
-            assert validators[key](manifest_of(node)) == []
+            assert crd_schemas.validator(key)(manifest_of(node)) == []
+            checked += 1
+    assert checked >= 2
 
 
-def test_misspelt_and_invalid_fields_are_caught(dev_graph: ResourceGraph) -> None:
-    validate = crd_validators()[("karpenter.sh/v1", "NodePool")]
+def test_misspelt_and_invalid_fields_are_caught(
+    dev_graph: ResourceGraph, crd_schemas: SchemaStore
+) -> None:
+    validate = crd_schemas.validator(NODE_POOL_KIND)
     manifest = manifest_of(dev_graph.one(NODE_POOL))
     typo = copy.deepcopy(manifest)
     typo["spec"]["template"]["spec"]["requirement"] = typo["spec"]["template"]["spec"].pop(
@@ -54,8 +59,8 @@ def test_misspelt_and_invalid_fields_are_caught(dev_graph: ResourceGraph) -> Non
     assert validate(bad_limit)
 
 
-def test_nodeclass_typos_are_caught(dev_graph: ResourceGraph) -> None:
-    validate = crd_validators()[("karpenter.k8s.aws/v1", "EC2NodeClass")]
+def test_nodeclass_typos_are_caught(dev_graph: ResourceGraph, crd_schemas: SchemaStore) -> None:
+    validate = crd_schemas.validator(NODE_CLASS_KIND)
     manifest = manifest_of(dev_graph.one(NODE_CLASS))
     manifest["spec"]["blockDeviceMappings"][0]["ebs"]["volumeSise"] = "100Gi"
     manifest["spec"]["instanceStorePolicy"] = "RAID5"
@@ -64,11 +69,13 @@ def test_nodeclass_typos_are_caught(dev_graph: ResourceGraph) -> None:
     assert any("RAID5" in p for p in problems)
 
 
-def test_render_check_reports_a_broken_nodepool(dev_graph: ResourceGraph) -> None:
+def test_render_check_reports_a_broken_nodepool(
+    dev_graph: ResourceGraph, crd_schemas: SchemaStore
+) -> None:
     node = dev_graph.one(NODE_POOL)
     inputs = copy.deepcopy(node.inputs)
     inputs["spec"]["template"]["spec"]["taints"][0]["effect"] = "NoScheduleX"
     broken = dataclasses.replace(node, inputs=inputs)
     graph = ResourceGraph("dev", "dev", "us-west-2", [broken])
-    findings = list(check_kubernetes(graph, "1.33"))
+    findings = list(check_kubernetes(graph, "1.33", crd_schemas))
     assert len(findings) == 1 and "NoScheduleX" in findings[0].message
