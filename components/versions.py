@@ -127,6 +127,15 @@ CHARTS.update(
 )
 IMAGES.update({"vllm": VLLM_IMAGE, "triton": TRITON_IMAGE, "model-loader": MODEL_LOADER_IMAGE})
 
+IMAGE_SIZES_GIB: dict[str, tuple[float, str]] = {
+    "vllm": (10.0, "assumed for the vLLM preset image (not read from its registry)"),
+    "triton": (8.0, "assumed for the Triton preset image (not read from its registry)"),
+}
+"""Compressed size of each preset image, for the start-up estimate only (never a limit).
+Assumptions (CUDA + PyTorch + server images are 8-12 GiB compressed), not registry
+reads: set ``models[].imageSizeGib`` from ``aws ecr describe-images`` (imageSizeInBytes)
+once the image is in the pull-through cache."""
+
 CHARTS["kube-prometheus-stack"] = ChartPin(
     chart="kube-prometheus-stack",
     # Tag kube-prometheus-stack-88.5.3 of prometheus-community/helm-charts: prometheus-operator

@@ -333,6 +333,19 @@ def cost(
 
 
 @app.command()
+def coldstart(
+    stack: StackArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    root: RootOpt = Path(),
+) -> None:
+    """Estimated start-up per model, from zero and from a warm node, phase by phase."""
+    from mlstack import coldstart as cold
+
+    startups = cold.model_startups(_load(stack, root.resolve()))
+    typer.echo(cold.to_json(stack, startups) if as_json else cold.render_text(stack, startups))
+
+
+@app.command()
 def review(
     base: Annotated[str, typer.Option("--base", help="Git ref of the PR's base.")],
     stack: Annotated[

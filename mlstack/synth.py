@@ -296,6 +296,8 @@ def mock_outputs(type_token: str, name: str, inputs: dict[str, Any], region: str
         # EKS names the node group's Auto Scaling group itself; the program reads it back.
         group = str(inputs.get("nodeGroupName") or name)
         state["resources"] = [{"autoscalingGroups": [{"name": f"eks-{group}-asg"}]}]
+    elif type_token == "aws:ecr/pullThroughCacheRule:PullThroughCacheRule":
+        state["registryId"] = ACCOUNT_ID
     elif type_token == "aws:cloudwatch/logGroup:LogGroup":
         state["arn"] = f"arn:aws:logs:{region}:{ACCOUNT_ID}:log-group:{physical}"
     return state

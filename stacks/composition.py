@@ -188,6 +188,7 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
         artifacts=artifacts,
         tags=default_tags(cfg, stack),
         prometheus_url=prom_url,
+        image_pullers=gpu_node_roles(gpu),
         wait_for=[cluster.system_node_group] if cluster.system_node_group else [],
         opts=pulumi.ResourceOptions(providers=[provider, cluster.provider]),
     )
@@ -389,6 +390,13 @@ def build_gpu_pools(
         opts=both,
     )
     return GpuLayer(pools, karpenter, autoscaler, nvidia)
+
+
+def gpu_node_roles(gpu: GpuLayer) -> list[pulumi.Output[str]]:
+    """The node roles of every GPU pool (Karpenter's, each managed pool's own)."""
+    roles = [gpu.karpenter.node_role_name] if gpu.karpenter else []
+    roles += [p.node_role_name for p in gpu.pools.values() if p.node_role_name is not None]
+    return roles
 
 
 def _dns_safe(text: str) -> str:

@@ -33,6 +33,7 @@ from stacks.schema.monitoring import MonitoringConfig
 from stacks.schema.network import NetworkConfig
 from stacks.schema.problems import MISSING, NAMESPACE, Problem, key_path
 from stacks.schema.serving import ServingConfig, cross_checks
+from stacks.startup import startup_estimates
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 OFFLINE_SECRET_PLACEHOLDER = "[secret: encrypted in stack file]"
@@ -307,6 +308,21 @@ def _serving_rules(cfg: StackConfig) -> Iterable[Problem]:
         yield Problem(path, value, message)
 
 
+def _startup_budget_covers_estimate(cfg: StackConfig) -> Iterable[Problem]:
+    """A replica's startupBudgetSeconds covers its cold start-up estimate (stacks.startup)."""
+    estimates = startup_estimates(list(cfg.models), list(cfg.gpu_pools))
+    for index, model in enumerate(cfg.models):
+        found = estimates.get(model.name)
+        if found is not None and model.startup_budget_seconds < found.cold_seconds:
+            phases = ", ".join(f"{p.name} {round(p.seconds)} s" for p in found.cold)
+            yield Problem(
+                f"mlstack:models[{index}].startupBudgetSeconds",
+                model.startup_budget_seconds,
+                f"shorter than the estimated cold start of {found.cold_seconds} s ({phases}); "
+                f"allowed: at least {found.cold_seconds} (see `mlstack coldstart`)",
+            )
+
+
 def _delivery_rules(cfg: StackConfig) -> Iterable[Problem]:
     """Prod deploys through a protected GitHub environment."""
     return prod_deploys_from_environments(cfg.delivery, is_prod=cfg.is_prod)
@@ -323,6 +339,7 @@ ENVIRONMENT_RULES: list[EnvironmentRule] = [
     _gpu_pool_rules,
     _serving_rules,
     _delivery_rules,
+    _startup_budget_covers_estimate,
 ]
 """Rules spanning several keys. Later sections append their own rules here."""
 

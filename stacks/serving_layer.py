@@ -9,6 +9,7 @@ from the validated :class:`~stacks.config.StackConfig`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -19,6 +20,7 @@ from components.monitoring import AlbTargetGroupRef, ServiceTarget
 from components.monitoring import metrics as monitoring_metrics
 from components.serving import runtimes
 from components.serving.identity import WorkloadIdentity
+from components.serving.image_cache import ImageCache, ImageCacheArgs
 from components.serving.inference_service import (
     ArtifactReader,
     InferenceService,
@@ -73,6 +75,45 @@ class Serving:
     services: dict[str, InferenceService] = field(default_factory=dict)
     endpoints: dict[str, dict[str, str | None]] = field(default_factory=dict)
     """Per model: its in-cluster URL and, when exposed on the ALB, host and path."""
+    image_cache: ImageCache | None = None
+
+
+def model_images(model: ModelConfig) -> list[str]:
+    """The image reference of each of the model's tracks (preset default unless set)."""
+    preset = runtime_for(model)
+    found = []
+    for track in model.tracks:
+        image = model.version_of(track)[1] or preset.default_image
+        assert image is not None  # schema: custom runtime needs an image
+        found.append(image)
+    return found
+
+
+def image_cache(
+    cfg: StackConfig,
+    stack: str,
+    *,
+    partition: str,
+    pullers: Sequence[pulumi.Input[str]],
+    opts: pulumi.ResourceOptions | None = None,
+) -> ImageCache | None:
+    """The ECR pull-through caches of every model image (``serving.imageCache``)."""
+    settings = cfg.serving.image_cache
+    if not settings.enabled or not cfg.models:
+        return None
+    prefix = re.sub(r"[^a-z0-9-]+", "-", f"mlstack-{stack}".lower()).strip("-")[:18]
+    return ImageCache(
+        "image-cache",
+        ImageCacheArgs(
+            prefix=prefix,
+            region=cfg.region,
+            partition=partition,
+            images=sorted({i for m in cfg.models for i in model_images(m)}),
+            credential_arns=dict(settings.credential_arns),
+            puller_role_names=tuple(pullers),
+        ),
+        opts=opts,
+    )
 
 
 def runtime_for(model: ModelConfig) -> runtimes.RuntimePreset:
@@ -106,6 +147,7 @@ def build_serving(
     artifacts: ArtifactReader,
     tags: Mapping[str, str],
     prometheus_url: str,
+    image_pullers: Sequence[pulumi.Input[str]] = (),
     wait_for: Sequence[pulumi.Resource] = (),
     opts: pulumi.ResourceOptions | None = None,
 ) -> Serving:
@@ -159,6 +201,7 @@ def build_serving(
         ),
         opts=opts,
     )
+    cache = image_cache(cfg, stack, partition=partition, pullers=image_pullers, opts=opts)
     services: dict[str, InferenceService] = {}
     for model in cfg.models:
         services[model.name] = InferenceService(
@@ -173,10 +216,11 @@ def build_serving(
                 keda=keda,
                 load_balancer=load_balancer,
                 prometheus_url=cfg.serving.autoscaler.prometheus_address or prometheus_url,
+                image_cache=cache,
             ),
             opts=opts,
         )
-    return Serving(namespace, keda, load_balancer, services, endpoints(cfg))
+    return Serving(namespace, keda, load_balancer, services, endpoints(cfg), cache)
 
 
 def endpoints(cfg: StackConfig) -> dict[str, dict[str, str | None]]:
@@ -206,6 +250,7 @@ def service_args(
     keda: Keda,
     load_balancer: LoadBalancer,
     prometheus_url: str,
+    image_cache: ImageCache | None = None,
 ) -> InferenceServiceArgs:
     """The InferenceService inputs of one model."""
     preset = runtime_for(model)
@@ -218,7 +263,7 @@ def service_args(
             TrackVersion(
                 track=track,
                 artifact_version=version,
-                image=resolved,
+                image=image_cache.resolve(resolved) if image_cache else resolved,
                 prefix=model_prefix(model.name, version),
             )
         )
@@ -266,7 +311,7 @@ def service_args(
         alb=load_balancer.alb,
         # prod keeps at least one replica up through node drains.
         pdb_min_available=1 if cfg.is_prod else None,
-        startup_timeout_seconds=model.startup_timeout_seconds,
+        startup_budget_seconds=model.startup_budget_seconds,
         drain_seconds=model.drain_seconds,
         loader_config_map=namespace.loader_config_map,
         loader_sha256=namespace.loader_sha256,
@@ -340,6 +385,7 @@ def service_targets(
                 metrics_path=preset.metrics_path,
                 k8s_service=active,
                 hpa_name=f"keda-hpa-{active}",
+                startup_budget_seconds=model.startup_budget_seconds,
                 alb_target_groups=tuple(groups.get(model.name, ())),
             )
         )

@@ -24,6 +24,7 @@ Scaling group so scale-from-zero works. The desired size is left to the autoscal
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -211,6 +212,8 @@ class GpuNodePool(pulumi.ComponentResource):
     node_class: k8s.apiextensions.CustomResource | None
     node_pool: k8s.apiextensions.CustomResource | None
     node_role_arn: pulumi.Output[str] | None
+    node_role_name: pulumi.Output[str] | None
+    """The managed pool's own node role (None for Karpenter pools: Karpenter's role)."""
 
     def __init__(
         self, name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions | None = None
@@ -225,6 +228,7 @@ class GpuNodePool(pulumi.ComponentResource):
         self.node_class = None
         self.node_pool = None
         self.node_role_arn = None
+        self.node_role_name = None
         if args.provisioner == "karpenter":
             self._karpenter()
         else:
@@ -286,6 +290,7 @@ class GpuNodePool(pulumi.ComponentResource):
         )
         role, attachments = nodes.role, list(nodes.attachments)
         self.node_role_arn = role.arn
+        self.node_role_name = role.name
         template = aws.ec2.LaunchTemplate(
             f"{name}-lt",
             aws.ec2.LaunchTemplateArgs(
@@ -436,6 +441,35 @@ def ami_alias(args: GpuNodePoolArgs) -> str:
     return f"{args.ami_family}@{args.ami_release}"
 
 
+SOCI_MIN_BOTTLEROCKET = (1, 44, 0)
+"""Bottlerocket 1.44.0 added the SOCI snapshotter to its Kubernetes variants, with the
+``parallel-pull-unpack`` pull mode (release notes; settings reference
+``settings.container-runtime-plugins.soci-snapshotter``)."""
+
+SOCI_PARALLEL_PULL_TOML = "\n".join(
+    [
+        "[settings.container-runtime]",
+        'snapshotter = "soci"',
+        "[settings.container-runtime-plugins.soci-snapshotter]",
+        'pull-mode = "parallel-pull-unpack"',
+        "",
+    ]
+)
+"""Bottlerocket settings: images pulled in parallel chunks and unpacked concurrently."""
+
+
+def parallel_image_pull(ami_family: str, ami_release: str) -> bool:
+    """Whether the pool's nodes pull images with SOCI parallel pull: Bottlerocket from
+    1.44.0. The EKS AL2023 NVIDIA AMI does not ship the snapshotter (installing it would
+    download a binary at every boot), so AL2023 keeps containerd's default pull."""
+    if ami_family != "bottlerocket":
+        return False
+    match = re.match(r"v?(\d+)\.(\d+)\.(\d+)", ami_release)  # v1.46.0 or 1.46.0-0123abcd
+    if match is None:
+        return False
+    return tuple(int(part) for part in match.groups()) >= SOCI_MIN_BOTTLEROCKET
+
+
 def ec2_node_class_spec(args: GpuNodePoolArgs) -> dict[str, Any]:
     """The EC2NodeClass spec (karpenter.k8s.aws/v1)."""
     discovery = [{"tags": {DISCOVERY_TAG: args.cluster_name}}]
@@ -473,6 +507,8 @@ def ec2_node_class_spec(args: GpuNodePoolArgs) -> dict[str, Any]:
     }
     if args.instance_store_raid0 and any(f.instance_store for f in args.facts()):
         spec["instanceStorePolicy"] = "RAID0"
+    if parallel_image_pull(args.ami_family, args.ami_release):
+        spec["userData"] = SOCI_PARALLEL_PULL_TOML  # Karpenter merges it with its own TOML
     if "reserved" in args.capacity_types:
         spec["capacityReservationSelectorTerms"] = [
             {"id": rid} for rid in args.capacity_reservation_ids
@@ -548,13 +584,17 @@ _MIME_BOUNDARY = "MLSTACKBOUNDARY"
 
 
 def managed_user_data(args: GpuNodePoolArgs) -> str | None:
-    """Base64 user data that puts kubelet and containerd on an instance-store RAID0.
+    """Base64 user data: kubelet and containerd on an instance-store RAID0, and on
+    Bottlerocket >= 1.44 SOCI parallel image pull.
 
     AL2023: a nodeadm ``NodeConfig`` part (EKS merges it with its own; nodeadm skips the
-    RAID when the instance has no instance store). Bottlerocket: bootstrap commands of
-    ``apiclient ephemeral-storage`` in TOML settings. None when RAID0 is off.
+    RAID when the instance has no instance store). Bottlerocket: TOML settings, the SOCI
+    snapshotter and bootstrap commands of ``apiclient ephemeral-storage``. None when
+    neither applies.
     """
-    if not args.instance_store_raid0 or not any(f.instance_store for f in args.facts()):
+    raid0 = args.instance_store_raid0 and any(f.instance_store for f in args.facts())
+    soci = parallel_image_pull(args.ami_family, args.ami_release)
+    if not raid0 and not soci:
         return None
     if args.ami_family == "al2023":
         text = "\n".join(
@@ -577,8 +617,10 @@ def managed_user_data(args: GpuNodePoolArgs) -> str | None:
                 "",
             ]
         )
+    elif not raid0:
+        text = SOCI_PARALLEL_PULL_TOML
     else:
-        text = "\n".join(
+        text = ("" if not soci else SOCI_PARALLEL_PULL_TOML) + "\n".join(
             [
                 '[settings.bootstrap-commands."000-mount-instance-storage"]',
                 'commands = [["apiclient", "ephemeral-storage", "init"], ["apiclient", '

@@ -294,3 +294,7 @@ def _check_sorted() -> None:
 
 
 _check_sorted()
+
+ECR_PULL_THROUGH_IMPORT: tuple[str, ...] = ("ecr:BatchImportUpstreamImage", "ecr:CreateRepository")
+"""What the principal whose pull fills an ECR pull-through cache needs on the cached
+repositories (ECR user guide: IAM permissions required to sync an upstream registry)."""

@@ -130,6 +130,8 @@ class ServiceRuleTarget:
     """HorizontalPodAutoscaler of the service. Default: KEDA's ``keda-hpa-<name>``."""
     model_loader_container: str | None = DEFAULT_MODEL_LOADER_CONTAINER
     """Init container that fetches the model; None: no loader rule."""
+    startup_budget_seconds: int | None = None
+    """The model's start-up budget: records time-to-ready and alerts above it; None: off."""
 
     @property
     def service_label(self) -> str:
@@ -334,7 +336,73 @@ def service_rules(
                 labels=labels,
             )
         )
+    if target.startup_budget_seconds is not None:
+        rules.append(startup_alert(target, target.startup_budget_seconds, runbook_base))
     return rules
+
+
+POD_TIME_TO_READY = "mlstack:pod_time_to_ready_seconds"
+"""Recorded per pod: seconds from pod creation to Ready (kube-state-metrics timestamps)."""
+MODEL_TIME_TO_READY = "mlstack:model_time_to_ready_seconds"
+"""Recorded per service with a ``quantile`` label (0.5, 0.9) over its current pods."""
+STARTUP_ALERT_WINDOW_SECONDS = 1800
+"""A slow start keeps its alert this long after the pod became ready, then it clears."""
+
+
+def _pods(target: ServiceRuleTarget, extra: str = "") -> str:
+    return f'{{namespace="{target.namespace}",pod=~"{target.name}-.*"{extra}}}'
+
+
+def _pod_times(target: ServiceRuleTarget) -> tuple[str, str]:
+    ready_at = f"max by (namespace, pod) ({m.KSM_POD_READY_TIME}{_pods(target)})"
+    created_at = f"max by (namespace, pod) ({m.KSM_POD_CREATED}{_pods(target)})"
+    return ready_at, created_at
+
+
+def service_recording_rules(target: ServiceRuleTarget) -> list[Rule]:
+    """Cold-start series of one service (only with a start-up budget): time-to-ready per
+    pod, and its p50/p90 over the service's current pods."""
+    if target.startup_budget_seconds is None:
+        return []
+    labels = {"service": target.name, "namespace": target.namespace}
+    ready_at, created_at = _pod_times(target)
+    recorded = f'{POD_TIME_TO_READY}{{service="{target.name}"}}'
+    return [
+        {"record": POD_TIME_TO_READY, "expr": f"{ready_at} - {created_at}", "labels": labels},
+        *(
+            {
+                "record": MODEL_TIME_TO_READY,
+                "expr": f"quantile({q}, {recorded})",
+                "labels": {**labels, "quantile": q},
+            }
+            for q in ("0.5", "0.9")
+        ),
+    ]
+
+
+def startup_alert(target: ServiceRuleTarget, budget: int, runbook_base: str) -> Rule:
+    """A pod took longer than the start-up budget to become ready (alert kept for
+    :data:`STARTUP_ALERT_WINDOW_SECONDS` after it did), or is still not ready past it.
+    Reads :func:`service_recording_rules`' per-pod series."""
+    ready_at, created_at = _pod_times(target)
+    recorded = f'{POD_TIME_TO_READY}{{service="{target.name}"}}'
+    recent = f"(time() - {ready_at}) < {STARTUP_ALERT_WINDOW_SECONDS}"
+    slow = f"({recorded} > {budget}) and on (namespace, pod) ({recent})"
+    not_ready_pods = _pods(target, ',condition="false"')
+    not_ready = f"max by (namespace, pod) ({m.KSM_POD_READY}{not_ready_pods}) == 1"
+    stuck = f"((time() - {created_at}) > {budget}) and on (namespace, pod) ({not_ready})"
+    return alert_rule(
+        "ModelStartupOverBudget",
+        f"({slow}) or ({stuck})",
+        0,
+        WARNING,
+        summary=f"{target.name}: a replica took longer than its {budget}s start-up budget",
+        description=f"A pod of {target.name} became ready (or is still not ready) more than "
+        f"{budget}s after it was created: the start-up budget (startupBudgetSeconds) is "
+        "exceeded, so scale-ups and rollouts are slower than planned.",
+        runbook_base=runbook_base,
+        labels={"service": target.name, "namespace": target.namespace},
+    )
 
 
 # --------------------------------------------------------------------------- fleet

@@ -78,6 +78,8 @@ class ServiceTarget:
     hpa_name: str | None = None
     """The service's HorizontalPodAutoscaler. Default: KEDA's keda-hpa-<name>."""
     model_loader_container: str | None = ar.DEFAULT_MODEL_LOADER_CONTAINER
+    startup_budget_seconds: int | None = None
+    """The model's start-up budget: time-to-ready recorded, alert above it; None: off."""
     target_group_arn_suffix: pulumi.Input[str] | None = None
     load_balancer_arn_suffix: pulumi.Input[str] | None = None
     alb_target_groups: Sequence[AlbTargetGroupRef] = ()
@@ -92,6 +94,7 @@ class ServiceTarget:
             k8s_service=self.k8s_service,
             hpa_name=self.hpa_name,
             model_loader_container=self.model_loader_container,
+            startup_budget_seconds=self.startup_budget_seconds,
         )
 
     @property
@@ -377,7 +380,9 @@ class Monitoring(pulumi.ComponentResource):
             after_chart,
         )
         for svc, target in zip(args.services, rule_targets, strict=True):
-            rules = ar.service_rules(target, args.thresholds, args.runbook_base_url)
+            rules = ar.service_recording_rules(target) + ar.service_rules(
+                target, args.thresholds, args.runbook_base_url
+            )
             self._custom_resource(
                 f"{name}-rules-{svc.name}",
                 "PrometheusRule",

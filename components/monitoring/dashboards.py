@@ -218,6 +218,20 @@ def _service_panels(layout: _Layout, svc: ar.ServiceRuleTarget) -> list[Panel]:
                 "s",
             )
         )
+    if svc.startup_budget_seconds is not None:
+        ready = f'{ar.MODEL_TIME_TO_READY}{{service="{svc.name}"'
+        panels.append(
+            panel(
+                layout,
+                "Time to ready (current pods)",
+                [
+                    target(f'max({ready},quantile="0.5"}})', "p50", "A"),
+                    target(f'max({ready},quantile="0.9"}})', "p90", "B"),
+                    target(f"vector({svc.startup_budget_seconds})", "budget", "Z"),
+                ],
+                "s",
+            )
+        )
     if rt.kv_cache_usage_ratio:
         panels.append(
             panel(

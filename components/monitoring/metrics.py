@@ -165,6 +165,9 @@ KSM_HPA_MAX = "kube_horizontalpodautoscaler_spec_max_replicas"
 KSM_HPA_DESIRED = "kube_horizontalpodautoscaler_status_desired_replicas"
 KSM_INIT_RESTARTS = "kube_pod_init_container_status_restarts_total"
 KSM_INIT_WAITING = "kube_pod_init_container_status_waiting_reason"
+KSM_POD_CREATED = "kube_pod_created"
+KSM_POD_READY_TIME = "kube_pod_status_ready_time"
+KSM_POD_READY = "kube_pod_status_ready"
 KSM_METRICS = frozenset(
     {
         KSM_NODE_LABELS,
@@ -176,6 +179,9 @@ KSM_METRICS = frozenset(
         KSM_HPA_DESIRED,
         KSM_INIT_RESTARTS,
         KSM_INIT_WAITING,
+        KSM_POD_CREATED,
+        KSM_POD_READY_TIME,
+        KSM_POD_READY,
     }
 )
 """kube-state-metrics series the rules read (all in its default collectors)."""

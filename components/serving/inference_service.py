@@ -42,6 +42,10 @@ from components.versions import MODEL_LOADER_IMAGE
 
 TYPE_TOKEN = "mlstack:serving:InferenceService"
 PRE_STOP_SECONDS = 15
+ROLLOUT_MARGIN_SECONDS = 300
+"""Added to the start-up budget for the progress deadline and Pulumi's wait."""
+HPA_MAX_PERIOD_SECONDS = 1800
+"""The HorizontalPodAutoscaler API's upper bound on a scaling policy's periodSeconds."""
 """Pause before SIGTERM so the load balancer stops sending new requests first."""
 LOADER_USER = 1000
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -78,7 +82,8 @@ class TrackVersion:
 
     track: str
     artifact_version: str
-    image: str
+    image: pulumi.Input[str]
+    """The image reference pods pull (the ECR pull-through cache's when cached)."""
     prefix: str
 
 
@@ -138,7 +143,7 @@ class InferenceServiceArgs:
     path: str = "/"
     alb: lb.AlbSettings | None = None
     pdb_min_available: int | None = None
-    startup_timeout_seconds: int = 1800
+    startup_budget_seconds: int = 1800
     drain_seconds: int = 60
     loader_config_map: str = LOADER_CONFIG_MAP
     loader_sha256: str = ""
@@ -256,7 +261,7 @@ class InferenceService(pulumi.ComponentResource):
                         namespace=args.namespace,
                         labels=self._labels(track.track),
                         annotations={
-                            # Model download + load can outlast Pulumi's 10 min default.
+                            # Start-up budget per rolling round (Pulumi's default is 10 min).
                             "pulumi.com/timeoutSeconds": str(self._rollout_deadline()),
                         },
                     ),
@@ -307,10 +312,25 @@ class InferenceService(pulumi.ComponentResource):
     def _selector(self, track: str) -> dict[str, str]:
         return {runtimes.MODEL_LABEL: self._args.model_name, runtimes.TRACK_LABEL: track}
 
+    def _progress_deadline(self) -> int:
+        """Kubernetes marks the rollout failed when no new pod became ready for this long:
+        one replica's start-up budget plus a 5-minute margin."""
+        return self._args.startup_budget_seconds + ROLLOUT_MARGIN_SECONDS
+
     def _rollout_deadline(self) -> int:
-        """Seconds a new pod may take to download, verify and load the model."""
+        """Pulumi's wait for the Deployment: one start-up budget per round of the rolling
+        update (``maxSurge + maxUnavailable`` pods replaced per round, over the minimum
+        replicas), plus the margin."""
         args = self._args
-        return args.startup_timeout_seconds + 1800
+        per_round = max(1, args.max_surge + args.max_unavailable)
+        rounds = math.ceil(max(1, args.min_replicas) / per_round)
+        return args.startup_budget_seconds * rounds + ROLLOUT_MARGIN_SECONDS
+
+    def _scale_up_period(self) -> int:
+        """HPA scale-up policy period: the start-up budget (HPA allows at most 1800 s).
+        Pods started within it have not yet lowered the queue signal, so scaling up at
+        most doubles (or adds 4) per budget instead of every 15 s up to maxReplicas."""
+        return min(self._args.startup_budget_seconds, HPA_MAX_PERIOD_SECONDS)
 
     def _deployment_spec(self, track: TrackVersion) -> k8s.apps.v1.DeploymentSpecArgs:
         args = self._args
@@ -319,7 +339,7 @@ class InferenceService(pulumi.ComponentResource):
             # No replicas: KEDA's HPA owns the count once the Deployment exists.
             selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
             revision_history_limit=5,
-            progress_deadline_seconds=self._rollout_deadline(),
+            progress_deadline_seconds=self._progress_deadline(),
             strategy=k8s.apps.v1.DeploymentStrategyArgs(
                 type="RollingUpdate",
                 rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(
@@ -467,7 +487,7 @@ class InferenceService(pulumi.ComponentResource):
                 }
             ),
             startup_probe=probe(
-                preset.startup_path, 10, math.ceil(args.startup_timeout_seconds / 10), 5
+                preset.startup_path, 10, math.ceil(args.startup_budget_seconds / 10), 5
             ),
             readiness_probe=probe(preset.readiness_path, 5, 3, 3),
             liveness_probe=probe(preset.liveness_path, 15, 4, 5),
@@ -589,8 +609,16 @@ class InferenceService(pulumi.ComponentResource):
                             "stabilizationWindowSeconds": 0,
                             "selectPolicy": "Max",
                             "policies": [
-                                {"type": "Pods", "value": 4, "periodSeconds": 15},
-                                {"type": "Percent", "value": 100, "periodSeconds": 15},
+                                {
+                                    "type": "Pods",
+                                    "value": 4,
+                                    "periodSeconds": self._scale_up_period(),
+                                },
+                                {
+                                    "type": "Percent",
+                                    "value": 100,
+                                    "periodSeconds": self._scale_up_period(),
+                                },
                             ],
                         },
                         "scaleDown": {

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlstack import coldstart
 from mlstack.errors import UsageError
 from mlstack.review import cost, gitrefs, parity, policy_check
 from mlstack.review.diff import WORKING_TREE, StackDiff, diff_outcomes, render_markdown
@@ -30,6 +31,8 @@ class ReviewResult:
     parity: list[parity.ParityReport] = field(default_factory=list)
     policy: list[policy_check.PolicyReport] = field(default_factory=list)
     markdown: str = ""
+    startup: str = ""
+    """Markdown: models whose start-up estimate or budget the change alters."""
 
     @property
     def problems(self) -> list[str]:
@@ -114,6 +117,7 @@ def run_review(
                 evidence=parity.evidence_for(Path(root), lower),
             )
         )
+    result.startup = coldstart.review_markdown(root, base_sha, stacks)
     result.markdown = render_report(result, max_chars)
     return result
 
@@ -168,6 +172,8 @@ def render_report(result: ReviewResult, max_chars: int = DEFAULT_MAX_CHARS) -> s
                 "</details>",
                 "",
             ]
+    if result.startup:
+        parts += ["### Start-up estimates (mlstack coldstart)", "", result.startup]
     head = "\n".join(parts)
     remaining = max_chars - len(head) - 2
     if remaining < 2000:

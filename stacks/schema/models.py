@@ -344,8 +344,28 @@ class ModelConfig(ConfigModel):
         100, ge=1, le=4000, description="Local disk for the downloaded model, GiB."
     )
     args: list[str] = knob(default_factory=list, description="Extra server arguments.")
-    startup_timeout_seconds: int = knob(
-        1800, ge=60, le=7200, description="Time allowed to download, verify and load the model."
+    startup_budget_seconds: int = knob(
+        1800,
+        ge=60,
+        le=7200,
+        description="Seconds one replica may take from pod creation on a new node to Ready "
+        "(node launch, image pull, weights fetch, GPU load, warm-up). Sets the startup probe, "
+        "the Pulumi rollout timeout and the KEDA scale-up pace; must cover the estimate of "
+        "`mlstack coldstart`.",
+    )
+    model_size_gib: float | None = knob(
+        None,
+        gt=0,
+        le=4000,
+        description="Total size of the artifact version's files in GiB, for the start-up "
+        "estimate (default: the weights are assumed to fill 90% of the replica's GPU memory).",
+    )
+    image_size_gib: float | None = knob(
+        None,
+        gt=0,
+        le=200,
+        description="Compressed size of the container image in GiB, for the start-up "
+        "estimate (default: the preset image's recorded size).",
     )
     drain_seconds: int = knob(
         60, ge=0, le=900, description="Time in-flight requests get to finish on shutdown."

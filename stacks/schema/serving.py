@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import field_validator
 
+from components.serving.registries import UPSTREAMS
 from stacks.schema.base import ConfigModel, fixed, knob
 from stacks.schema.gpu_pools import GpuPoolConfig
 from stacks.schema.models import DNS_LABEL, ModelConfig, image_parts
@@ -116,6 +117,40 @@ class AutoscalerConfig(ConfigModel):
     replicas: int = knob(1, ge=1, le=3, description="KEDA operator/metrics-server replicas.")
 
 
+_CACHE_SECRET = re.compile(
+    r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:ecr-pullthroughcache/[A-Za-z0-9/_+=.@-]+$"
+)
+
+
+class ImageCacheConfig(ConfigModel):
+    """ECR pull-through caches for the images the models run (docs/cold-start.md)."""
+
+    enabled: bool = fixed(
+        True,
+        description="Pull runtime images through ECR pull-through caches in the stack's region "
+        "(registries ECR supports; nvcr.io is pulled directly).",
+    )
+    credential_arns: dict[str, str] = knob(
+        default_factory=dict,
+        description="Registry host -> Secrets Manager secret ECR authenticates with, named "
+        "ecr-pullthroughcache/...; Docker Hub, ghcr.io and GitLab need one, else their images "
+        "are pulled from upstream. Example: {docker.io: arn:aws:secretsmanager:...}.",
+    )
+
+    @field_validator("credential_arns")
+    @classmethod
+    def _secrets(cls, value: dict[str, str]) -> dict[str, str]:
+        for host, arn in value.items():
+            if host not in UPSTREAMS:
+                raise ValueError(f"unknown registry {host!r}; allowed: {', '.join(UPSTREAMS)}")
+            if not _CACHE_SECRET.match(arn):
+                raise ValueError(
+                    f"{arn!r} is not the ARN of a Secrets Manager secret named "
+                    "ecr-pullthroughcache/..."
+                )
+        return value
+
+
 class ChartVersionsConfig(ConfigModel):
     """Overrides of the chart versions pinned in components/versions.py."""
 
@@ -148,6 +183,9 @@ class ServingConfig(ConfigModel):
     )
     chart_versions: ChartVersionsConfig = fixed(
         default_factory=ChartVersionsConfig, description="Pinned chart version overrides."
+    )
+    image_cache: ImageCacheConfig = fixed(
+        default_factory=ImageCacheConfig, description="ECR pull-through caches for images."
     )
 
     @field_validator("namespace")

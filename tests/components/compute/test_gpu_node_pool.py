@@ -14,6 +14,7 @@ from components.compute.gpu_node_pool import (
     GpuNodePool,
     GpuNodePoolArgs,
     Taint,
+    parallel_image_pull,
     scheduling_for,
 )
 from components.validation import ComponentArgsError
@@ -399,3 +400,37 @@ def test_component_lists_every_bad_arg_in_one_error() -> None:
     with pytest.raises(ComponentArgsError, match=r"GpuNodePool 'x': invalid args") as caught:
         GpuNodePool("x", args)
     assert caught.value.problems == problems
+
+
+# --------------------------------------------------------------------------- image pull
+
+
+def test_bottlerocket_pools_pull_images_with_soci_parallel_pull(mixed: Synthesized) -> None:
+    karpenter = mixed.graph.one(NODE_CLASS, "gpu-rocket-k-nodeclass").inputs["spec"]
+    assert 'pull-mode = "parallel-pull-unpack"' in karpenter["userData"]
+    assert 'snapshotter = "soci"' in karpenter["userData"]
+    rocket = mixed.graph.one("aws:ec2/launchTemplate:LaunchTemplate", "gpu-rocket-lt").inputs
+    toml = base64.b64decode(rocket["userData"]).decode()
+    assert 'pull-mode = "parallel-pull-unpack"' in toml
+    assert '"ephemeral-storage", "init"' in toml  # RAID0 still set up alongside
+
+
+def test_al2023_pools_keep_containerds_default_pull(mixed: Synthesized) -> None:
+    spec = mixed.graph.one(NODE_CLASS, "gpu-inference-nodeclass").inputs["spec"]
+    assert "soci" not in spec.get("userData", "")
+    al2023 = mixed.graph.one("aws:ec2/launchTemplate:LaunchTemplate", "gpu-batch-lt").inputs
+    assert "soci" not in base64.b64decode(al2023["userData"]).decode()
+
+
+@pytest.mark.parametrize(
+    ("family", "release", "expected"),
+    [
+        ("bottlerocket", "v1.46.0", True),
+        ("bottlerocket", "1.44.0-abcdef12", True),
+        ("bottlerocket", "v1.43.9", False),
+        ("bottlerocket", "latest", False),
+        ("al2023", "v20260714", False),
+    ],
+)
+def test_parallel_pull_needs_bottlerocket_1_44(family: str, release: str, expected: bool) -> None:
+    assert parallel_image_pull(family, release) is expected

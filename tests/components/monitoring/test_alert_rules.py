@@ -21,7 +21,13 @@ RUNBOOK = "https://example.com/docs/monitoring.md"
 
 
 def _target(runtime: m.RuntimeMetrics, **kw: object) -> ar.ServiceRuleTarget:
-    fields = {"name": "llama", "namespace": "serving", "p99_latency_slo_seconds": 2.5, **kw}
+    fields = {
+        "name": "llama",
+        "namespace": "serving",
+        "p99_latency_slo_seconds": 2.5,
+        "startup_budget_seconds": 900,
+        **kw,
+    }
     return ar.ServiceRuleTarget(runtime=runtime, **fields)  # type: ignore[arg-type]
 
 
@@ -29,9 +35,9 @@ def _all_groups(thresholds: ar.AlertThresholds | None = None) -> list[ar.RuleGro
     th = thresholds or ar.AlertThresholds()
     groups = ar.fleet_groups(th, "mlstack.io/gpu-pool", RUNBOOK)
     for runtime in m.RUNTIMES.values():
-        groups.append(
-            ar.rule_group(runtime.runtime, ar.service_rules(_target(runtime), th, RUNBOOK))
-        )
+        target = _target(runtime)
+        rules = ar.service_recording_rules(target) + ar.service_rules(target, th, RUNBOOK)
+        groups.append(ar.rule_group(runtime.runtime, rules))
     return groups
 
 
@@ -48,9 +54,13 @@ def test_every_expression_parses_as_promql(rule: ar.Rule) -> None:
 def test_service_rules_read_only_series_the_runtime_or_cluster_exporters_export(
     runtime: str,
 ) -> None:
-    rules = ar.service_rules(_target(m.RUNTIMES[runtime]), ar.AlertThresholds(), RUNBOOK)
+    target = _target(m.RUNTIMES[runtime])
+    rules = ar.service_recording_rules(target) + ar.service_rules(
+        target, ar.AlertThresholds(), RUNBOOK
+    )
     read = set().union(*(series_names(r["expr"]) for r in rules))
-    allowed = exported_by_runtime(runtime) | cluster_exporters()
+    recorded = {r["record"] for r in rules if "record" in r}  # by the same group
+    allowed = exported_by_runtime(runtime) | cluster_exporters() | recorded
     assert read - allowed == set()
     # The runtime's own series are actually used (not only cluster-wide ones).
     assert read & exported_by_runtime(runtime)
@@ -91,6 +101,7 @@ def test_every_required_alert_exists() -> None:
         "InferenceQueueSaturated",
         "InferenceReplicasAtMax",
         "ModelLoaderFailing",
+        "ModelStartupOverBudget",
         "GpuPoolSaturated",
         "GpuPoolUnderused",
         "GpuMemoryNearFull",
@@ -227,3 +238,26 @@ def test_number_literals_are_promql() -> None:
 def test_unknown_severity_is_refused() -> None:
     with pytest.raises(ValueError, match="severity 'page'"):
         ar.alert_rule("X", "up", 1, "page", summary="s", description="d", runbook_base="u")
+
+
+def test_startup_rules_record_time_to_ready_and_alert_above_the_budget() -> None:
+    target = _target(m.RUNTIMES["vllm"])
+    records = ar.service_recording_rules(target)
+    rules = ar.service_rules(target, ar.AlertThresholds(), RUNBOOK)
+    assert [r["record"] for r in records] == [
+        ar.POD_TIME_TO_READY,
+        ar.MODEL_TIME_TO_READY,
+        ar.MODEL_TIME_TO_READY,
+    ]
+    assert [r["labels"].get("quantile") for r in records[1:]] == ["0.5", "0.9"]
+    assert m.KSM_POD_READY_TIME in records[0]["expr"] and m.KSM_POD_CREATED in records[0]["expr"]
+    (alert,) = [r for r in rules if r.get("alert") == "ModelStartupOverBudget"]
+    assert "> 900" in alert["expr"]
+    assert alert["labels"]["severity"] == ar.WARNING
+
+
+def test_no_startup_rules_without_a_budget() -> None:
+    target = _target(m.RUNTIMES["vllm"], startup_budget_seconds=None)
+    rules = ar.service_rules(target, ar.AlertThresholds(), RUNBOOK)
+    assert ar.service_recording_rules(target) == []
+    assert "ModelStartupOverBudget" not in {r.get("alert") for r in rules}

@@ -200,13 +200,45 @@ def test_runtime_preset_sets_image_command_ports_and_probes(mixed_graph: Resourc
 
 
 def test_startup_probe_is_sized_for_model_load() -> None:
-    graph = synth_serving([ServiceSpec(overrides={"startup_timeout_seconds": 2400})])
+    graph = synth_serving([ServiceSpec(overrides={"startup_budget_seconds": 2400})])
     probe = container(pod_spec(graph, "llm"), "server")["startupProbe"]
     assert probe["periodSeconds"] * probe["failureThreshold"] >= 2400
     deployment = k8s_named(graph, DEPLOYMENT, "llm")
     timeout = int(deployment.inputs["metadata"]["annotations"]["pulumi.com/timeoutSeconds"])
     assert timeout >= 2400
     assert deployment.inputs["spec"]["progressDeadlineSeconds"] >= 2400
+
+
+@pytest.mark.parametrize(
+    ("budget", "min_replicas", "max_surge", "rollout_timeout", "scale_up_period"),
+    [
+        (600, 1, 1, 600 + 300, 600),
+        (600, 4, 1, 4 * 600 + 300, 600),
+        (600, 4, 2, 2 * 600 + 300, 600),
+        (2400, 1, 1, 2400 + 300, 1800),
+    ],
+)
+def test_waits_and_scale_up_pace_derive_from_the_startup_budget(
+    budget: int, min_replicas: int, max_surge: int, rollout_timeout: int, scale_up_period: int
+) -> None:
+    overrides = {
+        "startup_budget_seconds": budget,
+        "min_replicas": min_replicas,
+        "max_replicas": 8,
+        "max_surge": max_surge,
+    }
+    graph = synth_serving([ServiceSpec(overrides=overrides)])
+    deployment = k8s_named(graph, DEPLOYMENT, "llm")
+    annotations = deployment.inputs["metadata"]["annotations"]
+    assert int(annotations["pulumi.com/timeoutSeconds"]) == rollout_timeout
+    assert deployment.inputs["spec"]["progressDeadlineSeconds"] == budget + 300
+    probe = container(pod_spec(graph, "llm"), "server")["startupProbe"]
+    assert probe["failureThreshold"] * probe["periodSeconds"] >= budget
+    scaler = k8s_named(graph, SCALED_OBJECT, "llm")
+    scale_up = scaler.inputs["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"][
+        "scaleUp"
+    ]
+    assert {p["periodSeconds"] for p in scale_up["policies"]} == {scale_up_period}
 
 
 def test_loader_fetches_the_pinned_version_and_fails_on_bad_checksums(
