@@ -18,13 +18,18 @@ CRD_ENV := $(if $(MLSTACK_CRD_SCHEMAS),,$(if $(UPSTREAM_CRDS),MLSTACK_CRD_SCHEMA
 setup: $(STAMP) $(NODE_STAMP)
 
 $(NODE_STAMP): package.json package-lock.json
+	@echo "==> installing Node test tools (npm ci)"
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
+# No --quiet: pip prints each package as it collects and installs it, so the first
+# install (a few minutes) never looks like a hang.
 $(STAMP): pyproject.toml constraints.txt
+	@echo "==> installing Python dependencies into $(VENV) (first time: a few minutes)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+	@echo "==> dependencies installed"
 
 ## Render the dev plan offline (no credentials, no Pulumi CLI).
 plan: $(STAMP)

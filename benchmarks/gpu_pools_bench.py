@@ -15,16 +15,15 @@ import statistics
 import time
 from typing import Any
 
-import yaml
-
 from mlstack.plan import plan_json
 from mlstack.render_checks import check_graph
 from mlstack.synth import synth_config
 from stacks.config import PROJECT_ROOT, parse_config
+from stacks.stack_yaml import load_stack_yaml
 
 
 def raw_stack_config(stack: str) -> dict[str, Any]:
-    document = yaml.safe_load((PROJECT_ROOT / f"Pulumi.{stack}.yaml").read_text())
+    document = load_stack_yaml((PROJECT_ROOT / f"Pulumi.{stack}.yaml").read_text())
     return {
         k.removeprefix("mlstack:"): v
         for k, v in document["config"].items()

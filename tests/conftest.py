@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from mlstack.custom_resources import PROVIDE_HINT, SchemaStore, load_schema_dir, resolve_schema_dir
 from mlstack.synth import ResourceGraph, synth_config
@@ -21,6 +20,7 @@ from stacks.config import (
     load_config_file,
     parse_config,
 )
+from stacks.stack_yaml import load_stack_yaml
 
 STACKS = ("dev", "prod")
 
@@ -30,7 +30,7 @@ _GRAPHS: dict[str, ResourceGraph] = {}
 def raw_stack_config(stack: str) -> dict[str, Any]:
     """The ``mlstack:`` mapping of a real stack file, namespace stripped (a deep copy);
     ``secure:`` values become the offline placeholder, as ``load_config_file`` does."""
-    document = yaml.safe_load((PROJECT_ROOT / f"Pulumi.{stack}.yaml").read_text())
+    document = load_stack_yaml((PROJECT_ROOT / f"Pulumi.{stack}.yaml").read_text())
     return {
         key.removeprefix("mlstack:"): _offline_secrets(copy.deepcopy(value))
         for key, value in document["config"].items()

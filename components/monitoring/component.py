@@ -25,6 +25,7 @@ from components.monitoring import dashboards as dash
 from components.monitoring import metrics as m
 from components.monitoring import prometheus_stack as ps
 from components.monitoring.notifications import Subscriber, create_alert_topic
+from components.naming import model_name_problem
 from components.validation import require_valid
 
 TYPE_TOKEN = "mlstack:monitoring:Monitoring"
@@ -224,8 +225,8 @@ class MonitoringArgs:
         seen: set[str] = set()
         for i, svc in enumerate(self.services):
             where = f"services[{i}]"
-            if not DNS_LABEL.match(svc.name) or len(svc.name) > 40:
-                found.append(f"{where}.name: {svc.name!r}: a DNS label of at most 40 chars")
+            if model_name_problem(svc.name):
+                found.append(f"{where}.name: {svc.name!r}: {model_name_problem(svc.name)}")
             if svc.name in seen:
                 found.append(f"{where}.name: {svc.name!r}: duplicate service name")
             seen.add(svc.name)

@@ -4,8 +4,8 @@ Pure functions, no Pulumi or boto3: the bucket component (grants), the config
 schema (``mlstack:models``) and the ``mlstack model`` CLI all check names and
 build keys through this one module, so they cannot drift apart.
 
-* ``name``: a DNS-1123 label (lowercase letters, digits, ``-``; at most 63
-  characters; starts and ends alphanumeric). It also names Kubernetes objects.
+* ``name``: the one model-name rule of :mod:`components.naming` (a DNS-1035 label of
+  at most 45 characters: it also names Kubernetes objects and the model's IAM role).
 * ``version``: a safe path segment: 1-128 characters from ``A-Z a-z 0-9 . _ -``,
   starting with a letter or digit (so never ``.`` or ``..``, never a ``/``).
 * A version exists only once ``models/<name>/<version>/manifest.json`` exists;
@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import re
 
+from components.naming import MODEL_NAME_MAX_LENGTH, MODEL_NAME_PATTERN, model_name_problem
+
 MODELS_ROOT = "models/"
 MANIFEST_NAME = "manifest.json"
-NAME_MAX_LENGTH = 63
+NAME_MAX_LENGTH = MODEL_NAME_MAX_LENGTH
 VERSION_MAX_LENGTH = 128
-NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+NAME_PATTERN = MODEL_NAME_PATTERN
 VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
-_NAME = re.compile(NAME_PATTERN)
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 _RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", "--x-s3", "--table-s3")
@@ -30,19 +31,8 @@ _VERSION = re.compile(VERSION_PATTERN)
 
 
 def name_problem(name: object) -> str | None:
-    """Why ``name`` is not a valid model name, or None when it is."""
-    if not isinstance(name, str):
-        return f"a model name must be a string, got {type(name).__name__}"
-    if not name:
-        return "a model name must not be empty"
-    if len(name) > NAME_MAX_LENGTH:
-        return f"a model name has at most {NAME_MAX_LENGTH} characters (got {len(name)})"
-    if not _NAME.fullmatch(name):
-        return (
-            "a model name must be a DNS-1123 label: lowercase letters, digits and '-', "
-            "starting and ending with a letter or digit"
-        )
-    return None
+    """Why ``name`` is not a valid model name, or None (``components.naming``)."""
+    return model_name_problem(name)
 
 
 def version_problem(version: object) -> str | None:

@@ -25,7 +25,9 @@ model_app = typer.Typer(
     no_args_is_help=True,
 )
 
-NameOpt = Annotated[str, typer.Option("--name", help="Model name (a DNS-1123 label).")]
+NameOpt = Annotated[
+    str, typer.Option("--name", help="Model name (DNS-1035 label, at most 45 characters).")
+]
 VersionOpt = Annotated[
     str, typer.Option("--version", help="Artifact version (one safe path segment).")
 ]

@@ -25,6 +25,7 @@ from ruamel.yaml.util import load_yaml_guess_indent
 
 from mlstack.errors import UsageError
 from stacks.config import ConfigError, load_config_file, stack_file
+from stacks.stack_yaml import load_stack_yaml
 
 MODELS_KEY = "mlstack:models"
 VERSION_KEY = "artifactVersion"
@@ -72,11 +73,19 @@ def pin_version(stack: str, name: str, version: str, root: Path) -> PinResult:
             p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml")
         )
         raise UsageError(f"no stack file {path}; stacks here: {', '.join(available) or 'none'}")
-    text = path.read_text(encoding="utf-8")
     try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path.name}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        # The stack-file loader first: one-line errors, duplicate keys refused.
+        load_stack_yaml(text)
         loader, document = _round_trip(text)
     except Exception as exc:
-        raise UsageError(f"{path.name} is not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UsageError(f"{path.name} is not valid YAML{where}: {reason}") from None
     config = document.get("config") if isinstance(document, CommentedMap) else None
     models = config.get(MODELS_KEY) if isinstance(config, CommentedMap) else None
     if not isinstance(models, CommentedSeq):

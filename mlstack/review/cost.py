@@ -27,18 +27,26 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from components.compute import capacity
+from mlstack.errors import MlstackError
+from mlstack.review import model_cost
+from mlstack.review.model_cost import ModelCost, Workload
 from mlstack.review.plans import policy_stack
 from mlstack.synth import ResourceGraph
 from policy.core import Resource, Stack, as_list, get_path, truthy
 
 PRICE_FILE = Path(__file__).with_name("prices.json")
 HOURS_PER_MONTH = 730
+
+
+class UnpricedRegionError(MlstackError):
+    """The stack's region has no prices: an estimate would read $0.00."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,8 @@ class CostEstimate:
     unpriced: list[str] = field(default_factory=list)
     """Things that cost money but could not be priced (unknown type, missing price...)."""
     not_included: list[str] = field(default_factory=list)
+    models: list[ModelCost] = field(default_factory=list)
+    """What each model's pods cost on their own (already inside the node lines)."""
 
     @property
     def total_min(self) -> float:
@@ -132,6 +142,7 @@ class CostEstimate:
             ],
             "unpriced": self.unpriced,
             "notIncluded": self.not_included,
+            "models": [m.to_json() for m in self.models],
         }
 
 
@@ -235,6 +246,7 @@ class _Estimator:
         self.catalog = catalog
         self.usage = usage
         self.result = CostEstimate(stack=name, region=region, price_date=prices.date)
+        self.workloads: list[Workload] = []
 
     # helpers ---------------------------------------------------------------
 
@@ -297,22 +309,39 @@ class _Estimator:
                     f"{low_n}-{high_n} x {'/'.join(types)} {capacity.lower().replace('_', '-')}"
                     f"{note}"
                 )
-                self.add(
-                    "EC2 nodes",
-                    group.name,
-                    detail,
-                    low_n * first * HOURS_PER_MONTH,
-                    high_n * max(known) * HOURS_PER_MONTH,
-                )
+                low = low_n * first * HOURS_PER_MONTH
+                high = high_n * max(known) * HOURS_PER_MONTH
+                disk_low, disk_high = float(low_n), float(high_n)
+                mine = model_cost.on_pool(self.workloads, group.props.get("labels") or {})
+                with_price = [t for t in types if priced[t] is not None]
+                if mine:
+                    # The autoscaler adds nodes for the models' pods, never below minSize.
+                    floor = self._time_weighted(mine, with_price, group.name, at_least=low_n)
+                    peak = self._placement(
+                        [(w, w.max_replicas) for w in mine], with_price, lambda _t, n=high_n: n
+                    )
+                    if floor is not None:
+                        low, disk_low = floor[0], floor[1]
+                        detail += f"; models' replicas: min {floor[2]}"
+                    if peak is not None:
+                        high = max(peak[1], low_n) * (priced[peak[0]] or 0.0) * HOURS_PER_MONTH
+                        disk_high = float(max(peak[1], low_n))
+                        detail += f"; max {max(peak[1], low_n)} x {peak[0]} (max replicas)"
+                    else:
+                        detail += f"; max {high_n} nodes bind before the max replicas"
+                    self._model_lines(mine, with_price, group.name)
+                self.add("EC2 nodes", group.name, detail, low, high)
+            else:
+                disk_low, disk_high = float(low_n), float(high_n)
             disk = self._launch_template_disk_gib(group)
             gp3 = gp3 if gp3 is not None else self.rate("gp3GbMonth")
             if gp3 is not None:
                 self.add(
                     "EBS storage",
                     f"{group.name} disks",
-                    f"{low_n}-{high_n} x {disk:g} GiB gp3",
-                    low_n * disk * gp3,
-                    high_n * disk * gp3,
+                    f"{disk_low:.3g}-{disk_high:g} x {disk:g} GiB gp3",
+                    disk_low * disk * gp3,
+                    disk_high * disk * gp3,
                 )
 
     def _pool_types(self, pool: Resource) -> list[str] | None:
@@ -380,24 +409,110 @@ class _Estimator:
             worst = max(counts, key=lambda t: counts[t] * (self.hourly(t) or 0.0))
             top = counts[worst] * (self.hourly(worst) or 0.0) * HOURS_PER_MONTH
             note = " (spot priced at on-demand: upper bound)" if capacity == ["spot"] else ""
-            self.add(
-                "Karpenter nodes",
-                name,
-                f"0-{counts[worst]} x {worst} within limits {dict(limits)}, "
-                f"{'/'.join(capacity)}{note}",
-                0.0,
-                top,
-            )
+            labels = get_path(pool.props, "spec", "template", "metadata", "labels") or {}
+            mine = model_cost.on_pool(self.workloads, labels)
+            priced = [t for t in types if t in counts]
+            low, high = 0.0, top
+            low_nodes, high_nodes = 0.0, float(counts[worst])
+            detail = f"0-{counts[worst]} x {worst} within limits {dict(limits)}"
+            if mine:
+                floor = self._time_weighted(mine, priced, name)
+                peak = self._placement(
+                    [(w, w.max_replicas) for w in mine], priced, counts.__getitem__
+                )
+                if floor is not None:
+                    low, low_nodes, floor_detail = floor
+                    detail = f"models' replicas: min {floor_detail}"
+                    if peak is not None:
+                        high, high_nodes = peak[2] * HOURS_PER_MONTH, float(peak[1])
+                        detail += f"; max {peak[1]} x {peak[0]} (max replicas)"
+                    else:
+                        detail += (
+                            f"; max {counts[worst]} x {worst} (pool limits {dict(limits)} bind "
+                            "before the max replicas)"
+                        )
+                self._model_lines(mine, priced, name)
+            self.add("Karpenter nodes", name, f"{detail}, {'/'.join(capacity)}{note}", low, high)
             gp3 = self.rate("gp3GbMonth")
             disk = self._node_class_disk_gib(pool)
             if gp3 is not None:
                 self.add(
                     "EBS storage",
                     f"{name} disks",
-                    f"0-{counts[worst]} x {disk:g} GiB gp3",
-                    0.0,
-                    counts[worst] * disk * gp3,
+                    f"{low_nodes:.2g}-{high_nodes:g} x {disk:g} GiB gp3",
+                    low_nodes * disk * gp3,
+                    high_nodes * disk * gp3,
                 )
+
+    # models on pools ------------------------------------------------------
+
+    def _placement(
+        self,
+        pods: Sequence[tuple[Workload, int]],
+        types: Sequence[str],
+        max_nodes: Callable[[str], int] | None = None,
+    ) -> tuple[str, int, float] | None:
+        """(type, nodes, USD/hour) of the cheapest allowed type holding every pod (within
+        ``max_nodes(type)`` nodes when given)."""
+        demands = [w.demand for w, count in pods for _ in range(count)]
+        best: tuple[str, int, float] | None = None
+        for instance_type in types:
+            facts = self.catalog.get(instance_type)
+            price = self.hourly(instance_type)
+            if facts is None or price is None:
+                continue
+            node = capacity.allocatable_of(instance_type, facts.vcpu, facts.memory_gib, facts.gpus)
+            nodes = capacity.pack(demands, node)
+            if nodes is None or (max_nodes is not None and nodes > max_nodes(instance_type)):
+                continue
+            if best is None or (nodes * price, nodes) < (best[2], best[1]):
+                best = (instance_type, nodes, nodes * price)
+        return best
+
+    def _time_weighted(
+        self, mine: Sequence[Workload], types: Sequence[str], pool: str, at_least: int = 0
+    ) -> tuple[float, float, str] | None:
+        """(monthly USD, average nodes, detail) at minimum scale: min replicas always,
+        wake windows for the share of time they are open; never fewer than ``at_least``
+        nodes (a node group's minSize)."""
+        monthly, nodes, parts = 0.0, 0.0, []
+        by_name = {w.deployment: w for w in mine}
+        for share, state in model_cost.stretches(mine):
+            pods = [(by_name[d], n) for d, n in state.items()]
+            placed = self._placement(pods, types)
+            if placed is None:
+                self.result.unpriced.append(
+                    f"pool {pool}: the models' pods fit none of its instance types"
+                )
+                return None
+            if placed[1] < at_least:
+                price = self.hourly(placed[0]) or 0.0
+                placed = (placed[0], at_least, at_least * price)
+            monthly += share * placed[2] * HOURS_PER_MONTH
+            nodes += share * placed[1]
+            if placed[1]:
+                parts.append(f"{placed[1]} x {placed[0]} {share:.0%} of the time")
+        return monthly, nodes, ", ".join(parts) or "no pods (scaled to zero)"
+
+    def _model_lines(self, mine: Sequence[Workload], types: Sequence[str], pool: str) -> None:
+        for model in sorted({w.model for w in mine}):
+            own = [w for w in mine if w.model == model]
+            floor = self._time_weighted(own, types, pool)
+            peak = self._placement([(w, w.max_replicas) for w in own], types)
+            if floor is None or peak is None:
+                continue
+            self.result.models.append(
+                ModelCost(
+                    model=model,
+                    pool=pool,
+                    min_replicas=sum(w.min_replicas for w in own),
+                    max_replicas=sum(w.max_replicas for w in own),
+                    deployments=len(own),
+                    monthly_min=floor[0],
+                    monthly_max=peak[2] * HOURS_PER_MONTH,
+                    detail=f"min {floor[2]}; max {peak[1]} x {peak[0]}",
+                )
+            )
 
     @staticmethod
     def _capacity_types(pool: Resource) -> list[str]:
@@ -600,8 +715,11 @@ class _Estimator:
     def run(self) -> CostEstimate:
         if self.region not in self.prices.regions:
             have = ", ".join(sorted(self.prices.regions))
-            self.result.unpriced.append(f"no prices for region {self.region} (have {have})")
-            return self.result
+            raise UnpricedRegionError(
+                f"cost of stack {self.result.stack}: no prices for region {self.region} "
+                f"(mlstack/review/prices.json has {have}); add the region's prices"
+            )
+        self.workloads = model_cost.workloads(self.stack)
         for step in (
             self.eks,
             self.node_groups,
@@ -668,6 +786,7 @@ def render_text(estimate_: CostEstimate) -> str:
         f"total: {money(estimate_.total_min)} at minimum scale, "
         f"{money(estimate_.total_max)} at maximum scale"
     )
+    out += _model_rows(estimate_)
     out += [f"unpriced: {u}" for u in estimate_.unpriced]
     if estimate_.not_included:
         out.append("not included: " + "; ".join(estimate_.not_included))
@@ -675,6 +794,32 @@ def render_text(estimate_: CostEstimate) -> str:
 
 
 _HEADER = ("category", "item", "min", "max", "detail")
+_MODEL_HEADER = ("model", "pool", "replicas", "min", "max", "detail")
+
+
+def _model_rows(estimate_: CostEstimate) -> list[str]:
+    """The per-model table (each model's pods alone; included in the node lines)."""
+    if not estimate_.models:
+        return []
+    rows = [
+        (
+            m.model,
+            m.pool,
+            f"{m.min_replicas}-{m.max_replicas}",
+            money(m.monthly_min),
+            money(m.monthly_max),
+            m.detail,
+        )
+        for m in estimate_.models
+    ]
+    widths = [max([len(r[i]) for r in rows] + [len(h)]) for i, h in enumerate(_MODEL_HEADER)]
+    out = ["by model (its pods alone, on the cheapest fitting type; inside the lines above):"]
+    out.append(
+        "  " + "  ".join(h.ljust(w) for h, w in zip(_MODEL_HEADER, widths, strict=True)).rstrip()
+    )
+    for row in rows:
+        out.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return out
 
 
 def render_markdown(estimate_: CostEstimate) -> str:
@@ -691,6 +836,19 @@ def render_markdown(estimate_: CostEstimate) -> str:
             f"{money(line.monthly_max)} | {line.detail} |"
         )
     lines.append("")
+    if estimate_.models:
+        lines += [
+            "By model (its pods alone; included above):",
+            "",
+            "| model | pool | replicas | min/month | max/month | detail |",
+            "|---|---|---:|---:|---:|---|",
+        ]
+        lines += [
+            f"| {m.model} | {m.pool} | {m.min_replicas}-{m.max_replicas} | "
+            f"{money(m.monthly_min)} | {money(m.monthly_max)} | {m.detail} |"
+            for m in estimate_.models
+        ]
+        lines.append("")
     if estimate_.unpriced:
         lines.append("Unpriced: " + "; ".join(estimate_.unpriced))
     if estimate_.not_included:

@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from mlstack.errors import UsageError
 from mlstack.review import gitrefs
-from mlstack.review.cost import CostEstimate, delta, estimate, money
+from mlstack.review.cost import CostEstimate, UnpricedRegionError, delta, estimate, money
 from mlstack.review.plans import STACK_COMPONENT, component_names, graph_from_plan
 from mlstack.review.replacements import forces_replacement
 
@@ -119,6 +120,8 @@ class StackDiff:
     head_resources: int | None = None
     cost_base: CostEstimate | None = None
     cost_head: CostEstimate | None = None
+    cost_error: str | None = None
+    """Why a side could not be priced (its region has no prices)."""
 
     @property
     def ok(self) -> bool:
@@ -141,9 +144,14 @@ class StackDiff:
         c = self.counts()
         if not self.changes:
             return "no changes"
-        return f"+{c['create']} ~{c['update']} ±{c['replace']} -{c['delete']}"
+        text = f"+{c['create']} ~{c['update']} ±{c['replace']} -{c['delete']}"
+        components = sum(1 for change in self.changes if not change.custom)
+        # `mlstack plan` counts cloud resources only; say how many of these are components.
+        return text + (f" (incl. {components} components)" if components else "")
 
     def cost_summary(self) -> str:
+        if self.cost_error:
+            return f"n/a: {self.cost_error}"
         if self.cost_base is None and self.cost_head is None:
             return ""
         if self.cost_base is None or self.cost_head is None:
@@ -158,9 +166,46 @@ class StackDiff:
             f"({delta(b.total_max, h.total_max)}) per month"
         )
 
+    def model_cost_changes(self) -> list[str]:
+        """Models added, removed, or whose replicas or cost changed, with the cost delta."""
+        if self.cost_base is None or self.cost_head is None:
+            return []
+        before = {m.model: m for m in self.cost_base.models}
+        after = {m.model: m for m in self.cost_head.models}
+        lines: list[str] = []
+        for name in sorted(set(before) | set(after)):
+            b, h = before.get(name), after.get(name)
+            if h is not None and b is None:
+                lines.append(
+                    f"+ model {name} ({h.min_replicas}-{h.max_replicas} replicas): "
+                    f"min {delta(0.0, h.monthly_min)}, max {delta(0.0, h.monthly_max)}"
+                )
+            elif b is not None and h is None:
+                lines.append(
+                    f"- model {name} ({b.min_replicas}-{b.max_replicas} replicas): "
+                    f"min {delta(b.monthly_min, 0.0)}, max {delta(b.monthly_max, 0.0)}"
+                )
+            elif b is not None and h is not None:
+                same_replicas = (b.min_replicas, b.max_replicas) == (h.min_replicas, h.max_replicas)
+                same_cost = (round(b.monthly_min, 2), round(b.monthly_max, 2)) == (
+                    round(h.monthly_min, 2),
+                    round(h.monthly_max, 2),
+                )
+                if same_replicas and same_cost:
+                    continue
+                lines.append(
+                    f"~ model {name} replicas {b.min_replicas}-{b.max_replicas} -> "
+                    f"{h.min_replicas}-{h.max_replicas}: min {money(b.monthly_min)} -> "
+                    f"{money(h.monthly_min)} ({delta(b.monthly_min, h.monthly_min)}), max "
+                    f"{money(b.monthly_max)} -> {money(h.monthly_max)} "
+                    f"({delta(b.monthly_max, h.monthly_max)})"
+                )
+        return lines
+
     def to_json(self) -> dict[str, Any]:
         return {
             "stack": self.stack,
+            "modelCostChanges": self.model_cost_changes(),
             "base": {
                 "ref": self.base_ref,
                 "error": self.base_error,
@@ -266,8 +311,15 @@ def _count(plan: Mapping[str, Any] | None) -> int | None:
     return sum(1 for r in plan.get("resources", []) if r.get("custom", True))
 
 
-def _cost(plan: Mapping[str, Any] | None) -> CostEstimate | None:
-    return estimate(graph_from_plan(plan)) if plan is not None and plan.get("region") else None
+def _cost_or_error(plan: Mapping[str, Any] | None) -> tuple[CostEstimate | None, str | None]:
+    """The estimate of a plan, or why there is none (a region without prices: ``mlstack
+    cost`` fails on it; the diff still shows the changes and says why cost is missing)."""
+    if plan is None or not plan.get("region"):
+        return None, None
+    try:
+        return estimate(graph_from_plan(plan)), None
+    except UnpricedRegionError as exc:
+        return None, str(exc)
 
 
 def _whole(raw: Mapping[str, Any], component: str, action: Action) -> ResourceChange:
@@ -317,13 +369,15 @@ def diff_graphs(base: dict[str, Any], head: dict[str, Any]) -> StackDiff:
                 )
             )
     stack = str(head.get("stack") or base.get("stack") or "")
+    (cost_base, base_error), (cost_head, head_error) = _cost_or_error(base), _cost_or_error(head)
     return StackDiff(
         stack=stack,
         changes=changes,
         base_resources=_count(base),
         head_resources=_count(head),
-        cost_base=_cost(base),
-        cost_head=_cost(head),
+        cost_base=cost_base,
+        cost_head=cost_head,
+        cost_error=head_error or base_error,
     )
 
 
@@ -339,17 +393,39 @@ def diff_outcomes(
         result = diff_graphs(base.plan, head.plan)
         result.stack = stack
     else:
+        (cost_base, base_error) = _cost_or_error(base.plan)
+        (cost_head, head_error) = _cost_or_error(head.plan)
         result = StackDiff(
             stack=stack,
             base_resources=_count(base.plan),
             head_resources=_count(head.plan),
-            cost_base=_cost(base.plan),
-            cost_head=_cost(head.plan),
+            cost_base=cost_base,
+            cost_head=cost_head,
+            cost_error=head_error or base_error,
         )
     result.base_ref, result.head_ref = base_ref, head_ref
     result.base_error, result.head_error = base.error, head.error
     result.base_note, result.head_note = base.note, head.note
     return result
+
+
+def _require_known_stacks(
+    stacks: Sequence[str], root: Path, base_sha: str, head_sha: str | None
+) -> None:
+    """A stack must have a stack file on at least one side (a typo has none)."""
+
+    def known(stack: str) -> bool:
+        if head_sha is None and (root / f"Pulumi.{stack}.yaml").is_file():
+            return True
+        return any(gitrefs.stack_exists_at(root, sha, stack) for sha in (base_sha, head_sha) if sha)
+
+    unknown = [s for s in stacks if not known(s)]
+    if unknown:
+        here = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+        raise UsageError(
+            f"unknown stack(s) {', '.join(unknown)}: no Pulumi.<stack>.yaml at the base or "
+            f"the head; stacks here: {', '.join(here) or 'none'}"
+        )
 
 
 def diff_revisions(
@@ -366,6 +442,7 @@ def diff_revisions(
     root = root.resolve()
     base_sha = gitrefs.resolve_ref(root, base_ref)
     head_sha = gitrefs.resolve_ref(root, head_ref) if head_ref is not None else None
+    _require_known_stacks(stacks, root, base_sha, head_sha)
     if head_sha is None and gitrefs.same_code_as(root, base_sha):
         base_plans = gitrefs.stack_file_plans(root, base_sha, stacks)
         head_plans = gitrefs.plans_in_process(root, stacks)
@@ -433,6 +510,7 @@ def render_text(diffs: Sequence[StackDiff], color: bool) -> str:
         cost = d.cost_summary()
         if cost:
             out.append(f"  cost: {cost}")
+        out += [f"    {line}" for line in d.model_cost_changes()]
         for side, error, note in (
             ("base", d.base_error, d.base_note),
             ("head", d.head_error, d.head_note),
@@ -497,6 +575,9 @@ def _md_stack_header(d: StackDiff) -> str:
     cost = d.cost_summary()
     if cost:
         lines.append(f"Cost: {cost}.")
+    models = d.model_cost_changes()
+    if models:
+        lines += ["", "Models:", *[f"- `{line}`" for line in models]]
     for side, error, note in (
         ("base", d.base_error, d.base_note),
         ("head", d.head_error, d.head_note),

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlstack import interrupt
 from mlstack.errors import MlstackError, UsageError
 
 SYNTH_TIMEOUT_S = 600
@@ -48,9 +49,7 @@ class PlanOutcome:
 
 
 def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=120
-    )
+    return interrupt.run(["git", *args], cwd=cwd, text=True, timeout=120)
 
 
 def repo_toplevel(root: Path) -> Path:
@@ -91,16 +90,26 @@ def temporary_worktree(root: Path, sha: str) -> Iterator[Path]:
     """A detached worktree of ``sha`` in a temp directory, removed on exit."""
     holder = Path(tempfile.mkdtemp(prefix="mlstack-rev-"))
     path = holder / "tree"
-    added = _git(root, "worktree", "add", "--detach", "--force", str(path), sha)
-    if added.returncode != 0:
+
+    def remove() -> None:
+        # Plain subprocess.run: also called by the interrupt handler, after it has
+        # stopped every tracked child (a half-done `git worktree add` included).
+        def git(*args: str) -> None:
+            subprocess.run(["git", *args], cwd=root, capture_output=True, check=False, timeout=60)
+
+        git("worktree", "remove", "--force", str(path))
         shutil.rmtree(holder, ignore_errors=True)
-        raise GitError(f"cannot check out {short(sha)}: {added.stderr.strip()}")
-    try:
-        yield path
-    finally:
-        _git(root, "worktree", "remove", "--force", str(path))
-        shutil.rmtree(holder, ignore_errors=True)
-        _git(root, "worktree", "prune")
+        git("worktree", "prune")
+
+    with interrupt.cleanup(remove):
+        added = _git(root, "worktree", "add", "--detach", "--force", str(path), sha)
+        if added.returncode != 0:
+            remove()
+            raise GitError(f"cannot check out {short(sha)}: {added.stderr.strip()}")
+        try:
+            yield path
+        finally:
+            remove()
 
 
 def _tail(text: str) -> str:
@@ -129,7 +138,11 @@ one process (imports are paid once), each stack's error output kept apart."""
 
 def synth_plans(project: Path, stacks: Sequence[str]) -> dict[str, PlanOutcome]:
     """Plan every stack with the code and stack files under ``project``, in a subprocess."""
-    out_dir = Path(tempfile.mkdtemp(prefix="mlstack-plans-"))
+    with interrupt.temporary_directory("mlstack-plans-") as out_dir:
+        return _synth_plans(project, stacks, out_dir)
+
+
+def _synth_plans(project: Path, stacks: Sequence[str], out_dir: Path) -> dict[str, PlanOutcome]:
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(
@@ -146,11 +159,8 @@ def synth_plans(project: Path, stacks: Sequence[str]) -> dict[str, PlanOutcome]:
             outcomes[stack] = PlanOutcome(
                 plan=_empty_plan(stack), note=f"Pulumi.{stack}.yaml does not exist here"
             )
-    try:
-        if jobs:
-            outcomes.update(_run_driver(project, jobs, env))
-    finally:
-        shutil.rmtree(out_dir, ignore_errors=True)
+    if jobs:
+        outcomes.update(_run_driver(project, jobs, env))
     return {stack: outcomes[stack] for stack in stacks}
 
 
@@ -159,14 +169,8 @@ def _run_driver(
 ) -> dict[str, PlanOutcome]:
     command = [sys.executable, "-c", _DRIVER, json.dumps(jobs), str(project)]
     try:
-        done = subprocess.run(
-            command,
-            cwd=project,
-            env=dict(env),
-            capture_output=True,
-            text=True,
-            timeout=SYNTH_TIMEOUT_S,
-            check=False,
+        done = interrupt.run(
+            command, cwd=project, env=dict(env), text=True, timeout=SYNTH_TIMEOUT_S
         )
     except subprocess.TimeoutExpired:
         return {s: PlanOutcome(None, f"synth timed out after {SYNTH_TIMEOUT_S}s") for s, _ in jobs}
@@ -237,6 +241,13 @@ def stack_files_at(root: Path, sha: str, stacks: Sequence[str], into: Path) -> N
             (into / f"Pulumi.{stack}.yaml").write_text(shown.stdout, encoding="utf-8")
 
 
+def stack_exists_at(root: Path, sha: str, stack: str) -> bool:
+    """Whether revision ``sha`` has ``Pulumi.<stack>.yaml`` in the project dir ``root``."""
+    relative = root.resolve().relative_to(repo_toplevel(root))
+    path = (relative / f"Pulumi.{stack}.yaml").as_posix().removeprefix("./")
+    return _git(root, "cat-file", "-e", f"{sha}:{path}").returncode == 0
+
+
 def same_code_as(root: Path, sha: str) -> bool:
     """Whether this process runs ``root``'s code and only stack files changed since ``sha``."""
     return runs_this_code(root) and only_stack_files_changed(root, sha)
@@ -245,12 +256,9 @@ def same_code_as(root: Path, sha: str) -> bool:
 def stack_file_plans(root: Path, sha: str, stacks: Sequence[str]) -> dict[str, PlanOutcome]:
     """Plans of ``sha``'s stack files synthesized by the code of this process (use only
     when :func:`same_code_as` holds: no worktree, no subprocess, warm imports)."""
-    holder = Path(tempfile.mkdtemp(prefix="mlstack-stackfiles-"))
-    try:
+    with interrupt.temporary_directory("mlstack-stackfiles-") as holder:
         stack_files_at(root, sha, stacks, holder)
         return plans_in_process(holder, stacks, same_code=True)
-    finally:
-        shutil.rmtree(holder, ignore_errors=True)
 
 
 def plans_in_process(

@@ -671,12 +671,43 @@ def render_text(report: ParityReport, show_knobs: bool = True) -> str:
         ],
     ]
     if len(rows) > 1:
-        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        widths = _fit_widths(rows, TEXT_WIDTH)
+        clipped = any(len(c) > w for row in rows for c, w in zip(row, widths, strict=True))
         for row in rows:
+            cells = [
+                _clip(c, w, middle=i == 2) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            ]
             lines.append(
-                "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                "  " + "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
             )
+        if clipped:
+            lines.append(f"  (shortened to {TEXT_WIDTH} columns; --format json shows every value)")
     return "\n".join(lines) + "\n"
+
+
+TEXT_WIDTH = 100
+"""The text table fits a 100-column terminal; long paths and values are shortened."""
+
+
+def _fit_widths(rows: list[tuple[str, ...]], total: int) -> list[int]:
+    """Column widths (status, kind, path, left, right) whose row fits ``total`` columns."""
+    natural = [max(len(r[i]) for r in rows) for i in range(5)]
+    room = total - 2 - 2 * 4 - natural[0] - natural[1]
+    values = max(natural[3], natural[4])
+    path = min(natural[2], max(room - 2 * min(values, 16), room // 2))
+    value = max(4, (room - path) // 2)
+    return [natural[0], natural[1], path, min(natural[3], value), min(natural[4], value)]
+
+
+def _clip(text: str, width: int, *, middle: bool = False) -> str:
+    """``text`` shortened to ``width`` with ``...`` (in the middle for key paths, whose
+    end names the field)."""
+    if len(text) <= width:
+        return text
+    if middle:
+        head = (width - 3) // 3
+        return text[:head] + "..." + text[len(text) - (width - 3 - head) :]
+    return text[: width - 3] + "..."
 
 
 def render_markdown(report: ParityReport, promotions: bool = True) -> str:

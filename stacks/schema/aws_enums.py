@@ -47,3 +47,12 @@ def describe_unknown(value: str, allowed: frozenset[str], what: str) -> str:
     if len(allowed) <= 12:
         return f"unknown {what}; allowed: {', '.join(sorted(allowed))}"
     return f"unknown {what} ({len(allowed)} known to botocore){hint}"
+
+
+@cache
+def regions() -> frozenset[str]:
+    """Every region of every partition in botocore's endpoint data (``endpoints.json``)."""
+    data = botocore.session.get_session().get_component("data_loader").load_data("endpoints")
+    return frozenset(
+        region for partition in data["partitions"] for region in partition.get("regions", {})
+    )

@@ -18,10 +18,10 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, field_validator
+from pydantic import AfterValidator, field_validator, model_validator
 
 from components.compute import gpu_instances
-from stacks.schema import aws_enums
+from stacks.schema import aws_enums, cron
 from stacks.schema.base import ConfigModel, HotfixReason, fixed, knob
 
 _POOL_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
@@ -200,6 +200,20 @@ class DisruptionBudgetConfig(ConfigModel):
         if value is not None and not _DURATION.match(value):
             raise ValueError(f"{value!r}: give a duration such as 30m or 8h")
         return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_shape(cls, value: str | None) -> str | None:
+        problem = None if value is None else cron.cron_problem(value, allow_descriptors=True)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _schedule_with_duration(self) -> DisruptionBudgetConfig:
+        if (self.schedule is None) != (self.duration is None):
+            raise ValueError("schedule and duration go together: give both or neither")
+        return self
 
 
 class DisruptionConfig(ConfigModel):

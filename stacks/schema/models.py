@@ -18,12 +18,12 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, WithJsonSchema, field_validator, model_validator
 
+from components import naming
 from components.storage import layout
+from stacks.schema import cron
 from stacks.schema.base import ConfigModel, HotfixReason, fixed, knob
 
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-MAX_MODEL_NAME = 40
-"""Room for the ``-canary`` / ``-preview`` suffixes and IAM role names."""
 
 _IMAGE = re.compile(
     r"^(?P<repo>[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
@@ -34,7 +34,6 @@ _PROM_METRIC = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _HOST = re.compile(r"^(\*\.)?([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,63}$")
 _PATH = re.compile(r"^/[A-Za-z0-9._~\-/]*$")
 _HEADER = re.compile(r"^[A-Za-z0-9-]{1,40}$")
-_CRON_FIELD = re.compile(r"^[0-9*/,\-A-Za-z]+$")
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 _DECIMAL = {"m": Decimal("0.001"), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
@@ -56,6 +55,30 @@ def parse_quantity(text: str) -> Decimal:
     if unit:
         return number * Decimal(_DECIMAL[unit])
     return number
+
+
+MEMORY_UNITS = ("Ki", "Mi", "Gi", "Ti", "k", "M", "G", "T")
+
+
+def memory_unit_problem(text: str) -> str | None:
+    """Why ``text`` is not a memory size with a byte unit (``12Gi``), or None.
+
+    Kubernetes reads ``12`` as 12 bytes and ``100m`` as 0.1 byte: valid quantities, never
+    what was meant for a model server's memory."""
+    match = _QUANTITY.match(text)
+    if match is None or match["unit"] in MEMORY_UNITS:
+        return None  # not a quantity at all: parse_quantity reports it
+    allowed = f"allowed units: {', '.join(MEMORY_UNITS)}"
+    number = match["num"]
+    if match["unit"] is None:
+        return (
+            f"{text!r} has no unit, so Kubernetes reads {number} bytes; give a byte unit, "
+            f"e.g. {number}Gi ({allowed})"
+        )
+    return (
+        f"{text!r} is {number} millibytes ('m' is milli); give a byte unit, e.g. {number}Mi "
+        f"({allowed})"
+    )
 
 
 def image_parts(image: str) -> tuple[str, str | None, str | None]:
@@ -120,10 +143,19 @@ class WakeScheduleConfig(ConfigModel):
     @field_validator("start", "end")
     @classmethod
     def _cron(cls, value: str) -> str:
-        fields = value.split()
-        if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
-            raise ValueError("must be a 5-field cron expression like '0 8 * * 1-5'")
+        problem = cron.cron_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
+
+    @model_validator(mode="after")
+    def _window(self) -> WakeScheduleConfig:
+        if " ".join(self.start.split()) == " ".join(self.end.split()):
+            raise ValueError(
+                f"start and end are the same ({self.start!r}): the window would close as it "
+                "opens; KEDA rejects it"
+            )
+        return self
 
 
 class AutoscalingConfig(ConfigModel):
@@ -314,8 +346,8 @@ class ModelConfig(ConfigModel):
     """One served model: its artifact version, runtime, resources, scaling, rollout."""
 
     name: ModelName = fixed(
-        description="Model name, a DNS-1123 label starting with a letter, at most 40 "
-        "characters; its artifacts live under models/<name>/."
+        description=f"Model name, a DNS-1035 label (starts with a letter), at most "
+        f"{naming.MODEL_NAME_MAX_LENGTH} characters; its artifacts live under models/<name>/."
     )
     artifact_version: ArtifactVersion = knob(
         description=(
@@ -398,19 +430,6 @@ class ModelConfig(ConfigModel):
             raise ValueError(problem)
         return value
 
-    @field_validator("name")
-    @classmethod
-    def _serving_name(cls, value: str) -> str:
-        """Stricter than the bucket layout: names become Service names (DNS-1035: start
-        with a letter) with suffixes such as ``-canary``, and IAM role names."""
-        if not DNS_LABEL.match(value) or len(value) > MAX_MODEL_NAME:
-            raise ValueError(
-                f"{value!r} is not a DNS-1123 label: lower-case letters, digits and '-', "
-                f"starting with a letter, ending alphanumeric, at most {MAX_MODEL_NAME} "
-                "characters"
-            )
-        return value
-
     @field_validator("artifact_version", mode="before")
     @classmethod
     def _version_is_a_string(cls, value: object) -> object:
@@ -439,6 +458,14 @@ class ModelConfig(ConfigModel):
     def _quantity(cls, value: str) -> str:
         if parse_quantity(value) <= 0:
             raise ValueError("must be greater than 0")
+        return value
+
+    @field_validator("memory", "shm_size")
+    @classmethod
+    def _bytes_unit(cls, value: str) -> str:
+        problem = memory_unit_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")
@@ -485,3 +512,31 @@ class ModelConfig(ConfigModel):
         if strategy == "blueGreen":
             return COLORS
         return ("stable",)
+
+
+def derived_name_collisions(models: list[ModelConfig]) -> list[tuple[int, str, str]]:
+    """(model index, name, message) for every model whose name is another model's derived
+    name (``<other>-canary``, ``-blue``, ``-green``, ``-nlb``): their Deployments, Services
+    and ScaledObjects would share names. Checked whatever the strategies are now, since a
+    strategy is a config change away."""
+    found: list[tuple[int, str, str]] = []
+    owners = {
+        derived: (j, other.name)
+        for j, other in enumerate(models)
+        for derived in naming.derived_names(other.name)[1:]
+    }
+    for index, model in enumerate(models):
+        owner = owners.get(model.name)
+        if owner is not None and owner[1] != model.name:
+            j, other = owner
+            suffix = model.name[len(other) + 1 :]
+            found.append(
+                (
+                    index,
+                    model.name,
+                    f"collides with models[{j}] ({other!r}), whose {suffix} objects are named "
+                    f"{model.name!r} (derived names: <model>-"
+                    f"{', <model>-'.join(naming.DERIVED_SUFFIXES)}); rename one of them",
+                )
+            )
+    return found

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Literal
 
 from pydantic import field_validator, model_validator
 
 from stacks.schema.base import ConfigModel, fixed, knob
+
+_VPC_ID = re.compile(r"vpc-([0-9a-f]{8}|[0-9a-f]{17})")
+_SUBNET_ID = re.compile(r"subnet-([0-9a-f]{8}|[0-9a-f]{17})")
 
 
 class FlowLogsConfig(ConfigModel):
@@ -74,16 +78,22 @@ class NetworkConfig(ConfigModel):
     @field_validator("vpc_id")
     @classmethod
     def _vpc_id_shape(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("vpc-"):
-            raise ValueError("must be a VPC id starting with 'vpc-'")
+        if value is not None and not _VPC_ID.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a VPC id: 'vpc-' and 8 or 17 lowercase hex digits, "
+                "e.g. vpc-0a1b2c3d4e5f67890"
+            )
         return value
 
     @field_validator("public_subnet_ids", "private_subnet_ids")
     @classmethod
     def _subnet_id_shape(cls, value: list[str]) -> list[str]:
-        bad = [s for s in value if not s.startswith("subnet-")]
+        bad = [s for s in value if not _SUBNET_ID.fullmatch(s)]
         if bad:
-            raise ValueError(f"subnet ids must start with 'subnet-': {bad}")
+            raise ValueError(f"not subnet ids ('subnet-' and 8 or 17 lowercase hex digits): {bad}")
+        repeated = sorted({s for s in value if value.count(s) > 1})
+        if repeated:
+            raise ValueError(f"subnet ids listed more than once: {repeated}")
         return value
 
     @model_validator(mode="after")
@@ -92,4 +102,16 @@ class NetworkConfig(ConfigModel):
             raise ValueError("mode 'create' needs availabilityZones with at least 2 zones")
         if self.mode == "existing" and (not self.vpc_id or len(self.private_subnet_ids) < 2):
             raise ValueError("mode 'existing' needs vpcId and at least 2 privateSubnetIds")
+        both = sorted(set(self.public_subnet_ids) & set(self.private_subnet_ids))
+        if both:
+            raise ValueError(
+                f"subnets {both} are listed as public and as private: a subnet either routes "
+                "to an internet gateway (public) or not; load balancers and nodes would mix"
+            )
+        if self.mode == "create" and (
+            self.vpc_id or self.public_subnet_ids or self.private_subnet_ids
+        ):
+            raise ValueError(
+                "vpcId and subnet ids are for mode 'existing'; mode 'create' makes its own"
+            )
         return self

@@ -28,7 +28,9 @@ def test_plan_writes_the_documented_contract(project: Path, capsys) -> None:
     for resource in document["resources"]:
         assert {"urn", "type", "name", "parent", "inputs"} <= set(resource)
     printed = capsys.readouterr().out
-    assert f"stack dev: {sum(r['custom'] for r in document['resources'])} resources" in printed
+    custom = sum(r["custom"] for r in document["resources"])
+    components = len(document["resources"]) - custom
+    assert f"stack dev: {custom} cloud resources (+{components} components" in printed
 
 
 def test_plan_defaults_to_build_plan_under_the_root(project: Path) -> None:
@@ -89,6 +91,91 @@ def test_schema_command_writes_the_committed_schema(tmp_path: Path) -> None:
     assert main(["schema", "--out", str(out)]) == 0
     committed = PROJECT_ROOT / "schema/stack-config.schema.json"
     assert out.read_text() == committed.read_text(), "run `mlstack schema` and commit"
+
+
+# --------------------------------------------------------------------------- issue 13 CLI
+
+
+def test_version_prints_the_installed_version(capsys) -> None:
+    from importlib.metadata import version
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"mlstack {version('mlstack')}"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["validate", "prdo"],
+        ["plan", "prdo"],
+        ["policy", "dev", "prdo"],
+        ["cost", "prdo"],
+        ["parity", "dev", "prdo"],
+    ],
+    ids=lambda a: a[0],
+)
+def test_unknown_stacks_exit_2_with_one_line(project: Path, capsys, args: list[str]) -> None:
+    assert main([*args, "--root", str(project)]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert "prdo" in lines[0] and "dev, prod" in lines[0]
+    assert "prdo" not in captured.out
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        lambda p: p / "Pulumi.dev.yaml" / "plan.json",  # under a file
+        lambda p: p,  # a directory
+    ],
+    ids=["under-a-file", "a-directory"],
+)
+def test_unwritable_out_fails_first_in_one_line(project: Path, capsys, monkeypatch, target) -> None:
+    import mlstack.synth
+
+    def no_synth(*_args, **_kwargs):
+        raise AssertionError("synthesized before checking --out")
+
+    monkeypatch.setattr(mlstack.synth, "synth_config", no_synth)
+    out = target(project)
+    assert main(["plan", "dev", "--root", str(project), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: --out {out}:"), err
+
+
+def test_a_writable_out_check_leaves_nothing_behind_when_the_config_fails(project: Path) -> None:
+    path = project / "Pulumi.dev.yaml"
+    path.write_text(path.read_text().replace('version: "1.33"', "version: 1.30"))
+    out = project / "deep" / "er" / "plan.json"
+    assert main(["plan", "dev", "--root", str(project), "--out", str(out)]) == 2
+    assert not (project / "deep").exists()
+
+
+def test_a_non_utf8_stack_file_exits_2_in_one_line(project: Path, capsys) -> None:
+    path = project / "Pulumi.dev.yaml"
+    path.write_bytes(path.read_bytes() + b"# caf\xe9\n")
+    assert main(["validate", "dev", "--root", str(project)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Pulumi.dev.yaml" in err[0] and "UTF-8" in err[0], err
+
+
+def test_duplicate_keys_exit_2_naming_the_key(project: Path, capsys) -> None:
+    path = project / "Pulumi.dev.yaml"
+    text = path.read_text()
+    path.write_text(
+        text.replace("  mlstack:region: us-west-2\n", "  mlstack:region: us-west-2\n" * 2)
+    )
+    assert main(["validate", "dev", "--root", str(project)]) == 2
+    assert "duplicate key 'mlstack:region'" in capsys.readouterr().err
+
+
+def test_parity_errors_print_once(project: Path, capsys) -> None:
+    path = project / "Pulumi.prod.yaml"
+    path.write_text(path.read_text().replace("minSize: 3", "minSize: 0"))
+    assert main(["parity", "dev", "prod", "--root", str(project)]) == 2
+    captured = capsys.readouterr()
+    assert (captured.out + captured.err).count("minSize") == 1
 
 
 # --------------------------------------------------------------------------- CRD schemas

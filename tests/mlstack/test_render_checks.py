@@ -10,6 +10,7 @@ from mlstack.render_checks import (
     check_iam,
     check_kubernetes,
     check_providers,
+    check_unique_objects,
     policy_problems,
     unknown_actions,
 )
@@ -105,6 +106,42 @@ def test_enum_check_flags_unknown_instance_and_capacity_types() -> None:
 def test_resources_on_a_default_provider_are_flagged() -> None:
     findings = list(check_providers(graph(node("aws:s3/bucket:Bucket", {}, provider=None))))
     assert len(findings) == 1
+
+
+def _object(
+    name: str, kind: str = "Deployment", api: str = "apps/v1", ns: str | None = "inference"
+):
+    metadata: dict[str, Any] = {"name": name}
+    if ns is not None:
+        metadata["namespace"] = ns
+    return {"apiVersion": api, "kind": kind, "metadata": metadata}
+
+
+def test_two_kubernetes_objects_with_one_identity_are_a_finding() -> None:
+    first = node("kubernetes:apps/v1:Deployment", _object("llama"), name="a")
+    second = node("kubernetes:apps/v1:Deployment", _object("llama"), name="b")
+    findings = list(check_unique_objects(graph(first, second)))
+    assert [f.urn for f in findings] == [second.urn]
+    assert "Deployment.apps inference/llama is also declared by" in findings[0].message
+    assert first.urn in findings[0].message
+
+
+def test_same_name_in_another_kind_namespace_or_group_is_fine() -> None:
+    nodes = [
+        node("kubernetes:apps/v1:Deployment", _object("llama"), name="a"),
+        node("kubernetes:core/v1:Service", _object("llama", "Service", "v1"), name="b"),
+        node("kubernetes:apps/v1:Deployment", _object("llama", ns="other"), name="c"),
+        node(
+            "kubernetes:keda.sh/v1alpha1:ScaledObject",
+            _object("llama", "ScaledObject", "keda.sh/v1alpha1"),
+            name="d",
+        ),
+    ]
+    assert list(check_unique_objects(graph(*nodes))) == []
+
+
+def test_the_real_stacks_have_no_duplicate_objects(any_graph: ResourceGraph) -> None:
+    assert list(check_unique_objects(any_graph)) == []
 
 
 # --------------------------------------------------------------------------- custom resources

@@ -25,6 +25,8 @@ CHECKS = {
     "healthy-below-min": "HealthyHostCount",
 }
 ON = {"monitoring.albAlarms.enabled": True}
+ROOM = {"gpuPools[0].maxNodes": 8}
+"""Dev's pool has room for one Deployment per model; a canary or blue/green runs two."""
 _CACHE: dict[tuple[str, str], ResourceGraph] = {}
 
 
@@ -113,6 +115,7 @@ def test_switch_off_makes_no_lookups_and_no_alarms(dev_graph: ResourceGraph) -> 
 def _canary(model: str) -> dict[str, Any]:
     return {
         **ON,
+        **ROOM,
         "models[0].rollout": {
             "strategy": "canary",
             "canary": {"artifactVersion": "2099-01-01", "stableWeight": 90, "canaryWeight": 10},
@@ -146,6 +149,7 @@ def test_blue_green_alarms_the_active_color_under_stable_names(
     model = load_config_file("dev").models[0]
     edits = {
         **ON,
+        **ROOM,
         "models[0].rollout": {"strategy": "blueGreen", "blueGreen": {"activeColor": active}},
     }
     graph = _graph(synth_edited, "dev", f"bg-{active}", edits)

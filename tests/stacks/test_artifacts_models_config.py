@@ -86,8 +86,8 @@ def test_bucket_name_leaves_room_for_the_log_bucket() -> None:
 @pytest.mark.parametrize(
     ("edits", "path", "expected"),
     [
-        ({"models[0].name": "Llama3"}, "mlstack:models[0].name", "DNS-1123"),
-        ({"models[0].name": "a" * 64}, "mlstack:models[0].name", "at most 63"),
+        ({"models[0].name": "Llama3"}, "mlstack:models[0].name", "DNS-1035"),
+        ({"models[0].name": "a" * 46}, "mlstack:models[0].name", "at most 45"),
         ({"models[1].artifactVersion": "../v1"}, "mlstack:models[1].artifactVersion", "safe path"),
         ({"models[1].artifactVersion": "v1\n"}, "mlstack:models[1].artifactVersion", "safe path"),
         ({"models[1].artifactVersion": 1.1}, "mlstack:models[1].artifactVersion", "quote"),
@@ -122,7 +122,7 @@ def test_model_names_are_unique() -> None:
 def test_json_schema_marks_knobs_and_patterns() -> None:
     schema = json_schema()
     model = schema["$defs"]["ModelConfig"]["properties"]
-    assert model["name"]["pattern"] == "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+    assert model["name"]["pattern"] == "^[a-z]([-a-z0-9]*[a-z0-9])?$"
     assert "x-env-knob" not in model["name"]
     assert model["artifactVersion"]["x-env-knob"] is True
     artifacts = schema["$defs"]["ArtifactsConfig"]["properties"]

@@ -7,7 +7,6 @@ import re
 from typing import Any
 
 import pytest
-import yaml
 from pydantic import SecretStr
 
 from stacks.config import (
@@ -18,6 +17,7 @@ from stacks.config import (
     load_config_file,
     parse_config,
 )
+from stacks.stack_yaml import load_stack_yaml
 from tests.conftest import raw_stack_config, set_path
 
 
@@ -46,7 +46,7 @@ def test_both_stack_files_load_with_dev_lighter_than_prod() -> None:
 
 def test_grafana_password_is_secure_in_both_stack_files_and_opaque_offline() -> None:
     for stack in ("dev", "prod"):
-        document = yaml.safe_load((PROJECT_ROOT / f"Pulumi.{stack}.yaml").read_text())
+        document = load_stack_yaml((PROJECT_ROOT / f"Pulumi.{stack}.yaml").read_text())
         value = document["config"]["mlstack:monitoring"]["grafanaAdminPassword"]
         assert set(value) == {"secure"}
         assert re.fullmatch(r"v1:[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+", value["secure"])

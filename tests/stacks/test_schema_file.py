@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from stacks.config import PROJECT_ROOT
+from stacks.stack_yaml import load_stack_yaml
 from tests.conftest import STACKS
 
 SCHEMA = PROJECT_ROOT / "schema/stack-config.schema.json"
@@ -24,7 +25,7 @@ def test_stack_files_reference_and_satisfy_the_schema(stack: str) -> None:
 
 
 def test_schema_rejects_an_unknown_key() -> None:
-    document = yaml.safe_load((PROJECT_ROOT / "Pulumi.dev.yaml").read_text())
+    document = load_stack_yaml((PROJECT_ROOT / "Pulumi.dev.yaml").read_text())
     document["config"]["mlstack:clusterr"] = {}
     with pytest.raises(jsonschema.ValidationError, match="clusterr"):
         jsonschema.validate(document, json.loads(SCHEMA.read_text()))

@@ -49,7 +49,7 @@ def test_more_gpus_than_the_pools_instances_have() -> None:
     assert p.value == 2
     assert "allowed: 1..1" in p.message and "'inference'" in p.message
     # prod's pool allows g6e.12xlarge (4 GPUs): 4 is fine, 5 is not.
-    accepted("prod", {"models[0].gpus": 4})
+    accepted("prod", {"models[0].gpus": 4, "gpuPools[0].maxGpus": 16})
     p = only("prod", {"models[0].gpus": 5})
     assert "allowed: 1..4 (largest type: g6e.12xlarge)" in p.message
 
@@ -104,7 +104,7 @@ def test_blue_green_with_an_unknown_active_color() -> None:
     assert "allowed: blue, green" in p.message
 
 
-@pytest.mark.parametrize("name", ["Llama", "llama_3", "3-llama", "llama-", "a" * 41])
+@pytest.mark.parametrize("name", ["Llama", "llama_3", "3-llama", "llama-", "a" * 46])
 def test_names_must_be_dns_labels(name: str) -> None:
     found = [
         p for p in problems("dev", {"models[0].name": name}) if p.path == "mlstack:models[0].name"
@@ -167,7 +167,7 @@ def test_prod_checks_canary_images_too() -> None:
 
 
 def test_canary_needs_the_alb() -> None:
-    p = only("dev", {"models[1].rollout": CANARY})
+    p = only("dev", {"models[1].rollout": CANARY, "gpuPools[0].maxNodes": 8})
     assert (p.path, p.value) == ("mlstack:models[1].exposure.type", "nlb")
 
 

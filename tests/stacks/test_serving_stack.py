@@ -181,10 +181,11 @@ def test_blue_green_routes_through_the_stack(synth_edited: SynthEdited) -> None:
     graph = synth_edited(
         "dev",
         {
+            "gpuPools[0].maxNodes": 8,  # blue and green both run: two Deployments
             "models[0].rollout": {
                 "strategy": "blueGreen",
                 "blueGreen": {"activeColor": "green", "green": {"artifactVersion": "2025-07-01"}},
-            }
+            },
         },
     )
     rules = k8s_named(graph, INGRESS, "llama-3-8b-instruct").inputs["spec"]["rules"]

@@ -106,15 +106,15 @@ def test_existing_vpc_mode_creates_nothing(synth_edited: SynthEdited) -> None:
         "dev",
         {
             "network.mode": "existing",
-            "network.vpcId": "vpc-0abc",
-            "network.privateSubnetIds": ["subnet-1", "subnet-2"],
-            "network.publicSubnetIds": ["subnet-3", "subnet-4"],
+            "network.vpcId": "vpc-0a1b2c3d",
+            "network.privateSubnetIds": ["subnet-0000000a", "subnet-0000000b"],
+            "network.publicSubnetIds": ["subnet-0000000c", "subnet-0000000d"],
         },
     )
     component = graph.one("mlstack:network:Network")
     assert graph.children(component.urn) == []
     cluster = graph.one("aws:eks/cluster:Cluster")
-    assert cluster.inputs["vpcConfig"]["subnetIds"] == ["subnet-1", "subnet-2"]
+    assert cluster.inputs["vpcConfig"]["subnetIds"] == ["subnet-0000000a", "subnet-0000000b"]
 
 
 def test_existing_vpc_accepts_outputs_for_ids() -> None:

@@ -7,7 +7,7 @@ import pytest
 from components.storage import layout
 
 
-@pytest.mark.parametrize("name", ["resnet50", "llama-3-8b-instruct", "a", "0", "a" * 63])
+@pytest.mark.parametrize("name", ["resnet50", "llama-3-8b-instruct", "a", "a0", "a" * 45])
 def test_valid_model_names(name: str) -> None:
     assert layout.name_problem(name) is None
     assert layout.check_name(name) == name
@@ -17,13 +17,15 @@ def test_valid_model_names(name: str) -> None:
     ("name", "expected"),
     [
         ("", "empty"),
-        ("a" * 64, "at most 63"),
-        ("Resnet", "DNS-1123"),
-        ("res_net", "DNS-1123"),
-        ("-a", "DNS-1123"),
-        ("a-", "DNS-1123"),
-        ("a.b", "DNS-1123"),
-        ("a/b", "DNS-1123"),
+        ("a" * 46, "at most 45"),
+        ("0", "DNS-1035"),
+        ("3b", "DNS-1035"),
+        ("Resnet", "DNS-1035"),
+        ("res_net", "DNS-1035"),
+        ("-a", "DNS-1035"),
+        ("a-", "DNS-1035"),
+        ("a.b", "DNS-1035"),
+        ("a/b", "DNS-1035"),
         (5, "must be a string"),
     ],
 )
@@ -80,7 +82,7 @@ def test_grant_prefixes_inside_the_layout(prefix: str) -> None:
         ("resnet50/v3/", "start with 'models/'"),
         ("models/resnet50/v3", "end with '/'"),
         ("models/a/b/c/", "at most two segments"),
-        ("models/../", "DNS-1123"),
+        ("models/../", "DNS-1035"),
         ("models/ok/../", "safe path segment"),
         ("models//", "empty"),
         ("", "start with 'models/'"),

@@ -63,4 +63,4 @@ def test_empty_bucket_and_unknown_model_say_so(run: Run, store: Store) -> None:
 def test_invalid_name_filter_is_a_usage_error(run: Run, store: Store) -> None:
     code, _, err = _list(run, store, "--name", "Bad/Name")
     assert code == 2
-    assert "DNS-1123" in err
+    assert "DNS-1035" in err

@@ -7,9 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
 from stacks.config import PROJECT_ROOT, load_config_file
+from stacks.stack_yaml import load_stack_yaml
 from tests.mlstack.model_store.conftest import Run
 
 
@@ -29,7 +29,7 @@ def _changed_lines(before: str, after: str) -> list[str]:
 
 
 def _model(project: Path, stack: str, name: str) -> dict[str, object]:
-    document = yaml.safe_load((project / f"Pulumi.{stack}.yaml").read_text())
+    document = load_stack_yaml((project / f"Pulumi.{stack}.yaml").read_text())
     return next(m for m in document["config"]["mlstack:models"] if m["name"] == name)
 
 
@@ -116,3 +116,14 @@ def test_pin_adds_a_missing_artifact_version_after_the_name(run: Run, project: P
     assert new_lines[index].strip().startswith("- name: resnet50")
     assert new_lines[index + 1].strip() == "artifactVersion: v5"
     assert load_config_file("dev", project).models[1].artifact_version == "v5"
+
+
+def test_pin_refuses_a_stack_file_with_duplicate_keys_in_one_line(run: Run, project: Path) -> None:
+    path = project / "Pulumi.dev.yaml"
+    line = "  mlstack:owner: ml-platform@example.com\n"
+    before = path.read_text().replace(line, line + "  mlstack:owner: someone-else\n")
+    path.write_text(before)
+    code, _, err = run("model", "pin", "dev", "resnet50", "v9", "--root", str(project))
+    assert code == 2
+    assert err.strip().count("\n") == 0 and "duplicate key 'mlstack:owner'" in err
+    assert path.read_text() == before

@@ -264,10 +264,11 @@ def test_progress_sees_every_byte_and_file(store: Store, model_dir: Path) -> Non
 @pytest.mark.parametrize(
     ("name", "version", "expected"),
     [
-        ("ResNet50", "v1", "DNS-1123"),
-        ("resnet_50", "v1", "DNS-1123"),
-        ("-resnet", "v1", "DNS-1123"),
-        ("r" * 64, "v1", "at most 63"),
+        ("ResNet50", "v1", "DNS-1035"),
+        ("resnet_50", "v1", "DNS-1035"),
+        ("-resnet", "v1", "DNS-1035"),
+        ("r" * 46, "v1", "at most 45"),
+        ("3b-model", "v1", "DNS-1035"),
         ("resnet50", "../v1", "safe path segment"),
         ("resnet50", "v1/extra", "safe path segment"),
         ("resnet50", ".hidden", "safe path segment"),

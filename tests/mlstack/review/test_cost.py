@@ -10,6 +10,7 @@ from mlstack.review.cost import (
     HOURS_PER_MONTH,
     PRICE_FILE,
     InstanceFacts,
+    UnpricedRegionError,
     Usage,
     default_catalog,
     estimate,
@@ -227,10 +228,9 @@ def test_kms_keys_with_rotation_and_alarms() -> None:
     assert lines[("Monitoring", "CloudWatch alarms")].monthly_min == pytest.approx(0.10 + 0.30)
 
 
-def test_a_region_without_prices_prices_nothing_and_says_why() -> None:
-    result = estimate(graph(*_node_group(["c1.test"], 1, 1), region="eu-west-1"), catalog=CATALOG)
-    assert result.lines == []
-    assert result.unpriced == ["no prices for region eu-west-1 (have us-east-1, us-west-2)"]
+def test_a_region_without_prices_is_an_error_naming_it_never_a_zero_total() -> None:
+    with pytest.raises(UnpricedRegionError, match=r"no prices for region eu-west-1 .*us-east-1"):
+        estimate(graph(*_node_group(["c1.test"], 1, 1), region="eu-west-1"), catalog=CATALOG)
 
 
 @pytest.mark.parametrize(("quantity", "cores"), [("4", 4.0), (8, 8.0), ("500m", 0.5), ("1.5", 1.5)])

@@ -256,6 +256,8 @@ def _model(stack: str, name: str, **changes: Any) -> dict[str, Any]:
 def _with_models(stack: str, models: list[dict[str, Any]]) -> StackConfig:
     raw = raw_stack_config(stack)
     raw["models"] = models
+    if len(models) > 2:  # room in the pool for the extra model (capacity rule)
+        raw["gpuPools"][0]["maxNodes"] = 8
     return parse_config(raw, f"Pulumi.{stack}.yaml")
 
 
@@ -289,7 +291,7 @@ def test_a_model_only_in_dev_is_a_pending_promotion_with_its_components_exempt(
     synth_edited: SynthEdited, prod_graph: ResourceGraph, stack_configs: dict[str, StackConfig]
 ) -> None:
     models = [*_models_of("dev"), _model("dev", "ranker")]
-    dev_graph = synth_edited("dev", {"models": models})
+    dev_graph = synth_edited("dev", {"models": models, "gpuPools[0].maxNodes": 8})
     report = _compare_configs(
         _with_models("dev", models), stack_configs["prod"], dev_graph, prod_graph
     )
@@ -465,3 +467,18 @@ def test_the_review_report_shows_pending_promotions_as_their_own_section(
     assert rest, markdown
     assert LLAMA_VERSION.strip('"') in rest.split("###")[0]
     assert "**Pending promotions**" not in parity_part  # shown once, in its own section
+
+
+def test_the_text_table_of_the_real_stacks_fits_100_columns() -> None:
+    report = check_parity("dev", "prod", PROJECT_ROOT)
+    text = render_text(report)
+    assert max(len(line) for line in text.splitlines()) <= 100
+    assert "--format json shows every value" in text
+    # Paths are shortened in the middle: the field name at the end stays readable.
+    # (the status column is as wide as "promotion": the LLM's pending promotion is listed)
+    assert "...urrentVersionExpirationDays" in text
+
+
+def test_short_tables_are_not_shortened() -> None:
+    finding_text = render_text(ParityReport("a", "b"))
+    assert "shortened" not in finding_text

@@ -1,0 +1,132 @@
+"""What one GPU node can hold, and how many nodes a set of replicas needs.
+
+Pure functions over ``gpu_instances.json``: config validation (do the models fit their
+pools?) and ``mlstack cost`` (what do the replicas cost?) use the same numbers.
+
+A node's allocatable resources are its instance's capacity minus:
+
+* Karpenter's VM memory overhead, 7.5 % of the instance memory (its default
+  ``VM_MEMORY_OVERHEAD_PERCENT``; the hypervisor and firmware take that much);
+* the kubelet's ``kube-reserved`` as the EKS AMIs compute it: CPU 6 % of the first
+  core, 1 % of the second, 0.5 % of cores 3-4 and 0.25 % of the rest; memory
+  255 MiB + 11 MiB per pod at :data:`MAX_PODS` pods;
+* the kubelet's hard eviction threshold, ``memory.available < 100Mi``;
+* :data:`NODE_AGENTS`: a budget for the DaemonSets every GPU node runs (VPC CNI,
+  kube-proxy, EKS Pod Identity agent, EBS CSI node, NVIDIA device plugin, DCGM
+  exporter at 100m/128Mi, node exporter).
+
+Packing is first-fit decreasing by GPUs, then memory: close to optimal for the
+handful of replica shapes a pool serves, and never optimistic by more than that.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from components.compute.gpu_instances import GpuInstance
+
+VM_MEMORY_OVERHEAD = 0.075
+MAX_PODS = 110
+EVICTION_MEMORY_GIB = 100 / 1024
+NODE_AGENTS_CPU = 0.5
+NODE_AGENTS_MEMORY_GIB = 1.0
+
+
+@dataclass(frozen=True)
+class Demand:
+    """What one replica requests (requests = limits in mlstack's pods)."""
+
+    cpu: float
+    """Cores."""
+    memory_gib: float
+    gpus: int
+
+    def fits(self, node: Allocatable) -> bool:
+        return (
+            self.gpus <= node.gpus
+            and self.cpu <= node.cpu + 1e-9
+            and self.memory_gib <= node.memory_gib + 1e-9
+        )
+
+
+@dataclass(frozen=True)
+class Allocatable:
+    """What pods may request on one node of ``instance_type``."""
+
+    instance_type: str
+    cpu: float
+    memory_gib: float
+    gpus: int
+
+    def describe(self) -> str:
+        return (
+            f"{self.instance_type}: {self.gpus} GPU, {self.cpu:.2f} CPU, "
+            f"{self.memory_gib:.1f} GiB allocatable"
+        )
+
+
+def kube_reserved_cpu(vcpu: int) -> float:
+    """Cores the kubelet reserves on a node with ``vcpu`` cores (EKS AMI formula)."""
+    steps = ((1, 0.06), (1, 0.01), (2, 0.005), (math.inf, 0.0025))
+    left, reserved = float(vcpu), 0.0
+    for cores, share in steps:
+        taken = min(left, cores)
+        reserved += taken * share
+        left -= taken
+        if left <= 0:
+            break
+    return reserved
+
+
+def kube_reserved_memory_gib(max_pods: int = MAX_PODS) -> float:
+    """Memory the kubelet reserves: 255 MiB + 11 MiB per pod (EKS AMI formula)."""
+    return (255 + 11 * max_pods) / 1024
+
+
+def allocatable(instance: GpuInstance) -> Allocatable:
+    """Allocatable resources of one node of ``instance`` after system reservations."""
+    return allocatable_of(
+        instance.instance_type, instance.vcpu, instance.memory_gib, instance.gpu_count
+    )
+
+
+def allocatable_of(instance_type: str, vcpu: int, memory_gib: float, gpus: int) -> Allocatable:
+    """Allocatable resources of a node with this capacity after system reservations."""
+    memory = (
+        memory_gib * (1 - VM_MEMORY_OVERHEAD)
+        - kube_reserved_memory_gib()
+        - EVICTION_MEMORY_GIB
+        - NODE_AGENTS_MEMORY_GIB
+    )
+    cpu = vcpu - kube_reserved_cpu(vcpu) - NODE_AGENTS_CPU
+    return Allocatable(instance_type, max(cpu, 0.0), max(memory, 0.0), gpus)
+
+
+def pack(demands: Iterable[Demand], node: Allocatable) -> int | None:
+    """Nodes of one type the replicas need (first-fit decreasing); None if one never fits."""
+    ordered = sorted(demands, key=lambda d: (d.gpus, d.memory_gib, d.cpu), reverse=True)
+    free: list[list[float]] = []
+    for demand in ordered:
+        if not demand.fits(node):
+            return None
+        for room in free:
+            if (
+                demand.gpus <= room[0]
+                and demand.cpu <= room[1] + 1e-9
+                and (demand.memory_gib <= room[2] + 1e-9)
+            ):
+                room[0] -= demand.gpus
+                room[1] -= demand.cpu
+                room[2] -= demand.memory_gib
+                break
+        else:
+            free.append(
+                [
+                    node.gpus - demand.gpus,
+                    node.cpu - demand.cpu,
+                    node.memory_gib - demand.memory_gib,
+                ]
+            )
+    return len(free)

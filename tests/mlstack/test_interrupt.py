@@ -1,0 +1,96 @@
+"""Ctrl-C: one SIGINT ends a command promptly with exit 130 and one line, cleaned up."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stacks.config import PROJECT_ROOT
+from tests.mlstack.interrupt_helpers import (
+    assert_clean_exit,
+    children_running,
+    env_with_tmp,
+    interrupt_when,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def _after(seconds: float):
+    start = time.monotonic()
+    return lambda _process: time.monotonic() - start >= seconds
+
+
+@pytest.mark.parametrize("delay", [0.8, 3.0], ids=["while-importing", "during-synth"])
+def test_plan_ends_at_once_on_one_sigint(tmp_path: Path, delay: float) -> None:
+    out = tmp_path / "plan" / "dev.json"
+    result = interrupt_when(
+        ["plan", "dev", "--out", str(out)],
+        _after(delay),
+        cwd=PROJECT_ROOT,
+        env=env_with_tmp(tmp_path / "tmp"),
+    )
+    assert_clean_exit(result)
+    assert "SynthError" not in result.stderr
+    assert not out.exists()
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+@pytest.fixture
+def silent_endpoint() -> Iterator[tuple[str, threading.Event]]:
+    """An S3 endpoint that accepts connections and never answers (a call in flight)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    called = threading.Event()
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            held.append(conn)
+            called.set()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}", called
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        for conn in held:
+            conn.close()
+        server.close()
+
+
+def test_a_hanging_s3_call_ends_on_one_sigint(
+    tmp_path: Path, silent_endpoint: tuple[str, threading.Event]
+) -> None:
+    url, called = silent_endpoint
+    env = {
+        **env_with_tmp(tmp_path / "tmp"),
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+    }
+    result = interrupt_when(
+        ["model", "list", "--bucket", "mlstack-test-models", "--endpoint-url", url],
+        lambda _p: called.is_set(),
+        cwd=PROJECT_ROOT,
+        env=env,
+    )
+    assert called.is_set(), "the command never reached the endpoint"
+    assert_clean_exit(result)
+    assert children_running(str(tmp_path)) == []
