@@ -152,6 +152,7 @@ def test_a_result_the_schema_rejects_is_not_written(
     text = dev.read_text()
     extra = (
         "    - name: ranker\n      artifactVersion: v1\n      runtime: triton\n      pool: burst\n"
+        '      cpu: "2"\n      memory: 8Gi\n      shmSize: 1Gi\n'
     )
     pool = (
         "    - name: burst\n"
@@ -160,7 +161,7 @@ def test_a_result_the_schema_rejects_is_not_written(
         "      ami:\n"
         "        family: al2023\n"
         "        release: v20260714\n"
-        "      maxNodes: 1\n"
+        "      maxNodes: 2\n"
     )
     text = text.replace("  mlstack:models:\n", "  mlstack:models:\n" + extra, 1)
     text = text.replace("  mlstack:gpuPools:\n", "  mlstack:gpuPools:\n" + pool, 1)
