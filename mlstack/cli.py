@@ -504,8 +504,29 @@ def bootstrap(
     typer.echo(result.render())
 
 
+LedgerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ledger",
+        help="Bake verdicts: s3://bucket/prefix/ or file:///dir [$MLSTACK_BAKE_LEDGER, else "
+        ".mlstack/bakes/mlstack/ in the PULUMI_BACKEND_URL backend].",
+    ),
+]
+EndpointOpt = Annotated[
+    str | None, typer.Option("--endpoint-url", help="AWS endpoint override (testing).")
+]
+
+
+def _ledger(url: str | None, endpoint_url: str | None = None):
+    from mlstack.delivery.verdicts import default_ledger, ledger_from_url
+
+    if url:
+        return ledger_from_url(url, endpoint_url)
+    return default_ledger("mlstack", endpoint_url=endpoint_url)
+
+
 @app.command()
-def history(
+def history(  # noqa: PLR0917 (CLI options)
     stack: StackArg,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     limit: Annotated[int, typer.Option("--limit", help="Newest N entries (0: all).")] = 0,
@@ -513,20 +534,184 @@ def history(
         Path | None,
         typer.Option("--history-file", help="Read a saved `pulumi stack history --json`."),
     ] = None,
+    ledger: LedgerOpt = None,
+    endpoint_url: EndpointOpt = None,
     root: RootOpt = Path(),
 ) -> None:
-    """Update history of a stack with the git commit and branch each update ran from."""
+    """Update history of a stack with the git commit and branch each update ran from,
+    and each update's bake verdict when a bake ledger is configured."""
     from mlstack.delivery.history import load_history, read_history_file, render_table
+    from mlstack.delivery.verdicts import verdicts_for
 
     updates = read_history_file(history_file) if history_file else load_history(stack, root)
+    where = _ledger(ledger, endpoint_url)
+    verdicts = verdicts_for(stack, updates, where.records(stack)) if where else None
     if limit > 0:
         updates = updates[:limit]
     if as_json:
-        typer.echo(json.dumps([u.to_json() for u in updates], indent=2))
+        rows = []
+        for u in updates:
+            row = u.to_json()
+            if verdicts is not None:
+                row["bake"] = verdicts.of(u.version)
+            rows.append(row)
+        typer.echo(json.dumps(rows, indent=2))
     elif updates:
-        typer.echo(render_table(updates))
+        typer.echo(render_table(updates, dict(verdicts.by_version) if verdicts else None))
+        for problem in verdicts.mismatched if verdicts else ():
+            typer.echo(f"note: ignored bake record: {problem}")
     else:
         typer.echo(f"stack {stack} has no history")
+
+
+@app.command()
+def bake(  # noqa: PLR0917 (CLI options)
+    stack: StackArg,
+    minutes: Annotated[
+        float | None,
+        typer.Option("--minutes", help="How long to watch [mlstack:delivery.bakeMinutes]."),
+    ] = None,
+    poll_seconds: Annotated[
+        float, typer.Option("--poll-seconds", help="Seconds between polls.")
+    ] = 30.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    skip_kubernetes: Annotated[
+        bool,
+        typer.Option("--skip-kubernetes", help="Watch the alarms only (no cluster access)."),
+    ] = False,
+    kube_server: Annotated[
+        str | None,
+        typer.Option(
+            "--kube-server", help="Kubernetes API URL (token in $MLSTACK_KUBE_TOKEN) [EKS]."
+        ),
+    ] = None,
+    record: Annotated[
+        bool, typer.Option("--record", help="Record the verdict with the update (ledger).")
+    ] = False,
+    version: Annotated[
+        int | None, typer.Option("--version", help="History version judged [the newest].")
+    ] = None,
+    kind: Annotated[
+        str, typer.Option("--kind", help="What is baked: deploy or rollback (recorded).")
+    ] = "deploy",
+    page_on_failure: Annotated[
+        bool,
+        typer.Option("--page-on-failure", help="On a failed bake, publish to the alert topic."),
+    ] = False,
+    ledger: LedgerOpt = None,
+    endpoint_url: EndpointOpt = None,
+    root: RootOpt = Path(),
+) -> None:
+    """Watch the stack's alarms and inference rollouts after an update; exit 1 on a breach."""
+    from mlstack.delivery.bake_stack import BakeOptions, bake_stack, is_tty
+
+    if kind not in ("deploy", "rollback"):
+        raise UsageError(f"--kind {kind!r}: allowed are deploy, rollback")
+    tty = is_tty() and not as_json
+    options = BakeOptions(
+        stack=stack,
+        root=root.resolve(),
+        minutes=minutes,
+        poll_seconds=poll_seconds,
+        skip_kubernetes=skip_kubernetes,
+        kube_server=kube_server,
+        endpoint_url=endpoint_url,
+        record=record,
+        version=version,
+        ledger=ledger,
+        kind=kind,
+        page_on_failure=page_on_failure,
+        tty=tty,
+        as_json=as_json,
+    )
+    say = (lambda line: typer.echo(line, err=True)) if as_json else typer.echo
+    progress = (lambda line: typer.echo(line, nl=False)) if tty else say
+    outcome = bake_stack(options, echo=say, progress_out=progress)
+    report = outcome.report
+    if as_json:
+        data = report.to_json() | {"recorded": outcome.recorded, "paged": outcome.paged}
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        for note in report.notes:
+            typer.echo(f"note: {note}")
+        if report.insufficient_data:
+            typer.echo(f"still INSUFFICIENT_DATA: {', '.join(report.insufficient_data)}")
+        if report.checksum_failures:
+            typer.echo(f"model loader checksum failures: {report.checksum_failures}")
+        if outcome.recorded:
+            typer.echo(f"verdict recorded: {outcome.recorded}")
+        if outcome.paged:
+            typer.echo(f"paged: {outcome.paged}")
+        typer.echo(report.summary())
+    if not report.passed:
+        from mlstack.delivery.bake import BakeBreachedError
+
+        raise BakeBreachedError(report.summary())
+
+
+@app.command()
+def promote(  # noqa: PLR0917 (CLI options)
+    model: Annotated[str, typer.Argument(help="Model name (mlstack:models[].name).")],
+    source: Annotated[str, typer.Option("--from", help="Stack promoted from.")] = "dev",
+    target: Annotated[str, typer.Option("--to", help="Stack promoted to.")] = "prod",
+    force: Annotated[
+        bool, typer.Option("--force", help="Promote a version that has not passed a bake.")
+    ] = False,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why --force (recorded in the file).")
+    ] = None,
+    bucket: Annotated[
+        str | None, typer.Option("--bucket", help="Model bucket to check [target's output].")
+    ] = None,
+    ledger: LedgerOpt = None,
+    endpoint_url: EndpointOpt = None,
+    root: RootOpt = Path(),
+) -> None:
+    """Copy a model's baked version (and its fixed settings) from one stack file to another."""
+    from mlstack.delivery.promote import promote as run_promote
+    from mlstack.review.parity import evidence_from_ledger
+
+    root = root.resolve()
+    where = _ledger(ledger, endpoint_url)
+    evidence = evidence_from_ledger(root, source, where) if where is not None else None
+    result = run_promote(
+        model,
+        root,
+        source=source,
+        target=target,
+        force=force,
+        reason=reason,
+        evidence=evidence.ran if evidence else None,
+        evidence_source=evidence.source if evidence else "no bake ledger configured",
+        bucket=bucket,
+        endpoint_url=endpoint_url,
+    )
+    was = f" (was {result.previous})" if result.previous else " (new entry)"
+    typer.echo(f"{result.path.name}: {model} -> {result.version}{was}")
+    if result.copied:
+        typer.echo(f"  also copied from {source}: {', '.join(result.copied)}")
+    if result.forced:
+        typer.echo(f"  forced: {reason} (recorded as a comment)")
+    typer.echo(
+        f"  bucket checked: {result.bucket_checked}"
+        if result.bucket_checked
+        else "  bucket not checked (no credentials or no bucket name)"
+    )
+
+
+@app.command(name="page")
+def page_command(
+    stack: StackArg,
+    *,
+    subject: Annotated[str, typer.Option("--subject", help="Message subject.")],
+    message: Annotated[str, typer.Option("--message", help="Message text.")],
+    endpoint_url: EndpointOpt = None,
+    root: RootOpt = Path(),
+) -> None:
+    """Publish to the stack's alert topic (the workflows page when a rollback fails)."""
+    from mlstack.delivery.bake_stack import page_stack
+
+    typer.echo(f"paged: {page_stack(stack, root.resolve(), subject, message, endpoint_url)}")
 
 
 @app.command()
@@ -534,7 +719,12 @@ def rollback(
     stack: StackArg,
     *,
     to: Annotated[
-        str, typer.Option("--to", help="History version, or a commit this stack deployed.")
+        str,
+        typer.Option(
+            "--to",
+            help="History version, a commit this stack deployed, or last-good (the newest "
+            "update whose bake passed).",
+        ),
     ],
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Stop after the diff (no Pulumi CLI needed).")
@@ -544,6 +734,12 @@ def rollback(
         Path | None,
         typer.Option("--history-file", help="Read a saved `pulumi stack history --json`."),
     ] = None,
+    allow_unbaked: Annotated[
+        bool,
+        typer.Option("--allow-unbaked", help="Accept a target that was never baked."),
+    ] = False,
+    ledger: LedgerOpt = None,
+    endpoint_url: EndpointOpt = None,
     root: RootOpt = Path(),
 ) -> None:
     """Redeploy the program and config of a prior update (git worktree + pulumi up)."""
@@ -559,6 +755,8 @@ def rollback(
         echo=typer.echo,
         confirm=lambda question: typer.confirm(question, default=False),
         color=sys.stdout.isatty(),
+        ledger=_ledger(ledger, endpoint_url),
+        allow_unbaked=allow_unbaked,
     )
 
 

@@ -536,6 +536,7 @@ def export_outputs(platform: Platform) -> None:
     pulumi.export("privateSubnetIds", platform.network.private_subnet_ids)
     pulumi.export("kubeconfig", pulumi.Output.secret(platform.cluster.kubeconfig))
     pulumi.export("alertTopicArn", platform.monitoring.topic_arn)
+    pulumi.export("alarmNames", platform.monitoring.alarm_names)
     pulumi.export("prometheusUrl", platform.monitoring.prometheus_url)
     pulumi.export("modelBucketName", platform.artifacts.bucket_name)
     if platform.serving is not None:

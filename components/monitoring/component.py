@@ -335,6 +335,8 @@ class Monitoring(pulumi.ComponentResource):
     namespace: str
     alertmanager_role_arn: pulumi.Output[str]
     dashboard_name: pulumi.Output[str]
+    alarm_names: pulumi.Output[list[str]]
+    """Names of the CloudWatch alarms (``mlstack bake`` cross-checks its list with them)."""
 
     def __init__(
         self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None
@@ -486,6 +488,7 @@ class Monitoring(pulumi.ComponentResource):
             alarms=alarms,
         )
         self.dashboard_name = cw_dashboard.dashboard_name
+        self.alarm_names = pulumi.Output.all(*[alarm.name for alarm in alarms])
 
         self.register_outputs(
             {
@@ -493,6 +496,7 @@ class Monitoring(pulumi.ComponentResource):
                 "prometheusUrl": self.prometheus_url,
                 "alertmanagerRoleArn": self.alertmanager_role_arn,
                 "dashboardName": self.dashboard_name,
+                "alarmNames": self.alarm_names,
             }
         )
 

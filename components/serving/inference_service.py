@@ -486,6 +486,9 @@ class InferenceService(pulumi.ComponentResource):
         return k8s.core.v1.ContainerArgs(
             name="model-loader",
             image=args.loader_image,
+            # The last log lines become the termination message of a failed load, so
+            # `mlstack bake` can count checksum failures through the API (no log access).
+            termination_message_policy="FallbackToLogsOnError",
             command=command,
             env=[k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in env.items()],
             resources=_equal_resources({"cpu": "2", "memory": "2Gi"}),

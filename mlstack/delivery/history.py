@@ -190,9 +190,14 @@ def load_history(stack: str, root: Path, env: Mapping[str, str] | None = None) -
     return parse_history(entries)
 
 
-def render_table(updates: Sequence[Update]) -> str:
-    """A fixed-width table: version, time, kind, result, commit, branch, message."""
-    headers = ("VERSION", "STARTED (UTC)", "KIND", "RESULT", "COMMIT", "BRANCH", "MESSAGE")
+def render_table(updates: Sequence[Update], bakes: Mapping[int, str] | None = None) -> str:
+    """A fixed-width table: version, time, kind, result, commit, branch, message; with
+    ``bakes`` (version -> ``passed``/``failed``, from the bake ledger) a BAKE column
+    (``-`` = never baked)."""
+    headers: tuple[str, ...] = ("VERSION", "STARTED (UTC)", "KIND", "RESULT", "COMMIT", "BRANCH")
+    if bakes is not None:
+        headers += ("BAKE",)
+    headers += ("MESSAGE",)
     rows = [
         (
             str(u.version),
@@ -201,6 +206,7 @@ def render_table(updates: Sequence[Update]) -> str:
             u.result,
             (u.commit[:12] + ("*" if u.dirty else "")) if u.commit else "-",
             u.branch or "-",
+            *(() if bakes is None else ((bakes.get(u.version) or "-") if u.is_update else "",)),
             _one_line(u.message, 60),
         )
         for u in updates

@@ -11,14 +11,20 @@ Pulumi has no rollback command; its answer is "check out the old code and run
    dirty checkout, and commits this stack never deployed (naming the stack that
    did, where one did);
 3. checks the commit out in a temporary ``git worktree`` (removed afterwards);
-4. shows the offline ``mlstack diff`` from the commit deployed now to the target;
-5. unless ``--dry-run``: asks for confirmation (skipped with ``--yes``) and runs
-   ``pulumi up`` of that worktree's program and ``Pulumi.<stack>.yaml`` with a
-   message naming the rollback; the engine records the target commit as
-   ``git.head`` of the new update.
+4. shows the offline ``mlstack diff`` from the commit deployed now to the target and
+   refuses, dry run or not, a cluster downgrade, a deleted/replaced protected
+   resource, or a retained resource recreated under the same physical name
+   (:mod:`mlstack.delivery.rollback_safety`);
+5. unless ``--dry-run``: asks for confirmation (skipped with ``--yes``), builds (or
+   reuses) the target's own environment from its own ``constraints.txt``
+   (:mod:`mlstack.delivery.environments`), links it as the worktree's ``.venv``,
+   checks ``git status --porcelain`` of the worktree is empty, and runs ``pulumi up``
+   of that worktree's program and ``Pulumi.<stack>.yaml`` with a message naming the
+   rollback; the engine records the target commit as ``git.head`` of the new update.
 
-``--dry-run`` stops after the diff and needs no Pulumi CLI when the target is a
-commit (or when ``--history-file`` supplies a saved history).
+``--dry-run`` stops after the diff and the safety checks, changes nothing (no
+environment is built) and needs no Pulumi CLI when the target is a commit (or
+when ``--history-file`` supplies a saved history).
 """
 
 from __future__ import annotations
@@ -34,11 +40,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlstack.delivery.environments import EnvBuilder, spec_at
 from mlstack.delivery.history import Update, load_history
+from mlstack.delivery.verdicts import Ledger, Verdicts, last_good, verdicts_for
 from mlstack.errors import MlstackError, UsageError
 
 VERSION_PATTERN = re.compile(r"^\d{1,6}$")
 """``--to`` values that are history versions; anything else is a git commit-ish."""
+LAST_GOOD = "last-good"
+"""``--to last-good``: the newest update whose bake passed (:func:`verdicts.last_good`)."""
 
 
 class RollbackRefusedError(MlstackError):
@@ -118,7 +128,7 @@ def temporary_worktree(root: Path, commit: str) -> Iterator[Path]:
     finally:
         venv_link = path / ".venv"
         if venv_link.is_symlink():
-            venv_link.unlink()  # never let a recursive removal follow it
+            venv_link.unlink()  # never let a recursive removal follow it (the cached env)
         git(root, "worktree", "remove", "--force", str(path), check=False)
         git(root, "worktree", "prune", check=False)
         shutil.rmtree(parent, ignore_errors=True)
@@ -194,14 +204,34 @@ def resolve_plan(
     root: Path,
     history: Sequence[Update] | None,
     other_histories: Callable[[], Mapping[str, Sequence[Update]]] | None = None,
+    *,
+    verdicts: Verdicts | None = None,
+    allow_unbaked: bool = False,
 ) -> RollbackPlan:
     """Turn ``--to`` into a commit and check every refusal rule.
 
     ``history`` is None only for a dry run without the CLI; then a commit target
-    is checked against git alone and the plan says so in its notes.
+    is checked against git alone and the plan says so in its notes. ``verdicts``
+    (the bake ledger) is None when no ledger is configured: ``last-good`` is then
+    refused, and explicit targets are not checked for a passed bake (noted).
     """
     notes: list[str] = []
     current = current_deployment(history) if history is not None else None
+    if target == LAST_GOOD:
+        if history is None or verdicts is None:
+            raise UsageError(
+                "--to last-good needs the stack history (Pulumi CLI or --history-file) and "
+                "the bake ledger (--ledger, $MLSTACK_BAKE_LEDGER or an s3:// / file:// "
+                "PULUMI_BACKEND_URL)"
+            )
+        good = last_good(history, verdicts)
+        if good is None:
+            raise RollbackRefusedError(
+                f"stack {stack} has no earlier update whose bake passed; pick a version "
+                f"explicitly (see `mlstack history {stack}`)"
+            )
+        target = str(good.version)
+        notes.append(f"last good update of stack {stack}: version {good.version}")
     if VERSION_PATTERN.match(target):
         if history is None:
             raise UsageError(
@@ -244,6 +274,22 @@ def resolve_plan(
                     f"commit {commit[:12]} was never deployed to stack {stack}{detail}; "
                     f"roll back only to a state this stack ran (see `mlstack history {stack}`)"
                 )
+    if verdicts is None:
+        notes.append("no bake ledger: not checked that the target passed a bake")
+    elif target_version is not None:
+        verdict = verdicts.of(target_version)
+        if verdict == "failed":
+            raise RollbackRefusedError(
+                f"version {target_version} of stack {stack} failed its bake; rolling back to "
+                "it is refused"
+            )
+        if verdict is None and not allow_unbaked:
+            raise RollbackRefusedError(
+                f"version {target_version} of stack {stack} was never baked (no passed bake "
+                "record); pass --allow-unbaked to roll back to it anyway"
+            )
+        if verdict is None:
+            notes.append(f"version {target_version} was never baked (--allow-unbaked)")
     if not file_at(root, commit, f"Pulumi.{stack}.yaml"):
         raise RollbackRefusedError(
             f"commit {commit[:12]} has no Pulumi.{stack}.yaml: it belongs to another stack"
@@ -294,38 +340,72 @@ def _deployed_elsewhere(
 
 # --------------------------------------------------------------------------- diff
 
-DiffFn = Callable[[str, str, str, Path, bool], str]
-"""``(stack, base_commit, head_commit, root, color) -> text``."""
+
+@dataclass(frozen=True)
+class RollbackDiff:
+    """The change from the deployed commit to the target: text for people, and both
+    offline plans for the safety checks (None where that side did not synthesize)."""
+
+    text: str
+    base_plan: Mapping[str, Any] | None
+    head_plan: Mapping[str, Any] | None
+    problem: str | None = None
 
 
-def offline_diff(stack: str, base: str, head: str, root: Path, color: bool) -> str:
-    """The ``mlstack diff`` of ``stack`` from ``base`` to ``head`` (both commits), as text.
+DiffFn = Callable[[str, str, str, Path, bool], RollbackDiff]
+"""``(stack, base_commit, head_commit, root, color) -> RollbackDiff``."""
 
-    Uses ``mlstack.review.diff`` (imported lazily: the review tooling is a separate
-    package). Where it is not installed, falls back to the changed program and
-    stack files from git, and says so.
+
+def offline_diff(stack: str, base: str, head: str, root: Path, color: bool) -> RollbackDiff:
+    """The ``mlstack diff`` of ``stack`` from ``base`` to ``head`` (both commits), with
+    both plans (each synthesized with its commit's code in a temporary worktree)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mlstack.review import diff as review_diff
+    from mlstack.review import gitrefs
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        base_job = pool.submit(gitrefs.plans_at, root, base, [stack])
+        head_outcome = pool.submit(gitrefs.plans_at, root, head, [stack]).result()[1][stack]
+        base_outcome = base_job.result()[1][stack]
+    result = review_diff.diff_outcomes(
+        stack, base_outcome, head_outcome, gitrefs.short(base), gitrefs.short(head)
+    )
+    problem = None
+    if base_outcome.error or head_outcome.error:
+        side = "deployed commit" if base_outcome.error else "target"
+        problem = f"the {side} did not synthesize: {base_outcome.error or head_outcome.error}"
+    return RollbackDiff(
+        str(review_diff.render_text([result], color)),
+        base_outcome.plan,
+        head_outcome.plan,
+        problem,
+    )
+
+
+def safety_check(shown: RollbackDiff, *, dry_run: bool, echo: Callable[[str], None]) -> None:
+    """Refuse (both with and without ``--dry-run``) what :mod:`rollback_safety` finds.
+
+    When a side did not synthesize the checks cannot run: a dry run warns, a real
+    rollback refuses.
     """
-    try:
-        from mlstack.review import diff as review_diff  # type: ignore[attr-defined]
-    except ImportError:
-        changed = git(
-            root,
-            "diff",
-            "--stat",
-            base,
-            head,
-            "--",
-            f"Pulumi.{stack}.yaml",
-            "Pulumi.yaml",
-            "stacks",
-            "components",
+    from mlstack.delivery.rollback_safety import check_rollback
+
+    if shown.base_plan is None or shown.head_plan is None:
+        reason = shown.problem or "a plan is missing"
+        if dry_run:
+            echo(f"warning: safety checks not run ({reason}); a real rollback would refuse")
+            return
+        raise RollbackRefusedError(f"safety checks cannot run ({reason}); nothing deployed")
+    findings = check_rollback(shown.base_plan, shown.head_plan)
+    for finding in findings:
+        echo(f"refused: {finding.render()}")
+    if findings:
+        raise RollbackRefusedError(
+            f"rollback refused before any change: {len(findings)} problem(s) "
+            f"({', '.join(sorted({f.kind for f in findings}))}); nothing deployed"
         )
-        return (
-            "(mlstack.review is not available: showing changed files instead of the "
-            "resource diff)\n" + (changed or "no changes to the program or stack file")
-        )
-    diffs = review_diff.diff_revisions([stack], base, head, root)
-    return str(review_diff.render_text(diffs, color))
+    echo("safety checks: no cluster downgrade, no protected deletion, no retained-name collision")
 
 
 # --------------------------------------------------------------------------- deploy
@@ -333,8 +413,8 @@ def offline_diff(stack: str, base: str, head: str, root: Path, color: bool) -> s
 
 def up_environment(worktree: Path, root: Path, base: Mapping[str, str]) -> dict[str, str]:
     """Environment for ``pulumi up`` in the worktree: its code first on ``PYTHONPATH``
-    (the project's virtualenv has the current checkout installed in editable mode),
-    and a relative ``file://`` backend resolved against the project root."""
+    (the target's own environment has the dependencies only, not the project), and a
+    relative ``file://`` backend resolved against the project root."""
     env: dict[str, str] = {}
     python_path = [str(worktree)]
     if base.get("PYTHONPATH"):
@@ -346,12 +426,52 @@ def up_environment(worktree: Path, root: Path, base: Mapping[str, str]) -> dict[
     return env
 
 
-def link_virtualenv(worktree: Path, root: Path) -> None:
-    """Point the worktree's ``.venv`` (Pulumi.yaml's runtime virtualenv) at the project's."""
-    venv = root / ".venv"
+def link_virtualenv(worktree: Path, env_dir: Path) -> None:
+    """Point the worktree's ``.venv`` (Pulumi.yaml's runtime virtualenv) at the target's
+    own environment (:mod:`mlstack.delivery.environments`)."""
     target = worktree / ".venv"
-    if venv.is_dir() and not target.exists():
-        target.symlink_to(venv.resolve(), target_is_directory=True)
+    if target.is_symlink() or target.exists():
+        raise RollbackRefusedError(
+            f"{target} exists in the target's checkout; refusing to replace it"
+        )
+    target.symlink_to(env_dir.resolve(), target_is_directory=True)
+
+
+VENV_EXCLUDE = "/.venv\n"
+"""Ignore pattern for the link. ``.venv/`` (older commits' .gitignore) matches only a
+directory, never a symlink, so the link is excluded through ``core.excludesFile``."""
+
+
+def git_exclude_environment(exclude_file: Path, base: Mapping[str, str]) -> dict[str, str]:
+    """Environment that makes every git run (ours, and the engine's ``git status
+    --porcelain`` behind ``git.dirty``) ignore the worktree's ``.venv`` link."""
+    exclude_file.write_text(VENV_EXCLUDE, encoding="utf-8")
+    count = int(base.get("GIT_CONFIG_COUNT", "0") or "0")
+    return {
+        "GIT_CONFIG_COUNT": str(count + 1),
+        f"GIT_CONFIG_KEY_{count}": "core.excludesFile",
+        f"GIT_CONFIG_VALUE_{count}": str(exclude_file),
+    }
+
+
+def assert_clean_worktree(worktree: Path, env: Mapping[str, str]) -> None:
+    """Refuse to run ``up`` from a checkout ``git status --porcelain`` calls dirty: the
+    engine would record the update as ``git.dirty`` and it could never be a target."""
+    result = subprocess.run(
+        ["git", "status", "--porcelain"],
+        cwd=worktree,
+        env={**os.environ, **env},
+        text=True,
+        capture_output=True,
+        check=False,
+    )
+    paths = [line[3:] for line in result.stdout.splitlines() if line.strip()]
+    if result.returncode != 0 or paths:
+        raise RollbackRefusedError(
+            "the target's checkout is not clean before `pulumi up` ("
+            + (", ".join(paths[:5]) or result.stderr.strip())
+            + "); the update would be recorded as dirty; nothing deployed"
+        )
 
 
 @dataclass(frozen=True)
@@ -359,6 +479,7 @@ class RollbackResult:
     plan: RollbackPlan
     diff: str
     deployed: bool
+    environment: Path | None = None
 
 
 def run_rollback(
@@ -373,9 +494,15 @@ def run_rollback(
     confirm: Callable[[str], bool],
     color: bool = False,
     diff: DiffFn | None = None,
+    env_builder: EnvBuilder | None = None,
+    history: Sequence[Update] | None = None,
+    ledger: Ledger | None = None,
+    allow_unbaked: bool = False,
 ) -> RollbackResult:
     """The whole rollback (see module docstring). ``echo``/``confirm`` talk to the user;
-    ``diff`` renders the change (default :func:`offline_diff`)."""
+    ``diff`` renders the change (default :func:`offline_diff`); ``env_builder`` builds
+    the target's environment (default from ``$MLSTACK_ENV_CACHE``/``$MLSTACK_ENV_PYTHON``);
+    ``history`` skips reading it (the caller already has it)."""
     from mlstack.delivery.history import read_history_file
     from mlstack.delivery.pulumi_cli import PulumiCliMissingError, find_pulumi
 
@@ -390,43 +517,64 @@ def run_rollback(
     cli = None
     if not dry_run:
         cli = find_pulumi(f"mlstack rollback {stack}")
-    history: list[Update] | None
-    if history_file is not None:
-        history = read_history_file(history_file)
+    updates: list[Update] | None
+    if history is not None:
+        updates = list(history)
+    elif history_file is not None:
+        updates = read_history_file(history_file)
     else:
         try:
-            history = load_history(stack, root)
+            updates = load_history(stack, root)
         except PulumiCliMissingError:
             if not dry_run:
                 raise
-            history = None
+            updates = None
 
     def others() -> dict[str, list[Update]]:
-        if history_file is not None or (dry_run and history is None):
+        if history_file is not None or history is not None or (dry_run and updates is None):
             return {}
         names = [p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml")]
         return {name: load_history(name, root) for name in names if name != stack}
 
-    plan = resolve_plan(stack, target, root, history, others)
+    verdicts = (
+        verdicts_for(stack, updates, ledger.records(stack))
+        if ledger is not None and updates is not None
+        else None
+    )
+    if verdicts is not None:
+        for problem in verdicts.mismatched:
+            echo(f"note: ignored bake record: {problem}")
+    plan = resolve_plan(
+        stack, target, root, updates, others, verdicts=verdicts, allow_unbaked=allow_unbaked
+    )
     for note in plan.notes:
         echo(f"note: {note}")
+    builder = env_builder or EnvBuilder.from_environment()
+    spec = spec_at(root, plan.target_commit)
+    env_dir = builder.path_for(spec)
+    state = "cached" if builder.is_cached(spec) else "to be built"
+    echo(f"environment of the target (its own constraints.txt): {env_dir} ({state})")
     base = plan.current_commit or git(root, "rev-parse", "HEAD")
     if plan.current_commit is None:
         echo("note: no successful update in the history; diffing against HEAD")
     echo(f"rollback of stack {stack}: {base[:12]} (deployed) -> {plan.target_commit[:12]} (target)")
     with temporary_worktree(root, plan.target_commit) as worktree:
         shown = (diff or offline_diff)(stack, base, plan.target_commit, root, color)
-        echo(shown)
+        echo(shown.text)
+        safety_check(shown, dry_run=dry_run, echo=echo)
         if dry_run:
             echo("dry run: nothing deployed")
-            return RollbackResult(plan, shown, deployed=False)
+            return RollbackResult(plan, shown.text, deployed=False, environment=env_dir)
         assert cli is not None
         if not assume_yes and not confirm(
             f"Deploy commit {plan.target_commit[:12]} to stack {stack} with pulumi up?"
         ):
             raise RollbackRefusedError("rollback cancelled; nothing deployed")
-        link_virtualenv(worktree, root)
+        env_dir = builder.ensure(spec, echo)
+        link_virtualenv(worktree, env_dir)
         env = up_environment(worktree, root, os.environ)
+        env |= git_exclude_environment(worktree.parent / "git-exclude", os.environ)
+        assert_clean_worktree(worktree, env)
         cli.run(
             ["up", "--stack", stack, "--yes", "--message", plan.message],
             cwd=worktree,
@@ -434,7 +582,7 @@ def run_rollback(
             echo=echo,
         )
     echo(f"stack {stack} rolled back to commit {plan.target_commit[:12]}")
-    return RollbackResult(plan, shown, deployed=True)
+    return RollbackResult(plan, shown.text, deployed=True, environment=env_dir)
 
 
 def describe(plan: RollbackPlan) -> dict[str, Any]:

@@ -103,6 +103,9 @@ def run_review(
         except ConfigError as exc:
             result.parity.append(parity.ParityReport(left, right, errors=[str(exc)]))
             continue
+        lower = next(
+            (s for s, c in zip((left, right), configs, strict=True) if not c.is_prod), left
+        )
         result.parity.append(
             parity.compare(
                 left,
@@ -111,6 +114,7 @@ def run_review(
                 right_config=configs[1],
                 left_graph=graphs[left],
                 right_graph=graphs[right],
+                evidence=parity.evidence_for(Path(root), lower),
             )
         )
     result.startup = coldstart.review_markdown(root, base_sha, stacks)
@@ -152,7 +156,10 @@ def render_report(result: ReviewResult, max_chars: int = DEFAULT_MAX_CHARS) -> s
         parts += [policy_check.render_markdown(r) for r in result.policy]
     if result.parity:
         parts += ["### Parity", ""]
-        parts += [parity.render_markdown(p) for p in result.parity]
+        parts += [parity.render_markdown(p, promotions=False) for p in result.parity]
+    promotions = [line for p in result.parity for line in parity.render_promotions_markdown(p)]
+    if promotions:
+        parts += ["### Pending promotions", "", *promotions]
     costs = [d.cost_head for d in result.diffs if d.cost_head is not None]
     if costs:
         parts += ["### Cost (head)", ""]

@@ -11,9 +11,9 @@ violation. The marker is exported into the JSON Schema as ``"x-env-knob": true``
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
 from pydantic.alias_generators import to_camel
 
 ENV_KNOB_KEY = "x-env-knob"
@@ -40,3 +40,10 @@ def knob(default: Any = ..., *, description: str, **kwargs: Any) -> Any:
 def fixed(default: Any = ..., *, description: str, **kwargs: Any) -> Any:
     """A field that must hold the same value in every environment."""
     return Field(default, description=description, **kwargs)
+
+
+HotfixReason = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=3, max_length=300),
+]
+"""``hotfix: <reason>`` on a prod model or GPU pool entry (see ``mlstack parity``)."""

@@ -112,6 +112,13 @@ class DeliveryConfig(ConfigModel):
         description="S3 bucket of the Pulumi state (from `mlstack bootstrap`); both roles may "
         "read it, deploy may write it. Unset for other backends.",
     )
+    bake_minutes: int = knob(
+        10,
+        ge=1,
+        le=180,
+        description="Minutes `mlstack bake` watches the stack's alarms and rollouts after an "
+        "update (the deploy workflow's guard), e.g. 5 in dev, 20 in prod.",
+    )
     secrets_key_arn: str | None = knob(
         None,
         description="KMS key ARN (not an alias) of the Pulumi secrets provider; both roles may "

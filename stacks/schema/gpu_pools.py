@@ -22,7 +22,7 @@ from pydantic import AfterValidator, field_validator, model_validator
 
 from components.compute import gpu_instances
 from stacks.schema import aws_enums, cron
-from stacks.schema.base import ConfigModel, fixed, knob
+from stacks.schema.base import ConfigModel, HotfixReason, fixed, knob
 
 _POOL_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
 _QUALIFIED_NAME = re.compile(
@@ -252,6 +252,12 @@ class GpuPoolConfig(ConfigModel):
     """One GPU node pool."""
 
     name: str = fixed(description="Pool name, a DNS-1123 label of at most 40 characters.")
+    hotfix: HotfixReason | None = knob(
+        None,
+        description="Why this entry runs in prod without having run in the lower stage first "
+        "(`mlstack parity` then lists it as a hotfix instead of failing); remove it once the "
+        "lower stage has caught up.",
+    )
     provisioner: Literal["karpenter", "managed"] = fixed(
         "karpenter", description="karpenter (NodePool + EC2NodeClass) or managed (EKS node group)."
     )

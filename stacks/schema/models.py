@@ -21,7 +21,7 @@ from pydantic import AfterValidator, WithJsonSchema, field_validator, model_vali
 from components import naming
 from components.storage import layout
 from stacks.schema import cron
-from stacks.schema.base import ConfigModel, fixed, knob
+from stacks.schema.base import ConfigModel, HotfixReason, fixed, knob
 
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 MAX_RULE_SLOT = 25000
@@ -377,6 +377,12 @@ class ModelConfig(ConfigModel):
             "Artifact version served, a safe path segment (quote it if it looks like a "
             "number): models/<name>/<artifactVersion>/. Set with `mlstack model pin`."
         )
+    )
+    hotfix: HotfixReason | None = knob(
+        None,
+        description="Why this entry runs in prod without having run in the lower stage first "
+        "(`mlstack parity` then lists it as a hotfix instead of failing); remove it once the "
+        "lower stage has caught up.",
     )
     runtime: Literal["vllm", "triton", "custom"] = fixed(
         description="Runtime preset: vllm, triton or custom."

@@ -374,3 +374,39 @@ def test_rollback_runs_mlstack_rollback_with_inputs_through_the_environment() ->
     assert run["env"]["TARGET"] == "${{ inputs.to }}"
     checkout = next(s for s in steps if str(s.get("uses", "")).startswith("actions/checkout@"))
     assert checkout["with"]["fetch-depth"] == 0
+
+
+# --------------------------------------------------------------------------- guarded deploys
+
+
+def test_deploy_bakes_then_rolls_back_to_last_good_bakes_that_and_pages_never_loops() -> None:
+    for stack, job in load("deploy.yml")["jobs"].items():
+        steps = job["steps"]
+        ids = [s.get("id") for s in steps]
+        order = ["up", "bake", "rollback", "bake-rollback"]
+        assert [i for i in ids if i in order] == order, stack
+        by_id = {s.get("id"): s for s in steps if s.get("id")}
+        assert f"mlstack bake {stack} --record --kind deploy" in by_id["bake"]["run"]
+        assert "if" not in by_id["bake"]  # runs only when `up` succeeded
+        assert by_id["rollback"]["if"] == "failure() && steps.bake.outcome == 'failure'"
+        assert f"mlstack rollback {stack} --to last-good --yes" in by_id["rollback"]["run"]
+        assert by_id["bake-rollback"]["if"] == "failure() && steps.rollback.outcome == 'success'"
+        assert "--kind rollback --page-on-failure" in by_id["bake-rollback"]["run"]
+        # Exactly one rollback per run: nothing after the rollback's bake rolls back again.
+        after = steps[ids.index("bake-rollback") + 1 :]
+        assert not any("mlstack rollback" in s.get("run", "") for s in after)
+        page = next(s for s in after if "mlstack page" in s.get("run", ""))
+        assert "steps.rollback.outcome == 'failure'" in page["if"]
+        summary = next(s for s in after if "GITHUB_STEP_SUMMARY" in s.get("run", ""))
+        assert "exit 1" in summary["run"]
+        checkout = next(s for s in steps if str(s.get("uses", "")).startswith("actions/checkout@"))
+        assert checkout["with"]["fetch-depth"] == 0  # the rollback needs the older commits
+
+
+def test_manual_rollback_is_baked_and_pages_on_failure() -> None:
+    steps = load("rollback.yml")["jobs"]["rollback"]["steps"]
+    names = [s.get("name") for s in steps]
+    bake = steps[names.index("Bake the rollback")]
+    assert names.index("Bake the rollback") > names.index("Roll back")
+    assert bake["if"] == "${{ !inputs.dry-run }}"
+    assert '"$STACK" --record --kind rollback --page-on-failure' in bake["run"]

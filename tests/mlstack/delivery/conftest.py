@@ -46,6 +46,10 @@ if args[:1] == ["up"]:
     stack_file = os.path.join(os.getcwd(), "Pulumi.%s.yaml" % stack)
     record["stackFile"] = open(stack_file).read() if os.path.exists(stack_file) else None
     record["venvIsLink"] = os.path.islink(os.path.join(os.getcwd(), ".venv"))
+    record["venvTarget"] = os.path.realpath(os.path.join(os.getcwd(), ".venv"))
+    # What the engine runs to decide git.dirty, with the environment it was given.
+    status = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True)
+    record["porcelain"] = status.stdout
 with open(os.path.join(state, "calls.jsonl"), "a") as log:
     log.write(json.dumps(record) + "\n")
 
@@ -53,6 +57,12 @@ if args[:1] == ["version"]:
     print("v3.210.0")
 elif args[:2] == ["stack", "select"]:
     pass
+elif args[:2] == ["stack", "output"]:
+    path = os.path.join(state, "outputs-%s.json" % stack)
+    if not os.path.exists(path):
+        sys.stderr.write("error: no stack named '%s' found\n" % stack)
+        sys.exit(255)
+    print(open(path).read())
 elif args[:2] == ["stack", "history"]:
     path = os.path.join(state, "history-%s.json" % stack)
     if not os.path.exists(path):
@@ -82,6 +92,10 @@ class StandInPulumi:
         """Newest first, as the CLI prints it."""
         ordered = sorted(entries, key=lambda e: e["version"], reverse=True)
         (self.state / f"history-{stack}.json").write_text(json.dumps(ordered))
+
+    def set_outputs(self, stack: str, outputs: dict[str, Any]) -> None:
+        """What `pulumi stack output --json --stack <stack>` prints."""
+        (self.state / f"outputs-{stack}.json").write_text(json.dumps(outputs))
 
     def calls(self) -> list[dict[str, Any]]:
         log = self.state / "calls.jsonl"
@@ -161,13 +175,19 @@ class DeployRepo:
         ]
 
 
+PYPROJECT = '[project]\nname = "toy"\nversion = "0"\ndependencies = ["pulumi>=3,<4"]\n'
+
+
 def stack_yaml(replicas: int) -> str:
     return f"config:\n  mlstack:environment: dev\n  mlstack:replicas: {replicas}\n"
 
 
 @pytest.fixture
 def deploy_repo(tmp_path: Path) -> Iterator[DeployRepo]:
-    """Commits: ``prod-only`` (no Pulumi.dev.yaml), ``dev-1``, ``dev-2``, ``dev-3``, ``dev-4``."""
+    """Commits: ``prod-only`` (no Pulumi.dev.yaml), ``dev-1``, ``dev-2``, ``dev-3``, ``dev-4``.
+
+    ``constraints.txt`` pins ``pulumi==3.100.0`` up to ``dev-2`` and ``pulumi==3.200.0``
+    from ``dev-3`` on (the environment a rollback builds must follow the target)."""
     root = tmp_path / "repo"
     root.mkdir()
     repo = DeployRepo(root)
@@ -175,18 +195,24 @@ def deploy_repo(tmp_path: Path) -> Iterator[DeployRepo]:
     repo.git("config", "user.name", "Test")
     repo.git("config", "user.email", "test@example.com")
     repo.git("config", "commit.gpgsign", "false")
+    # The OLD ignore pattern: `.venv/` matches a directory, never the rollback's symlink.
     (root / ".gitignore").write_text(".venv/\n")
     repo.commit(
         "prod-only",
         {
             "Pulumi.yaml": "name: mlstack\nruntime: python\nmain: stacks/\n",
+            "constraints.txt": "pulumi==3.100.0\n",
+            "pyproject.toml": PYPROJECT,
             "Pulumi.prod.yaml": "config:\n  mlstack:environment: prod\n",
             "stacks/__main__.py": "print('v1')\n",
         },
     )
     repo.commit("dev-1", {"Pulumi.dev.yaml": stack_yaml(1)})
     repo.commit("dev-2", {"Pulumi.dev.yaml": stack_yaml(2)})
-    repo.commit("dev-3", {"stacks/__main__.py": "print('v2')\n"})
+    repo.commit(
+        "dev-3",
+        {"stacks/__main__.py": "print('v2')\n", "constraints.txt": "pulumi==3.200.0\n"},
+    )
     repo.commit("dev-4", {"Pulumi.dev.yaml": stack_yaml(4)})
     yield repo
 
@@ -234,3 +260,56 @@ def history_entry(
         "resourceChanges": {"same": 40, "update": version},
     }
     return entry
+
+
+# --------------------------------------------------------------------------- env builds
+
+STANDIN_PYTHON = r'''#!{python}
+"""STAND-IN for the interpreter that builds rollback environments. Not Python's venv/pip:
+records what it was asked; `-m venv DIR` makes DIR/bin/python, `-m pip` reads `-c FILE`."""
+import json, os, sys
+
+state = os.environ["STANDIN_PYTHON_STATE"]
+argv = sys.argv[1:]
+record = {{"argv": argv}}
+if argv[:2] == ["-m", "venv"]:
+    target = argv[-1]
+    os.makedirs(os.path.join(target, "bin"), exist_ok=True)
+    with open(os.path.join(target, "bin", "python"), "w") as f:
+        f.write("#!/bin/sh\nexit 0\n")
+    os.chmod(os.path.join(target, "bin", "python"), 0o755)
+elif argv[:2] == ["-m", "pip"]:
+    record["constraints"] = open(argv[argv.index("-c") + 1]).read()
+with open(os.path.join(state, "python-calls.jsonl"), "a") as log:
+    log.write(json.dumps(record) + "\n")
+sys.exit(int(os.environ.get("STANDIN_PIP_EXIT", "0")) if argv[:2] == ["-m", "pip"] else 0)
+'''
+
+
+@dataclass
+class StandInPython:
+    """Controls and observes the stand-in environment builder."""
+
+    state: Path
+    cache: Path
+
+    def calls(self) -> list[dict[str, Any]]:
+        log = self.state / "python-calls.jsonl"
+        if not log.exists():
+            return []
+        return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+@pytest.fixture
+def standin_python(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StandInPython:
+    """``$MLSTACK_ENV_PYTHON`` = the stand-in above, ``$MLSTACK_ENV_CACHE`` = a temp dir."""
+    state = tmp_path / "standin-python"
+    state.mkdir()
+    script = state / "python"
+    script.write_text(STANDIN_PYTHON.format(python=sys.executable))
+    script.chmod(0o755)
+    cache = tmp_path / "env-cache"
+    monkeypatch.setenv("MLSTACK_ENV_PYTHON", str(script))
+    monkeypatch.setenv("MLSTACK_ENV_CACHE", str(cache))
+    monkeypatch.setenv("STANDIN_PYTHON_STATE", str(state))
+    return StandInPython(state=state, cache=cache)

@@ -1,33 +1,80 @@
 """``mlstack rollback``: git for real (temporary repositories, worktrees), Pulumi stand-in.
 
-The ``pulumi`` these tests run is the STAND-IN from conftest.py, not Pulumi: it
-serves canned history and records what ``up`` was asked to deploy (arguments,
-working directory, that directory's commit and stack file).
+The ``pulumi`` these tests run is the STAND-IN from conftest.py, not Pulumi (the CLI
+cannot be installed here): it serves canned history and records what ``up`` was
+asked to deploy (arguments, working directory, that directory's commit, stack file,
+``.venv`` link and ``git status --porcelain``). Environment builds go to the
+STAND-IN interpreter (``standin_python``), which records the venv/pip commands;
+one test builds a real small virtualenv.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import mlstack.delivery.rollback as rollback_module
 from mlstack.cli import main
+from mlstack.delivery.environments import EnvBuilder, EnvironmentBuildError, spec_at
 from mlstack.delivery.rollback import RollbackRefusedError, offline_diff, run_rollback
-from tests.mlstack.delivery.conftest import DeployRepo, StandInPulumi, history_entry, stack_yaml
+from mlstack.delivery.rollback_safety import check_rollback
+from tests.mlstack.delivery.conftest import (
+    PYPROJECT,
+    DeployRepo,
+    StandInPulumi,
+    StandInPython,
+    history_entry,
+    stack_yaml,
+)
+
+
+def plan_of(*resources: dict[str, Any]) -> dict[str, Any]:
+    return {"stack": "dev", "resources": list(resources)}
+
+
+def resource(
+    name: str, type_: str, inputs: dict[str, Any], *, protect: bool = False, retain: bool = False
+) -> dict[str, Any]:
+    return {
+        "urn": f"urn:pulumi:dev::mlstack::{type_}::{name}",
+        "type": type_,
+        "name": name,
+        "inputs": inputs,
+        "protect": protect,
+        "retainOnDelete": retain,
+    }
+
+
+CLUSTER = "aws:eks/cluster:Cluster"
 
 
 class RecordingDiff:
-    """Stands in for the offline resource diff; records which revisions it compared."""
+    """Stands in for the offline resource diff; records which revisions it compared and
+    answers with the plans the test set (by default two equal one-resource plans)."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, str]] = []
+        same = plan_of(resource("c", CLUSTER, {"name": "c", "version": "1.33"}))
+        self.base_plan: dict[str, Any] | None = same
+        self.head_plan: dict[str, Any] | None = same
 
-    def __call__(self, stack: str, base: str, head: str, root: Path, color: bool) -> str:
+    def __call__(
+        self, stack: str, base: str, head: str, root: Path, color: bool
+    ) -> rollback_module.RollbackDiff:
         self.calls.append((stack, base, head))
-        return f"DIFF {stack} {base[:7]}..{head[:7]}"
+        return rollback_module.RollbackDiff(
+            f"DIFF {stack} {base[:7]}..{head[:7]}",
+            self.base_plan,
+            self.head_plan,
+            None if self.base_plan and self.head_plan else "stand-in: no plan",
+        )
 
 
 @pytest.fixture
@@ -38,7 +85,9 @@ def diff(monkeypatch: pytest.MonkeyPatch) -> RecordingDiff:
 
 
 @pytest.fixture
-def dev_history(standin_pulumi: StandInPulumi, deploy_repo: DeployRepo) -> DeployRepo:
+def dev_history(
+    standin_pulumi: StandInPulumi, deploy_repo: DeployRepo, standin_python: StandInPython
+) -> DeployRepo:
     """dev: v1 dev-1, v2 dev-2, v3 dev-3 FAILED, v4 refresh, v5 dev-4 (deployed now)."""
     c = deploy_repo.commits
     standin_pulumi.set_history(
@@ -205,7 +254,10 @@ def test_dirty_working_tree_is_refused_before_anything_runs(
 
 
 def test_dry_run_without_cli_shows_the_diff_and_deploys_nothing(
-    deploy_repo: DeployRepo, no_pulumi: None, capsys: pytest.CaptureFixture[str]
+    deploy_repo: DeployRepo,
+    no_pulumi: None,
+    standin_python: StandInPython,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     # The real default diff (no stand-in diff): it must run without any Pulumi CLI.
     code = main(
@@ -224,12 +276,17 @@ def test_dry_run_without_cli_shows_the_diff_and_deploys_nothing(
     assert "not checked that stack dev deployed this commit before" in out
     assert "diffing against HEAD" in out
     assert "dry run: nothing deployed" in out
+    # The toy stack files do not synthesize: the safety checks say they did not run.
+    assert "warning: safety checks not run (the deployed commit did not synthesize" in out
     assert deploy_repo.worktrees() == [str(deploy_repo.root)]
+    assert standin_python.calls() == []  # a dry run builds no environment
 
 
 def test_dry_run_with_version_needs_cli_or_history_file(
+    *,
     deploy_repo: DeployRepo,
     no_pulumi: None,
+    standin_python: StandInPython,
     diff: RecordingDiff,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -246,7 +303,10 @@ def test_dry_run_with_version_needs_cli_or_history_file(
 
 
 def test_missing_cli_without_dry_run_is_one_line_exit_2(
-    deploy_repo: DeployRepo, no_pulumi: None, capsys: pytest.CaptureFixture[str]
+    deploy_repo: DeployRepo,
+    no_pulumi: None,
+    standin_python: StandInPython,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert _rollback(deploy_repo, "--to", "1", "--yes") == 2
     err = capsys.readouterr().err
@@ -313,12 +373,284 @@ def test_relative_file_backend_is_resolved_against_the_project(
 
 def test_offline_diff_between_two_commits(deploy_repo: DeployRepo) -> None:
     c = deploy_repo.commits
-    text = offline_diff("dev", c["dev-1"], c["dev-3"], deploy_repo.root, False)
-    if importlib.util.find_spec("mlstack.review") is None:
-        # Fallback until the review tooling is installed: changed files from git.
-        assert "mlstack.review is not available" in text
-        assert "Pulumi.dev.yaml" in text
-        assert "stacks/__main__.py" in text
-    else:  # the resource diff; this toy repository's stack files do not validate
-        assert text.startswith("stack dev:")
-        assert "base failed: invalid config in Pulumi.dev.yaml" in text
+    shown = offline_diff("dev", c["dev-1"], c["dev-3"], deploy_repo.root, False)
+    # The resource diff; this toy repository's stack files do not validate.
+    assert shown.text.startswith("stack dev:")
+    assert "base failed: invalid config in Pulumi.dev.yaml" in shown.text
+    assert shown.base_plan is None
+    assert shown.problem is not None
+    assert "deployed commit did not synthesize" in shown.problem
+
+
+# --------------------------------------------------------------------------- item 17: own env
+
+
+def test_target_runs_on_its_own_environment_built_from_its_own_constraints(
+    dev_history: DeployRepo,
+    standin_pulumi: StandInPulumi,
+    standin_python: StandInPython,
+    diff: RecordingDiff,
+) -> None:
+    repo = dev_history
+    (repo.root / ".venv").mkdir()  # today's environment: must NOT be what the target runs on
+
+    assert _rollback(repo, "--to", "2", "--yes") == 0
+
+    venv_call, pip_call = standin_python.calls()
+    assert venv_call["argv"][:3] == ["-m", "venv", "--without-pip"]
+    # dev-2's constraints (pulumi 3.100.0), not the working tree's (3.200.0 since dev-3).
+    assert pip_call["constraints"] == "pulumi==3.100.0\n"
+    assert pip_call["argv"][-1] == "pulumi>=3,<4"  # dev-2's [project].dependencies
+    env_dir = Path(venv_call["argv"][-1])
+    assert env_dir.parent == standin_python.cache
+    [up] = standin_pulumi.calls_of("up")
+    assert up["venvIsLink"] is True
+    assert Path(up["venvTarget"]) == env_dir.resolve()
+    assert Path(up["venvTarget"]) != (repo.root / ".venv").resolve()
+    assert (env_dir / ".mlstack-env.json").is_file()
+    assert env_dir.is_dir()  # the worktree's removal did not follow the link
+
+
+def test_environment_is_cached_by_the_constraints_hash(
+    deploy_repo: DeployRepo, standin_python: StandInPython
+) -> None:
+    c = deploy_repo.commits
+    builder = EnvBuilder.from_environment()
+    first = builder.ensure(spec_at(deploy_repo.root, c["dev-1"]), lambda _: None)
+    again = builder.ensure(spec_at(deploy_repo.root, c["dev-2"]), lambda _: None)
+    newer = builder.ensure(spec_at(deploy_repo.root, c["dev-4"]), lambda _: None)
+    assert first == again  # same constraints.txt: one build
+    assert newer != first  # constraints changed in dev-3
+    venv_builds = [call for call in standin_python.calls() if call["argv"][1] == "venv"]
+    assert [Path(call["argv"][-1]) for call in venv_builds] == [first, newer]
+
+
+def test_failed_environment_build_deploys_nothing_and_leaves_no_half_env(
+    *,
+    dev_history: DeployRepo,
+    standin_pulumi: StandInPulumi,
+    standin_python: StandInPython,
+    diff: RecordingDiff,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("STANDIN_PIP_EXIT", "1")
+    assert _rollback(dev_history, "--to", "2", "--yes") == 1
+    assert "building the rollback environment failed at pip install" in capsys.readouterr().err
+    assert standin_pulumi.calls_of("up") == []
+    assert not any(p.is_dir() for p in standin_python.cache.iterdir())
+    assert dev_history.worktrees() == [str(dev_history.root)]
+
+
+def test_target_without_constraints_is_refused_naming_the_commit(
+    deploy_repo: DeployRepo,
+) -> None:
+    deploy_repo.git("rm", "-q", "constraints.txt")
+    deploy_repo.git("commit", "-q", "-m", "drop constraints")
+    sha = deploy_repo.git("rev-parse", "HEAD")
+    with pytest.raises(EnvironmentBuildError, match=rf"commit {sha[:12]} has no constraints.txt"):
+        spec_at(deploy_repo.root, sha)
+
+
+def _tiny_wheel(where: Path) -> Path:
+    """A real, minimal wheel (no network: pip installs it with --no-index)."""
+    wheel = where / "tinydep-1.0-py3-none-any.whl"
+    files = {
+        "tinydep/__init__.py": "VALUE = 42\n",
+        "tinydep-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: tinydep\nVersion: 1.0\n",
+        "tinydep-1.0.dist-info/WHEEL": (
+            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
+    }
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+        record = "".join(f"{name},,\n" for name in files) + "tinydep-1.0.dist-info/RECORD,,\n"
+        archive.writestr("tinydep-1.0.dist-info/RECORD", record)
+    return wheel
+
+
+@pytest.mark.slow
+def test_real_virtualenv_is_built_from_the_commit_constraints(
+    deploy_repo: DeployRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real `python -m venv` + real pip (a local wheel, --no-index: no network)."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    _tiny_wheel(wheels)
+    sha = deploy_repo.commit(
+        "tiny",
+        {
+            "constraints.txt": "tinydep==1.0\n",
+            "pyproject.toml": PYPROJECT.replace('"pulumi>=3,<4"', '"tinydep"'),
+        },
+    )
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
+    builder = EnvBuilder(cache_dir=tmp_path / "cache", python=sys.executable)
+    env_dir = builder.ensure(spec_at(deploy_repo.root, sha), lambda _: None)
+    out = subprocess.run(
+        [str(env_dir / "bin" / "python"), "-c", "import tinydep, sys; print(tinydep.VALUE)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "42"
+    assert builder.is_cached(spec_at(deploy_repo.root, sha))
+
+
+# --------------------------------------------------------------------------- item 18: clean
+
+
+def test_project_gitignore_ignores_the_venv_symlink(tmp_path: Path) -> None:
+    """`.venv/` matches only a directory; the project's pattern must match the link too."""
+    project_ignore = Path(__file__).resolve().parents[3] / ".gitignore"
+    repo = tmp_path / "r"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    shutil.copy(project_ignore, repo / ".gitignore")
+    (tmp_path / "some-env").mkdir()
+    (repo / ".venv").symlink_to(tmp_path / "some-env", target_is_directory=True)
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True, check=True
+    )
+    assert status.stdout.splitlines() == ["?? .gitignore"]
+
+
+def test_engine_sees_a_clean_checkout_even_when_the_target_ignores_only_venv_dirs(
+    dev_history: DeployRepo, standin_pulumi: StandInPulumi, diff: RecordingDiff
+) -> None:
+    # The fixture's commits carry the old `.venv/` pattern.
+    assert (dev_history.root / ".gitignore").read_text() == ".venv/\n"
+    assert _rollback(dev_history, "--to", "2", "--yes") == 0
+    [up] = standin_pulumi.calls_of("up")
+    assert up["venvIsLink"] is True
+    assert up["porcelain"] == ""  # the engine's git.dirty check finds nothing
+
+
+def test_dirty_target_checkout_is_refused_before_up(
+    dev_history: DeployRepo, tmp_path: Path
+) -> None:
+    tree = tmp_path / "tree"
+    dev_history.git("worktree", "add", "--detach", "-q", str(tree), dev_history.commits["dev-2"])
+    (tmp_path / "env").mkdir()
+    rollback_module.link_virtualenv(tree, tmp_path / "env")
+    # Without the exclusion the old `.venv/` pattern leaves the link untracked.
+    with pytest.raises(RollbackRefusedError, match=r"not clean before `pulumi up` \(\.venv\)"):
+        rollback_module.assert_clean_worktree(tree, {})
+    env = rollback_module.git_exclude_environment(tmp_path / "exclude", {})
+    rollback_module.assert_clean_worktree(tree, env)
+    (tree / "stray.txt").write_text("x")
+    with pytest.raises(RollbackRefusedError, match=r"stray\.txt"):
+        rollback_module.assert_clean_worktree(tree, env)
+
+
+# --------------------------------------------------------------------------- item 19: refusals
+
+
+BUCKET = "aws:s3/bucket:Bucket"
+DOWNGRADE = (
+    plan_of(resource("c", CLUSTER, {"name": "c", "version": "1.33"})),
+    plan_of(resource("c", CLUSTER, {"name": "c", "version": "1.32"})),
+    "cluster-downgrade",
+)
+PROTECTED_DELETE = (
+    plan_of(resource("key", "aws:kms/key:Key", {}, protect=True)),
+    plan_of(),
+    "protected",
+)
+RETAINED_RECREATE = (
+    plan_of(resource("logs", BUCKET, {"bucket": "acme-logs"}, retain=True)),
+    plan_of(resource("logs-v2", BUCKET, {"bucket": "acme-logs"})),
+    "retained-name-collision",
+)
+RETAINED_REPLACE = (
+    plan_of(resource("c", CLUSTER, {"name": "c", "roleArn": "a"}, retain=True)),
+    plan_of(resource("c", CLUSTER, {"name": "c", "roleArn": "b"}, retain=True)),
+    "retained-name-collision",
+)
+
+
+@pytest.mark.parametrize(
+    ("base", "head", "kind"), [DOWNGRADE, PROTECTED_DELETE, RETAINED_RECREATE, RETAINED_REPLACE]
+)
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_unsafe_target_is_refused_before_anything_changes(
+    *,
+    dev_history: DeployRepo,
+    standin_pulumi: StandInPulumi,
+    standin_python: StandInPython,
+    diff: RecordingDiff,
+    capsys: pytest.CaptureFixture[str],
+    base: dict[str, Any],
+    head: dict[str, Any],
+    kind: str,
+    dry_run: bool,
+) -> None:
+    diff.base_plan, diff.head_plan = base, head
+    args = ["--to", "2", "--dry-run" if dry_run else "--yes"]
+    assert _rollback(dev_history, *args) == 1
+    captured = capsys.readouterr()
+    assert f"refused: {kind}:" in captured.out
+    assert "rollback refused before any change" in captured.err
+    assert standin_pulumi.calls_of("up") == []
+    assert standin_python.calls() == []  # no environment was built either
+    assert dev_history.worktrees() == [str(dev_history.root)]
+
+
+def test_safe_changes_are_not_refused() -> None:
+    base = plan_of(
+        resource("c", CLUSTER, {"name": "c", "version": "1.32"}, protect=True, retain=True),
+        resource("auto", BUCKET, {"bucketPrefix": "x"}, retain=True),
+        resource("gone", "aws:sns/topic:Topic", {"name": "t"}),
+    )
+    head = plan_of(
+        resource("c", CLUSTER, {"name": "c", "version": "1.33"}, protect=True, retain=True),
+        resource("auto2", BUCKET, {"bucketPrefix": "x"}),
+    )
+    # Upgrade, auto-named retained bucket recreated (new random suffix), unprotected delete.
+    assert check_rollback(base, head) == []
+
+
+def test_unsynthesizable_side_warns_in_a_dry_run_and_refuses_a_real_rollback(
+    dev_history: DeployRepo,
+    standin_pulumi: StandInPulumi,
+    diff: RecordingDiff,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    diff.head_plan = None
+    assert _rollback(dev_history, "--to", "2", "--dry-run") == 0
+    assert "warning: safety checks not run" in capsys.readouterr().out
+    assert _rollback(dev_history, "--to", "2", "--yes") == 1
+    assert "safety checks cannot run" in capsys.readouterr().err
+    assert standin_pulumi.calls_of("up") == []
+
+
+def test_refusals_on_the_real_prod_plan(prod_graph: Any) -> None:
+    """The prod plan: its cluster, its protected and retained resources."""
+    import copy
+
+    base = json.loads(json.dumps(prod_graph.to_json()))
+    assert check_rollback(base, copy.deepcopy(base)) == []
+    cluster = next(r for r in base["resources"] if r["type"] == CLUSTER)
+    assert cluster["protect"] and cluster["retainOnDelete"]
+
+    older = copy.deepcopy(base)
+    major, minor = cluster["inputs"]["version"].split(".")
+    for r in older["resources"]:
+        if r["urn"] == cluster["urn"]:
+            r["inputs"]["version"] = f"{major}.{int(minor) - 1}"
+    assert [f.kind for f in check_rollback(base, older)] == ["cluster-downgrade"]
+
+    protected = next(r for r in base["resources"] if r["protect"] and r["type"] != CLUSTER)
+    without = copy.deepcopy(base)
+    without["resources"] = [r for r in without["resources"] if r["urn"] != protected["urn"]]
+    kinds = {(f.kind, f.urn) for f in check_rollback(base, without)}
+    assert ("protected", protected["urn"]) in kinds
+
+    renamed = copy.deepcopy(base)  # same cluster under a new logical name: retained + same name
+    for r in renamed["resources"]:
+        if r["urn"] == cluster["urn"]:
+            r["urn"] = cluster["urn"] + "-v2"
+    kinds = {f.kind for f in check_rollback(base, renamed)}
+    assert {"protected", "retained-name-collision"} <= kinds

@@ -7,11 +7,15 @@ from typing import Any
 
 from mlstack.review.parity import (
     ParityReport,
+    PinnedVersions,
     check_parity,
     compare,
     compare_configs,
     compare_shapes,
+    evidence_from_git,
+    evidence_from_ledger,
     render_markdown,
+    render_promotions_markdown,
     render_text,
 )
 from mlstack.synth import ResourceGraph, ResourceNode
@@ -144,6 +148,7 @@ def test_the_real_dev_and_prod_stacks_are_in_parity(
     )
     assert report.violations == []
     assert report.ok
+    assert [f.path for f in report.pending_promotions] == [LLAMA_VERSION]
     allowed = {f.path for f in report.knob_differences}
     assert {"mlstack:region", "mlstack:network.natGateways", "mlstack:tags"} <= allowed
 
@@ -223,13 +228,255 @@ def test_unnamed_item_lists_of_different_length_show_both_lists() -> None:
     assert "nodes" in render_text(ParityReport("a", "b", [finding]))
 
 
+# --------------------------------------------------------------------------- issue 13 item 13
+
+
+def test_matched_items_are_compared_field_by_field_even_when_the_lists_differ() -> None:
+    left = Root(pools=[Pool(name="a", taint="changed"), Pool(name="b")])
+    right = Root(pools=[Pool(name="a")])
+    paths = _paths(left, right)
+    assert paths == {"mlstack:pools": False, "mlstack:pools[name=a].taint": False}
+
+
+# --------------------------------------------------------------------------- promotions
+
+
+LLAMA = "llama-3-8b-instruct"
+LLAMA_VERSION = "mlstack:models[name=llama-3-8b-instruct].artifactVersion"
+
+
+def _model(stack: str, name: str, **changes: Any) -> dict[str, Any]:
+    raw = raw_stack_config(stack)
+    entry = dict(next(m for m in raw["models"] if m["name"] == "resnet50"))  # NLB: no host
+    entry["name"] = name
+    entry.update(changes)
+    return entry
+
+
+def _with_models(stack: str, models: list[dict[str, Any]]) -> StackConfig:
+    raw = raw_stack_config(stack)
+    raw["models"] = models
+    if len(models) > 2:  # room in the pool for the extra model (capacity rule)
+        raw["gpuPools"][0]["maxNodes"] = 8
+    return parse_config(raw, f"Pulumi.{stack}.yaml")
+
+
+def _models_of(stack: str) -> list[dict[str, Any]]:
+    return [dict(m) for m in raw_stack_config(stack)["models"]]
+
+
+def _compare_configs(
+    dev: StackConfig,
+    prod: StackConfig,
+    dev_graph: ResourceGraph,
+    prod_graph: ResourceGraph,
+    evidence: PinnedVersions | None = None,
+) -> ParityReport:
+    return compare(
+        "dev",
+        "prod",
+        left_config=dev,
+        right_config=prod,
+        left_graph=dev_graph,
+        right_graph=prod_graph,
+        evidence=evidence,
+    )
+
+
+def _set_version(models: list[dict[str, Any]], version: str) -> list[dict[str, Any]]:
+    return [m | {"artifactVersion": version} if m["name"] == LLAMA else m for m in models]
+
+
+def test_a_model_only_in_dev_is_a_pending_promotion_with_its_components_exempt(
+    synth_edited: SynthEdited, prod_graph: ResourceGraph, stack_configs: dict[str, StackConfig]
+) -> None:
+    models = [*_models_of("dev"), _model("dev", "ranker")]
+    dev_graph = synth_edited("dev", {"models": models, "gpuPools[0].maxNodes": 8})
+    report = _compare_configs(
+        _with_models("dev", models), stack_configs["prod"], dev_graph, prod_graph
+    )
+    assert report.violations == []
+    # The real stacks already have one (the LLM's newer dev version), plus the new model.
+    assert [(f.kind, f.path) for f in report.pending_promotions] == [
+        ("promotion", "mlstack:models[name=ranker]"),
+        ("promotion", LLAMA_VERSION),
+    ]
+    assert "2 pending promotion(s)" in report.summary()
+    assert "promotion  config  mlstack:models[name=ranker]" in render_text(report)
+    promotions = "\n".join(render_promotions_markdown(report))
+    assert "**Pending promotions** (dev -> prod): 2" in promotions
+    assert "Pending promotions" not in render_markdown(report, promotions=False)
+
+
+def test_a_model_only_in_prod_is_a_violation_unless_it_carries_a_hotfix_reason(
+    dev_graph: ResourceGraph, prod_graph: ResourceGraph, stack_configs: dict[str, StackConfig]
+) -> None:
+    extra = _model("prod", "ranker")
+    report = _compare_configs(
+        stack_configs["dev"],
+        _with_models("prod", [*_models_of("prod"), extra]),
+        dev_graph,
+        prod_graph,
+    )
+    [violation] = report.violations
+    assert violation.path == "mlstack:models[name=ranker]"
+    assert "add it to dev first" in violation.message and "hotfix: <reason>" in violation.message
+
+    hotfixed = extra | {"hotfix": "INC-42: ranker pinned in prod during the outage"}
+    ok = _compare_configs(
+        stack_configs["dev"],
+        _with_models("prod", [*_models_of("prod"), hotfixed]),
+        dev_graph,
+        prod_graph,
+    )
+    assert ok.ok
+    assert [f.message for f in ok.hotfixes] == [
+        "model ranker runs in prod only: hotfix: INC-42: ranker pinned in prod during the outage"
+    ]
+
+
+def test_a_newer_dev_version_is_pending_when_dev_ran_the_prod_version(
+    dev_graph: ResourceGraph, prod_graph: ResourceGraph, stack_configs: dict[str, StackConfig]
+) -> None:
+    dev = _with_models("dev", _set_version(_models_of("dev"), "2026-01-01"))
+    prod = _with_models("prod", _set_version(_models_of("prod"), "2025-12-01"))
+    ran = PinnedVersions(frozenset({(LLAMA, "2025-12-01")}), "passed bakes of stack dev")
+    report = _compare_configs(dev, prod, dev_graph, prod_graph, ran)
+    assert report.ok
+    [pending] = report.pending_promotions
+    assert pending.path == f"mlstack:models[name={LLAMA}].artifactVersion"
+    assert (pending.left, pending.right) == ("2026-01-01", "2025-12-01")
+
+    never = PinnedVersions(frozenset(), "passed bakes of stack dev (file:///l)", baked=True)
+    refused = _compare_configs(dev, prod, dev_graph, prod_graph, never)
+    [violation] = refused.violations
+    assert "prod runs llama-3-8b-instruct 2025-12-01, which dev never ran" in violation.message
+    assert "passed bakes of stack dev" in violation.message
+
+    # Offline (git evidence only): a newer dev version is taken as dev ahead, unverified...
+    offline = PinnedVersions(frozenset(), "git history of Pulumi.dev.yaml")
+    unverified = _compare_configs(dev, prod, dev_graph, prod_graph, offline)
+    assert unverified.ok
+    assert "unverified" in unverified.pending_promotions[0].message
+    # ...but prod NEWER than dev is a violation even offline.
+    ahead = _with_models("prod", _set_version(_models_of("prod"), "2026-02-01"))
+    assert not _compare_configs(dev, ahead, dev_graph, prod_graph, offline).ok
+
+    hotfix = [
+        m | {"hotfix": "rolled back in prod by hand"} if m["name"] == LLAMA else m
+        for m in _set_version(_models_of("prod"), "2025-12-01")
+    ]
+    excused = _compare_configs(dev, _with_models("prod", hotfix), dev_graph, prod_graph, never)
+    assert [f.kind for f in excused.findings if "artifactVersion" in f.path] == ["hotfix"]
+    assert excused.ok and len(excused.hotfixes) == 1
+
+
+def test_gpu_pools_follow_the_same_promotion_rules(
+    dev_graph: ResourceGraph, prod_graph: ResourceGraph, stack_configs: dict[str, StackConfig]
+) -> None:
+    def with_pools(stack: str, extra: dict[str, Any]) -> StackConfig:
+        raw = raw_stack_config(stack)
+        raw["gpuPools"] = [*raw["gpuPools"], extra]
+        return parse_config(raw, f"Pulumi.{stack}.yaml")
+
+    burst = dict(raw_stack_config("prod")["gpuPools"][0]) | {"name": "burst"}
+    dev_only = _compare_configs(
+        with_pools("dev", burst), stack_configs["prod"], dev_graph, prod_graph
+    )
+    assert dev_only.ok
+    assert [f.path for f in dev_only.pending_promotions] == [
+        LLAMA_VERSION,
+        "mlstack:gpuPools[name=burst]",
+    ]
+    prod_only = _compare_configs(
+        stack_configs["dev"], with_pools("prod", burst), dev_graph, prod_graph
+    )
+    assert [f.path for f in prod_only.violations] == ["mlstack:gpuPools[name=burst]"]
+    hotfix = burst | {"hotfix": "capacity emergency"}
+    excused = _compare_configs(
+        stack_configs["dev"], with_pools("prod", hotfix), dev_graph, prod_graph
+    )
+    assert excused.ok and [f.kind for f in excused.hotfixes] == ["hotfix"]
+
+
+def test_a_changed_fixed_field_of_a_shared_model_is_caught_while_dev_is_ahead(
+    dev_graph: ResourceGraph, prod_graph: ResourceGraph, stack_configs: dict[str, StackConfig]
+) -> None:
+    models = [m | {"runtime": "vllm"} if m["name"] == "resnet50" else m for m in _models_of("dev")]
+    models.append(_model("dev", "ranker"))
+    dev = _with_models("dev", models)
+    report = _compare_configs(dev, stack_configs["prod"], dev_graph, prod_graph)
+    paths = {f.path for f in report.violations}
+    assert "mlstack:models[name=resnet50].runtime" in paths
+    assert [f.path for f in report.pending_promotions] == [
+        "mlstack:models[name=ranker]",
+        LLAMA_VERSION,
+    ]
+
+
+def test_evidence_from_git_and_from_the_bake_ledger(tmp_path: Path) -> None:
+    import subprocess
+    from datetime import UTC, datetime
+
+    from mlstack.delivery.verdicts import BakeRecord, FileLedger
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=tmp_path, check=True, capture_output=True, text=True
+        ).stdout.strip()
+
+    git("init", "-q")
+    git("config", "user.email", "t@example.com")
+    git("config", "user.name", "T")
+    stack_file = tmp_path / "Pulumi.dev.yaml"
+    commits = []
+    for version in ("v1", "v2", "v3"):
+        stack_file.write_text(
+            f"config:\n  mlstack:models:\n    - name: m\n      artifactVersion: {version}\n"
+        )
+        git("add", "-A")
+        git("commit", "-qm", version)
+        commits.append(git("rev-parse", "HEAD"))
+    assert evidence_from_git(tmp_path, "dev").pairs == {("m", "v1"), ("m", "v2"), ("m", "v3")}
+    ledger = FileLedger(tmp_path / "ledger")
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    ledger.put(BakeRecord("dev", 1, commits[0], "passed", now, now, 5))
+    ledger.put(BakeRecord("dev", 2, commits[1], "passed", now, now, 5))
+    ledger.put(BakeRecord("dev", 2, commits[1], "failed", now, now.replace(hour=1), 5))
+    baked = evidence_from_ledger(tmp_path, "dev", ledger)
+    assert baked.pairs == {("m", "v1")}  # v2's update failed a bake; v3 was never baked
+    assert baked.source.startswith("passed bakes of stack dev")
+
+
+def test_the_real_stacks_show_the_llm_as_a_pending_promotion() -> None:
+    report = check_parity("dev", "prod", PROJECT_ROOT)
+    assert report.ok, report.summary()
+    assert [f.path for f in report.pending_promotions] == [
+        "mlstack:models[name=llama-3-8b-instruct].artifactVersion"
+    ]
+
+
+def test_the_review_report_shows_pending_promotions_as_their_own_section(
+    dev_graph: ResourceGraph, prod_graph: ResourceGraph, stack_configs: dict[str, StackConfig]
+) -> None:
+    from mlstack.review.review import ReviewResult, render_report
+
+    report = _compare_configs(stack_configs["dev"], stack_configs["prod"], dev_graph, prod_graph)
+    markdown = render_report(ReviewResult("main (abc)", "working tree", parity=[report]))
+    parity_part, _, rest = markdown.partition("### Pending promotions")
+    assert rest, markdown
+    assert LLAMA_VERSION.strip('"') in rest.split("###")[0]
+    assert "**Pending promotions**" not in parity_part  # shown once, in its own section
+
+
 def test_the_text_table_of_the_real_stacks_fits_100_columns() -> None:
     report = check_parity("dev", "prod", PROJECT_ROOT)
     text = render_text(report)
     assert max(len(line) for line in text.splitlines()) <= 100
     assert "--format json shows every value" in text
     # Paths are shortened in the middle: the field name at the end stays readable.
-    assert "...ncurrentVersionExpirationDays" in text
+    # (the status column is as wide as "promotion": the LLM's pending promotion is listed)
+    assert "...urrentVersionExpirationDays" in text
 
 
 def test_short_tables_are_not_shortened() -> None:

@@ -1,0 +1,312 @@
+"""``mlstack bake <stack>`` end to end: plan -> targets -> clients -> bake -> record -> page.
+
+Kept apart from :mod:`mlstack.delivery.bake` (the watching itself, which tests drive
+with moto and a fake Kubernetes API) so that module needs no config, synth or CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from mlstack.delivery.bake import (
+    BakeAccessError,
+    BakeReport,
+    BakeTargets,
+    CloudWatchAlarms,
+    KubeApi,
+    cross_check,
+    eks_token,
+    render_poll,
+    run_bake,
+    targets_from_plan,
+)
+from mlstack.delivery.verdicts import BakeRecord, Ledger, default_ledger, ledger_from_url
+from mlstack.errors import MlstackError, UsageError
+
+KUBE_TOKEN_ENV = "MLSTACK_KUBE_TOKEN"
+TOPIC_TYPE = "aws:sns/topic:Topic"
+PROJECT = "mlstack"
+
+
+@dataclass(frozen=True)
+class BakeOptions:
+    stack: str
+    root: Path
+    minutes: float | None = None
+    poll_seconds: float = 30
+    skip_kubernetes: bool = False
+    kube_server: str | None = None
+    endpoint_url: str | None = None
+    record: bool = False
+    version: int | None = None
+    ledger: str | None = None
+    kind: str = "deploy"
+    page_on_failure: bool = False
+    tty: bool = False
+    as_json: bool = False
+
+
+@dataclass
+class BakeOutcome:
+    report: BakeReport
+    recorded: str | None
+    paged: str | None
+    notes: list[str]
+
+
+def _session(region: str) -> Any:
+    import boto3
+
+    session = boto3.Session(region_name=region)
+    if session.get_credentials() is None:
+        raise BakeAccessError(
+            "no AWS credentials found; the bake reads CloudWatch (and EKS) as the caller"
+        )
+    return session
+
+
+def _client(session: Any, service: str, endpoint_url: str | None) -> Any:
+    from botocore.config import Config
+
+    config = Config(
+        connect_timeout=5, read_timeout=20, retries={"mode": "standard", "max_attempts": 3}
+    )
+    return session.client(service, endpoint_url=endpoint_url, config=config)
+
+
+def stack_outputs(stack: str, root: Path) -> dict[str, Any] | None:
+    """``pulumi stack output --json`` when the CLI is installed, else None."""
+    from mlstack.delivery.pulumi_cli import PulumiCliMissingError, PulumiCommandError, find_pulumi
+
+    try:
+        cli = find_pulumi("reading stack outputs")
+    except PulumiCliMissingError:
+        return None
+    try:
+        done = cli.run(["stack", "output", "--json", "--stack", stack], cwd=root, capture=True)
+    except PulumiCommandError as exc:
+        raise UsageError(f"cannot read the outputs of stack {stack}: {exc}") from exc
+    try:
+        data = json.loads(done.stdout or "{}")
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"`pulumi stack output --json` printed no JSON: {exc}") from exc
+    return data if isinstance(data, dict) else None
+
+
+def plan_for(stack: str, root: Path) -> tuple[dict[str, Any], Any]:
+    """The offline plan of the checked-out commit, and its config."""
+    from mlstack.synth import synth_config
+    from stacks.config import ConfigError, load_config_file
+
+    try:
+        cfg = load_config_file(stack, root)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc
+    graph = synth_config(cfg, stack)
+    return json.loads(json.dumps(graph.to_json())), cfg
+
+
+def kube_client(
+    options: BakeOptions, targets: BakeTargets, session: Any, environ: Mapping[str, str]
+) -> KubeApi:
+    if options.kube_server:
+        token = environ.get(KUBE_TOKEN_ENV)
+        if not token:
+            raise UsageError(f"--kube-server needs the bearer token in ${KUBE_TOKEN_ENV}")
+        return KubeApi(options.kube_server, token)
+    if targets.cluster_name is None:
+        raise UsageError(f"stack {options.stack}'s plan has no EKS cluster to watch")
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    eks = _client(session, "eks", options.endpoint_url)
+    try:
+        cluster = eks.describe_cluster(name=targets.cluster_name)["cluster"]
+    except (BotoCoreError, ClientError) as exc:
+        raise BakeAccessError(
+            f"cannot describe EKS cluster {targets.cluster_name} in {targets.region}: {exc}; "
+            "use --skip-kubernetes to watch the alarms only"
+        ) from exc
+    import base64
+
+    ca = base64.b64decode(cluster["certificateAuthority"]["data"])
+    token = eks_token(session, targets.cluster_name, targets.region)
+    return KubeApi(cluster["endpoint"], token, ca)
+
+
+def _git_head(root: Path) -> str | None:
+    done = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def _baked_update(options: BakeOptions, notes: list[str]) -> tuple[int, str | None] | None:
+    """(version, commit) the bake judges: ``--version``, else the newest update."""
+    from mlstack.delivery.history import load_history
+    from mlstack.delivery.pulumi_cli import PulumiCliMissingError
+
+    head = _git_head(options.root)
+    try:
+        history = load_history(options.stack, options.root)
+    except PulumiCliMissingError:
+        if options.version is None:
+            notes.append("not recorded: no Pulumi CLI to find the update's version (--version)")
+            return None
+        return options.version, head
+    if options.version is not None:
+        update = next((u for u in history if u.version == options.version), None)
+        if update is None:
+            raise UsageError(f"stack {options.stack} has no version {options.version}")
+    else:
+        update = next((u for u in history if u.is_update), None)
+        if update is None:
+            notes.append(f"not recorded: stack {options.stack} has no update to judge")
+            return None
+    if update.commit and head and update.commit != head:
+        notes.append(
+            f"version {update.version} ran commit {update.commit[:12]}, this checkout is "
+            f"{head[:12]}: the alarms watched are this checkout's"
+        )
+    return update.version, update.commit
+
+
+def _topic_arn(
+    plan: Mapping[str, Any], outputs: Mapping[str, Any] | None, session: Any, endpoint: str | None
+) -> str:
+    if outputs and isinstance(outputs.get("alertTopicArn"), str):
+        return str(outputs["alertTopicArn"])
+    names = [
+        r["inputs"]["name"]
+        for r in plan.get("resources", [])
+        if r["type"] == TOPIC_TYPE and isinstance((r.get("inputs") or {}).get("name"), str)
+    ]
+    if not names:
+        raise UsageError("the plan has no SNS alert topic to page")
+    account = _client(session, "sts", endpoint).get_caller_identity()["Account"]
+    return f"arn:aws:sns:{session.region_name}:{account}:{names[0]}"
+
+
+def page(session: Any, topic_arn: str, subject: str, message: str, endpoint: str | None) -> None:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        _client(session, "sns", endpoint).publish(
+            TopicArn=topic_arn, Subject=subject[:99], Message=message
+        )
+    except (BotoCoreError, ClientError) as exc:
+        raise MlstackError(f"paging through {topic_arn} failed: {exc}") from exc
+
+
+def page_stack(stack: str, root: Path, subject: str, message: str, endpoint: str | None) -> str:
+    """Publish to the stack's alert topic (outputs when the CLI exists, else the plan's
+    topic name in the caller's account); returns the topic ARN."""
+    plan, _ = plan_for(stack, root)
+    session = _session(str(plan.get("region")))
+    topic = _topic_arn(plan, stack_outputs(stack, root), session, endpoint)
+    page(session, topic, subject, message, endpoint)
+    return topic
+
+
+def bake_stack(
+    options: BakeOptions,
+    echo: Callable[[str], None],
+    progress_out: Callable[[str], None] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> BakeOutcome:
+    """Run the whole bake; the caller maps ``report.passed`` to the exit code."""
+    env = os.environ if environ is None else environ
+    plan, cfg = plan_for(options.stack, options.root)
+    minutes = options.minutes if options.minutes is not None else cfg.delivery.bake_minutes
+    targets = targets_from_plan(plan)
+    outputs = stack_outputs(options.stack, options.root)
+    notes: list[str] = []
+    if outputs is None:
+        notes.append("alarm list from the offline plan only (no Pulumi CLI to cross-check)")
+    else:
+        names = outputs.get("alarmNames")
+        targets = cross_check(targets, names if isinstance(names, list) else [])
+    ledger: Ledger | None = None
+    if options.record:
+        ledger = (
+            ledger_from_url(options.ledger, options.endpoint_url)
+            if options.ledger
+            else default_ledger(PROJECT, env, options.endpoint_url)
+        )
+        if ledger is None:
+            raise UsageError(
+                "--record needs a ledger: --ledger URL, $MLSTACK_BAKE_LEDGER, or an s3:// or "
+                "file:// PULUMI_BACKEND_URL"
+            )
+    baked = _baked_update(options, notes) if options.record else None
+    session = _session(targets.region)
+    alarms = CloudWatchAlarms(_client(session, "cloudwatch", options.endpoint_url))
+    kube = None if options.skip_kubernetes else kube_client(options, targets, session, env)
+    write = progress_out or echo
+    echo(
+        f"baking stack {options.stack} for {minutes:g} min: {len(targets.alarms)} alarm(s)"
+        + ("" if kube is None else f", {len(targets.deployments)} deployment(s)")
+        + (" (Kubernetes skipped)" if kube is None else "")
+    )
+    started = datetime.now(UTC)
+    report = run_bake(
+        targets,
+        alarms,
+        kube,
+        minutes=minutes,
+        poll_seconds=options.poll_seconds,
+        progress=lambda left, poll: write(render_poll(left, poll, tty=options.tty)),
+    )
+    if options.tty:
+        write("")  # end the rewritten progress line
+    report.notes = list(targets.notes) + notes
+    recorded = None
+    if ledger is not None and baked is not None:
+        version, commit = baked
+        record = BakeRecord(
+            stack=options.stack,
+            version=version,
+            commit=commit,
+            verdict="passed" if report.passed else "failed",
+            started_at=started,
+            finished_at=max(datetime.now(UTC), started + timedelta(microseconds=1)),
+            minutes=minutes,
+            kind=options.kind,
+            breaches=tuple(b.render() for b in report.breaches),
+            insufficient_data=tuple(report.insufficient_data),
+            run_url=_run_url(env),
+        )
+        recorded = ledger.put(record)
+    paged = None
+    if options.page_on_failure and not report.passed:
+        topic = _topic_arn(plan, outputs, session, options.endpoint_url)
+        page(
+            session,
+            topic,
+            f"mlstack: {options.kind} bake of stack {options.stack} failed",
+            report.summary() + "\nAutomatic rollback stopped; a human must act "
+            "(docs/operations.md, 'When an automatic rollback fails').",
+            options.endpoint_url,
+        )
+        paged = topic
+    return BakeOutcome(report, recorded, paged, report.notes)
+
+
+def _run_url(env: Mapping[str, str]) -> str | None:
+    server, repo, run = (
+        env.get("GITHUB_SERVER_URL"),
+        env.get("GITHUB_REPOSITORY"),
+        env.get("GITHUB_RUN_ID"),
+    )
+    return f"{server}/{repo}/actions/runs/{run}" if server and repo and run else None
+
+
+def is_tty() -> bool:
+    return sys.stdout.isatty() and os.environ.get("CI") is None
