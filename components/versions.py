@@ -111,21 +111,8 @@ ADDON_PINS_VERIFIED: dict[str, str] = {
 """Where each minor's add-on pins come from (be honest: a pin no listing confirmed says so)."""
 
 
-EKS_SUPPORT_SOURCE = (
-    "Amazon EKS user guide, 'Understand the Kubernetes version lifecycle on EKS' "
-    "(docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html), release calendar, "
-    "read 2026-12-01"
-)
-"""Where the standard-support dates below come from; re-read it when adding a version."""
-
 EKS_STANDARD_SUPPORT_END: dict[str, dt.date] = {
-    # Standard support lasts 14 months from the EKS release; extended support (6x the
-    # cluster-hour price) the 12 months after.
-    "1.31": dt.date(2025, 11, 26),
-    "1.32": dt.date(2026, 3, 23),
-    "1.33": dt.date(2026, 7, 29),
-    "1.34": dt.date(2026, 12, 2),
-    "1.35": dt.date(2027, 3, 27),
+    minor: window.standard_support_end for minor, window in EKS_SUPPORT.items()
 }
 """Last day of EKS standard support per Kubernetes minor version (``mlstack preflight``)."""
 

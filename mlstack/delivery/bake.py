@@ -282,7 +282,9 @@ def eks_token(session: Any, cluster_name: str, region: str) -> str:
     """The bearer token ``aws eks get-token`` prints: a presigned STS GetCallerIdentity."""
     from botocore.signers import RequestSigner
 
-    sts = session.client("sts", region_name=region)
+    from mlstack.aws import make_client
+
+    sts = make_client(session, "sts", region=region)
     signer = RequestSigner(
         sts.meta.service_model.service_id,
         region,

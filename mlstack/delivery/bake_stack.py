@@ -74,12 +74,10 @@ def _session(region: str) -> Any:
 
 
 def _client(session: Any, service: str, endpoint_url: str | None) -> Any:
-    from botocore.config import Config
 
-    config = Config(
-        connect_timeout=5, read_timeout=20, retries={"mode": "standard", "max_attempts": 3}
-    )
-    return session.client(service, endpoint_url=endpoint_url, config=config)
+    from mlstack.aws import make_client  # bounded timeouts and retries, like every tool
+
+    return make_client(session, service, endpoint_url=endpoint_url)
 
 
 def stack_outputs(stack: str, root: Path) -> dict[str, Any] | None:

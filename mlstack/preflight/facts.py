@@ -24,7 +24,9 @@ BUCKET_TYPE = "aws:s3/bucket:Bucket"
 MODEL_BUCKET_COMPONENT = "mlstack:storage:ModelArtifactBucket"
 PULL_THROUGH_RULE_TYPE = "aws:ecr/pullThroughCacheRule:PullThroughCacheRule"
 INGRESS_TYPE = "kubernetes:networking.k8s.io/v1:Ingress"
-INGRESS_CLASS_PARAMS_TYPE = "kubernetes:elbv2.k8s.aws/v1beta1:IngressClassParams"
+LISTENER_TYPE = "aws:lb/listener:Listener"
+LISTENER_RULE_TYPE = "aws:lb/listenerRule:ListenerRule"
+LISTENER_CERTIFICATE_TYPE = "aws:lb/listenerCertificate:ListenerCertificate"
 DEPLOYMENT_TYPE = "kubernetes:apps/v1:Deployment"
 NLB_CERT_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-ssl-cert"
 
@@ -111,8 +113,13 @@ def _loader_versions(inputs: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
     pod = ((inputs.get("spec") or {}).get("template") or {}).get("spec") or {}
     for container in pod.get("initContainers") or []:
         env = {e.get("name"): e.get("value") for e in container.get("env") or [] if "name" in e}
-        if env.get("MODEL_NAME") and env.get("MODEL_VERSION"):
-            yield str(env["MODEL_NAME"]), str(env["MODEL_VERSION"]), track
+        # `mlstack model fetch --name N --version V ...` (the loader's command line).
+        argv = [str(a) for a in [*(container.get("command") or []), *(container.get("args") or [])]]
+        flags = {argv[i]: argv[i + 1] for i in range(len(argv) - 1) if argv[i].startswith("--")}
+        name = flags.get("--name") or env.get("MODEL_NAME")
+        version = flags.get("--version") or env.get("MODEL_VERSION")
+        if name and version:
+            yield str(name), str(version), track
 
 
 def _accounts(cfg: StackConfig) -> dict[str, str]:
@@ -158,20 +165,35 @@ def plan_facts(cfg: StackConfig, graph: ResourceGraph) -> PlanFacts:
         )
     ) or tuple(cfg.cluster.admin_role_arns if cfg.cluster.mode == "create" else ())
 
-    # Certificates: the shared ALB's (IngressClassParams) cover every Ingress host;
-    # NLB Services may name their own in an annotation.
-    alb_certs: list[str] = []
-    for node in graph.by_type(INGRESS_CLASS_PARAMS_TYPE):
-        alb_certs += [str(a) for a in (node.inputs.get("spec") or {}).get("certificateArn") or []]
-    hosts = sorted({h for n in graph.by_type(INGRESS_TYPE) for h in _hosts(n.inputs)})
-    for arn in alb_certs:
-        facts.certificates.setdefault(arn, [])
-        facts.certificates[arn] = sorted(set(facts.certificates[arn]) | set(hosts))
-    for node in graph.resources:
-        annotations = ((node.inputs.get("metadata") or {}).get("annotations")) or {}
-        if isinstance(annotations, dict) and annotations.get(NLB_CERT_ANNOTATION):
-            for arn in str(annotations[NLB_CERT_ANNOTATION]).split(","):
-                facts.certificates.setdefault(arn.strip(), [])
+    # Certificates: the Pulumi-owned listeners'. The HTTPS listener's default certificate
+    # covers every host a listener rule routes, except the hosts of a model that brings its
+    # own SNI certificate (a ListenerCertificate under the same model component); NLB TLS
+    # listeners present theirs to clients that name no host.
+    own_certs: dict[str | None, list[str]] = {}
+    for node in graph.by_type(LISTENER_CERTIFICATE_TYPE):
+        arn = node.inputs.get("certificateArn")
+        if arn:
+            own_certs.setdefault(node.parent, []).append(str(arn))
+    hosts_by_owner: dict[str | None, set[str]] = {}
+    for node in graph.by_type(LISTENER_RULE_TYPE):
+        for condition in node.inputs.get("conditions") or []:
+            values = ((condition or {}).get("hostHeader") or {}).get("values") or []
+            hosts_by_owner.setdefault(node.parent, set()).update(str(v) for v in values)
+    default_hosts = sorted(
+        {h for owner, hosts in hosts_by_owner.items() if owner not in own_certs for h in hosts}
+    )
+    for node in graph.by_type(LISTENER_TYPE):
+        arn = node.inputs.get("certificateArn")
+        if not arn:
+            continue
+        routed = default_hosts if node.inputs.get("protocol") == "HTTPS" else []
+        facts.certificates[str(arn)] = sorted(
+            set(facts.certificates.get(str(arn), [])) | set(routed)
+        )
+    for owner, arns in own_certs.items():
+        for arn in arns:
+            hosts = hosts_by_owner.get(owner, set())
+            facts.certificates[arn] = sorted(set(facts.certificates.get(arn, [])) | hosts)
 
     seen: set[tuple[str, str, str]] = set()
     for node in graph.by_type(DEPLOYMENT_TYPE):

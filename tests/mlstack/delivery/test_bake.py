@@ -36,8 +36,8 @@ from mlstack.delivery.bake import (
 )
 from mlstack.delivery.verdicts import FileLedger
 from mlstack.synth import synth_config
-from stacks.config import StackConfig, parse_config
-from tests.conftest import raw_stack_config, set_path
+from stacks.config import StackConfig, load_config_file, parse_config
+from tests.conftest import raw_stack_config
 from tests.mlstack.delivery.conftest import StandInPulumi
 
 RESPONSES = json.loads((Path(__file__).parent / "kube" / "responses.json").read_text())
@@ -51,9 +51,8 @@ PODS = "/api/v1/namespaces/inference/pods"
 
 @pytest.fixture(scope="module")
 def prod_alarms() -> tuple[dict[str, Any], StackConfig]:
-    """The real prod plan with the ALB alarms on (4 alarms for the ALB-exposed LLM)."""
+    """The real prod plan (its CloudWatch alarms exist from the first deploy)."""
     raw = raw_stack_config("prod")
-    set_path(raw, "monitoring.albAlarms.enabled", True)
     cfg = parse_config(raw, "Pulumi.prod.yaml")
     plan = json.loads(json.dumps(synth_config(cfg, "prod").to_json()))
     return plan, cfg
@@ -190,11 +189,13 @@ def test_targets_come_from_the_plan_with_models_and_configured_minimums(
 ) -> None:
     assert targets.cluster_name == "mlstack-prod"
     assert targets.region == "us-east-1"
-    assert [a.name for a in targets.alarms] == [
-        f"mlstack-prod-{LLAMA}-{role}"
-        for role in ("healthy-below-min", "p99-latency", "target-5xx", "unhealthy-hosts")
-    ]
-    assert {a.model for a in targets.alarms} == {LLAMA}
+    names = [a.name for a in targets.alarms]
+    assert names == sorted(names)
+    for role in ("healthy-below-min", "p99-latency", "target-5xx", "unhealthy-hosts"):
+        assert f"mlstack-prod-{LLAMA}-{role}" in names  # the ALB model's target-group alarms
+    models = {m.name for m in load_config_file("prod").models}
+    assert {a.model for a in targets.alarms if a.model} <= models
+    assert LLAMA in {a.model for a in targets.alarms}
     assert [(d.name, d.min_available) for d in targets.deployments] == [
         (LLAMA, 2),
         ("resnet50", 2),
@@ -205,9 +206,10 @@ def test_targets_come_from_the_plan_with_models_and_configured_minimums(
     }
 
 
-def test_dev_plan_has_no_alarms_while_the_switch_is_off(dev_graph: Any) -> None:
+def test_dev_plan_alarms_are_watched_from_the_first_deploy(dev_graph: Any) -> None:
     dev = targets_from_plan(json.loads(json.dumps(dev_graph.to_json())))
-    assert dev.alarms == ()
+    alarms = dev_graph.by_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+    assert alarms and len(dev.alarms) == len(alarms)
     # Dev scales to zero outside its wake window: the minimum is KEDA's 0.
     assert [(d.name, d.min_available) for d in dev.deployments] == [(LLAMA, 0), ("resnet50", 0)]
 
@@ -274,9 +276,9 @@ def test_alarm_of_the_plan_missing_in_the_account_is_a_usage_error(
 def test_many_alarms_are_described_100_per_call(cloudwatch: Any, targets: BakeTargets) -> None:
     names = [a.name for a in targets.alarms]
     source = CloudWatchAlarms(cloudwatch)
-    states = source.states(names * 60)  # 240 names
+    states = source.states(names * 60)
     assert set(states) == set(names)
-    assert source.calls == 3
+    assert source.calls == -(-len(names * 60) // 100)  # 100 names per DescribeAlarms call
 
 
 # --------------------------------------------------------------------------- rollouts
@@ -357,10 +359,11 @@ def test_progress_rewrites_one_line_on_a_tty_and_prints_plain_lines_otherwise(
         minutes=1,
         progress=lambda left, poll: lines.append(render_poll(left, poll, tty=False)),
     )
+    ok = len(targets.alarms)
     assert lines == [
-        "bake: 1m00s left; alarms OK=4; rollouts ready 2/2",
-        "bake: 0m30s left; alarms OK=4; rollouts ready 2/2",
-        "bake: 0m00s left; alarms OK=4; rollouts ready 2/2",
+        f"bake: 1m00s left; alarms OK={ok}; rollouts ready 2/2",
+        f"bake: 0m30s left; alarms OK={ok}; rollouts ready 2/2",
+        f"bake: 0m00s left; alarms OK={ok}; rollouts ready 2/2",
     ]
     tty: list[str] = []
     _bake(
@@ -401,14 +404,18 @@ def bake_cli(
 
 
 def test_cli_exit_0_when_clean_with_plain_progress_lines(
-    bake_cli: Callable[..., int], fake_kube: FakeKube, capsys: pytest.CaptureFixture[str]
+    bake_cli: Callable[..., int],
+    fake_kube: FakeKube,
+    targets: BakeTargets,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     fake_kube.ready()
     assert bake_cli() == 0
     out = capsys.readouterr().out
-    assert "baking stack prod for 0.01 min: 4 alarm(s), 2 deployment(s)" in out
+    ok = len(targets.alarms)
+    assert f"baking stack prod for 0.01 min: {ok} alarm(s), 2 deployment(s)" in out
     assert "\r" not in out
-    assert "bake: 0m00s left; alarms OK=4; rollouts ready 2/2" in out
+    assert f"bake: 0m00s left; alarms OK={ok}; rollouts ready 2/2" in out
     assert "no Pulumi CLI to cross-check" in out
     assert "bake of stack prod passed" in out
 

@@ -20,6 +20,9 @@ from typing import Any
 import pytest
 import yaml
 
+from components.storage import layout
+from components.versions import EKS_SUPPORT, EKS_SUPPORT_SOURCE
+from stacks.config import load_config_file
 from tests.mlstack.preflight.world import ACCOUNT, World
 
 Runner = Callable[..., tuple[int, str, str]]
@@ -255,14 +258,17 @@ def test_version_past_standard_support_fails_and_names_the_date_source(
     world_factory: WorldFactory, run_preflight_cli: Runner
 ) -> None:
     world = world_factory("dev")
-    code, out, _ = run_preflight_cli(world, "--json", as_of="2026-07-30")
+    minor = load_config_file("dev").cluster.version
+    end = EKS_SUPPORT[minor].standard_support_end
+    after = (end + dt.timedelta(days=1)).isoformat()
+    code, out, _ = run_preflight_cli(world, "--json", as_of=after)
     assert code == 1
     assert _failed(out) == {"eks.standard-support"}
     detail = next(
         c["detail"] for c in json.loads(out)["checks"] if c["id"] == "eks.standard-support"
     )
-    assert "left EKS standard support on 2026-07-29" in detail
-    assert "source: Amazon EKS user guide" in detail
+    assert f"left EKS standard support on {end.isoformat()}" in detail
+    assert f"source: {EKS_SUPPORT_SOURCE}" in detail
 
 
 def test_instance_type_not_offered_in_a_zone_fails_the_pool(
@@ -294,8 +300,8 @@ def test_canary_version_manifest_is_checked_too(
     code, out, _ = run_preflight_cli(world, "--json")
     assert code == 0, out
     assert _statuses(out)["models.manifest[llama-3-8b-instruct@2025-06-09]"] == "ok"
-    canary_key = "models/llama-3-8b-instruct/2025-06-09/"
-    key = next(k for k in world.manifests if k.startswith(canary_key))
+    key = layout.manifest_key("llama-3-8b-instruct", "2025-06-09")
+    assert key in world.manifests
     world.client("s3").delete_object(Bucket=world.model_bucket, Key=key)
     code, out, _ = run_preflight_cli(world, "--json")
     assert code == 1
