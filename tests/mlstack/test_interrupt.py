@@ -26,7 +26,9 @@ def _after(seconds: float):
     return lambda _process: time.monotonic() - start >= seconds
 
 
-@pytest.mark.parametrize("delay", [0.8, 3.0], ids=["while-importing", "during-synth"])
+# A whole `plan dev` takes ~3.7 s on an idle 2-core machine (imports ~1.5 s): 2 s lands in
+# the synth; later, the plan may already be writing its result.
+@pytest.mark.parametrize("delay", [0.8, 2.0], ids=["while-importing", "during-synth"])
 def test_plan_ends_at_once_on_one_sigint(tmp_path: Path, delay: float) -> None:
     out = tmp_path / "plan" / "dev.json"
     result = interrupt_when(

@@ -15,10 +15,12 @@ from components.compute.nvidia import (
 from components.monitoring import metrics
 from mlstack.synth import ResourceGraph
 
-UPSTREAM_COUNTERS = (
-    Path(__file__).resolve().parents[3].parent.parent
-    / "shared/upstream/charts/dcgm-exporter-4.8.2.default-counters.csv"
+_COUNTERS = "shared/upstream/charts/dcgm-exporter-4.8.2.default-counters.csv"
+UPSTREAM_COUNTERS = next(
+    (p / _COUNTERS for p in Path(__file__).resolve().parents if (p / _COUNTERS).is_file()),
+    Path("..") / _COUNTERS,
 )
+"""The upstream default counters, from main's checkout or a worktree's parent."""
 RELEASE = "kubernetes:helm.sh/v3:Release"
 DCGM_NAME = re.compile(r"DCGM_FI_[A-Z0-9_]+")
 
