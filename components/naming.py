@@ -60,3 +60,9 @@ def model_name_problem(name: object) -> str | None:
 def derived_names(model: str) -> tuple[str, ...]:
     """Every Kubernetes object name one model may use, whatever its rollout strategy."""
     return (model, *(f"{model}-{suffix}" for suffix in DERIVED_SUFFIXES))
+
+
+def dns_safe(text: str) -> str:
+    """``text`` as lowercase letters, digits and '-' only (stack names may hold '_', '.',
+    capitals), for physical names built from it; ``stack`` when nothing is left."""
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-") or "stack"

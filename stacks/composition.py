@@ -10,7 +10,6 @@ that a hard error under the real engine).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -50,6 +49,7 @@ from components.monitoring.operator_crds import (
     PrometheusOperatorCrdsArgs,
 )
 from components.monitoring.prometheus_stack import prometheus_url
+from components.naming import dns_safe
 from components.network.vpc import FlowLogSettings, Network, NetworkArgs
 from components.storage.model_bucket import (
     AccessLogSettings,
@@ -491,11 +491,6 @@ def gpu_node_roles(gpu: GpuLayer) -> list[pulumi.Output[str]]:
     return roles
 
 
-def _dns_safe(text: str) -> str:
-    """Lowercase letters, digits and '-' only (stack names may hold '_', '.', capitals)."""
-    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-") or "stack"
-
-
 def model_bucket(
     cfg: StackConfig, stack: str, opts: pulumi.ResourceOptions | None = None
 ) -> ModelArtifactBucket:
@@ -508,8 +503,8 @@ def model_bucket(
             region=cfg.region,
             partition=partition_of(cfg.region),
             bucket_name=art.bucket_name,
-            bucket_prefix=f"{PROJECT}-{_dns_safe(stack)}-"[:27] + "models-",
-            key_alias=f"{PROJECT}-{_dns_safe(stack)}-models",
+            bucket_prefix=f"{PROJECT}-{dns_safe(stack)}-"[:27] + "models-",
+            key_alias=f"{PROJECT}-{dns_safe(stack)}-models",
             noncurrent_version_expiration_days=art.noncurrent_version_expiration_days,
             abort_incomplete_multipart_upload_days=art.abort_incomplete_multipart_upload_days,
             key_deletion_window_days=art.key_deletion_window_days,

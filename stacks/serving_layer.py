@@ -11,7 +11,6 @@ from the validated :class:`~stacks.config.StackConfig`.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -22,6 +21,7 @@ import pulumi_aws as aws
 from components.iam.scope import RoleScope
 from components.monitoring import AlbTargetGroupRef, LoadBalancerRef, ServiceTarget
 from components.monitoring import metrics as monitoring_metrics
+from components.naming import dns_safe
 from components.serving import runtimes
 from components.serving.identity import WorkloadIdentity
 from components.serving.image_cache import ImageCache, ImageCacheArgs
@@ -119,7 +119,7 @@ def cache_prefix(stack: str) -> str:
     name, so stacks that differ only past the cut or in sanitised characters never share
     rules, templates or cached repositories in one account and region."""
     readable = f"mlstack-{stack}"
-    safe = re.sub(r"[^a-z0-9-]+", "-", readable.lower()).strip("-")
+    safe = dns_safe(readable)
     if safe == readable and len(safe) <= CACHE_PREFIX_MAX:
         return safe
     digest = hashlib.sha256(stack.encode("utf-8")).hexdigest()[:6]
@@ -328,8 +328,7 @@ def build_serving(
 
 def loader_repository_name(stack: str) -> str:
     """``mlstack-<stack>-model-loader``: the ECR repository of the loader image."""
-    safe = re.sub(r"[^a-z0-9-]+", "-", stack.lower()).strip("-") or "stack"
-    return f"mlstack-{safe}-model-loader"
+    return f"mlstack-{dns_safe(stack)}-model-loader"
 
 
 def _ports(preset: runtimes.RuntimePreset) -> tuple[int, ...]:
