@@ -431,9 +431,28 @@ def fetch(
         Path | None,
         typer.Option("--link", help="Point this symlink at the verified copy (atomically)."),
     ] = None,
+    evict: Annotated[
+        bool,
+        typer.Option(
+            "--evict",
+            help="Make room under --cache-limit-bytes by evicting the least recently used "
+            "versions no pod uses (a node-shared cache), instead of refusing.",
+        ),
+    ] = False,
+    wait_for: Annotated[
+        Path | None,
+        typer.Option(
+            "--wait-for",
+            help="Start only once this file exists (the hold sidecar's ready file).",
+        ),
+    ] = None,
+    wait_seconds: Annotated[
+        float, typer.Option("--wait-seconds", help="How long --wait-for may take.", min=1)
+    ] = 120.0,
 ) -> None:
     """Fetch a version into the cache: parallel ranged GETs, hashed while streaming, verified,
     published by rename. One JSON log line per phase on stdout."""
+    from mlstack.model_store import node_cache
     from mlstack.model_store.fetch import FetchSettings, MiB, fetch_model, json_logger
 
     _check_name_version(name, version)
@@ -442,10 +461,13 @@ def fetch(
         part_size=part_size_mib * MiB,
         expected_manifest_sha256=manifest_sha256,
         cache_limit_bytes=cache_limit_bytes,
+        evict=evict,
     )
     problems = settings.problems()
     if problems:
         raise UsageError("; ".join(problems))
+    if wait_for is not None:
+        node_cache.wait_for(wait_for, wait_seconds, f"model fetch {name} {version}")
     client, bucket_name = _client(
         bucket=bucket,
         stack=stack,
@@ -463,6 +485,44 @@ def fetch(
         settings=settings,
         link=link,
         log=json_logger(typer.echo),
+    )
+
+
+@model_app.command()
+def hold(
+    *,
+    name: NameOpt,
+    version: VersionOpt,
+    cache_dir: Annotated[Path, typer.Option("--cache-dir", help="The node-shared cache.")],
+    ready_file: Annotated[
+        Path, typer.Option("--ready-file", help="Written once the version is held.")
+    ],
+) -> None:
+    """Hold a version's use lock in the node cache until SIGTERM: the pod's claim that no
+    eviction may remove what it serves (runs as the pod's model-cache-hold sidecar)."""
+    from mlstack.model_store import node_cache
+    from mlstack.model_store.fetch import json_logger
+
+    _check_name_version(name, version)
+    node_cache.hold(cache_dir, name, version, ready_file, log=json_logger(typer.echo))
+
+
+@model_app.command("cache-prepare")
+def cache_prepare(
+    *,
+    cache_dir: Annotated[Path, typer.Option("--cache-dir", help="The node-shared cache.")],
+    owner: Annotated[int, typer.Option("--owner", help="uid that owns the cache.", min=1)],
+    group: Annotated[int, typer.Option("--group", help="gid of the cache.", min=1)],
+) -> None:
+    """Create the node cache's root and give it to the loader user (runs as root, with
+    only CAP_CHOWN, before the loader). Idempotent."""
+    from mlstack.model_store import node_cache
+
+    changed = node_cache.prepare(cache_dir, owner, group)
+    typer.echo(
+        json.dumps(
+            {"event": "model-cache", "phase": "prepare", "path": str(cache_dir), "changed": changed}
+        )
     )
 
 

@@ -3,14 +3,16 @@
 1. **manifest**: list, then GET ``models/<name>/manifests/<version>.json``; its sha256
    is the cache key (and must equal ``expected_manifest_sha256`` when one is pinned,
    and S3's own checksum of the object when S3 reports one).
-2. **lock**: an exclusive ``flock`` on ``<cache>/<name>/.<digest>.lock``: of two
+2. **lock**: the version's shared use lock (``node_cache``: no evictor removes a version
+   a pod uses), then an exclusive ``flock`` on ``<cache>/<name>/.<digest>.lock``: of two
    fetchers of one version on a node, one downloads, the other waits, then finds the
    entry (a crashed holder's lock is released by the kernel).
 3. **cache hit**: ``<cache>/<name>/<digest>/`` exists with its completion marker, the
    same manifest bytes, and every file of the listed size: used as it is. Anything
    else at that name is moved aside and fetched again, never used.
 4. **download** (miss): into a temp directory next to the entry. Every file is
-   preallocated (a full disk fails at once, naming the file), then fetched with
+   preallocated (a full disk fails at once, naming the file; with ``evict`` the least
+   recently used versions nobody uses are evicted first to fit the cache's bound), then fetched with
    parallel ranged GETs of ``part_size`` bytes, at most ``concurrency`` in flight and
    at most ``2 * concurrency`` parts in memory; each part is written where it belongs
    and hashed in order as soon as the parts before it are in (never read back). A
@@ -37,22 +39,22 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from components.storage import layout
 from mlstack.errors import MlstackError, UsageError
-from mlstack.model_store import s3
+from mlstack.model_store import node_cache, s3
 from mlstack.model_store.manifest import FileEntry, Manifest, ManifestError, parse_manifest
 from mlstack.model_store.verify import read_manifest
 
 MiB = 1024 * 1024
 DEFAULT_PART_SIZE = 16 * MiB
-MARKER = ".mlstack-complete"
-MANIFEST_COPY = ".mlstack-manifest.json"
-TEMP_PREFIX = ".tmp-"
+MARKER = node_cache.MARKER
+MANIFEST_COPY = node_cache.MANIFEST_COPY
+TEMP_PREFIX = node_cache.TEMP_PREFIX
 MAX_CONCURRENCY = 64
 
 Log = Callable[[dict[str, Any]], None]
@@ -65,12 +67,15 @@ class FetchError(MlstackError):
 
 @dataclass(frozen=True)
 class FetchSettings:
-    """How to fetch. ``cache_limit_bytes``: refuse when the cache would grow beyond it."""
+    """How to fetch. ``cache_limit_bytes``: the cache's bound; a version that would grow
+    the cache beyond it is refused, or with ``evict`` makes room by evicting the least
+    recently used versions no pod uses (``node_cache.evict_to_fit``)."""
 
     concurrency: int = 8
     part_size: int = DEFAULT_PART_SIZE
     expected_manifest_sha256: str | None = None
     cache_limit_bytes: int | None = None
+    evict: bool = False
 
     def problems(self) -> list[str]:
         found: list[str] = []
@@ -83,6 +88,8 @@ class FetchSettings:
             found.append(f"manifest sha256 {problem}")
         if self.cache_limit_bytes is not None and self.cache_limit_bytes < 0:
             found.append(f"cache limit {self.cache_limit_bytes}: must be >= 0")
+        if self.evict and self.cache_limit_bytes is None:
+            found.append("evict: needs a cache limit (what to evict down to)")
         return found
 
 
@@ -186,15 +193,7 @@ class _Downloader:
         return True
 
     def _open(self, path: Path, entry: FileEntry) -> _FileState:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-        fd = os.open(path, flags, 0o600)
-        try:
-            if entry.size:
-                os.posix_fallocate(fd, 0, entry.size)
-        except OSError as exc:
-            os.close(fd)
-            raise _disk_error(exc, path, entry.size) from exc
+        fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0))
         parts = -(-entry.size // self.settings.part_size)
         return _FileState(entry=entry, fd=fd, parts=parts)
 
@@ -266,6 +265,22 @@ class _Downloader:
                 self.memory.release()
 
 
+def _allocate(plan: list[tuple[Path, FileEntry]]) -> None:
+    """Create every file at its full size before any download: a full disk fails at once,
+    naming the file, and the bytes count in the cache's usage from now on."""
+    for path, entry in plan:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(path, flags, 0o600)
+        try:
+            if entry.size:
+                os.posix_fallocate(fd, 0, entry.size)
+        except OSError as exc:
+            raise _disk_error(exc, path, entry.size) from exc
+        finally:
+            os.close(fd)
+
+
 def _disk_error(exc: OSError, path: Path, size: int) -> FetchError:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return FetchError(
@@ -273,19 +288,6 @@ def _disk_error(exc: OSError, path: Path, size: int) -> FetchError:
             "published; free space or enlarge the cache"
         )
     return FetchError(f"cannot write {path}: {exc.strerror or exc}")
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[float]:
-    """Hold an exclusive flock on ``path``; yields the seconds spent waiting."""
-    started = time.monotonic()
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield time.monotonic() - started
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 def _entry_problem(entry: Path, manifest: Manifest, body: bytes) -> str | None:
@@ -306,27 +308,6 @@ def _entry_problem(entry: Path, manifest: Manifest, body: bytes) -> str | None:
         if not path.is_file() or path.is_symlink() or info.st_size != file.size:
             return f"{file.path} has the wrong size or type"
     return None
-
-
-def _cache_usage(root: Path) -> int:
-    total = 0
-    for dirpath, _, filenames in os.walk(root):
-        for filename in filenames:
-            with contextlib.suppress(OSError):
-                total += (Path(dirpath) / filename).lstat().st_size
-    return total
-
-
-def _remove(path: Path) -> None:
-    if path.is_symlink() or path.is_file():
-        path.unlink(missing_ok=True)
-    elif path.exists():
-        for dirpath, dirnames, _ in os.walk(path):
-            Path(dirpath).chmod(0o700)
-            for dirname in dirnames:
-                with contextlib.suppress(OSError):
-                    (Path(dirpath) / dirname).chmod(0o700)
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def _point(link: Path, target: Path) -> None:
@@ -392,7 +373,11 @@ def fetch_model(
         raise FetchError(f"cache directory {model_root}: {exc.strerror or exc}") from None
     entry = model_root / digest
     phase_started = time.monotonic()
-    with _locked(model_root / f".{digest}.lock") as waited:
+    with (
+        node_cache.using(model_root, version),
+        node_cache.flocked(node_cache.fill_lock_path(model_root, digest), fcntl.LOCK_EX),
+    ):
+        waited = time.monotonic() - phase_started
         emit("lock", phase_started, bytes=0, waitedSeconds=round(waited, 3))
         state: CacheState = "hit"
         downloaded = 0
@@ -400,7 +385,7 @@ def fetch_model(
             problem = _entry_problem(entry, manifest, body)
             if problem is not None:
                 log({**base, "phase": "evict", "reason": problem, "path": str(entry)})
-                _remove(entry)
+                node_cache.remove_tree(entry)
         if not entry.exists():
             state = "miss"
             downloaded = _fill(
@@ -411,6 +396,7 @@ def fetch_model(
                 entry=entry,
                 settings=settings,
                 emit=emit,
+                log=log,
             )
         emit(
             "cache",
@@ -464,24 +450,16 @@ def _fill(
     entry: Path,
     settings: FetchSettings,
     emit: Callable[..., None],
+    log: Log,
 ) -> int:
     """Download into a temp dir, verify, publish by rename. Returns bytes downloaded."""
     model_root = entry.parent
     for stale in model_root.glob(f"{TEMP_PREFIX}{entry.name}-*"):
-        _remove(stale)  # left by a crashed run: we hold the lock, nobody else writes
+        node_cache.remove_tree(stale)  # left by a crashed run: we hold the lock, nobody else writes
     unique = manifest.digests()
     needed = sum(unique.values())
-    if settings.cache_limit_bytes is not None:
-        used = _cache_usage(model_root.parent)
-        if used + needed > settings.cache_limit_bytes:
-            raise FetchError(
-                f"cache {model_root.parent} would exceed its limit: {manifest.name} "
-                f"{manifest.version} needs {needed} bytes, {used} are in use, the limit is "
-                f"{settings.cache_limit_bytes}; nothing was fetched"
-            )
     temp = model_root / f"{TEMP_PREFIX}{entry.name}-{os.getpid()}-{threading.get_ident()}"
     temp.mkdir()
-    phase_started = time.monotonic()
     downloader = _Downloader(client, bucket, manifest.name, settings)
     try:
         first: dict[str, Path] = {}
@@ -490,6 +468,27 @@ def _fill(
             if file.sha256 not in first:
                 first[file.sha256] = temp / file.path
                 plan.append((temp / file.path, file))
+        if settings.cache_limit_bytes is None:
+            _allocate(plan)
+        else:
+            # Measured and reserved under the cache's evict lock: two loaders never both
+            # count the same free space.
+            try:
+                with node_cache.making_room(
+                    model_root.parent,
+                    needed,
+                    settings.cache_limit_bytes,
+                    evict=settings.evict,
+                    keep=entry,
+                    log=log,
+                ):
+                    _allocate(plan)
+            except node_cache.CacheFullError as exc:
+                raise FetchError(
+                    f"{manifest.name} {manifest.version} needs {needed} bytes: {exc}; "
+                    "nothing was fetched"
+                ) from None
+        phase_started = time.monotonic()
         downloader.download(plan)
         emit(
             "download",
@@ -524,6 +523,6 @@ def _fill(
         _fsync_dir(model_root)
         emit("publish", phase_started, bytes=0)
     except BaseException:
-        _remove(temp)
+        node_cache.remove_tree(temp)
         raise
     return downloader.downloaded

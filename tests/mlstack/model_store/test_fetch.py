@@ -66,7 +66,9 @@ def test_fetch_downloads_verifies_and_publishes_an_entry_keyed_by_the_manifest_d
     assert result.path == cache / "llm" / digest and result.cache == "miss"
     _same_tree(result.path, published)
     assert (tmp_path / "pod" / "model").resolve() == result.path
-    assert sorted(p.name for p in (cache / "llm").iterdir()) == [f".{digest}.lock", digest]
+    assert sorted(p.name for p in (cache / "llm").iterdir()) == [
+        f".{digest}.lock", ".use-v1", digest,
+    ]  # fmt: skip
     assert result.downloaded_bytes == 3 * MiB + 17 + len(b'{"layers": 2}')  # shared blob once
     assert [e["phase"] for e in events] == [
         "manifest", "lock", "download", "publish", "cache", "done",
@@ -192,7 +194,7 @@ def test_the_cache_size_limit_is_enforced_before_downloading(
     cache = tmp_path / "cache"
     with pytest.raises(FetchError) as failure:
         _fetch(store, cache, settings=FetchSettings(cache_limit_bytes=MiB))
-    assert "would exceed its limit" in str(failure.value) and str(MiB) in str(failure.value)
+    assert "do not fit under its limit" in str(failure.value) and str(MiB) in str(failure.value)
     assert _entries(cache) == []
 
 
@@ -249,4 +251,6 @@ def _entries(cache: Path) -> list[Path]:
     root = cache / "llm"
     if not root.exists():
         return []
-    return sorted(p for p in root.iterdir() if not p.name.endswith(".lock"))
+    return sorted(
+        p for p in root.iterdir() if not p.name.endswith(".lock") and not p.name.startswith(".use-")
+    )
