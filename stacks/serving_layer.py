@@ -18,6 +18,7 @@ from typing import Protocol
 import pulumi
 import pulumi_aws as aws
 
+from components.compute.gpu_node_pool import POOL_LABEL
 from components.iam.scope import RoleScope
 from components.monitoring import AlbTargetGroupRef, LoadBalancerRef, ServiceTarget
 from components.monitoring import metrics as monitoring_metrics
@@ -36,6 +37,7 @@ from components.serving.inference_service import (
 from components.serving.keda import Keda, KedaArgs
 from components.serving.load_balancer import LoadBalancer, LoadBalancerArgs, account_of
 from components.serving.loader_repository import ModelLoaderRepository, ModelLoaderRepositoryArgs
+from components.serving.model_cache import NodeCacheMount, NodeModelCache, NodeModelCacheArgs
 from components.serving.namespace import InferenceNamespace, InferenceNamespaceArgs
 from components.serving.rollout import workload_name
 from components.storage import layout
@@ -96,6 +98,8 @@ class Serving:
     """Per model: its in-cluster URL, exposure and, exposed, DNS name (+ ALB host, path)."""
     image_cache: ImageCache | None = None
     log_bucket: LoadBalancerLogBucket | None = None
+    model_caches: dict[str, NodeModelCache] = field(default_factory=dict)
+    """Per GPU pool with a node-scope cache and deployed models: its claim."""
 
 
 def model_images(model: ModelConfig) -> list[str]:
@@ -292,6 +296,7 @@ def build_serving(
         opts=opts,
     )
     cache = image_cache(cfg, stack, partition=partition, pullers=image_pullers, opts=opts)
+    model_caches = node_model_caches(cfg, namespace, opts=opts)
     services: dict[str, InferenceService] = {}
     slots = rule_slots(cfg.models)  # from every model: priorities never move
     for model in deployed_models(cfg):
@@ -309,6 +314,7 @@ def build_serving(
                 prometheus_url=cfg.serving.autoscaler.prometheus_address or prometheus_url,
                 loader_image=loader_image,
                 image_cache=cache,
+                node_cache=model_caches[model.pool].mount if model.pool in model_caches else None,
                 rule_slot=slots.get(model.name),
                 tags=dict(tags),
             ),
@@ -323,7 +329,33 @@ def build_serving(
         endpoints(cfg, services),
         cache,
         log_bucket,
+        model_caches,
     )
+
+
+def node_model_caches(
+    cfg: StackConfig, namespace: InferenceNamespace, *, opts: pulumi.ResourceOptions | None
+) -> dict[str, NodeModelCache]:
+    """One ``NodeModelCache`` per GPU pool whose cache is node-scoped and that serves a
+    deployed model (``gpuPools[].modelCache``)."""
+    used = {m.pool for m in deployed_models(cfg)}
+    found: dict[str, NodeModelCache] = {}
+    for pool in cfg.gpu_pools:
+        if pool.model_cache.scope != "node" or pool.name not in used:
+            continue
+        found[pool.name] = NodeModelCache(
+            f"model-cache-{pool.name}",
+            NodeModelCacheArgs(
+                pool_name=pool.name,
+                namespace=namespace.namespace,
+                node_label=(POOL_LABEL, pool.name),
+                size_gib=pool.model_cache.size_gib,
+            ),
+            opts=pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(depends_on=[namespace.resource])
+            ),
+        )
+    return found
 
 
 def loader_repository_name(stack: str) -> str:
@@ -372,6 +404,7 @@ def service_args(
     rule_slot: int | None = None,
     tags: Mapping[str, str] | None = None,
     image_cache: ImageCache | None = None,
+    node_cache: NodeCacheMount | None = None,
 ) -> InferenceServiceArgs:
     """The InferenceService inputs of one model."""
     preset = runtime_for(model)
@@ -441,6 +474,7 @@ def service_args(
         startup_budget_seconds=model.startup_budget_seconds,
         drain_seconds=model.drain_seconds,
         loader_image=loader_image,
+        node_cache=node_cache,
         scaler_depends_on=(keda.release,),
     )
 

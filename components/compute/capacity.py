@@ -51,6 +51,11 @@ class Demand:
         )
 
 
+MODEL_CACHE_HOLD = Demand(cpu=0.02, memory_gib=0.125, gpus=0)
+"""The ``model-cache-hold`` sidecar (20m CPU, 128Mi) of every inference pod on a pool
+with a node-shared model cache: a native sidecar, so it adds to the pod's requests."""
+
+
 @dataclass(frozen=True)
 class Allocatable:
     """What pods may request on one node of ``instance_type``."""

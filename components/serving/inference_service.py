@@ -35,20 +35,22 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from components.compute.capacity import MODEL_CACHE_HOLD
 from components.serving import load_balancer as lb
 from components.serving import runtimes
 from components.serving.identity import WorkloadIdentity, workload_role
+from components.serving.model_cache import NodeCacheMount
 from components.serving.rollout import TRACKS, RoutePlan, Strategy, route_plan, workload_name
 from components.storage import layout
 from components.validation import require_valid
 
 TYPE_TOKEN = "mlstack:serving:InferenceService"
 PRE_STOP_SECONDS = 15
+"""Pause before SIGTERM so the load balancer stops sending new requests first."""
 ROLLOUT_MARGIN_SECONDS = 300
 """Added to the start-up budget for the progress deadline and Pulumi's wait."""
 HPA_MAX_PERIOD_SECONDS = 1800
 """The HorizontalPodAutoscaler API's upper bound on a scaling policy's periodSeconds."""
-"""Pause before SIGTERM so the load balancer stops sending new requests first."""
 LOADER_USER = 1000
 GPU_RESOURCE = "nvidia.com/gpu"
 CACHE_DIR = "/var/cache/model-server"
@@ -57,6 +59,10 @@ MODEL_CACHE_DIR = "/var/cache/mlstack/models"
 manifest digest; mounted at the same path, read-only, in the server (``MODEL_DIR`` is a
 symlink into it)."""
 MODEL_CACHE_VOLUME = "model-cache"
+HOLD_READY_FILE = "/tmp/mlstack-model-held"
+"""Written by the hold sidecar once the version is held; the loader waits for it."""
+SCRATCH_GIB = 30
+"""The server's own ephemeral storage (compile caches, logs) besides the model."""
 Exposure = Literal["alb", "nlb", "none"]
 
 
@@ -163,9 +169,12 @@ class InferenceServiceArgs:
     loader_image: pulumi.Input[str] = ""
     """The model-loader image (``components.versions.model_loader_image``)."""
     model_cache_dir: str = MODEL_CACHE_DIR
-    model_cache_volume: k8s.core.v1.VolumeArgs | None = None
-    """The volume (named ``model-cache``) behind ``model_cache_dir``; None: a per-pod
-    emptyDir of ``model_disk_gib`` (a node-level cache is a drop-in replacement)."""
+    node_cache: NodeCacheMount | None = None
+    """The pool's node-shared cache (``NodeModelCache.mount``): the pods mount its claim
+    at ``model_cache_dir`` (the server only its model's directory, read-only), a root init
+    container gives the node's directory to the loader user, a ``model-cache-hold``
+    sidecar holds the version for the pod's life and the loader evicts least recently
+    used versions to stay under the bound. None: a per-pod emptyDir of ``model_disk_gib``."""
     scaler_depends_on: Sequence[pulumi.Resource] = ()
 
     def problems(self) -> list[str]:
@@ -232,9 +241,12 @@ class InferenceServiceArgs:
                 f"model_cache_dir: {self.model_cache_dir!r}: an absolute path of its own "
                 "(not /, /models or /tmp)"
             )
-        volume = self.model_cache_volume
-        if volume is not None and volume.name != MODEL_CACHE_VOLUME:
-            found.append(f"model_cache_volume.name: {volume.name!r}: must be {MODEL_CACHE_VOLUME}")
+        cache = self.node_cache
+        if cache is not None and cache.limit_bytes < self.model_disk_gib * 1024**3:
+            found.append(
+                f"node_cache.limit_bytes: {cache.limit_bytes}: below model_disk_gib "
+                f"{self.model_disk_gib} GiB, the model could never fit"
+            )
         if isinstance(self.loader_image, str) and not self.loader_image:
             found.append("loader_image: '': the model-loader image is required")
         return found
@@ -440,7 +452,7 @@ class InferenceService(pulumi.ComponentResource):
                 fs_group=LOADER_USER,
                 seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
             ),
-            init_containers=[self._loader(track)],
+            init_containers=self._init_containers(track),
             containers=[self._server(track)],
             volumes=[
                 k8s.core.v1.VolumeArgs(
@@ -448,13 +460,7 @@ class InferenceService(pulumi.ComponentResource):
                     name="model",
                     empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="1Mi"),
                 ),
-                args.model_cache_volume
-                or k8s.core.v1.VolumeArgs(
-                    name=MODEL_CACHE_VOLUME,
-                    empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(
-                        size_limit=f"{args.model_disk_gib}Gi"
-                    ),
-                ),
+                self._cache_volume(),
                 k8s.core.v1.VolumeArgs(
                     name="shm",
                     empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(
@@ -471,6 +477,85 @@ class InferenceService(pulumi.ComponentResource):
             ],
         )
 
+    def _cache_volume(self) -> k8s.core.v1.VolumeArgs:
+        args = self._args
+        if args.node_cache is not None:
+            return k8s.core.v1.VolumeArgs(
+                name=MODEL_CACHE_VOLUME,
+                persistent_volume_claim=k8s.core.v1.PersistentVolumeClaimVolumeSourceArgs(
+                    claim_name=args.node_cache.claim_name
+                ),
+            )
+        return k8s.core.v1.VolumeArgs(
+            name=MODEL_CACHE_VOLUME,
+            empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit=f"{args.model_disk_gib}Gi"),
+        )
+
+    def _init_containers(self, track: TrackVersion) -> list[k8s.core.v1.ContainerArgs]:
+        """The loader; with a node cache first the root prepare step and the hold sidecar
+        (a native sidecar: started before the loader, running until the pod ends)."""
+        if self._args.node_cache is None:
+            return [self._loader(track)]
+        return [self._cache_prepare(), self._cache_hold(track), self._loader(track)]
+
+    def _cache_prepare(self) -> k8s.core.v1.ContainerArgs:
+        """Gives the node's cache directory (created root-owned by the kubelet) to the
+        loader user: root, but only CAP_CHOWN, read-only root filesystem, no escalation."""
+        args = self._args
+        owner = str(LOADER_USER)
+        command = ["mlstack", "model", "cache-prepare", "--cache-dir", args.model_cache_dir]
+        command += ["--owner", owner, "--group", owner]
+        return k8s.core.v1.ContainerArgs(
+            name="model-cache-prepare",
+            image=args.loader_image,
+            command=command,
+            resources=_equal_resources({"cpu": "100m", "memory": "256Mi"}),
+            security_context=k8s.core.v1.SecurityContextArgs(
+                allow_privilege_escalation=False,
+                capabilities=k8s.core.v1.CapabilitiesArgs(add=["CHOWN"], drop=["ALL"]),
+                privileged=False,
+                read_only_root_filesystem=True,
+                run_as_non_root=False,
+                run_as_user=0,
+                run_as_group=0,
+                seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+            ),
+            volume_mounts=[
+                k8s.core.v1.VolumeMountArgs(
+                    name=MODEL_CACHE_VOLUME, mount_path=args.model_cache_dir
+                ),
+                k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
+            ],
+        )
+
+    def _cache_hold(self, track: TrackVersion) -> k8s.core.v1.ContainerArgs:
+        """Holds the version's use lock in the node cache for the pod's life, so no other
+        pod's loader evicts what this one serves; the kernel releases it when the pod dies."""
+        args = self._args
+        command = ["mlstack", "model", "hold", "--name", args.model_name]
+        command += ["--version", track.artifact_version, "--cache-dir", args.model_cache_dir]
+        command += ["--ready-file", HOLD_READY_FILE]
+        return k8s.core.v1.ContainerArgs(
+            name="model-cache-hold",
+            image=args.loader_image,
+            restart_policy="Always",
+            command=command,
+            env=[k8s.core.v1.EnvVarArgs(name="HOME", value="/tmp")],
+            resources=_equal_resources(
+                {
+                    "cpu": f"{round(MODEL_CACHE_HOLD.cpu * 1000)}m",
+                    "memory": f"{round(MODEL_CACHE_HOLD.memory_gib * 1024)}Mi",
+                }
+            ),
+            security_context=_container_security(non_root=True, user=LOADER_USER, ro_root=True),
+            volume_mounts=[
+                k8s.core.v1.VolumeMountArgs(
+                    name=MODEL_CACHE_VOLUME, mount_path=args.model_cache_dir
+                ),
+                k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
+            ],
+        )
+
     def _loader(self, track: TrackVersion) -> k8s.core.v1.ContainerArgs:
         """``mlstack model fetch`` of the pinned version into the cache, MODEL_DIR pointed
         at the verified copy; any mismatch fails the init container, so the pod."""
@@ -483,6 +568,9 @@ class InferenceService(pulumi.ComponentResource):
         command = ["mlstack", "model", "fetch", "--name", args.model_name]
         command += ["--version", track.artifact_version, "--region", args.region]
         command += ["--cache-dir", args.model_cache_dir, "--link", runtimes.MODEL_DIR]
+        if args.node_cache is not None:
+            command += ["--cache-limit-bytes", str(args.node_cache.limit_bytes), "--evict"]
+            command += ["--wait-for", HOLD_READY_FILE]
         return k8s.core.v1.ContainerArgs(
             name="model-loader",
             image=args.loader_image,
@@ -536,7 +624,10 @@ class InferenceService(pulumi.ComponentResource):
                     "cpu": args.cpu,
                     "memory": args.memory,
                     GPU_RESOURCE: str(args.gpus),
-                    "ephemeral-storage": f"{args.model_disk_gib + 30}Gi",
+                    # The node cache is not the pod's: only scratch space counts then.
+                    "ephemeral-storage": f"{SCRATCH_GIB}Gi"
+                    if args.node_cache is not None
+                    else f"{args.model_disk_gib + SCRATCH_GIB}Gi",
                 }
             ),
             startup_probe=probe(
@@ -554,13 +645,26 @@ class InferenceService(pulumi.ComponentResource):
             ),
             volume_mounts=[
                 k8s.core.v1.VolumeMountArgs(name="model", mount_path="/models", read_only=True),
-                k8s.core.v1.VolumeMountArgs(
-                    name=MODEL_CACHE_VOLUME, mount_path=args.model_cache_dir, read_only=True
-                ),
+                self._server_cache_mount(),
                 k8s.core.v1.VolumeMountArgs(name="shm", mount_path="/dev/shm"),
                 k8s.core.v1.VolumeMountArgs(name="cache", mount_path=CACHE_DIR),
                 k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
             ],
+        )
+
+    def _server_cache_mount(self) -> k8s.core.v1.VolumeMountArgs:
+        """Read-only; from a node cache only the model's own directory (sub-path), so a
+        runtime never sees the other models cached on its node."""
+        args = self._args
+        if args.node_cache is None:
+            return k8s.core.v1.VolumeMountArgs(
+                name=MODEL_CACHE_VOLUME, mount_path=args.model_cache_dir, read_only=True
+            )
+        return k8s.core.v1.VolumeMountArgs(
+            name=MODEL_CACHE_VOLUME,
+            mount_path=f"{args.model_cache_dir.rstrip('/')}/{args.model_name}",
+            sub_path=args.model_name,
+            read_only=True,
         )
 
     def _service_ports(self) -> list[k8s.core.v1.ServicePortArgs]:

@@ -150,6 +150,11 @@ class StartupInputs:
     ebs_throughput_mibps: int
     parallel_image_pull: bool
     """SOCI parallel pull is enabled on the pool's nodes (see components.compute)."""
+    model_size_source: str = "models[].modelSizeGib"
+    """Where ``model_size_gib`` came from (config, or the version's manifest)."""
+    node_cache: bool = True
+    """The pool's model cache is node-shared: a new pod on a warm node is a cache hit.
+    False (per-pod cache): every new pod fetches the weights again."""
 
 
 @dataclass(frozen=True)
@@ -187,7 +192,7 @@ class StartupEstimate:
 
 def _model_size(inputs: StartupInputs) -> tuple[float, str]:
     if inputs.model_size_gib is not None:
-        return inputs.model_size_gib, f"{inputs.model_size_gib:g} GiB (models[].modelSizeGib)"
+        return inputs.model_size_gib, f"{inputs.model_size_gib:g} GiB ({inputs.model_size_source})"
     size = inputs.gpus * inputs.instance.gpu_memory_gib * UNKNOWN_MODEL_FILL
     return size, (
         f"{size:g} GiB: modelSizeGib unset, assumed {UNKNOWN_MODEL_FILL:.0%} of "
@@ -260,6 +265,19 @@ def estimate(inputs: StartupInputs) -> StartupEstimate:
     warmup = WARMUP_SECONDS[inputs.runtime]
     warmup_phase = Phase("warm-up", warmup.value, f"{inputs.runtime} engine", (warmup.source,))
     ready = Phase("ready", READINESS_SECONDS.value, "probes", (READINESS_SECONDS.source,))
+    if not inputs.node_cache:
+        # A per-pod cache: a new pod on a warm node has the image, not the weights.
+        refetch = Phase(
+            "weights fetch",
+            fetch_phase.seconds,
+            f"per-pod cache (gpuPools[].modelCache.scope: pod): fetched again, {fetch_phase.basis}",
+            fetch_phase.sources,
+        )
+        return StartupEstimate(
+            model=inputs.model,
+            cold=(node_phase, image_phase, fetch_phase, cold_load, warmup_phase, ready),
+            warm=(refetch, cold_load, warmup_phase, ready),
+        )
     cache_hit = Phase(
         "weights fetch",
         0.0,

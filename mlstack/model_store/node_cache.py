@@ -250,7 +250,7 @@ def making_room(
                 f"model cache {root}: {needed} more bytes do not fit under its limit of "
                 f"{limit} bytes ({used} in use after evicting {len(evicted)} unused "
                 f"version(s)); in use or being written: {in_use}. Raise the pool's "
-                "modelCache.sizeGiB or move models to another pool"
+                "modelCache.sizeGib or move models to another pool"
             )
         yield evicted
 
@@ -267,18 +267,19 @@ def prepare(root: Path, owner: int, group: int) -> bool:
     if not root.is_dir():
         raise UsageError(f"--cache-dir {root}: exists and is not a directory")
     info = root.stat()
-    if (info.st_uid, info.st_gid) != (owner, group):
-        try:
+    try:
+        # chmod while root still owns it: after the chown it would need CAP_FOWNER.
+        if info.st_mode & 0o7777 != 0o755:
+            root.chmod(0o755)
+            changed = True
+        if (info.st_uid, info.st_gid) != (owner, group):
             os.chown(root, owner, group)
-        except PermissionError as exc:
-            raise MlstackError(
-                f"cannot give {root} to {owner}:{group}: {exc.strerror}; cache-prepare runs "
-                "as root with CAP_CHOWN"
-            ) from None
-        changed = True
-    if info.st_mode & 0o7777 != 0o755:
-        root.chmod(0o755)
-        changed = True
+            changed = True
+    except PermissionError as exc:
+        raise MlstackError(
+            f"cannot give {root} to {owner}:{group} with mode 0755: {exc.strerror}; "
+            "cache-prepare runs as root with CAP_CHOWN"
+        ) from None
     return changed
 
 

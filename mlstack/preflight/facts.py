@@ -112,6 +112,8 @@ def _loader_versions(inputs: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
     track = str(labels.get("mlstack.io/track", "stable"))
     pod = ((inputs.get("spec") or {}).get("template") or {}).get("spec") or {}
     for container in pod.get("initContainers") or []:
+        if container.get("restartPolicy") == "Always":
+            continue  # the model-cache-hold sidecar names the version too; it loads nothing
         env = {e.get("name"): e.get("value") for e in container.get("env") or [] if "name" in e}
         # `mlstack model fetch --name N --version V ...` (the loader's command line).
         argv = [str(a) for a in [*(container.get("command") or []), *(container.get("args") or [])]]

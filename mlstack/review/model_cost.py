@@ -98,7 +98,9 @@ def _quantity_gib(value: Any) -> float:
 
 
 def pod_demand(pod_spec: Mapping[str, Any]) -> capacity.Demand:
-    """Effective requests of a pod: max(largest init container, sum of containers)."""
+    """Effective requests of a pod as the scheduler computes them: max(each init container
+    plus the sidecars started before it, the containers plus every sidecar). A sidecar is
+    an init container with ``restartPolicy: Always``: it runs for the pod's life."""
 
     def requests(container: Any) -> tuple[float, float, int]:
         req = get_path(container, "resources", "requests") or get_path(
@@ -112,7 +114,14 @@ def pod_demand(pod_spec: Mapping[str, Any]) -> capacity.Demand:
         )
 
     main = [requests(c) for c in as_list(pod_spec.get("containers"))]
-    init = [requests(c) for c in as_list(pod_spec.get("initContainers"))]
+    init: list[tuple[float, float, int]] = []
+    sidecars = (0.0, 0.0, 0)
+    for container in as_list(pod_spec.get("initContainers")):
+        own = requests(container)
+        init.append((own[0] + sidecars[0], own[1] + sidecars[1], own[2] + sidecars[2]))
+        if get_path(container, "restartPolicy") == "Always":
+            sidecars = (sidecars[0] + own[0], sidecars[1] + own[1], sidecars[2] + own[2])
+    main.append(sidecars)
     summed = tuple(sum(r[k] for r in main) for k in range(3))
     cpu = max([summed[0], *(r[0] for r in init)])
     memory = max([summed[1], *(r[1] for r in init)])

@@ -243,6 +243,12 @@ def _finalized_by(resource: Resource) -> str | None:
         return None
     if parsed[2] == "Service" and get_path(resource.props, "spec", "type") != "LoadBalancer":
         return None
+    if (
+        parsed[2] == "PersistentVolumeClaim"
+        and get_path(resource.props, "spec", "storageClassName") == ""
+        and get_path(resource.props, "spec", "volumeName")
+    ):
+        return None  # bound to a pre-made volume (no class): no driver provisions or deletes it
     return controller
 
 

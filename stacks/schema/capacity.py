@@ -39,12 +39,19 @@ Finding = tuple[str, Any, str]
 GIB = 2**30
 
 
-def demand_of(model: ModelConfig) -> capacity.Demand:
-    """What one replica of ``model`` requests."""
-    return capacity.Demand(
+def demand_of(model: ModelConfig, pool: GpuPoolConfig) -> capacity.Demand:
+    """What one replica of ``model`` requests on ``pool``: the server, plus the
+    model-cache-hold sidecar when the pool's cache is node-shared."""
+    server = capacity.Demand(
         cpu=float(parse_quantity(model.cpu)),
         memory_gib=float(parse_quantity(model.memory)) / GIB,
         gpus=model.gpus,
+    )
+    if pool.model_cache.scope != "node":
+        return server
+    hold = capacity.MODEL_CACHE_HOLD
+    return capacity.Demand(
+        cpu=server.cpu + hold.cpu, memory_gib=server.memory_gib + hold.memory_gib, gpus=model.gpus
     )
 
 
@@ -118,7 +125,7 @@ def _model_fit(models: Sequence[ModelConfig], pool: GpuPoolConfig) -> Iterator[F
     for index, model in enumerate(models):
         if model.pool != pool.name or model.gpus > pool.gpus_per_node():
             continue  # the GPU count per replica is reported by stacks.schema.serving
-        need = demand_of(model)
+        need = demand_of(model, pool)
         nodes = [capacity.allocatable(f) for f in allowed]
         if any(need.fits(node) for node in nodes):
             continue
@@ -155,7 +162,9 @@ def _pool_limits(
         if kind in reported:
             continue
         by_index = dict(on_pool)
-        demands = [demand_of(by_index[i]) for i, pods in scenario.replicas for _ in range(pods)]
+        demands = [
+            demand_of(by_index[i], pool) for i, pods in scenario.replicas for _ in range(pods)
+        ]
         gpus = sum(d.gpus for d in demands)
         detail = ", ".join(
             f"{by_index[i].name}: {pods} pod(s) x {by_index[i].gpus} GPU"
@@ -174,7 +183,7 @@ def _pool_limits(
             continue
         if not demands:
             continue
-        fitting = _layouts(scenario, by_index, allowed, facts)
+        fitting = _layouts(scenario, by_index, allowed, facts, pool)
         within = [f for f in fitting if f[0] <= pool.max_nodes and f[1] <= max_gpus]
         if fitting and not within:
             nodes, node_gpus, name = min(fitting)
@@ -194,10 +203,11 @@ def _layouts(
     by_index: dict[int, ModelConfig],
     allowed: Sequence[str],
     facts: dict[str, gpu_instances.GpuInstance],
+    pool: GpuPoolConfig,
 ) -> list[tuple[int, int, str]]:
     """(nodes, GPUs of those nodes, how) of ways to place the scenario's pods: all on one
     instance type, or each model on the type that suits it best (Karpenter mixes types)."""
-    demands = [demand_of(by_index[i]) for i, pods in scenario.replicas for _ in range(pods)]
+    demands = [demand_of(by_index[i], pool) for i, pods in scenario.replicas for _ in range(pods)]
     found: list[tuple[int, int, str]] = []
     for name in allowed:
         nodes = capacity.pack(demands, capacity.allocatable(facts[name]))
@@ -207,7 +217,7 @@ def _layouts(
     for i, pods in scenario.replicas:
         if not pods:
             continue
-        own = [demand_of(by_index[i])] * pods
+        own = [demand_of(by_index[i], pool)] * pods
         options = [
             (n * facts[t].gpu_count, n, t)
             for t in allowed

@@ -177,6 +177,30 @@ class RootVolumeConfig(ConfigModel):
         return value
 
 
+IMAGE_RESERVE_GIB = 60
+"""Node disk kept for container images (10-20 GiB each) and pods' scratch space: the
+node-shared model cache must leave it free."""
+
+
+class ModelCacheConfig(ConfigModel):
+    """Where the pool's pods keep verified model versions."""
+
+    scope: Literal["node", "pod"] = fixed(
+        "node",
+        description="node: one cache per node shared by the pool's pods (a pod restarted or "
+        "rescheduled on a warm node starts without downloading); pod: each pod downloads "
+        "into its own emptyDir.",
+    )
+    size_gib: int = knob(
+        120,
+        ge=10,
+        le=60000,
+        description="node scope: the cache's bound per node, GiB; least recently used "
+        "versions no pod serves are evicted to stay under it. Must hold every model of the "
+        "pool (its modelDiskGib) and, on EBS, leave the image reserve free.",
+    )
+
+
 class DisruptionBudgetConfig(ConfigModel):
     """A Karpenter disruption budget: at most ``nodes`` disrupted at once (in a window)."""
 
@@ -287,6 +311,10 @@ class GpuPoolConfig(ConfigModel):
     )
     instance_store_raid0: bool = fixed(
         True, description="Put kubelet and containerd on the NVMe instance store (RAID0)."
+    )
+    model_cache: ModelCacheConfig = knob(
+        default_factory=ModelCacheConfig,
+        description="The model cache: node-shared (default) or per pod.",
     )
     min_nodes: int = knob(
         0, ge=0, le=1000, description="Minimum nodes (managed). Karpenter pools: must be 0."
@@ -456,6 +484,18 @@ def _size_problems(pool: GpuPoolConfig, at: Loc) -> Iterator[tuple[Loc, Any, str
             (*at, "rootVolume", "throughputMibps"),
             volume.throughput_mibps,
             f"gp3 allows at most iops/4 = {volume.iops // 4} MiB/s at {volume.iops} IOPS",
+        )
+    cache = pool.model_cache
+    on_ebs = [
+        f.instance_type for f in allowed if not (pool.instance_store_raid0 and f.instance_store)
+    ]
+    if cache.scope == "node" and on_ebs and cache.size_gib + IMAGE_RESERVE_GIB > volume.size_gib:
+        yield (
+            (*at, "modelCache", "sizeGib"),
+            cache.size_gib,
+            f"on {on_ebs} the node cache lives on the {volume.size_gib} GiB EBS volume, which "
+            f"must also keep {IMAGE_RESERVE_GIB} GiB for images and scratch; allowed: at most "
+            f"{volume.size_gib - IMAGE_RESERVE_GIB}, or raise rootVolume.sizeGib",
         )
     raid_on_bottlerocket_group = (
         pool.instance_store_raid0

@@ -251,7 +251,15 @@ def cross_checks(
         if pool is None:
             allowed = ", ".join(pools) if pools else "none defined in mlstack:gpuPools"
             yield f"{at}.pool", model.pool, f"unknown GPU pool; allowed: {allowed}"
-        elif model.gpus > pool.gpus_per_node():
+        elif pool.model_cache.scope == "node" and model.model_disk_gib > pool.model_cache.size_gib:
+            yield (
+                f"{at}.modelDiskGib",
+                model.model_disk_gib,
+                f"larger than pool {pool.name!r}'s node cache of {pool.model_cache.size_gib} "
+                f"GiB (gpuPools[].modelCache.sizeGib): the version could never be cached; "
+                f"allowed: at most {pool.model_cache.size_gib}, or raise the cache",
+            )
+        if pool is not None and model.gpus > pool.gpus_per_node():
             yield (
                 f"{at}.gpus",
                 model.gpus,

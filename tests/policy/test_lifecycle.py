@@ -212,6 +212,13 @@ def test_pvcs_must_go_before_the_ebs_csi_driver_and_its_grant() -> None:
     assert result("lifecycle-destroy-order", role, grant, fixed, claim).status == "pass"
 
 
+def test_a_claim_bound_to_a_premade_volume_needs_no_csi_driver() -> None:
+    static = node(PVC, "cache", {"spec": {"storageClassName": "", "volumeName": "cache-pv"}})
+    assert result("lifecycle-destroy-order", static).status == "n/a"
+    dynamic = node(PVC, "data", {"spec": {"storageClassName": "", "volumeName": None}})
+    assert result("lifecycle-destroy-order", dynamic).status == "fail"
+
+
 def test_cluster_ip_services_are_not_finalized_and_lb_services_are() -> None:
     w = world(controller_waits_for_all=False)
     plain = node(SERVICE, "svc", {"spec": {"type": "ClusterIP"}})

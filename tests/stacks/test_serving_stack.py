@@ -179,7 +179,8 @@ def test_canary_weights_through_the_stack(synth_edited: SynthEdited) -> None:
         ("model-llama-3-8b-instruct-tg", 80),
         ("model-llama-3-8b-instruct-canary-tg", 20),
     ]
-    loader = pod_spec(graph, "llama-3-8b-instruct-canary")["initContainers"][0]
+    init = pod_spec(graph, "llama-3-8b-instruct-canary")["initContainers"]
+    (loader,) = [c for c in init if c["name"] == "model-loader"]
     command = loader["command"]
     assert command[:3] == ["mlstack", "model", "fetch"]
     assert command[command.index("--version") + 1] == "2025-06-02"

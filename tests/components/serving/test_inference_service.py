@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pulumi_kubernetes as k8s
 import pytest
 
 from components.serving import runtimes
 from components.serving.inference_service import MODEL_CACHE_DIR
+from components.serving.model_cache import NodeCacheMount
 from components.validation import ComponentArgsError
 from components.versions import TRITON_IMAGE, VLLM_IMAGE
 from mlstack.render_checks import check_graph, check_kubernetes
@@ -273,29 +273,24 @@ def test_loader_fetches_the_pinned_version_into_the_cache_and_links_it(
     assert "loader" not in volumes  # no script ConfigMap any more
 
 
-def test_the_cache_volume_is_a_parameter() -> None:
-    """The seam for a node-level cache: a caller hands in the volume behind the cache dir."""
-    volume = k8s.core.v1.VolumeArgs(
-        name="model-cache",
-        ephemeral=k8s.core.v1.EphemeralVolumeSourceArgs(
-            volume_claim_template=k8s.core.v1.PersistentVolumeClaimTemplateArgs(
-                spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
-                    access_modes=["ReadWriteOnce"],
-                    resources=k8s.core.v1.VolumeResourceRequirementsArgs(
-                        requests={"storage": "200Gi"}
-                    ),
-                )
-            )
-        ),
-    )
-    graph = synth_serving(
-        [ServiceSpec(overrides={"model_cache_volume": volume, "model_cache_dir": "/nvme/cache"})]
-    )
+def test_a_node_cache_mount_replaces_the_per_pod_emptydir() -> None:
+    """The pool's claim (``NodeModelCache.mount``) behind the cache dir, bounded."""
+    mount = NodeCacheMount(claim_name="pool-cache", limit_bytes=200 * 1024**3)
+    graph = synth_serving([ServiceSpec(overrides={"node_cache": mount})])
     spec = pod_spec(graph, "llm")
     volumes = {v["name"]: v for v in spec["volumes"]}
-    assert "ephemeral" in volumes["model-cache"]
+    assert volumes["model-cache"] == {
+        "name": "model-cache", "persistentVolumeClaim": {"claimName": "pool-cache"},
+    }  # fmt: skip
     loader = container(spec, "model-loader", init=True)
-    assert loader["command"][loader["command"].index("--cache-dir") + 1] == "/nvme/cache"
+    command = loader["command"]
+    assert command[command.index("--cache-limit-bytes") + 1] == str(200 * 1024**3)
+
+
+def test_a_node_cache_smaller_than_the_model_disk_is_refused() -> None:
+    mount = NodeCacheMount(claim_name="pool-cache", limit_bytes=10 * 1024**3)
+    with pytest.raises(SynthError, match="could never fit"):
+        synth_serving([ServiceSpec(overrides={"node_cache": mount, "model_disk_gib": 40})])
 
 
 def test_shared_memory_is_memory_backed(mixed_graph: ResourceGraph) -> None:

@@ -48,8 +48,9 @@ def test_pods_pull_the_loader_from_the_stacks_repository(any_graph: ResourceGrap
     ]  # fmt: skip
     assert deployments
     for deployment in deployments:
-        (loader,) = deployment.inputs["spec"]["template"]["spec"]["initContainers"]
-        assert loader["image"].endswith(f".amazonaws.com/{url}:{MODEL_LOADER_IMAGE_TAG}")
+        # The loader and the node cache's prepare and hold steps: all the loader image.
+        for step in deployment.inputs["spec"]["template"]["spec"]["initContainers"]:
+            assert step["image"].endswith(f".amazonaws.com/{url}:{MODEL_LOADER_IMAGE_TAG}")
 
 
 def test_the_deploy_role_may_push_to_this_repository_only(any_graph: ResourceGraph) -> None:

@@ -542,8 +542,8 @@ def test_the_loader_reports_its_failure_in_the_termination_message(dev_graph: An
         for r in dev_graph.resources
         if r.type == "kubernetes:apps/v1:Deployment" and r.inputs["metadata"]["name"] == LLAMA
     )
-    [loader] = deployment.inputs["spec"]["template"]["spec"]["initContainers"]
-    assert loader["name"] == "model-loader"
+    init = deployment.inputs["spec"]["template"]["spec"]["initContainers"]
+    [loader] = [c for c in init if c["name"] == "model-loader"]
     assert loader["terminationMessagePolicy"] == "FallbackToLogsOnError"
 
 

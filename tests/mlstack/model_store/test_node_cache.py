@@ -164,7 +164,7 @@ def test_when_everything_is_in_use_the_fetch_fails_naming_them_and_keeps_them(
             holder.communicate(timeout=30)
     message = str(failure.value)
     assert "do not fit under its limit" in message and str(LIMIT) in message
-    assert "llm v1" in message and "llm v2" in message and "modelCache.sizeGiB" in message
+    assert "llm v1" in message and "llm v2" in message and "modelCache.sizeGib" in message
     assert _cached_versions(cache) == ["llm/v1", "llm/v2"]
     assert not [p for p in (cache / "llm").iterdir() if p.name.startswith(".tmp-")]
 

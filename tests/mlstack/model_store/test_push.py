@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import threading
@@ -166,11 +167,29 @@ def test_repushing_identical_content_succeeds_saying_so_and_writes_nothing(
     assert _all_versions(store) == before
 
 
+def _sorting_after(digests: set[str], size: int) -> bytes:
+    """``size`` bytes whose sha256 sorts after every one of ``digests``.
+
+    A push uploads the missing blobs in digest order and the first failure stops the
+    rest, so a file of random bytes made to fail would be the first upload (leaving
+    nothing behind) in about one run in three; these bytes make it the last.
+    """
+    highest = max(digests)
+    for n in itertools.count():
+        data = n.to_bytes(8, "big").ljust(size, b"\n")
+        if hashlib.sha256(data).hexdigest() > highest:
+            return data
+    raise AssertionError("unreachable")
+
+
 def test_interrupted_push_writes_no_manifest_and_a_rerun_uploads_only_missing_blobs(
     run: Run, store: Store, model_dir: Path
 ) -> None:
     client = _client(store)
-    labels = blob("resnet50", (model_dir / "labels.txt").read_bytes())
+    others = [p for p in model_dir.rglob("*") if p.is_file() and p.name != "labels.txt"]
+    last = _sorting_after({sha256_of(p) for p in others}, size=2048)
+    (model_dir / "labels.txt").write_bytes(last)  # uploaded after every other blob
+    labels = blob("resnet50", last)
 
     def drop_labels_upload(params: dict[str, Any], **_: Any) -> None:
         if params.get("Key") == labels:
@@ -191,7 +210,7 @@ def test_interrupted_push_writes_no_manifest_and_a_rerun_uploads_only_missing_bl
     code, out, _ = run("model", "list", *store.args()[:4])
     assert code == 0 and "referenced by no manifest" in out
     done_before = dict(_all_versions(store))
-    assert labels not in done_before and done_before
+    assert sorted(done_before) == sorted(blob("resnet50", p.read_bytes()) for p in others)
 
     code, out, err = _push_cli(run, store, model_dir)
 

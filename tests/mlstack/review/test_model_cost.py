@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -143,3 +144,25 @@ def test_managed_node_groups_are_priced_from_the_models_too(synth_edited: SynthE
     assert line.monthly_min == pytest.approx(4 * price * H)  # 2 + 2 min replicas, minNodes 1
     assert line.monthly_max == pytest.approx(6 * price * H)  # 6 + 4 max replicas, 6 nodes bind
     assert {m.model for m in result.models} == {"llama-3-8b-instruct", "resnet50"}
+
+
+def test_pod_demand_counts_sidecars_for_the_whole_pod_and_before_later_init_steps() -> None:
+    from mlstack.review.model_cost import pod_demand
+
+    def box(cpu: str, memory: str, **extra: Any) -> dict[str, Any]:
+        return {"resources": {"requests": {"cpu": cpu, "memory": memory}}, **extra}
+
+    spec = {
+        "initContainers": [
+            box("100m", "256Mi"),
+            box("500m", "1Gi", restartPolicy="Always"),  # a sidecar: runs from here on
+            box("2", "2Gi"),
+        ],
+        "containers": [box("1", "1Gi")],
+    }
+    demand = pod_demand(spec)
+    assert demand.cpu == pytest.approx(2.5)  # the last init step runs beside the sidecar
+    assert demand.memory_gib == pytest.approx(3.0)
+    spec["initContainers"] = spec["initContainers"][:2]
+    demand = pod_demand(spec)
+    assert demand.cpu == pytest.approx(1.5) and demand.memory_gib == pytest.approx(2.0)

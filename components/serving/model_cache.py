@@ -1,0 +1,152 @@
+"""``NodeModelCache``: one GPU pool's node-shared model cache, as a claim pods can mount.
+
+Every node of the pool keeps verified model versions in one host directory,
+``HOST_PATH`` (under ``/var/lib/kubelet``, which both node families put on the
+instance-store RAID0 when the pool has one, else on the EBS data volume), shared by all
+the pool's inference pods: a pod restarted or rescheduled on a warm node finds its
+version there and starts without downloading (``mlstack model fetch``). The loader
+bounds it to ``size_gib`` and evicts the least recently used versions no pod holds
+(``mlstack.model_store.node_cache``).
+
+The directory reaches pods as a ``hostPath`` PersistentVolume pre-bound to one claim in
+the serving namespace: the pods mount a ``persistentVolumeClaim``, which the namespace's
+Pod Security level admits (a ``hostPath`` volume in a pod spec it would not), and
+nothing else in the cluster can bind the volume (``claimRef``). The volume's node
+affinity is the pool label: the scheduler, Karpenter and cluster-autoscaler place the
+pods on the pool's nodes only. ``Retain``: deleting the claim never deletes host data
+(the pool's nodes take it with them).
+
+Lifecycle:
+* first deploy: volume, then claim (bound at once through ``claimRef``/``volumeName``),
+  then the Deployments that mount it; no node has to exist.
+* update: the names carry a hash of every field an update cannot change in place
+  (path, namespace, size, pool): a change creates a new volume and claim first, the
+  Deployments roll onto it, then the old pair goes; never a delete-first name collision.
+  The host directory is the same, so the cached versions survive the change.
+* destroy: Deployments go first (they depend on the claim); the claim's
+  ``pvc-protection`` finalizer holds it until their pods are gone, then the volume goes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+TYPE_TOKEN = "mlstack:serving:NodeModelCache"
+HOST_PATH = "/var/lib/kubelet/mlstack-model-cache"
+GiB = 1024**3
+
+
+@dataclass(frozen=True)
+class NodeModelCacheArgs:
+    """Inputs of :class:`NodeModelCache`: the pool, its node label, the cache bound."""
+
+    pool_name: str
+    namespace: str
+    node_label: tuple[str, str]
+    """(key, value) every node of the pool carries, e.g. (mlstack.io/gpu-pool, a10g)."""
+    size_gib: int
+    host_path: str = HOST_PATH
+
+    def problems(self) -> list[str]:
+        found: list[str] = []
+        if self.size_gib < 1:
+            found.append(f"size_gib: {self.size_gib}: must be >= 1")
+        if not self.host_path.startswith("/") or self.host_path.rstrip("/") in ("", "/var"):
+            found.append(f"host_path: {self.host_path!r}: an absolute directory of its own")
+        return found
+
+
+@dataclass(frozen=True)
+class NodeCacheMount:
+    """What an InferenceService needs to use the pool's cache."""
+
+    claim_name: pulumi.Input[str]
+    limit_bytes: int
+
+
+def resource_name(args: NodeModelCacheArgs) -> str:
+    """``mlstack-model-cache-<pool>-<hash>``: the hash covers every immutable input."""
+    identity = json.dumps(
+        [args.pool_name, args.namespace, list(args.node_label), args.size_gib, args.host_path]
+    )
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:8]
+    return f"mlstack-model-cache-{args.pool_name}-{digest}"
+
+
+class NodeModelCache(pulumi.ComponentResource):
+    """The pool's hostPath PersistentVolume and the one claim bound to it."""
+
+    volume: k8s.core.v1.PersistentVolume
+    claim: k8s.core.v1.PersistentVolumeClaim
+    mount: NodeCacheMount
+
+    def __init__(
+        self, name: str, args: NodeModelCacheArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(TYPE_TOKEN, name, None, opts)
+        problems = args.problems()
+        if problems:
+            raise ValueError(f"NodeModelCache {name}: " + "; ".join(problems))
+        object_name = resource_name(args)
+        size = f"{args.size_gib}Gi"
+        labels = {"app.kubernetes.io/managed-by": "mlstack", "mlstack.io/gpu-pool": args.pool_name}
+        child = pulumi.ResourceOptions(parent=self)
+        key, value = args.node_label
+        self.volume = k8s.core.v1.PersistentVolume(
+            f"{name}-volume",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=object_name, labels=labels),
+            spec=k8s.core.v1.PersistentVolumeSpecArgs(
+                capacity={"storage": size},
+                # Each node has its own directory: many nodes read and write "the" volume.
+                access_modes=["ReadWriteMany"],
+                persistent_volume_reclaim_policy="Retain",
+                storage_class_name="",
+                volume_mode="Filesystem",
+                host_path=k8s.core.v1.HostPathVolumeSourceArgs(
+                    path=args.host_path, type="DirectoryOrCreate"
+                ),
+                claim_ref=k8s.core.v1.ObjectReferenceArgs(
+                    api_version="v1",
+                    kind="PersistentVolumeClaim",
+                    namespace=args.namespace,
+                    name=object_name,
+                ),
+                node_affinity=k8s.core.v1.VolumeNodeAffinityArgs(
+                    required=k8s.core.v1.NodeSelectorArgs(
+                        node_selector_terms=[
+                            k8s.core.v1.NodeSelectorTermArgs(
+                                match_expressions=[
+                                    k8s.core.v1.NodeSelectorRequirementArgs(
+                                        key=key, operator="In", values=[value]
+                                    )
+                                ]
+                            )
+                        ]
+                    )
+                ),
+            ),
+            opts=child,
+        )
+        self.claim = k8s.core.v1.PersistentVolumeClaim(
+            f"{name}-claim",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=object_name, namespace=args.namespace, labels=labels
+            ),
+            spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
+                access_modes=["ReadWriteMany"],
+                storage_class_name="",
+                volume_mode="Filesystem",
+                volume_name=self.volume.metadata.name,
+                resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": size}),
+            ),
+            opts=child,
+        )
+        self.mount = NodeCacheMount(
+            claim_name=self.claim.metadata.name, limit_bytes=args.size_gib * GiB
+        )
+        self.register_outputs({"claimName": self.claim.metadata.name})
