@@ -15,7 +15,11 @@ and ``--files`` files of ``--file-mib`` each (default 64 x 64 MiB). Per data set
 
 Printed per case: seconds, GB/s (10^9 bytes/s) and the ratio of its time to the
 memory-hash time. moto is one Python process holding every object in memory: it bounds
-the download speed here; real S3 over the network parallelises far better.
+the download speed here; real S3 over the network parallelises far better. moto also reads
+the whole object for every ranged GET (one lock per object), so with 8-10 ranges in flight
+on the 4 GiB object a GET waits longer for its headers than the default 30 s read timeout:
+the one client that serves both paths gets a read timeout of ``READ_TIMEOUT_S`` (unless
+``$MLSTACK_AWS_READ_TIMEOUT`` is set), so neither path is timed out and retried.
 
     .venv/bin/python benchmarks/model_fetch_bench.py [--size-mib 4096] [--files 64]
         [--file-mib 64] [--concurrency 8] [--part-mib 16]
@@ -36,6 +40,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from components.storage import layout  # noqa: E402
+from mlstack import aws  # noqa: E402
 from mlstack.model_store.fetch import FetchSettings, fetch_model  # noqa: E402
 from mlstack.model_store.local import scan_model_dir  # noqa: E402
 from mlstack.model_store.push import MiB, PushSettings, push_model  # noqa: E402
@@ -45,6 +50,7 @@ from mlstack.testing.moto_server import moto_server, reset  # noqa: E402
 BUCKET = "bench-models"
 WRITE_BLOCK = 8 * MiB
 HASH_BLOCK = 8 * MiB
+READ_TIMEOUT_S = 900
 
 
 def _write_random(path: Path, size: int) -> None:
@@ -148,10 +154,13 @@ def main() -> int:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    os.environ.setdefault(aws.READ_ENV, str(READ_TIMEOUT_S))
+    timeouts = aws.Timeouts.from_env()
     root = Path(tempfile.mkdtemp(prefix="mlstack-fetch-data-"))
     print(
         f"model fetch benchmark: one {args.size_mib} MiB file; {args.files} x {args.file_mib} "
-        f"MiB; concurrency {args.concurrency}, {args.part_mib} MiB ranges; {os.cpu_count()} CPUs"
+        f"MiB; concurrency {args.concurrency}, {args.part_mib} MiB ranges; {os.cpu_count()} CPUs; "
+        f"boto3 read timeout {timeouts.read_seconds:g} s, {timeouts.max_attempts} attempts"
     )
     try:
         with moto_server() as endpoint:

@@ -11,13 +11,17 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from typer._click import exceptions as click_exceptions  # typer vendors click
 
 from mlstack.errors import MlstackError, UsageError
 from mlstack.model_store.cli import model_app
+
+if TYPE_CHECKING:
+    from stacks.config import StackConfig
+    from stacks.startup import MeasuredSizes
 
 app = typer.Typer(
     name="mlstack",
@@ -433,14 +437,55 @@ def cost(
 @app.command()
 def coldstart(
     stack: StackArg,
+    *,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live",
+            help="Read model sizes from the manifests in the model bucket and image sizes "
+            "from ECR (needs AWS credentials; read-only).",
+        ),
+    ] = False,
+    bucket: Annotated[
+        str | None,
+        typer.Option("--bucket", help="--live: the model bucket [stack output modelBucketName]."),
+    ] = None,
+    endpoint_url: Annotated[
+        str | None, typer.Option("--endpoint-url", help="--live: S3 and ECR endpoint (tests).")
+    ] = None,
     root: RootOpt = Path(),
 ) -> None:
     """Estimated start-up per model, from zero and from a warm node, phase by phase."""
     from mlstack import coldstart as cold
 
-    startups = cold.model_startups(_load(stack, root.resolve()))
-    typer.echo(cold.to_json(stack, startups) if as_json else cold.render_text(stack, startups))
+    cfg = _load(stack, root.resolve())
+    measured, notes = None, []
+    if live:
+        measured, notes = _live_sizes(cfg, stack, bucket, endpoint_url, root.resolve())
+    elif bucket or endpoint_url:
+        raise UsageError("--bucket and --endpoint-url only apply with --live")
+    startups = cold.model_startups(cfg, measured)
+    typer.echo(
+        cold.to_json(stack, startups, notes)
+        if as_json
+        else cold.render_text(stack, startups, notes)
+    )
+
+
+def _live_sizes(
+    cfg: StackConfig, stack: str, bucket: str | None, endpoint_url: str | None, root: Path
+) -> tuple[dict[str, MeasuredSizes], list[str]]:
+    import boto3
+
+    from mlstack import aws
+    from mlstack.coldstart_live import measure_sizes
+    from mlstack.model_store import s3
+
+    name = s3.resolve_bucket(bucket, stack, root)
+    s3_client = s3.make_client(endpoint_url, cfg.region)
+    ecr = aws.make_client(boto3.Session(), "ecr", region=cfg.region, endpoint_url=endpoint_url)
+    return measure_sizes(cfg, stack, s3_client=s3_client, bucket=name, ecr_client=ecr)
 
 
 @app.command()

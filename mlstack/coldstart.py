@@ -17,7 +17,7 @@ from typing import Any
 
 from components.serving.startup_estimate import Phase, StartupEstimate
 from stacks.config import ConfigError, StackConfig, load_config_file
-from stacks.startup import startup_estimates
+from stacks.startup import MeasuredSizes, startup_estimates
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,12 @@ class ModelStartup:
         return self.estimate.cold_seconds <= self.budget_seconds
 
 
-def model_startups(cfg: StackConfig) -> list[ModelStartup]:
-    """Every model of the stack that has a pool and fits it, in config order."""
-    estimates = startup_estimates(list(cfg.models), list(cfg.gpu_pools))
+def model_startups(
+    cfg: StackConfig, measured: dict[str, MeasuredSizes] | None = None
+) -> list[ModelStartup]:
+    """Every model of the stack that has a pool and fits it, in config order; sizes from
+    ``measured`` (``mlstack.coldstart_live``) where given, else from config."""
+    estimates = startup_estimates(list(cfg.models), list(cfg.gpu_pools), measured)
     return [
         ModelStartup(m.name, m.startup_budget_seconds, estimates[m.name])
         for m in cfg.models
@@ -56,9 +59,9 @@ def _phase_lines(phases: tuple[Phase, ...], sources: dict[str, int]) -> list[str
     return lines
 
 
-def render_text(stack: str, startups: list[ModelStartup]) -> str:
+def render_text(stack: str, startups: list[ModelStartup], notes: Sequence[str] = ()) -> str:
     """Human-readable report: per model, the cold and warm phases and the budget; the
-    assumptions' sources numbered once at the end."""
+    assumptions' sources numbered once at the end; ``notes``: sizes --live could not read."""
     sources: dict[str, int] = {}
     lines = [f"{stack}: start-up estimates (docs/cold-start.md explains every assumption)"]
     if not startups:
@@ -72,11 +75,19 @@ def render_text(stack: str, startups: list[ModelStartup]) -> str:
         )
         lines.append("   from zero (new node, empty cache):")
         lines += _phase_lines(s.estimate.cold, sources)
-        lines.append("   warm node, cache hit:")
+        hit = not s.estimate.warm or s.estimate.warm[0].seconds == 0
+        lines.append(
+            "   warm node, cache hit:"
+            if hit
+            else "   warm node, image cached (per-pod model cache: weights fetched again):"
+        )
         lines += _phase_lines(s.estimate.warm, sources)
     if sources:
         lines.append("sources:")
         lines += [f"  [{n}] {src}" for src, n in sources.items()]
+    if notes:
+        lines.append("not read live (config sizes used):")
+        lines += [f"  - {note}" for note in notes]
     return "\n".join(lines) + "\n"
 
 
@@ -84,11 +95,12 @@ def _phase_json(p: Phase) -> dict[str, Any]:
     return {"phase": p.name, "seconds": round(p.seconds, 1), "basis": p.basis, "sources": p.sources}
 
 
-def to_json(stack: str, startups: list[ModelStartup]) -> str:
+def to_json(stack: str, startups: list[ModelStartup], notes: Sequence[str] = ()) -> str:
     """Machine-readable report (CI, dashboards)."""
     return json.dumps(
         {
             "stack": stack,
+            "notes": list(notes),
             "models": [
                 {
                     "model": s.model,

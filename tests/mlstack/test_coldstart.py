@@ -7,7 +7,8 @@ from dataclasses import replace
 
 from mlstack import coldstart
 from mlstack.cli import main
-from stacks.config import load_config_file
+from stacks.config import load_config_file, parse_config
+from tests.conftest import raw_stack_config, set_path
 
 
 def test_text_report_lists_both_paths_per_model_and_numbers_the_sources(capsys) -> None:
@@ -75,3 +76,11 @@ def test_review_shows_models_whose_estimate_a_commit_changes(tmp_path) -> None:
     assert "#### Start-up estimates: dev" in section
     assert f"| {model} |" in section
     assert sum(line.startswith("| ") for line in section.splitlines()) == 2  # header + 1 row
+
+
+def test_a_pod_scoped_cache_is_reported_as_a_refetch_on_warm_nodes() -> None:
+    raw = set_path(raw_stack_config("dev"), "gpuPools[0].modelCache", {"scope": "pod"})
+    startups = coldstart.model_startups(parse_config(raw, "Pulumi.dev.yaml"))
+    text = coldstart.render_text("dev", startups)
+    assert "warm node, image cached (per-pod model cache: weights fetched again):" in text
+    assert "warm node, cache hit:" not in text

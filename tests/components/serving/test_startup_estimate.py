@@ -100,3 +100,19 @@ def test_every_assumed_phase_names_its_source() -> None:
     for p in (*result.cold, *result.warm):
         if p.seconds > 0:
             assert p.sources, p.name
+
+
+def test_a_per_pod_cache_fetches_the_weights_again_on_a_warm_node() -> None:
+    shared = se.estimate(inputs())
+    per_pod = se.estimate(inputs(node_cache=False))
+    assert phase(shared.warm, "weights fetch").seconds == 0
+    refetch = phase(per_pod.warm, "weights fetch")
+    assert refetch.seconds == phase(per_pod.cold, "weights fetch").seconds > 0
+    assert "per-pod cache" in refetch.basis
+    assert per_pod.warm_seconds > shared.warm_seconds
+    assert per_pod.cold_seconds == shared.cold_seconds
+
+
+def test_a_measured_model_size_names_its_source() -> None:
+    found = se.estimate(inputs(model_size_gib=2.5, model_size_source="manifest s3://b/m.json"))
+    assert "2.5 GiB (manifest s3://b/m.json)" in phase(found.cold, "weights fetch").basis
