@@ -572,7 +572,7 @@ def capacity_checks(ctx: Context) -> list[Check]:
         checks.append(
             skipped(group, "capacity.offered", "no availabilityZones configured (existing VPC)")
         )
-        return checks
+        return checks + _model_cache_checks(ctx)
     types = sorted({t for pool in facts.pools for t in pool.instance_types})
 
     def offered() -> list[Check]:
@@ -611,7 +611,62 @@ def capacity_checks(ctx: Context) -> list[Check]:
                 out.append(ok(group, check_id, f"{len(pool.instance_types)} types in {zones}"))
         return out
 
-    return checks + _guard(group, "capacity.offered", offered)
+    return checks + _guard(group, "capacity.offered", offered) + _model_cache_checks(ctx)
+
+
+def _model_cache_checks(ctx: Context) -> list[Check]:
+    """A node-shared model cache on the instance-store RAID0 fits the smallest NVMe of the
+    pool's types with the image reserve (offline rules only size caches on EBS)."""
+    from stacks.schema.gpu_pools import IMAGE_RESERVE_GIB
+
+    group = "capacity"
+    pools = [p for p in ctx.facts.pools if p.model_cache_gib is not None and p.nvme_types]
+    if not pools:
+        return []
+    types = sorted({t for p in pools for t in p.nvme_types})
+
+    def sized() -> list[Check]:
+        ec2 = ctx.clients.get("ec2")
+        response = ec2.describe_instance_types(InstanceTypes=types)
+        gib = {
+            i["InstanceType"]: i.get("InstanceStorageInfo", {}).get("TotalSizeInGB", 0)
+            * 1e9
+            / 2**30
+            for i in response["InstanceTypes"]
+        }
+        out: list[Check] = []
+        for pool in pools:
+            check_id = f"capacity.model-cache[{pool.pool}]"
+            assert pool.model_cache_gib is not None
+            need = pool.model_cache_gib + IMAGE_RESERVE_GIB
+            small = [
+                f"{t} ({gib.get(t, 0):.0f} GiB)" for t in pool.nvme_types if gib.get(t, 0) < need
+            ]
+            if small:
+                smallest = min(gib.get(t, 0) for t in pool.nvme_types)
+                out.append(
+                    fail(
+                        group,
+                        check_id,
+                        f"the node cache of {pool.model_cache_gib} GiB plus {IMAGE_RESERVE_GIB} "
+                        f"GiB for images does not fit the instance store of {', '.join(small)}",
+                        f"lower gpuPools[].modelCache.sizeGib to at most "
+                        f"{max(int(smallest) - IMAGE_RESERVE_GIB, 0)}, or drop those types",
+                    )
+                )
+            else:
+                smallest = min(gib[t] for t in pool.nvme_types)
+                out.append(
+                    ok(
+                        group,
+                        check_id,
+                        f"{pool.model_cache_gib} GiB cache + {IMAGE_RESERVE_GIB} GiB images fit "
+                        f"every type's instance store (smallest {smallest:.0f} GiB)",
+                    )
+                )
+        return out
+
+    return _guard(group, "capacity.model-cache", sized)
 
 
 def _quota_check(

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from components.compute.gpu_instances import load_gpu_instances
 from mlstack.preflight.aws import arn_account
 from mlstack.synth import ResourceGraph
 from stacks.config import StackConfig
@@ -46,6 +47,10 @@ class PoolCapacity:
     instance_types: tuple[str, ...]
     capacity_types: tuple[str, ...]
     max_nodes: int
+    model_cache_gib: int | None = None
+    """The node-shared model cache's bound (``gpuPools[].modelCache``); None: per pod."""
+    nvme_types: tuple[str, ...] = ()
+    """Types whose cache lands on the instance-store RAID0 (the offline rules cannot size it)."""
 
 
 @dataclass(frozen=True)
@@ -218,6 +223,7 @@ def plan_facts(cfg: StackConfig, graph: ResourceGraph) -> PlanFacts:
         secret = node.inputs.get("credentialArn")
         if secret:
             facts.registry_credentials[str(node.inputs.get("upstreamRegistryUrl"))] = str(secret)
+    instances = load_gpu_instances()
     for pool in cfg.gpu_pools:
         facts.amis.append(
             AmiPin(
@@ -234,6 +240,14 @@ def plan_facts(cfg: StackConfig, graph: ResourceGraph) -> PlanFacts:
                 pool.allowed_instance_types(),
                 tuple(pool.capacity_types),
                 pool.max_nodes,
+                model_cache_gib=pool.model_cache.size_gib
+                if pool.model_cache.scope == "node"
+                else None,
+                nvme_types=tuple(
+                    t
+                    for t in pool.allowed_instance_types()
+                    if pool.instance_store_raid0 and t in instances and instances[t].instance_store
+                ),
             )
         )
         facts.uses_spot = facts.uses_spot or "spot" in pool.capacity_types

@@ -230,3 +230,46 @@ def test_quotas_sum_pools_per_capacity_and_class_and_skip_reservations(aws_env: 
     )
     assert not any("reserved" in check_id for check_id in checks)
     assert checks["capacity.offered"].status is Status.skipped  # no zones configured
+
+
+def test_a_node_cache_on_nvme_must_fit_each_types_instance_store(
+    moto_reset: str, aws_env: None
+) -> None:
+    from mlstack.preflight.checks import capacity_checks
+    from mlstack.preflight.facts import PoolCapacity
+
+    facts = PlanFacts(
+        stack="dev",
+        region="us-east-1",
+        pools=[
+            # g4dn.xlarge has 125 GB (116 GiB) of NVMe: 120 GiB + 60 GiB of images do not fit.
+            PoolCapacity("small", ("g4dn.xlarge", "g6.xlarge"), ("spot",), 1, 120,
+                         ("g4dn.xlarge", "g6.xlarge")),
+            PoolCapacity("big", ("g6.2xlarge",), ("spot",), 1, 120, ("g6.2xlarge",)),
+            PoolCapacity("per-pod", ("g4dn.xlarge",), ("spot",), 1, None, ("g4dn.xlarge",)),
+        ],
+    )  # fmt: skip
+    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=moto_reset)
+    quotas = boto3.client("service-quotas", region_name="us-east-1", endpoint_url=moto_reset)
+    checks = {
+        c.id: c
+        for c in capacity_checks(_context(facts, ec2=ec2, **{"service-quotas": quotas}))
+        if c.id.startswith("capacity.model-cache")
+    }
+    assert set(checks) == {"capacity.model-cache[small]", "capacity.model-cache[big]"}
+    small = checks["capacity.model-cache[small]"]
+    assert small.status is Status.fail
+    assert "g4dn.xlarge (116 GiB)" in small.detail and "g6.xlarge" not in small.detail
+    assert "at most 56" in small.fix
+    assert checks["capacity.model-cache[big]"].status is Status.ok
+
+
+def test_the_plan_facts_name_the_pools_nvme_cache_types() -> None:
+    from mlstack.preflight.facts import plan_facts
+    from stacks.config import load_config_file
+    from tests.conftest import graph_for
+
+    cfg = load_config_file("dev")
+    (pool,) = plan_facts(cfg, graph_for("dev")).pools
+    assert pool.model_cache_gib == 120
+    assert set(pool.nvme_types) == {"g6.xlarge", "g6.2xlarge", "g5.xlarge"}
