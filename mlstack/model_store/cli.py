@@ -449,6 +449,22 @@ def fetch(
     wait_seconds: Annotated[
         float, typer.Option("--wait-seconds", help="How long --wait-for may take.", min=1)
     ] = 120.0,
+    room_wait_seconds: Annotated[
+        float,
+        typer.Option(
+            "--room-wait-seconds",
+            help="With --evict: how long to wait for versions in use to be released when "
+            "the cache is full (0: fail at once).",
+            min=0,
+        ),
+    ] = 0.0,
+    trust_cache: Annotated[
+        bool,
+        typer.Option(
+            "--trust-cache",
+            help="Use a cache hit after checking sizes only (default: re-hash every file).",
+        ),
+    ] = False,
 ) -> None:
     """Fetch a version into the cache: parallel ranged GETs, hashed while streaming, verified,
     published by rename. One JSON log line per phase on stdout."""
@@ -462,6 +478,8 @@ def fetch(
         expected_manifest_sha256=manifest_sha256,
         cache_limit_bytes=cache_limit_bytes,
         evict=evict,
+        room_wait_seconds=room_wait_seconds,
+        verify_hits=not trust_cache,
     )
     problems = settings.problems()
     if problems:
@@ -497,6 +515,10 @@ def hold(
     ready_file: Annotated[
         Path, typer.Option("--ready-file", help="Written once the version is held.")
     ],
+    link: Annotated[
+        Path | None,
+        typer.Option("--link", help="The loader's symlink: on a restart its entry must exist."),
+    ] = None,
 ) -> None:
     """Hold a version's use lock in the node cache until SIGTERM: the pod's claim that no
     eviction may remove what it serves (runs as the pod's model-cache-hold sidecar)."""
@@ -504,7 +526,7 @@ def hold(
     from mlstack.model_store.fetch import json_logger
 
     _check_name_version(name, version)
-    node_cache.hold(cache_dir, name, version, ready_file, log=json_logger(typer.echo))
+    node_cache.hold(cache_dir, name, version, ready_file, link=link, log=json_logger(typer.echo))
 
 
 @model_app.command("cache-prepare")

@@ -76,6 +76,12 @@ class FetchSettings:
     expected_manifest_sha256: str | None = None
     cache_limit_bytes: int | None = None
     evict: bool = False
+    room_wait_seconds: float = 0.0
+    """With ``evict``: how long to wait, retrying, for versions in use to be released when
+    the cache is full (a rollout's old pods ending), before failing."""
+    verify_hits: bool = True
+    """Re-hash every file of a cache hit before using it (a node cache is shared: an entry
+    is trusted only as far as its bytes still match the manifest)."""
 
     def problems(self) -> list[str]:
         found: list[str] = []
@@ -90,6 +96,8 @@ class FetchSettings:
             found.append(f"cache limit {self.cache_limit_bytes}: must be >= 0")
         if self.evict and self.cache_limit_bytes is None:
             found.append("evict: needs a cache limit (what to evict down to)")
+        if self.room_wait_seconds < 0 or (self.room_wait_seconds and not self.evict):
+            found.append(f"room wait {self.room_wait_seconds}: >= 0, and only with evict")
         return found
 
 
@@ -265,6 +273,47 @@ class _Downloader:
                 self.memory.release()
 
 
+ROOM_RETRY_SECONDS = 10.0
+
+
+def _reserve(
+    root: Path,
+    needed: int,
+    settings: FetchSettings,
+    *,
+    plan: list[tuple[Path, FileEntry]],
+    keep: Path,
+    log: Log,
+    what: str,
+) -> None:
+    """Make room for ``needed`` bytes and preallocate ``plan`` under the evict lock;
+    when the cache is full of versions in use, retry for ``room_wait_seconds``."""
+    assert settings.cache_limit_bytes is not None
+    deadline = time.monotonic() + settings.room_wait_seconds
+    while True:
+        try:
+            with node_cache.making_room(
+                root, needed, settings.cache_limit_bytes, evict=settings.evict, keep=keep, log=log
+            ):
+                _allocate(plan)
+            return
+        except node_cache.CacheFullError as exc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise FetchError(
+                    f"{what} needs {needed} bytes: {exc}; nothing was fetched"
+                ) from None
+            log(
+                {
+                    "event": "model-fetch",
+                    "phase": "cache-full",
+                    "waitSeconds": round(left, 1),
+                    "reason": str(exc),
+                }
+            )
+            time.sleep(min(ROOM_RETRY_SECONDS, left))
+
+
 def _allocate(plan: list[tuple[Path, FileEntry]]) -> None:
     """Create every file at its full size before any download: a full disk fails at once,
     naming the file, and the bytes count in the cache's usage from now on."""
@@ -307,6 +356,24 @@ def _entry_problem(entry: Path, manifest: Manifest, body: bytes) -> str | None:
             return f"{file.path} is missing"
         if not path.is_file() or path.is_symlink() or info.st_size != file.size:
             return f"{file.path} has the wrong size or type"
+    return None
+
+
+def _hash_problem(entry: Path, manifest: Manifest, concurrency: int) -> str | None:
+    """Why a cached entry's bytes do not match the manifest (each distinct blob hashed
+    once, in parallel), or None."""
+    first: dict[str, FileEntry] = {}
+    for file in manifest.files:
+        first.setdefault(file.sha256, file)
+
+    def digest(file: FileEntry) -> tuple[FileEntry, str]:
+        with (entry / file.path).open("rb") as handle:
+            return file, hashlib.file_digest(handle, "sha256").hexdigest()
+
+    with cf.ThreadPoolExecutor(min(concurrency, len(first) or 1)) as pool:
+        for file, found in pool.map(digest, first.values()):
+            if found != file.sha256:
+                return f"{file.path} has sha256 {found}, the manifest says {file.sha256}"
     return None
 
 
@@ -383,6 +450,15 @@ def fetch_model(
         downloaded = 0
         if entry.exists() or entry.is_symlink():
             problem = _entry_problem(entry, manifest, body)
+            if problem is None and settings.verify_hits:
+                verify_started = time.monotonic()
+                problem = _hash_problem(entry, manifest, settings.concurrency)
+                emit(
+                    "verify",
+                    verify_started,
+                    bytes=manifest.total_bytes,
+                    ok=problem is None,
+                )
             if problem is not None:
                 log({**base, "phase": "evict", "reason": problem, "path": str(entry)})
                 node_cache.remove_tree(entry)
@@ -473,21 +549,15 @@ def _fill(
         else:
             # Measured and reserved under the cache's evict lock: two loaders never both
             # count the same free space.
-            try:
-                with node_cache.making_room(
-                    model_root.parent,
-                    needed,
-                    settings.cache_limit_bytes,
-                    evict=settings.evict,
-                    keep=entry,
-                    log=log,
-                ):
-                    _allocate(plan)
-            except node_cache.CacheFullError as exc:
-                raise FetchError(
-                    f"{manifest.name} {manifest.version} needs {needed} bytes: {exc}; "
-                    "nothing was fetched"
-                ) from None
+            _reserve(
+                model_root.parent,
+                needed,
+                settings,
+                plan=plan,
+                keep=entry,
+                log=log,
+                what=f"{manifest.name} {manifest.version}",
+            )
         phase_started = time.monotonic()
         downloader.download(plan)
         emit(

@@ -123,12 +123,14 @@ def remove_tree(path: Path) -> None:
         return
     if not path.exists():
         return
-    for dirpath, dirnames, _ in os.walk(path):
+    for dirpath, dirnames, _ in os.walk(path):  # never descends into symlinks
         with contextlib.suppress(OSError):
             Path(dirpath).chmod(0o700)
         for dirname in dirnames:
-            with contextlib.suppress(OSError):
-                (Path(dirpath) / dirname).chmod(0o700)
+            child = Path(dirpath) / dirname
+            if not child.is_symlink():  # a chmod would follow it out of the cache
+                with contextlib.suppress(OSError):
+                    child.chmod(0o700)
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -213,6 +215,19 @@ def _evict_one(candidate: Candidate, log: Log) -> bool:
         return True
 
 
+DISK_HEADROOM_FRACTION = 0.10
+"""Free space a fill must leave on the cache's filesystem: the kubelet's default hard
+eviction threshold (``nodefs.available < 10%``), below which it evicts pods."""
+
+
+def disk_room(root: Path, headroom_fraction: float | None = None) -> int:
+    """Bytes that may still be written under ``root`` before its filesystem's free space
+    falls under ``headroom_fraction`` (default ``DISK_HEADROOM_FRACTION``) of its size."""
+    fraction = DISK_HEADROOM_FRACTION if headroom_fraction is None else headroom_fraction
+    info = os.statvfs(root)
+    return int(info.f_bavail * info.f_frsize - fraction * info.f_blocks * info.f_frsize)
+
+
 @contextlib.contextmanager
 def making_room(
     root: Path,
@@ -223,34 +238,46 @@ def making_room(
     keep: Path | None = None,
     log: Log | None = None,
 ) -> Iterator[list[Candidate]]:
-    """Make ``needed`` more bytes fit under ``limit`` and hold the cache's evict lock while
-    inside, so the caller can reserve them (preallocate its files) before anyone else
-    measures the cache. Evicts least recently used, unused entries (``evict``); yields
-    what was evicted. Raises :class:`CacheFullError` (nothing in use removed) when even
-    that is not enough."""
+    """Make ``needed`` more bytes fit under ``limit`` *and* on the disk (leaving the
+    kubelet's eviction headroom free), and hold the cache's evict lock while inside, so
+    the caller can reserve them (preallocate its files) before anyone else measures the
+    cache. Evicts least recently used, unused entries (``evict``); yields what was
+    evicted. Raises :class:`CacheFullError` (nothing in use removed) when even that is
+    not enough."""
     log = log or _no_log
     evicted: list[Candidate] = []
+
+    def fits() -> tuple[bool, int, int]:
+        used, room = usage(root), disk_room(root)
+        return used + needed <= limit and needed <= room, used, room
+
     with flocked(root / EVICT_LOCK, fcntl.LOCK_EX):
-        used = usage(root)
+        ok, used, room = fits()
         busy: list[Candidate] = []
-        if used + needed > limit and evict:
+        if not ok and evict:
             for candidate in candidates(root):
                 if candidate.path == keep:
                     continue
                 if _evict_one(candidate, log):
                     evicted.append(candidate)
-                    used = usage(root)
-                    if used + needed <= limit:
+                    ok, used, room = fits()
+                    if ok:
                         break
                 else:
                     busy.append(candidate)
-        if used + needed > limit:
+        if not ok:
             in_use = ", ".join(c.describe() for c in busy) or "none"
+            where = (
+                f"under its limit of {limit} bytes ({used} in use"
+                if used + needed > limit
+                else f"on its disk ({room} bytes left above the "
+                f"{DISK_HEADROOM_FRACTION:.0%} the kubelet keeps free"
+            )
             raise CacheFullError(
-                f"model cache {root}: {needed} more bytes do not fit under its limit of "
-                f"{limit} bytes ({used} in use after evicting {len(evicted)} unused "
-                f"version(s)); in use or being written: {in_use}. Raise the pool's "
-                "modelCache.sizeGib or move models to another pool"
+                f"model cache {root}: {needed} more bytes do not fit {where} after "
+                f"evicting {len(evicted)} unused version(s)); in use or being written: "
+                f"{in_use}. Raise the pool's modelCache.sizeGib (or its disk), or move "
+                "models to another pool"
             )
         yield evicted
 
@@ -268,10 +295,14 @@ def prepare(root: Path, owner: int, group: int) -> bool:
         raise UsageError(f"--cache-dir {root}: exists and is not a directory")
     info = root.stat()
     try:
-        # chmod while root still owns it: after the chown it would need CAP_FOWNER.
+        # chmod as the owner: with CAP_CHOWN alone (no CAP_FOWNER) root may chmod only
+        # what it owns, so take the directory back first when someone else owns it.
         if info.st_mode & 0o7777 != 0o755:
+            if info.st_uid != os.geteuid():
+                os.chown(root, os.geteuid(), os.getegid())
             root.chmod(0o755)
             changed = True
+            info = root.stat()
         if (info.st_uid, info.st_gid) != (owner, group):
             os.chown(root, owner, group)
             changed = True
@@ -302,11 +333,15 @@ def hold(
     version: str,
     ready_file: Path,
     *,
+    link: Path | None = None,
     stop: threading.Event | None = None,
     log: Log | None = None,
 ) -> None:
     """Hold ``version``'s use lock until stopped (SIGTERM/SIGINT, or ``stop``): the pod's
-    claim on its cached version. Writes ``ready_file`` once the lock is held."""
+    claim on its cached version. Writes ``ready_file`` once the lock is held. ``link``:
+    the loader's symlink to the entry; when it exists (a restart of this sidecar after
+    the loader ran) its target must still exist, or the hold fails loudly: the version
+    was evicted while nothing held it, and a restart of the server would find nothing."""
     log = log or _no_log
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
@@ -324,6 +359,12 @@ def hold(
         raise
     started = time.monotonic()
     with using(model_root, version):
+        if link is not None and link.is_symlink() and not link.exists():
+            raise MlstackError(
+                f"{name} {version}: {link} points at {link.readlink()}, which was evicted "
+                "while this pod's hold was down; the server runs from memory, but delete the "
+                "pod so it fetches the version again"
+            )
         temp = ready_file.with_name(f".{ready_file.name}.tmp")
         temp.write_text(f"{name} {version}\n")
         temp.replace(ready_file)

@@ -94,8 +94,40 @@ def test_a_second_fetch_is_a_cache_hit_without_downloading(
 
     assert result.cache == "hit" and result.downloaded_bytes == 0
     assert gets == [manifest_key("llm", "v1")]  # only the manifest is read again
-    assert [e["phase"] for e in events] == ["manifest", "lock", "cache", "done"]
+    assert [e["phase"] for e in events] == ["manifest", "lock", "verify", "cache", "done"]
+    assert events[2]["ok"] is True and events[2]["bytes"] == result.manifest.total_bytes
     _same_tree(result.path, published)
+
+
+def test_a_cache_hit_whose_bytes_were_altered_is_refetched_not_used(
+    store: Store, published: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    first, _ = _fetch(store, cache)
+    weights = first.path / "weights/model-00001.safetensors"
+    weights.chmod(0o644)
+    with weights.open("r+b") as handle:  # same size, one byte changed: sizes cannot tell
+        handle.seek(1000)
+        byte = handle.read(1)
+        handle.seek(1000)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+
+    again, events = _fetch(store, cache)
+
+    assert again.cache == "miss"
+    (verify,) = [e for e in events if e["phase"] == "verify"]
+    assert verify["ok"] is False
+    (evicted,) = [e for e in events if e["phase"] == "evict"]
+    assert "weights/model-00001.safetensors has sha256" in evicted["reason"]
+    _same_tree(again.path, published)
+
+
+def test_trusting_the_cache_skips_the_rehash(store: Store, published: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    _fetch(store, cache)
+    trusted = FetchSettings(concurrency=4, part_size=MiB, verify_hits=False)
+    result, events = _fetch(store, cache, settings=trusted)
+    assert result.cache == "hit" and "verify" not in [e["phase"] for e in events]
 
 
 def test_cli_logs_one_json_line_per_phase(

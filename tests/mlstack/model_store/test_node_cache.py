@@ -38,6 +38,13 @@ def _publish(store: Store, tmp_path: Path, name: str, versions: list[str]) -> No
         )  # fmt: skip
 
 
+@pytest.fixture(autouse=True)
+def _roomy_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The machine's own disk may be over 90 % full: only the test of that headroom
+    (which sets its own disk) measures it."""
+    monkeypatch.setattr(node_cache, "DISK_HEADROOM_FRACTION", 0.0)
+
+
 @pytest.fixture
 def versions(store: Store, tmp_path: Path) -> Store:
     _publish(store, tmp_path, "llm", ["v1", "v2", "v3"])
@@ -52,6 +59,20 @@ def _fetch(
     settings = FetchSettings(concurrency=2, part_size=MiB, cache_limit_bytes=limit, evict=True)
     result = fetch_model(
         make_client(store.endpoint, "us-east-1"), store.bucket, name, version, cache,
+        settings=settings, log=events.append,
+    )  # fmt: skip
+    return result, events
+
+
+def _fetch_waiting(
+    store: Store, cache: Path, version: str, wait: float
+) -> tuple[FetchResult, list[dict[str, Any]]]:
+    events: list[dict[str, Any]] = []
+    settings = FetchSettings(
+        concurrency=2, part_size=MiB, cache_limit_bytes=LIMIT, evict=True, room_wait_seconds=wait
+    )
+    result = fetch_model(
+        make_client(store.endpoint, "us-east-1"), store.bucket, "llm", version, cache,
         settings=settings, log=events.append,
     )  # fmt: skip
     return result, events
@@ -284,3 +305,94 @@ def test_cache_prepare_cli_prints_what_it_did(run: Any, tmp_path: Path) -> None:
     assert json.loads(out) == {
         "event": "model-cache", "phase": "prepare", "path": str(tmp_path / "c"), "changed": True,
     }  # fmt: skip
+
+
+def test_a_full_cache_waits_for_a_version_to_be_released(
+    versions: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rollout: the old pods still hold v1 and v2 when the new pod's loader starts."""
+    from mlstack.model_store import fetch as fetch_module
+
+    monkeypatch.setattr(fetch_module, "ROOM_RETRY_SECONDS", 0.2)
+    cache = tmp_path / "cache"
+    _fetch(versions, cache, "v1")
+    _fetch(versions, cache, "v2")
+    holders = [_hold(cache, "llm", v, tmp_path) for v in ("v1", "v2")]
+    threading.Timer(1.0, holders[0].send_signal, args=(signal.SIGTERM,)).start()
+    try:
+        result, events = _fetch_waiting(versions, cache, "v3", wait=60)
+    finally:
+        for holder in holders:
+            holder.send_signal(signal.SIGTERM)
+            holder.communicate(timeout=30)
+    assert result.cache == "miss"
+    assert any(e.get("phase") == "cache-full" for e in events)
+    assert _cached_versions(cache) == ["llm/v2", "llm/v3"]
+
+
+def test_a_fill_keeps_the_kubelets_eviction_headroom_free(
+    versions: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under its bound, but the disk itself is nearly full: evict first, then fail."""
+    cache = tmp_path / "cache"
+    _fetch(versions, cache, "v1")
+    real = os.statvfs
+
+    class Tight:
+        f_frsize = 4096
+        f_blocks = (100 * MiB) // 4096  # a 100 MiB disk: 10 MiB headroom
+        f_bavail = (12 * MiB) // 4096  # 12 MiB free: 2 MiB above the headroom
+
+    monkeypatch.setattr(node_cache, "DISK_HEADROOM_FRACTION", 0.10)
+    monkeypatch.setattr(node_cache.os, "statvfs", lambda path: Tight())
+    with pytest.raises(FetchError) as failure:
+        _fetch(versions, cache, "v2", limit=100 * MiB)
+    assert "on its disk" in str(failure.value) and "10%" in str(failure.value)
+    assert _cached_versions(cache) == []  # v1 went first, and still no room
+    monkeypatch.setattr(node_cache.os, "statvfs", real)
+
+
+def test_prepare_works_with_chown_alone_on_any_leftover_mode(tmp_path: Path) -> None:
+    """What the pod grants: root with only CAP_CHOWN (no CAP_FOWNER, no DAC_OVERRIDE)."""
+    import shutil
+
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or os.geteuid() != 0:
+        pytest.skip("needs root and setpriv (util-linux) to drop every capability but CHOWN")
+    caps = "-all,+chown"
+    root = tmp_path / "cache"
+    root.mkdir()
+    os.chown(root, 1000, 1000)
+    root.chmod(0o775)  # a leftover: owned by the loader user, wrong mode
+    command = [
+        setpriv, f"--inh-caps={caps}", f"--ambient-caps={caps}", f"--bounding-set={caps}",
+        sys.executable, "-m", "mlstack.cli", "model", "cache-prepare", "--cache-dir", str(root),
+        "--owner", "1000", "--group", "1000",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    info = root.stat()
+    assert (info.st_uid, info.st_gid, info.st_mode & 0o7777) == (1000, 1000, 0o755)
+
+
+def test_a_restarted_hold_refuses_a_version_evicted_meanwhile(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    (cache / "llm").mkdir(parents=True)
+    link = tmp_path / "models" / "llm"
+    link.parent.mkdir()
+    link.symlink_to(cache / "llm" / ("d" * 64))  # the loader linked it; it is gone now
+    with pytest.raises(MlstackError, match="was evicted while this pod's hold was down"):
+        node_cache.hold(cache, "llm", "v1", tmp_path / "ready", link=link)
+    assert not (tmp_path / "ready").exists()
+
+
+def test_remove_tree_never_follows_a_symlink_out_of_the_cache(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    outside.chmod(0o500)
+    entry = tmp_path / "cache" / "entry"
+    entry.mkdir(parents=True)
+    (entry / "escape").symlink_to(outside, target_is_directory=True)
+    node_cache.remove_tree(entry)
+    assert not entry.exists()
+    assert outside.stat().st_mode & 0o777 == 0o500
