@@ -75,10 +75,9 @@ def render_text(stack: str, startups: list[ModelStartup], notes: Sequence[str] =
         )
         lines.append("   from zero (new node, empty cache):")
         lines += _phase_lines(s.estimate.cold, sources)
-        hit = not s.estimate.warm or s.estimate.warm[0].seconds == 0
         lines.append(
             "   warm node, cache hit:"
-            if hit
+            if s.estimate.warm_cache_hit
             else "   warm node, image cached (per-pod model cache: weights fetched again):"
         )
         lines += _phase_lines(s.estimate.warm, sources)

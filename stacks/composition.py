@@ -452,6 +452,10 @@ def build_gpu_pools(
                 root_volume_iops=pool.root_volume.iops,
                 root_volume_throughput_mibps=pool.root_volume.throughput_mibps,
                 instance_store_raid0=pool.instance_store_raid0,
+                # The node-shared model cache's disk is out of pods' allocatable.
+                reserved_ephemeral_gib=pool.model_cache.size_gib
+                if pool.model_cache.scope == "node"
+                else 0,
                 min_nodes=pool.min_nodes,
                 max_nodes=pool.max_nodes,
                 max_gpus=pool.max_gpus,

@@ -350,10 +350,9 @@ def node_model_caches(
                 namespace=namespace.namespace,
                 node_label=(POOL_LABEL, pool.name),
                 size_gib=pool.model_cache.size_gib,
+                namespace_ready=(namespace.resource,),
             ),
-            opts=pulumi.ResourceOptions.merge(
-                opts, pulumi.ResourceOptions(depends_on=[namespace.resource])
-            ),
+            opts=opts,
         )
     return found
 

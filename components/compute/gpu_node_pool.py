@@ -114,6 +114,10 @@ class GpuNodePoolArgs:
     root_volume_iops: int = 3000
     root_volume_throughput_mibps: int = 125
     instance_store_raid0: bool = True
+    reserved_ephemeral_gib: int = 0
+    """Disk the kubelet keeps out of pods' allocatable ephemeral storage
+    (``systemReserved``): the node-shared model cache, which lives on the kubelet's disk
+    but belongs to no pod, so the scheduler never packs pods' scratch into its space."""
     min_nodes: int = 0
     max_nodes: int = 1
     max_gpus: int | None = None
@@ -519,6 +523,10 @@ def ec2_node_class_spec(args: GpuNodePoolArgs) -> dict[str, Any]:
     }
     if args.instance_store_raid0 and any(f.instance_store for f in args.facts()):
         spec["instanceStorePolicy"] = "RAID0"
+    if args.reserved_ephemeral_gib:
+        spec["kubelet"] = {
+            "systemReserved": {"ephemeral-storage": f"{args.reserved_ephemeral_gib}Gi"}
+        }
     if parallel_image_pull(args.ami_family, args.ami_release):
         spec["userData"] = SOCI_PARALLEL_PULL_TOML  # Karpenter merges it with its own TOML
     if "reserved" in args.capacity_types:
@@ -606,9 +614,20 @@ def managed_user_data(args: GpuNodePoolArgs) -> str | None:
     """
     raid0 = args.instance_store_raid0 and any(f.instance_store for f in args.facts())
     soci = parallel_image_pull(args.ami_family, args.ami_release)
-    if not raid0 and not soci:
+    reserved = args.reserved_ephemeral_gib
+    if not raid0 and not soci and not reserved:
         return None
     if args.ami_family == "al2023":
+        spec = ["spec:"]
+        if raid0:
+            spec += ["  instance:", "    localStorage:", "      strategy: RAID0"]
+        if reserved:
+            spec += [
+                "  kubelet:",
+                "    config:",
+                "      systemReserved:",
+                f"        ephemeral-storage: {reserved}Gi",
+            ]
         text = "\n".join(
             [
                 "MIME-Version: 1.0",
@@ -620,17 +639,20 @@ def managed_user_data(args: GpuNodePoolArgs) -> str | None:
                 "---",
                 "apiVersion: node.eks.aws/v1alpha1",
                 "kind: NodeConfig",
-                "spec:",
-                "  instance:",
-                "    localStorage:",
-                "      strategy: RAID0",
+                *spec,
                 "",
                 f"--{_MIME_BOUNDARY}--",
                 "",
             ]
         )
-    elif not raid0:
-        text = SOCI_PARALLEL_PULL_TOML
+        return base64.b64encode(text.encode()).decode()
+    reserve = (
+        f'[settings.kubernetes.system-reserved]\n"ephemeral-storage" = "{reserved}Gi"\n'
+        if reserved
+        else ""
+    )
+    if not raid0:
+        text = (SOCI_PARALLEL_PULL_TOML if soci else "") + reserve
     else:
         # With SOCI the layers are buffered and unpacked under its own directory: bound to
         # the RAID0 too, or the image lands on the EBS data volume (Bottlerocket's SOCI
@@ -638,14 +660,18 @@ def managed_user_data(args: GpuNodePoolArgs) -> str | None:
         dirs = ["/var/lib/containerd", "/var/lib/kubelet", "/var/log/pods"]
         dirs += [BOTTLEROCKET_SOCI_DIR] if soci else []
         bind = ", ".join(f'"{d}"' for d in dirs)
-        text = ("" if not soci else SOCI_PARALLEL_PULL_TOML) + "\n".join(
-            [
-                '[settings.bootstrap-commands."000-mount-instance-storage"]',
-                'commands = [["apiclient", "ephemeral-storage", "init"], ["apiclient", '
-                f'"ephemeral-storage", "bind", "--dirs", {bind}]]',
-                "essential = true",
-                'mode = "always"',
-                "",
-            ]
+        text = (
+            ("" if not soci else SOCI_PARALLEL_PULL_TOML)
+            + reserve
+            + "\n".join(
+                [
+                    '[settings.bootstrap-commands."000-mount-instance-storage"]',
+                    'commands = [["apiclient", "ephemeral-storage", "init"], ["apiclient", '
+                    f'"ephemeral-storage", "bind", "--dirs", {bind}]]',
+                    "essential = true",
+                    'mode = "always"',
+                    "",
+                ]
+            )
         )
     return base64.b64encode(text.encode()).decode()

@@ -534,12 +534,19 @@ class InferenceService(pulumi.ComponentResource):
         args = self._args
         command = ["mlstack", "model", "hold", "--name", args.model_name]
         command += ["--version", track.artifact_version, "--cache-dir", args.model_cache_dir]
-        command += ["--ready-file", HOLD_READY_FILE]
+        command += ["--ready-file", HOLD_READY_FILE, "--link", runtimes.MODEL_DIR]
         return k8s.core.v1.ContainerArgs(
             name="model-cache-hold",
             image=args.loader_image,
             restart_policy="Always",
             command=command,
+            # The kubelet starts the loader only once this passes: the version is held.
+            startup_probe=k8s.core.v1.ProbeArgs(
+                exec_=k8s.core.v1.ExecActionArgs(command=["test", "-f", HOLD_READY_FILE]),
+                period_seconds=1,
+                failure_threshold=120,
+                timeout_seconds=1,
+            ),
             env=[k8s.core.v1.EnvVarArgs(name="HOME", value="/tmp")],
             resources=_equal_resources(
                 {
@@ -549,12 +556,18 @@ class InferenceService(pulumi.ComponentResource):
             ),
             security_context=_container_security(non_root=True, user=LOADER_USER, ro_root=True),
             volume_mounts=[
+                k8s.core.v1.VolumeMountArgs(name="model", mount_path="/models", read_only=True),
                 k8s.core.v1.VolumeMountArgs(
                     name=MODEL_CACHE_VOLUME, mount_path=args.model_cache_dir
                 ),
                 k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
             ],
         )
+
+    def _room_wait_seconds(self) -> int:
+        """A third of the start-up budget, at most 10 minutes: long enough for a rolling
+        update's old pods to drain, short of the budget the fetch itself needs."""
+        return min(self._args.startup_budget_seconds // 3, 600)
 
     def _loader(self, track: TrackVersion) -> k8s.core.v1.ContainerArgs:
         """``mlstack model fetch`` of the pinned version into the cache, MODEL_DIR pointed
@@ -571,6 +584,8 @@ class InferenceService(pulumi.ComponentResource):
         if args.node_cache is not None:
             command += ["--cache-limit-bytes", str(args.node_cache.limit_bytes), "--evict"]
             command += ["--wait-for", HOLD_READY_FILE]
+            # A full cache of versions in use frees up as a rollout's old pods end.
+            command += ["--room-wait-seconds", str(self._room_wait_seconds())]
         return k8s.core.v1.ContainerArgs(
             name="model-loader",
             image=args.loader_image,

@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -51,6 +53,8 @@ class NodeModelCacheArgs:
     """(key, value) every node of the pool carries, e.g. (mlstack.io/gpu-pool, a10g)."""
     size_gib: int
     host_path: str = HOST_PATH
+    namespace_ready: Sequence[pulumi.Resource] = ()
+    """The namespace resource the claim lives in (a dependency of the claim)."""
 
     def problems(self) -> list[str]:
         found: list[str] = []
@@ -69,10 +73,52 @@ class NodeCacheMount:
     limit_bytes: int
 
 
+def volume_spec(args: NodeModelCacheArgs, claim_name: str) -> dict[str, Any]:
+    """The PersistentVolume's whole spec (plain data: hashed into the names)."""
+    key, value = args.node_label
+    return {
+        "capacity": {"storage": f"{args.size_gib}Gi"},
+        # Each node has its own directory: many nodes read and write "the" volume.
+        "accessModes": ["ReadWriteMany"],
+        "persistentVolumeReclaimPolicy": "Retain",
+        "storageClassName": "",
+        "volumeMode": "Filesystem",
+        "hostPath": {"path": args.host_path, "type": "DirectoryOrCreate"},
+        "claimRef": {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "namespace": args.namespace,
+            "name": claim_name,
+        },
+        "nodeAffinity": {
+            "required": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": key, "operator": "In", "values": [value]}]}
+                ]
+            }
+        },
+    }
+
+
+def claim_spec(args: NodeModelCacheArgs, volume_name: str) -> dict[str, Any]:
+    """The PersistentVolumeClaim's whole spec (plain data: hashed into the names)."""
+    return {
+        "accessModes": ["ReadWriteMany"],
+        "storageClassName": "",
+        "volumeMode": "Filesystem",
+        "volumeName": volume_name,
+        "resources": {"requests": {"storage": f"{args.size_gib}Gi"}},
+    }
+
+
 def resource_name(args: NodeModelCacheArgs) -> str:
-    """``mlstack-model-cache-<pool>-<hash>``: the hash covers every immutable input."""
+    """``mlstack-model-cache-<pool>-<hash>``: the hash covers both whole specs (with the
+    names left out), so any change, to a field an update could not make in place or not,
+    gives new objects created before the old ones go."""
+    placeholder = "-"
     identity = json.dumps(
-        [args.pool_name, args.namespace, list(args.node_label), args.size_gib, args.host_path]
+        [args.pool_name, volume_spec(args, placeholder), claim_spec(args, placeholder)],
+        sort_keys=True,
     )
     digest = hashlib.sha256(identity.encode()).hexdigest()[:8]
     return f"mlstack-model-cache-{args.pool_name}-{digest}"
@@ -93,23 +139,22 @@ class NodeModelCache(pulumi.ComponentResource):
         if problems:
             raise ValueError(f"NodeModelCache {name}: " + "; ".join(problems))
         object_name = resource_name(args)
-        size = f"{args.size_gib}Gi"
         labels = {"app.kubernetes.io/managed-by": "mlstack", "mlstack.io/gpu-pool": args.pool_name}
         child = pulumi.ResourceOptions(parent=self)
-        key, value = args.node_label
+        volume = volume_spec(args, object_name)
+        claim = claim_spec(args, object_name)
+        (term,) = volume["nodeAffinity"]["required"]["nodeSelectorTerms"]
         self.volume = k8s.core.v1.PersistentVolume(
             f"{name}-volume",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=object_name, labels=labels),
+            # The same values as volume_spec (a test compares the rendered spec with it).
             spec=k8s.core.v1.PersistentVolumeSpecArgs(
-                capacity={"storage": size},
-                # Each node has its own directory: many nodes read and write "the" volume.
-                access_modes=["ReadWriteMany"],
-                persistent_volume_reclaim_policy="Retain",
-                storage_class_name="",
-                volume_mode="Filesystem",
-                host_path=k8s.core.v1.HostPathVolumeSourceArgs(
-                    path=args.host_path, type="DirectoryOrCreate"
-                ),
+                capacity=volume["capacity"],
+                access_modes=volume["accessModes"],
+                persistent_volume_reclaim_policy=volume["persistentVolumeReclaimPolicy"],
+                storage_class_name=volume["storageClassName"],
+                volume_mode=volume["volumeMode"],
+                host_path=k8s.core.v1.HostPathVolumeSourceArgs(**volume["hostPath"]),
                 claim_ref=k8s.core.v1.ObjectReferenceArgs(
                     api_version="v1",
                     kind="PersistentVolumeClaim",
@@ -121,9 +166,8 @@ class NodeModelCache(pulumi.ComponentResource):
                         node_selector_terms=[
                             k8s.core.v1.NodeSelectorTermArgs(
                                 match_expressions=[
-                                    k8s.core.v1.NodeSelectorRequirementArgs(
-                                        key=key, operator="In", values=[value]
-                                    )
+                                    k8s.core.v1.NodeSelectorRequirementArgs(**expression)
+                                    for expression in term["matchExpressions"]
                                 ]
                             )
                         ]
@@ -138,13 +182,20 @@ class NodeModelCache(pulumi.ComponentResource):
                 name=object_name, namespace=args.namespace, labels=labels
             ),
             spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
-                access_modes=["ReadWriteMany"],
-                storage_class_name="",
-                volume_mode="Filesystem",
-                volume_name=self.volume.metadata.name,
-                resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": size}),
+                access_modes=claim["accessModes"],
+                storage_class_name=claim["storageClassName"],
+                volume_mode=claim["volumeMode"],
+                volume_name=claim["volumeName"],
+                resources=k8s.core.v1.VolumeResourceRequirementsArgs(
+                    requests=claim["resources"]["requests"]
+                ),
             ),
-            opts=child,
+            # The volume by a plain name (known in every preview), the order by dependency;
+            # the namespace too, so destroy sees that edge (a parent's depends_on is not a
+            # child's).
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[self.volume, *args.namespace_ready]
+            ),
         )
         self.mount = NodeCacheMount(
             claim_name=self.claim.metadata.name, limit_bytes=args.size_gib * GiB

@@ -1,10 +1,12 @@
 """``InferenceNamespace``: the namespace all inference services share.
 
 The namespace enforces the ``baseline`` Pod Security Standard and warns/audits on
-``restricted`` (the inference pods meet ``restricted`` when their runtime runs as
-non-root), and carries the label that makes the AWS Load Balancer Controller inject
-pod readiness gates, so a rolling update waits until new pods are healthy *in the
-ALB target group* before old ones go.
+``restricted``: the inference pods meet ``restricted`` when their runtime runs as
+non-root and their pool's model cache is per pod; a node-shared cache adds one init
+step that runs as root with only ``CAP_CHOWN`` (``model-cache-prepare``), which
+``restricted`` warns about and ``baseline`` admits. It carries the label that makes the
+AWS Load Balancer Controller inject pod readiness gates, so a rolling update waits until
+new pods are healthy *in the ALB target group* before old ones go.
 (The model loader is an image, ``loader/Dockerfile``: ``mlstack model fetch``.)
 """
 

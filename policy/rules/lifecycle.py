@@ -246,9 +246,8 @@ def _finalized_by(resource: Resource) -> str | None:
     if (
         parsed[2] == "PersistentVolumeClaim"
         and get_path(resource.props, "spec", "storageClassName") == ""
-        and get_path(resource.props, "spec", "volumeName")
     ):
-        return None  # bound to a pre-made volume (no class): no driver provisions or deletes it
+        return None  # no class: only a pre-made volume binds it, no driver provisions one
     return controller
 
 

@@ -14,6 +14,7 @@ exact key (``mlstack:gpuPools[0].maxGpus``) and value.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Sequence
 from typing import Annotated, Any, Literal
@@ -180,6 +181,10 @@ class RootVolumeConfig(ConfigModel):
 IMAGE_RESERVE_GIB = 60
 """Node disk kept for container images (10-20 GiB each) and pods' scratch space: the
 node-shared model cache must leave it free."""
+
+
+EVICTION_HEADROOM = 0.10
+"""The kubelet's default hard eviction threshold, ``nodefs.available < 10%``."""
 
 
 class ModelCacheConfig(ConfigModel):
@@ -489,13 +494,16 @@ def _size_problems(pool: GpuPoolConfig, at: Loc) -> Iterator[tuple[Loc, Any, str
     on_ebs = [
         f.instance_type for f in allowed if not (pool.instance_store_raid0 and f.instance_store)
     ]
-    if cache.scope == "node" and on_ebs and cache.size_gib + IMAGE_RESERVE_GIB > volume.size_gib:
+    headroom = math.ceil(volume.size_gib * EVICTION_HEADROOM)
+    most = volume.size_gib - IMAGE_RESERVE_GIB - headroom
+    if cache.scope == "node" and on_ebs and cache.size_gib > most:
         yield (
             (*at, "modelCache", "sizeGib"),
             cache.size_gib,
             f"on {on_ebs} the node cache lives on the {volume.size_gib} GiB EBS volume, which "
-            f"must also keep {IMAGE_RESERVE_GIB} GiB for images and scratch; allowed: at most "
-            f"{volume.size_gib - IMAGE_RESERVE_GIB}, or raise rootVolume.sizeGib",
+            f"must also keep {IMAGE_RESERVE_GIB} GiB for images and scratch and the "
+            f"kubelet's {EVICTION_HEADROOM:.0%} eviction headroom ({headroom} GiB) free; "
+            f"allowed: at most {most}, or raise rootVolume.sizeGib",
         )
     raid_on_bottlerocket_group = (
         pool.instance_store_raid0

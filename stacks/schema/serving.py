@@ -229,6 +229,51 @@ Finding = tuple[str, Any, str]
 """(key path, value, message), turned into a ``stacks.config.Problem``."""
 
 
+VERSIONS_HELD_PER_MODEL = 2
+"""A node may hold two versions of a model at once: a rolling update's old and new pods,
+a canary and its stable track, blue and green."""
+
+
+def worst_node_versions(models: Sequence[ModelConfig], gpus_per_node: int) -> list[ModelConfig]:
+    """The versions one node may hold at once, at most: the pods that fit its GPUs
+    (two versions per model at most) with the largest total ``modelDiskGib`` (a
+    knapsack on GPUs; CPU and memory are ignored, so the bound errs large)."""
+    items = [m for m in models for _ in range(VERSIONS_HELD_PER_MODEL)]
+    best: list[tuple[int, list[ModelConfig]]] = [(0, []) for _ in range(gpus_per_node + 1)]
+    for item in items:
+        for budget in range(gpus_per_node, item.gpus - 1, -1):
+            size, chosen = best[budget - item.gpus]
+            if size + item.model_disk_gib > best[budget][0]:
+                best[budget] = (size + item.model_disk_gib, [*chosen, item])
+    return best[gpus_per_node][1]
+
+
+def _node_cache_room(
+    models: Sequence[ModelConfig], gpu_pools: Sequence[GpuPoolConfig]
+) -> Iterator[Finding]:
+    """A node-shared cache holds every version its node's pods may serve at once, or the
+    loaders wait and then fail: the worst set of pods one node's GPUs can run."""
+    for index, pool in enumerate(gpu_pools):
+        cache = pool.model_cache
+        on_pool = [m for m in models if m.pool == pool.name and m.gpus <= pool.gpus_per_node()]
+        if cache.scope != "node" or not on_pool:
+            continue
+        if any(m.model_disk_gib > cache.size_gib for m in on_pool):
+            continue  # reported per model
+        worst = worst_node_versions(on_pool, pool.gpus_per_node())
+        need = sum(m.model_disk_gib for m in worst)
+        if need > cache.size_gib:
+            parts = " + ".join(f"{m.model_disk_gib} ({m.name})" for m in worst)
+            yield (
+                f"mlstack:gpuPools[{index}].modelCache.sizeGib",
+                cache.size_gib,
+                f"the pods one node's {pool.gpus_per_node()} GPUs can run may hold these "
+                f"versions at once (two per model during a rollout, a canary or blue/green): "
+                f"{parts} = {need} GiB; allowed: at least {need}, or set "
+                "modelCache.scope: pod",
+            )
+
+
 def cross_checks(
     *,
     region: str,
@@ -308,6 +353,7 @@ def cross_checks(
                     f"exposure {exposure.type} does no path routing; allowed: / (the default)",
                 )
     yield from _rule_slots(models)
+    yield from _node_cache_room(models, gpu_pools)
     uses_alb = bool(routes)
     if uses_alb and lb.certificate_arn is None:
         yield (

@@ -215,8 +215,9 @@ def test_pvcs_must_go_before_the_ebs_csi_driver_and_its_grant() -> None:
 def test_a_claim_bound_to_a_premade_volume_needs_no_csi_driver() -> None:
     static = node(PVC, "cache", {"spec": {"storageClassName": "", "volumeName": "cache-pv"}})
     assert result("lifecycle-destroy-order", static).status == "n/a"
-    dynamic = node(PVC, "data", {"spec": {"storageClassName": "", "volumeName": None}})
-    assert result("lifecycle-destroy-order", dynamic).status == "fail"
+    for spec in ({"storageClassName": "gp3"}, {}):  # a named class, or the default one
+        dynamic = node(PVC, "data", {"spec": spec})
+        assert result("lifecycle-destroy-order", dynamic).status == "fail", spec
 
 
 def test_cluster_ip_services_are_not_finalized_and_lb_services_are() -> None:

@@ -15,6 +15,7 @@ from components.compute.gpu_node_pool import (
     GpuNodePool,
     GpuNodePoolArgs,
     Taint,
+    ec2_node_class_spec,
     managed_user_data,
     parallel_image_pull,
     scheduling_for,
@@ -459,3 +460,39 @@ def test_al2023_pools_keep_containerds_default_pull(mixed: Synthesized) -> None:
 )
 def test_parallel_pull_needs_bottlerocket_1_44(family: str, release: str, expected: bool) -> None:
     assert parallel_image_pull(family, release) is expected
+
+
+# --------------------------------------------------------------------------- model cache disk
+
+
+def test_the_model_cache_is_reserved_out_of_pods_ephemeral_storage(mixed: Synthesized) -> None:
+    """Every node family: the kubelet's systemReserved covers the node-shared cache, so the
+    scheduler never packs pods' scratch into the cache's disk."""
+    import tomllib
+
+    rocket_args = mixed.platform.gpu_pools["rocket"].args
+    batch_args = mixed.platform.gpu_pools["batch"].args
+    karpenter_args = mixed.platform.gpu_pools["inference"].args
+    rocket = dataclasses.replace(rocket_args, reserved_ephemeral_gib=150)
+    toml = tomllib.loads(base64.b64decode(managed_user_data(rocket) or "").decode())
+    assert toml["settings"]["kubernetes"]["system-reserved"] == {"ephemeral-storage": "150Gi"}
+    assert toml["settings"]["bootstrap-commands"]  # the RAID0 is still set up
+    plain = dataclasses.replace(rocket, instance_store_raid0=False, ami_release="v1.43.0")
+    toml = tomllib.loads(base64.b64decode(managed_user_data(plain) or "").decode())
+    assert toml == {"settings": {"kubernetes": {"system-reserved": {"ephemeral-storage": "150Gi"}}}}
+
+    batch = dataclasses.replace(batch_args, reserved_ephemeral_gib=80)
+    nodeadm = base64.b64decode(managed_user_data(batch) or "").decode()
+    assert "      systemReserved:\n        ephemeral-storage: 80Gi" in nodeadm
+    assert (
+        managed_user_data(
+            dataclasses.replace(batch, reserved_ephemeral_gib=0, instance_store_raid0=False)
+        )
+        is None
+    )
+
+    spec = ec2_node_class_spec(dataclasses.replace(karpenter_args, reserved_ephemeral_gib=120))
+    assert spec["kubelet"] == {"systemReserved": {"ephemeral-storage": "120Gi"}}
+    assert karpenter_args.reserved_ephemeral_gib == 120  # the stack's default node cache
+    unreserved = dataclasses.replace(karpenter_args, reserved_ephemeral_gib=0)
+    assert "kubelet" not in ec2_node_class_spec(unreserved)

@@ -8,9 +8,15 @@ import pytest
 
 from components.compute.gpu_node_pool import POOL_LABEL
 from components.serving.inference_service import HOLD_READY_FILE, LOADER_USER, MODEL_CACHE_DIR
-from components.serving.model_cache import HOST_PATH, NodeModelCacheArgs, resource_name
+from components.serving.model_cache import (
+    HOST_PATH,
+    NodeModelCacheArgs,
+    claim_spec,
+    resource_name,
+    volume_spec,
+)
 from mlstack.synth import ResourceGraph, ResourceNode
-from stacks.config import ConfigError, parse_config
+from stacks.config import ConfigError, load_config_file, parse_config
 from tests.conftest import SynthEdited, raw_stack_config, set_path
 
 PV = "kubernetes:core/v1:PersistentVolume"
@@ -78,6 +84,28 @@ def test_each_pool_with_models_gets_a_hostpath_volume_bound_to_one_claim(
     ]
     assert claim.inputs["spec"]["resources"]["requests"]["storage"] == spec["capacity"]["storage"]
     assert volume.urn in claim.dependencies
+    (namespace,) = [
+        n
+        for n in any_graph.by_type("kubernetes:core/v1:Namespace")
+        if n.inputs["metadata"]["name"] == claim.inputs["metadata"]["namespace"]
+    ]
+    assert namespace.urn in claim.dependencies  # destroy sees the edge, not only the parent's
+
+
+def test_the_name_hash_covers_exactly_the_rendered_specs(any_graph: ResourceGraph) -> None:
+    """Any change to what is rendered changes the names: never a same-name replacement."""
+    (volume,) = any_graph.by_type(PV)
+    (claim,) = any_graph.by_type(PVC)
+    name = volume.inputs["metadata"]["name"]
+    args = NodeModelCacheArgs(
+        pool_name="inference",
+        namespace=claim.inputs["metadata"]["namespace"],
+        node_label=(POOL_LABEL, "inference"),
+        size_gib=120,
+    )
+    assert name == resource_name(args)
+    assert volume.inputs["spec"] == volume_spec(args, name)
+    assert claim.inputs["spec"] == claim_spec(args, name)
 
 
 def test_pods_mount_the_claim_never_a_hostpath(any_graph: ResourceGraph) -> None:
@@ -95,18 +123,29 @@ def test_pods_mount_the_claim_never_a_hostpath(any_graph: ResourceGraph) -> None
 def test_the_init_sequence_prepares_holds_then_fetches_with_eviction(
     any_graph: ResourceGraph,
 ) -> None:
+    budgets = {m.name: m.startup_budget_seconds for m in load_config_file(any_graph.stack).models}
     for deployment in serving_deployments(any_graph):
         spec = pod(deployment)
         names = [c["name"] for c in spec["initContainers"]]
         assert names == ["model-cache-prepare", "model-cache-hold", "model-loader"]
         hold = init(spec, "model-cache-hold")
         assert hold["restartPolicy"] == "Always"  # a native sidecar: lives as long as the pod
+        # The kubelet starts the loader only once the version is held.
+        assert hold["startupProbe"]["exec"]["command"] == ["test", "-f", HOLD_READY_FILE]
+        assert hold["resources"]["limits"]["cpu"] == "100m"
+        assert arg(hold["command"], "--link") == arg(
+            init(spec, "model-loader")["command"], "--link"
+        )
+        hold_mounts = {m["name"]: m for m in hold["volumeMounts"]}
+        assert hold_mounts["model"]["readOnly"] is True
         loader = init(spec, "model-loader")
         assert "restartPolicy" not in loader
         assert arg(hold["command"], "--ready-file") == HOLD_READY_FILE
         assert arg(loader["command"], "--wait-for") == HOLD_READY_FILE
         assert arg(hold["command"], "--version") == arg(loader["command"], "--version")
         assert "--evict" in loader["command"]
+        budget = budgets[arg(loader["command"], "--name")]
+        assert arg(loader["command"], "--room-wait-seconds") == str(min(budget // 3, 600))
         limit = int(arg(loader["command"], "--cache-limit-bytes"))
         assert limit == 120 * GiB  # gpuPools[].modelCache.sizeGib default
         mounts = {m["name"]: m["mountPath"] for m in hold["volumeMounts"]}
@@ -148,12 +187,13 @@ def test_a_cache_change_gets_new_names_so_nothing_is_deleted_first(
     synth_edited: SynthEdited, dev_graph: ResourceGraph
 ) -> None:
     before = {n.inputs["metadata"]["name"] for n in cache_objects(dev_graph)}
-    graph = synth_edited("dev", {"gpuPools[0].modelCache": {"sizeGib": 80}})
+    graph = synth_edited("dev", {"gpuPools[0].modelCache": {"sizeGib": 110}})
     after = {n.inputs["metadata"]["name"] for n in cache_objects(graph)}
     assert len(before) == len(after) == 1 and before != after
     (volume,) = graph.by_type(PV)
     assert volume.inputs["spec"]["hostPath"]["path"] == HOST_PATH  # same directory: cache kept
-    assert not any(n.delete_before_replace for n in cache_objects(graph))
+    (node_class,) = graph.by_type("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")
+    assert node_class.inputs["spec"]["kubelet"]["systemReserved"] == {"ephemeral-storage": "110Gi"}
 
 
 def test_resource_names_change_with_every_immutable_input() -> None:
@@ -166,12 +206,13 @@ def test_resource_names_change_with_every_immutable_input() -> None:
     ]
     names = {resource_name(base), *(resource_name(v) for v in variants)}
     assert len(names) == 5
-    assert all(len(n) <= 63 for n in names)
 
 
 def test_pod_scope_keeps_the_per_pod_emptydir(synth_edited: SynthEdited) -> None:
     graph = synth_edited("dev", {"gpuPools[0].modelCache": {"scope": "pod"}})
     assert cache_objects(graph) == []
+    (node_class,) = graph.by_type("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")
+    assert "kubelet" not in node_class.inputs["spec"]  # nothing reserved
     for deployment in serving_deployments(graph):
         spec = pod(deployment)
         assert [c["name"] for c in spec["initContainers"]] == ["model-loader"]
@@ -200,18 +241,47 @@ def test_a_model_larger_than_its_pools_cache_is_refused() -> None:
     assert "node cache of 30 GiB" in message and "at most 30" in message
 
 
-def test_a_cache_on_ebs_must_leave_room_for_images() -> None:
+def test_a_cache_on_ebs_must_leave_room_for_images_and_the_eviction_headroom() -> None:
     ((path, value, message),) = _problems(
         {"gpuPools[0].instanceStoreRaid0": False, "gpuPools[0].modelCache": {"sizeGib": 100}}
     )
     assert path == "mlstack:gpuPools[0].modelCache.sizeGib" and value == 100
-    assert "150 GiB EBS volume" in message and "at most 90" in message
+    # 150 GiB - 60 GiB (images, scratch) - 15 GiB (the kubelet's 10 %) = 75 GiB.
+    assert "150 GiB EBS volume" in message and "at most 75" in message
+
+
+def test_the_versions_one_node_can_hold_at_once_must_fit_the_cache() -> None:
+    """dev's pool has one GPU per node: one pod, so one version (40 GiB) at a time; on a
+    4-GPU type two versions of each model fit beside each other."""
+    ((path, value, message),) = _problems(
+        {"gpuPools[0].instanceTypes": ["g6.12xlarge"], "gpuPools[0].modelCache": {"sizeGib": 90}}
+    )
+    assert path == "mlstack:gpuPools[0].modelCache.sizeGib" and value == 90
+    assert "4 GPUs" in message
+    assert "40 (llama-3-8b-instruct) + 40 (llama-3-8b-instruct) + 10 (resnet50)" in message
+    assert "= 100 GiB" in message and "at least 100" in message
+    raw = raw_stack_config("dev")
+    set_path(raw, "gpuPools[0].modelCache", {"sizeGib": 41})
+    assert parse_config(raw, "Pulumi.dev.yaml").gpu_pools[0].model_cache.size_gib == 41
+
+
+def test_the_worst_node_is_a_knapsack_on_gpus() -> None:
+    from stacks.schema.serving import worst_node_versions
+
+    cfg = load_config_file("dev")
+    llm, resnet = cfg.models
+    big = llm.model_copy(update={"name": "big", "gpus": 2, "model_disk_gib": 70})
+    chosen = worst_node_versions([llm, resnet, big], gpus_per_node=3)
+    # 3 GPUs: big (2 GPUs, 70) + llm (1 GPU, 40) = 110 beats three 1-GPU pods (40+40+10).
+    assert sorted(m.name for m in chosen) == ["big", "llama-3-8b-instruct"]
+    assert worst_node_versions([llm], gpus_per_node=8) == [llm, llm]  # two versions at most
 
 
 def test_a_cache_on_instance_store_is_not_bounded_by_the_ebs_volume() -> None:
     raw = raw_stack_config("dev")
     set_path(raw, "gpuPools[0].modelCache", {"sizeGib": 140})
-    parse_config(raw, "Pulumi.dev.yaml")  # every allowed type has NVMe: RAID0 holds it
+    cfg = parse_config(raw, "Pulumi.dev.yaml")  # every allowed type has NVMe: RAID0 holds it
+    assert cfg.gpu_pools[0].model_cache.size_gib == 140
 
 
 def test_a_cache_bound_below_ten_gib_is_refused() -> None:

@@ -65,15 +65,21 @@ def _fetch(
 
 
 def _fetch_waiting(
-    store: Store, cache: Path, version: str, wait: float
+    store: Store, cache: Path, version: str, wait: float, on_full: Any
 ) -> tuple[FetchResult, list[dict[str, Any]]]:
     events: list[dict[str, Any]] = []
+
+    def log(event: dict[str, Any]) -> None:
+        events.append(event)
+        if event.get("phase") == "cache-full":
+            on_full()
+
     settings = FetchSettings(
         concurrency=2, part_size=MiB, cache_limit_bytes=LIMIT, evict=True, room_wait_seconds=wait
     )
     result = fetch_model(
         make_client(store.endpoint, "us-east-1"), store.bucket, "llm", version, cache,
-        settings=settings, log=events.append,
+        settings=settings, log=log,
     )  # fmt: skip
     return result, events
 
@@ -318,9 +324,13 @@ def test_a_full_cache_waits_for_a_version_to_be_released(
     _fetch(versions, cache, "v1")
     _fetch(versions, cache, "v2")
     holders = [_hold(cache, "llm", v, tmp_path) for v in ("v1", "v2")]
-    threading.Timer(1.0, holders[0].send_signal, args=(signal.SIGTERM,)).start()
+
+    def release_v1() -> None:  # the first old pod ends once the loader is waiting
+        holders[0].send_signal(signal.SIGTERM)
+        holders[0].wait(timeout=30)
+
     try:
-        result, events = _fetch_waiting(versions, cache, "v3", wait=60)
+        result, events = _fetch_waiting(versions, cache, "v3", wait=60, on_full=release_v1)
     finally:
         for holder in holders:
             holder.send_signal(signal.SIGTERM)
