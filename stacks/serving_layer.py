@@ -38,6 +38,7 @@ from components.serving.keda import Keda, KedaArgs
 from components.serving.load_balancer import LoadBalancer, LoadBalancerArgs, account_of
 from components.serving.loader_repository import ModelLoaderRepository, ModelLoaderRepositoryArgs
 from components.serving.model_cache import NodeCacheMount, NodeModelCache, NodeModelCacheArgs
+from components.serving.model_cache_admission import ModelCacheAdmission, ModelCacheAdmissionArgs
 from components.serving.namespace import InferenceNamespace, InferenceNamespaceArgs
 from components.serving.rollout import workload_name
 from components.storage import layout
@@ -296,7 +297,9 @@ def build_serving(
         opts=opts,
     )
     cache = image_cache(cfg, stack, partition=partition, pullers=image_pullers, opts=opts)
-    model_caches = node_model_caches(cfg, namespace, opts=opts)
+    model_caches = node_model_caches(
+        cfg, namespace, loader_repository=loader_repository.repository_url, opts=opts
+    )
     services: dict[str, InferenceService] = {}
     slots = rule_slots(cfg.models)  # from every model: priorities never move
     for model in deployed_models(cfg):
@@ -334,15 +337,26 @@ def build_serving(
 
 
 def node_model_caches(
-    cfg: StackConfig, namespace: InferenceNamespace, *, opts: pulumi.ResourceOptions | None
+    cfg: StackConfig,
+    namespace: InferenceNamespace,
+    *,
+    loader_repository: pulumi.Input[str],
+    opts: pulumi.ResourceOptions | None,
 ) -> dict[str, NodeModelCache]:
     """One ``NodeModelCache`` per GPU pool whose cache is node-scoped and that serves a
-    deployed model (``gpuPools[].modelCache``)."""
+    deployed model (``gpuPools[].modelCache``), and, when there is one, the admission
+    policy that lets only the loader's own steps write them."""
     used = {m.pool for m in deployed_models(cfg)}
+    pools = [p for p in cfg.gpu_pools if p.model_cache.scope == "node" and p.name in used]
+    if not pools:
+        return {}
+    admission = ModelCacheAdmission(
+        "model-cache-admission",
+        ModelCacheAdmissionArgs(namespace=namespace.namespace, loader_repository=loader_repository),
+        opts=opts,
+    )
     found: dict[str, NodeModelCache] = {}
-    for pool in cfg.gpu_pools:
-        if pool.model_cache.scope != "node" or pool.name not in used:
-            continue
+    for pool in pools:
         found[pool.name] = NodeModelCache(
             f"model-cache-{pool.name}",
             NodeModelCacheArgs(
@@ -350,7 +364,7 @@ def node_model_caches(
                 namespace=namespace.namespace,
                 node_label=(POOL_LABEL, pool.name),
                 size_gib=pool.model_cache.size_gib,
-                namespace_ready=(namespace.resource,),
+                claim_depends_on=(namespace.resource, admission.binding),
             ),
             opts=opts,
         )

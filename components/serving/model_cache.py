@@ -53,8 +53,9 @@ class NodeModelCacheArgs:
     """(key, value) every node of the pool carries, e.g. (mlstack.io/gpu-pool, a10g)."""
     size_gib: int
     host_path: str = HOST_PATH
-    namespace_ready: Sequence[pulumi.Resource] = ()
-    """The namespace resource the claim lives in (a dependency of the claim)."""
+    claim_depends_on: Sequence[pulumi.Resource] = ()
+    """What the claim waits for: its namespace, and the admission policy binding that
+    guards who mounts it (``ModelCacheAdmission``)."""
 
     def problems(self) -> list[str]:
         found: list[str] = []
@@ -191,10 +192,10 @@ class NodeModelCache(pulumi.ComponentResource):
                 ),
             ),
             # The volume by a plain name (known in every preview), the order by dependency;
-            # the namespace too, so destroy sees that edge (a parent's depends_on is not a
-            # child's).
+            # the namespace and the admission binding too, so destroy sees those edges (a
+            # parent's depends_on is not a child's) and no pod mounts it unguarded.
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[self.volume, *args.namespace_ready]
+                parent=self, depends_on=[self.volume, *args.claim_depends_on]
             ),
         )
         self.mount = NodeCacheMount(
