@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -70,9 +71,13 @@ def temporary_directory(prefix: str) -> Iterator[Path]:
 
 def popen(command: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
     """``subprocess.Popen`` whose child is stopped on interrupt (forget it with
-    :func:`release` once waited for)."""
-    child = subprocess.Popen(command, **kwargs)
+    :func:`release` once waited for). Started and recorded under the lock the handler
+    takes, so a worker thread never starts a child the handler misses; none is started
+    once an interrupt is under way."""
     with _lock:
+        if _state["interrupting"]:
+            raise KeyboardInterrupt
+        child = subprocess.Popen(command, **kwargs)
         _children[child.pid] = child
     return child
 
@@ -101,8 +106,49 @@ def run(
         release(child)
 
 
+def _own_children() -> list[int]:
+    """Process ids whose parent is this process (Linux ``/proc``; empty elsewhere)."""
+    found = []
+    me = os.getpid()
+    with suppress(OSError):
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # pid (comm) state ppid ...: comm may hold spaces or parentheses.
+            fields = stat.rpartition(")")[2].split()
+            if len(fields) > 1 and fields[1] == str(me):
+                found.append(int(entry.name))
+    return found
+
+
+def _stop_strays(pids: list[int]) -> None:
+    """SIGTERM, then SIGKILL after the grace period, children nobody recorded: one
+    started by the main thread as the signal arrived, before :func:`popen` recorded it."""
+    for pid in pids:
+        with suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + GRACE_S
+    left = set(pids)
+    while left and time.monotonic() < deadline:
+        for pid in list(left):
+            with suppress(ChildProcessError, OSError):
+                done, _ = os.waitpid(pid, os.WNOHANG)
+                if done == 0:
+                    continue
+            left.discard(pid)
+        time.sleep(0.02)
+    for pid in left:
+        with suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def _stop_children() -> None:
     with _lock:
+        _state["interrupting"] = True  # popen starts nothing from here on
         children = list(_children.values())
     for child in children:
         if child.poll() is None:
@@ -116,6 +162,8 @@ def _stop_children() -> None:
                 child.kill()
         except OSError:
             pass
+    known = {child.pid for child in children}
+    _stop_strays([pid for pid in _own_children() if pid not in known])
 
 
 def _run_cleanups() -> None:

@@ -96,3 +96,45 @@ def test_a_hanging_s3_call_ends_on_one_sigint(
     assert called.is_set(), "the command never reached the endpoint"
     assert_clean_exit(result)
     assert children_running(str(tmp_path)) == []
+
+
+_STRAY = """
+import subprocess, sys, time
+from mlstack import interrupt
+interrupt.install()
+# Started behind the handler's back, as when SIGINT lands inside Popen before popen()
+# has recorded the child.
+stray = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+print(stray.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def test_an_unrecorded_child_is_stopped_too(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _STRAY], stdout=subprocess.PIPE, text=True, cwd=PROJECT_ROOT
+    )
+    assert parent.stdout is not None
+    pid = int(parent.stdout.readline())
+    parent.send_signal(signal.SIGINT)
+    assert parent.wait(timeout=30) == 130
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # reaped by init once its parent is gone
+    alive = Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text()
+    if alive:
+        os.kill(pid, signal.SIGKILL)
+    assert not alive
+
+
+def test_no_child_starts_once_an_interrupt_is_under_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlstack import interrupt
+
+    monkeypatch.setitem(interrupt._state, "interrupting", True)
+    with pytest.raises(KeyboardInterrupt):
+        interrupt.popen(["true"])
