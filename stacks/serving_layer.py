@@ -27,6 +27,8 @@ from components.serving import runtimes
 from components.serving.identity import WorkloadIdentity
 from components.serving.image_cache import ImageCache, ImageCacheArgs
 from components.serving.inference_service import (
+    HOLD_READY_FILE,
+    MODEL_CACHE_DIR,
     ArtifactReader,
     InferenceService,
     InferenceServiceArgs,
@@ -297,9 +299,7 @@ def build_serving(
         opts=opts,
     )
     cache = image_cache(cfg, stack, partition=partition, pullers=image_pullers, opts=opts)
-    model_caches = node_model_caches(
-        cfg, namespace, loader_repository=loader_repository.repository_url, opts=opts
-    )
+    model_caches = node_model_caches(cfg, namespace, loader_image=loader_image, opts=opts)
     services: dict[str, InferenceService] = {}
     slots = rule_slots(cfg.models)  # from every model: priorities never move
     for model in deployed_models(cfg):
@@ -340,7 +340,7 @@ def node_model_caches(
     cfg: StackConfig,
     namespace: InferenceNamespace,
     *,
-    loader_repository: pulumi.Input[str],
+    loader_image: pulumi.Input[str],
     opts: pulumi.ResourceOptions | None,
 ) -> dict[str, NodeModelCache]:
     """One ``NodeModelCache`` per GPU pool whose cache is node-scoped and that serves a
@@ -352,7 +352,12 @@ def node_model_caches(
         return {}
     admission = ModelCacheAdmission(
         "model-cache-admission",
-        ModelCacheAdmissionArgs(namespace=namespace.namespace, loader_repository=loader_repository),
+        ModelCacheAdmissionArgs(
+            namespace=namespace.namespace,
+            loader_image=loader_image,
+            cache_dir=MODEL_CACHE_DIR,
+            ready_file=HOLD_READY_FILE,
+        ),
         opts=opts,
     )
     found: dict[str, NodeModelCache] = {}

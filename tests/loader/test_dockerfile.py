@@ -101,3 +101,17 @@ def test_each_deploy_pushes_its_loader_image_before_pulumi_up() -> None:
         assert push < up  # pods must never wait on an image that is pushed afterwards
     script = (ROOT / "loader" / "push-image.sh").read_text()
     assert "hadolint loader/Dockerfile" in script and "describe-images" in script
+
+
+def test_the_image_reads_no_python_site_or_aws_config_from_its_shared_home() -> None:
+    """HOME is the pod's /tmp, which other init containers can write: nothing there may
+    load code (user site-packages) or run a command (an AWS config's credential_process)."""
+    text = DOCKERFILE.read_text()
+    final = text.rsplit("\nFROM ", 1)[1]
+    for setting in (
+        "PYTHONNOUSERSITE=1",
+        "AWS_CONFIG_FILE=/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE=/dev/null",
+        "HOME=/tmp",
+    ):
+        assert setting in final, setting

@@ -72,8 +72,16 @@ def test_every_pod_the_stack_renders_is_admitted(any_graph: ResourceGraph) -> No
 
 
 def test_a_pod_without_the_cache_is_not_concerned(dev_graph: ResourceGraph) -> None:
-    plain = {"containers": [{"name": "app", "image": "busybox", "command": ["sh"]}]}
+    """Whatever it carries: init containers without mounts, a debug container, a shared
+    process namespace (no rule may fail, or error, on a field the pod leaves out)."""
+    plain = {
+        "shareProcessNamespace": True,
+        "initContainers": [{"name": "setup", "image": "busybox", "command": ["true"]}],
+        "containers": [{"name": "app", "image": "busybox", "command": ["sh"]}],
+        "ephemeralContainers": [{"name": "debug", "image": "busybox"}],
+    }
     assert policy_of(dev_graph).denials(plain) == []
+    assert policy_of(dev_graph).denials({"containers": [{"name": "app", "image": "x"}]}) == []
 
 
 def _init(spec: dict[str, Any], name: str) -> dict[str, Any]:
@@ -124,9 +132,57 @@ def _prepare_as_fetch(spec: dict[str, Any]) -> None:
 
 def _debug_container(spec: dict[str, Any]) -> None:
     spec["ephemeralContainers"] = [
-        {"name": "debug", "image": "busybox",
-         "volumeMounts": [{"name": "model-cache", "mountPath": "/cache", "readOnly": True}]}
+        {"name": "debug", "image": "busybox", "targetContainerName": "model-cache-hold"}
+    ]  # no mount: /proc/<pid>/root of the hold is enough
+
+
+def _shared_processes(spec: dict[str, Any]) -> None:
+    spec["shareProcessNamespace"] = True
+
+
+def _probe_on_hold(spec: dict[str, Any]) -> None:
+    _init(spec, "model-cache-hold")["livenessProbe"] = {"exec": {"command": ["sh", "-c", "x"]}}
+
+
+def _hook_on_hold(spec: dict[str, Any]) -> None:
+    _init(spec, "model-cache-hold")["lifecycle"] = {"postStart": {"exec": {"command": ["sh"]}}}
+
+
+def _other_startup_probe(spec: dict[str, Any]) -> None:
+    _init(spec, "model-cache-hold")["startupProbe"]["exec"]["command"] = ["sh", "-c", "evil"]
+
+
+def _env_from(spec: dict[str, Any]) -> None:
+    _init(spec, "model-loader")["envFrom"] = [{"configMapRef": {"name": "evil"}}]
+
+
+def _path_env(spec: dict[str, Any]) -> None:
+    _init(spec, "model-loader")["env"].append({"name": "PATH", "value": "/tmp/evil:/usr/bin"})
+
+
+def _aws_config(spec: dict[str, Any]) -> None:  # credential_process runs any command
+    _init(spec, "model-loader")["env"].append({"name": "AWS_CONFIG_FILE", "value": "/tmp/c"})
+
+
+def _mount_over_the_loader(spec: dict[str, Any]) -> None:
+    _init(spec, "model-loader")["volumeMounts"].append(
+        {"name": "tmp", "mountPath": "/opt/loader/lib/python3.11/site-packages/evil"}
+    )
+
+
+def _loader_as_root(spec: dict[str, Any]) -> None:
+    _init(spec, "model-loader")["securityContext"]["runAsUser"] = 0
+
+
+def _more_capabilities(spec: dict[str, Any]) -> None:
+    _init(spec, "model-cache-prepare")["securityContext"]["capabilities"]["add"] = [
+        "CHOWN", "DAC_OVERRIDE",
     ]  # fmt: skip
+
+
+def _other_tag(spec: dict[str, Any]) -> None:
+    loader = _init(spec, "model-loader")
+    loader["image"] = loader["image"].rsplit(":", 1)[0] + ":pushed-by-someone"
 
 
 @pytest.mark.parametrize(
@@ -140,7 +196,18 @@ def _debug_container(spec: dict[str, Any]) -> None:
         (_extra_args, "only mlstack's model-cache-prepare"),
         (_python_path, "only mlstack's model-cache-prepare"),
         (_prepare_as_fetch, "only mlstack's model-cache-prepare"),
-        (_debug_container, "ephemeral (debug) containers"),
+        (_probe_on_hold, "only mlstack's model-cache-prepare"),
+        (_hook_on_hold, "only mlstack's model-cache-prepare"),
+        (_other_startup_probe, "only mlstack's model-cache-prepare"),
+        (_env_from, "only mlstack's model-cache-prepare"),
+        (_path_env, "only mlstack's model-cache-prepare"),
+        (_aws_config, "only mlstack's model-cache-prepare"),
+        (_mount_over_the_loader, "only mlstack's model-cache-prepare"),
+        (_loader_as_root, "only mlstack's model-cache-prepare"),
+        (_more_capabilities, "only mlstack's model-cache-prepare"),
+        (_other_tag, "only mlstack's model-cache-prepare"),
+        (_debug_container, "no ephemeral (debug) container"),
+        (_shared_processes, "a pod that mounts the node model cache may not share"),
     ],
 )
 def test_a_pod_that_could_write_the_cache_otherwise_is_denied(
