@@ -51,6 +51,10 @@ class Demand:
         )
 
 
+POD_SCRATCH_GIB = 30
+"""The model server's own ephemeral storage (compile caches, logs) besides the model:
+what each inference pod requests on a pool with a node-shared cache."""
+
 MODEL_CACHE_HOLD = Demand(cpu=0.1, memory_gib=0.125, gpus=0)
 """The ``model-cache-hold`` sidecar (100m CPU, 128Mi) of every inference pod on a pool
 with a node-shared model cache: a native sidecar, so it adds to the pod's requests.

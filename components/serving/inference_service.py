@@ -35,7 +35,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.compute.capacity import MODEL_CACHE_HOLD
+from components.compute.capacity import MODEL_CACHE_HOLD, POD_SCRATCH_GIB
 from components.serving import load_balancer as lb
 from components.serving import runtimes
 from components.serving.identity import WorkloadIdentity, workload_role
@@ -61,8 +61,7 @@ symlink into it)."""
 MODEL_CACHE_VOLUME = "model-cache"
 HOLD_READY_FILE = "/tmp/mlstack-model-held"
 """Written by the hold sidecar once the version is held; the loader waits for it."""
-SCRATCH_GIB = 30
-"""The server's own ephemeral storage (compile caches, logs) besides the model."""
+SCRATCH_GIB = POD_SCRATCH_GIB
 Exposure = Literal["alb", "nlb", "none"]
 
 

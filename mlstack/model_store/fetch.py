@@ -439,41 +439,51 @@ def fetch_model(
     except OSError as exc:
         raise FetchError(f"cache directory {model_root}: {exc.strerror or exc}") from None
     entry = model_root / digest
+    fill_lock = node_cache.fill_lock_path(model_root, digest)
+    checked: dict[tuple[int, int], str | None] = {}
+
+    def entry_problem() -> str | None:
+        """Why the entry must not be used (None: use it); each state hashed once."""
+        problem = _entry_problem(entry, manifest, body)
+        if problem is not None or not settings.verify_hits:
+            return problem
+        marker = (entry / MARKER).stat()
+        key = (marker.st_ino, marker.st_mtime_ns)
+        if key not in checked:
+            verify_started = time.monotonic()
+            checked[key] = _hash_problem(entry, manifest, settings.concurrency)
+            emit("verify", verify_started, bytes=manifest.total_bytes, ok=checked[key] is None)
+        return checked[key]
+
     phase_started = time.monotonic()
-    with (
-        node_cache.using(model_root, version),
-        node_cache.flocked(node_cache.fill_lock_path(model_root, digest), fcntl.LOCK_EX),
-    ):
-        waited = time.monotonic() - phase_started
-        emit("lock", phase_started, bytes=0, waitedSeconds=round(waited, 3))
+    with node_cache.using(model_root, version):
+        # A hit is checked under a shared fill lock: pods of one version starting on one
+        # node re-hash it side by side; only a fill or an eviction takes it exclusively.
+        with node_cache.flocked(fill_lock, fcntl.LOCK_SH):
+            waited = time.monotonic() - phase_started
+            emit("lock", phase_started, bytes=0, waitedSeconds=round(waited, 3))
+            hit = entry.is_dir() and not entry.is_symlink() and entry_problem() is None
         state: CacheState = "hit"
         downloaded = 0
-        if entry.exists() or entry.is_symlink():
-            problem = _entry_problem(entry, manifest, body)
-            if problem is None and settings.verify_hits:
-                verify_started = time.monotonic()
-                problem = _hash_problem(entry, manifest, settings.concurrency)
-                emit(
-                    "verify",
-                    verify_started,
-                    bytes=manifest.total_bytes,
-                    ok=problem is None,
-                )
-            if problem is not None:
-                log({**base, "phase": "evict", "reason": problem, "path": str(entry)})
-                node_cache.remove_tree(entry)
-        if not entry.exists():
-            state = "miss"
-            downloaded = _fill(
-                client,
-                bucket,
-                manifest=manifest,
-                body=body,
-                entry=entry,
-                settings=settings,
-                emit=emit,
-                log=log,
-            )
+        if not hit:
+            with node_cache.flocked(fill_lock, fcntl.LOCK_EX):
+                if entry.exists() or entry.is_symlink():
+                    problem = entry_problem()
+                    if problem is not None:
+                        log({**base, "phase": "evict", "reason": problem, "path": str(entry)})
+                        node_cache.remove_tree(entry)
+                if not entry.exists():
+                    state = "miss"
+                    downloaded = _fill(
+                        client,
+                        bucket,
+                        manifest=manifest,
+                        body=body,
+                        entry=entry,
+                        settings=settings,
+                        emit=emit,
+                        log=log,
+                    )
         emit(
             "cache",
             phase_started,

@@ -183,6 +183,16 @@ def candidates(root: Path) -> list[Candidate]:
     return found
 
 
+def _evictable(candidate: Candidate) -> bool:
+    """Whether nobody uses or fills ``candidate`` right now (its locks are free)."""
+    model_root = candidate.path.parent
+    use = use_lock_path(model_root, candidate.version) if candidate.version else None
+    with contextlib.ExitStack() as stack:
+        if use is not None and not stack.enter_context(_try_exclusive(use)):
+            return False
+        return stack.enter_context(_try_exclusive(fill_lock_path(model_root, candidate.digest)))
+
+
 def _evict_one(candidate: Candidate, log: Log) -> bool:
     """Remove ``candidate`` if nobody uses or fills it; True when removed."""
     model_root = candidate.path.parent
@@ -255,9 +265,13 @@ def making_room(
         ok, used, room = fits()
         busy: list[Candidate] = []
         if not ok and evict:
-            for candidate in candidates(root):
-                if candidate.path == keep:
-                    continue
+            # Evict nothing unless evicting what is free now could make the room.
+            found = [c for c in candidates(root) if c.path != keep]
+            free = sum(usage(c.path) for c in found if _evictable(c))
+            if used - free + needed > limit or room + free < needed:
+                busy = [c for c in found if not _evictable(c)]
+                found = []
+            for candidate in found:
                 if _evict_one(candidate, log):
                     evicted.append(candidate)
                     ok, used, room = fits()
@@ -357,6 +371,7 @@ def hold(
                 "the loader user (the cache-prepare init container does that)"
             ) from None
         raise
+    ready_file.unlink(missing_ok=True)  # a restart: ready again only once held again
     started = time.monotonic()
     with using(model_root, version):
         if link is not None and link.is_symlink() and not link.exists():

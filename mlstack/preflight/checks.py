@@ -615,20 +615,28 @@ def capacity_checks(ctx: Context) -> list[Check]:
 
 
 def _model_cache_checks(ctx: Context) -> list[Check]:
-    """A node-shared model cache on the instance-store RAID0 fits the smallest NVMe of the
-    pool's types with the image reserve (offline rules only size caches on EBS)."""
-    from stacks.schema.gpu_pools import IMAGE_RESERVE_GIB
+    """A node-shared model cache on the instance-store RAID0 fits the NVMe of each of the
+    pool's types, beside the images, a pod's scratch per GPU and the kubelet's eviction
+    headroom (offline rules only size caches on EBS: the data has no NVMe sizes)."""
+    from components.compute.capacity import POD_SCRATCH_GIB
+    from components.compute.gpu_instances import load_gpu_instances
+    from stacks.schema.gpu_pools import EVICTION_HEADROOM, IMAGE_RESERVE_GIB
 
     group = "capacity"
     pools = [p for p in ctx.facts.pools if p.model_cache_gib is not None and p.nvme_types]
     if not pools:
         return []
     types = sorted({t for p in pools for t in p.nvme_types})
+    gpus = {t: f.gpu_count for t, f in load_gpu_instances().items()}
+
+    def room(nvme_gib: float, instance_type: str) -> float:
+        scratch = POD_SCRATCH_GIB * max(gpus.get(instance_type, 1), 1)
+        return nvme_gib * (1 - EVICTION_HEADROOM) - IMAGE_RESERVE_GIB - scratch
 
     def sized() -> list[Check]:
         ec2 = ctx.clients.get("ec2")
         response = ec2.describe_instance_types(InstanceTypes=types)
-        gib = {
+        nvme = {
             i["InstanceType"]: i.get("InstanceStorageInfo", {}).get("TotalSizeInGB", 0)
             * 1e9
             / 2**30
@@ -637,31 +645,30 @@ def _model_cache_checks(ctx: Context) -> list[Check]:
         out: list[Check] = []
         for pool in pools:
             check_id = f"capacity.model-cache[{pool.pool}]"
-            assert pool.model_cache_gib is not None
-            need = pool.model_cache_gib + IMAGE_RESERVE_GIB
-            small = [
-                f"{t} ({gib.get(t, 0):.0f} GiB)" for t in pool.nvme_types if gib.get(t, 0) < need
-            ]
+            cache = pool.model_cache_gib
+            assert cache is not None
+            fits = {t: room(nvme.get(t, 0.0), t) for t in pool.nvme_types}
+            small = [f"{t} ({nvme.get(t, 0.0):.0f} GiB)" for t, r in fits.items() if r < cache]
             if small:
-                smallest = min(gib.get(t, 0) for t in pool.nvme_types)
                 out.append(
                     fail(
                         group,
                         check_id,
-                        f"the node cache of {pool.model_cache_gib} GiB plus {IMAGE_RESERVE_GIB} "
-                        f"GiB for images does not fit the instance store of {', '.join(small)}",
+                        f"the node cache of {cache} GiB does not fit the instance store of "
+                        f"{', '.join(small)} beside {IMAGE_RESERVE_GIB} GiB of images, "
+                        f"{POD_SCRATCH_GIB} GiB of scratch per GPU and the kubelet's "
+                        f"{EVICTION_HEADROOM:.0%} headroom",
                         f"lower gpuPools[].modelCache.sizeGib to at most "
-                        f"{max(int(smallest) - IMAGE_RESERVE_GIB, 0)}, or drop those types",
+                        f"{max(int(min(fits.values())), 0)}, or drop those types",
                     )
                 )
             else:
-                smallest = min(gib[t] for t in pool.nvme_types)
                 out.append(
                     ok(
                         group,
                         check_id,
-                        f"{pool.model_cache_gib} GiB cache + {IMAGE_RESERVE_GIB} GiB images fit "
-                        f"every type's instance store (smallest {smallest:.0f} GiB)",
+                        f"{cache} GiB cache fits every type's instance store beside images, "
+                        f"scratch and headroom (tightest: {min(fits.values()):.0f} GiB of room)",
                     )
                 )
         return out

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, field_validator, model_validator
 
 from components.compute import gpu_instances
+from components.compute.capacity import POD_SCRATCH_GIB
 from stacks.schema import aws_enums, cron
 from stacks.schema.base import ConfigModel, HotfixReason, fixed, knob
 
@@ -179,8 +180,8 @@ class RootVolumeConfig(ConfigModel):
 
 
 IMAGE_RESERVE_GIB = 60
-"""Node disk kept for container images (10-20 GiB each) and pods' scratch space: the
-node-shared model cache must leave it free."""
+"""Node disk kept for container images (10-20 GiB each): the node-shared model cache
+must leave it free, besides the pods' scratch (``POD_SCRATCH_GIB`` each)."""
 
 
 EVICTION_HEADROOM = 0.10
@@ -197,7 +198,7 @@ class ModelCacheConfig(ConfigModel):
         "into its own emptyDir.",
     )
     size_gib: int = knob(
-        120,
+        100,
         ge=10,
         le=60000,
         description="node scope: the cache's bound per node, GiB; least recently used "
@@ -495,15 +496,17 @@ def _size_problems(pool: GpuPoolConfig, at: Loc) -> Iterator[tuple[Loc, Any, str
         f.instance_type for f in allowed if not (pool.instance_store_raid0 and f.instance_store)
     ]
     headroom = math.ceil(volume.size_gib * EVICTION_HEADROOM)
-    most = volume.size_gib - IMAGE_RESERVE_GIB - headroom
+    scratch = POD_SCRATCH_GIB * max(pool.gpus_per_node(), 1)  # at most a pod per GPU
+    most = volume.size_gib - IMAGE_RESERVE_GIB - scratch - headroom
     if cache.scope == "node" and on_ebs and cache.size_gib > most:
         yield (
             (*at, "modelCache", "sizeGib"),
             cache.size_gib,
             f"on {on_ebs} the node cache lives on the {volume.size_gib} GiB EBS volume, which "
-            f"must also keep {IMAGE_RESERVE_GIB} GiB for images and scratch and the "
-            f"kubelet's {EVICTION_HEADROOM:.0%} eviction headroom ({headroom} GiB) free; "
-            f"allowed: at most {most}, or raise rootVolume.sizeGib",
+            f"must also keep {IMAGE_RESERVE_GIB} GiB for images, {scratch} GiB for the "
+            f"scratch of a pod per GPU ({POD_SCRATCH_GIB} GiB each) and the kubelet's "
+            f"{EVICTION_HEADROOM:.0%} eviction headroom ({headroom} GiB) free; allowed: at "
+            f"most {most}, or raise rootVolume.sizeGib",
         )
     raid_on_bottlerocket_group = (
         pool.instance_store_raid0

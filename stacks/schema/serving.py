@@ -229,16 +229,18 @@ Finding = tuple[str, Any, str]
 """(key path, value, message), turned into a ``stacks.config.Problem``."""
 
 
-VERSIONS_HELD_PER_MODEL = 2
-"""A node may hold two versions of a model at once: a rolling update's old and new pods,
-a canary and its stable track, blue and green."""
+def versions_held(model: ModelConfig) -> int:
+    """How many versions of ``model`` one node may hold at once: every track's version
+    plus the next one a rollout brings (rolling: old and new; canary: stable, canary and
+    the canary's next version; blue/green: both colors and the next one)."""
+    return len(model.tracks) + 1
 
 
 def worst_node_versions(models: Sequence[ModelConfig], gpus_per_node: int) -> list[ModelConfig]:
     """The versions one node may hold at once, at most: the pods that fit its GPUs
-    (two versions per model at most) with the largest total ``modelDiskGib`` (a
+    (``versions_held`` per model at most) with the largest total ``modelDiskGib`` (a
     knapsack on GPUs; CPU and memory are ignored, so the bound errs large)."""
-    items = [m for m in models for _ in range(VERSIONS_HELD_PER_MODEL)]
+    items = [m for m in models for _ in range(versions_held(m))]
     best: list[tuple[int, list[ModelConfig]]] = [(0, []) for _ in range(gpus_per_node + 1)]
     for item in items:
         for budget in range(gpus_per_node, item.gpus - 1, -1):
@@ -268,7 +270,7 @@ def _node_cache_room(
                 f"mlstack:gpuPools[{index}].modelCache.sizeGib",
                 cache.size_gib,
                 f"the pods one node's {pool.gpus_per_node()} GPUs can run may hold these "
-                f"versions at once (two per model during a rollout, a canary or blue/green): "
+                f"versions at once (every track's and a rollout's next, per model): "
                 f"{parts} = {need} GiB; allowed: at least {need}, or set "
                 "modelCache.scope: pod",
             )

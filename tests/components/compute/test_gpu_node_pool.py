@@ -493,6 +493,6 @@ def test_the_model_cache_is_reserved_out_of_pods_ephemeral_storage(mixed: Synthe
 
     spec = ec2_node_class_spec(dataclasses.replace(karpenter_args, reserved_ephemeral_gib=120))
     assert spec["kubelet"] == {"systemReserved": {"ephemeral-storage": "120Gi"}}
-    assert karpenter_args.reserved_ephemeral_gib == 120  # the stack's default node cache
+    assert karpenter_args.reserved_ephemeral_gib == 100  # the stack's default node cache
     unreserved = dataclasses.replace(karpenter_args, reserved_ephemeral_gib=0)
     assert "kubelet" not in ec2_node_class_spec(unreserved)

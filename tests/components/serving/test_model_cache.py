@@ -101,7 +101,7 @@ def test_the_name_hash_covers_exactly_the_rendered_specs(any_graph: ResourceGrap
         pool_name="inference",
         namespace=claim.inputs["metadata"]["namespace"],
         node_label=(POOL_LABEL, "inference"),
-        size_gib=120,
+        size_gib=100,
     )
     assert name == resource_name(args)
     assert volume.inputs["spec"] == volume_spec(args, name)
@@ -147,7 +147,7 @@ def test_the_init_sequence_prepares_holds_then_fetches_with_eviction(
         budget = budgets[arg(loader["command"], "--name")]
         assert arg(loader["command"], "--room-wait-seconds") == str(min(budget // 3, 600))
         limit = int(arg(loader["command"], "--cache-limit-bytes"))
-        assert limit == 120 * GiB  # gpuPools[].modelCache.sizeGib default
+        assert limit == 100 * GiB  # gpuPools[].modelCache.sizeGib default
         mounts = {m["name"]: m["mountPath"] for m in hold["volumeMounts"]}
         assert mounts["tmp"] == "/tmp" and "tmp" in {
             m["name"] for m in loader["volumeMounts"]
@@ -246,8 +246,9 @@ def test_a_cache_on_ebs_must_leave_room_for_images_and_the_eviction_headroom() -
         {"gpuPools[0].instanceStoreRaid0": False, "gpuPools[0].modelCache": {"sizeGib": 100}}
     )
     assert path == "mlstack:gpuPools[0].modelCache.sizeGib" and value == 100
-    # 150 GiB - 60 GiB (images, scratch) - 15 GiB (the kubelet's 10 %) = 75 GiB.
-    assert "150 GiB EBS volume" in message and "at most 75" in message
+    # 150 GiB - 60 (images) - 30 (a pod's scratch on a 1-GPU node) - 15 (the kubelet's
+    # 10 %) = 45 GiB.
+    assert "150 GiB EBS volume" in message and "at most 45" in message
 
 
 def test_the_versions_one_node_can_hold_at_once_must_fit_the_cache() -> None:

@@ -406,3 +406,52 @@ def test_remove_tree_never_follows_a_symlink_out_of_the_cache(tmp_path: Path) ->
     node_cache.remove_tree(entry)
     assert not entry.exists()
     assert outside.stat().st_mode & 0o777 == 0o500
+
+
+def test_hits_of_one_version_are_verified_side_by_side(versions: Store, tmp_path: Path) -> None:
+    """Another pod re-hashing the same version holds its fill lock shared: a hit does not
+    wait for it (an exclusive check would serialise every pod starting on the node)."""
+    cache = tmp_path / "cache"
+    first, _ = _fetch(versions, cache, "v1")
+    lock = node_cache.fill_lock_path(cache / "llm", first.manifest_sha256)
+    done: list[FetchResult] = []
+    with node_cache.flocked(lock, fcntl.LOCK_SH):
+        worker = threading.Thread(target=lambda: done.append(_fetch(versions, cache, "v1")[0]))
+        worker.start()
+        worker.join(timeout=60)
+        finished_while_held = not worker.is_alive()
+    worker.join(timeout=60)
+    assert finished_while_held and done[0].cache == "hit"
+
+
+def test_nothing_is_evicted_when_eviction_could_not_make_room(
+    versions: Store, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    _fetch(versions, cache, "v1")
+    _fetch(versions, cache, "v2")
+    holder = _hold(cache, "llm", "v1", tmp_path)
+    try:
+        # v3 needs 2 MiB + 2 bytes; under a 3 MiB limit with v1 held, even an empty rest
+        # of the cache is too small: v2 (free) must stay.
+        with pytest.raises(FetchError, match="do not fit"):
+            _fetch(versions, cache, "v3", limit=3 * MiB)
+    finally:
+        holder.send_signal(signal.SIGTERM)
+        holder.communicate(timeout=30)
+    assert _cached_versions(cache) == ["llm/v1", "llm/v2"]
+
+
+def test_a_restarted_hold_is_ready_only_once_it_holds_again(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    ready = tmp_path / "ready"
+    ready.write_text("stale\n")
+    stop = threading.Event()
+    seen: list[bool] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        seen.append(ready.read_text() == "llm v1\n")
+        stop.set()
+
+    node_cache.hold(cache, "llm", "v1", ready, stop=stop, log=observe)
+    assert seen == [True]
