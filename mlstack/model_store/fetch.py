@@ -360,18 +360,29 @@ def _entry_problem(entry: Path, manifest: Manifest, body: bytes) -> str | None:
 
 
 def _hash_problem(entry: Path, manifest: Manifest, concurrency: int) -> str | None:
-    """Why a cached entry's bytes do not match the manifest (each distinct blob hashed
-    once, in parallel), or None."""
+    """Why a cached entry's bytes do not match the manifest, or None. Each file is hashed
+    in parallel; a path hard-linked to one already hashed (a blob shared by several
+    files) is not read twice, a separate copy of it is."""
     first: dict[str, FileEntry] = {}
+    todo: list[FileEntry] = []
     for file in manifest.files:
-        first.setdefault(file.sha256, file)
+        seen = first.setdefault(file.sha256, file)
+        if seen is file:
+            todo.append(file)
+            continue
+        try:
+            linked = (entry / file.path).samefile(entry / seen.path)
+        except OSError:
+            linked = False
+        if not linked:
+            todo.append(file)
 
     def digest(file: FileEntry) -> tuple[FileEntry, str]:
         with (entry / file.path).open("rb") as handle:
             return file, hashlib.file_digest(handle, "sha256").hexdigest()
 
-    with cf.ThreadPoolExecutor(min(concurrency, len(first) or 1)) as pool:
-        for file, found in pool.map(digest, first.values()):
+    with cf.ThreadPoolExecutor(min(concurrency, len(todo) or 1)) as pool:
+        for file, found in pool.map(digest, todo):
             if found != file.sha256:
                 return f"{file.path} has sha256 {found}, the manifest says {file.sha256}"
     return None

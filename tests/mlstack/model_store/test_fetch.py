@@ -122,6 +122,24 @@ def test_a_cache_hit_whose_bytes_were_altered_is_refetched_not_used(
     _same_tree(again.path, published)
 
 
+def test_a_separate_copy_of_a_shared_blob_is_rehashed_too(
+    store: Store, published: Path, tmp_path: Path
+) -> None:
+    """Two paths of one blob are one hard link; replaced by an altered copy of the same
+    size (a copy fallback, or tampering), the second path is hashed on its own."""
+    cache = tmp_path / "cache"
+    first, _ = _fetch(store, cache)
+    copy = first.path / "copy-of-config.json"
+    copy.unlink()
+    copy.write_bytes(b'{"layers": 3}')  # same size as the blob, other bytes
+
+    again, events = _fetch(store, cache)
+
+    assert again.cache == "miss"
+    (evicted,) = [e for e in events if e["phase"] == "evict"]
+    assert "copy-of-config.json has sha256" in evicted["reason"]
+
+
 def test_trusting_the_cache_skips_the_rehash(store: Store, published: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     _fetch(store, cache)
