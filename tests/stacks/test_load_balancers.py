@@ -132,8 +132,10 @@ def test_the_alb_and_nlbs_wait_for_the_log_bucket_policy(any_graph: ResourceGrap
 # --------------------------------------------------------------------------- rollouts
 
 
-ROOM = {"gpuPools[0].maxNodes": 8}
-"""Dev's pool has room for one Deployment per model; a canary or blue/green runs two."""
+ROOM = {"gpuPools[0].maxNodes": 8, "gpuPools[0].modelCache": {"sizeGib": 130}}
+"""Dev's pool has room for one Deployment per model; a canary or blue/green runs two. On
+prod's 4-GPU nodes the node cache may hold the canaried LLM's three versions (3 x 40 GiB)
+and the classifier's."""
 CANARY_10 = {
     **ROOM,
     "models[0].rollout": {

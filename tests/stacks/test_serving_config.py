@@ -13,6 +13,9 @@ CANARY = {
     "strategy": "canary",
     "canary": {"artifactVersion": "v9", "stableWeight": 90, "canaryWeight": 10},
 }
+CANARY_CACHE = {"gpuPools[0].modelCache": {"sizeGib": 130}}
+"""prod's 4-GPU nodes may hold stable, canary and the canary's next version of the LLM
+beside the classifier: 3 x 40 + 10 GiB (the node cache rule); 100 GiB covers rolling."""
 
 
 def problems(stack: str, edits: dict[str, Any]) -> list[Problem]:
@@ -76,10 +79,10 @@ def test_prod_needs_two_replicas() -> None:
 
 def test_canary_weights_must_sum_to_100() -> None:
     rollout = {**CANARY, "canary": {**CANARY["canary"], "canaryWeight": 20}}
-    p = only("prod", {"models[0].rollout": rollout})
+    p = only("prod", {"models[0].rollout": rollout, **CANARY_CACHE})
     assert p.path == "mlstack:models[0].rollout.canary"
     assert "stableWeight (90) + canaryWeight (20) = 110" in p.message
-    accepted("prod", {"models[0].rollout": CANARY})
+    accepted("prod", {"models[0].rollout": CANARY, **CANARY_CACHE})
 
 
 def test_canary_without_a_second_version() -> None:
@@ -260,7 +263,7 @@ def test_prod_checks_canary_images_too() -> None:
         **CANARY,
         "canary": {**CANARY["canary"], "image": "registry.example.com/vllm:latest"},
     }
-    p = only("prod", {"models[0].rollout": rollout})
+    p = only("prod", {"models[0].rollout": rollout, **CANARY_CACHE})
     assert p.path == "mlstack:models[0].rollout.canary.image"
 
 

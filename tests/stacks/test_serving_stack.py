@@ -172,7 +172,9 @@ def test_canary_weights_through_the_stack(synth_edited: SynthEdited) -> None:
             "models[0].rollout": {
                 "strategy": "canary",
                 "canary": {"artifactVersion": "2025-06-02", "stableWeight": 80, "canaryWeight": 20},
-            }
+            },
+            # 4-GPU nodes may hold the LLM's stable, canary and next canary version.
+            "gpuPools[0].modelCache": {"sizeGib": 130},
         },
     )
     assert forwards(graph, "model-llama-3-8b-instruct-rule") == [
