@@ -80,10 +80,6 @@ def ecr_image(cfg: StackConfig, stack: str, image: str) -> tuple[EcrImage | None
     return EcrImage(f"{prefix}/{repository}", tag, digest), "pull-through cache repository"
 
 
-def _code(exc: BaseException) -> str:
-    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
-
-
 def _no_credentials(exc: BaseException) -> MlstackError | None:
     from botocore.exceptions import NoCredentialsError
 
@@ -126,12 +122,12 @@ def image_size(ecr: Any, target: EcrImage) -> tuple[float | None, str]:
         missing = _no_credentials(exc)
         if missing is not None:
             raise missing from exc
-        if _code(exc) in ("RepositoryNotFoundException", "ImageNotFoundException"):
+        if s3.error_code(exc) in ("RepositoryNotFoundException", "ImageNotFoundException"):
             return None, (
                 f"{target.describe()} is not in ECR yet (the first pull through the cache "
                 "creates it): config size kept"
             )
-        if _code(exc) == "AccessDeniedException":
+        if s3.error_code(exc) == "AccessDeniedException":
             raise MlstackError(
                 f"ecr:DescribeImages on {target.repository} was denied: the caller needs "
                 "ecr:DescribeImages on the stack's repositories"

@@ -55,6 +55,14 @@ POD_SCRATCH_GIB = 30
 """The model server's own ephemeral storage (compile caches, logs) besides the model:
 what each inference pod requests on a pool with a node-shared cache."""
 
+IMAGE_RESERVE_GIB = 60
+"""Node disk kept for container images (10-20 GiB each): the node-shared model cache
+must leave it free, besides the pods' scratch (``POD_SCRATCH_GIB`` each)."""
+
+KUBELET_EVICTION_HEADROOM = 0.10
+"""The kubelet's default hard eviction threshold, ``nodefs.available < 10%``: disk the
+node-shared model cache must leave free, or the kubelet evicts pods."""
+
 MODEL_CACHE_HOLD = Demand(cpu=0.1, memory_gib=0.125, gpus=0)
 """The ``model-cache-hold`` sidecar (100m CPU, 128Mi) of every inference pod on a pool
 with a node-shared model cache: a native sidecar, so it adds to the pod's requests.

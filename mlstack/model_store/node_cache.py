@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from components.compute.capacity import KUBELET_EVICTION_HEADROOM
 from mlstack.errors import MlstackError, UsageError
 
 EVICT_LOCK = ".evict.lock"
@@ -183,26 +184,32 @@ def candidates(root: Path) -> list[Candidate]:
     return found
 
 
-def _evictable(candidate: Candidate) -> bool:
-    """Whether nobody uses or fills ``candidate`` right now (its locks are free)."""
+@contextlib.contextmanager
+def _claimed(candidate: Candidate) -> Iterator[bool]:
+    """Yield True holding ``candidate``'s use and fill locks exclusively, or False when a
+    pod uses it or a loader fills it (then leave the block at once: a lock taken before
+    the busy one is still held)."""
     model_root = candidate.path.parent
     use = use_lock_path(model_root, candidate.version) if candidate.version else None
     with contextlib.ExitStack() as stack:
-        if use is not None and not stack.enter_context(_try_exclusive(use)):
-            return False
-        return stack.enter_context(_try_exclusive(fill_lock_path(model_root, candidate.digest)))
+        free = use is None or stack.enter_context(_try_exclusive(use))
+        free = free and stack.enter_context(
+            _try_exclusive(fill_lock_path(model_root, candidate.digest))
+        )
+        yield free
+
+
+def _evictable(candidate: Candidate) -> bool:
+    """Whether nobody uses or fills ``candidate`` right now (its locks are free)."""
+    with _claimed(candidate) as free:
+        return free
 
 
 def _evict_one(candidate: Candidate, log: Log) -> bool:
     """Remove ``candidate`` if nobody uses or fills it; True when removed."""
     model_root = candidate.path.parent
-    use = use_lock_path(model_root, candidate.version) if candidate.version else None
-    with contextlib.ExitStack() as stack:
-        if use is not None and not stack.enter_context(_try_exclusive(use)):
-            return False
-        if not stack.enter_context(_try_exclusive(fill_lock_path(model_root, candidate.digest))):
-            return False
-        if not candidate.path.exists():
+    with _claimed(candidate) as free:
+        if not free or not candidate.path.exists():
             return False
         size = usage(candidate.path)
         doomed = candidate.path
@@ -225,9 +232,9 @@ def _evict_one(candidate: Candidate, log: Log) -> bool:
         return True
 
 
-DISK_HEADROOM_FRACTION = 0.10
-"""Free space a fill must leave on the cache's filesystem: the kubelet's default hard
-eviction threshold (``nodefs.available < 10%``), below which it evicts pods."""
+DISK_HEADROOM_FRACTION = KUBELET_EVICTION_HEADROOM
+"""Free space a fill must leave on the cache's filesystem (the kubelet's hard eviction
+threshold); a module attribute so tests on a nearly full disk can set it."""
 
 
 def disk_room(root: Path, headroom_fraction: float | None = None) -> int:

@@ -618,9 +618,12 @@ def _model_cache_checks(ctx: Context) -> list[Check]:
     """A node-shared model cache on the instance-store RAID0 fits the NVMe of each of the
     pool's types, beside the images, a pod's scratch per GPU and the kubelet's eviction
     headroom (offline rules only size caches on EBS: the data has no NVMe sizes)."""
-    from components.compute.capacity import POD_SCRATCH_GIB
+    from components.compute.capacity import (
+        IMAGE_RESERVE_GIB,
+        KUBELET_EVICTION_HEADROOM,
+        POD_SCRATCH_GIB,
+    )
     from components.compute.gpu_instances import load_gpu_instances
-    from stacks.schema.gpu_pools import EVICTION_HEADROOM, IMAGE_RESERVE_GIB
 
     group = "capacity"
     pools = [p for p in ctx.facts.pools if p.model_cache_gib is not None and p.nvme_types]
@@ -631,7 +634,7 @@ def _model_cache_checks(ctx: Context) -> list[Check]:
 
     def room(nvme_gib: float, instance_type: str) -> float:
         scratch = POD_SCRATCH_GIB * max(gpus.get(instance_type, 1), 1)
-        return nvme_gib * (1 - EVICTION_HEADROOM) - IMAGE_RESERVE_GIB - scratch
+        return nvme_gib * (1 - KUBELET_EVICTION_HEADROOM) - IMAGE_RESERVE_GIB - scratch
 
     def sized() -> list[Check]:
         ec2 = ctx.clients.get("ec2")
@@ -657,7 +660,7 @@ def _model_cache_checks(ctx: Context) -> list[Check]:
                         f"the node cache of {cache} GiB does not fit the instance store of "
                         f"{', '.join(small)} beside {IMAGE_RESERVE_GIB} GiB of images, "
                         f"{POD_SCRATCH_GIB} GiB of scratch per GPU and the kubelet's "
-                        f"{EVICTION_HEADROOM:.0%} headroom",
+                        f"{KUBELET_EVICTION_HEADROOM:.0%} headroom",
                         f"lower gpuPools[].modelCache.sizeGib to at most "
                         f"{max(int(min(fits.values())), 0)}, or drop those types",
                     )

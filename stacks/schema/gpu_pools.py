@@ -22,7 +22,11 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, field_validator, model_validator
 
 from components.compute import gpu_instances
-from components.compute.capacity import POD_SCRATCH_GIB
+from components.compute.capacity import (
+    IMAGE_RESERVE_GIB,
+    KUBELET_EVICTION_HEADROOM,
+    POD_SCRATCH_GIB,
+)
 from stacks.schema import aws_enums, cron
 from stacks.schema.base import ConfigModel, HotfixReason, fixed, knob
 
@@ -177,15 +181,6 @@ class RootVolumeConfig(ConfigModel):
                 "model-server images are 10-20 GiB each and image pulls fail on a full disk"
             )
         return value
-
-
-IMAGE_RESERVE_GIB = 60
-"""Node disk kept for container images (10-20 GiB each): the node-shared model cache
-must leave it free, besides the pods' scratch (``POD_SCRATCH_GIB`` each)."""
-
-
-EVICTION_HEADROOM = 0.10
-"""The kubelet's default hard eviction threshold, ``nodefs.available < 10%``."""
 
 
 class ModelCacheConfig(ConfigModel):
@@ -495,7 +490,7 @@ def _size_problems(pool: GpuPoolConfig, at: Loc) -> Iterator[tuple[Loc, Any, str
     on_ebs = [
         f.instance_type for f in allowed if not (pool.instance_store_raid0 and f.instance_store)
     ]
-    headroom = math.ceil(volume.size_gib * EVICTION_HEADROOM)
+    headroom = math.ceil(volume.size_gib * KUBELET_EVICTION_HEADROOM)
     scratch = POD_SCRATCH_GIB * max(pool.gpus_per_node(), 1)  # at most a pod per GPU
     most = volume.size_gib - IMAGE_RESERVE_GIB - scratch - headroom
     if cache.scope == "node" and on_ebs and cache.size_gib > most:
@@ -505,7 +500,7 @@ def _size_problems(pool: GpuPoolConfig, at: Loc) -> Iterator[tuple[Loc, Any, str
             f"on {on_ebs} the node cache lives on the {volume.size_gib} GiB EBS volume, which "
             f"must also keep {IMAGE_RESERVE_GIB} GiB for images, {scratch} GiB for the "
             f"scratch of a pod per GPU ({POD_SCRATCH_GIB} GiB each) and the kubelet's "
-            f"{EVICTION_HEADROOM:.0%} eviction headroom ({headroom} GiB) free; allowed: at "
+            f"{KUBELET_EVICTION_HEADROOM:.0%} eviction headroom ({headroom} GiB) free; allowed: at "
             f"most {most}, or raise rootVolume.sizeGib",
         )
     raid_on_bottlerocket_group = (
