@@ -289,3 +289,9 @@ def test_a_cache_bound_below_ten_gib_is_refused() -> None:
     ((path, value, message),) = _problems({"gpuPools[0].modelCache": {"sizeGib": 5}})
     assert path == "mlstack:gpuPools[0].modelCache.sizeGib" and value == 5
     assert "10" in message
+
+
+def test_an_unknown_cache_scope_is_refused_naming_the_allowed_ones() -> None:
+    ((path, value, message),) = _problems({"gpuPools[0].modelCache": {"scope": "cluster"}})
+    assert path == "mlstack:gpuPools[0].modelCache.scope" and value == "cluster"
+    assert "'node'" in message and "'pod'" in message

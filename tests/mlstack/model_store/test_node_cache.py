@@ -455,3 +455,13 @@ def test_a_restarted_hold_is_ready_only_once_it_holds_again(tmp_path: Path) -> N
 
     node_cache.hold(cache, "llm", "v1", ready, stop=stop, log=observe)
     assert seen == [True]
+
+
+def test_fetch_refuses_a_room_wait_without_eviction(run: Any, tmp_path: Path) -> None:
+    code, _, err = run(
+        "model", "fetch", "--name", "llm", "--version", "v1", "--bucket", "b",
+        "--cache-dir", str(tmp_path), "--room-wait-seconds", "30",
+    )  # fmt: skip
+    assert code == 2
+    assert "room wait 30.0: >= 0, and only with evict" in err
+    assert "Traceback" not in err
