@@ -5,8 +5,12 @@ inside the Pulumi mocks' asyncio loop (tracebacks of cancelled tasks, a false
 ``SynthError``), or waiting for worker threads that keep running (a hang until a
 second Ctrl-C). Instead, :func:`install` sets a handler that
 
-1. stops the child processes the tools started (:func:`run`, :func:`popen`):
-   SIGTERM, then SIGKILL after a grace period;
+1. stops the child processes the tools started (:func:`run`, :func:`popen`) and
+   everything they started in turn: each child leads a process group of its own,
+   the group gets SIGTERM, then SIGKILL after a grace period, and the handler waits
+   until no member is left running (``git worktree add`` checks files out in a
+   child of its own, which would otherwise go on writing into a directory the
+   cleanups are removing);
 2. runs the registered cleanups, newest first (:func:`cleanup`): temporary git
    worktrees, temp directories, partly written files;
 3. prints one line, ``interrupted``, and leaves with exit code 130 at once
@@ -70,10 +74,13 @@ def temporary_directory(prefix: str) -> Iterator[Path]:
 
 
 def popen(command: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
-    """``subprocess.Popen`` whose child is stopped on interrupt (forget it with
-    :func:`release` once waited for). Started and recorded under the lock the handler
-    takes, so a worker thread never starts a child the handler misses; none is started
-    once an interrupt is under way."""
+    """``subprocess.Popen`` whose child, and whatever it starts, is stopped on interrupt
+    (forget it with :func:`release` once waited for). The child leads a new process
+    group, so the handler reaches its descendants too; a terminal's Ctrl-C reaches only
+    this process, whose handler passes it on. Started and recorded under the lock the
+    handler takes, so a worker thread never starts a child the handler misses; none is
+    started once an interrupt is under way."""
+    kwargs.setdefault("process_group", 0)
     with _lock:
         if _state["interrupting"]:
             raise KeyboardInterrupt
@@ -90,15 +97,17 @@ def release(child: subprocess.Popen[Any]) -> None:
 def run(
     command: Sequence[str], *, timeout: float | None = None, **kwargs: Any
 ) -> subprocess.CompletedProcess[Any]:
-    """``subprocess.run(..., capture_output=True)`` whose child is stopped on interrupt."""
+    """``subprocess.run(..., capture_output=True)`` whose child is stopped on interrupt,
+    and whose whole process group is killed on a timeout or an exception (a
+    ``KeyboardInterrupt`` where the handler is not installed)."""
     kwargs.setdefault("stdout", subprocess.PIPE)
     kwargs.setdefault("stderr", subprocess.PIPE)
     child = popen(command, **kwargs)
     try:
         try:
             out, err = child.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            child.kill()
+        except BaseException:
+            stop_group(child, grace_s=0)
             child.communicate()
             raise
         return subprocess.CompletedProcess(command, child.returncode, out, err)
@@ -106,10 +115,9 @@ def run(
         release(child)
 
 
-def _own_children() -> list[int]:
-    """Process ids whose parent is this process (Linux ``/proc``; empty elsewhere)."""
-    found = []
-    me = os.getpid()
+def _processes() -> Iterator[tuple[int, str, int, int]]:
+    """``(pid, state, parent pid, process group)`` of every process, from Linux
+    ``/proc``; nothing elsewhere."""
     with suppress(OSError):
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
@@ -118,11 +126,69 @@ def _own_children() -> list[int]:
                 stat = (entry / "stat").read_text()
             except OSError:
                 continue
-            # pid (comm) state ppid ...: comm may hold spaces or parentheses.
+            # pid (comm) state ppid pgrp ...: comm may hold spaces or parentheses.
             fields = stat.rpartition(")")[2].split()
-            if len(fields) > 1 and fields[1] == str(me):
-                found.append(int(entry.name))
-    return found
+            if len(fields) > 2:
+                yield int(entry.name), fields[0], int(fields[1]), int(fields[2])
+
+
+def _group_members(pgid: int) -> list[int] | None:
+    """Live (not zombie) processes in process group ``pgid``; ``None`` without
+    ``/proc``."""
+    if not Path("/proc/self/stat").exists():
+        return None
+    return [pid for pid, state, _, group in _processes() if group == pgid and state not in "ZX"]
+
+
+def _group_running(pgid: int) -> bool:
+    members = _group_members(pgid)
+    if members is not None:
+        return bool(members)
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _signal_group(child: subprocess.Popen[Any], signum: int) -> None:
+    with suppress(OSError):
+        os.killpg(child.pid, signum)
+    if child.poll() is None:  # not a group leader (started with process_group=None)
+        with suppress(OSError):
+            child.send_signal(signum)
+
+
+def stop_group(child: subprocess.Popen[Any], *, grace_s: float = GRACE_S) -> None:
+    """SIGTERM ``child``'s process group, SIGKILL it after ``grace_s``, and return once
+    no member is left running (or, should one survive SIGKILL, after another grace)."""
+    stop_groups([child], grace_s=grace_s)
+
+
+def stop_groups(children: Sequence[subprocess.Popen[Any]], *, grace_s: float = GRACE_S) -> None:
+    """:func:`stop_group` for several children at once: one grace period for all."""
+    for child in children:
+        _signal_group(child, signal.SIGTERM if grace_s > 0 else signal.SIGKILL)
+    for signum in (signal.SIGKILL, None):
+        deadline = time.monotonic() + max(grace_s, 0.5)
+        left = list(children)
+        while left and time.monotonic() < deadline:
+            for child in list(left):
+                child.poll()  # reap the leader, so it does not count as running
+                if not _group_running(child.pid) and child.poll() is not None:
+                    left.remove(child)
+            if left:
+                time.sleep(0.02)
+        if not left or signum is None:
+            return
+        for child in left:
+            _signal_group(child, signum)
+
+
+def _own_children() -> list[int]:
+    """Process ids whose parent is this process (Linux ``/proc``; empty elsewhere)."""
+    me = os.getpid()
+    return [pid for pid, _, parent, _ in _processes() if parent == me]
 
 
 def _stop_strays(pids: list[int]) -> None:
@@ -150,18 +216,7 @@ def _stop_children() -> None:
     with _lock:
         _state["interrupting"] = True  # popen starts nothing from here on
         children = list(_children.values())
-    for child in children:
-        if child.poll() is None:
-            with suppress(OSError):
-                child.terminate()
-    for child in children:
-        try:
-            child.wait(timeout=GRACE_S)
-        except subprocess.TimeoutExpired:
-            with suppress(OSError):
-                child.kill()
-        except OSError:
-            pass
+    stop_groups(children)
     known = {child.pid for child in children}
     _stop_strays([pid for pid in _own_children() if pid not in known])
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -111,11 +115,6 @@ time.sleep(120)
 
 
 def test_an_unrecorded_child_is_stopped_too(tmp_path: Path) -> None:
-    import os
-    import signal
-    import subprocess
-    import sys
-
     parent = subprocess.Popen(
         [sys.executable, "-c", _STRAY], stdout=subprocess.PIPE, text=True, cwd=PROJECT_ROOT
     )
@@ -138,3 +137,80 @@ def test_no_child_starts_once_an_interrupt_is_under_way(monkeypatch: pytest.Monk
     monkeypatch.setitem(interrupt._state, "interrupting", True)
     with pytest.raises(KeyboardInterrupt):
         interrupt.popen(["true"])
+
+
+def _running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie waiting to be reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+
+
+# The child exits on SIGTERM at once; its own child (the grandchild) keeps writing into a
+# directory, as `git worktree add`'s checkout does, unless the signal reaches it too.
+_GRANDCHILD = """
+import subprocess, sys, time
+from mlstack import interrupt
+interrupt.install()
+writer = (
+    "import os, sys, time\\n"
+    "while True:\\n"
+    "    open(os.path.join(sys.argv[1], str(time.monotonic_ns())), 'w').close()\\n"
+    "    time.sleep(0.005)\\n"
+)
+child_code = (
+    "import subprocess, sys, time\\n"
+    f"w = subprocess.Popen([sys.executable, '-c', {writer!r}, sys.argv[1]] + sys.argv[2:])\\n"
+    "print(w.pid, flush=True)\\n"
+    "time.sleep(120)\\n"
+)
+child = interrupt.popen(
+    [sys.executable, "-c", child_code, *sys.argv[1:]], stdout=subprocess.PIPE, text=True
+)
+print(child.stdout.readline().strip(), flush=True)
+time.sleep(120)
+"""
+
+
+def _start_with_grandchild(out: Path, *extra: str) -> tuple[subprocess.Popen[str], int]:
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _GRANDCHILD, str(out), *extra],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=PROJECT_ROOT,
+    )
+    assert parent.stdout is not None
+    return parent, int(parent.stdout.readline())
+
+
+def test_a_grandchild_is_stopped_before_the_cleanups_run(tmp_path: Path) -> None:
+    parent, grandchild = _start_with_grandchild(tmp_path)
+    deadline = time.monotonic() + 30
+    while not any(tmp_path.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert any(tmp_path.iterdir()), "the grandchild never wrote: nothing tested"
+    parent.send_signal(signal.SIGINT)
+    assert parent.wait(timeout=30) == 130
+    still_running = _running(grandchild)
+    if still_running:
+        os.kill(grandchild, signal.SIGKILL)
+    assert not still_running
+    written = sorted(tmp_path.iterdir())
+    time.sleep(0.2)
+    assert sorted(tmp_path.iterdir()) == written, "something still writes after exit"
+
+
+def test_a_timed_out_run_kills_the_childs_descendants(tmp_path: Path) -> None:
+    from mlstack import interrupt
+
+    pid_file = tmp_path / "grandchild.pid"
+    script = f"sleep 120 >/dev/null 2>&1 & echo $! > {pid_file}; wait"
+    with pytest.raises(subprocess.TimeoutExpired):
+        interrupt.run(["sh", "-c", script], timeout=1.0)
+    grandchild = int(pid_file.read_text())
+    still_running = _running(grandchild)
+    if still_running:
+        os.kill(grandchild, signal.SIGKILL)
+    assert not still_running

@@ -50,7 +50,11 @@ def test_diff_interrupted_in_its_worktree_cleans_up(
     private_tmp = tmp_path / "tmp"
 
     def ready(_process: subprocess.Popen[str]) -> bool:
-        trees = [t for t in _worktrees(code_changed) if str(private_tmp) in t]
+        try:
+            listed = _worktrees(code_changed)
+        except subprocess.CalledProcessError:
+            return False  # `git worktree list` can fail while `add` is half done
+        trees = [t for t in listed if str(private_tmp) in t]
         if moment == "worktree-added":
             return bool(trees)
         return bool(trees) and bool(children_running(str(private_tmp / "mlstack-plans-")))
