@@ -22,6 +22,7 @@ from typing import Any
 
 from components.serving.registries import UNSUPPORTED, UPSTREAMS, registry_of, repository_path
 from components.storage import layout
+from mlstack.aws import error_code
 from mlstack.errors import MlstackError
 from mlstack.model_store import s3
 from mlstack.model_store.manifest import ManifestError, parse_manifest
@@ -122,12 +123,12 @@ def image_size(ecr: Any, target: EcrImage) -> tuple[float | None, str]:
         missing = _no_credentials(exc)
         if missing is not None:
             raise missing from exc
-        if s3.error_code(exc) in ("RepositoryNotFoundException", "ImageNotFoundException"):
+        if error_code(exc) in ("RepositoryNotFoundException", "ImageNotFoundException"):
             return None, (
                 f"{target.describe()} is not in ECR yet (the first pull through the cache "
                 "creates it): config size kept"
             )
-        if s3.error_code(exc) == "AccessDeniedException":
+        if error_code(exc) == "AccessDeniedException":
             raise MlstackError(
                 f"ecr:DescribeImages on {target.repository} was denied: the caller needs "
                 "ecr:DescribeImages on the stack's repositories"

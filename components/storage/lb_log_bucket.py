@@ -28,6 +28,7 @@ import pulumi_aws as aws
 
 from components.iam import actions, documents
 from components.iam.documents import PolicyDocument
+from components.storage.hardening import block_public_access
 from components.storage.policies import MIN_TLS_VERSION
 from components.validation import require_valid
 
@@ -198,25 +199,7 @@ class LoadBalancerLogBucket(pulumi.ComponentResource):
         )
         self.bucket_name = bucket.id
         arn = pulumi.Output.concat("arn:", args.partition, ":s3:::", bucket.id)
-        block = aws.s3.BucketPublicAccessBlock(
-            f"{name}-public-access-block",
-            aws.s3.BucketPublicAccessBlockArgs(
-                bucket=bucket.id,
-                block_public_acls=True,
-                block_public_policy=True,
-                ignore_public_acls=True,
-                restrict_public_buckets=True,
-            ),
-            opts=settings,
-        )
-        aws.s3.BucketOwnershipControls(
-            f"{name}-ownership",
-            aws.s3.BucketOwnershipControlsArgs(
-                bucket=bucket.id,
-                rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-            ),
-            opts=settings,
-        )
+        block = block_public_access(name, bucket.id, settings)
         versioning = aws.s3.BucketVersioning(
             f"{name}-versioning",
             aws.s3.BucketVersioningInitArgs(

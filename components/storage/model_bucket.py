@@ -31,6 +31,7 @@ import pulumi_aws as aws
 
 from components.iam import documents
 from components.storage import layout, policies
+from components.storage.hardening import block_public_access
 from components.storage.layout import bucket_name_problem, name_prefix
 from components.validation import require_valid
 
@@ -284,26 +285,7 @@ class ModelArtifactBucket(pulumi.ComponentResource):
 
     def _harden(self, name: str, bucket_id: pulumi.Input[str], role: str) -> pulumi.Resource:
         """Public access blocks + BucketOwnerEnforced on one bucket; returns the block."""
-        block = aws.s3.BucketPublicAccessBlock(
-            f"{name}{role}-public-access-block",
-            aws.s3.BucketPublicAccessBlockArgs(
-                bucket=bucket_id,
-                block_public_acls=True,
-                block_public_policy=True,
-                ignore_public_acls=True,
-                restrict_public_buckets=True,
-            ),
-            opts=self._settings(),
-        )
-        aws.s3.BucketOwnershipControls(
-            f"{name}{role}-ownership",
-            aws.s3.BucketOwnershipControlsArgs(
-                bucket=bucket_id,
-                rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-            ),
-            opts=self._settings(),
-        )
-        return block
+        return block_public_access(f"{name}{role}", bucket_id, self._settings())
 
     def _access_logging(self, bucket: aws.s3.Bucket, key: aws.kms.Key) -> pulumi.Output[str]:
         name, args = self._name, self._args

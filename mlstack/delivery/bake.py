@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from mlstack.aws import error_code
 from mlstack.errors import MlstackError, UsageError
 
 ALARM_TYPE = "aws:cloudwatch/metricAlarm:MetricAlarm"
@@ -227,7 +228,7 @@ class CloudWatchAlarms:
             except NoCredentialsError as exc:
                 raise BakeAccessError(f"no AWS credentials for CloudWatch: {exc}") from exc
             except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
+                code = error_code(exc)
                 raise BakeAccessError(f"CloudWatch DescribeAlarms failed ({code}): {exc}") from exc
             except BotoCoreError as exc:
                 raise BakeAccessError(f"CloudWatch is unreachable: {exc}") from exc

@@ -79,15 +79,11 @@ class BootstrapResult:
         return "\n".join(lines)
 
 
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
 def _ensure_key(kms: Any, alias: str, created: list[str]) -> str:
     try:
         found = kms.describe_key(KeyId=alias)["KeyMetadata"]
     except ClientError as exc:
-        if _code(exc) != "NotFoundException":
+        if aws.error_code(exc) != "NotFoundException":
             raise
         found = None
     if found is not None:
@@ -129,7 +125,7 @@ def bucket_problems(s3: Any, bucket: str) -> list[str]:
         if not algorithms & {"aws:kms", "aws:kms:dsse", "AES256"}:
             problems.append("no default encryption")
     except ClientError as exc:
-        if _code(exc) != "ServerSideEncryptionConfigurationNotFoundError":
+        if aws.error_code(exc) != "ServerSideEncryptionConfigurationNotFoundError":
             raise
         problems.append("no default encryption")
     try:
@@ -138,7 +134,7 @@ def bucket_problems(s3: Any, bucket: str) -> list[str]:
         if missing:
             problems.append(f"public access block off: {', '.join(missing)}")
     except ClientError as exc:
-        if _code(exc) != "NoSuchPublicAccessBlockConfiguration":
+        if aws.error_code(exc) != "NoSuchPublicAccessBlockConfiguration":
             raise
         problems.append("no public access block")
     try:
@@ -146,7 +142,7 @@ def bucket_problems(s3: Any, bucket: str) -> list[str]:
         if status.get("IsPublic"):
             problems.append("the bucket policy makes it public")
     except ClientError as exc:
-        if _code(exc) not in ("NoSuchBucketPolicy", "NoSuchPolicy"):
+        if aws.error_code(exc) not in ("NoSuchBucketPolicy", "NoSuchPolicy"):
             raise
     acl = s3.get_bucket_acl(Bucket=bucket)
     for grant in acl.get("Grants", []):
@@ -304,7 +300,7 @@ def _bootstrap(
     try:
         s3.head_bucket(Bucket=bucket)
     except ClientError as exc:
-        code = _code(exc)
+        code = aws.error_code(exc)
         if code in ("404", "NoSuchBucket", "NotFound"):
             exists = False
         elif code in ("403", "AccessDenied", "Forbidden"):

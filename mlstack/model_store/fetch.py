@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from components.storage import layout
+from mlstack.aws import error_code
 from mlstack.errors import MlstackError, UsageError
 from mlstack.model_store import node_cache, s3
 from mlstack.model_store.manifest import FileEntry, Manifest, ManifestError, parse_manifest
@@ -232,7 +233,7 @@ class _Downloader:
                     raise FetchError(
                         f"{state.entry.path}: blob {where} is missing from the bucket"
                     ) from exc
-                if s3.error_code(exc) in ("InvalidRange", "416"):
+                if error_code(exc) in ("InvalidRange", "416"):
                     raise FetchError(
                         f"{state.entry.path}: {where} is shorter than the manifest's "
                         f"{size} bytes (truncated object)"

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from components.storage import layout
+from mlstack.aws import error_code
 from mlstack.errors import MlstackError, UsageError
 from mlstack.model_store import s3
 from mlstack.model_store.local import LocalFile
@@ -294,7 +295,7 @@ class _Workers:
                 IfNoneMatch="*",
             )
         except Exception as exc:
-            code = s3.error_code(exc)
+            code = error_code(exc)
             if code in CONDITION_FAILED or code in CONDITION_CONFLICT:
                 raise _AlreadyThereError() from exc
             raise conditional_write_error(exc, self.bucket, key) from exc
@@ -348,7 +349,7 @@ class _Workers:
                     IfNoneMatch="*",
                 )
             except Exception as exc:
-                code = s3.error_code(exc)
+                code = error_code(exc)
                 if code in CONDITION_FAILED or code in CONDITION_CONFLICT:
                     raise _AlreadyThereError() from exc
                 raise conditional_write_error(exc, self.bucket, key) from exc
@@ -400,7 +401,7 @@ def damaged_blob_message(bucket: str, key: str, size: int, expected: int) -> str
 
 def conditional_write_error(exc: BaseException, bucket: str, key: str) -> MlstackError:
     """NotImplemented: the store ignores If-None-Match, so nothing can be published safely."""
-    if s3.error_code(exc) == "NotImplemented":
+    if error_code(exc) == "NotImplemented":
         return PushError(
             f"s3://{bucket} does not support conditional writes (If-None-Match: *, refused "
             f"for {key}): mlstack publishes model versions only where the store guarantees "
@@ -660,7 +661,7 @@ def _publish(client: s3.S3Client, bucket: str, key: str, manifest: Manifest) -> 
             )
             return
         except Exception as exc:
-            code = s3.error_code(exc)
+            code = error_code(exc)
             if code in CONDITION_FAILED:
                 raise _LostRaceError() from exc
             if code in CONDITION_CONFLICT and attempt < 2:

@@ -17,6 +17,7 @@ from typing import Any
 
 from components.storage.layout import bucket_name_problem
 from mlstack import aws
+from mlstack.aws import error_code
 from mlstack.errors import MlstackError, UsageError
 
 S3Client = Any
@@ -124,15 +125,6 @@ def make_client(
         response_checksum_validation="when_required",
         s3={"addressing_style": "path"} if endpoint_url else None,
     )
-
-
-def error_code(exc: BaseException) -> str:
-    """The S3 error code of a botocore ClientError ('' for anything else)."""
-    from botocore.exceptions import ClientError
-
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", ""))
-    return ""
 
 
 def is_not_found(exc: BaseException) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlstack.aws import error_code
 from mlstack.errors import UsageError
 
 Client = Any
@@ -65,15 +66,6 @@ class Clients:
 def require_credentials(clients: Clients) -> None:
     if not clients.has_credentials():
         raise UsageError(CREDENTIALS_HOWTO)
-
-
-def error_code(exc: BaseException) -> str:
-    """The AWS error code of a botocore ClientError ('' for anything else)."""
-    from botocore.exceptions import ClientError
-
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", ""))
-    return ""
 
 
 def describe_error(exc: BaseException) -> str:

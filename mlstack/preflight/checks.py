@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from mlstack.aws import error_code
 from mlstack.errors import MlstackError
 from mlstack.preflight.aws import (
     CREDENTIAL_ERRORS,
@@ -21,7 +22,6 @@ from mlstack.preflight.aws import (
     Clients,
     arn_region,
     describe_error,
-    error_code,
 )
 from mlstack.preflight.facts import AmiPin, PlanFacts
 from mlstack.preflight.report import Check, fail, ok, skipped
