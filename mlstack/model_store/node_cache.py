@@ -365,9 +365,27 @@ def hold(
     was evicted while nothing held it, and a restart of the server would find nothing."""
     log = log or _no_log
     stop = stop or threading.Event()
+    previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop.set())
+            previous[signum] = signal.signal(signum, lambda *_: stop.set())
+    try:
+        _hold(cache_dir, name, version, ready_file, link=link, stop=stop, log=log)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _hold(
+    cache_dir: Path,
+    name: str,
+    version: str,
+    ready_file: Path,
+    *,
+    link: Path | None,
+    stop: threading.Event,
+    log: Log,
+) -> None:
     model_root = cache_dir / name
     try:
         model_root.mkdir(parents=True, exist_ok=True)

@@ -365,7 +365,7 @@ def certificate_checks(ctx: Context) -> list[Check]:
                 raise
             out: list[Check] = []
             status = cert.get("Status")
-            not_after = cert.get("NotAfter")
+            not_after = _as_utc(cert.get("NotAfter"))
             if status != "ISSUED":
                 out.append(
                     fail(
@@ -413,6 +413,16 @@ def certificate_checks(ctx: Context) -> list[Check]:
 
         checks += _guard(group, check_id, one)
     return checks
+
+
+def _as_utc(moment: dt.datetime | None) -> dt.datetime | None:
+    """``moment`` in UTC: botocore gives timestamps in the machine's local zone, and
+    ``today`` is a UTC date (a local date would be a day off for hours each day)."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC)
 
 
 def _days_left(not_after: dt.datetime, today: dt.date) -> int:

@@ -97,7 +97,9 @@ def temporary_worktree(root: Path, sha: str) -> Iterator[Path]:
         def git(*args: str) -> None:
             subprocess.run(["git", *args], cwd=root, capture_output=True, check=False, timeout=60)
 
-        git("worktree", "remove", "--force", str(path))
+        # Twice --force: a `git worktree add` stopped mid-way leaves its worktree locked
+        # ("initializing"), and once --force does not remove a locked one.
+        git("worktree", "remove", "--force", "--force", str(path))
         shutil.rmtree(holder, ignore_errors=True)
         git("worktree", "prune")
 

@@ -34,7 +34,9 @@ def interrupt_when(
     env: dict[str, str],
     timeout: float = 240.0,
 ) -> Interrupted:
-    """Start ``mlstack args``, wait until ``ready(process)``, send one SIGINT, wait."""
+    """Start ``mlstack args``, wait until its Ctrl-C handler is installed and
+    ``ready(process)``, send one SIGINT, wait. (Before the handler, Python's default
+    SIGINT handling applies: on a loaded machine a fixed delay may still fall there.)"""
     process = subprocess.Popen(
         [str(MLSTACK), *args],
         cwd=cwd,
@@ -45,7 +47,7 @@ def interrupt_when(
     )
     try:
         deadline = time.monotonic() + timeout
-        while not ready(process):
+        while not (handles_sigterm(process.pid) and ready(process)):
             if process.poll() is not None or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
@@ -59,6 +61,19 @@ def interrupt_when(
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def handles_sigterm(pid: int) -> bool:
+    """Whether ``pid`` catches SIGTERM (``SigCgt`` in ``/proc/<pid>/status``): Python
+    does not by default, ``mlstack.interrupt.install`` does."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    for line in status.splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+    return False
 
 
 def children_running(marker: str) -> list[str]:

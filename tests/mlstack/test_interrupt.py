@@ -206,9 +206,12 @@ def test_a_timed_out_run_kills_the_childs_descendants(tmp_path: Path) -> None:
     from mlstack import interrupt
 
     pid_file = tmp_path / "grandchild.pid"
-    script = f"sleep 120 >/dev/null 2>&1 & echo $! > {pid_file}; wait"
+    # The pid file appears whole (a rename), long before the timeout.
+    script = (
+        f"sleep 120 >/dev/null 2>&1 & echo $! > {pid_file}.tmp; mv {pid_file}.tmp {pid_file}; wait"
+    )
     with pytest.raises(subprocess.TimeoutExpired):
-        interrupt.run(["sh", "-c", script], timeout=1.0)
+        interrupt.run(["sh", "-c", script], timeout=5.0)
     grandchild = int(pid_file.read_text())
     still_running = _running(grandchild)
     if still_running:

@@ -45,6 +45,17 @@ def _roomy_disk(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(node_cache, "DISK_HEADROOM_FRACTION", 0.0)
 
 
+_ROOMY_DISK_CLI = (
+    "import sys\n"
+    "from mlstack.model_store import node_cache\n"
+    "node_cache.DISK_HEADROOM_FRACTION = 0.0\n"
+    "from mlstack.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+"""``mlstack`` in a child process, with ``_roomy_disk``'s setting (a monkeypatch does not
+reach a child)."""
+
+
 @pytest.fixture
 def versions(store: Store, tmp_path: Path) -> Store:
     _publish(store, tmp_path, "llm", ["v1", "v2", "v3"])
@@ -254,7 +265,7 @@ def test_two_processes_fetching_different_versions_under_one_bound_stay_within_i
     _fetch(versions, cache, "v1")
     _fetch(versions, cache, "a1", name="asr")
     command = [
-        sys.executable, "-m", "mlstack.cli", "model", "fetch", "--bucket", versions.bucket,
+        sys.executable, "-c", _ROOMY_DISK_CLI, "model", "fetch", "--bucket", versions.bucket,
         "--endpoint-url", versions.endpoint, "--cache-dir", str(cache), "--part-size-mib", "1",
         "-j", "2", "--cache-limit-bytes", str(LIMIT), "--evict", "--name", "llm",
     ]  # fmt: skip
@@ -274,10 +285,21 @@ def test_two_processes_fetching_different_versions_under_one_bound_stay_within_i
             assert (entry / "weights.bin").stat().st_size == VERSION_BYTES
 
 
-def test_the_loader_waits_for_the_hold_sidecar_and_gives_up_clearly(tmp_path: Path) -> None:
+def test_the_loader_waits_for_the_hold_sidecar_and_gives_up_clearly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ready = tmp_path / "ready"
-    threading.Timer(0.2, ready.write_text, args=("x",)).start()
-    assert node_cache.wait_for(ready, 10, "fetch") >= 0.1
+    polls: list[float] = []
+
+    def sidecar_gets_ready_after_two_polls(seconds: float) -> None:
+        polls.append(seconds)
+        if len(polls) == 2:
+            ready.write_text("x")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(node_cache.time, "sleep", sidecar_gets_ready_after_two_polls)
+        node_cache.wait_for(ready, 10, "fetch")
+    assert len(polls) == 2  # it polled until the file appeared, not once and gave up
     with pytest.raises(MlstackError) as failure:
         node_cache.wait_for(tmp_path / "never", 0.2, "model fetch llm v1")
     assert "model-cache-hold sidecar" in str(failure.value) and "never" in str(failure.value)
@@ -453,8 +475,11 @@ def test_a_restarted_hold_is_ready_only_once_it_holds_again(tmp_path: Path) -> N
         seen.append(ready.read_text() == "llm v1\n")
         stop.set()
 
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
     node_cache.hold(cache, "llm", "v1", ready, stop=stop, log=observe)
     assert seen == [True]
+    # Its handlers were the process's only while it held.
+    assert {signum: signal.getsignal(signum) for signum in handlers} == handlers
 
 
 def test_fetch_refuses_a_room_wait_without_eviction(run: Any, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from components.storage import layout
 from mlstack.model_store.local import scan_model_dir
 from mlstack.model_store.push import (
     FileChangedError,
@@ -254,12 +255,19 @@ def test_a_file_rewritten_between_hashing_and_upload_is_caught(
     directory = write_model(tmp_path / "m", {"w.bin": b"A" * 1000})
     client = _client(store)
 
-    def rewrite(**_: Any) -> None:  # after hashing (the blob listing comes next)
-        (directory / "w.bin").write_bytes(b"B" * 1000)
+    rewritten: list[str] = []
 
-    client.meta.events.register("before-call.s3.ListObjectsV2", rewrite)
+    def rewrite(params: dict[str, Any], **_: Any) -> None:
+        # The blob listing comes after hashing (an earlier listing reads the published
+        # versions, before hashing: a rewrite there would be hashed as it is).
+        if params.get("Prefix") == layout.blobs_prefix("m") and not rewritten:
+            (directory / "w.bin").write_bytes(b"B" * 1000)
+            rewritten.append(params["Prefix"])
+
+    client.meta.events.register("before-parameter-build.s3.ListObjectsV2", rewrite)
     with pytest.raises(PushError, match="changed on disk"):
         push_model(client, store.bucket, "m", "v1", scan_model_dir(directory))
+    assert rewritten, "the blob listing was never made: nothing tested"
     assert store.object_keys("models/") == []
 
 

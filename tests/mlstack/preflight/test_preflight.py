@@ -13,7 +13,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -252,6 +253,33 @@ def test_certificate_expiring_within_30_days_fails(
     detail = next(c["detail"] for c in json.loads(out)["checks"] if c["id"] == cert_id)
     expiry = (now + dt.timedelta(days=19)).date().isoformat()
     assert f"expires on {expiry} (in 19 days, less than 30)" in detail
+
+
+@pytest.fixture
+def far_east_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The machine's local zone 14 hours ahead of UTC (botocore reads ACM's dates in it)."""
+    with monkeypatch.context() as patched:
+        patched.setenv("TZ", "Pacific/Kiritimati")
+        time.tzset()
+        try:
+            yield
+        finally:
+            patched.undo()
+            time.tzset()
+
+
+def test_certificate_days_left_are_counted_in_utc_whatever_the_local_zone(
+    world_factory: WorldFactory, run_preflight_cli: Runner, far_east_clock: None
+) -> None:
+    # 12:00 UTC, 19 days on, is already the 20th day in UTC+14.
+    today = dt.datetime.now(dt.UTC).date()
+    midday = dt.datetime.combine(today + dt.timedelta(days=19), dt.time(12), tzinfo=dt.UTC)
+    world = world_factory("dev", cert_not_after=midday)
+    code, out, _ = run_preflight_cli(world, "--json", as_of=today.isoformat())
+    cert_id = f"certificates.certificate[{world.certificate_arn.rsplit('/', 1)[-1]}]"
+    assert code == 1
+    detail = next(c["detail"] for c in json.loads(out)["checks"] if c["id"] == cert_id)
+    assert f"expires on {midday.date().isoformat()} (in 19 days, less than 30)" in detail
 
 
 def test_version_past_standard_support_fails_and_names_the_date_source(

@@ -19,6 +19,7 @@ from mlstack.review.gitrefs import (
     plans_at,
     resolve_ref,
     stack_file_plans,
+    temporary_worktree,
 )
 from tests.mlstack.review.conftest import Repo, git
 
@@ -143,3 +144,20 @@ def test_in_process_base_plans_equal_the_worktree_subprocess_plans(repo: Repo) -
 def test_a_directory_outside_git_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(GitError, match="not inside a git repository"):
         resolve_ref(tmp_path, "main")
+
+
+def test_a_temporary_worktree_left_locked_is_still_removed(tmp_path: Path) -> None:
+    # A `git worktree add` stopped mid-way (SIGKILL after the grace period) leaves its
+    # worktree locked "initializing"; `worktree remove --force` alone refuses it and
+    # `worktree prune` skips it, so the repository would keep a stale entry.
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "init", "-q")
+    git(root, "commit", "-q", "--allow-empty", "-m", "first")
+    sha = git(root, "rev-parse", "HEAD")
+    with temporary_worktree(root, sha) as tree:
+        git(root, "worktree", "lock", str(tree), "--reason", "initializing")
+        holder = tree.parent
+    assert not holder.exists()
+    listed = git(root, "worktree", "list", "--porcelain").splitlines()
+    assert [line for line in listed if line.startswith("worktree ")] == [f"worktree {root}"]
