@@ -6,9 +6,9 @@ inside the Pulumi mocks' asyncio loop (tracebacks of cancelled tasks, a false
 second Ctrl-C). Instead, :func:`install` sets a handler that
 
 1. stops the child processes the tools started (:func:`run`, :func:`popen`) and
-   everything they started in turn: each child leads a process group of its own,
-   the group gets SIGTERM, then SIGKILL after a grace period, and the handler waits
-   until no member is left running (``git worktree add`` checks files out in a
+   everything they started in turn: each child leads a process group of its own
+   (:func:`popen`), the group gets SIGTERM, then SIGKILL after a grace period, and the
+   handler waits until no member is left running (``git worktree add`` checks files out in a
    child of its own, which would otherwise go on writing into a directory the
    cleanups are removing);
 2. runs the registered cleanups, newest first (:func:`cleanup`): temporary git
@@ -44,6 +44,8 @@ _lock = threading.RLock()
 _cleanups: dict[int, Callable[[], None]] = {}
 _children: dict[int, subprocess.Popen[Any]] = {}
 _ids = itertools.count()
+_group_leaders: set[int] = set()
+"""Pids of recorded children that lead a process group of their own."""
 _state = {"installed": False, "interrupting": False}
 
 
@@ -75,31 +77,42 @@ def temporary_directory(prefix: str) -> Iterator[Path]:
 
 def popen(command: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
     """``subprocess.Popen`` whose child, and whatever it starts, is stopped on interrupt
-    (forget it with :func:`release` once waited for). The child leads a new process
-    group, so the handler reaches its descendants too; a terminal's Ctrl-C reaches only
-    this process, whose handler passes it on. Started and recorded under the lock the
-    handler takes, so a worker thread never starts a child the handler misses; none is
-    started once an interrupt is under way."""
-    kwargs.setdefault("process_group", 0)
+    (forget it with :func:`release` once waited for).
+
+    Where the handler is installed, the child leads a new process group, so the handler
+    reaches its descendants; a terminal's Ctrl-C then reaches only this process, whose
+    handler passes it on, and stdin defaults to ``/dev/null`` (a member of a background
+    group that reads the terminal would be stopped). Where it is not (``mlstack.cli.main``
+    called in-process), the child stays in the caller's group, so a terminal's Ctrl-C
+    reaches it as Python's default behaviour expects, even when a worker thread started
+    it. Started and recorded under the lock the handler takes, so a worker thread never
+    starts a child the handler misses; none is started once an interrupt is under way."""
+    own_group = _state["installed"] and "process_group" not in kwargs
+    if own_group:
+        kwargs["process_group"] = 0
+        kwargs.setdefault("stdin", subprocess.DEVNULL)
     with _lock:
         if _state["interrupting"]:
             raise KeyboardInterrupt
         child = subprocess.Popen(command, **kwargs)
         _children[child.pid] = child
+        if own_group:
+            _group_leaders.add(child.pid)
     return child
 
 
 def release(child: subprocess.Popen[Any]) -> None:
     with _lock:
         _children.pop(child.pid, None)
+        _group_leaders.discard(child.pid)
 
 
 def run(
     command: Sequence[str], *, timeout: float | None = None, **kwargs: Any
 ) -> subprocess.CompletedProcess[Any]:
     """``subprocess.run(..., capture_output=True)`` whose child is stopped on interrupt,
-    and whose whole process group is killed on a timeout or an exception (a
-    ``KeyboardInterrupt`` where the handler is not installed)."""
+    and killed with its descendants on a timeout or an exception (a ``KeyboardInterrupt``
+    where the handler is not installed)."""
     kwargs.setdefault("stdout", subprocess.PIPE)
     kwargs.setdefault("stderr", subprocess.PIPE)
     child = popen(command, **kwargs)
@@ -107,8 +120,9 @@ def run(
         try:
             out, err = child.communicate(timeout=timeout)
         except BaseException:
-            stop_group(child, grace_s=0)
-            child.communicate()
+            if child.poll() is None:
+                stop_group(child, grace_s=0)
+                child.communicate()
             raise
         return subprocess.CompletedProcess(command, child.returncode, out, err)
     finally:
@@ -132,57 +146,92 @@ def _processes() -> Iterator[tuple[int, str, int, int]]:
                 yield int(entry.name), fields[0], int(fields[1]), int(fields[2])
 
 
-def _group_members(pgid: int) -> list[int] | None:
-    """Live (not zombie) processes in process group ``pgid``; ``None`` without
-    ``/proc``."""
-    if not Path("/proc/self/stat").exists():
-        return None
-    return [pid for pid, state, _, group in _processes() if group == pgid and state not in "ZX"]
+def _have_proc() -> bool:
+    return Path("/proc/self/stat").exists()
 
 
-def _group_running(pgid: int) -> bool:
-    members = _group_members(pgid)
-    if members is not None:
-        return bool(members)
-    try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
+def _live(pids: set[int]) -> bool:
+    """Whether any of ``pids`` still runs (a zombie does not)."""
+    return any(pid in pids and state not in "ZX" for pid, state, _, _ in _processes())
 
 
-def _signal_group(child: subprocess.Popen[Any], signum: int) -> None:
-    with suppress(OSError):
-        os.killpg(child.pid, signum)
-    if child.poll() is None:  # not a group leader (started with process_group=None)
-        with suppress(OSError):
-            child.send_signal(signum)
+def _tree(pid: int) -> set[int]:
+    """``pid`` and its live descendants, from ``/proc`` (just ``pid`` without it)."""
+    children: dict[int, list[int]] = {}
+    for found, state, parent, _ in _processes():
+        if state not in "ZX":
+            children.setdefault(parent, []).append(found)
+    tree, todo = {pid}, [pid]
+    while todo:
+        for kid in children.get(todo.pop(), []):
+            if kid not in tree:
+                tree.add(kid)
+                todo.append(kid)
+    return tree
+
+
+class _Target:
+    """One child to stop: its whole process group when it leads one, else it and the
+    descendants it had when the stop began."""
+
+    def __init__(self, child: subprocess.Popen[Any]) -> None:
+        self.child = child
+        self.group = child.pid in _group_leaders
+        self.pids = set() if self.group else _tree(child.pid)
+
+    def signal(self, signum: int) -> None:
+        if self.group:
+            with suppress(OSError):
+                os.killpg(self.child.pid, signum)
+            return
+        for pid in self.pids:
+            with suppress(OSError):
+                os.kill(pid, signum)
+
+    def running(self) -> bool:
+        self.child.poll()  # reap the leader where this thread can
+        if not _have_proc():
+            if self.child.poll() is None:
+                return True
+            if not self.group:
+                return False
+            try:
+                os.killpg(self.child.pid, 0)
+            except (ProcessLookupError, PermissionError):
+                return False
+            return True
+        if self.group:
+            members = {pid for pid, _, _, group in _processes() if group == self.child.pid}
+            return _live(members)
+        return _live(self.pids)
 
 
 def stop_group(child: subprocess.Popen[Any], *, grace_s: float = GRACE_S) -> None:
-    """SIGTERM ``child``'s process group, SIGKILL it after ``grace_s``, and return once
-    no member is left running (or, should one survive SIGKILL, after another grace)."""
+    """SIGTERM ``child`` and its descendants (its process group, when it leads one),
+    SIGKILL them after ``grace_s`` (at once with 0), and return once none runs (or, should
+    one survive SIGKILL, after another grace)."""
     stop_groups([child], grace_s=grace_s)
 
 
 def stop_groups(children: Sequence[subprocess.Popen[Any]], *, grace_s: float = GRACE_S) -> None:
     """:func:`stop_group` for several children at once: one grace period for all."""
-    for child in children:
-        _signal_group(child, signal.SIGTERM if grace_s > 0 else signal.SIGKILL)
+    targets = [_Target(child) for child in children]
+    for target in targets:
+        target.signal(signal.SIGTERM if grace_s > 0 else signal.SIGKILL)
     for signum in (signal.SIGKILL, None):
         deadline = time.monotonic() + max(grace_s, 0.5)
-        left = list(children)
+        left = list(targets)
         while left and time.monotonic() < deadline:
-            for child in list(left):
-                child.poll()  # reap the leader, so it does not count as running
-                if not _group_running(child.pid) and child.poll() is not None:
-                    left.remove(child)
+            left = [target for target in left if target.running()]
             if left:
                 time.sleep(0.02)
         if not left or signum is None:
-            return
-        for child in left:
-            _signal_group(child, signum)
+            break
+        for target in left:
+            target.signal(signum)
+    for target in targets:
+        if target.group:  # a member forked as the scan ran would have been missed
+            target.signal(signal.SIGKILL)
 
 
 def _own_children() -> list[int]:

@@ -217,3 +217,18 @@ def test_a_timed_out_run_kills_the_childs_descendants(tmp_path: Path) -> None:
     if still_running:
         os.kill(grandchild, signal.SIGKILL)
     assert not still_running
+
+
+def test_without_the_handler_a_child_stays_in_the_callers_process_group() -> None:
+    # In-process use (no handler): a terminal's Ctrl-C must reach the child directly,
+    # even one a worker thread started, as Python's default behaviour expects.
+    from mlstack import interrupt
+
+    assert not interrupt.installed()
+    child = interrupt.popen(["sleep", "30"])
+    try:
+        assert os.getpgid(child.pid) == os.getpgid(0)
+    finally:
+        interrupt.stop_group(child)
+        interrupt.release(child)
+    assert child.poll() is not None
