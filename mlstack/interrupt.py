@@ -171,39 +171,44 @@ def _tree(pid: int) -> set[int]:
 
 
 class _Target:
-    """One child to stop: its whole process group when it leads one, else it and the
-    descendants it had when the stop began."""
+    """One process to stop: its whole process group when it leads one (``group``), else
+    it and the descendants it had when the stop began. ``child``: its ``Popen``, when
+    there is one (reaped while waiting; without ``/proc`` the only way to see it end)."""
 
-    def __init__(self, child: subprocess.Popen[Any]) -> None:
-        self.child = child
-        self.group = child.pid in _group_leaders
-        self.pids = set() if self.group else _tree(child.pid)
+    def __init__(
+        self, pid: int, *, group: bool, child: subprocess.Popen[Any] | None = None
+    ) -> None:
+        self.pid, self.group, self.child = pid, group, child
+        self.pids = set() if group else _tree(pid)
+
+    @classmethod
+    def of(cls, child: subprocess.Popen[Any]) -> _Target:
+        return cls(child.pid, group=child.pid in _group_leaders, child=child)
 
     def signal(self, signum: int) -> None:
         if self.group:
             with suppress(OSError):
-                os.killpg(self.child.pid, signum)
+                os.killpg(self.pid, signum)
             return
         for pid in self.pids:
             with suppress(OSError):
                 os.kill(pid, signum)
 
     def running(self) -> bool:
-        self.child.poll()  # reap the leader where this thread can
-        if not _have_proc():
-            if self.child.poll() is None:
-                return True
-            if not self.group:
-                return False
-            try:
-                os.killpg(self.child.pid, 0)
-            except (ProcessLookupError, PermissionError):
-                return False
-            return True
-        if self.group:
-            members = {pid for pid, _, _, group in _processes() if group == self.child.pid}
-            return _live(members)
-        return _live(self.pids)
+        ended = self.child is not None and self.child.poll() is not None
+        if _have_proc():
+            if self.group:
+                return _live({pid for pid, _, _, group in _processes() if group == self.pid})
+            return _live(self.pids)
+        if not ended:
+            return self.child is not None
+        if not self.group:
+            return False
+        try:
+            os.killpg(self.pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
 
 
 def stop_group(child: subprocess.Popen[Any], *, grace_s: float = GRACE_S) -> None:
@@ -215,7 +220,10 @@ def stop_group(child: subprocess.Popen[Any], *, grace_s: float = GRACE_S) -> Non
 
 def stop_groups(children: Sequence[subprocess.Popen[Any]], *, grace_s: float = GRACE_S) -> None:
     """:func:`stop_group` for several children at once: one grace period for all."""
-    targets = [_Target(child) for child in children]
+    _stop([_Target.of(child) for child in children], grace_s)
+
+
+def _stop(targets: list[_Target], grace_s: float) -> None:
     for target in targets:
         target.signal(signal.SIGTERM if grace_s > 0 else signal.SIGKILL)
     for signum in (signal.SIGKILL, None):
@@ -241,24 +249,9 @@ def _own_children() -> list[int]:
 
 
 def _stop_strays(pids: list[int]) -> None:
-    """SIGTERM, then SIGKILL after the grace period, children nobody recorded: one
-    started by the main thread as the signal arrived, before :func:`popen` recorded it."""
-    for pid in pids:
-        with suppress(OSError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + GRACE_S
-    left = set(pids)
-    while left and time.monotonic() < deadline:
-        for pid in list(left):
-            with suppress(ChildProcessError, OSError):
-                done, _ = os.waitpid(pid, os.WNOHANG)
-                if done == 0:
-                    continue
-            left.discard(pid)
-        time.sleep(0.02)
-    for pid in left:
-        with suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
+    """Stop, as recorded children are stopped, children nobody recorded: one started by
+    the main thread as the signal arrived, before :func:`popen` recorded it."""
+    _stop([_Target(pid, group=False) for pid in pids], GRACE_S)
 
 
 def _stop_children() -> None:
