@@ -22,6 +22,9 @@ class AddonPins:
     kube_proxy: str
     aws_ebs_csi_driver: str
     eks_pod_identity_agent: str
+    eks_node_monitoring_agent: str
+    """Node health conditions (``AcceleratedHardwareReady``, ``KernelReady``...) that node
+    auto repair acts on; see :data:`NODE_MONITORING_AGENT_PIN_SOURCE`."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,16 @@ def support_status(minor: str, on: dt.date) -> SupportStatus:
     return "standard" if on <= window.standard_support_end else "extended"
 
 
+NODE_MONITORING_AGENT = "v1.4.0-eksbuild.2"
+NODE_MONITORING_AGENT_PIN_SOURCE = (
+    "NOT verified against describe-addon-versions for any minor (no AWS access when pinned, "
+    "2026-12-07): v1.4.0-eksbuild.2 is the version a public EKS 1.33 configuration pins; the "
+    "agent's chart (github.com/aws/eks-node-monitoring-agent) needs no IAM role. "
+    "`mlstack preflight` (eks.addon-version[eks-node-monitoring-agent]) confirms it per minor "
+    "before the first deploy"
+)
+"""The node monitoring agent's pin, the same for every minor until a listing says otherwise."""
+
 EKS_ADDONS: dict[str, AddonPins] = {
     "1.31": AddonPins(
         vpc_cni="v1.19.5-eksbuild.1",
@@ -69,6 +82,7 @@ EKS_ADDONS: dict[str, AddonPins] = {
         kube_proxy="v1.31.7-eksbuild.7",
         aws_ebs_csi_driver="v1.44.0-eksbuild.1",
         eks_pod_identity_agent="v1.3.7-eksbuild.2",
+        eks_node_monitoring_agent=NODE_MONITORING_AGENT,
     ),
     "1.32": AddonPins(
         vpc_cni="v1.19.5-eksbuild.1",
@@ -76,6 +90,7 @@ EKS_ADDONS: dict[str, AddonPins] = {
         kube_proxy="v1.32.3-eksbuild.7",
         aws_ebs_csi_driver="v1.44.0-eksbuild.1",
         eks_pod_identity_agent="v1.3.7-eksbuild.2",
+        eks_node_monitoring_agent=NODE_MONITORING_AGENT,
     ),
     "1.33": AddonPins(
         vpc_cni="v1.20.1-eksbuild.1",
@@ -83,6 +98,7 @@ EKS_ADDONS: dict[str, AddonPins] = {
         kube_proxy="v1.33.0-eksbuild.2",
         aws_ebs_csi_driver="v1.45.0-eksbuild.2",
         eks_pod_identity_agent="v1.3.7-eksbuild.2",
+        eks_node_monitoring_agent=NODE_MONITORING_AGENT,
     ),
     "1.34": AddonPins(
         vpc_cni="v1.20.3-eksbuild.1",
@@ -90,6 +106,7 @@ EKS_ADDONS: dict[str, AddonPins] = {
         kube_proxy="v1.34.0-eksbuild.2",
         aws_ebs_csi_driver="v1.48.0-eksbuild.2",
         eks_pod_identity_agent="v1.3.8-eksbuild.2",
+        eks_node_monitoring_agent=NODE_MONITORING_AGENT,
     ),
     "1.35": AddonPins(
         vpc_cni="v1.21.1-eksbuild.1",
@@ -97,6 +114,7 @@ EKS_ADDONS: dict[str, AddonPins] = {
         kube_proxy="v1.35.0-eksbuild.2",
         aws_ebs_csi_driver="v1.53.0-eksbuild.1",
         eks_pod_identity_agent="v1.3.10-eksbuild.1",
+        eks_node_monitoring_agent=NODE_MONITORING_AGENT,
     ),
 }
 ADDON_PINS_VERIFIED: dict[str, str] = {

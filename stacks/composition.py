@@ -48,6 +48,7 @@ from components.monitoring.operator_crds import (
     PrometheusOperatorCrds,
     PrometheusOperatorCrdsArgs,
 )
+from components.monitoring.alert_rules import PoolRepair
 from components.monitoring.prometheus_stack import prometheus_url
 from components.naming import dns_safe
 from components.network.vpc import FlowLogSettings, Network, NetworkArgs
@@ -344,6 +345,15 @@ def build_monitoring(
             alb_alarms=mon.alb_alarms.to_settings(),
             node_selector={label_key: label_value},
             gpu_pool_label=POOL_LABEL,
+            gpu_pool_repairs=tuple(
+                PoolRepair(
+                    pool=p.name,
+                    enabled=p.auto_repair.enabled,
+                    provisioner=p.provisioner,
+                    disabled_reason=p.auto_repair.disabled_reason,
+                )
+                for p in cfg.gpu_pools
+            ),
             dcgm=DcgmScrape(namespace=gpu.nvidia.namespace) if gpu.nvidia else None,
             runbook_base_url=mon.runbook_base_url,
             chart_version=mon.chart_version,
@@ -408,6 +418,10 @@ def build_gpu_pools(
                 partition=partition,
                 cluster_security_group_id=cluster.cluster_security_group_id,
                 replicas=2 if cfg.cluster.system_node_group.min_size >= 2 else 1,
+                # One gate for every Karpenter pool (the config rule keeps them equal).
+                node_repair=any(
+                    p.auto_repair.enabled for p in cfg.gpu_pools if p.provisioner == "karpenter"
+                ),
                 node_selector=on_system,
                 depends_on=system,
                 role_scope=role_scope,
@@ -469,6 +483,7 @@ def build_gpu_pools(
                     for b in disruption.budgets
                 ),
                 update_max_unavailable=pool.update_max_unavailable,
+                auto_repair=pool.auto_repair.enabled,
                 node_role_name=karpenter.node_role_name if karpenter else None,
                 subnet_ids=network.private_subnet_ids,
                 depends_on=karpenter.ready

@@ -38,6 +38,16 @@ SYSTEM_NODE_LABEL = ("mlstack.io/node-role", "system")
 """Label on system nodes; controllers use it as their node selector."""
 
 
+
+NODE_MONITORING_AGENT_CONFIGURATION = json.dumps(
+    {"dcgmAgent": {"tolerations": [{"operator": "Exists"}]}}, sort_keys=True
+)
+"""The node monitoring agent's add-on configuration. Its node agent tolerates every taint by
+default; its DCGM host engine (the GPU health source behind ``AcceleratedHardwareReady``)
+tolerates none (chart values ``dcgmAgent.tolerations: []``), so without this it never runs
+on tainted GPU nodes and no GPU fault reaches node auto repair. No IAM: the agent only
+patches node status and writes events through the Kubernetes API."""
+
 @dataclass(frozen=True)
 class SystemNodeGroupArgs:
     """The controllers' node group. Defaults: 2-4 m6i.large, AL2023, 50 GiB gp3."""
@@ -543,4 +553,12 @@ class EksCluster(pulumi.ComponentResource):
             ],
         )
         self.storage_driver = [ebs_csi, csi_policy]
+        self.node_monitoring_agent = self._addon(
+            "node-monitoring-agent",
+            cluster,
+            "eks-node-monitoring-agent",
+            pins.eks_node_monitoring_agent,
+            depends_on=[nodes, *early_addons],
+            configuration_values=NODE_MONITORING_AGENT_CONFIGURATION,
+        )
         return coredns

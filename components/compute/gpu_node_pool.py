@@ -129,6 +129,10 @@ class GpuNodePoolArgs:
     expire_after: str = "720h"
     budgets: Sequence[DisruptionBudget] = (DisruptionBudget(nodes="1"),)
     update_max_unavailable: int = 1
+    auto_repair: bool = True
+    """Replace nodes whose health conditions stay bad (managed pools: ``nodeRepairConfig``,
+    one node at a time; Karpenter pools: the controller's NodeRepair feature gate, set on
+    :class:`~components.compute.karpenter.KarpenterArgs`)."""
     node_role_name: pulumi.Input[str] | None = None
     subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None
     depends_on: Sequence[pulumi.Resource] = ()
@@ -352,6 +356,7 @@ class GpuNodePool(pulumi.ComponentResource):
                 update_config=aws.eks.NodeGroupUpdateConfigArgs(
                     max_unavailable=args.update_max_unavailable
                 ),
+                node_repair_config=managed_repair_config(args),
                 launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
                     id=template.id, version=template.latest_version.apply(str)
                 ),
@@ -583,6 +588,26 @@ def node_pool_spec(args: GpuNodePoolArgs) -> dict[str, Any]:
             "budgets": budgets,
         },
     }
+
+
+REPAIR_MAX_PARALLEL_NODES = 1
+"""Nodes of one managed pool repaired at once: one, so a repair never takes more GPU capacity
+than the one-node disruption budget and the model PDBs are built for."""
+REPAIR_MAX_UNHEALTHY_PERCENT = 20
+"""Above this share of unhealthy nodes, repair stops (a fleet-wide fault is not a node's):
+EKS's own default for node groups, written out so the plan shows it."""
+
+
+def managed_repair_config(args: GpuNodePoolArgs) -> aws.eks.NodeGroupNodeRepairConfigArgs:
+    """The node group's auto repair: on or off, one node at a time, stopping above 20%
+    unhealthy (EKS then pages through the overdue-repair alert instead)."""
+    if not args.auto_repair:
+        return aws.eks.NodeGroupNodeRepairConfigArgs(enabled=False)
+    return aws.eks.NodeGroupNodeRepairConfigArgs(
+        enabled=True,
+        max_parallel_nodes_repaired_count=REPAIR_MAX_PARALLEL_NODES,
+        max_unhealthy_node_threshold_percentage=REPAIR_MAX_UNHEALTHY_PERCENT,
+    )
 
 
 def autoscaler_node_template_tags(args: GpuNodePoolArgs) -> dict[str, str]:

@@ -66,6 +66,11 @@ class KarpenterArgs:
     chart: ChartPin = field(default_factory=lambda: CHARTS["karpenter"])
     crd_chart: ChartPin = field(default_factory=lambda: CHARTS["karpenter-crd"])
     queue_retention_seconds: int = 300
+    node_repair: bool = False
+    """The NodeRepair feature gate (alpha in 1.14, chart default off): replace a node whose
+    health condition stays bad (``AcceleratedHardwareReady=False`` for 10 minutes, others 30).
+    One switch for every Karpenter pool; forceful (no drain, no PDB), and held back while more
+    than 20% of a pool's nodes (rounded up) are unhealthy."""
     depends_on: Sequence[pulumi.Resource] = ()
     """What must exist first (the system node group that runs the controller)."""
     role_scope: RoleScope | None = None
@@ -409,7 +414,11 @@ class Karpenter(pulumi.ComponentResource):
 def controller_values(args: KarpenterArgs, queue_name: pulumi.Input[str]) -> dict[str, Any]:
     """Helm values of the controller chart."""
     return {
-        "settings": {"clusterName": args.cluster_name, "interruptionQueue": queue_name},
+        "settings": {
+            "clusterName": args.cluster_name,
+            "interruptionQueue": queue_name,
+            "featureGates": {"nodeRepair": args.node_repair},
+        },
         "serviceAccount": {"name": args.service_account},
         "replicas": args.replicas,
         "nodeSelector": {"kubernetes.io/os": "linux", **args.node_selector},

@@ -456,7 +456,132 @@ def recording_rules(gpu_pool_label: str) -> list[Rule]:
     ]
 
 
-def fleet_rules(thresholds: AlertThresholds, runbook_base: str) -> list[Rule]:
+@dataclass(frozen=True)
+class PoolRepair:
+    """How one GPU pool heals a faulty node: the alerts say it and page only when nobody
+    else will act."""
+
+    pool: str
+    enabled: bool
+    provisioner: str = "karpenter"
+    disabled_reason: str | None = None
+
+    @property
+    def action(self) -> str:
+        """What repair does after :data:`REPAIR_AFTER_MINUTES`."""
+        if self.provisioner == "managed":
+            return "EKS reboots or replaces the node (per XID code)"
+        return "Karpenter replaces the node (forcefully: no drain)"
+
+
+REPAIR_AFTER_MINUTES = 10
+"""How long ``AcceleratedHardwareReady=False`` holds before EKS or Karpenter repairs
+(EKS user guide, "Automatically repair nodes"; Karpenter's AWS repair policy)."""
+REPAIR_GRACE_MINUTES = 20
+"""Time a repair gets to replace the node (a new GPU node's boot and join) before the
+overdue alert pages."""
+
+
+def _pools_matcher(pools: Sequence[PoolRepair]) -> str:
+    # Pool names are DNS labels (letters, digits, '-'): nothing to escape in the regex.
+    names = "|".join(sorted(p.pool for p in pools))
+    return f'pool=~"{names}"'
+
+
+def gpu_fault_rules(
+    repairs: Sequence[PoolRepair], error_window: str, runbook_base: str
+) -> list[Rule]:
+    """XID and uncorrectable-ECC alerts per repair mode, and the overdue-repair page.
+
+    Pools with repair on: the fault alerts name the node and say what repair will do and
+    when (warning, no page); ``GpuNodeRepairOverdue`` pages when the node monitoring
+    agent's ``AcceleratedHardwareReady=False`` outlives the repair window plus its grace.
+    Pools with repair off (or with no pool label): the fault alerts page at once.
+    """
+    on = [r for r in repairs if r.enabled]
+    off = [r for r in repairs if not r.enabled]
+    rules: list[Rule] = []
+    faults = (
+        (
+            "GpuXidError",
+            f"max by (node, gpu, pool) (max_over_time({m.DCGM_XID_ERRORS}[{error_window}]) "
+            f"* on (node) group_left (pool) {NODE_POOL_INFO}{{SEL}})",
+            "GPU {{ $labels.gpu }} on node {{ $labels.node }} (pool {{ $labels.pool }}) "
+            "reported XID {{ $value }}",
+            "The NVIDIA driver reported an XID error; some codes (48, 63, 64, 74, 79, 92, 94, "
+            "95) mean the GPU needs a reset or the node a replacement.",
+        ),
+        (
+            "GpuEccUncorrectable",
+            f"sum by (node, gpu, pool) (increase({m.DCGM_ECC_DBE_VOLATILE}[{error_window}]) "
+            f"* on (node) group_left (pool) {NODE_POOL_INFO}{{SEL}}) > 0",
+            "GPU {{ $labels.gpu }} on node {{ $labels.node }} (pool {{ $labels.pool }}) has "
+            "uncorrectable ECC errors",
+            "Double-bit ECC errors corrupt results.",
+        ),
+    )
+    for alert, expr, summary, what in faults:
+        expr = expr if alert != "GpuXidError" else expr + " > 0"
+        if on:
+            actions = "; ".join(f"{r.pool}: {r.action}" for r in on)
+            rules.append(
+                alert_rule(
+                    alert,
+                    expr.replace("{SEL}", "{" + _pools_matcher(on) + "}"),
+                    1,
+                    WARNING,
+                    summary=summary,
+                    description=f"{what} Auto repair is on for this pool: once the node "
+                    "monitoring agent marks the GPU unhealthy (AcceleratedHardwareReady=False) "
+                    f"for {REPAIR_AFTER_MINUTES} minutes, {actions}. No page unless "
+                    f"GpuNodeRepairOverdue fires ({REPAIR_AFTER_MINUTES + REPAIR_GRACE_MINUTES} "
+                    "minutes without a replacement).",
+                    runbook_base=runbook_base,
+                    labels={"repair": "auto"},
+                )
+            )
+        reasons = "; ".join(f"{r.pool}: {r.disabled_reason or 'off'}" for r in off)
+        rules.append(
+            alert_rule(
+                alert,
+                expr.replace("{SEL}", "{" + _pools_matcher(on).replace("=~", "!~") + "}")
+                if on
+                else expr.replace("{SEL}", ""),
+                1,
+                CRITICAL,
+                summary=summary,
+                description=f"{what} Auto repair is off for this pool"
+                + (f" ({reasons})" if reasons else "")
+                + ": cordon and drain the node, then terminate it.",
+                runbook_base=runbook_base,
+                labels={"repair": "manual"},
+            )
+        )
+    if on:
+        rules.append(
+            alert_rule(
+                "GpuNodeRepairOverdue",
+                f'max by (node, pool) ({m.KSM_NODE_CONDITION}{{condition="'
+                f'AcceleratedHardwareReady",status="false"}} * on (node) group_left (pool) '
+                f"{NODE_POOL_INFO}{{{_pools_matcher(on)}}}) > 0",
+                REPAIR_AFTER_MINUTES + REPAIR_GRACE_MINUTES,
+                CRITICAL,
+                summary="Node {{ $labels.node }} (pool {{ $labels.pool }}) has had an unhealthy "
+                f"GPU for {REPAIR_AFTER_MINUTES + REPAIR_GRACE_MINUTES} minutes and auto repair "
+                "has not replaced it",
+                description="Repair is held back while more than 20% of the pool's nodes are "
+                "unhealthy, by a zonal shift (managed node groups), or failed to launch a "
+                "replacement (capacity, quota): read the node's events and the Karpenter or "
+                "node group health, then drain and terminate the node by hand.",
+                runbook_base=runbook_base,
+            )
+        )
+    return rules
+
+
+def fleet_rules(
+    thresholds: AlertThresholds, runbook_base: str, repairs: Sequence[PoolRepair] = ()
+) -> list[Rule]:
     """GPU fleet alerts (reading the recorded series of :func:`recording_rules`)."""
     th = thresholds
     high_window = duration(th.gpu_util_high_window_minutes)
@@ -498,25 +623,7 @@ def fleet_rules(thresholds: AlertThresholds, runbook_base: str) -> list[Rule]:
             "large batch or model load may fail with out-of-memory.",
             runbook_base=runbook_base,
         ),
-        alert_rule(
-            "GpuXidError",
-            f"max by (node, gpu) (max_over_time({m.DCGM_XID_ERRORS}[{error_window}])) > 0",
-            1,
-            WARNING,
-            summary="GPU {{ $labels.gpu }} on {{ $labels.node }} reported XID {{ $value }}",
-            description="The NVIDIA driver reported an XID error; some codes (48, 63, 64, 74, "
-            "79, 92, 94, 95) mean the GPU needs draining and a reset.",
-            runbook_base=runbook_base,
-        ),
-        alert_rule(
-            "GpuEccUncorrectable",
-            f"sum by (node, gpu) (increase({m.DCGM_ECC_DBE_VOLATILE}[{error_window}])) > 0",
-            1,
-            CRITICAL,
-            summary="GPU {{ $labels.gpu }} on {{ $labels.node }} has uncorrectable ECC errors",
-            description="Double-bit ECC errors corrupt results; cordon and drain the node.",
-            runbook_base=runbook_base,
-        ),
+        *gpu_fault_rules(repairs, error_window, runbook_base),
         alert_rule(
             "GpuPodsPendingCapacity",
             f"(max by (namespace, pod) ({m.KSM_POD_UNSCHEDULABLE}) > 0) and on (namespace, pod) "
@@ -540,12 +647,15 @@ def rule_group(name: str, rules: Sequence[Rule], interval_seconds: int | None = 
 
 
 def fleet_groups(
-    thresholds: AlertThresholds, gpu_pool_label: str, runbook_base: str
+    thresholds: AlertThresholds,
+    gpu_pool_label: str,
+    runbook_base: str,
+    repairs: Sequence[PoolRepair] = (),
 ) -> list[RuleGroup]:
     """The fleet PrometheusRule's groups: recordings first (evaluated every 30 s), then alerts."""
     return [
         rule_group("mlstack-gpu-recording", recording_rules(gpu_pool_label), 30),
-        rule_group("mlstack-gpu-fleet", fleet_rules(thresholds, runbook_base)),
+        rule_group("mlstack-gpu-fleet", fleet_rules(thresholds, runbook_base, repairs)),
     ]
 
 

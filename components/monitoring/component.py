@@ -185,6 +185,9 @@ class MonitoringArgs:
     alb_alarms: cw.AlbAlarmSettings = field(default_factory=cw.AlbAlarmSettings)
     gpu_pool_label: str = "mlstack.io/gpu-pool"
     """Node label holding the GPU pool name (dashboards and GPU alerts group by it)."""
+    gpu_pool_repairs: Sequence[ar.PoolRepair] = ()
+    """Per GPU pool, whether auto repair acts on a faulty node: the GPU fault alerts page
+    only where it does not (or where it is overdue)."""
     dcgm: DcgmScrape | None = field(default_factory=DcgmScrape)
     """Where to scrape the DCGM exporter; None when something else scrapes it."""
     namespace: str = MONITORING_NAMESPACE
@@ -404,7 +407,10 @@ class Monitoring(pulumi.ComponentResource):
             "mlstack-gpu-fleet",
             {
                 "groups": ar.fleet_groups(
-                    args.thresholds, args.gpu_pool_label, args.runbook_base_url
+                    args.thresholds,
+                    args.gpu_pool_label,
+                    args.runbook_base_url,
+                    args.gpu_pool_repairs,
                 )
             },
             after_chart,

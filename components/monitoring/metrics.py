@@ -169,6 +169,8 @@ KSM_INIT_WAITING = "kube_pod_init_container_status_waiting_reason"
 KSM_POD_CREATED = "kube_pod_created"
 KSM_POD_READY_TIME = "kube_pod_status_ready_time"
 KSM_POD_READY = "kube_pod_status_ready"
+KSM_NODE_CONDITION = "kube_node_status_condition"
+"""Every node condition, the node monitoring agent's ``AcceleratedHardwareReady`` included."""
 KSM_METRICS = frozenset(
     {
         KSM_NODE_LABELS,
@@ -183,6 +185,7 @@ KSM_METRICS = frozenset(
         KSM_POD_CREATED,
         KSM_POD_READY_TIME,
         KSM_POD_READY,
+        KSM_NODE_CONDITION,
     }
 )
 """kube-state-metrics series the rules read (all in its default collectors)."""

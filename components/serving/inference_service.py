@@ -442,7 +442,8 @@ class InferenceService(pulumi.ComponentResource):
                     when_unsatisfiable="ScheduleAnyway",
                     label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
                     match_label_keys=["pod-template-hash"],
-                )
+                ),
+                node_spread(selector, args.min_replicas),
             ],
             security_context=k8s.core.v1.PodSecurityContextArgs(
                 run_as_non_root=non_root or None,
@@ -977,4 +978,23 @@ def _container_security(
         run_as_non_root=non_root or None,
         run_as_user=user if non_root else None,
         seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+    )
+
+
+def node_spread(
+    selector: dict[str, str], min_replicas: int
+) -> k8s.core.v1.TopologySpreadConstraintArgs:
+    """Replicas of one ReplicaSet on different nodes: the first ``min_replicas`` each on a
+    node of its own (``minDomains``), the rest at most one more per node than the emptiest.
+
+    A node repair (Karpenter's is forceful: no drain, no PDB) or a GPU fault then takes one
+    replica of a model, never all of them, which is what the PDB's one-unavailable promises.
+    """
+    return k8s.core.v1.TopologySpreadConstraintArgs(
+        max_skew=1,
+        topology_key="kubernetes.io/hostname",
+        when_unsatisfiable="DoNotSchedule",
+        min_domains=max(1, min_replicas),
+        label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
+        match_label_keys=["pod-template-hash"],
     )

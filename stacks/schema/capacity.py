@@ -16,6 +16,9 @@ limits (``maxGpus``, default ``maxNodes`` x GPUs of the largest type, and ``maxN
   ``maxSurge`` extra pods before it stops an old one, and every model rolls at once
   when something they share changes (the loader script, a preset image).
 
+Per Deployment, the first ``minReplicas`` pods run on distinct nodes (the serving pods'
+hostname spread): the pool allows at least that many nodes.
+
 Nodes are counted by packing the replicas onto the pool's allowed instance types; a
 Karpenter pool's GPU limit counts whole nodes' GPUs, so a 4-GPU node serving one
 1-GPU replica uses 4.
@@ -198,6 +201,25 @@ def _pool_limits(
             )
 
 
+def _node_spread(
+    models: Sequence[ModelConfig], pool_index: int, pool: GpuPoolConfig
+) -> Iterator[Finding]:
+    """Each Deployment puts its first ``minReplicas`` pods on nodes of their own (the
+    serving pods' hostname spread, so one node repair takes one replica): the pool must
+    allow that many nodes."""
+    for index, model in enumerate(models):
+        wake = model.autoscaling.wake_schedule
+        floor = max(model.autoscaling.min_replicas, wake.replicas if wake else 0)
+        if model.pool == pool.name and floor > pool.max_nodes:
+            yield (
+                f"mlstack:gpuPools[{pool_index}].maxNodes",
+                pool.max_nodes,
+                f"model {model.name!r} keeps {floor} replicas, each on a node of its own (so a "
+                f"node repair takes one of them), but pool {pool.name!r} allows "
+                f"{pool.max_nodes} nodes; raise maxNodes or lower the replicas",
+            )
+
+
 def _layouts(
     scenario: Scenario,
     by_index: dict[int, ModelConfig],
@@ -240,3 +262,4 @@ def capacity_findings(
     for pool_index, pool in enumerate(gpu_pools):
         yield from _model_fit(models, pool)
         yield from _pool_limits(models, pool_index, pool)
+        yield from _node_spread(models, pool_index, pool)

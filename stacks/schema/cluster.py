@@ -23,6 +23,9 @@ class AddonVersions(ConfigModel):
     kube_proxy: str | None = fixed(None, description="kube-proxy add-on version.")
     aws_ebs_csi_driver: str | None = fixed(None, description="aws-ebs-csi-driver version.")
     eks_pod_identity_agent: str | None = fixed(None, description="Pod Identity agent version.")
+    eks_node_monitoring_agent: str | None = fixed(
+        None, description="EKS node monitoring agent version (node health conditions)."
+    )
 
 
 class SystemNodeGroupConfig(ConfigModel):

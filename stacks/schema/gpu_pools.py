@@ -241,6 +241,21 @@ class DisruptionBudgetConfig(ConfigModel):
         return self
 
 
+class AutoRepairConfig(ConfigModel):
+    """Node auto repair: a node whose health condition (``AcceleratedHardwareReady`` from the
+    EKS node monitoring agent, ``Ready``...) stays bad is replaced (10 minutes for GPU faults,
+    30 for the others). Managed pools: the node group's ``nodeRepairConfig``, one node at a
+    time. Karpenter pools: the controller's ``NodeRepair`` feature gate, one switch for every
+    Karpenter pool."""
+
+    enabled: bool = knob(True, description="Replace nodes whose health conditions stay bad.")
+    disabled_reason: HotfixReason | None = knob(
+        None,
+        description="Why this pool runs without auto repair (required to turn it off in prod; "
+        "its GPU faults then page on-call).",
+    )
+
+
 class DisruptionConfig(ConfigModel):
     """How Karpenter removes and replaces nodes (karpenter pools only)."""
 
@@ -340,6 +355,10 @@ class GpuPoolConfig(ConfigModel):
     update_max_unavailable: int = knob(
         1, ge=1, le=100, description="Nodes replaced at once on a node group update (managed)."
     )
+    auto_repair: AutoRepairConfig = knob(
+        default_factory=AutoRepairConfig,
+        description="Node auto repair (on by default; prod needs a reason to turn it off).",
+    )
 
     @field_validator("name")
     @classmethod
@@ -416,6 +435,44 @@ def pool_problems(
         yield from _capacity_problems(pool, at, is_prod)
         yield from _provisioner_problems(pool, at, cluster_version)
         yield from _taint_problems(pool, at)
+        yield from _repair_problems(pool, at, is_prod)
+    yield from _karpenter_repair_switch(pools)
+
+
+def _repair_problems(pool: GpuPoolConfig, at: Loc, is_prod: bool) -> Iterator[tuple[Loc, Any, str]]:
+    repair = pool.auto_repair
+    where = (*at, "autoRepair")
+    if repair.enabled and repair.disabled_reason is not None:
+        yield (
+            (*where, "disabledReason"),
+            repair.disabled_reason,
+            "a reason is only read with enabled: false; remove it",
+        )
+    if is_prod and not repair.enabled and repair.disabled_reason is None:
+        yield (
+            (*where, "enabled"),
+            False,
+            "a prod GPU pool keeps node auto repair on (a GPU fault otherwise holds a node "
+            "until someone drains it); give autoRepair.disabledReason to turn it off anyway",
+        )
+
+
+def _karpenter_repair_switch(pools: Sequence[GpuPoolConfig]) -> Iterator[tuple[Loc, Any, str]]:
+    """Karpenter's node repair is one feature gate for the whole controller: its pools
+    cannot differ."""
+    karpenter = [(i, p) for i, p in enumerate(pools) if p.provisioner == "karpenter"]
+    values = {p.auto_repair.enabled for _, p in karpenter}
+    if len(values) > 1:
+        on = [p.name for _, p in karpenter if p.auto_repair.enabled]
+        for index, pool in karpenter:
+            if not pool.auto_repair.enabled:
+                yield (
+                    ("gpuPools", index, "autoRepair", "enabled"),
+                    False,
+                    "Karpenter's node repair is one switch for every Karpenter pool (the "
+                    f"controller's NodeRepair feature gate), and {on} keep it on: set the "
+                    "same value on every karpenter pool",
+                )
 
 
 def _instance_problems(pool: GpuPoolConfig, at: Loc) -> Iterator[tuple[Loc, Any, str]]:

@@ -78,6 +78,7 @@ def test_core_addons_are_pinned_to_the_versions_module(any_graph) -> None:
         "kube-proxy": pins.kube_proxy,
         "aws-ebs-csi-driver": pins.aws_ebs_csi_driver,
         "eks-pod-identity-agent": pins.eks_pod_identity_agent,
+        "eks-node-monitoring-agent": pins.eks_node_monitoring_agent,
     }
 
 

@@ -431,7 +431,9 @@ def test_rule_names_match_the_alert_set_of_the_rules_module(with_services: Resou
         for r in g["rules"]
         if "alert" in r
     }
-    expected = set(ar.alert_names(ar.fleet_groups(ar.AlertThresholds(), "x", "https://x"))) | {
+    repair = [ar.PoolRepair("inference", enabled=True)]
+    fleet = ar.fleet_groups(ar.AlertThresholds(), "x", "https://x", repair)
+    expected = set(ar.alert_names(fleet)) | {
         "InferenceErrorRatioHigh",
         "InferenceLatencyAboveSlo",
         "InferenceQueueSaturated",

@@ -314,8 +314,12 @@ def test_draining_pre_stop_and_grace_period(mixed_graph: ResourceGraph) -> None:
 
 
 def test_pods_spread_over_zones(mixed_graph: ResourceGraph) -> None:
-    (constraint,) = pod_spec(mixed_graph, "llm")["topologySpreadConstraints"]
-    assert constraint["topologyKey"] == "topology.kubernetes.io/zone"
+    (constraint,) = [
+        c
+        for c in pod_spec(mixed_graph, "llm")["topologySpreadConstraints"]
+        if c["topologyKey"] == "topology.kubernetes.io/zone"
+    ]
+    assert constraint["whenUnsatisfiable"] == "ScheduleAnyway"
     assert constraint["labelSelector"]["matchLabels"] == {
         runtimes.MODEL_LABEL: "llm",
         runtimes.TRACK_LABEL: "stable",

@@ -33,6 +33,7 @@ def test_addon_pins_come_from_the_plan(
         "kube-proxy": pins.kube_proxy,
         "aws-ebs-csi-driver": pins.aws_ebs_csi_driver,
         "eks-pod-identity-agent": pins.eks_pod_identity_agent,
+        "eks-node-monitoring-agent": pins.eks_node_monitoring_agent,
     }
 
 
