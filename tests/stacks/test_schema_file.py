@@ -36,3 +36,12 @@ def test_schema_marks_environment_knobs() -> None:
     network = schema["$defs"]["NetworkConfig"]["properties"]
     assert network["natGateways"].get("x-env-knob") is True
     assert "x-env-knob" not in network["mode"]
+
+
+def test_committed_schema_is_what_the_config_models_generate() -> None:
+    """A new config field (``gpuPools[].autoRepair``...) reaches editors only once
+    ``make schema`` rewrote the file: a stale file fails here."""
+    from stacks.config import json_schema
+
+    generated = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+    assert SCHEMA.read_text(encoding="utf-8") == generated, "run `make schema`"
