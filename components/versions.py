@@ -184,9 +184,9 @@ MODEL_LOADER_IMAGE_TAG = "mlstack-0.1.0-loader.1"
 """Tag of the model-loader image (``loader/Dockerfile``, ``mlstack model fetch``) in the
 stack's own ECR repository (``ModelLoaderRepository``, immutable tags: a tag, once
 pushed, always names the same image). Bump it whenever the loader's code or Dockerfile
-changes; the ``loader-image`` workflow builds and pushes exactly this tag."""
+changes; ``mlstack loader push <stack>`` builds and pushes exactly this tag."""
 MODEL_LOADER_IMAGE_DIGEST: str | None = None
-"""The digest (``sha256:<64 hex>``) the ``loader-image`` workflow printed for
+"""The digest (``sha256:<64 hex>``) ``mlstack loader push`` printed for
 ``MODEL_LOADER_IMAGE_TAG``; with it, pods pull ``<repo>:<tag>@<digest>`` (the digest
 wins). None until the first build has run (the image cannot be built offline): pods
 then pull the immutable tag."""

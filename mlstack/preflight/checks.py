@@ -454,8 +454,8 @@ def model_checks(ctx: Context) -> list[Check]:
                 group,
                 "models",
                 "mlstack:serving.deployModels is false (first deploy, bucket phase): no model "
-                "is deployed; push the pinned versions, then set it true (step 5-6 of the "
-                f"first deploy, {FIRST_DEPLOY})",
+                "is deployed; push the pinned versions and the loader image, then set it "
+                f"true (steps 5-7 of the first deploy, {FIRST_DEPLOY})",
             )
         ]
     if not facts.models:
