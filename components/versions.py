@@ -202,9 +202,9 @@ MODEL_LOADER_IMAGE_TAG = "mlstack-0.1.0-loader.1"
 """Tag of the model-loader image (``loader/Dockerfile``, ``mlstack model fetch``) in the
 stack's own ECR repository (``ModelLoaderRepository``, immutable tags: a tag, once
 pushed, always names the same image). Bump it whenever the loader's code or Dockerfile
-changes; the ``loader-image`` workflow builds and pushes exactly this tag."""
+changes; ``mlstack loader push <stack>`` builds and pushes exactly this tag."""
 MODEL_LOADER_IMAGE_DIGEST: str | None = None
-"""The digest (``sha256:<64 hex>``) the ``loader-image`` workflow printed for
+"""The digest (``sha256:<64 hex>``) ``mlstack loader push`` printed for
 ``MODEL_LOADER_IMAGE_TAG``; with it, pods pull ``<repo>:<tag>@<digest>`` (the digest
 wins). None until the first build has run (the image cannot be built offline): pods
 then pull the immutable tag."""
@@ -251,9 +251,17 @@ CHARTS["prometheus-operator-crds"] = ChartPin(
     repository="https://prometheus-community.github.io/helm-charts",
 )
 
-AWS_LOAD_BALANCER_CONTROLLER_CRDS_URL = (
-    "https://raw.githubusercontent.com/kubernetes-sigs/aws-load-balancer-controller/"
-    "v{version}/helm/aws-load-balancer-controller/crds/crds.yaml"
-)
-"""The LB Controller chart keeps its CRDs in crds/ (Helm never upgrades those): they are
-applied from the controller's own repository at the chart's tag instead."""
+AWS_LOAD_BALANCER_CONTROLLER_CRDS_SHA256: dict[str, dict[str, str]] = {
+    "3.5.0": {
+        "crds/crds.yaml": "cb00e9a8ee22cc51307bbed799faff306ab4d23a9fd201d26fcd53ab035777d9",
+        "crds/gateway-crds.yaml": (
+            "fce68bbfc74b4ed7dbea675f46981cbef1fffc8981cf19c0c1e7a2e9d6464862"
+        ),
+    },
+}
+"""Chart version -> sha256 of each file Helm installs from the chart's crds/
+(``crds/kustomization.yaml`` is in the chart's .helmignore, so not in the package). The
+release installs them (no ``skipCrds``): no host beyond the Helm repository. A test
+recomputes them from the pinned chart's source; a chart bump that changes them must
+update them here and apply the new CRDs by hand, since Helm never upgrades crds/
+(docs/operations.md, "CRDs and chart bumps")."""

@@ -39,6 +39,12 @@ crds_app = typer.Typer(
 )
 app.add_typer(crds_app, name="crds")
 
+loader_app = typer.Typer(
+    help="The model-loader image (loader/Dockerfile) in the stack's own ECR repository.",
+    no_args_is_help=True,
+)
+app.add_typer(loader_app, name="loader")
+
 _DEBUG = {"on": False}
 
 StackArg = Annotated[str, typer.Argument(help="Stack name: reads Pulumi.<stack>.yaml.")]
@@ -803,6 +809,15 @@ def rollback(
         ledger=_ledger(ledger, endpoint_url),
         allow_unbaked=allow_unbaked,
     )
+
+
+@loader_app.command("push")
+def loader_push(stack: StackArg, root: RootOpt = Path()) -> None:
+    """Build and push the pinned loader image to the stack's repository unless it is there
+    (needs docker and the stack's AWS credentials; run before `deployModels: true`)."""
+    from mlstack.delivery.loader_image import push_loader_image
+
+    push_loader_image(stack, root.resolve(), echo=typer.echo)
 
 
 @app.command()

@@ -217,7 +217,7 @@ def build_serving(
         "serving", InferenceNamespaceArgs(namespace=serving.namespace), opts=opts
     )
     # The model-loader image lives in the stack's own ECR repository (loader/Dockerfile,
-    # pushed by the loader-image workflow; ``image_pushers`` may push to it).
+    # pushed by `mlstack loader push`; ``image_pushers`` may push to it).
     loader_repository = ModelLoaderRepository(
         "model-loader",
         ModelLoaderRepositoryArgs(

@@ -41,7 +41,7 @@ from components.serving.tls_policies import TLS12_POLICIES
 from components.validation import require_valid
 from components.versions import (
     AWS_LOAD_BALANCER_CONTROLLER_CHART,
-    AWS_LOAD_BALANCER_CONTROLLER_CRDS_URL,
+    AWS_LOAD_BALANCER_CONTROLLER_CRDS_SHA256,
 )
 
 TYPE_TOKEN = "mlstack:serving:LoadBalancer"
@@ -327,6 +327,12 @@ class LoadBalancerArgs:
             )
         if not 1 <= self.replicas <= 5:
             found.append(f"replicas: {self.replicas}: allowed 1..5")
+        if self.chart_version not in AWS_LOAD_BALANCER_CONTROLLER_CRDS_SHA256:
+            found.append(
+                f"chart_version: {self.chart_version!r}: allowed "
+                f"{', '.join(sorted(AWS_LOAD_BALANCER_CONTROLLER_CRDS_SHA256))} (versions whose "
+                "crds/ digests are recorded in AWS_LOAD_BALANCER_CONTROLLER_CRDS_SHA256)"
+            )
         if self.scheme == "internet-facing" and not self.inbound_cidrs:
             found.append("inbound_cidrs: (): an internet-facing scheme needs explicit CIDRs")
         for key, ports in (
@@ -348,8 +354,8 @@ class LoadBalancer(pulumi.ComponentResource):
 
     role: aws.iam.Role
     release: k8s.helm.v3.Release
-    crds: k8s.yaml.v2.ConfigFile
-    """The controller's CRDs at the chart's tag (custom resources depend on it)."""
+    crds: k8s.helm.v3.Release
+    """What installs the controller's CRDs: the release itself (custom resources depend on it)."""
     alb: aws.lb.LoadBalancer | None
     https_listener: aws.lb.Listener | None
     http_listener: aws.lb.Listener | None
@@ -390,17 +396,6 @@ class LoadBalancer(pulumi.ComponentResource):
         waits: list[pulumi.Resource] = [role_policy, *args.wait_for]
         if identity.association is not None:
             waits.append(identity.association)
-        # The chart keeps its CRDs in crds/, which Helm never upgrades: apply them from the
-        # controller's repository at the chart's own tag, so a chart bump upgrades them.
-        self.crds = k8s.yaml.v2.ConfigFile(
-            f"{name}-crds",
-            k8s.yaml.v2.ConfigFileArgs(
-                file=AWS_LOAD_BALANCER_CONTROLLER_CRDS_URL.format(version=args.chart_version)
-            ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.wait_for)),
-        )
-        waits.append(self.crds)
-
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
             k8s.helm.v3.ReleaseArgs(
@@ -412,13 +407,18 @@ class LoadBalancer(pulumi.ComponentResource):
                 ),
                 namespace=CONTROLLER_NAMESPACE,
                 values=self._values(args, identity.service_account_annotations),
-                skip_crds=True,
+                # The CRDs come from the pinned chart's crds/ (sha256 per file recorded in
+                # AWS_LOAD_BALANCER_CONTROLLER_CRDS_SHA256): Helm creates them on install,
+                # before any template, skips those already present, never upgrades them and
+                # never deletes them on uninstall (docs/operations.md, "CRDs and chart bumps").
+                skip_crds=False,
                 cleanup_on_fail=True,
                 max_history=10,
                 timeout=600,
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=waits),
         )
+        self.crds = self.release
 
         self.alb = self.https_listener = self.http_listener = self.security_group = None
         if args.alb_target_ports:

@@ -454,8 +454,8 @@ def model_checks(ctx: Context) -> list[Check]:
                 group,
                 "models",
                 "mlstack:serving.deployModels is false (first deploy, bucket phase): no model "
-                "is deployed; push the pinned versions, then set it true (step 5-6 of the "
-                f"first deploy, {FIRST_DEPLOY})",
+                "is deployed; push the pinned versions and the loader image, then set it "
+                f"true (steps 5-7 of the first deploy, {FIRST_DEPLOY})",
             )
         ]
     if not facts.models:
@@ -534,6 +534,64 @@ def find_model_bucket(ctx: Context) -> str | None:
             if generated.fullmatch(name):
                 candidates.append(name)
     return sorted(candidates)[0] if candidates else None
+
+
+# --------------------------------------------------------------------------- loader image
+
+
+def loader_checks(ctx: Context) -> list[Check]:
+    """The model-loader tag the pods pull is in the stack's ECR repository (else every
+    serving pod waits in ImagePullBackOff until the rollout deadline fails ``pulumi up``)."""
+    group = "loader"
+    facts = ctx.facts
+    push = f"mlstack loader push {facts.stack}"
+    if facts.loader_tag is None or facts.loader_repository is None:
+        why = (
+            "mlstack:serving.deployModels is false (first deploy, bucket phase): no pod pulls "
+            f"the loader image yet; run `{push}` before setting it true ({FIRST_DEPLOY})"
+            if not facts.deploy_models
+            else "no pod runs the model loader"
+        )
+        return [skipped(group, "loader.image", why)]
+    repository, tag = facts.loader_repository, facts.loader_tag
+    check_id = f"loader.image[{repository}:{tag}]"
+
+    def run() -> Check:
+        ecr = ctx.clients.get("ecr")
+        try:
+            found = ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
+        except Exception as exc:
+            code = error_code(exc)
+            if code == "RepositoryNotFoundException":
+                return fail(
+                    group,
+                    check_id,
+                    f"ECR repository {repository} does not exist: the serving pods' loader "
+                    "image has nowhere to come from",
+                    "run the platform phase of the first deploy (mlstack:serving.deployModels: "
+                    f"false, then pulumi up), then `{push}` ({FIRST_DEPLOY})",
+                )
+            if code == "ImageNotFoundException":
+                return fail(
+                    group,
+                    check_id,
+                    f"{repository} has no image tagged {tag}: every serving pod would wait on "
+                    "its loader image until the rollout deadline fails pulumi up",
+                    f"`{push}` (builds loader/Dockerfile and pushes {tag}; needs docker)",
+                )
+            raise
+        digest = str((found.get("imageDetails") or [{}])[0].get("imageDigest", ""))
+        if facts.loader_digest and digest != facts.loader_digest:
+            return fail(
+                group,
+                check_id,
+                f"{repository}:{tag} is {digest}, but the pods pin {facts.loader_digest} "
+                "(MODEL_LOADER_IMAGE_DIGEST): the pull would fail",
+                "record the repository's digest in components/versions.py, or bump the tag",
+            )
+        return ok(group, check_id, f"{digest}")
+
+    return _guard(group, check_id, run)
 
 
 # --------------------------------------------------------------------------- capacity
@@ -963,6 +1021,7 @@ GROUP_CHECKS: list[Callable[[Context], list[Check]]] = [
     ami_checks,
     certificate_checks,
     model_checks,
+    loader_checks,
     capacity_checks,
     prerequisite_checks,
 ]

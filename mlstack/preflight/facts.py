@@ -29,6 +29,8 @@ LISTENER_TYPE = "aws:lb/listener:Listener"
 LISTENER_RULE_TYPE = "aws:lb/listenerRule:ListenerRule"
 LISTENER_CERTIFICATE_TYPE = "aws:lb/listenerCertificate:ListenerCertificate"
 DEPLOYMENT_TYPE = "kubernetes:apps/v1:Deployment"
+ECR_REPOSITORY_TYPE = "aws:ecr/repository:Repository"
+LOADER_REPOSITORY_COMPONENT = "mlstack:serving:ModelLoaderRepository"
 NLB_CERT_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-ssl-cert"
 
 
@@ -94,6 +96,12 @@ class PlanFacts:
     state_bucket: str | None = None
     secrets_key_arn: str | None = None
     uses_spot: bool = False
+    loader_repository: str | None = None
+    """The model-loader image's ECR repository (``ModelLoaderRepository``)."""
+    loader_tag: str | None = None
+    """The loader image tag the plan's pods pull; None: no pod runs the loader."""
+    loader_digest: str | None = None
+    """The digest the pods pin (``MODEL_LOADER_IMAGE_DIGEST``), once recorded."""
 
 
 def _walk(value: Any) -> Iterator[Any]:
@@ -109,6 +117,15 @@ def _walk(value: Any) -> Iterator[Any]:
 def _hosts(ingress_inputs: dict[str, Any]) -> list[str]:
     rules = (ingress_inputs.get("spec") or {}).get("rules") or []
     return [str(r["host"]) for r in rules if isinstance(r, dict) and r.get("host")]
+
+
+def _loader_images(inputs: dict[str, Any]) -> Iterator[str]:
+    """The image of every init container that loads a model version."""
+    pod = ((inputs.get("spec") or {}).get("template") or {}).get("spec") or {}
+    for container in pod.get("initContainers") or []:
+        argv = [str(a) for a in [*(container.get("command") or []), *(container.get("args") or [])]]
+        if "fetch" in argv and container.get("image"):
+            yield str(container["image"])
 
 
 def _loader_versions(inputs: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
@@ -209,6 +226,18 @@ def plan_facts(cfg: StackConfig, graph: ResourceGraph) -> PlanFacts:
                 seen.add(item)
                 facts.models.append(ModelVersion(*item))
     facts.models.sort(key=lambda m: (m.model, m.version, m.track))
+    for component in graph.by_type(LOADER_REPOSITORY_COMPONENT):
+        for child in graph.children(component.urn):
+            if child.type == ECR_REPOSITORY_TYPE and child.inputs.get("name"):
+                facts.loader_repository = str(child.inputs["name"])
+    images = sorted(
+        {i for node in graph.by_type(DEPLOYMENT_TYPE) for i in _loader_images(node.inputs)}
+    )
+    if images:
+        # <registry>/<repository>:<tag>[@sha256:<digest>]
+        reference, _, digest = images[0].partition("@")
+        facts.loader_tag = reference.rsplit(":", 1)[-1]
+        facts.loader_digest = digest or None
     # The first deploy's bucket phase declares no model (serving.deployModels: false).
     facts.deploy_models = bool(getattr(cfg.serving, "deploy_models", True))
     facts.configured_models = tuple(m.name for m in cfg.models) if facts.deploy_models else ()

@@ -6,6 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 from mlstack.errors import UsageError
+from mlstack.loader_pin import read_loader_pin
 from mlstack.preflight.aws import Clients, require_credentials
 from mlstack.preflight.checks import (
     GROUP_CHECKS,
@@ -26,7 +27,13 @@ def collect_facts(stack: str, root: Path) -> PlanFacts:
         cfg = load_config_file(stack, root)
     except ConfigError as exc:
         raise UsageError(str(exc)) from exc
-    return plan_facts(cfg, synth_config(cfg, stack))
+    facts = plan_facts(cfg, synth_config(cfg, stack))
+    if facts.loader_tag is not None:
+        # The tag the checked-out program pins (a rollback target's, with --root), which the
+        # synth of today's code cannot know.
+        pin = read_loader_pin(root)
+        facts.loader_tag, facts.loader_digest = pin.tag, pin.digest
+    return facts
 
 
 def make_clients(facts: PlanFacts) -> Clients:

@@ -98,7 +98,8 @@ CRD_INSTALLERS: dict[str, tuple[str, ...]] = {
     # chart (last path segment of the chart reference) -> API groups its crds/ holds
     "karpenter-crd": ("karpenter.sh", "karpenter.k8s.aws"),
     "karpenter": ("karpenter.sh", "karpenter.k8s.aws"),
-    "aws-load-balancer-controller": ("elbv2.k8s.aws",),
+    # crds/crds.yaml and crds/gateway-crds.yaml of chart 3.5.0
+    "aws-load-balancer-controller": ("elbv2.k8s.aws", "aga.k8s.aws", "gateway.k8s.aws"),
     "keda": ("keda.sh", "eventing.keda.sh"),
     "kube-prometheus-stack": ("monitoring.coreos.com",),
     "prometheus-operator-crds": ("monitoring.coreos.com",),

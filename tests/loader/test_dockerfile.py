@@ -87,20 +87,18 @@ def test_the_image_holds_every_package_the_loader_imports_and_nothing_heavy() ->
     assert missing == set(), f"imported by the loader but not installed in the image: {missing}"
 
 
-def test_each_deploy_pushes_its_loader_image_before_pulumi_up() -> None:
+def test_each_deploy_pushes_its_loader_image_before_preflight_and_pulumi_up() -> None:
     import yaml
-
-    from stacks.config import load_config_file
 
     jobs = yaml.safe_load((ROOT / ".github" / "workflows" / "deploy.yml").read_text())["jobs"]
     for stack in ("dev", "prod"):
         steps = jobs[stack]["steps"]
         runs = [str(step.get("run", "")) for step in steps]
-        push = runs.index(f"loader/push-image.sh {stack} {load_config_file(stack).region}")
+        push = runs.index(f".venv/bin/mlstack loader push {stack}")
+        check = runs.index(f".venv/bin/mlstack preflight {stack}")
         up = next(i for i, step in enumerate(steps) if "pulumi/actions" in step.get("uses", ""))
-        assert push < up  # pods must never wait on an image that is pushed afterwards
-    script = (ROOT / "loader" / "push-image.sh").read_text()
-    assert "hadolint loader/Dockerfile" in script and "describe-images" in script
+        # pods must never wait on an image pushed afterwards; preflight checks the tag is there
+        assert push < check < up
 
 
 def test_the_image_reads_no_python_site_or_aws_config_from_its_shared_home() -> None:

@@ -261,23 +261,26 @@ def test_irsa_mode_annotates_the_controllers_service_account() -> None:
     assert not graph.by_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
 
 
-def test_controller_crds_are_applied_at_the_chart_tag_and_the_chart_skips_its_own(
+def test_controller_release_installs_its_charts_crds_before_any_target_group_binding(
     graph: ResourceGraph,
 ) -> None:
-    """Issue 12 item 10: the chart's crds/ would never be upgraded by Helm."""
-    release = next(
-        r
-        for r in graph.by_type("kubernetes:helm.sh/v3:Release")
-        if r.inputs["chart"] == AWS_LOAD_BALANCER_CONTROLLER_CHART.chart
-    )
-    assert release.inputs["skipCrds"] is True
-    crds = graph.one("kubernetes:yaml/v2:ConfigFile")
-    version = AWS_LOAD_BALANCER_CONTROLLER_CHART.version
-    assert crds.inputs["file"] == (
-        "https://raw.githubusercontent.com/kubernetes-sigs/aws-load-balancer-controller/"
-        f"v{version}/helm/aws-load-balancer-controller/crds/crds.yaml"
-    )
-    assert crds.urn in release.dependencies
+    """Issue 27 item 12: the CRDs come from the pinned chart's crds/ (Helm installs them
+    first, on install), not from a manifest fetched from GitHub; every binding waits."""
+    release = graph.one("kubernetes:helm.sh/v3:Release", "load-balancer-release")
+    assert release.inputs.get("skipCrds") in (None, False)
+    assert graph.by_type("kubernetes:yaml/v2:ConfigFile") == []
+    bindings = graph.by_type("kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding")
+    assert bindings
+    index = {r.urn: r for r in graph.resources}
+    for binding in bindings:
+        seen: set[str] = set()
+        todo = list(binding.dependencies)
+        while todo:
+            urn = todo.pop()
+            if urn not in seen and urn in index:
+                seen.add(urn)
+                todo += index[urn].dependencies
+        assert release.urn in seen, binding.urn
 
 
 def test_model_nlbs_share_one_security_group_open_only_on_their_ports(

@@ -52,6 +52,8 @@ class World:
     model_bucket: str = ""
     log_bucket: str = ""
     manifests: list[str] = field(default_factory=list)
+    loader_repository: str = ""
+    """The stack's model-loader ECR repository, holding ``MODEL_LOADER_IMAGE_TAG``."""
     registry_secrets: dict[str, str] = field(default_factory=dict)
     offered_addons: dict[str, list[str]] = field(default_factory=dict)
     """Add-on name -> versions DescribeAddonVersions offers (default: each pinned one)."""
@@ -185,9 +187,35 @@ def seed(
             key_name = manifest_key(model["name"], version)
             s3.put_object(Bucket=world.model_bucket, Key=key_name, Body=b"{}")
             world.manifests.append(key_name)
+    seed_loader_image(world)
     root.mkdir(parents=True, exist_ok=True)
     (root / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
     return world
+
+
+def seed_loader_image(world: World) -> None:
+    """The loader repository with the pinned tag, as ``mlstack loader push`` leaves it."""
+    from components.versions import MODEL_LOADER_IMAGE_TAG
+    from stacks.serving_layer import loader_repository_name
+
+    world.loader_repository = loader_repository_name(world.stack)
+    ecr = world.client("ecr")
+    ecr.create_repository(repositoryName=world.loader_repository)
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "size": 1,
+            "digest": "sha256:" + "c" * 64,
+        },
+        "layers": [],
+    }
+    ecr.put_image(
+        repositoryName=world.loader_repository,
+        imageManifest=json.dumps(manifest),
+        imageTag=MODEL_LOADER_IMAGE_TAG,
+    )
 
 
 # --------------------------------------------------------------------------- stubbed side
