@@ -112,5 +112,7 @@ def decrypt_config(ps: dict[str, Any], kms: Kms) -> dict[str, str]:
     for path, value in found:
         version, nonce, sealed = value.split(":")
         assert version == "v1", f"{path}: unknown value version {version}"
-        out[path] = crypter.decrypt(base64.b64decode(nonce), base64.b64decode(sealed), None).decode()
+        out[path] = crypter.decrypt(
+            base64.b64decode(nonce), base64.b64decode(sealed), None
+        ).decode()
     return out
