@@ -13,20 +13,23 @@ from mlstack.preflight.checks import (
     CredentialsUnusableError,
     identity_checks,
 )
-from mlstack.preflight.facts import PlanFacts, plan_facts
+from mlstack.preflight.facts import PlanFacts, add_stack_file_secrets, plan_facts
 from mlstack.preflight.report import Report
 
 
 def collect_facts(stack: str, root: Path) -> PlanFacts:
     """Load and synthesize ``Pulumi.<stack>.yaml`` offline (config errors: exit 2)."""
     from mlstack.synth import synth_config
-    from stacks.config import ConfigError, load_config_file
+    from stacks.config import ConfigError, load_config_file, stack_file
+    from stacks.stack_yaml import load_stack_yaml
 
     try:
         cfg = load_config_file(stack, root)
     except ConfigError as exc:
         raise UsageError(str(exc)) from exc
-    return plan_facts(cfg, synth_config(cfg, stack))
+    facts = plan_facts(cfg, synth_config(cfg, stack))
+    document = load_stack_yaml(stack_file(stack, root).read_text(encoding="utf-8")) or {}
+    return add_stack_file_secrets(facts, document)
 
 
 def make_clients(facts: PlanFacts) -> Clients:
