@@ -5,21 +5,23 @@ same order, against a moto KMS, and edits the stack file the way the CLI saves i
 in github:pulumi/pulumi at 1b5949891b (v3.260; the secrets code is unchanged since
 the v3.2xx line the project pins):
 
-* ``pkg/cmd/pulumi/stack/io.go`` ``CreateStack`` calls ``createSecretsManagerForNewStack``
-  (``pkg/cmd/pulumi/stack/secrets.go``): it reads the existing ``Pulumi.<stack>.yaml``
-  (``readStackConfiguration``) and, for a ``--secrets-provider`` URL, calls
-  ``cloud.NewCloudSecretsManager``, then saves the file if the key fields changed.
-* ``pkg/secrets/cloud/manager.go`` ``NewCloudSecretsManager``: an existing
+* ``pkg/cmd/pulumi/stack/io.go`` ``CreateStack`` (l. 375) calls
+  ``createSecretsManagerForNewStack`` (``pkg/cmd/pulumi/stack/secrets.go`` l. 99): it
+  reads the existing ``Pulumi.<stack>.yaml`` (``readStackConfiguration``) and, for a
+  ``--secrets-provider`` URL, calls ``cloud.NewCloudSecretsManager``, then saves the file if the key fields changed.
+* ``pkg/secrets/cloud/manager.go`` ``NewCloudSecretsManager`` (l. 188): an existing
   ``encryptedkey`` is kept when the provider URL is unchanged, else a new data key is
-  made (``generateNewDataKey``: 32 random bytes, KMS Encrypt with the URL's key); then
-  ``newCloudSecretsManager`` decrypts the ``encryptedkey`` at once (KMS Decrypt, no key
+  made (``generateNewDataKey`` l. 79: 32 random bytes, KMS Encrypt with the URL's key);
+  then ``newCloudSecretsManager`` (l. 94) decrypts the ``encryptedkey`` at once (KMS Decrypt, no key
   id: the ciphertext names its key), and an error there fails the command.
-* ``SecretsManagerLoader.GetSecretsManager`` (``secrets.go``): ``config set --secret``,
+* ``SecretsManagerLoader.GetSecretsManager`` (``secrets.go`` l. 226): ``config set --secret``,
   ``preview`` and ``up`` on an existing stack whose file names a cloud provider go
   through the same ``NewCloudSecretsManager(ps, ps.SecretsProvider)``.
-* ``sdk/go/common/resource/config/crypt.go`` ``symmetricCrypter``: a ``secure:`` value is
-  ``v1:<base64 12-byte nonce>:<base64 AES-256-GCM ciphertext>`` under the data key.
-* gocloud.dev ``secrets/awskms/kms.go`` ``OpenKeeperURL`` (github:google/go-cloud): the key
+* ``sdk/go/common/resource/config/crypt.go`` ``symmetricCrypter`` (l. 179-249): a
+  ``secure:`` value is ``v1:<base64 12-byte nonce>:<base64 AES-256-GCM ciphertext>``
+  under the data key.
+* gocloud.dev ``secrets/awskms/kms.go`` ``OpenKeeperURL`` (l. 121; ``Decrypt`` l. 170 passes
+  no key id, ``Encrypt`` l. 182 the URL's) in github:google/go-cloud at 29ba3487e: the key
   id is host + path of the URL, ``region`` a query parameter, ``context_<k>=<v>``
   parameters the encryption context.
 """
