@@ -8,7 +8,8 @@ the v3.2xx line the project pins):
 * ``pkg/cmd/pulumi/stack/io.go`` ``CreateStack`` (l. 375) calls
   ``createSecretsManagerForNewStack`` (``pkg/cmd/pulumi/stack/secrets.go`` l. 99): it
   reads the existing ``Pulumi.<stack>.yaml`` (``readStackConfiguration``) and, for a
-  ``--secrets-provider`` URL, calls ``cloud.NewCloudSecretsManager``, then saves the file if the key fields changed.
+  ``--secrets-provider`` URL, calls ``cloud.NewCloudSecretsManager``, then saves the
+  file if the key fields changed.
 * ``pkg/secrets/cloud/manager.go`` ``NewCloudSecretsManager`` (l. 188): an existing
   ``encryptedkey`` is kept when the provider URL is unchanged, else a new data key is
   made (``generateNewDataKey`` l. 79: 32 random bytes, KMS Encrypt with the URL's key);
