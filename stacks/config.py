@@ -38,10 +38,10 @@ from stacks.schema.monitoring import MonitoringConfig
 from stacks.schema.network import NetworkConfig
 from stacks.schema.problems import MISSING, NAMESPACE, Problem, key_path
 from stacks.schema.secrets import (
-    DEFAULT_SECRETS_ALIAS,
     PLAINTEXT_SECRET,
     SecureValue,
     mark_secure,
+    stack_file_secrets_problems,
 )
 from stacks.schema.serving import ServingConfig, cross_checks
 from stacks.stack_yaml import load_stack_yaml
@@ -508,60 +508,10 @@ def load_config_file(stack: str, root: Path = PROJECT_ROOT) -> StackConfig:
     return parse_config(_offline_secrets(values), source)
 
 
-def _secure_paths(value: Any, path: str) -> Iterable[str]:
-    if isinstance(value, dict):
-        if set(value) == {"secure"}:
-            yield path
-            return
-        for key, item in value.items():
-            yield from _secure_paths(item, f"{path}.{key}" if ":" in path else f"{path}{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _secure_paths(item, f"{path}[{index}]")
-
-
 def secrets_provider_problems(document: Mapping[str, Any], stack: str) -> list[Problem]:
-    """``secure:`` values in a stack file that names no secrets provider (or an ``awskms``
-    provider without its ``encryptedkey``): no real stack could decrypt them.
-
-    Reusable: the config loader raises these; the policy pack's lifecycle rule can call it
-    on the same document."""
-    config = document.get("config") or {}
-    secure = [p for key, value in config.items() for p in _secure_paths(value, f"{key}")]
-    if not secure:
-        return []
-    provider = document.get("secretsprovider")
-    region = _secrets_key_region(config) or str(config.get(f"{NAMESPACE}:region", "<region>"))
-    init = (
-        f'`pulumi stack init {stack} --secrets-provider="awskms://{DEFAULT_SECRETS_ALIAS}'
-        f'?region={region}"` (the line `mlstack bootstrap` prints; for an existing stack '
-        f"`pulumi stack change-secrets-provider`), then set each secret again with "
-        f"`pulumi config set --secret --path '<key>' <value>`"
-    )
-    if not provider:
-        missing = "names no secretsprovider"
-    elif str(provider).startswith("awskms://") and not document.get("encryptedkey"):
-        missing = f"names secretsprovider {provider} but no encryptedkey"
-    elif str(provider) == "passphrase" and not document.get("encryptionsalt"):
-        missing = "names the passphrase provider but no encryptionsalt"
-    else:
-        return []
-    return [
-        Problem(
-            path,
-            MISSING,
-            f"a secure: value, but the stack file {missing}, so no real stack can decrypt it "
-            f"(CI has no passphrase); fix: {init}",
-        )
-        for path in secure
-    ]
-
-
-def _secrets_key_region(config: Mapping[str, Any]) -> str | None:
-    delivery = config.get(f"{NAMESPACE}:delivery")
-    arn = delivery.get("secretsKeyArn") if isinstance(delivery, dict) else None
-    parts = str(arn).split(":") if arn else []
-    return parts[3] if len(parts) > 3 and parts[3] else None
+    """The stack file's secrets shape (:func:`stacks.schema.secrets.stack_file_secrets_problems`):
+    the config loader raises these; ``lifecycle-secrets-provider`` reports the same."""
+    return stack_file_secrets_problems(document, stack)
 
 
 def load_config(stack: str) -> StackConfig:

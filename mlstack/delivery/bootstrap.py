@@ -69,6 +69,9 @@ class BootstrapResult:
         lines += ["", "next:", f"  {self.login_command}"]
         lines += [f"  {self.init_command(stack)}" for stack in stacks]
         lines += [
+            "  (each writes the stack's own encryptedkey into Pulumi.<stack>.yaml: commit it)"
+        ]
+        lines += [
             "",
             "and in Pulumi.<stack>.yaml (mlstack:delivery):",
             f"  stateBucket: {self.bucket}",

@@ -1,6 +1,7 @@
 """The preflight checks, one function per group; each returns one ``Check`` per item.
 
-Every AWS call here is a read (Describe/Get/List). A call that fails for lack of
+Every AWS call here is a read (Describe/Get/List), except the secrets provider check's
+KMS Decrypt and Encrypt, which change nothing either. A call that fails for lack of
 permission turns its check into a FAIL naming the call (an unverifiable
 prerequisite is not a passing one); unusable credentials stop the run (exit 2).
 """
@@ -1016,6 +1017,145 @@ def _state_key_problems(ctx: Context, s3: Any, bucket: str, key_arn: str) -> lis
     return [f"default encryption key {keys[0]} is not mlstack:delivery.secretsKeyArn {key_arn}"]
 
 
+# --------------------------------------------------------------------------- secrets provider
+
+DECRYPT_REFUSALS = frozenset(
+    {
+        "InvalidCiphertextException",
+        "AccessDeniedException",
+        "NotFoundException",
+        "IncorrectKeyException",
+        "DisabledException",
+        "KMSInvalidStateException",
+    }
+)
+"""KMS Decrypt errors meaning "this caller cannot turn this encryptedkey into a data key"."""
+
+
+def awskms_keeper(url: str) -> tuple[str, str | None, dict[str, str]]:
+    """(key id, region, encryption context) of an ``awskms://`` URL as gocloud.dev opens it
+    (``secrets/awskms/kms.go`` ``OpenKeeperURL``: host + path, ``region``, ``context_*``)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(url)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    context = {k[len("context_") :]: v for k, v in query.items() if k.startswith("context_")}
+    return f"{parts.netloc}{parts.path}".lstrip("/"), query.get("region"), context
+
+
+def secrets_provider_checks(ctx: Context) -> list[Check]:
+    """The stack file's secrets provider works for this caller, as the engine uses it.
+
+    With an ``encryptedkey``: KMS Decrypt of it (``newCloudSecretsManager`` in pulumi's
+    ``pkg/secrets/cloud/manager.go``, run by ``stack init``, ``config set --secret`` and
+    ``up``). Without: the key exists and Encrypt then Decrypt of a 32-byte key succeed
+    (``generateNewDataKey``, what ``stack init`` does). Neither call changes anything.
+    """
+    import base64
+    import binascii
+    import os
+
+    from stacks.schema.secrets import init_command
+
+    group, check_id = "secrets", "secrets.provider"
+    facts = ctx.facts
+    source = f"Pulumi.{facts.stack}.yaml"
+    provider = facts.secrets_provider
+    init = init_command(facts.stack, arn_region(facts.secrets_key_arn or "") or facts.region)
+    if not provider:
+        if facts.encryption_salt:
+            return [skipped(group, check_id, f"{source}: passphrase provider (no KMS key)")]
+        return [
+            fail(
+                group,
+                check_id,
+                f"{source} names no secretsprovider: `pulumi stack init` would choose the "
+                "passphrase provider, which CI cannot use",
+                f"{init} (the line `mlstack bootstrap` prints)",
+            )
+        ]
+    if not provider.startswith("awskms://"):
+        return [skipped(group, check_id, f"{source}: {provider} is not an awskms:// provider")]
+    key_id, region, context = awskms_keeper(provider)
+    kms = ctx.clients.get("kms", region)
+    encrypted = facts.encrypted_key
+
+    def decrypts(blob: bytes) -> bytes | Check:
+        try:
+            out = kms.decrypt(CiphertextBlob=blob, EncryptionContext=context)
+        except Exception as exc:
+            if error_code(exc) not in DECRYPT_REFUSALS:
+                raise
+            return fail(
+                group,
+                check_id,
+                f"{source}: KMS cannot decrypt its encryptedkey for this caller "
+                f"({describe_error(exc)}): another account's or key's `pulumi stack init` "
+                "wrote it, or these credentials may not kms:Decrypt with it; `pulumi stack "
+                "init`, `config set --secret` and `up` all fail on it",
+                "if it is not this account's: delete the encryptedkey line and every secure: "
+                f"value, run `{init}`, set the secrets again and commit the file; else grant "
+                "kms:Decrypt on the key",
+            )
+        return bytes(out["Plaintext"])
+
+    def run() -> Check:
+        if encrypted:
+            try:
+                blob = base64.b64decode(encrypted, validate=True)
+            except (binascii.Error, ValueError):
+                return fail(
+                    group,
+                    check_id,
+                    f"{source}: encryptedkey is not base64",
+                    f"delete the line and run `{init}`",
+                )
+            plain = decrypts(blob)
+            if isinstance(plain, Check):
+                return plain
+            if len(plain) != 32:
+                return fail(
+                    group,
+                    check_id,
+                    f"{source}: encryptedkey decrypts to {len(plain)} bytes, not the 32-byte "
+                    "AES-256 data key Pulumi writes",
+                    f"delete the line and every secure: value, then run `{init}`",
+                )
+            return ok(group, check_id, f"{source}: encryptedkey decrypts with {key_id}")
+        try:
+            meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+        except Exception as exc:
+            if error_code(exc) != "NotFoundException":
+                raise
+            return fail(
+                group,
+                check_id,
+                f"{source}: {key_id} (secretsprovider {provider}) does not exist in "
+                f"{region or ctx.clients.region}: `pulumi stack init` cannot make a data key",
+                "mlstack bootstrap --bucket <state bucket> --region <region> creates it",
+            )
+        if meta.get("KeyState") != "Enabled":
+            return fail(
+                group,
+                check_id,
+                f"{source}: {key_id} is {meta.get('KeyState')}: `pulumi stack init` cannot "
+                "make a data key with it",
+                "enable the key (or cancel its deletion)",
+            )
+        sealed = kms.encrypt(KeyId=key_id, Plaintext=os.urandom(32), EncryptionContext=context)
+        plain = decrypts(bytes(sealed["CiphertextBlob"]))
+        if isinstance(plain, Check):
+            return plain
+        return ok(
+            group,
+            check_id,
+            f"{source}: no encryptedkey yet; `pulumi stack init` can make one with {key_id} "
+            f"({meta.get('Arn')})",
+        )
+
+    return _guard(group, check_id, run)
+
+
 GROUP_CHECKS: list[Callable[[Context], list[Check]]] = [
     eks_checks,
     ami_checks,
@@ -1024,5 +1164,6 @@ GROUP_CHECKS: list[Callable[[Context], list[Check]]] = [
     loader_checks,
     capacity_checks,
     prerequisite_checks,
+    secrets_provider_checks,
 ]
 """Run after ``identity_checks`` (which establishes the caller), in report order."""

@@ -102,6 +102,12 @@ class PlanFacts:
     """The loader image tag the plan's pods pull; None: no pod runs the loader."""
     loader_digest: str | None = None
     """The digest the pods pin (``MODEL_LOADER_IMAGE_DIGEST``), once recorded."""
+    secrets_provider: str | None = None
+    """The stack file's ``secretsprovider`` (not config: the engine reads it)."""
+    encrypted_key: str | None = None
+    """The stack file's ``encryptedkey``: the data key ``pulumi stack init`` encrypted."""
+    encryption_salt: bool = False
+    """The stack file has a passphrase provider's ``encryptionsalt``."""
 
 
 def _walk(value: Any) -> Iterator[Any]:
@@ -287,4 +293,13 @@ def plan_facts(cfg: StackConfig, graph: ResourceGraph) -> PlanFacts:
         facts.oidc_provider_arn = delivery.oidc_provider_arn
         facts.state_bucket = delivery.state_bucket
         facts.secrets_key_arn = delivery.secrets_key_arn
+    return facts
+
+
+def add_stack_file_secrets(facts: PlanFacts, document: dict[str, Any]) -> PlanFacts:
+    """Copy the stack file's secrets provider fields (top level, outside ``config:``)."""
+    provider, key = document.get("secretsprovider"), document.get("encryptedkey")
+    facts.secrets_provider = str(provider) if provider else None
+    facts.encrypted_key = str(key) if key else None
+    facts.encryption_salt = bool(document.get("encryptionsalt"))
     return facts

@@ -14,14 +14,15 @@ from mlstack.preflight.checks import (
     CredentialsUnusableError,
     identity_checks,
 )
-from mlstack.preflight.facts import PlanFacts, plan_facts
+from mlstack.preflight.facts import PlanFacts, add_stack_file_secrets, plan_facts
 from mlstack.preflight.report import Report
 
 
 def collect_facts(stack: str, root: Path) -> PlanFacts:
     """Load and synthesize ``Pulumi.<stack>.yaml`` offline (config errors: exit 2)."""
     from mlstack.synth import synth_config
-    from stacks.config import ConfigError, load_config_file
+    from stacks.config import ConfigError, load_config_file, stack_file
+    from stacks.stack_yaml import load_stack_yaml
 
     try:
         cfg = load_config_file(stack, root)
@@ -33,7 +34,8 @@ def collect_facts(stack: str, root: Path) -> PlanFacts:
         # synth of today's code cannot know.
         pin = read_loader_pin(root)
         facts.loader_tag, facts.loader_digest = pin.tag, pin.digest
-    return facts
+    document = load_stack_yaml(stack_file(stack, root).read_text(encoding="utf-8")) or {}
+    return add_stack_file_secrets(facts, document)
 
 
 def make_clients(facts: PlanFacts) -> Clients:

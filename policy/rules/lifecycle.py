@@ -16,8 +16,10 @@ stack's life (issue 14, item 2):
 * ``lifecycle-fixed-name-replace``: a fixed physical name with the default
   create-before-delete replacement fails with "already exists"; such resources need
   ``deleteBeforeReplace`` (replacing properties: :mod:`policy.replacement`).
-* ``lifecycle-secrets-provider``: ``secure:`` values in ``Pulumi.<stack>.yaml`` are
-  decryptable only with the stack's ``secretsprovider`` and ``encryptedkey``.
+* ``lifecycle-secrets-provider``: ``Pulumi.<stack>.yaml`` carries no ciphertext its own
+  stack cannot decrypt: the committed file names the provider only, ``pulumi stack init``
+  writes the ``encryptedkey``, ``secure:`` values sit next to it (the config loader's
+  rule, :func:`stacks.schema.secrets.stack_file_secrets_problems`).
 * ``lifecycle-retained-dependencies``: a protected or retained resource must not depend
   on one that a destroy deletes (a retained cluster whose role is deleted is broken).
 * ``lifecycle-crd-order``: a custom resource is applied after (and deleted before) what
@@ -41,6 +43,7 @@ from policy.core import (
     is_unknown,
 )
 from policy.replacement import REPLACEMENT_TABLE
+from stacks.schema.secrets import secure_paths, stack_file_secrets_problems
 
 # --------------------------------------------------------------------------- type tokens
 
@@ -407,21 +410,9 @@ def _load_stack_file(stack: Stack) -> tuple[str, Mapping[str, Any]] | None:
     return (path.name, data) if isinstance(data, Mapping) else None
 
 
-def _secure_keys(value: Any, path: str) -> Iterator[str]:
-    if isinstance(value, Mapping):
-        if set(value) == {"secure"}:
-            yield path
-            return
-        for key, item in value.items():
-            yield from _secure_keys(item, f"{path}.{key}" if path else str(key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _secure_keys(item, f"{path}[{index}]")
-
-
 def secure_keys(stack_file: Mapping[str, Any]) -> list[str]:
     """Config keys of a stack file that hold ``secure:`` values."""
-    return list(_secure_keys(stack_file.get("config") or {}, ""))
+    return secure_paths(stack_file)
 
 
 def _stack_file_known(stack: Stack) -> str | None:
@@ -433,18 +424,10 @@ def lifecycle_secrets_provider(stack: Stack) -> Iterator[Finding]:
     if loaded is None:
         return
     path, data = loaded
-    keys = secure_keys(data)
-    if not keys:
-        return
-    missing = [k for k in ("secretsprovider", "encryptedkey") if not data.get(k)]
-    if missing:
-        yield (
-            None,
-            f"{path}: {', '.join(keys[:3])} hold secure: values but the file names no "
-            f"{' and no '.join(missing)}: no real stack can decrypt them; run "
-            "`pulumi stack change-secrets-provider awskms://alias/<key>` (the key "
-            "`mlstack bootstrap` creates) and commit the file",
-        )
+    from_path = re.fullmatch(r"Pulumi\.(.+)\.yaml", Path(path).name)
+    name = from_path.group(1) if from_path else stack_name(stack) or "<stack>"
+    for problem in stack_file_secrets_problems(data, name):
+        yield None, f"{path}: {problem.render()}"
 
 
 # --------------------------------------------------------------------------- retained
@@ -568,12 +551,16 @@ LIFECYCLE_RULES: list[Rule] = [
     ),
     Rule(
         "lifecycle-secrets-provider",
-        "A stack file with secure: values names its secrets provider and encrypted key.",
+        "A stack file carries no ciphertext its stack cannot decrypt: the committed file names "
+        "its secrets provider only; secure: values only next to the encryptedkey stack init "
+        "wrote.",
         "critical",
         "mandatory",
         (),
         lifecycle_secrets_provider,
-        remediation="pulumi stack change-secrets-provider awskms://alias/<stack key>",
+        remediation="Delete foreign encryptedkey and secure: lines, run the `pulumi stack init "
+        "<stack> --secrets-provider=...` line `mlstack bootstrap` prints, then set secrets with "
+        "`pulumi config set --secret` and commit the file.",
         precondition=_stack_file_known,
     ),
     Rule(

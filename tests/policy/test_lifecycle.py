@@ -319,20 +319,33 @@ def test_secure_values_without_a_secrets_provider_fail() -> None:
     message = outcome.violations[0].message
     assert "Pulumi.x.yaml" in message
     assert "mlstack:monitoring.grafanaAdminPassword" in message
-    assert "secretsprovider" in message and "encryptedkey" in message
-    assert "pulumi stack change-secrets-provider" in message
+    assert "names no secretsprovider" in message
+    assert 'pulumi stack init x --secrets-provider="awskms://' in message
 
 
 def test_secure_values_with_provider_and_key_pass() -> None:
-    complete = {**SECURE, "secretsprovider": "awskms://alias/x", "encryptedkey": "AQIC..."}
+    complete = {**SECURE, "secretsprovider": "awskms://alias/x", "encryptedkey": "AQIC"}
     assert run_rule(SECRETS, _file_stack(complete)).status == "pass"
 
 
-def test_a_provider_without_its_encrypted_key_fails() -> None:
+def test_secure_values_next_to_no_encryptedkey_fail_as_foreign_ciphertext() -> None:
     half = {**SECURE, "secretsprovider": "awskms://alias/x"}
     outcome = run_rule(SECRETS, _file_stack(half))
     assert outcome.status == "fail"
     assert "no encryptedkey" in outcome.violations[0].message
+    assert "makes a new data key" in outcome.violations[0].message
+
+
+def test_the_committed_shape_a_provider_and_no_ciphertext_passes() -> None:
+    template = {"secretsprovider": "awskms://alias/x?region=us-west-2", "config": {}}
+    assert run_rule(SECRETS, _file_stack(template)).status == "pass"
+
+
+def test_an_encryptedkey_without_a_cloud_provider_fails() -> None:
+    orphan = {"encryptedkey": "AQIC", "config": {"mlstack:region": "us-east-1"}}
+    outcome = run_rule(SECRETS, _file_stack(orphan))
+    assert outcome.status == "fail"
+    assert outcome.violations[0].message.startswith("Pulumi.x.yaml: encryptedkey: ")
 
 
 def test_a_stack_file_without_secrets_passes_and_no_file_is_not_applicable() -> None:

@@ -230,6 +230,8 @@ def test_secure_values_stay_opaque_offline(tmp_path: Path) -> None:
     text = text.replace(
         "    costCenter: ml-research", "    costCenter:\n      secure: v1:AAAABBBBCCCC"
     )
+    # after `pulumi stack init`: the data key the secure: value is encrypted with
+    text = text.replace("\nconfig:\n", "\nencryptedkey: AQICAHhAAAAA\nconfig:\n", 1)
     cfg = load_config_file("dev", _write_stack(tmp_path, text))
     assert cfg.tags["costCenter"] == OFFLINE_SECRET_PLACEHOLDER
 

@@ -3,10 +3,11 @@ ConfigError naming the key and the value."""
 
 from __future__ import annotations
 
-import re
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import SecretStr
 
 from stacks.config import (
@@ -44,16 +45,23 @@ def test_both_stack_files_load_with_dev_lighter_than_prod() -> None:
     assert len(prod.subscribers) >= 1
 
 
-def test_grafana_password_is_secure_in_both_stack_files_and_opaque_offline() -> None:
+def test_grafana_password_is_generated_in_both_stack_files_and_opaque_offline_when_set(
+    tmp_path: Path,
+) -> None:
     for stack in ("dev", "prod"):
         document = load_stack_yaml((PROJECT_ROOT / f"Pulumi.{stack}.yaml").read_text())
-        value = document["config"]["mlstack:monitoring"]["grafanaAdminPassword"]
-        assert set(value) == {"secure"}
-        assert re.fullmatch(r"v1:[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+", value["secure"])
-        password = load_config_file(stack).monitoring.grafana_admin_password
+        assert "grafanaAdminPassword" not in document["config"]["mlstack:monitoring"]
+        assert load_config_file(stack).monitoring.grafana_admin_password is None
+        # after `pulumi stack init` and `pulumi config set --secret --path ...`
+        document["encryptedkey"] = "AQICAHh" + "A" * 61 + "="
+        document["config"]["mlstack:monitoring"]["grafanaAdminPassword"] = {
+            "secure": "v1:AAAAAAAAAAAAAAAA:c2VhbGVk"
+        }
+        (tmp_path / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(document))
+        password = load_config_file(stack, tmp_path).monitoring.grafana_admin_password
         assert isinstance(password, SecretStr)
         assert password.get_secret_value() == OFFLINE_SECRET_PLACEHOLDER
-        assert OFFLINE_SECRET_PLACEHOLDER not in repr(load_config_file(stack))
+        assert OFFLINE_SECRET_PLACEHOLDER not in repr(load_config_file(stack, tmp_path))
 
 
 def test_json_schema_asks_editors_for_a_secure_value() -> None:

@@ -3,7 +3,6 @@ that accept nothing but a ``secure:`` value, in every stack (issue 12.1, 13.8)."
 
 from __future__ import annotations
 
-import base64
 import json
 import shutil
 from pathlib import Path
@@ -27,28 +26,35 @@ PLAINTEXT = "hunter2-plaintext"
 PASSWORD_KEY = "mlstack:monitoring.grafanaAdminPassword"
 
 
+SECURE = "v1:AAAAAAAAAAAAAAAA:c2VhbGVk"
+
+
 @pytest.mark.parametrize("stack", STACKS)
-def test_shipped_stack_files_have_the_shape_of_an_awskms_stack(stack: str) -> None:
+def test_shipped_stack_files_name_the_ci_keys_region_and_no_ciphertext(stack: str) -> None:
     document = yaml.safe_load((PROJECT_ROOT / f"Pulumi.{stack}.yaml").read_text())
     assert document["secretsprovider"] == "awskms://alias/mlstack-pulumi-secrets?region=us-west-2"
-    key = base64.b64decode(document["encryptedkey"], validate=True)
-    assert key[:5] == bytes([1, 2, 2, 0, 0x78])  # a KMS ciphertext blob's header
+    assert "encryptedkey" not in document
     assert secrets_provider_problems(document, stack) == []
     # the key the provider names is the one the CI roles may decrypt with
     arn = document["config"]["mlstack:delivery"]["secretsKeyArn"]
     assert arn.split(":")[3] == "us-west-2"
 
 
-def _without(stack: str, tmp_path: Path, *keys: str) -> Path:
-    lines = (PROJECT_ROOT / f"Pulumi.{stack}.yaml").read_text().splitlines(keepends=True)
-    kept = [line for line in lines if not line.startswith(tuple(f"{k}:" for k in keys))]
-    (tmp_path / f"Pulumi.{stack}.yaml").write_text("".join(kept))
+def _write(stack: str, tmp_path: Path, *drop: str, **top: str) -> Path:
+    """The committed file with a secure: Grafana password, without the top-level ``drop``
+    keys and with the ``top`` ones set (``encryptedkey=...``)."""
+    document = yaml.safe_load((PROJECT_ROOT / f"Pulumi.{stack}.yaml").read_text())
+    document["config"]["mlstack:monitoring"]["grafanaAdminPassword"] = {"secure": SECURE}
+    for key in drop:
+        document.pop(key, None)
+    document = {**top, **document}
+    (tmp_path / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
     return tmp_path
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_secure_values_without_a_secrets_provider_are_refused(stack: str, tmp_path: Path) -> None:
-    root = _without(stack, tmp_path, "secretsprovider", "encryptedkey")
+    root = _write(stack, tmp_path, "secretsprovider")
     with pytest.raises(ConfigError) as caught:
         load_config_file(stack, root)
     [problem] = caught.value.problems
@@ -61,10 +67,55 @@ def test_secure_values_without_a_secrets_provider_are_refused(stack: str, tmp_pa
     )
 
 
-def test_an_awskms_provider_without_its_encrypted_key_is_refused(tmp_path: Path) -> None:
-    root = _without("prod", tmp_path, "encryptedkey")
-    with pytest.raises(ConfigError, match="but no encryptedkey"):
+def test_secure_values_next_to_no_encryptedkey_are_foreign_ciphertext(tmp_path: Path) -> None:
+    """stack init makes a new data key for a file without encryptedkey (manager.go
+    NewCloudSecretsManager), so a secure: value there can never decrypt."""
+    root = _write("prod", tmp_path)
+    with pytest.raises(ConfigError) as caught:
         load_config_file("prod", root)
+    [problem] = caught.value.problems
+    assert problem.path == PASSWORD_KEY
+    assert "but no encryptedkey" in problem.message
+    assert "makes a new data key" in problem.message and "delete it" in problem.message
+
+
+def test_secure_values_next_to_their_encryptedkey_load(tmp_path: Path) -> None:
+    root = _write("prod", tmp_path, encryptedkey="AQICAHh" + "A" * 61 + "=")
+    assert load_config_file("prod", root).monitoring.grafana_admin_password is not None
+
+
+def test_an_encryptedkey_without_a_cloud_provider_is_refused(tmp_path: Path) -> None:
+    document = yaml.safe_load((PROJECT_ROOT / "Pulumi.dev.yaml").read_text())
+    del document["secretsprovider"]
+    document["encryptedkey"] = "AQICAHh" + "A" * 61 + "="
+    [problem] = secrets_provider_problems(document, "dev")
+    assert problem.path == "encryptedkey"
+    assert "is not a cloud KMS URL" in problem.message
+    assert "pulumi stack init dev --secrets-provider=" in problem.message
+
+
+def test_an_encryptedkey_that_is_not_base64_is_refused() -> None:
+    document = yaml.safe_load((PROJECT_ROOT / "Pulumi.dev.yaml").read_text())
+    document["encryptedkey"] = "not base64!"
+    [problem] = secrets_provider_problems(document, "dev")
+    assert problem.path == "encryptedkey" and "not base64" in problem.message
+
+
+def test_a_provider_in_another_region_than_the_ci_secrets_key_is_refused() -> None:
+    document = yaml.safe_load((PROJECT_ROOT / "Pulumi.prod.yaml").read_text())
+    document["secretsprovider"] = "awskms://alias/mlstack-pulumi-secrets?region=eu-west-1"
+    [problem] = secrets_provider_problems(document, "prod")
+    assert problem.path == "secretsprovider"
+    assert "eu-west-1" in problem.message and "?region=us-west-2" in problem.message
+
+
+def test_a_local_passphrase_stack_file_is_accepted() -> None:
+    """What `pulumi stack init` on the local backend writes (passphrase: salt only)."""
+    document = yaml.safe_load((PROJECT_ROOT / "Pulumi.dev.yaml").read_text())
+    del document["secretsprovider"]
+    document["encryptionsalt"] = "v1:c2FsdA==:v1:bm9uY2U=:Y2lwaGVy"
+    document["config"]["mlstack:monitoring"]["grafanaAdminPassword"] = {"secure": SECURE}
+    assert secrets_provider_problems(document, "dev") == []
 
 
 def test_a_file_without_secure_values_needs_no_provider() -> None:
@@ -72,7 +123,7 @@ def test_a_file_without_secure_values_needs_no_provider() -> None:
 
 
 def test_the_cli_exits_2_naming_file_key_and_fix(tmp_path: Path, capsys) -> None:
-    root = _without("dev", tmp_path, "secretsprovider", "encryptedkey")
+    root = _write("dev", tmp_path, "secretsprovider")
     shutil.copy(PROJECT_ROOT / "Pulumi.prod.yaml", root)
     assert main(["plan", "dev", "--root", str(root)]) == 2
     err = capsys.readouterr().err
@@ -95,9 +146,8 @@ def test_a_plaintext_secret_is_refused_in_every_stack_without_echoing_it(stack: 
 
 def test_a_plaintext_secret_in_the_file_is_refused(tmp_path: Path) -> None:
     text = (PROJECT_ROOT / "Pulumi.dev.yaml").read_text()
-    start = text.index("    grafanaAdminPassword:")
-    end = text.index("\n", text.index("secure:", start))
-    text = text[:start] + f"    grafanaAdminPassword: {PLAINTEXT}" + text[end:]
+    anchor = "  mlstack:monitoring:\n"
+    text = text.replace(anchor, f"{anchor}    grafanaAdminPassword: {PLAINTEXT}\n", 1)
     (tmp_path / "Pulumi.dev.yaml").write_text(text)
     with pytest.raises(ConfigError, match="must be a `secure:` value") as caught:
         load_config_file("dev", tmp_path)

@@ -492,5 +492,14 @@ def test_unset_grafana_password_is_generated_never_the_chart_default(synth_edite
     assert "adminPassword" not in release.inputs["values"]["grafana"]
 
 
-def test_a_configured_grafana_password_generates_nothing(any_graph) -> None:
-    assert any_graph.by_type("random:index/randomPassword:RandomPassword") == []
+def test_the_shipped_stacks_set_no_grafana_password_so_it_is_generated(any_graph) -> None:
+    [generated] = any_graph.by_type("random:index/randomPassword:RandomPassword")
+    assert generated.name == "monitoring-grafana-password"
+
+
+def test_a_configured_grafana_password_generates_nothing(synth_edited) -> None:
+    from stacks.schema.secrets import SecureValue
+
+    chosen = {"monitoring.grafanaAdminPassword": SecureValue("set-after-stack-init")}
+    graph = synth_edited("dev", chosen)
+    assert graph.by_type("random:index/randomPassword:RandomPassword") == []

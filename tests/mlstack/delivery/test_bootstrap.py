@@ -65,6 +65,11 @@ def test_prints_exact_login_and_stack_init_commands(aws: str) -> None:
     assert f"secretsKeyArn: {result.key_arn}" in text
 
 
+def test_says_stack_init_writes_the_stacks_own_encryptedkey_to_commit(aws: str) -> None:
+    text = bootstrap(BUCKET, REGION, endpoint_url=aws).render(("dev",))
+    assert "writes the stack's own encryptedkey into Pulumi.<stack>.yaml: commit it" in text
+
+
 def test_second_run_creates_nothing_and_returns_the_same_key(aws: str) -> None:
     first = bootstrap(BUCKET, REGION, endpoint_url=aws)
     second = bootstrap(BUCKET, REGION, endpoint_url=aws)

@@ -274,3 +274,29 @@ def test_the_plan_facts_name_the_pools_nvme_cache_types() -> None:
     (pool,) = plan_facts(cfg, graph_for("dev")).pools
     assert pool.model_cache_gib == 100
     assert set(pool.nvme_types) == {"g6.xlarge", "g6.2xlarge", "g5.xlarge"}
+
+
+def test_a_stack_file_without_a_secrets_provider_fails_and_a_passphrase_one_is_skipped() -> None:
+    from mlstack.preflight.checks import secrets_provider_checks
+
+    facts = PlanFacts(stack="dev", region="us-west-2")
+    [check] = secrets_provider_checks(_context(facts))
+    assert check.status is Status.fail and check.id == "secrets.provider"
+    assert 'pulumi stack init dev --secrets-provider="awskms://' in check.fix
+    facts.encryption_salt = True
+    [check] = secrets_provider_checks(_context(facts))
+    assert check.status is Status.skipped and "passphrase" in check.detail
+
+
+def test_the_secrets_check_opens_the_awskms_url_as_gocloud_does() -> None:
+    """gocloud.dev secrets/awskms/kms.go OpenKeeperURL: key id = host + path (``awskms:///``
+    + ARN for ARNs), ``region`` and ``context_<k>`` query parameters."""
+    from mlstack.preflight.checks import awskms_keeper
+
+    assert awskms_keeper("awskms://alias/mlstack-pulumi-secrets?region=us-west-2") == (
+        "alias/mlstack-pulumi-secrets",
+        "us-west-2",
+        {},
+    )
+    arn = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd"
+    assert awskms_keeper(f"awskms:///{arn}?context_stack=dev") == (arn, None, {"stack": "dev"})

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import yaml
 
@@ -25,6 +26,7 @@ from components.storage import layout
 from components.versions import EKS_SUPPORT, EKS_SUPPORT_SOURCE
 from stacks.config import load_config_file
 from tests.mlstack.preflight.world import ACCOUNT, World
+from tests.stacks.pulumi_secrets import stack_init
 
 Runner = Callable[..., tuple[int, str, str]]
 WorldFactory = Callable[..., World]
@@ -174,6 +176,10 @@ REMOVALS: list[tuple[str, Callable[[World], None]]] = [
 ]
 
 
+ALSO_FAILS = {"prerequisites.secrets-key": {"secrets.provider"}}
+"""A disabled secrets key also stops `pulumi stack init` from making the data key."""
+
+
 @pytest.mark.parametrize(
     ("check_id", "remove"),
     REMOVALS,
@@ -190,9 +196,91 @@ def test_dev_without_one_prerequisite_fails_exactly_that_check(
     expected = check_id.format(cert=world.certificate_arn.rsplit("/", 1)[-1])
     code, out, _ = run_preflight_cli(world, "--json")
     assert code == 1
-    assert _failed(out) == {expected}
+    assert _failed(out) == {expected} | ALSO_FAILS.get(expected, set())
     failing = next(c for c in json.loads(out)["checks"] if c["id"] == expected)
     assert failing["fix"], "every FAIL says how to fix it"
+
+
+# --------------------------------------------------------------------------- secrets provider
+
+
+def _stack_file(world: World) -> dict[str, Any]:
+    return yaml.safe_load((world.root / f"Pulumi.{world.stack}.yaml").read_text())
+
+
+def _save(world: World, document: dict[str, Any]) -> None:
+    text = yaml.safe_dump(document, sort_keys=False)
+    (world.root / f"Pulumi.{world.stack}.yaml").write_text(text)
+
+
+def _kms(world: World, session: boto3.Session | None = None) -> Callable[[str], Any]:
+    session = session or boto3.Session()
+    return lambda region: session.client("kms", region_name=region, endpoint_url=world.endpoint)
+
+
+def test_before_stack_init_the_secrets_check_makes_a_data_key_as_stack_init_would(
+    world_factory: WorldFactory, run_preflight_cli: Runner
+) -> None:
+    world = world_factory("prod")  # the committed file: provider, no encryptedkey
+    code, out, _ = run_preflight_cli(world, "--json")
+    assert code == 0, out
+    [check] = [c for c in json.loads(out)["checks"] if c["id"] == "secrets.provider"]
+    assert check["status"] == "ok" and "no encryptedkey yet" in check["detail"]
+
+
+def test_the_secrets_check_passes_on_the_encryptedkey_this_accounts_stack_init_wrote(
+    world_factory: WorldFactory, run_preflight_cli: Runner
+) -> None:
+    world = world_factory("dev")
+    document = _stack_file(world)
+    stack_init(document, document["secretsprovider"], _kms(world))
+    _save(world, document)
+    code, out, _ = run_preflight_cli(world, "--json")
+    assert code == 0, out
+    assert _statuses(out)["secrets.provider"] == "ok"
+
+
+def test_an_encryptedkey_another_accounts_stack_init_wrote_fails_the_secrets_check(
+    world_factory: WorldFactory, run_preflight_cli: Runner
+) -> None:
+    """The committed files' old shape: ``stack init`` keeps it and KMS Decrypt fails."""
+    world = world_factory("dev")
+    sts = world.client("sts")
+    creds = sts.assume_role(
+        RoleArn="arn:aws:iam::111111111111:role/example", RoleSessionName="example"
+    )["Credentials"]
+    example = boto3.Session(
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
+    other = _kms(world, example)("us-west-2")
+    key = other.create_key()["KeyMetadata"]["KeyId"]
+    other.create_alias(AliasName="alias/mlstack-pulumi-secrets", TargetKeyId=key)
+    document = _stack_file(world)
+    stack_init(document, document["secretsprovider"], _kms(world, example))
+    _save(world, document)
+
+    code, out, _ = run_preflight_cli(world, "--json")
+    assert code == 1
+    assert _failed(out) == {"secrets.provider"}
+    [check] = [c for c in json.loads(out)["checks"] if c["id"] == "secrets.provider"]
+    assert "Pulumi.dev.yaml: KMS cannot decrypt its encryptedkey" in check["detail"]
+    assert "Decrypt: AccessDeniedException" in check["detail"]
+    assert 'pulumi stack init dev --secrets-provider="awskms://' in check["fix"]
+
+
+def test_a_provider_key_that_does_not_exist_fails_the_secrets_check_naming_bootstrap(
+    world_factory: WorldFactory, run_preflight_cli: Runner
+) -> None:
+    world = world_factory("dev")
+    world.client("kms", "us-west-2").delete_alias(AliasName="alias/mlstack-pulumi-secrets")
+    code, out, _ = run_preflight_cli(world, "--json")
+    assert code == 1
+    assert "secrets.provider" in _failed(out)
+    [check] = [c for c in json.loads(out)["checks"] if c["id"] == "secrets.provider"]
+    assert "alias/mlstack-pulumi-secrets" in check["detail"] and "does not exist" in check["detail"]
+    assert "mlstack bootstrap" in check["fix"]
 
 
 def test_missing_model_bucket_names_the_first_deploy_step(
