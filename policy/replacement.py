@@ -33,7 +33,9 @@ replaces (``instanceTypes[0]`` and ``launchTemplate.id`` match ``instanceTypes``
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -504,3 +506,32 @@ def forces_replacement(type_token: str, path: str) -> bool:
         return False
     plain = normalized(path)
     return any(plain == prefix or plain.startswith(prefix + ".") for prefix in entry.force_new)
+
+
+def _values_at(value: Any, parts: list[str]) -> list[Any]:
+    """Every value at ``parts`` below ``value``, descending into each list element."""
+    if not parts:
+        return [value]
+    if isinstance(value, list):
+        return [found for item in value for found in _values_at(item, parts)]
+    if isinstance(value, Mapping) and parts[0] in value:
+        return _values_at(value[parts[0]], parts[1:])
+    return []
+
+
+def replacing_changes(
+    type_token: str, old_inputs: Mapping[str, Any], new_inputs: Mapping[str, Any]
+) -> tuple[str, ...]:
+    """The listed properties whose value differs between two input sets.
+
+    Compares the value at each listed path, so a replacing property inside a block that
+    one side adds or removes whole (``kubernetesNetworkConfig``) counts too; a change
+    path alone names only the block."""
+    entry = REPLACEMENT_TABLE.get(type_token)
+    if entry is None:
+        return ()
+    return tuple(
+        prop
+        for prop in entry.force_new
+        if _values_at(old_inputs, prop.split(".")) != _values_at(new_inputs, prop.split("."))
+    )
