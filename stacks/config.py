@@ -307,6 +307,25 @@ def _artifact_bucket_rules(cfg: StackConfig) -> Iterable[Problem]:
         )
 
 
+def _loader_repository_rules(cfg: StackConfig) -> Iterable[Problem]:
+    if not cfg.serving.loader_repository.force_delete:
+        return
+    key = "mlstack:serving.loaderRepository.forceDelete"
+    if cfg.environment != "dev":
+        yield Problem(
+            key,
+            True,
+            "allowed only in dev stacks; a prod destroy never deletes the loader images a "
+            "retained deployment may still pull",
+        )
+    elif cfg.protect:
+        yield Problem(
+            key,
+            True,
+            "conflicts with protectStateful: true (a protected repository is retained on delete)",
+        )
+
+
 def _unique_model_names(cfg: StackConfig) -> Iterable[Problem]:
     seen: dict[str, int] = {}
     for index, model in enumerate(cfg.models):
@@ -395,6 +414,7 @@ ENVIRONMENT_RULES: list[EnvironmentRule] = [
     _prod_monitoring_subscribers,
     _retention_covers_alert_windows,
     _artifact_bucket_rules,
+    _loader_repository_rules,
     _unique_model_names,
     _gpu_pool_rules,
     _serving_rules,

@@ -221,7 +221,9 @@ def build_serving(
     loader_repository = ModelLoaderRepository(
         "model-loader",
         ModelLoaderRepositoryArgs(
-            repository_name=loader_repository_name(stack), protect=cfg.protect
+            repository_name=loader_repository_name(stack),
+            protect=cfg.protect,
+            force_delete=serving.loader_repository.force_delete,
         ),
         opts=opts,
     )

@@ -271,8 +271,11 @@ class EksCluster(pulumi.ComponentResource):
                 name=f"/aws/eks/{args.cluster_name}/cluster",
                 retention_in_days=args.log_retention_days,
             ),
-            # EKS writes to exactly this name; retained with the cluster it logs.
-            opts=pulumi.ResourceOptions.merge(kept, fixed_name),
+            # EKS writes to exactly this name; kept with the cluster it logs, and protected:
+            # a retained fixed name cannot be replaced (the create meets the kept original),
+            # so the engine must refuse the replacement up front
+            # (lifecycle-fixed-name-replace).
+            opts=pulumi.ResourceOptions.merge(stateful, fixed_name),
         )
         role = scoped_role(
             f"{name}-cluster-role",

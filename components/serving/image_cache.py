@@ -120,7 +120,11 @@ class ImageCache(pulumi.ComponentResource):
                     upstream_registry_url=upstream.upstream_url,
                     credential_arn=credential,
                 ),
-                opts=child,
+                # Fixed prefix: a replacing change (upstream URL) deletes the old rule
+                # first, or the create fails with "already exists".
+                opts=pulumi.ResourceOptions.merge(
+                    child, pulumi.ResourceOptions(delete_before_replace=True)
+                ),
             )
             rules.append(rule)
             template = aws.ecr.RepositoryCreationTemplate(

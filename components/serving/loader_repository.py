@@ -9,7 +9,10 @@ their ECR pull-only managed policy (ECR decrypts through its own grant on the ke
 No lifecycle policy: a rollback to an older commit needs the older image, so images
 are never expired automatically. ``protect`` (prod) protects and retains the
 repository and the key, so ``pulumi destroy`` never deletes images a retained
-deployment may still pull.
+deployment may still pull. ``force_delete`` (dev) lets a destroy, or a delete-first
+replacement, delete the repository with its images: the provider's delete
+(``DeleteRepository`` with ``Force`` = ``force_delete``) fails with
+``RepositoryNotEmptyException`` otherwise.
 """
 
 from __future__ import annotations
@@ -30,11 +33,13 @@ _REPOSITORY = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-
 @dataclass(frozen=True)
 class ModelLoaderRepositoryArgs:
     """Inputs of :class:`ModelLoaderRepository`. ``repository_name``: e.g.
-    ``mlstack-dev-model-loader``; key deletion window in days (7-30)."""
+    ``mlstack-dev-model-loader``; key deletion window in days (7-30); ``force_delete``:
+    delete the repository with its images (not with ``protect``)."""
 
     repository_name: str
     key_deletion_window_days: int = 30
     protect: bool = False
+    force_delete: bool = False
 
     def problems(self) -> list[str]:
         found: list[str] = []
@@ -47,6 +52,11 @@ class ModelLoaderRepositoryArgs:
             )
         if not 7 <= self.key_deletion_window_days <= 30:
             found.append(f"key_deletion_window_days: {self.key_deletion_window_days}: allowed 7-30")
+        if self.force_delete and self.protect:
+            found.append(
+                "force_delete: True: conflicts with protect (a protected repository is "
+                "retained); allowed: False"
+            )
         return found
 
 
@@ -95,7 +105,7 @@ class ModelLoaderRepository(pulumi.ComponentResource):
                         encryption_type="KMS", kms_key=self.key.arn
                     )
                 ],
-                force_delete=False,
+                force_delete=args.force_delete,
             ),
             # Fixed name (the push script names it): replaced delete-first, never side by side.
             opts=pulumi.ResourceOptions.merge(

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mlstack.review.replacements import forces_replacement
+from mlstack.review.replacements import forces_replacement, replacing_changes
 
 CLUSTER_TYPE = "aws:eks/cluster:Cluster"
 
@@ -84,8 +84,10 @@ def _resources(plan: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
 def _replaced(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
     from mlstack.review.diff import diff_values
 
-    changes = diff_values(before.get("inputs") or {}, after.get("inputs") or {})
-    return any(forces_replacement(str(after["type"]), c.path) for c in changes)
+    old, new = before.get("inputs") or {}, after.get("inputs") or {}
+    if replacing_changes(str(after["type"]), old, new):
+        return True
+    return any(forces_replacement(str(after["type"]), c.path) for c in diff_values(old, new))
 
 
 def check_rollback(base: Mapping[str, Any], head: Mapping[str, Any]) -> list[Finding]:

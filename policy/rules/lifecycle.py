@@ -15,7 +15,11 @@ stack's life (issue 14, item 2):
   "Destroyed before" is reachability on the graph's destroy edges.
 * ``lifecycle-fixed-name-replace``: a fixed physical name with the default
   create-before-delete replacement fails with "already exists"; such resources need
-  ``deleteBeforeReplace`` (replacing properties: :mod:`policy.replacement`).
+  ``deleteBeforeReplace`` (replacing properties: :mod:`policy.replacement`), and the
+  delete must be able to succeed: not for a retained resource (kept, so the create
+  collides with it) nor for an ECR repository without ``forceDelete`` (its delete fails
+  once it holds an image). Protected resources are exempt: the engine refuses their
+  replacement before any step.
 * ``lifecycle-secrets-provider``: ``Pulumi.<stack>.yaml`` carries no ciphertext its own
   stack cannot decrypt: the committed file names the provider only, ``pulumi stack init``
   writes the ``encryptedkey``, ``secure:`` values sit next to it (the config loader's
@@ -42,7 +46,7 @@ from policy.core import (
     get_path,
     is_unknown,
 )
-from policy.replacement import REPLACEMENT_TABLE
+from policy.replacement import FIXED_NAME_TYPES, REPLACEMENT_TABLE
 from stacks.schema.secrets import secure_paths, stack_file_secrets_problems
 
 # --------------------------------------------------------------------------- type tokens
@@ -366,19 +370,54 @@ def _is_set(value: Any) -> bool:
     return is_unknown(value) or (isinstance(value, str) and value != "")
 
 
+ECR_REPOSITORY = "aws:ecr/repository:Repository"
+
+
+def _delete_fails(resource: Resource) -> str | None:
+    """Why the delete half of a delete-first replacement cannot succeed, or None.
+
+    A protected resource is not asked: the engine refuses to replace it before any step
+    (and ``mlstack rollback`` refuses earlier still)."""
+    if resource.protect:
+        return None
+    if resource.retain_on_delete:
+        return (
+            "it is retained (retainOnDelete): the engine drops it from the state without "
+            "deleting it, so the replacement's create meets the kept original under the "
+            "same name; protect it (a replacement is then refused up front) or let Pulumi "
+            "name it"
+        )
+    if resource.type == ECR_REPOSITORY and resource.props.get("forceDelete") is not True:
+        return (
+            "forceDelete is not true: the provider's DeleteRepository (Force=false) fails "
+            "with RepositoryNotEmptyException once it holds an image; set forceDelete "
+            "(mlstack:serving.loaderRepository.forceDelete) or protect it"
+        )
+    return None
+
+
 def lifecycle_fixed_name_replace(stack: Stack) -> Iterator[Finding]:
-    for resource in stack.of_type(*REPLACEMENT_TABLE):
+    for resource in stack.of_type(*FIXED_NAME_TYPES):
         entry = REPLACEMENT_TABLE[resource.type]
         fixed = [p for p in entry.name_props if _is_set(resource.props.get(p))]
-        if not fixed or resource.delete_before_replace:
+        colliding = entry.collision_props()
+        if not fixed or not colliding:
             continue
-        yield (
-            resource.urn,
-            f"{_label(resource)} has a fixed name ({fixed[0]}={resource.props.get(fixed[0])!r}) "
-            f"and a change to any of {', '.join(entry.force_new)} replaces it: "
-            "create-before-delete fails with 'already exists'; set deleteBeforeReplace "
-            "or let Pulumi name it",
-        )
+        named = f"{_label(resource)} has a fixed name ({fixed[0]}={resource.props.get(fixed[0])!r})"
+        if not resource.delete_before_replace:
+            yield (
+                resource.urn,
+                f"{named} and a change to any of {', '.join(colliding)} replaces it: "
+                "create-before-delete fails with 'already exists'; set deleteBeforeReplace "
+                "or let Pulumi name it",
+            )
+            continue
+        reason = _delete_fails(resource)
+        if reason:
+            yield (
+                resource.urn,
+                f"{named} and replaces delete-first, but the delete cannot succeed: {reason}",
+            )
 
 
 # --------------------------------------------------------------------------- secrets provider
@@ -542,12 +581,14 @@ LIFECYCLE_RULES: list[Rule] = [
     ),
     Rule(
         "lifecycle-fixed-name-replace",
-        "Resources with a fixed physical name replace delete-first (deleteBeforeReplace).",
+        "Resources with a fixed physical name replace delete-first (deleteBeforeReplace), "
+        "and only where that delete can succeed.",
         "high",
         "mandatory",
-        tuple(REPLACEMENT_TABLE),
+        FIXED_NAME_TYPES,
         lifecycle_fixed_name_replace,
-        remediation="Set ResourceOptions(delete_before_replace=True) or drop the fixed name.",
+        remediation="Set ResourceOptions(delete_before_replace=True) or drop the fixed name; "
+        "a retained fixed name needs protect, an ECR repository force_delete.",
     ),
     Rule(
         "lifecycle-secrets-provider",

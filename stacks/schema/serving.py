@@ -187,6 +187,20 @@ class ChartVersionsConfig(ConfigModel):
         return value
 
 
+class LoaderRepositoryConfig(ConfigModel):
+    """The stack's ECR repository of the model-loader image."""
+
+    force_delete: bool = knob(
+        False,
+        description=(
+            "Let `pulumi destroy` (and a delete-first replacement) delete the repository "
+            "with its images; without it the delete fails with RepositoryNotEmptyException "
+            "once an image was pushed. Allowed only in dev stacks that do not protect "
+            "stateful resources."
+        ),
+    )
+
+
 class ServingConfig(ConfigModel):
     """Load balancer and autoscaler settings shared by every model."""
 
@@ -213,6 +227,10 @@ class ServingConfig(ConfigModel):
     )
     image_cache: ImageCacheConfig = fixed(
         default_factory=ImageCacheConfig, description="ECR pull-through caches for images."
+    )
+    loader_repository: LoaderRepositoryConfig = knob(
+        default_factory=LoaderRepositoryConfig,
+        description="The model-loader image's ECR repository.",
     )
 
     @field_validator("namespace")

@@ -27,7 +27,63 @@ def test_the_repository_is_immutable_scanned_and_kms_encrypted(any_graph: Resour
         == f"arn:aws:kms:{key_region(any_graph)}:123456789012:key/key-model-loader-key"
     )
     assert key.inputs["enableKeyRotation"] is True
-    assert inputs["forceDelete"] is False
+
+
+def test_dev_force_deletes_the_repository_and_prod_keeps_its_images(
+    dev_graph: ResourceGraph, prod_graph: ResourceGraph
+) -> None:
+    """Issue 27 item 10: dev's destroy failed on the non-empty repository."""
+    assert dev_graph.one(REPOSITORY).inputs["forceDelete"] is True
+    prod = prod_graph.one(REPOSITORY)
+    assert prod.inputs["forceDelete"] is False
+    assert prod.protect and prod.retain_on_delete
+
+
+def test_force_delete_with_protect_is_refused() -> None:
+    args = ModelLoaderRepositoryArgs("mlstack-x-model-loader", protect=True, force_delete=True)
+    assert any(p.startswith("force_delete: True: conflicts with protect") for p in args.problems())
+
+
+def _manifest() -> str:
+    layer = {"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1}
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "size": 1,
+                "digest": "sha256:" + "c" * 64,
+            },
+            "layers": [{**layer, "digest": "sha256:" + "d" * 64}],
+        }
+    )
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_deleting_a_repository_that_holds_an_image_needs_force(moto_reset: str) -> None:
+    """What a destroy (or a delete-first replacement) of the repository runs.
+
+    The Terraform provider pulumi-aws bridges deletes a repository with
+    ``DeleteRepository(RepositoryName, RegistryId, Force=force_delete)`` and reports
+    ``RepositoryNotEmptyException`` as "not empty, consider using force_delete"
+    (hashicorp/terraform-provider-aws ``internal/service/ecr/repository.go``,
+    ``resourceRepositoryDelete``). The same call against moto: refused while the
+    repository holds an image, done with ``Force``.
+    """
+    import boto3
+    from botocore.exceptions import ClientError
+
+    ecr = boto3.client("ecr", region_name="us-east-1", endpoint_url=moto_reset)
+    name = "mlstack-dev-model-loader"
+    registry = ecr.create_repository(repositoryName=name)["repository"]["registryId"]
+    ecr.put_image(repositoryName=name, imageManifest=_manifest(), imageTag="v1")
+    with pytest.raises(ClientError) as refused:
+        ecr.delete_repository(repositoryName=name, registryId=registry, force=False)
+    assert refused.value.response["Error"]["Code"] == "RepositoryNotEmptyException"
+    assert ecr.describe_repositories()["repositories"][0]["repositoryName"] == name
+    ecr.delete_repository(repositoryName=name, registryId=registry, force=True)
+    assert ecr.describe_repositories()["repositories"] == []
 
 
 def key_region(graph: ResourceGraph) -> str:

@@ -161,7 +161,8 @@ def test_replacement_markers_follow_the_sourced_list() -> None:
     assert forces_replacement("kubernetes:apps/v1:Deployment", "metadata.name")
     assert not forces_replacement("aws:kms/key:Key", "description")
     assert not forces_replacement("aws:eks/cluster:Cluster", "nameSuffix")  # prefix, not a path
-    assert len(FORCES_REPLACEMENT) <= 20  # deliberately small
+    # the one table (policy.replacement), complete for both plans: tests/policy/test_replacement.py
+    assert "aws:sns/topic:Topic" in FORCES_REPLACEMENT
 
 
 # --------------------------------------------------------------------------- one side failing
