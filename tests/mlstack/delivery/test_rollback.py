@@ -719,6 +719,17 @@ def test_target_needing_its_own_environment_is_synthesized_there_and_rolled_back
     assert deploy_repo.worktrees() == [str(deploy_repo.root)]
 
 
+def test_synth_on_a_directory_that_is_no_virtualenv_names_it(tmp_path: Path) -> None:
+    from mlstack.review.gitrefs import synth_plans
+
+    (tmp_path / "Pulumi.dev.yaml").write_text(stack_yaml(1))
+    outcome = synth_plans(tmp_path, ["dev"], virtualenv=tmp_path / "no-env")["dev"]
+    assert outcome.plan is None
+    assert outcome.error == (
+        f"the synth could not run: {tmp_path / 'no-env'} is not a virtualenv (no bin/python)"
+    )
+
+
 # --------------------------------------------------------------------------- item 18: clean
 
 
