@@ -13,11 +13,17 @@ Every dependency is pinned exactly in ``constraints.txt`` (a repository rule), s
 two commits with the same file get the same environment. The project itself is not
 installed: the target's worktree is first on ``PYTHONPATH``.
 
-Building: ``<python> -m venv --without-pip <dir>`` then ``<python> -m pip --python
-<dir>/bin/python install -c constraints.txt <dependencies>`` (``$MLSTACK_ENV_PYTHON``
-picks the interpreter, default the one running mlstack). One build at a time per
-key (a lock file); a marker written last makes a half-built directory (killed
-build) rebuild instead of being used.
+Building: ``<python> -m venv --without-pip <dir>``, then ``<python> -m pip --python
+<dir>/bin/python install -c constraints.txt pip <dependencies>`` (``$MLSTACK_ENV_PYTHON``
+picks the interpreter, default the one running mlstack). pip is installed into the
+environment because Pulumi's Python language host runs ``<dir>/bin/python -m pip list
+--format json`` in the virtualenv Pulumi.yaml names and the engine aborts ``up`` when
+that fails; one pip run installs it with the dependencies (a ``pip==`` pin in
+``constraints.txt`` applies; quicker than ``ensurepip``). Then the language host's own
+commands (``--version``, ``-m pip list --format json``) as a check. One build at a
+time per key (a lock file); a marker written last, naming the layout, makes a
+half-built directory (killed build) or one of an older layout (built without pip)
+rebuild instead of being used.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from mlstack.errors import MlstackError
 
@@ -42,6 +49,12 @@ PYPROJECT = "pyproject.toml"
 COMPLETE_MARKER = ".mlstack-env.json"
 CACHE_ENV = "MLSTACK_ENV_CACHE"
 PYTHON_ENV = "MLSTACK_ENV_PYTHON"
+LAYOUT = 2
+"""Version of what a built environment holds (recorded in its marker): 2 = with pip.
+Environments of another layout (1: without pip in them) are rebuilt."""
+PIP_LIST = ("-m", "pip", "list", "--format", "json")
+"""What the language host runs in the program's virtualenv to find the Pulumi packages
+(pulumi/pulumi ``sdk/python/toolchain/pip.go``, ``(*pip).ListPackages``)."""
 
 
 class EnvironmentBuildError(MlstackError):
@@ -103,11 +116,24 @@ def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     return base / "mlstack" / "envs"
 
 
-Runner = Callable[[Sequence[str]], subprocess.CompletedProcess[str]]
+class Runner(Protocol):
+    """Runs a command (``env``: its whole environment; None inherits this process's)."""
+
+    def __call__(
+        self, args: Sequence[str], env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]: ...
 
 
-def _run(args: Sequence[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(args), text=True, capture_output=True, check=False)
+def _run(
+    args: Sequence[str], env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        list(args),
+        text=True,
+        capture_output=True,
+        check=False,
+        env=None if env is None else dict(env),
+    )
 
 
 @dataclass(frozen=True)
@@ -128,18 +154,18 @@ class EnvBuilder:
         return self.cache_dir / spec.key(self.python_tag)
 
     def is_cached(self, spec: EnvSpec) -> bool:
-        return (self.path_for(spec) / COMPLETE_MARKER).is_file()
+        return is_complete(self.path_for(spec))
 
     def ensure(self, spec: EnvSpec, echo: Callable[[str], None]) -> Path:
         """The environment's directory, built first when it is not cached."""
         target = self.path_for(spec)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         with _locked(self.cache_dir / f"{target.name}.lock"):
-            if (target / COMPLETE_MARKER).is_file():
+            if is_complete(target):
                 echo(f"environment of commit {spec.commit[:12]}: cached at {target}")
                 return target
             if target.exists():
-                shutil.rmtree(target)  # a build that did not finish
+                shutil.rmtree(target)  # a build that did not finish, or an older layout
             echo(f"building the environment of commit {spec.commit[:12]} at {target}")
             try:
                 self._build(spec, target)
@@ -167,12 +193,27 @@ class EnvBuilder:
                     "--quiet",
                     "-c",
                     str(constraints),
+                    # pip itself (the language host runs it), in the same resolution:
+                    # a pip pin in constraints.txt applies.
+                    "pip",
                     *spec.dependencies,
                 ]
             ),
             "pip install",
         )
-        record = {"commit": spec.commit, "dependencies": list(spec.dependencies)}
+        # What the language host runs there before the program (pulumi/pulumi
+        # sdk/python/cmd/pulumi-language-python/main.go: validateVersion, then
+        # listPulumiPackageInfos -> ListPackages), in the environment it activates.
+        host_env = activated(os.environ, target)
+        self._check(self.run([str(python), "--version"], host_env), "python --version")
+        listed = self.run([str(python), *PIP_LIST], host_env)
+        self._check(listed, "python -m pip list --format json")
+        check_pip_list(listed.stdout)
+        record = {
+            "commit": spec.commit,
+            "dependencies": list(spec.dependencies),
+            "layout": LAYOUT,
+        }
         (target / COMPLETE_MARKER).write_text(json.dumps(record, indent=2) + "\n")
 
     def _check(self, result: subprocess.CompletedProcess[str], step: str) -> None:
@@ -183,6 +224,51 @@ class EnvBuilder:
                 + (f": {tail[0]}" if tail else "")
                 + "; nothing was deployed"
             )
+
+
+def is_complete(env_dir: Path) -> bool:
+    """Whether ``env_dir`` finished building with the current :data:`LAYOUT`."""
+    try:
+        record = json.loads((env_dir / COMPLETE_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and record.get("layout") == LAYOUT
+
+
+def check_pip_list(output: str) -> list[dict[str, str]]:
+    """The packages of a ``pip list --format json`` output, decoded as the language host
+    does (a list of objects with string ``name`` and ``version``); refuses anything else."""
+    try:
+        packages = json.loads(output)
+    except ValueError as exc:
+        raise EnvironmentBuildError(
+            f"`python -m pip list --format json` in the rollback environment printed no JSON "
+            f"({exc}); the Pulumi language host would fail on it; nothing was deployed"
+        ) from exc
+    if not isinstance(packages, list) or not all(
+        isinstance(p, dict) and isinstance(p.get("name"), str) and isinstance(p.get("version"), str)
+        for p in packages
+    ):
+        raise EnvironmentBuildError(
+            "`python -m pip list --format json` in the rollback environment printed "
+            f"{output.strip()[:200]!r}, not a list of {{name, version}} objects; "
+            "nothing was deployed"
+        )
+    return packages
+
+
+def activated(environ: Mapping[str, str], env_dir: Path) -> dict[str, str]:
+    """``environ`` with ``env_dir`` activated as the language host does it (pulumi/pulumi
+    ``sdk/python/toolchain/toolchain.go``, ``ActivateVirtualEnv``): its ``bin`` first on
+    ``PATH``, ``VIRTUAL_ENV`` set to it, ``PYTHONHOME`` removed."""
+    env = {
+        k: v for k, v in environ.items() if k.upper() not in {"PATH", "PYTHONHOME", "VIRTUAL_ENV"}
+    }
+    path = next((v for k, v in environ.items() if k.upper() == "PATH"), None)
+    bin_dir = str(env_dir / "bin")
+    env["PATH"] = f"{bin_dir}{os.pathsep}{path}" if path is not None else bin_dir
+    env["VIRTUAL_ENV"] = str(env_dir)
+    return env
 
 
 @contextmanager

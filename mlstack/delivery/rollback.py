@@ -11,20 +11,24 @@ Pulumi has no rollback command; its answer is "check out the old code and run
    dirty checkout, and commits this stack never deployed (naming the stack that
    did, where one did);
 3. checks the commit out in a temporary ``git worktree`` (removed afterwards);
-4. shows the offline ``mlstack diff`` from the commit deployed now to the target and
-   refuses, dry run or not, a cluster downgrade, a deleted/replaced protected
-   resource, or a retained resource recreated under the same physical name
+4. builds (or reuses) the target's own environment from its own ``constraints.txt``
+   (:mod:`mlstack.delivery.environments`), with pip, which the language host runs;
+5. shows the offline ``mlstack diff`` from the commit deployed now to the target (the
+   target synthesized by its own code on that environment, so a target needing its
+   own dependencies is not refused for failing on today's) and refuses, dry run or
+   not, a cluster downgrade, a deleted/replaced protected resource, or a retained
+   resource recreated under the same physical name
    (:mod:`mlstack.delivery.rollback_safety`);
-5. unless ``--dry-run``: asks for confirmation (skipped with ``--yes``), builds (or
-   reuses) the target's own environment from its own ``constraints.txt``
-   (:mod:`mlstack.delivery.environments`), links it as the worktree's ``.venv``,
-   checks ``git status --porcelain`` of the worktree is empty, and runs ``pulumi up``
-   of that worktree's program and ``Pulumi.<stack>.yaml`` with a message naming the
-   rollback; the engine records the target commit as ``git.head`` of the new update.
+6. unless ``--dry-run``: asks for confirmation (skipped with ``--yes``), links the
+   environment as the worktree's ``.venv``, checks ``git status --porcelain`` of the
+   worktree is empty, and runs ``pulumi up`` of that worktree's program and
+   ``Pulumi.<stack>.yaml`` with a message naming the rollback; the engine records the
+   target commit as ``git.head`` of the new update.
 
-``--dry-run`` stops after the diff and the safety checks, changes nothing (no
-environment is built) and needs no Pulumi CLI when the target is a commit (or
-when ``--history-file`` supplies a saved history).
+``--dry-run`` stops after the diff and the safety checks, changes no stack (it builds
+the target's environment into the local cache: the diff needs it) and needs no
+Pulumi CLI when the target is a commit (or when ``--history-file`` supplies a saved
+history).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from mlstack.delivery.environments import EnvBuilder, spec_at
 from mlstack.delivery.history import Update, load_history
@@ -121,7 +125,7 @@ def file_at(root: Path, commit: str, path: str) -> bool:
 def temporary_worktree(root: Path, commit: str) -> Iterator[Path]:
     """``commit`` checked out (detached) in a temporary worktree, removed on exit."""
     parent = Path(tempfile.mkdtemp(prefix="mlstack-rollback-"))
-    path = parent / "tree"
+    path = parent / parent.name  # unique: see gitrefs.temporary_worktree
     git(root, "worktree", "add", "--detach", "--quiet", str(path), commit)
     try:
         yield path
@@ -352,13 +356,27 @@ class RollbackDiff:
     problem: str | None = None
 
 
-DiffFn = Callable[[str, str, str, Path, bool], RollbackDiff]
-"""``(stack, base_commit, head_commit, root, color) -> RollbackDiff``."""
+class DiffFn(Protocol):
+    """``(stack, base_commit, head_commit, root, color, *, head_env) -> RollbackDiff``."""
+
+    def __call__(
+        self,
+        stack: str,
+        base: str,
+        head: str,
+        root: Path,
+        color: bool,
+        *,
+        head_env: Path | None = None,
+    ) -> RollbackDiff: ...
 
 
-def offline_diff(stack: str, base: str, head: str, root: Path, color: bool) -> RollbackDiff:
+def offline_diff(
+    stack: str, base: str, head: str, root: Path, color: bool, *, head_env: Path | None = None
+) -> RollbackDiff:
     """The ``mlstack diff`` of ``stack`` from ``base`` to ``head`` (both commits), with
-    both plans (each synthesized with its commit's code in a temporary worktree)."""
+    both plans (each synthesized with its commit's code in a temporary worktree; ``head``
+    on the virtualenv ``head_env`` when given, ``base`` on this interpreter)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from mlstack.review import diff as review_diff
@@ -366,7 +384,8 @@ def offline_diff(stack: str, base: str, head: str, root: Path, color: bool) -> R
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         base_job = pool.submit(gitrefs.plans_at, root, base, [stack])
-        head_outcome = pool.submit(gitrefs.plans_at, root, head, [stack]).result()[1][stack]
+        head_job = pool.submit(gitrefs.plans_at, root, head, [stack], virtualenv=head_env)
+        head_outcome = head_job.result()[1][stack]
         base_outcome = base_job.result()[1][stack]
     result = review_diff.diff_outcomes(
         stack, base_outcome, head_outcome, gitrefs.short(base), gitrefs.short(head)
@@ -551,15 +570,18 @@ def run_rollback(
         echo(f"note: {note}")
     builder = env_builder or EnvBuilder.from_environment()
     spec = spec_at(root, plan.target_commit)
-    env_dir = builder.path_for(spec)
-    state = "cached" if builder.is_cached(spec) else "to be built"
-    echo(f"environment of the target (its own constraints.txt): {env_dir} ({state})")
     base = plan.current_commit or git(root, "rev-parse", "HEAD")
     if plan.current_commit is None:
         echo("note: no successful update in the history; diffing against HEAD")
     echo(f"rollback of stack {stack}: {base[:12]} (deployed) -> {plan.target_commit[:12]} (target)")
+    # Before the diff: the target synthesizes for the safety checks on the environment
+    # it will deploy with (its own constraints.txt), not on today's.
+    echo(f"environment of the target (its own constraints.txt): {builder.path_for(spec)}")
+    env_dir = builder.ensure(spec, echo)
     with temporary_worktree(root, plan.target_commit) as worktree:
-        shown = (diff or offline_diff)(stack, base, plan.target_commit, root, color)
+        shown = (diff or offline_diff)(
+            stack, base, plan.target_commit, root, color, head_env=env_dir
+        )
         echo(shown.text)
         safety_check(shown, dry_run=dry_run, echo=echo)
         if dry_run:
@@ -570,7 +592,6 @@ def run_rollback(
             f"Deploy commit {plan.target_commit[:12]} to stack {stack} with pulumi up?"
         ):
             raise RollbackRefusedError("rollback cancelled; nothing deployed")
-        env_dir = builder.ensure(spec, echo)
         link_virtualenv(worktree, env_dir)
         env = up_environment(worktree, root, os.environ)
         env |= git_exclude_environment(worktree.parent / "git-exclude", os.environ)

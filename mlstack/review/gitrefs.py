@@ -5,7 +5,9 @@ stack is synthesized by *that* revision's code: ``mlstack.cli.main(["plan", ...]
 of the worktree, in one subprocess with the worktree on ``PYTHONPATH`` and as the
 working directory, each stack's errors kept apart so a stack file that fails at
 one revision is reported for that stack alone. The worktree is removed
-afterwards, whatever happens.
+afterwards, whatever happens. The subprocess runs on this interpreter, or on a given
+virtualenv's (a rollback synthesizes its target on the environment built from the
+target's own ``constraints.txt``, :mod:`mlstack.delivery.environments`).
 
 Fast path: when the working tree differs from the base only in stack files (and
 docs, tests, workflows), the base's code *is* the running code, so the base's
@@ -89,7 +91,10 @@ def short(sha: str) -> str:
 def temporary_worktree(root: Path, sha: str) -> Iterator[Path]:
     """A detached worktree of ``sha`` in a temp directory, removed on exit."""
     holder = Path(tempfile.mkdtemp(prefix="mlstack-rev-"))
-    path = holder / "tree"
+    # A unique basename: git names the worktree's admin directory after it, and two
+    # concurrent `worktree add`s of the same basename race for one name ("failed to
+    # read .git/worktrees/tree/commondir") - the diff checks out base and head at once.
+    path = holder / holder.name
 
     def remove() -> None:
         # Plain subprocess.run: also called by the interrupt handler, after it has
@@ -138,15 +143,30 @@ print("MLSTACK-PLANS " + json.dumps(results))
 one process (imports are paid once), each stack's error output kept apart."""
 
 
-def synth_plans(project: Path, stacks: Sequence[str]) -> dict[str, PlanOutcome]:
-    """Plan every stack with the code and stack files under ``project``, in a subprocess."""
+def synth_plans(
+    project: Path, stacks: Sequence[str], *, virtualenv: Path | None = None
+) -> dict[str, PlanOutcome]:
+    """Plan every stack with the code and stack files under ``project``, in a subprocess
+    (on ``virtualenv``'s interpreter, activated, when given; else on this one)."""
     with interrupt.temporary_directory("mlstack-plans-") as out_dir:
-        return _synth_plans(project, stacks, out_dir)
+        return _synth_plans(project, stacks, out_dir, virtualenv)
 
 
-def _synth_plans(project: Path, stacks: Sequence[str], out_dir: Path) -> dict[str, PlanOutcome]:
+def _synth_plans(
+    project: Path, stacks: Sequence[str], out_dir: Path, virtualenv: Path | None
+) -> dict[str, PlanOutcome]:
+    base: Mapping[str, str] = os.environ
+    python = sys.executable
+    if virtualenv is not None:
+        from mlstack.delivery.environments import activated
+
+        python = str(virtualenv / "bin" / "python")
+        if not Path(python).is_file():
+            reason = f"{virtualenv} is not a virtualenv (no bin/python)"
+            return {s: PlanOutcome(None, f"the synth could not run: {reason}") for s in stacks}
+        base = activated(os.environ, virtualenv)
     env = {
-        **os.environ,
+        **base,
         "PYTHONPATH": os.pathsep.join(
             p for p in (str(project), os.environ.get("PYTHONPATH", "")) if p
         ),
@@ -162,14 +182,14 @@ def _synth_plans(project: Path, stacks: Sequence[str], out_dir: Path) -> dict[st
                 plan=_empty_plan(stack), note=f"Pulumi.{stack}.yaml does not exist here"
             )
     if jobs:
-        outcomes.update(_run_driver(project, jobs, env))
+        outcomes.update(_run_driver(project, jobs, env, python))
     return {stack: outcomes[stack] for stack in stacks}
 
 
 def _run_driver(
-    project: Path, jobs: list[tuple[str, str]], env: Mapping[str, str]
+    project: Path, jobs: list[tuple[str, str]], env: Mapping[str, str], python: str
 ) -> dict[str, PlanOutcome]:
-    command = [sys.executable, "-c", _DRIVER, json.dumps(jobs), str(project)]
+    command = [python, "-c", _DRIVER, json.dumps(jobs), str(project)]
     try:
         done = interrupt.run(
             command, cwd=project, env=dict(env), text=True, timeout=SYNTH_TIMEOUT_S
@@ -199,13 +219,16 @@ def _empty_plan(stack: str) -> dict[str, Any]:
     return {"schemaVersion": 1, "stack": stack, "resources": [], "outputs": {}, "warnings": []}
 
 
-def plans_at(root: Path, ref: str, stacks: Sequence[str]) -> tuple[str, dict[str, PlanOutcome]]:
-    """(SHA, plans) of ``stacks`` at ``ref`` of the repository holding project dir ``root``."""
+def plans_at(
+    root: Path, ref: str, stacks: Sequence[str], *, virtualenv: Path | None = None
+) -> tuple[str, dict[str, PlanOutcome]]:
+    """(SHA, plans) of ``stacks`` at ``ref`` of the repository holding project dir ``root``
+    (synthesized on ``virtualenv``'s interpreter when given, see :func:`synth_plans`)."""
     root = root.resolve()
     sha = resolve_ref(root, ref)
     relative = root.relative_to(repo_toplevel(root))
     with temporary_worktree(root, sha) as tree:
-        return sha, synth_plans(tree / relative, stacks)
+        return sha, synth_plans(tree / relative, stacks, virtualenv=virtualenv)
 
 
 NOT_CODE = re.compile(r"^(Pulumi\.[^/]+\.yaml|docs/.*|[^/]*\.md|tests/.*|\.github/.*)$")

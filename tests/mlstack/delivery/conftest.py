@@ -266,7 +266,8 @@ def history_entry(
 
 STANDIN_PYTHON = r'''#!{python}
 """STAND-IN for the interpreter that builds rollback environments. Not Python's venv/pip:
-records what it was asked; `-m venv DIR` makes DIR/bin/python, `-m pip` reads `-c FILE`."""
+records what it was asked; `-m venv DIR` makes DIR/bin/python (a shell script that
+answers `-m pip list --format json` with an empty list), `-m pip` reads `-c FILE`."""
 import json, os, sys
 
 state = os.environ["STANDIN_PYTHON_STATE"]
@@ -276,7 +277,7 @@ if argv[:2] == ["-m", "venv"]:
     target = argv[-1]
     os.makedirs(os.path.join(target, "bin"), exist_ok=True)
     with open(os.path.join(target, "bin", "python"), "w") as f:
-        f.write("#!/bin/sh\nexit 0\n")
+        f.write('#!/bin/sh\ncase "$*" in *"pip list"*) echo "[]";; esac\nexit 0\n')
     os.chmod(os.path.join(target, "bin", "python"), 0o755)
 elif argv[:2] == ["-m", "pip"]:
     record["constraints"] = open(argv[argv.index("-c") + 1]).read()

@@ -61,14 +61,23 @@ class RecordingDiff:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, str]] = []
+        self.head_envs: list[Path | None] = []
         same = plan_of(resource("c", CLUSTER, {"name": "c", "version": "1.33"}))
         self.base_plan: dict[str, Any] | None = same
         self.head_plan: dict[str, Any] | None = same
 
     def __call__(
-        self, stack: str, base: str, head: str, root: Path, color: bool
+        self,
+        stack: str,
+        base: str,
+        head: str,
+        root: Path,
+        color: bool,
+        *,
+        head_env: Path | None = None,
     ) -> rollback_module.RollbackDiff:
         self.calls.append((stack, base, head))
+        self.head_envs.append(head_env)
         return rollback_module.RollbackDiff(
             f"DIFF {stack} {base[:7]}..{head[:7]}",
             self.base_plan,
@@ -279,7 +288,12 @@ def test_dry_run_without_cli_shows_the_diff_and_deploys_nothing(
     # The toy stack files do not synthesize: the safety checks say they did not run.
     assert "warning: safety checks not run (the deployed commit did not synthesize" in out
     assert deploy_repo.worktrees() == [str(deploy_repo.root)]
-    assert standin_python.calls() == []  # a dry run builds no environment
+    # The one thing a dry run writes: the target's environment, into the local cache (the
+    # target is synthesized there for the diff).
+    venv_call, pip_call = standin_python.calls()
+    assert venv_call["argv"][:2] == ["-m", "venv"]
+    assert Path(venv_call["argv"][-1]).parent == standin_python.cache
+    assert pip_call["constraints"] == "pulumi==3.100.0\n"  # dev-1's own
 
 
 def test_dry_run_with_version_needs_cli_or_history_file(
@@ -397,7 +411,9 @@ def test_target_runs_on_its_own_environment_built_from_its_own_constraints(
     assert _rollback(repo, "--to", "2", "--yes") == 0
 
     venv_call, pip_call = standin_python.calls()
-    assert venv_call["argv"][:3] == ["-m", "venv", "--without-pip"]
+    assert venv_call["argv"][:2] == ["-m", "venv"]
+    # pip goes in with the dependencies: the language host runs `-m pip list` there.
+    assert pip_call["argv"][-2:] == ["pip", "pulumi>=3,<4"]
     # dev-2's constraints (pulumi 3.100.0), not the working tree's (3.200.0 since dev-3).
     assert pip_call["constraints"] == "pulumi==3.100.0\n"
     assert pip_call["argv"][-1] == "pulumi>=3,<4"  # dev-2's [project].dependencies
@@ -407,6 +423,7 @@ def test_target_runs_on_its_own_environment_built_from_its_own_constraints(
     assert up["venvIsLink"] is True
     assert Path(up["venvTarget"]) == env_dir.resolve()
     assert Path(up["venvTarget"]) != (repo.root / ".venv").resolve()
+    assert diff.head_envs == [env_dir]  # the safety diff synthesized the target there too
     assert (env_dir / ".mlstack-env.json").is_file()
     assert env_dir.is_dir()  # the worktree's removal did not follow the link
 
@@ -470,14 +487,27 @@ def _tiny_wheel(where: Path) -> Path:
     return wheel
 
 
+def _offline_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pip without network: ``--no-index``, finding only ``tinydep`` and the pip wheel this
+    Python bundles (``ensurepip``), which every environment build installs."""
+    import ensurepip
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    _tiny_wheel(wheels)
+    bundled = sorted((Path(ensurepip.__file__).parent / "_bundled").glob("pip-*.whl"))
+    assert bundled, "this Python's ensurepip bundles no pip wheel"
+    shutil.copy(bundled[-1], wheels)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
+
+
 @pytest.mark.slow
 def test_real_virtualenv_is_built_from_the_commit_constraints(
     deploy_repo: DeployRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Real `python -m venv` + real pip (a local wheel, --no-index: no network)."""
-    wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    _tiny_wheel(wheels)
+    _offline_index(tmp_path, monkeypatch)
     sha = deploy_repo.commit(
         "tiny",
         {
@@ -485,8 +515,6 @@ def test_real_virtualenv_is_built_from_the_commit_constraints(
             "pyproject.toml": PYPROJECT.replace('"pulumi>=3,<4"', '"tinydep"'),
         },
     )
-    monkeypatch.setenv("PIP_NO_INDEX", "1")
-    monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
     builder = EnvBuilder(cache_dir=tmp_path / "cache", python=sys.executable)
     env_dir = builder.ensure(spec_at(deploy_repo.root, sha), lambda _: None)
     out = subprocess.run(
@@ -497,6 +525,209 @@ def test_real_virtualenv_is_built_from_the_commit_constraints(
     )
     assert out.stdout.strip() == "42"
     assert builder.is_cached(spec_at(deploy_repo.root, sha))
+
+
+# --------------------------------------------------------------------------- issue 27, item 7: pip
+
+
+def _pulumi_yaml_virtualenv() -> str:
+    """The ``runtime.options.virtualenv`` of the project's Pulumi.yaml (what the language
+    host resolves against the project root)."""
+    import yaml
+
+    project = yaml.safe_load((Path(__file__).resolve().parents[3] / "Pulumi.yaml").read_text())
+    return str(project["runtime"]["options"]["virtualenv"])
+
+
+def _language_host_environment(virtualenv: Path) -> dict[str, str]:
+    """The environment the language host gives commands in the virtualenv (pulumi/pulumi
+    ``sdk/python/toolchain/toolchain.go``, ``ActivateVirtualEnv``): its bin first on
+    PATH, ``VIRTUAL_ENV`` set, ``PYTHONHOME`` dropped."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "VIRTUAL_ENV")}
+    env["PATH"] = f"{virtualenv / 'bin'}:{os.environ.get('PATH', '')}"
+    env["VIRTUAL_ENV"] = str(virtualenv)
+    return env
+
+
+@pytest.mark.slow
+def test_language_host_pip_list_succeeds_in_the_rollback_environment(
+    deploy_repo: DeployRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command Pulumi's Python language host runs before the program, run exactly so.
+
+    pulumi/pulumi ``sdk/python/cmd/pulumi-language-python/main.go``: ``GetRequiredPackages``
+    -> ``listPulumiPackageInfos`` -> ``tc.ListPackages(ctx, true)``; with the pip toolchain
+    ``sdk/python/toolchain/pip.go`` ``(*pip).ListPackages`` runs
+    ``<virtualenv>/bin/python -m pip list --format json`` (``ModuleCommand`` -> ``Command``,
+    ``virtualenvPath`` = ``resolveVirtualEnvironmentPath(root, "<Pulumi.yaml virtualenv>")``)
+    and returns the error when it fails, decoding stdout as ``[{name, version}]``. The
+    environment is built for real (venv + pip, offline from a local wheel) and linked as
+    the rollback links it.
+    """
+    _offline_index(tmp_path, monkeypatch)
+    sha = deploy_repo.commit(
+        "tiny",
+        {
+            "constraints.txt": "tinydep==1.0\n",
+            "pyproject.toml": PYPROJECT.replace('"pulumi>=3,<4"', '"tinydep"'),
+        },
+    )
+    builder = EnvBuilder(cache_dir=tmp_path / "cache", python=sys.executable)
+    env_dir = builder.ensure(spec_at(deploy_repo.root, sha), lambda _: None)
+    tree = tmp_path / "tree"
+    deploy_repo.git("worktree", "add", "--detach", "-q", str(tree), sha)
+    rollback_module.link_virtualenv(tree, env_dir)
+
+    virtualenv = tree / _pulumi_yaml_virtualenv()  # relative: joined to the project root
+    listed = subprocess.run(
+        [str(virtualenv / "bin" / "python"), "-m", "pip", "list", "--format", "json"],
+        cwd=tree,
+        env=_language_host_environment(virtualenv),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert listed.returncode == 0, listed.stderr
+    packages = {p["name"]: p["version"] for p in json.loads(listed.stdout)}
+    assert packages["tinydep"] == "1.0"  # the commit's own pin
+    assert "pip" in packages
+
+
+def test_environment_cached_without_pip_is_rebuilt(
+    deploy_repo: DeployRepo, standin_python: StandInPython
+) -> None:
+    """An environment an older mlstack built ``--without-pip`` (marker without a layout)
+    is rebuilt, not reused: the language host would fail in it."""
+    builder = EnvBuilder.from_environment()
+    spec = spec_at(deploy_repo.root, deploy_repo.commits["dev-1"])
+    old = builder.path_for(spec)
+    (old / "bin").mkdir(parents=True)
+    (old / ".mlstack-env.json").write_text(json.dumps({"commit": spec.commit}))
+    assert not builder.is_cached(spec)
+
+    assert builder.ensure(spec, lambda _: None) == old
+    venv_call = standin_python.calls()[0]
+    assert venv_call["argv"] == ["-m", "venv", "--without-pip", str(old)]
+    assert "pip" in standin_python.calls()[1]["argv"]
+    assert builder.is_cached(spec)
+
+
+@pytest.mark.parametrize(
+    ("printed", "expected"),
+    [("", "printed no JSON"), ('{"pip": "23"}', "not a list of {name, version} objects")],
+)
+def test_environment_whose_pip_list_the_language_host_cannot_read_is_refused(
+    printed: str, expected: str
+) -> None:
+    from mlstack.delivery.environments import check_pip_list
+
+    with pytest.raises(EnvironmentBuildError, match=expected):
+        check_pip_list(printed)
+    assert check_pip_list('[{"name": "pip", "version": "23.2.1"}]') == [
+        {"name": "pip", "version": "23.2.1"}
+    ]
+
+
+# --------------------------------------------------------------------------- issue 27, item 8
+
+
+TOY_CLI = """import json
+
+
+def main(argv):
+    {imports}
+    stack, out = argv[1], argv[argv.index("--out") + 1]
+    topic = {{
+        "urn": "urn:pulumi:dev::mlstack::aws:sns/topic:Topic::alerts",
+        "type": "aws:sns/topic:Topic",
+        "name": "alerts",
+        "inputs": {{"name": "alerts", "displayName": {display}}},
+        "protect": False,
+        "retainOnDelete": False,
+    }}
+    plan = {{"schemaVersion": 1, "stack": stack, "resources": [topic], "outputs": {{}},
+             "warnings": []}}
+    with open(out, "w") as handle:
+        json.dump(plan, handle)
+    return 0
+"""
+"""A toy ``mlstack.cli`` (what the synth driver imports from the commit): writes a one-topic
+plan; ``imports`` lets a commit need a package only its own environment has."""
+
+
+@pytest.mark.slow
+def test_target_needing_its_own_environment_is_synthesized_there_and_rolled_back(
+    *,
+    deploy_repo: DeployRepo,
+    standin_pulumi: StandInPulumi,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The target's program imports ``tinydep``, pinned in its constraints.txt and absent
+    from today's interpreter; the safety diff synthesizes it on its own environment
+    (``offline_diff`` -> ``gitrefs.plans_at(..., virtualenv=...)``), so the rollback is
+    not refused. The real environment build and the real offline diff run; ``pulumi``
+    is the STAND-IN."""
+    _offline_index(tmp_path, monkeypatch)
+    with pytest.raises(ImportError):
+        __import__("tinydep")  # today's environment lacks it
+    target = deploy_repo.commit(
+        "needs-own-env",
+        {
+            "constraints.txt": "tinydep==1.0\n",
+            "pyproject.toml": PYPROJECT.replace('"pulumi>=3,<4"', '"tinydep"'),
+            "mlstack/__init__.py": "",
+            "mlstack/cli.py": TOY_CLI.format(
+                imports="import tinydep", display="f'v{tinydep.VALUE}'"
+            ),
+            "Pulumi.dev.yaml": stack_yaml(7),
+        },
+    )
+    deployed = deploy_repo.commit(
+        "deployed",
+        {
+            "constraints.txt": "pulumi==3.200.0\n",
+            "mlstack/cli.py": TOY_CLI.format(imports="pass", display="'now'"),
+            "Pulumi.dev.yaml": stack_yaml(8),
+        },
+    )
+    standin_pulumi.set_history("dev", [history_entry(1, target), history_entry(2, deployed)])
+    builder = EnvBuilder(cache_dir=tmp_path / "cache", python=sys.executable)
+    said: list[str] = []
+
+    result = run_rollback(
+        "dev",
+        "1",
+        deploy_repo.root,
+        dry_run=False,
+        assume_yes=True,
+        history_file=None,
+        echo=said.append,
+        confirm=lambda _: True,
+        env_builder=builder,
+    )
+
+    assert result.deployed
+    assert "displayName" in result.diff and "v42" in result.diff  # the target's own synth
+    assert "safety checks: no cluster downgrade" in "\n".join(said)
+    [up] = standin_pulumi.calls_of("up")
+    assert up["head"] == target
+    assert Path(up["venvTarget"]) == builder.path_for(spec_at(deploy_repo.root, target))
+    assert deploy_repo.worktrees() == [str(deploy_repo.root)]
+
+
+def test_synth_on_a_directory_that_is_no_virtualenv_names_it(tmp_path: Path) -> None:
+    from mlstack.review.gitrefs import synth_plans
+
+    (tmp_path / "Pulumi.dev.yaml").write_text(stack_yaml(1))
+    outcome = synth_plans(tmp_path, ["dev"], virtualenv=tmp_path / "no-env")["dev"]
+    assert outcome.plan is None
+    assert outcome.error == (
+        f"the synth could not run: {tmp_path / 'no-env'} is not a virtualenv (no bin/python)"
+    )
 
 
 # --------------------------------------------------------------------------- item 18: clean
@@ -594,7 +825,8 @@ def test_unsafe_target_is_refused_before_anything_changes(
     assert f"refused: {kind}:" in captured.out
     assert "rollback refused before any change" in captured.err
     assert standin_pulumi.calls_of("up") == []
-    assert standin_python.calls() == []  # no environment was built either
+    # Only the target's environment (for its synth) was built, into the cache.
+    assert [c["argv"][:2] for c in standin_python.calls()] == [["-m", "venv"], ["-m", "pip"]]
     assert dev_history.worktrees() == [str(dev_history.root)]
 
 
