@@ -49,6 +49,12 @@ class Clients:
     def has_credentials(self) -> bool:
         return self._session.get_credentials() is not None
 
+    def http_get(self, url: str) -> bytes:
+        """GET a public https URL (a Helm repository's index or package)."""
+        from mlstack.preflight.chart_crds import http_get
+
+        return http_get(url)
+
     def get(self, service: str, region: str | None = None) -> Client:
         key = (service, region or self.region)
         if key not in self._clients:

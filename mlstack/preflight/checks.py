@@ -1156,12 +1156,56 @@ def secrets_provider_checks(ctx: Context) -> list[Check]:
     return _guard(group, check_id, run)
 
 
+def chart_crd_checks(ctx: Context) -> list[Check]:
+    """The CRDs a release installs from its chart's crds/ are the pinned bytes: the
+    package Helm will download matches its repository's digest, and its crds/ files match
+    ``components.versions`` (a moved tag or a tampered mirror stops here, before up)."""
+    from mlstack.preflight import chart_crds
+
+    group = "charts"
+    pins = chart_crds.pinned_crd_digests()
+    checks: list[Check] = []
+    for repository, chart, version in ctx.facts.crd_charts:
+        if chart not in pins:
+            continue
+        check_id = f"charts.crds[{chart}-{version}]"
+        pinned = pins[chart].get(version)
+        if pinned is None:
+            checks.append(
+                fail(
+                    group,
+                    check_id,
+                    f"no CRD digests are recorded for {chart} {version}",
+                    "record the sha256 of each crds/ file of that chart version in "
+                    "components/versions.py",
+                )
+            )
+            continue
+        ref = chart_crds.ChartRef(repository, chart, version)
+        try:
+            summary = chart_crds.verify_crds(ref, pinned, ctx.clients.http_get)
+            checks.append(ok(group, check_id, summary))
+        except chart_crds.ChartFetchError as exc:
+            checks.append(
+                fail(
+                    group,
+                    check_id,
+                    str(exc),
+                    "do not deploy: compare the chart with the pinned digests "
+                    "(docs/operations.md, 'CRDs and chart bumps'); if the repository is "
+                    "unreachable from here, run preflight where pulumi up runs",
+                )
+            )
+    return checks
+
+
 GROUP_CHECKS: list[Callable[[Context], list[Check]]] = [
     eks_checks,
     ami_checks,
     certificate_checks,
     model_checks,
     loader_checks,
+    chart_crd_checks,
     capacity_checks,
     prerequisite_checks,
     secrets_provider_checks,

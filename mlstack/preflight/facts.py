@@ -19,6 +19,7 @@ from mlstack.synth import ResourceGraph
 from stacks.config import StackConfig
 
 ADDON_TYPE = "aws:eks/addon:Addon"
+RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 CLUSTER_TYPE = "aws:eks/cluster:Cluster"
 ACCESS_ENTRY_TYPE = "aws:eks/accessEntry:AccessEntry"
 BUCKET_TYPE = "aws:s3/bucket:Bucket"
@@ -102,6 +103,9 @@ class PlanFacts:
     """The loader image tag the plan's pods pull; None: no pod runs the loader."""
     loader_digest: str | None = None
     """The digest the pods pin (``MODEL_LOADER_IMAGE_DIGEST``), once recorded."""
+    crd_charts: list[tuple[str, str, str]] = field(default_factory=list)
+    """(repository, chart, version) of each Helm release that installs its chart's crds/
+    (``skipCrds: false``) from a repository (preflight checks the CRD digests)."""
     secrets_provider: str | None = None
     """The stack file's ``secretsprovider`` (not config: the engine reads it)."""
     encrypted_key: str | None = None
@@ -181,6 +185,12 @@ def plan_facts(cfg: StackConfig, graph: ResourceGraph) -> PlanFacts:
     facts.cluster_version = str(
         clusters[0].inputs.get("version", cfg.cluster.version) if clusters else cfg.cluster.version
     )
+    for node in graph.by_type(RELEASE_TYPE):
+        repo = (node.inputs.get("repositoryOpts") or {}).get("repo")
+        if repo and node.inputs.get("skipCrds") is False:
+            facts.crd_charts.append(
+                (str(repo), str(node.inputs.get("chart")), str(node.inputs.get("version")))
+            )
     for node in graph.by_type(ADDON_TYPE):
         name, version = node.inputs.get("addonName"), node.inputs.get("addonVersion")
         if name and version:

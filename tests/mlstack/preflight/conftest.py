@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from mlstack.preflight import chart_crds
 from mlstack.preflight import run as preflight_run
 from mlstack.preflight.facts import PlanFacts
-from tests.mlstack.preflight.world import AS_OF, World, seed, stubbed_clients
+from tests.mlstack.preflight.world import AS_OF, World, chart_world, seed, stubbed_clients
 
 Runner = Callable[..., tuple[int, str, str]]
 
@@ -54,6 +55,12 @@ def run_preflight_cli(
     ) -> tuple[int, str, str]:
         monkeypatch.setattr(
             preflight_run, "make_clients", lambda facts: stubbed_clients(world, facts)
+        )
+        # The world's chart packages hold stand-in CRD files: pin their digests.
+        monkeypatch.setattr(
+            chart_crds,
+            "pinned_crd_digests",
+            lambda: chart_world(_cached_facts(world.stack, world.root))[1],
         )
         args = ["preflight", world.stack, "--root", str(world.root), *extra]
         if as_of:

@@ -221,13 +221,47 @@ def seed_loader_image(world: World) -> None:
 # --------------------------------------------------------------------------- stubbed side
 
 
-class WorldClients(Clients):
-    """Real clients (moto, through ``AWS_ENDPOINT_URL``) except the stubbed services."""
+SYNTHETIC_CRDS = {"crds/crds.yaml": b"# a stand-in CRD file of the world's chart package\n"}
+"""What the world's chart repositories serve under crds/ (the real bytes are checked
+against the pinned digests in ``test_chart_crds.py``)."""
 
-    def __init__(self, region: str, stubbed: dict[str, Any]) -> None:
+
+def chart_world(facts: PlanFacts) -> tuple[dict[str, bytes], dict[str, dict[str, dict[str, str]]]]:
+    """(URL -> body, pinned digests) for every chart whose CRDs preflight checks: each
+    repository lists the chart's version with a package holding :data:`SYNTHETIC_CRDS`."""
+    from components.versions import AWS_LOAD_BALANCER_CONTROLLER_CHART
+    from mlstack.preflight.chart_crds import crd_digests
+    from tests.mlstack.preflight import chart_repo
+
+    urls: dict[str, bytes] = {}
+    pins: dict[str, dict[str, dict[str, str]]] = {}
+    for repository, chart, version in facts.crd_charts:
+        if chart != AWS_LOAD_BALANCER_CONTROLLER_CHART.chart:
+            continue
+        tgz = chart_repo.package(chart, {"Chart.yaml": b"name: x\n", **SYNTHETIC_CRDS})
+        urls |= chart_repo.repository(repository, chart, version, tgz)
+        pins.setdefault(chart, {})[version] = crd_digests(tgz, chart)
+    return urls, pins
+
+
+class WorldClients(Clients):
+    """Real clients (moto, through ``AWS_ENDPOINT_URL``) except the stubbed services; chart
+    repositories answer from memory (:func:`chart_world`)."""
+
+    def __init__(
+        self, region: str, stubbed: dict[str, Any], urls: dict[str, bytes] | None = None
+    ) -> None:
         super().__init__(region)
         self.stubbed = stubbed
         self.stubbers: list[Stubber] = []
+        self.urls = urls or {}
+
+    def http_get(self, url: str) -> bytes:
+        from mlstack.preflight.chart_crds import ChartFetchError
+
+        if url not in self.urls:
+            raise ChartFetchError(f"{url}: 404 (not in the world's repositories)")
+        return self.urls[url]
 
     def get(self, service: str, region: str | None = None) -> Any:
         if service in self.stubbed:
@@ -341,7 +375,8 @@ def stubbed_clients(world: World, facts: PlanFacts) -> WorldClients:
             },
             {"ServiceCode": "ec2", "QuotaCode": code},
         )
-    clients = WorldClients(world.region, {"eks": eks, "ssm": ssm, "service-quotas": quotas})
+    urls, _ = chart_world(facts)
+    clients = WorldClients(world.region, {"eks": eks, "ssm": ssm, "service-quotas": quotas}, urls)
     for stub in (eks_stub, ssm_stub, quota_stub):
         stub.activate()
         clients.stubbers.append(stub)
