@@ -200,6 +200,9 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
         opts=aws_only,
     )
     ci_identity = build_ci_identity(cfg, stack, cluster, role_scope, aws_only)
+    # Every Kubernetes object goes through this provider: it waits for, and on destroy or
+    # replacement goes before, the access of every identity that runs updates (admins, CI).
+    cluster.connect(ci_identity.updater_access if ci_identity else [])
     # Every controller (and so every object it finalizes) waits for, and on destroy goes
     # before, the nodes, the pod runtime add-ons and every Kubernetes access entry.
     runtime = workload_prerequisites(cluster, ci_identity)

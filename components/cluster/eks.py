@@ -11,7 +11,8 @@ Existing mode looks the cluster and its OIDC provider up by name and creates not
 
 Both modes expose a ``pulumi_kubernetes.Provider`` built from the cluster's
 outputs with exec authentication (``aws eks get-token``), so no static token
-ever lands in state.
+ever lands in state; ``connect(updater_access)`` creates it once the access of every
+identity that runs updates exists (the CI deploy role's is created outside).
 """
 
 from __future__ import annotations
@@ -158,7 +159,6 @@ class EksCluster(pulumi.ComponentResource):
     oidc_issuer_url: pulumi.Output[str]
     cluster_security_group_id: pulumi.Output[str]
     kubeconfig: pulumi.Output[str]
-    provider: k8s.Provider
     system_node_group: aws.eks.NodeGroup | None
     workload_ready: list[pulumi.Resource]
     """What a controller's pods need until their finalizers are done: the system nodes and
@@ -189,14 +189,7 @@ class EksCluster(pulumi.ComponentResource):
                 lambda v: kubeconfig(v[0], v[1], v[2], args.region)
             )
         )
-        # With bootstrapClusterCreatorAdminPermissions off, the deployer reaches the API only
-        # through an admin access entry: every Kubernetes object waits for those (through its
-        # provider) on create, and is deleted before them on destroy.
-        self.provider = k8s.Provider(
-            f"{name}-k8s",
-            k8s.ProviderArgs(kubeconfig=self.kubeconfig, enable_server_side_apply=True),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=self._access),
-        )
+        self._k8s_provider: k8s.Provider | None = None
         self.register_outputs(
             {
                 "clusterName": self.cluster_name,
@@ -204,6 +197,33 @@ class EksCluster(pulumi.ComponentResource):
                 "oidcProviderArn": self.oidc_provider_arn,
             }
         )
+
+    def connect(self, updater_access: Sequence[pulumi.Resource] = ()) -> k8s.Provider:
+        """Create the Kubernetes provider every object of the stack uses, once.
+
+        With bootstrapClusterCreatorAdminPermissions off, whoever runs an update reaches the
+        API only through an access entry and its policy association: the admins' (created
+        here) and those in ``updater_access`` (the CI deploy role's, created outside). The
+        provider depends on all of them, so every Kubernetes object is created after and
+        deleted (or replaced) before the access of the identity that runs the update."""
+        if self._k8s_provider is not None:
+            raise RuntimeError(f"EksCluster {self._name}: connect() was already called")
+        self._k8s_provider = k8s.Provider(
+            f"{self._name}-k8s",
+            k8s.ProviderArgs(kubeconfig=self.kubeconfig, enable_server_side_apply=True),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*self._access, *updater_access]),
+        )
+        return self._k8s_provider
+
+    @property
+    def provider(self) -> k8s.Provider:
+        """The Kubernetes provider (created by :meth:`connect`)."""
+        if self._k8s_provider is None:
+            raise RuntimeError(
+                f"EksCluster {self._name}: call connect(updater_access) before using its "
+                "provider (it must depend on the access of every identity that runs updates)"
+            )
+        return self._k8s_provider
 
     def _policy_arn(self, managed: str) -> str:
         return f"arn:{self._args.partition}:iam::aws:policy/{managed}"

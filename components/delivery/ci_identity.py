@@ -372,6 +372,9 @@ class CiIdentity(pulumi.ComponentResource):
         self.cluster_access: list[pulumi.Resource] = []
         """The CI roles' access entries and policy associations: every Kubernetes object
         must be deleted before them (a destroy in CI needs them until the end)."""
+        self.updater_access: list[pulumi.Resource] = []
+        """The deploy role's access entry and policy association (it runs ``pulumi up``,
+        rollbacks and destroys): the Kubernetes provider depends on them."""
         managed = f"arn:{args.partition}:iam::aws:policy/"
 
         if args.existing_oidc_provider_arn is not None:
@@ -514,6 +517,8 @@ class CiIdentity(pulumi.ComponentResource):
                     opts=child,
                 )
                 self.cluster_access.append(association)
+                if role_name == "deploy":
+                    self.updater_access += [entry, association]
 
         self.preview_role_arn = self.preview_role.arn
         self.drift_role_arn = self.drift_role.arn
