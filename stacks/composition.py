@@ -196,6 +196,7 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
             secrets_key_deletion_days=cl.secrets_key_deletion_days,
             protect=cfg.protect,
             role_scope=role_scope,
+            api_client_sources=tuple(runner_api_sources(cfg)),
         ),
         opts=aws_only,
     )
@@ -267,6 +268,14 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
         ci_identity=ci_identity,
         serving=serving,
     )
+
+
+def runner_api_sources(cfg: StackConfig) -> list[str]:
+    """The CI runner's sources the cluster security group allows on 443 (network vpc)."""
+    runner = cfg.delivery.runner
+    if not cfg.delivery.enabled or runner.network != "vpc":
+        return []
+    return runner.api_sources()
 
 
 def workload_prerequisites(

@@ -18,6 +18,7 @@ identity that runs updates exists (the CI deploy role's is created outside).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,6 +83,10 @@ class EksClusterArgs:
     protect: bool = False
     role_scope: RoleScope | None = None
     """IAM path and permissions boundary of the roles created here (None: plain roles)."""
+    api_client_sources: Sequence[str] = ()
+    """Who calls the API from inside the VPC (the CI runner): security group ids (``sg-``),
+    prefix list ids (``pl-``) or CIDRs, each allowed on 443 by the EKS cluster security
+    group, which the private endpoint's ENIs carry and which admits only itself."""
 
     def addon_pins(self) -> AddonPins:
         """The pinned add-on versions for ``version``, with ``addon_overrides`` applied."""
@@ -110,7 +115,42 @@ class EksClusterArgs:
             )
         if not (self.endpoint_public_access or self.endpoint_private_access):
             found.append("endpoint access: both off: enable public or private access")
+        bad = [s for s in self.api_client_sources if _api_source_kind(s) is None]
+        if bad:
+            found.append(f"api_client_sources: {bad}: allowed sg-..., pl-... or a CIDR")
         return found
+
+
+def _api_source_kind(source: str) -> str | None:
+    """``security_group``, ``prefix_list``, ``ipv4``/``ipv6`` (a CIDR), or None."""
+    import ipaddress
+
+    if re.fullmatch(r"sg-[0-9a-f]{8,17}", source):
+        return "security_group"
+    if re.fullmatch(r"pl-[0-9a-f]{8,17}", source):
+        return "prefix_list"
+    try:
+        return f"ipv{ipaddress.ip_network(source, strict=True).version}"
+    except ValueError:
+        return None
+
+
+def api_ingress_args(
+    security_group_id: pulumi.Input[str], source: str
+) -> aws.vpc.SecurityGroupIngressRuleArgs:
+    """HTTPS (443/tcp) into ``security_group_id`` from one API client source."""
+    kind = _api_source_kind(source)
+    return aws.vpc.SecurityGroupIngressRuleArgs(
+        security_group_id=security_group_id,
+        ip_protocol="tcp",
+        from_port=443,
+        to_port=443,
+        description="Kubernetes API from the CI runner (mlstack:delivery.runner)",
+        referenced_security_group_id=source if kind == "security_group" else None,
+        prefix_list_id=source if kind == "prefix_list" else None,
+        cidr_ipv4=source if kind == "ipv4" else None,
+        cidr_ipv6=source if kind == "ipv6" else None,
+    )
 
 
 def kubeconfig(name: str, endpoint: str, ca_data: str, region: str) -> str:
@@ -189,6 +229,16 @@ class EksCluster(pulumi.ComponentResource):
                 lambda v: kubeconfig(v[0], v[1], v[2], args.region)
             )
         )
+        # The CI runner inside the VPC reaches the private endpoint only through the EKS
+        # cluster security group; the provider waits for (and outlives) these rules.
+        for index, source in enumerate(args.api_client_sources):
+            self._access.append(
+                aws.vpc.SecurityGroupIngressRule(
+                    f"{name}-api-client-{index}",
+                    api_ingress_args(self.cluster_security_group_id, source),
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+            )
         self._k8s_provider: k8s.Provider | None = None
         self.register_outputs(
             {

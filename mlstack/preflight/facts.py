@@ -94,6 +94,10 @@ class PlanFacts:
     state_bucket: str | None = None
     secrets_key_arn: str | None = None
     uses_spot: bool = False
+    runner_network: str = "hosted"
+    """``mlstack:delivery.runner.network``: hosted, or vpc (a self-hosted runner inside)."""
+    runner_sources: tuple[str, ...] = ()
+    """The runner's declared source (security group, prefix list, CIDRs) for network vpc."""
 
 
 def _walk(value: Any) -> Iterator[Any]:
@@ -209,6 +213,8 @@ def plan_facts(cfg: StackConfig, graph: ResourceGraph) -> PlanFacts:
                 seen.add(item)
                 facts.models.append(ModelVersion(*item))
     facts.models.sort(key=lambda m: (m.model, m.version, m.track))
+    facts.runner_network = cfg.delivery.runner.network
+    facts.runner_sources = tuple(cfg.delivery.runner.api_sources())
     # The first deploy's bucket phase declares no model (serving.deployModels: false).
     facts.deploy_models = bool(getattr(cfg.serving, "deploy_models", True))
     facts.configured_models = tuple(m.name for m in cfg.models) if facts.deploy_models else ()

@@ -353,6 +353,55 @@ def test_dev_may_deploy_from_the_default_branch_alone() -> None:
             "mlstack:delivery.runner",
             "labels must include self-hosted",
         ),
+        # issue 27 item 4: a runner inside the VPC with no declared source cannot pass the
+        # EKS cluster security group in front of the private endpoint (public open or not)
+        (
+            {
+                "cluster.publicAccessCidrs": ["0.0.0.0/0"],
+                "delivery.runner": {"labels": ["self-hosted", "mlstack-prod"], "network": "vpc"},
+            },
+            "mlstack:delivery.runner.securityGroupId",
+            "declare the runner's source",
+        ),
+        (
+            {"delivery.runner": {"labels": ["self-hosted"], "network": "vpc"}},
+            "mlstack:delivery.runner.securityGroupId",
+            "admits only itself",
+        ),
+        (
+            {
+                "delivery.runner": {
+                    "labels": ["ubuntu-24.04"],
+                    "network": "hosted",
+                    "egressCidrs": ["203.0.113.16/28"],
+                    "securityGroupId": "sg-0a1b2c3d4e5f60718",
+                }
+            },
+            "mlstack:delivery.runner.securityGroupId",
+            "only for network vpc",
+        ),
+        (
+            {
+                "delivery.runner": {
+                    "labels": ["self-hosted"],
+                    "network": "vpc",
+                    "prefixListId": "sg-0a1b2c3d",
+                }
+            },
+            "mlstack:delivery.runner.prefixListId",
+            "pl-",
+        ),
+        (
+            {
+                "delivery.runner": {
+                    "labels": ["self-hosted"],
+                    "network": "vpc",
+                    "sourceCidrs": ["10.30.1.0/33"],
+                }
+            },
+            "mlstack:delivery.runner.sourceCidrs",
+            "is not a CIDR",
+        ),
     ],
 )
 def test_a_runner_that_cannot_reach_the_endpoint_is_refused(
@@ -377,3 +426,14 @@ def test_runners_that_reach_the_endpoint_are_accepted() -> None:
     assert parse_config(hosted, "Pulumi.prod.yaml").delivery.runner.network == "hosted"
     shipped = parse_config(raw_stack_config("prod"), "Pulumi.prod.yaml").delivery.runner
     assert (shipped.network, shipped.labels[0]) == ("vpc", "self-hosted")
+    assert shipped.api_sources() == ["sg-0a1b2c3d4e5f60718"]
+    for source in (
+        {"prefixListId": "pl-0a1b2c3d4e5f60718"},
+        {"sourceCidrs": ["10.30.8.0/24", "10.30.9.0/24"]},
+    ):
+        raw = set_path(
+            raw_stack_config("prod"),
+            "delivery.runner",
+            {"labels": ["self-hosted", "mlstack-prod"], "network": "vpc", **source},
+        )
+        assert parse_config(raw, "Pulumi.prod.yaml").delivery.runner.api_sources()
