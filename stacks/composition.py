@@ -197,10 +197,14 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
             secrets_key_deletion_days=cl.secrets_key_deletion_days,
             protect=cfg.protect,
             role_scope=role_scope,
+            api_client_sources=tuple(runner_api_sources(cfg)),
         ),
         opts=aws_only,
     )
     ci_identity = build_ci_identity(cfg, stack, cluster, role_scope, aws_only)
+    # Every Kubernetes object goes through this provider: it waits for, and on destroy or
+    # replacement goes before, the access of every identity that runs updates (admins, CI).
+    cluster.connect(ci_identity.updater_access if ci_identity else [])
     # Every controller (and so every object it finalizes) waits for, and on destroy goes
     # before, the nodes, the pod runtime add-ons and every Kubernetes access entry.
     runtime = workload_prerequisites(cluster, ci_identity)
@@ -265,6 +269,14 @@ def build(cfg: StackConfig, stack: str | None = None) -> Platform:
         ci_identity=ci_identity,
         serving=serving,
     )
+
+
+def runner_api_sources(cfg: StackConfig) -> list[str]:
+    """The CI runner's sources the cluster security group allows on 443 (network vpc)."""
+    runner = cfg.delivery.runner
+    if not cfg.delivery.enabled or runner.network != "vpc":
+        return []
+    return runner.api_sources()
 
 
 def workload_prerequisites(

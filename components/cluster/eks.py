@@ -11,12 +11,14 @@ Existing mode looks the cluster and its OIDC provider up by name and creates not
 
 Both modes expose a ``pulumi_kubernetes.Provider`` built from the cluster's
 outputs with exec authentication (``aws eks get-token``), so no static token
-ever lands in state.
+ever lands in state; ``connect(updater_access)`` creates it once the access of every
+identity that runs updates exists (the CI deploy role's is created outside).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,6 +93,10 @@ class EksClusterArgs:
     protect: bool = False
     role_scope: RoleScope | None = None
     """IAM path and permissions boundary of the roles created here (None: plain roles)."""
+    api_client_sources: Sequence[str] = ()
+    """Who calls the API from inside the VPC (the CI runner): security group ids (``sg-``),
+    prefix list ids (``pl-``) or CIDRs, each allowed on 443 by the EKS cluster security
+    group, which the private endpoint's ENIs carry and which admits only itself."""
 
     def addon_pins(self) -> AddonPins:
         """The pinned add-on versions for ``version``, with ``addon_overrides`` applied."""
@@ -119,7 +125,42 @@ class EksClusterArgs:
             )
         if not (self.endpoint_public_access or self.endpoint_private_access):
             found.append("endpoint access: both off: enable public or private access")
+        bad = [s for s in self.api_client_sources if _api_source_kind(s) is None]
+        if bad:
+            found.append(f"api_client_sources: {bad}: allowed sg-..., pl-... or a CIDR")
         return found
+
+
+def _api_source_kind(source: str) -> str | None:
+    """``security_group``, ``prefix_list``, ``ipv4``/``ipv6`` (a CIDR), or None."""
+    import ipaddress
+
+    if re.fullmatch(r"sg-[0-9a-f]{8,17}", source):
+        return "security_group"
+    if re.fullmatch(r"pl-[0-9a-f]{8,17}", source):
+        return "prefix_list"
+    try:
+        return f"ipv{ipaddress.ip_network(source, strict=True).version}"
+    except ValueError:
+        return None
+
+
+def api_ingress_args(
+    security_group_id: pulumi.Input[str], source: str
+) -> aws.vpc.SecurityGroupIngressRuleArgs:
+    """HTTPS (443/tcp) into ``security_group_id`` from one API client source."""
+    kind = _api_source_kind(source)
+    return aws.vpc.SecurityGroupIngressRuleArgs(
+        security_group_id=security_group_id,
+        ip_protocol="tcp",
+        from_port=443,
+        to_port=443,
+        description="Kubernetes API from the CI runner (mlstack:delivery.runner)",
+        referenced_security_group_id=source if kind == "security_group" else None,
+        prefix_list_id=source if kind == "prefix_list" else None,
+        cidr_ipv4=source if kind == "ipv4" else None,
+        cidr_ipv6=source if kind == "ipv6" else None,
+    )
 
 
 def kubeconfig(name: str, endpoint: str, ca_data: str, region: str) -> str:
@@ -168,7 +209,6 @@ class EksCluster(pulumi.ComponentResource):
     oidc_issuer_url: pulumi.Output[str]
     cluster_security_group_id: pulumi.Output[str]
     kubeconfig: pulumi.Output[str]
-    provider: k8s.Provider
     system_node_group: aws.eks.NodeGroup | None
     workload_ready: list[pulumi.Resource]
     """What a controller's pods need until their finalizers are done: the system nodes and
@@ -199,14 +239,17 @@ class EksCluster(pulumi.ComponentResource):
                 lambda v: kubeconfig(v[0], v[1], v[2], args.region)
             )
         )
-        # With bootstrapClusterCreatorAdminPermissions off, the deployer reaches the API only
-        # through an admin access entry: every Kubernetes object waits for those (through its
-        # provider) on create, and is deleted before them on destroy.
-        self.provider = k8s.Provider(
-            f"{name}-k8s",
-            k8s.ProviderArgs(kubeconfig=self.kubeconfig, enable_server_side_apply=True),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=self._access),
-        )
+        # The CI runner inside the VPC reaches the private endpoint only through the EKS
+        # cluster security group; the provider waits for (and outlives) these rules.
+        for index, source in enumerate(args.api_client_sources):
+            self._access.append(
+                aws.vpc.SecurityGroupIngressRule(
+                    f"{name}-api-client-{index}",
+                    api_ingress_args(self.cluster_security_group_id, source),
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+            )
+        self._k8s_provider: k8s.Provider | None = None
         self.register_outputs(
             {
                 "clusterName": self.cluster_name,
@@ -214,6 +257,33 @@ class EksCluster(pulumi.ComponentResource):
                 "oidcProviderArn": self.oidc_provider_arn,
             }
         )
+
+    def connect(self, updater_access: Sequence[pulumi.Resource] = ()) -> k8s.Provider:
+        """Create the Kubernetes provider every object of the stack uses, once.
+
+        With bootstrapClusterCreatorAdminPermissions off, whoever runs an update reaches the
+        API only through an access entry and its policy association: the admins' (created
+        here) and those in ``updater_access`` (the CI deploy role's, created outside). The
+        provider depends on all of them, so every Kubernetes object is created after and
+        deleted (or replaced) before the access of the identity that runs the update."""
+        if self._k8s_provider is not None:
+            raise RuntimeError(f"EksCluster {self._name}: connect() was already called")
+        self._k8s_provider = k8s.Provider(
+            f"{self._name}-k8s",
+            k8s.ProviderArgs(kubeconfig=self.kubeconfig, enable_server_side_apply=True),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*self._access, *updater_access]),
+        )
+        return self._k8s_provider
+
+    @property
+    def provider(self) -> k8s.Provider:
+        """The Kubernetes provider (created by :meth:`connect`)."""
+        if self._k8s_provider is None:
+            raise RuntimeError(
+                f"EksCluster {self._name}: call connect(updater_access) before using its "
+                "provider (it must depend on the access of every identity that runs updates)"
+            )
+        return self._k8s_provider
 
     def _policy_arn(self, managed: str) -> str:
         return f"arn:{self._args.partition}:iam::aws:policy/{managed}"

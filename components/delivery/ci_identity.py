@@ -7,8 +7,8 @@ trust policy's conditions match exactly (``StringEquals``, never ``Like``):
 * ``preview`` (``ReadOnlyAccess``, reading the Pulumi state, decrypting stack
   secrets, ``AmazonEKSViewPolicy``, which cannot read Kubernetes Secrets): only
   ``repo:<owner>/<name>:pull_request``. Preview takes no state lock.
-* ``drift`` (``pulumi refresh --preview-only``: the preview rights plus writing the
-  lock object, ``kms:GenerateDataKey`` for it in the SSE-KMS state bucket, and
+* ``drift`` (``pulumi refresh --preview-only``: the preview rights, no state writes,
+  since the DIY backend takes no lock for a preview-only refresh (pulumi >= 3.229), and
   ``AmazonEKSAdminViewPolicy``, which reads Secrets, where Helm keeps releases, and
   custom resources): only the default branch's drift workflow
   (``sub`` = ``ref:refs/heads/<branch>`` and ``job_workflow_ref`` =
@@ -43,8 +43,6 @@ TYPE_TOKEN = "mlstack:delivery:CiIdentity"
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 GITHUB_OIDC_URL = f"https://{GITHUB_OIDC_HOST}"
 STS_AUDIENCE = "sts.amazonaws.com"
-LOCK_PREFIX = ".pulumi/locks/"
-"""Where Pulumi's S3 (DIY) backend keeps stack locks; refresh takes one, preview does not."""
 DRIFT_WORKFLOW = ".github/workflows/drift.yml"
 """The only workflow the drift role trusts (on the default branch)."""
 SCOPE_TAG_KEYS: tuple[str, ...] = ("project", "stack")
@@ -202,9 +200,9 @@ def state_statements(
 ) -> list[dict[str, Any]]:
     """Access to the Pulumi state bucket and secrets key.
 
-    ``preview`` reads state and decrypts; ``drift`` also writes lock objects (refresh
-    locks the stack) and generates the data key SSE-KMS needs for them; ``deploy``
-    writes state and encrypts."""
+    ``preview`` and ``drift`` read state and decrypt: the DIY backend's ``Refresh`` with
+    ``--preview-only`` runs a dry run without ``Lock`` (pulumi ``pkg/backend/diy/backend.go``
+    since v3.229), so drift writes nothing; ``deploy`` writes state and encrypts."""
     statements: list[dict[str, Any]] = []
     if bucket:
         bucket_arn = f"arn:{partition}:s3:::{bucket}"
@@ -216,18 +214,10 @@ def state_statements(
             statements.append(
                 documents.allow(actions.CI_STATE_OBJECT_WRITE, [f"{bucket_arn}/*"], "StateWrite")
             )
-        elif kind == "drift":
-            statements.append(
-                documents.allow(
-                    actions.CI_STATE_OBJECT_WRITE, [f"{bucket_arn}/{LOCK_PREFIX}*"], "StateLock"
-                )
-            )
     if key_arn:
         key_actions = actions.CI_SECRETS_DECRYPT
         if kind == "deploy":
             key_actions += actions.CI_SECRETS_ENCRYPT
-        elif kind == "drift" and bucket:
-            key_actions += actions.CI_STATE_LOCK_ENCRYPT
         statements.append(documents.allow(key_actions, [key_arn], "SecretsProvider"))
     return statements
 
@@ -382,6 +372,9 @@ class CiIdentity(pulumi.ComponentResource):
         self.cluster_access: list[pulumi.Resource] = []
         """The CI roles' access entries and policy associations: every Kubernetes object
         must be deleted before them (a destroy in CI needs them until the end)."""
+        self.updater_access: list[pulumi.Resource] = []
+        """The deploy role's access entry and policy association (it runs ``pulumi up``,
+        rollbacks and destroys): the Kubernetes provider depends on them."""
         managed = f"arn:{args.partition}:iam::aws:policy/"
 
         if args.existing_oidc_provider_arn is not None:
@@ -524,6 +517,8 @@ class CiIdentity(pulumi.ComponentResource):
                     opts=child,
                 )
                 self.cluster_access.append(association)
+                if role_name == "deploy":
+                    self.updater_access += [entry, association]
 
         self.preview_role_arn = self.preview_role.arn
         self.drift_role_arn = self.drift_role.arn

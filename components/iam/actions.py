@@ -138,7 +138,7 @@ CI_STATE_BUCKET_READ: tuple[str, ...] = (
 
 CI_STATE_OBJECT_READ: tuple[str, ...] = ("s3:GetObject", "s3:GetObjectVersion")
 CI_STATE_OBJECT_WRITE: tuple[str, ...] = ("s3:DeleteObject", "s3:PutObject")
-"""Writing state objects (deploy), or only the lock objects under .pulumi/locks/ (preview)."""
+"""Writing state objects (deploy only: preview and drift take no lock)."""
 
 CI_SECRETS_DECRYPT: tuple[str, ...] = ("kms:Decrypt", "kms:DescribeKey")
 CI_SECRETS_ENCRYPT: tuple[str, ...] = ("kms:Encrypt", "kms:GenerateDataKey")
@@ -161,9 +161,6 @@ CI_IAM_READ: tuple[str, ...] = (
 
 CI_IAM_LIST: tuple[str, ...] = ("iam:ListOpenIDConnectProviders",)
 """Listing calls that support no resource ARN (only ``Resource: "*"``)."""
-
-CI_STATE_LOCK_ENCRYPT: tuple[str, ...] = ("kms:GenerateDataKey",)
-"""Writing a lock object into the SSE-KMS state bucket (drift's refresh takes the lock)."""
 
 CI_IAM_CREATE_TAGGED: tuple[str, ...] = (
     "iam:CreateInstanceProfile",

@@ -1199,6 +1199,26 @@ def chart_crd_checks(ctx: Context) -> list[Check]:
     return checks
 
 
+def runner_access_checks(ctx: Context) -> list[Check]:
+    """The CI runner reaches the API endpoint (mlstack.preflight.runner)."""
+    from mlstack.preflight import runner
+
+    facts = ctx.facts
+    if not facts.delivery_enabled:
+        return [skipped(runner.GROUP, runner.INGRESS_ID, "mlstack:delivery is not enabled")]
+    return _guard(
+        runner.GROUP,
+        runner.INGRESS_ID,
+        lambda: runner.runner_checks(
+            ctx.clients.get("eks"),
+            ctx.clients.get("ec2"),
+            facts.cluster_name,
+            facts.runner_sources,
+            network=facts.runner_network,
+        ),
+    )
+
+
 GROUP_CHECKS: list[Callable[[Context], list[Check]]] = [
     eks_checks,
     ami_checks,
@@ -1209,5 +1229,6 @@ GROUP_CHECKS: list[Callable[[Context], list[Check]]] = [
     capacity_checks,
     prerequisite_checks,
     secrets_provider_checks,
+    runner_access_checks,
 ]
 """Run after ``identity_checks`` (which establishes the caller), in report order."""

@@ -112,6 +112,10 @@ class PlanFacts:
     """The stack file's ``encryptedkey``: the data key ``pulumi stack init`` encrypted."""
     encryption_salt: bool = False
     """The stack file has a passphrase provider's ``encryptionsalt``."""
+    runner_network: str = "hosted"
+    """``mlstack:delivery.runner.network``: hosted, or vpc (a self-hosted runner inside)."""
+    runner_sources: tuple[str, ...] = ()
+    """The runner's declared source (security group, prefix list, CIDRs) for network vpc."""
 
 
 def _walk(value: Any) -> Iterator[Any]:
@@ -254,6 +258,8 @@ def plan_facts(cfg: StackConfig, graph: ResourceGraph) -> PlanFacts:
         reference, _, digest = images[0].partition("@")
         facts.loader_tag = reference.rsplit(":", 1)[-1]
         facts.loader_digest = digest or None
+    facts.runner_network = cfg.delivery.runner.network
+    facts.runner_sources = tuple(cfg.delivery.runner.api_sources())
     # The first deploy's bucket phase declares no model (serving.deployModels: false).
     facts.deploy_models = bool(getattr(cfg.serving, "deploy_models", True))
     facts.configured_models = tuple(m.name for m in cfg.models) if facts.deploy_models else ()

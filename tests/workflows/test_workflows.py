@@ -198,9 +198,14 @@ def test_deploys_and_rollbacks_share_one_queue_per_stack_and_never_cancel() -> N
         assert deploy[stack]["concurrency"] == {
             "group": f"pulumi-{stack}",
             "cancel-in-progress": False,
+            "queue": "max",
         }
     rollback = load("rollback.yml")["jobs"]["rollback"]["concurrency"]
-    assert rollback == {"group": "pulumi-${{ inputs.stack }}", "cancel-in-progress": False}
+    assert rollback == {
+        "group": "pulumi-${{ inputs.stack }}",
+        "cancel-in-progress": False,
+        "queue": "max",
+    }
 
 
 def test_previews_are_grouped_per_stack_outside_the_deploy_queue() -> None:
@@ -210,11 +215,12 @@ def test_previews_are_grouped_per_stack_outside_the_deploy_queue() -> None:
     assert not preview.startswith("pulumi-")
 
 
-def test_drift_shares_the_deploy_queue_of_its_stack() -> None:
-    """Refresh takes the stack lock: drift and deploy/rollback of one stack never overlap."""
+def test_drift_is_grouped_per_stack_outside_the_deploy_queue() -> None:
+    """A preview-only refresh takes no lock (tests/components/delivery/test_ci_identity.py):
+    drift needs no place in the deploy queue, where it would cancel a pending deploy."""
     drift = load("drift.yml")["jobs"]["drift"]
     assert drift["concurrency"] == {
-        "group": "pulumi-${{ matrix.stack }}",
+        "group": "drift-${{ matrix.stack }}",
         "cancel-in-progress": False,
     }
     assert {row["stack"] for row in drift["strategy"]["matrix"]["include"]} == set(STACKS)

@@ -220,3 +220,57 @@ def test_pod_identity_roles_trust_only_their_own_service_account(any_graph) -> N
             "aws:RequestTag/kubernetes-service-account",
         }, role_name
         assert condition["aws:RequestTag/eks-cluster-name"] == f"mlstack-{any_graph.stack}"
+
+
+def test_prod_allows_the_ci_runner_on_443_in_the_eks_cluster_security_group(prod_graph) -> None:
+    """Issue 27 item 4: the private endpoint's ENIs carry the EKS-created cluster security
+    group, which admits only itself; the runner's declared group gets 443 there, and the
+    Kubernetes provider waits for (and on destroy outlives) the rule."""
+    [rule] = [
+        r
+        for r in prod_graph.by_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if r.name.startswith("cluster-api-client-")
+    ]
+    assert rule.inputs["securityGroupId"] == "sg-cluster"  # vpc_config.cluster_security_group_id
+    assert rule.inputs["referencedSecurityGroupId"] == "sg-0a1b2c3d4e5f60718"
+    assert (rule.inputs["ipProtocol"], rule.inputs["fromPort"], rule.inputs["toPort"]) == (
+        "tcp",
+        443,
+        443,
+    )
+    assert rule.urn in prod_graph.one("pulumi:providers:kubernetes").dependencies
+
+
+def test_a_hosted_runner_gets_no_cluster_security_group_rule(dev_graph) -> None:
+    rules = dev_graph.by_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    assert not [r for r in rules if r.name.startswith("cluster-api-client-")]
+
+
+@pytest.mark.parametrize(
+    ("source", "field"),
+    [
+        ("pl-0a1b2c3d4e5f60718", "prefix_list_id"),
+        ("10.30.8.0/24", "cidr_ipv4"),
+        ("fd00:30::/64", "cidr_ipv6"),
+        ("sg-0a1b2c3d", "referenced_security_group_id"),
+    ],
+)
+def test_each_runner_source_kind_fills_exactly_its_ingress_field(source: str, field: str) -> None:
+    from components.cluster.eks import api_ingress_args
+
+    args = api_ingress_args("sg-cluster", source)
+    fields = ("prefix_list_id", "cidr_ipv4", "cidr_ipv6", "referenced_security_group_id")
+    assert {f: getattr(args, f) for f in fields if getattr(args, f) is not None} == {field: source}
+
+
+def test_a_bad_runner_source_is_refused() -> None:
+    problems = EksClusterArgs(
+        cluster_name="c",
+        region="us-east-1",
+        vpc_id="vpc-1",
+        subnet_ids=["s"],
+        api_client_sources=("10.0.0.1/8", "sg-xyz"),
+    ).problems()
+    assert problems == [
+        "api_client_sources: ['10.0.0.1/8', 'sg-xyz']: allowed sg-..., pl-... or a CIDR"
+    ]

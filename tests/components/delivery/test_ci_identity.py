@@ -103,18 +103,25 @@ def test_preview_reads_the_state_and_takes_no_lock(dev_graph) -> None:
     assert set(statements) == {"StateList", "StateRead", "SecretsProvider"}
 
 
-def test_drift_may_lock_the_state_in_the_sse_kms_bucket(dev_graph) -> None:
-    statements = {s["Sid"]: s for s in _policy(dev_graph, "ci-drift-state")["Statement"]}
-    bucket = "arn:aws:s3:::mlstack-pulumi-state-123456789012"
-    assert statements["StateLock"]["Resource"] == [f"{bucket}/.pulumi/locks/*"]
-    assert statements["StateLock"]["Action"] == ["s3:DeleteObject", "s3:PutObject"]
-    # The state bucket is SSE-KMS with the secrets key: writing the lock needs a data key.
-    assert statements["SecretsProvider"]["Action"] == [
-        "kms:Decrypt",
-        "kms:DescribeKey",
-        "kms:GenerateDataKey",
+def test_drift_reads_the_state_like_preview_and_writes_no_lock(dev_graph) -> None:
+    """``pulumi refresh --preview-only`` takes no DIY lock: in pulumi/pulumi
+    ``pkg/backend/diy/backend.go``, ``diyBackend.Refresh`` returns from the
+    ``op.Opts.PreviewOnly`` branch (``b.apply`` with ``DryRun: true``) before ``b.Lock``
+    since v3.229.0 (v3.228.0 locked first), and ``diyBackend.apply`` builds no snapshot
+    manager and writes no history for a dry run. So the drift role writes nothing to the
+    state bucket and needs no data key for SSE-KMS writes: exactly the preview grants."""
+    drift = _policy(dev_graph, "ci-drift-state")["Statement"]
+    preview = _policy(dev_graph, "ci-preview-state")["Statement"]
+    assert drift == preview
+    statements = {s["Sid"]: s for s in drift}
+    assert set(statements) == {"StateList", "StateRead", "SecretsProvider"}
+    writes = [
+        a
+        for s in drift
+        for a in s["Action"]
+        if a in ("s3:PutObject", "s3:DeleteObject", "kms:GenerateDataKey", "kms:Encrypt")
     ]
-    assert "StateWrite" not in statements
+    assert writes == []
 
 
 def test_deploy_iam_rights_are_path_and_tag_scoped(prod_graph) -> None:
@@ -346,6 +353,55 @@ def test_dev_may_deploy_from_the_default_branch_alone() -> None:
             "mlstack:delivery.runner",
             "labels must include self-hosted",
         ),
+        # issue 27 item 4: a runner inside the VPC with no declared source cannot pass the
+        # EKS cluster security group in front of the private endpoint (public open or not)
+        (
+            {
+                "cluster.publicAccessCidrs": ["0.0.0.0/0"],
+                "delivery.runner": {"labels": ["self-hosted", "mlstack-prod"], "network": "vpc"},
+            },
+            "mlstack:delivery.runner.securityGroupId",
+            "declare the runner's source",
+        ),
+        (
+            {"delivery.runner": {"labels": ["self-hosted"], "network": "vpc"}},
+            "mlstack:delivery.runner.securityGroupId",
+            "admits only itself",
+        ),
+        (
+            {
+                "delivery.runner": {
+                    "labels": ["ubuntu-24.04"],
+                    "network": "hosted",
+                    "egressCidrs": ["203.0.113.16/28"],
+                    "securityGroupId": "sg-0a1b2c3d4e5f60718",
+                }
+            },
+            "mlstack:delivery.runner.securityGroupId",
+            "only for network vpc",
+        ),
+        (
+            {
+                "delivery.runner": {
+                    "labels": ["self-hosted"],
+                    "network": "vpc",
+                    "prefixListId": "sg-0a1b2c3d",
+                }
+            },
+            "mlstack:delivery.runner.prefixListId",
+            "pl-",
+        ),
+        (
+            {
+                "delivery.runner": {
+                    "labels": ["self-hosted"],
+                    "network": "vpc",
+                    "sourceCidrs": ["10.30.1.0/33"],
+                }
+            },
+            "mlstack:delivery.runner.sourceCidrs",
+            "is not a CIDR",
+        ),
     ],
 )
 def test_a_runner_that_cannot_reach_the_endpoint_is_refused(
@@ -370,3 +426,14 @@ def test_runners_that_reach_the_endpoint_are_accepted() -> None:
     assert parse_config(hosted, "Pulumi.prod.yaml").delivery.runner.network == "hosted"
     shipped = parse_config(raw_stack_config("prod"), "Pulumi.prod.yaml").delivery.runner
     assert (shipped.network, shipped.labels[0]) == ("vpc", "self-hosted")
+    assert shipped.api_sources() == ["sg-0a1b2c3d4e5f60718"]
+    for source in (
+        {"prefixListId": "pl-0a1b2c3d4e5f60718"},
+        {"sourceCidrs": ["10.30.8.0/24", "10.30.9.0/24"]},
+    ):
+        raw = set_path(
+            raw_stack_config("prod"),
+            "delivery.runner",
+            {"labels": ["self-hosted", "mlstack-prod"], "network": "vpc", **source},
+        )
+        assert parse_config(raw, "Pulumi.prod.yaml").delivery.runner.api_sources()

@@ -101,7 +101,9 @@ def test_a_version_the_repository_does_not_list_is_refused(serve: tuple[str, Pat
     base, root = serve
     _publish(root, base, chart_repo.package(CHART, {"crds/crds.yaml": b"x"}))
     ref = chart_crds.ChartRef(base, CHART, "0.0.1")
-    with pytest.raises(chart_crds.ChartFetchError, match=r"no aws-load-balancer-controller 0\.0\.1"):
+    with pytest.raises(
+        chart_crds.ChartFetchError, match=r"no aws-load-balancer-controller 0\.0\.1"
+    ):
         chart_crds.verify_crds(ref, PINNED)
 
 

@@ -375,6 +375,19 @@ def stubbed_clients(world: World, facts: PlanFacts) -> WorldClients:
             },
             {"ServiceCode": "ec2", "QuotaCode": code},
         )
+    if facts.delivery_enabled:  # the runner checks (mlstack.preflight.runner), last
+        if facts.cluster_mode == "existing":
+            eks_stub.add_response(
+                "describe_cluster",
+                {"cluster": {"name": facts.cluster_name, "status": "ACTIVE"}},
+                {"name": facts.cluster_name},
+            )
+        else:  # the world is before the first deploy: no cluster yet
+            eks_stub.add_client_error(
+                "describe_cluster",
+                "ResourceNotFoundException",
+                expected_params={"name": facts.cluster_name},
+            )
     urls, _ = chart_world(facts)
     clients = WorldClients(world.region, {"eks": eks, "ssm": ssm, "service-quotas": quotas}, urls)
     for stub in (eks_stub, ssm_stub, quota_stub):
