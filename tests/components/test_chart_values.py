@@ -35,6 +35,10 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     "kube-state-metrics subchart's templates/deployment.yaml (--metric-labels-allowlist)",
     ("kube-prometheus-stack", "kube-state-metrics.nodeSelector"): "the kube-state-metrics "
     "subchart's templates/deployment.yaml",
+    ("kube-prometheus-stack", "kube-state-metrics.resources"): "the kube-state-metrics "
+    "subchart's templates/deployment.yaml (values.yaml: resources: {})",
+    ("kube-prometheus-stack", "prometheus-node-exporter.resources"): "the "
+    "prometheus-node-exporter subchart's templates/daemonset.yaml (values.yaml: resources: {})",
 }
 """Keys a template reads although the default values file does not list them."""
 
@@ -46,7 +50,10 @@ FREE_FORM = frozenset(
 
 
 def _upstream(name: str) -> Path:
-    return UPSTREAM / f"{name}.values.yaml"
+    """``<chart>-<version>.values.yaml``, else the chart source's own ``values.yaml``."""
+    file = UPSTREAM / f"{name}.values.yaml"
+    source = UPSTREAM / "src" / name / "values.yaml"
+    return source if not file.is_file() and source.is_file() else file
 
 
 def _chart_name(release: Any) -> str:
