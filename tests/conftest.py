@@ -181,7 +181,7 @@ def rendered_plan() -> Callable[[str], list[Any]]:
         if stack not in _RENDERED:
             try:
                 _RENDERED[stack] = helm_render.render_plan(graph_for(stack), upstream)
-            except helm_render.ChartSourceMissing as exc:
+            except helm_render.ChartSourceMissingError as exc:
                 pytest.skip(str(exc))
         return _RENDERED[stack]
 

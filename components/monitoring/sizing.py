@@ -97,7 +97,5 @@ def size(
 ) -> MonitoringSizing:
     """Every container's resources for this scrape load and retention."""
     return MonitoringSizing(
-        prometheus=prometheus_resources(
-            active_series, retention_minutes, scrape_interval_seconds
-        )
+        prometheus=prometheus_resources(active_series, retention_minutes, scrape_interval_seconds)
     )

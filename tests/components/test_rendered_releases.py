@@ -74,7 +74,9 @@ def test_the_monitoring_release_installs_no_crds_of_its_own(
 ) -> None:
     """``crds.enabled: false`` turns off kube-prometheus-stack's crds subchart, whose
     ``crds/`` Helm would install once and never upgrade: the CRD release owns them."""
-    assert _release(rendered_plan(stack), MONITORING_CHART).of_kind("CustomResourceDefinition") == []
+    assert (
+        _release(rendered_plan(stack), MONITORING_CHART).of_kind("CustomResourceDefinition") == []
+    )
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -100,8 +102,13 @@ def test_every_monitoring_container_has_requests_and_a_memory_limit(
         if not (resources.get("requests") and (resources.get("limits") or {}).get("memory")):
             problems.append(f"{kind}/{obj['metadata']['name']}: {resources}")
     names = " ".join(seen)
-    for expected in ("grafana-sc-dashboard", "grafana-sc-datasources", "node-exporter",
-                     "kube-state-metrics", "kube-prometheus-stack"):
+    for expected in (
+        "grafana-sc-dashboard",
+        "grafana-sc-datasources",
+        "node-exporter",
+        "kube-state-metrics",
+        "kube-prometheus-stack",
+    ):
         assert expected in names, f"no {expected} container rendered: {seen}"
     assert problems == []
 

@@ -52,10 +52,10 @@ _Loader.yaml_implicit_resolvers = {
 
 
 def _load_all(text: str) -> Iterator[Any]:
-    return yaml.load_all(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+    return yaml.load_all(text, Loader=_Loader)
 
 
-class ChartSourceMissing(LookupError):
+class ChartSourceMissingError(LookupError):
     """A chart, or a subchart it declares, is in none of the source directories."""
 
 
@@ -97,11 +97,12 @@ def find_chart(name: str, version: str, roots: Sequence[Path]) -> Path:
         if not root.is_dir():
             continue
         for candidate in sorted(root.iterdir(), reverse=True):
-            if fnmatch.fnmatch(candidate.name, f"{name}-{version}") and (
-                candidate / "Chart.yaml"
-            ).is_file():
+            if (
+                fnmatch.fnmatch(candidate.name, f"{name}-{version}")
+                and (candidate / "Chart.yaml").is_file()
+            ):
                 return candidate
-    raise ChartSourceMissing(
+    raise ChartSourceMissingError(
         f"chart {name} {version}: no {name}-{version}/ in {', '.join(map(str, roots))}"
     )
 
@@ -128,10 +129,10 @@ def assemble(chart_dir: Path, roots: Sequence[Path], workdir: Path) -> Path:
     for dep in missing:
         try:
             found[str(dep["name"])] = find_chart(str(dep["name"]), str(dep["version"]), roots)
-        except ChartSourceMissing:
+        except ChartSourceMissingError:
             absent.append(f"{dep['name']}-{dep['version']}")
     if absent:
-        raise ChartSourceMissing(
+        raise ChartSourceMissingError(
             f"{chart_dir.name} declares subcharts missing from its charts/ and from "
             f"{', '.join(map(str, roots))}: {', '.join(absent)} (Helm refuses to install it "
             "so; add their sources as <chart>-<version>/ to shared/upstream/charts/src or a "

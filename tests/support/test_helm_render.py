@@ -44,7 +44,7 @@ def test_a_chart_missing_a_declared_subchart_is_refused_naming_it(tmp_path: Path
         tmp_path / "probe",
         "dependencies:\n  - name: absent\n    version: 1.2.3\n    condition: absent.enabled\n",
     )
-    with pytest.raises(helm_render.ChartSourceMissing, match=r"absent-1\.2\.3"):
+    with pytest.raises(helm_render.ChartSourceMissingError, match=r"absent-1\.2\.3"):
         helm_render.assemble(chart, [tmp_path / "nowhere"], tmp_path / "work")
 
 
