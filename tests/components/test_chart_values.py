@@ -70,6 +70,17 @@ def _leaves(values: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> Iterator
             yield path
 
 
+def _merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` on ``base``, maps merged key by key (as Helm coalesces a parent's values for
+    a subchart with the subchart's defaults)."""
+    out = dict(base)
+    for key, value in over.items():
+        old = out.get(key)
+        both = isinstance(old, Mapping) and isinstance(value, Mapping)
+        out[key] = _merged(old, value) if both else value  # pyright: ignore[reportArgumentType]
+    return out
+
+
 def unknown_keys(chart: str, values: Mapping[str, Any], defaults: Mapping[str, Any]) -> list[str]:
     """Paths set in ``values`` that the defaults do not hold (free-form maps excepted)."""
     found: list[str] = []
@@ -79,10 +90,9 @@ def unknown_keys(chart: str, values: Mapping[str, Any], defaults: Mapping[str, A
         for index, part in enumerate(parts):
             sub = SUBCHARTS.get((chart, parts[0])) if index == 0 else None
             if sub and isinstance(current, Mapping):
-                current = {
-                    **yaml.safe_load(_upstream(sub).read_text()),
-                    **(current.get(part) or {}),
-                }
+                current = _merged(
+                    yaml.safe_load(_upstream(sub).read_text()), current.get(part) or {}
+                )
                 continue
             if not isinstance(current, Mapping) or not current:
                 break  # a free-form map ({}), a list or a scalar default: anything goes below
