@@ -169,7 +169,8 @@ _RENDERED: dict[str, list[Any]] = {}
 def rendered_plan() -> Callable[[str], list[Any]]:
     """``rendered_plan("dev")``: every Helm release of that plan rendered with the pinned
     chart sources by Helm's own engine (``tests/support/helm_render.py``), once per process.
-    Skips, saying why, without the chart sources or helm-python-sdk."""
+    Skips, saying why, without the chart sources or helm-python-sdk; a release whose chart
+    sources are absent has ``missing`` set (its tests skip with that reason)."""
     pytest.importorskip("helm_python", reason="helm-python-sdk not installed (`make setup`)")
     from tests.support import helm_render
 
@@ -179,10 +180,7 @@ def rendered_plan() -> Callable[[str], list[Any]]:
 
     def render(stack: str) -> list[Any]:
         if stack not in _RENDERED:
-            try:
-                _RENDERED[stack] = helm_render.render_plan(graph_for(stack), upstream)
-            except helm_render.ChartSourceMissingError as exc:
-                pytest.skip(str(exc))
+            _RENDERED[stack] = helm_render.render_plan(graph_for(stack), upstream)
         return _RENDERED[stack]
 
     return render

@@ -69,6 +69,9 @@ class RenderedRelease:
     version: str
     namespace: str
     objects: tuple[dict[str, Any], ...]
+    missing: str | None = None
+    """Why the release could not be rendered (chart sources absent); ``objects`` is then
+    empty."""
 
     def of_kind(self, *kinds: str) -> list[dict[str, Any]]:
         return [o for o in self.objects if o.get("kind") in kinds]
@@ -260,7 +263,8 @@ def crd_api_versions(objects: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def render_plan(graph: Any, upstream: Path) -> list[RenderedRelease]:
-    """Every Helm release of a synthesized plan, rendered as it installs.
+    """Every Helm release of a synthesized plan, rendered as it installs (a release whose
+    chart sources are absent comes back with ``missing`` saying which).
 
     The cluster serves the CRDs of every release of the plan (the plan orders CRD releases
     before their users), so each release renders with those API versions available.
@@ -270,12 +274,16 @@ def render_plan(graph: Any, upstream: Path) -> list[RenderedRelease]:
     releases = sorted(graph.by_type(HELM_RELEASE), key=lambda r: r.name)
     with tempfile.TemporaryDirectory(prefix="mlstack-charts-") as tmp:
         prepared: list[tuple[Any, Path]] = []
+        missing: dict[str, str] = {}
         for node in releases:
             inputs = node.inputs
-            source = find_chart(chart_name(inputs), str(inputs["version"]), roots)
             workdir = Path(tmp) / node.name
             workdir.mkdir()
-            prepared.append((node, assemble(source, roots, workdir)))
+            try:
+                source = find_chart(chart_name(inputs), str(inputs["version"]), roots)
+                prepared.append((node, assemble(source, roots, workdir)))
+            except ChartSourceMissingError as exc:
+                missing[node.name] = str(exc)
 
         def render(node: Any, chart_dir: Path, apis: Sequence[str]) -> list[dict[str, Any]]:
             inputs = node.inputs
@@ -296,6 +304,7 @@ def render_plan(graph: Any, upstream: Path) -> list[RenderedRelease]:
             if _installs_templated_crds(path) or any(path.rglob("crds/*.yaml"))
         ]
         apis = crd_api_versions([o for objects in first for o in objects])
+        objects = {node.name: tuple(render(node, path, apis)) for node, path in prepared}
         return [
             RenderedRelease(
                 resource=node.name,
@@ -303,7 +312,8 @@ def render_plan(graph: Any, upstream: Path) -> list[RenderedRelease]:
                 chart=chart_name(node.inputs),
                 version=str(node.inputs["version"]),
                 namespace=str(node.inputs.get("namespace") or "default"),
-                objects=tuple(render(node, path, apis)),
+                objects=objects.get(node.name, ()),
+                missing=missing.get(node.name),
             )
-            for node, path in prepared
+            for node in releases
         ]
