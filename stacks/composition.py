@@ -50,6 +50,7 @@ from components.monitoring.operator_crds import (
 )
 from components.monitoring.alert_rules import PoolRepair
 from components.monitoring.prometheus_stack import prometheus_url
+from components.monitoring.sizing import DEFAULT_ACTIVE_SERIES
 from components.naming import dns_safe
 from components.network.vpc import FlowLogSettings, Network, NetworkArgs
 from components.storage.model_bucket import (
@@ -353,6 +354,8 @@ def build_monitoring(
             retention=mon.retention,
             storage_gib=mon.storage_gib,
             replicas=mon.replicas,
+            active_series=mon.active_series
+            or DEFAULT_ACTIVE_SERIES["prod" if cfg.is_prod else "dev"],
             thresholds=mon.thresholds.to_thresholds(),
             alb_alarms=mon.alb_alarms.to_settings(),
             node_selector={label_key: label_value},

@@ -158,3 +158,29 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(Path(os.devnull)))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(Path(os.devnull)))
+
+
+# --------------------------------------------------------------------------- rendered releases
+
+_RENDERED: dict[str, list[Any]] = {}
+
+
+@pytest.fixture(scope="session")
+def rendered_plan() -> Callable[[str], list[Any]]:
+    """``rendered_plan("dev")``: every Helm release of that plan rendered with the pinned
+    chart sources by Helm's own engine (``tests/support/helm_render.py``), once per process.
+    Skips, saying why, without the chart sources or helm-python-sdk; a release whose chart
+    sources are absent has ``missing`` set (its tests skip with that reason)."""
+    pytest.importorskip("helm_python", reason="helm-python-sdk not installed (`make setup`)")
+    from tests.support import helm_render
+
+    upstream = helm_render.find_upstream()
+    if upstream is None:
+        pytest.skip("shared/upstream/charts/src not found (set MLSTACK_UPSTREAM)")
+
+    def render(stack: str) -> list[Any]:
+        if stack not in _RENDERED:
+            _RENDERED[stack] = helm_render.render_plan(graph_for(stack), upstream)
+        return _RENDERED[stack]
+
+    return render

@@ -26,6 +26,7 @@ from components.monitoring import cloudwatch as cw
 from components.monitoring import dashboards as dash
 from components.monitoring import metrics as m
 from components.monitoring import prometheus_stack as ps
+from components.monitoring import sizing as sz
 from components.monitoring.notifications import Subscriber, create_alert_topic
 from components.naming import model_name_problem
 from components.validation import require_valid
@@ -181,6 +182,8 @@ class MonitoringArgs:
     """Prometheus volume (gp3, encrypted) per replica."""
     replicas: int = 1
     """Prometheus and Alertmanager replicas (2+ for HA)."""
+    active_series: int = sz.DEFAULT_ACTIVE_SERIES["dev"]
+    """Expected active series (scrape load): sizes Prometheus with ``retention``."""
     thresholds: ar.AlertThresholds = field(default_factory=ar.AlertThresholds)
     alb_alarms: cw.AlbAlarmSettings = field(default_factory=cw.AlbAlarmSettings)
     gpu_pool_label: str = "mlstack.io/gpu-pool"
@@ -229,6 +232,11 @@ class MonitoringArgs:
             found.append(f"storage_gib: {self.storage_gib}: between 10 and 16384")
         if not 1 <= self.replicas <= 5:
             found.append(f"replicas: {self.replicas}: between 1 and 5")
+        if not sz.MIN_ACTIVE_SERIES <= self.active_series <= sz.MAX_ACTIVE_SERIES:
+            found.append(
+                f"active_series: {self.active_series}: between {sz.MIN_ACTIVE_SERIES} and "
+                f"{sz.MAX_ACTIVE_SERIES}"
+            )
         if not LABEL_KEY.match(self.gpu_pool_label):
             found.append(f"gpu_pool_label: {self.gpu_pool_label!r}: a Kubernetes label key")
         if not self.runbook_base_url.startswith("https://"):
@@ -386,6 +394,11 @@ class Monitoring(pulumi.ComponentResource):
                 node_selector=args.node_selector,
                 grafana_admin_secret=ps.GRAFANA_SECRET,
                 protect=args.protect,
+                sizing=sz.size(
+                    args.active_series,
+                    ps.retention_minutes(args.retention),
+                    ps.SCRAPE_INTERVAL_SECONDS,
+                ),
             ),
             chart=ps.chart_pin(args.chart_version),
             cluster_name=args.cluster_name,

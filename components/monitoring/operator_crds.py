@@ -5,15 +5,22 @@ once and never upgrades: a chart bump would run a new operator on old CRDs. The
 ``prometheus-operator-crds`` chart ships the same CRDs as templates, so every upgrade
 applies them. The release is installed before anything that creates a
 ``monitoring.coreos.com`` object (the monitoring layer, KEDA's and the exporters'
-ServiceMonitors) and, on destroy, removed after them. ``helm uninstall`` of this chart
-keeps the CRDs (``helm.sh/resource-policy: keep``), so monitoring data objects are never
-cascade-deleted by accident.
+ServiceMonitors) and, on destroy, removed after them.
+
+The chart alone deletes its CRDs on uninstall, and with them every Prometheus,
+Alertmanager, ServiceMonitor and PrometheusRule. The release sets the chart's
+``crds.annotations`` (applied to every CRD it renders) to ``helm.sh/resource-policy: keep``:
+``helm uninstall``, and so a delete or replacement of this release, leaves the CRDs and the
+monitoring objects in place (Helm's ``filterManifestsToKeep``, pkg/action/resource_policy.go).
+A destroy therefore leaves the ten ``*.monitoring.coreos.com`` CRDs in the cluster, removed
+with the cluster itself (docs/operations.md, teardown).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -24,6 +31,13 @@ from components.versions import CHARTS, ChartPin
 
 TYPE_TOKEN = "mlstack:monitoring:PrometheusOperatorCrds"
 GROUP = "monitoring.coreos.com"
+KEEP = {"helm.sh/resource-policy": "keep"}
+"""Helm leaves an object carrying this annotation in place on uninstall."""
+
+
+def chart_values() -> dict[str, Any]:
+    """The release's values: every CRD the chart renders carries :data:`KEEP`."""
+    return {"crds": {"annotations": dict(KEEP)}}
 
 
 @dataclass(frozen=True)
@@ -57,7 +71,7 @@ class PrometheusOperatorCrds(pulumi.ComponentResource):
             args.chart,
             release_name="prometheus-operator-crds",
             namespace=args.namespace,
-            values={},
+            values=chart_values(),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
         self.register_outputs({"release": self.release.name})

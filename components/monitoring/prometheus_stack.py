@@ -2,8 +2,12 @@
 node-exporter from one pinned Helm chart, sized per stack.
 
 * Prometheus keeps ``retention`` of data on an encrypted gp3 volume (a StorageClass of
-  its own, reclaim policy ``Retain`` when the stack protects stateful resources), and
-  selects every ServiceMonitor / PrometheusRule in the cluster, not only the chart's.
+  its own), and selects every ServiceMonitor / PrometheusRule in the cluster, not only the
+  chart's. Volumes follow ``protect``: protected, the StorageClass retains released volumes
+  and the Prometheus / Alertmanager StatefulSets keep their claims when deleted; otherwise
+  (dev) the claims go with the StatefulSets and their EBS volumes with the claims.
+* Every container has requests and a memory limit (:mod:`components.monitoring.sizing`:
+  Prometheus from scrape load and retention).
 * Alertmanager routes alerts whose severity pages to the alert SNS topic through its
   SNS receiver; its service account gets an IAM role through EKS Pod Identity that may
   only publish to that topic (and use the topic's key to do so).
@@ -31,6 +35,7 @@ from components.iam.pod_identity import ServiceAccountRoleNames, pod_identity_ro
 from components.iam.scope import RoleScope
 from components.monitoring.dashboards import DATASOURCE_UID, SIDECAR_LABEL
 from components.monitoring.notifications import publisher_policy
+from components.monitoring.sizing import DEFAULT_ACTIVE_SERIES, MonitoringSizing, Resources, size
 from components.versions import CHARTS, ChartPin
 
 CHART_ROLE = "kube-prometheus-stack"
@@ -42,6 +47,7 @@ GRAFANA_SECRET = "grafana-admin"
 STORAGE_CLASS = "mlstack-monitoring-gp3"
 ALERTMANAGER_STORAGE_GIB = 2
 SCRAPE_INTERVAL = "30s"
+SCRAPE_INTERVAL_SECONDS = 30
 _RETENTION = re.compile(r"^(\d+)(h|d|w|y)$")
 _UNIT_MINUTES = {"h": 60, "d": 1440, "w": 10080, "y": 525600}
 
@@ -76,6 +82,8 @@ class StackValues:
     node_selector: Mapping[str, str] = field(default_factory=dict)
     grafana_admin_secret: str | None = GRAFANA_SECRET
     protect: bool = False
+    sizing: MonitoringSizing | None = None
+    """Requests and limits; None: :func:`components.monitoring.sizing.size` of 100k series."""
 
 
 def alertmanager_config(
@@ -143,10 +151,20 @@ def _volume_claim(storage_gib: int) -> dict[str, Any]:
     }
 
 
+def claim_retention(protect: bool) -> dict[str, str]:
+    """StatefulSet ``persistentVolumeClaimRetentionPolicy`` of Prometheus and Alertmanager:
+    protected, a deleted StatefulSet leaves its claims (and volumes); otherwise they go."""
+    return {"whenDeleted": "Retain" if protect else "Delete", "whenScaled": "Retain"}
+
+
 def helm_values(v: StackValues) -> dict[str, Any]:
     """The chart's values (shown as is in the plan; no secret in them)."""
     node_selector = dict(v.node_selector)
-    pvc_policy = "Retain" if v.protect else "Delete"
+    sizing = v.sizing or default_sizing(v.retention)
+
+    def res(r: Resources) -> dict[str, Any]:
+        return r.to_k8s()
+
     grafana_admin: dict[str, Any] = (
         {
             "admin": {
@@ -170,7 +188,12 @@ def helm_values(v: StackValues) -> dict[str, Any]:
         "kubeScheduler": {"enabled": False},
         "kubeControllerManager": {"enabled": False},
         "kubeProxy": {"enabled": False},
-        "prometheusOperator": {"nodeSelector": node_selector},
+        "prometheusOperator": {
+            "nodeSelector": node_selector,
+            "resources": res(sizing.operator),
+            "prometheusConfigReloader": {"resources": res(sizing.config_reloader)},
+            "admissionWebhooks": {"patch": {"resources": res(sizing.webhook_patch_job)}},
+        },
         "prometheus": {
             "prometheusSpec": {
                 "replicas": v.replicas,
@@ -181,10 +204,8 @@ def helm_values(v: StackValues) -> dict[str, Any]:
                 "evaluationInterval": SCRAPE_INTERVAL,
                 "externalLabels": {"stack": v.stack_label},
                 "storageSpec": _volume_claim(v.storage_gib),
-                "persistentVolumeClaimRetentionPolicy": {
-                    "whenDeleted": pvc_policy,
-                    "whenScaled": "Retain",
-                },
+                "persistentVolumeClaimRetentionPolicy": claim_retention(v.protect),
+                "resources": res(sizing.prometheus),
                 "nodeSelector": node_selector,
                 # Select every ServiceMonitor / PodMonitor / PrometheusRule in the cluster.
                 "serviceMonitorSelectorNilUsesHelmValues": False,
@@ -199,6 +220,8 @@ def helm_values(v: StackValues) -> dict[str, Any]:
             "alertmanagerSpec": {
                 "replicas": v.replicas,
                 "storage": _volume_claim(ALERTMANAGER_STORAGE_GIB),
+                "persistentVolumeClaimRetentionPolicy": claim_retention(v.protect),
+                "resources": res(sizing.alertmanager),
                 "nodeSelector": node_selector,
             },
         },
@@ -206,7 +229,9 @@ def helm_values(v: StackValues) -> dict[str, Any]:
             **grafana_admin,
             "defaultDashboardsTimezone": "utc",
             "nodeSelector": node_selector,
+            "resources": res(sizing.grafana),
             "sidecar": {
+                "resources": res(sizing.grafana_sidecar),
                 "dashboards": {
                     "enabled": True,
                     "label": SIDECAR_LABEL[0],
@@ -218,10 +243,17 @@ def helm_values(v: StackValues) -> dict[str, Any]:
         },
         "kube-state-metrics": {
             "nodeSelector": node_selector,
+            "resources": res(sizing.kube_state_metrics),
             # Expose the GPU pool label of nodes as label_<...> on kube_node_labels.
             "metricLabelsAllowlist": [f"nodes=[{v.gpu_pool_label}]"],
         },
+        "prometheus-node-exporter": {"resources": res(sizing.node_exporter)},
     }
+
+
+def default_sizing(retention: str) -> MonitoringSizing:
+    """The sizing of :data:`components.monitoring.sizing.DEFAULT_ACTIVE_SERIES` (dev)."""
+    return size(DEFAULT_ACTIVE_SERIES["dev"], retention_minutes(retention), SCRAPE_INTERVAL_SECONDS)
 
 
 def prometheus_url(namespace: str) -> str:

@@ -16,6 +16,7 @@ from components.monitoring.alert_rules import SEVERITIES, AlertThresholds
 from components.monitoring.cloudwatch import AlbAlarmSettings
 from components.monitoring.notifications import subscriber_problems
 from components.monitoring.prometheus_stack import retention_minutes
+from components.monitoring.sizing import DEFAULT_ACTIVE_SERIES, MAX_ACTIVE_SERIES, MIN_ACTIVE_SERIES
 from stacks.schema.base import ConfigModel, fixed, knob
 from stacks.schema.secrets import SecretValue
 
@@ -136,6 +137,14 @@ class MonitoringConfig(ConfigModel):
     )
     storage_gib: int = knob(50, ge=10, le=16384, description="Prometheus gp3 volume, GiB.")
     replicas: int = knob(1, ge=1, le=5, description="Prometheus / Alertmanager replicas.")
+    active_series: int | None = knob(
+        None,
+        ge=MIN_ACTIVE_SERIES,
+        le=MAX_ACTIVE_SERIES,
+        description="Expected active series (scrape load); with retention it sizes Prometheus' "
+        f"requests and limits (docs/monitoring.md#sizing). Default: "
+        f"{DEFAULT_ACTIVE_SERIES['dev']} in dev, {DEFAULT_ACTIVE_SERIES['prod']} in prod.",
+    )
     grafana_admin_password: SecretValue | None = knob(
         None,
         description="Grafana admin password (a `secure:` value only). Unset: the stack generates "

@@ -35,6 +35,10 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     "kube-state-metrics subchart's templates/deployment.yaml (--metric-labels-allowlist)",
     ("kube-prometheus-stack", "kube-state-metrics.nodeSelector"): "the kube-state-metrics "
     "subchart's templates/deployment.yaml",
+    ("kube-prometheus-stack", "kube-state-metrics.resources"): "the kube-state-metrics "
+    "subchart's templates/deployment.yaml (values.yaml: resources: {})",
+    ("kube-prometheus-stack", "prometheus-node-exporter.resources"): "the "
+    "prometheus-node-exporter subchart's templates/daemonset.yaml (values.yaml: resources: {})",
 }
 """Keys a template reads although the default values file does not list them."""
 
@@ -46,7 +50,10 @@ FREE_FORM = frozenset(
 
 
 def _upstream(name: str) -> Path:
-    return UPSTREAM / f"{name}.values.yaml"
+    """``<chart>-<version>.values.yaml``, else the chart source's own ``values.yaml``."""
+    file = UPSTREAM / f"{name}.values.yaml"
+    source = UPSTREAM / "src" / name / "values.yaml"
+    return source if not file.is_file() and source.is_file() else file
 
 
 def _chart_name(release: Any) -> str:
@@ -63,6 +70,17 @@ def _leaves(values: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> Iterator
             yield path
 
 
+def _merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` on ``base``, maps merged key by key (as Helm coalesces a parent's values for
+    a subchart with the subchart's defaults)."""
+    out = dict(base)
+    for key, value in over.items():
+        old = out.get(key)
+        both = isinstance(old, Mapping) and isinstance(value, Mapping)
+        out[key] = _merged(old, value) if both else value  # pyright: ignore[reportArgumentType]
+    return out
+
+
 def unknown_keys(chart: str, values: Mapping[str, Any], defaults: Mapping[str, Any]) -> list[str]:
     """Paths set in ``values`` that the defaults do not hold (free-form maps excepted)."""
     found: list[str] = []
@@ -72,10 +90,9 @@ def unknown_keys(chart: str, values: Mapping[str, Any], defaults: Mapping[str, A
         for index, part in enumerate(parts):
             sub = SUBCHARTS.get((chart, parts[0])) if index == 0 else None
             if sub and isinstance(current, Mapping):
-                current = {
-                    **yaml.safe_load(_upstream(sub).read_text()),
-                    **(current.get(part) or {}),
-                }
+                current = _merged(
+                    yaml.safe_load(_upstream(sub).read_text()), current.get(part) or {}
+                )
                 continue
             if not isinstance(current, Mapping) or not current:
                 break  # a free-form map ({}), a list or a scalar default: anything goes below

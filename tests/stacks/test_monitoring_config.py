@@ -179,3 +179,11 @@ def test_many_monitoring_mistakes_are_reported_together() -> None:
         "mlstack:monitoring.subscribers[0]",
         "mlstack:monitoring.albAlarms",
     }
+
+
+@pytest.mark.parametrize("series", [9_999, 5_000_001])
+def test_active_series_out_of_bounds_names_key_value_and_bounds(series: int) -> None:
+    path, rendered = _only_problem(_parse("dev", {"monitoring.activeSeries": series}))
+    assert path == "mlstack:monitoring.activeSeries"
+    assert str(series) in rendered
+    assert "10000" in rendered or "5000000" in rendered

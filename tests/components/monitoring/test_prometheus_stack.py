@@ -155,3 +155,10 @@ def test_monitoring_objects_wait_for_the_crd_release(dev_graph) -> None:
     stack = next(r for r in releases if r.inputs["chart"] == "kube-prometheus-stack")
     assert crds.urn in stack.dependencies
     assert crds.inputs.get("skipCrds") is not True
+
+
+def test_alertmanager_claims_follow_protect_like_prometheus() -> None:
+    kept = _values(protect=True)["alertmanager"]["alertmanagerSpec"]
+    dropped = _values(protect=False)["alertmanager"]["alertmanagerSpec"]
+    assert kept["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
+    assert dropped["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete"
