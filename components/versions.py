@@ -118,15 +118,21 @@ EKS_ADDONS: dict[str, AddonPins] = {
     ),
 }
 ADDON_PINS_VERIFIED: dict[str, str] = {
-    "1.31": "aws eks describe-addon-versions listing (when the pins were written)",
-    "1.32": "aws eks describe-addon-versions listing (when the pins were written)",
-    "1.33": "aws eks describe-addon-versions listing (when the pins were written)",
-    "1.34": "aws eks describe-addon-versions listing (when the pins were written)",
+    "1.31": "aws eks describe-addon-versions listing (when the pins were written), except "
+    "eks_node_monitoring_agent (NODE_MONITORING_AGENT_PIN_SOURCE)",
+    "1.32": "aws eks describe-addon-versions listing (when the pins were written), except "
+    "eks_node_monitoring_agent (NODE_MONITORING_AGENT_PIN_SOURCE)",
+    "1.33": "aws eks describe-addon-versions listing (when the pins were written), except "
+    "eks_node_monitoring_agent (NODE_MONITORING_AGENT_PIN_SOURCE)",
+    "1.34": "aws eks describe-addon-versions listing (when the pins were written), except "
+    "eks_node_monitoring_agent (NODE_MONITORING_AGENT_PIN_SOURCE)",
     "1.35": "NOT verified against describe-addon-versions (no AWS access when pinned, "
     "2026-12-01): versions follow the add-ons' release notes for Kubernetes 1.35; "
     "`mlstack preflight` must confirm them in the account before the first deploy",
 }
-"""Where each minor's add-on pins come from (be honest: a pin no listing confirmed says so)."""
+"""Where each minor's add-on pins come from (be honest: a pin no listing confirmed says so).
+The ``eks_node_monitoring_agent`` pin of every minor is the exception: no listing confirmed
+it (:data:`NODE_MONITORING_AGENT_PIN_SOURCE`)."""
 
 
 EKS_STANDARD_SUPPORT_END: dict[str, dt.date] = {

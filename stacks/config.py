@@ -403,7 +403,7 @@ def _capacity_rules(cfg: StackConfig) -> Iterable[Problem]:
     """Models fit their pools' instance types and limits (``stacks.schema.capacity``)."""
     from stacks.schema.capacity import capacity_findings
 
-    for path, value, message in capacity_findings(cfg.models, cfg.gpu_pools):
+    for path, value, message in capacity_findings(cfg.models, cfg.gpu_pools, is_prod=cfg.is_prod):
         yield Problem(path, value, message)
 
 

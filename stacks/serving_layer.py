@@ -51,7 +51,7 @@ from components.versions import (
     model_loader_image,
 )
 from stacks.config import StackConfig
-from stacks.schema.models import ModelConfig
+from stacks.schema.models import ModelConfig, pdb_min_available
 from stacks.schema.serving import rule_slots
 
 SLOW_START_SECONDS: dict[str, int] = {"vllm": 60}
@@ -490,7 +490,7 @@ def service_args(
         else 0,
         tags=dict(tags or {}),
         # prod keeps at least one replica up through node drains.
-        pdb_min_available=1 if cfg.is_prod else None,
+        pdb_min_available=pdb_min_available(cfg.is_prod),
         startup_budget_seconds=model.startup_budget_seconds,
         drain_seconds=model.drain_seconds,
         loader_image=loader_image,

@@ -24,6 +24,7 @@ Scaling group so scale-from-zero works. The desired size is left to the autoscal
 from __future__ import annotations
 
 import base64
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -596,6 +597,22 @@ than the one-node disruption budget and the model PDBs are built for."""
 REPAIR_MAX_UNHEALTHY_PERCENT = 20
 """Above this share of unhealthy nodes, repair stops (a fleet-wide fault is not a node's):
 EKS's own default for node groups, written out so the plan shows it."""
+
+
+KARPENTER_REPAIR_UNHEALTHY_SHARE = 0.2
+"""Karpenter repairs while at most this share of a NodePool's nodes, rounded up, is
+unhealthy (v1.14.1 ``pkg/controllers/node/health/controller.go``: 20%, ``roundUp``), and
+it reads no disruption budget: with 6 nodes, 2 can be repaired at once."""
+
+
+def concurrent_repairs(provisioner: str, enabled: bool, max_nodes: int) -> int:
+    """Nodes of one pool auto repair may take at once: none when off; one on a managed
+    node group; on Karpenter, 20% of the pool's nodes rounded up (its only limit)."""
+    if not enabled:
+        return 0
+    if provisioner == "managed":
+        return REPAIR_MAX_PARALLEL_NODES
+    return math.ceil(KARPENTER_REPAIR_UNHEALTHY_SHARE * max_nodes)
 
 
 def managed_repair_config(args: GpuNodePoolArgs) -> aws.eks.NodeGroupNodeRepairConfigArgs:

@@ -488,49 +488,50 @@ def _pools_matcher(pools: Sequence[PoolRepair]) -> str:
     return f'pool=~"{names}"'
 
 
-def gpu_fault_rules(
-    repairs: Sequence[PoolRepair], error_window: str, runbook_base: str
-) -> list[Rule]:
-    """XID and uncorrectable-ECC alerts per repair mode, and the overdue-repair page.
-
-    Pools with repair on: the fault alerts name the node and say what repair will do and
-    when (warning, no page); ``GpuNodeRepairOverdue`` pages when the node monitoring
-    agent's ``AcceleratedHardwareReady=False`` outlives the repair window plus its grace.
-    Pools with repair off (or with no pool label): the fault alerts page at once.
-    """
-    on = [r for r in repairs if r.enabled]
-    off = [r for r in repairs if not r.enabled]
-    rules: list[Rule] = []
-    faults = (
+def _fault_alerts(error_window: str) -> list[tuple[str, str, str, str]]:
+    """(alert, expression by node and GPU, summary, what it means) per GPU fault."""
+    return [
         (
             "GpuXidError",
-            f"max by (node, gpu, pool) (max_over_time({m.DCGM_XID_ERRORS}[{error_window}]) "
-            f"* on (node) group_left (pool) {NODE_POOL_INFO}{{SEL}})",
-            "GPU {{ $labels.gpu }} on node {{ $labels.node }} (pool {{ $labels.pool }}) "
-            "reported XID {{ $value }}",
+            f"max by (node, gpu) (max_over_time({m.DCGM_XID_ERRORS}[{error_window}])) > 0",
+            "GPU {{ $labels.gpu }} on node {{ $labels.node }} reported XID {{ $value }}",
             "The NVIDIA driver reported an XID error; some codes (48, 63, 64, 74, 79, 92, 94, "
             "95) mean the GPU needs a reset or the node a replacement.",
         ),
         (
             "GpuEccUncorrectable",
-            f"sum by (node, gpu, pool) (increase({m.DCGM_ECC_DBE_VOLATILE}[{error_window}]) "
-            f"* on (node) group_left (pool) {NODE_POOL_INFO}{{SEL}}) > 0",
-            "GPU {{ $labels.gpu }} on node {{ $labels.node }} (pool {{ $labels.pool }}) has "
-            "uncorrectable ECC errors",
+            f"sum by (node, gpu) (increase({m.DCGM_ECC_DBE_VOLATILE}[{error_window}])) > 0",
+            "GPU {{ $labels.gpu }} on node {{ $labels.node }} has uncorrectable ECC errors",
             "Double-bit ECC errors corrupt results.",
         ),
-    )
-    for alert, expr, summary, what in faults:
-        expr = expr if alert != "GpuXidError" else expr + " > 0"
+    ]
+
+
+def gpu_fault_rules(
+    repairs: Sequence[PoolRepair], error_window: str, runbook_base: str
+) -> list[Rule]:
+    """XID and uncorrectable-ECC alerts per repair mode, and the overdue-repair page.
+
+    On nodes of pools with repair on (joined through the node's pool label): a warning
+    that says what repair will do and when; ``GpuNodeRepairOverdue`` pages when the node
+    monitoring agent's ``AcceleratedHardwareReady=False`` outlives the repair window plus
+    its grace. On every other GPU node (repair off, no pool label, or kube-state-metrics
+    down so no label is known): critical at once, as before repair existed.
+    """
+    on = [r for r in repairs if r.enabled]
+    off = [r for r in repairs if not r.enabled]
+    repaired = f"{NODE_POOL_INFO}{{{_pools_matcher(on)}}}" if on else ""
+    rules: list[Rule] = []
+    for alert, expr, summary, what in _fault_alerts(error_window):
         if on:
             actions = "; ".join(f"{r.pool}: {r.action}" for r in on)
             rules.append(
                 alert_rule(
                     alert,
-                    expr.replace("{SEL}", "{" + _pools_matcher(on) + "}"),
+                    f"({expr}) * on (node) group_left (pool) {repaired}",
                     1,
                     WARNING,
-                    summary=summary,
+                    summary=summary + " (pool {{ $labels.pool }}, auto repair on)",
                     description=f"{what} Auto repair is on for this pool: once the node "
                     "monitoring agent marks the GPU unhealthy (AcceleratedHardwareReady=False) "
                     f"for {REPAIR_AFTER_MINUTES} minutes, {actions}. No page unless "
@@ -544,14 +545,12 @@ def gpu_fault_rules(
         rules.append(
             alert_rule(
                 alert,
-                expr.replace("{SEL}", "{" + _pools_matcher(on).replace("=~", "!~") + "}")
-                if on
-                else expr.replace("{SEL}", ""),
+                f"({expr}) unless on (node) {repaired}" if on else expr,
                 1,
                 CRITICAL,
                 summary=summary,
-                description=f"{what} Auto repair is off for this pool"
-                + (f" ({reasons})" if reasons else "")
+                description=f"{what} No auto repair acts on this node"
+                + (f" (off for {reasons})" if reasons else "")
                 + ": cordon and drain the node, then terminate it.",
                 runbook_base=runbook_base,
                 labels={"repair": "manual"},

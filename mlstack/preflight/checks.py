@@ -202,6 +202,10 @@ def eks_checks(ctx: Context) -> list[Check]:
             )
 
         checks += _guard(group, check_id, addon)
+        if name in facts.addon_configurations:
+            checks += _addon_configuration_check(
+                eks, name, pinned, facts.addon_configurations[name]
+            )
     if facts.cluster_mode == "existing":
 
         def existing() -> Check:
@@ -239,6 +243,38 @@ def eks_checks(ctx: Context) -> list[Check]:
             skipped(group, "eks.existing-cluster", "mode create: the stack creates the cluster")
         )
     return checks
+
+
+def _addon_configuration_check(eks: Any, name: str, version: str, values: str) -> list[Check]:
+    """The plan's ``configurationValues`` validate against the add-on version's schema
+    (``eks:DescribeAddonConfiguration``), as ``CreateAddon`` validates them: a value the
+    schema refuses fails ``pulumi up`` late, after the cluster and its nodes exist."""
+    import json
+
+    import jsonschema
+
+    group, check_id = "eks", f"eks.addon-configuration[{name}]"
+
+    def run() -> Check:
+        answer = eks.describe_addon_configuration(addonName=name, addonVersion=version)
+        schema = json.loads(answer.get("configurationSchema") or "{}")
+        problems = sorted(
+            jsonschema.Draft7Validator(schema).iter_errors(json.loads(values)), key=str
+        )
+        if problems:
+            first = problems[0]
+            where = "/".join(str(p) for p in first.absolute_path) or "(top level)"
+            return fail(
+                group,
+                check_id,
+                f"{version}'s configuration schema refuses the plan's values at {where}: "
+                f"{first.message}",
+                "pin a version whose schema has that key, or drop the value "
+                "(components/cluster/eks.py)",
+            )
+        return ok(group, check_id, f"the plan's values validate against {version}'s schema")
+
+    return _guard(group, check_id, run)
 
 
 def _addon_versions(eks: Any, name: str, kubernetes_version: str) -> set[str]:

@@ -103,6 +103,9 @@ class PlanFacts:
     """The loader image tag the plan's pods pull; None: no pod runs the loader."""
     loader_digest: str | None = None
     """The digest the pods pin (``MODEL_LOADER_IMAGE_DIGEST``), once recorded."""
+    addon_configurations: dict[str, str] = field(default_factory=dict)
+    """Add-on name -> the ``configurationValues`` JSON the plan passes (EKS validates it
+    against the version's schema at create: preflight checks it first)."""
     crd_charts: list[tuple[str, str, str]] = field(default_factory=list)
     """(repository, chart, version) of each Helm release that installs its chart's crds/
     (``skipCrds: false``) from a repository (preflight checks the CRD digests)."""
@@ -199,6 +202,8 @@ def plan_facts(cfg: StackConfig, graph: ResourceGraph) -> PlanFacts:
         name, version = node.inputs.get("addonName"), node.inputs.get("addonVersion")
         if name and version:
             facts.addons[str(name)] = str(version)
+            if node.inputs.get("configurationValues"):
+                facts.addon_configurations[str(name)] = str(node.inputs["configurationValues"])
     facts.admin_roles = tuple(
         sorted(
             {

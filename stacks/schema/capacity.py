@@ -32,9 +32,10 @@ from datetime import datetime
 from typing import Any
 
 from components.compute import capacity, gpu_instances
+from components.compute.gpu_node_pool import concurrent_repairs
 from stacks.schema import cron
 from stacks.schema.gpu_pools import GpuPoolConfig
-from stacks.schema.models import ModelConfig, parse_quantity
+from stacks.schema.models import ModelConfig, parse_quantity, pdb_min_available
 
 Finding = tuple[str, Any, str]
 """(key path, value, message), turned into a ``stacks.config.Problem``."""
@@ -207,7 +208,7 @@ def _node_spread(
     """Each Deployment puts its first ``minReplicas`` pods on nodes of their own (the
     serving pods' hostname spread, so one node repair takes one replica): the pool must
     allow that many nodes."""
-    for index, model in enumerate(models):
+    for model in models:
         wake = model.autoscaling.wake_schedule
         floor = max(model.autoscaling.min_replicas, wake.replicas if wake else 0)
         if model.pool == pool.name and floor > pool.max_nodes:
@@ -256,10 +257,46 @@ def _layouts(
 
 
 def capacity_findings(
-    models: Sequence[ModelConfig], gpu_pools: Sequence[GpuPoolConfig]
+    models: Sequence[ModelConfig], gpu_pools: Sequence[GpuPoolConfig], *, is_prod: bool = False
 ) -> Iterator[Finding]:
-    """Every model fits an instance type of its pool; every pool holds its models."""
+    """Every model fits an instance type of its pool; every pool holds its models and
+    keeps each model's PDB through the repairs it allows at once."""
     for pool_index, pool in enumerate(gpu_pools):
         yield from _model_fit(models, pool)
         yield from _pool_limits(models, pool_index, pool)
         yield from _node_spread(models, pool_index, pool)
+        yield from _repair_survival(models, pool_index, pool, is_prod)
+
+
+def _repair_limit(pool: GpuPoolConfig) -> str:
+    if pool.provisioner == "managed":
+        return "the node group's maxParallelNodesRepairedCount"
+    return f"Karpenter: 20% of its {pool.max_nodes} nodes, rounded up"
+
+
+def _repair_survival(
+    models: Sequence[ModelConfig], pool_index: int, pool: GpuPoolConfig, is_prod: bool
+) -> Iterator[Finding]:
+    """Auto repair takes nodes without draining them and without reading PDBs: the nodes
+    it may take at once (:func:`components.compute.gpu_node_pool.concurrent_repairs`) must
+    leave every model's minimum replicas (one per node) what its PDB keeps."""
+    repairs = concurrent_repairs(pool.provisioner, pool.auto_repair.enabled, pool.max_nodes)
+    keep = pdb_min_available(is_prod)
+    for model in models:
+        floor = model.autoscaling.min_replicas
+        if model.pool != pool.name or floor < 2 or repairs == 0:
+            continue  # a single replica never outlives its node, repaired or not
+        allowed = floor - keep if keep is not None else 1
+        lost = min(repairs, floor)
+        if lost > allowed:
+            yield (
+                f"mlstack:gpuPools[{pool_index}].maxNodes",
+                pool.max_nodes,
+                f"auto repair may take {repairs} of pool {pool.name!r}'s nodes at once "
+                f"({_repair_limit(pool)}), without draining them or reading PDBs; model "
+                f"{model.name!r} keeps its {floor} minimum replicas on {floor} nodes, so one "
+                f"repair could take {lost} and leave fewer than its PDB keeps"
+                + (f" ({keep})" if keep is not None else "")
+                + ": lower maxNodes to 5 or less (one repair at a time), or raise the "
+                "model's minReplicas",
+            )

@@ -563,3 +563,9 @@ def derived_name_collisions(models: list[ModelConfig]) -> list[tuple[int, str, s
                 )
             )
     return found
+
+
+def pdb_min_available(is_prod: bool) -> int | None:
+    """The serving PDB: prod keeps at least one replica up (``minAvailable: 1``); other
+    stacks allow one unavailable (None: ``maxUnavailable: 1``)."""
+    return 1 if is_prod else None

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from components.compute.gpu_node_pool import REPAIR_MAX_PARALLEL_NODES
+from components.compute.gpu_node_pool import POOL_LABEL, REPAIR_MAX_PARALLEL_NODES
 from components.monitoring import alert_rules as ar
 from components.versions import EKS_ADDONS
 from mlstack.synth import ResourceGraph
@@ -38,6 +38,7 @@ RELEASE = "kubernetes:helm.sh/v3:Release"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
+NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
 
 
 def _managed_pool() -> dict[str, Any]:
@@ -189,6 +190,23 @@ def _spread(deployment: Any) -> dict[str, Any]:
     return node
 
 
+def _repairs_at_once(graph: ResourceGraph) -> dict[str, int]:
+    """Pool -> nodes repair may take at once, read from what the plan renders."""
+    found: dict[str, int] = {}
+    gate = _karpenter_settings(graph)["featureGates"]["nodeRepair"]
+    for pool in graph.by_type(NODE_POOL):
+        limit = int(pool.inputs["spec"]["limits"]["nodes"])
+        name = pool.inputs["metadata"]["name"]
+        found[name] = math.ceil(0.2 * limit) if gate else 0
+    for group in graph.by_type(NODE_GROUP):
+        repair = group.inputs.get("nodeRepairConfig") or {}
+        name = group.inputs.get("labels", {}).get(POOL_LABEL)
+        if name:
+            on = repair.get("enabled")
+            found[name] = int(repair.get("maxParallelNodesRepairedCount", 0)) if on else 0
+    return found
+
+
 def _lost_replicas(replicas: int, nodes_repaired: int, spread: dict[str, Any]) -> int:
     """Replicas of one Deployment a repair of ``nodes_repaired`` nodes takes, with its pods
     placed as the hostname spread allows: the first ``minDomains`` on nodes of their own,
@@ -201,15 +219,17 @@ def _lost_replicas(replicas: int, nodes_repaired: int, spread: dict[str, Any]) -
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_one_repaired_node_per_pool_keeps_every_models_pdb(stack: str) -> None:
+def test_the_repairs_a_pool_allows_at_once_keep_every_models_pdb(stack: str) -> None:
     """Repair ignores PDBs (Karpenter deletes the NodeClaim at once), so the promise must
-    come from placement: with one node of each pool repaired, every Deployment at its
-    minimum keeps what its PDB demands."""
+    come from placement: with as many nodes repaired at once as each pool allows (Karpenter:
+    20% of the NodePool's node limit, rounded up), every Deployment at its minimum keeps
+    what its PDB demands."""
     graph = graph_for(stack)
     pdbs = {
         tuple(sorted(p.inputs["spec"]["selector"]["matchLabels"].items())): p.inputs["spec"]
         for p in graph.by_type(PDB)
     }
+    repairs = _repairs_at_once(graph)
     checked = 0
     for deployment in graph.by_type(DEPLOYMENT):
         labels = deployment.inputs["spec"]["selector"]["matchLabels"]
@@ -217,8 +237,9 @@ def test_one_repaired_node_per_pool_keeps_every_models_pdb(stack: str) -> None:
         if pdb is None or "nvidia.com/gpu" not in json.dumps(deployment.inputs):
             continue
         spread = _spread(deployment)
+        pool = deployment.inputs["spec"]["template"]["spec"]["nodeSelector"][POOL_LABEL]
         replicas = max(1, int(spread["minDomains"]))
-        lost = _lost_replicas(replicas, 1, spread)
+        lost = _lost_replicas(replicas, repairs[pool], spread)
         allowed = pdb.get("maxUnavailable", replicas - int(pdb.get("minAvailable", 0)))
         assert lost <= allowed, (deployment.name, lost, pdb)
         checked += 1
@@ -242,6 +263,16 @@ def test_prod_deployments_start_their_minimum_on_distinct_nodes() -> None:
         if "nvidia.com/gpu" in json.dumps(d.inputs)
     }
     assert floors and all(v >= 2 for v in floors.values()), floors
+
+
+def test_a_karpenter_pool_whose_repairs_could_take_two_replicas_at_once_is_refused() -> None:
+    """Prod's 2 minimum replicas under minAvailable 1: with 6 nodes Karpenter may repair 2
+    at once (ceil(20% x 6)); with 5, one."""
+    found = _problems("prod", {"gpuPools[0].maxNodes": 6})
+    assert {p for p, _, m in found if "auto repair may take 2" in m} == {
+        "mlstack:gpuPools[0].maxNodes"
+    }
+    assert "lower maxNodes to 5 or less" in found[0][2]
 
 
 def test_a_pool_too_small_for_one_replica_per_node_is_refused() -> None:
@@ -268,15 +299,28 @@ def test_gpu_faults_on_repaired_pools_name_the_node_and_do_not_page(stack: str) 
     alerts = _fleet_alerts(graph_for(stack))
     for name in ("GpuXidError", "GpuEccUncorrectable"):
         (rule,) = [r for r in alerts if r["alert"] == name and r["labels"]["repair"] == "auto"]
-        assert 'pool=~"inference"' in rule["expr"]
+        assert 'group_left (pool) mlstack:node_gpu_pool:info{pool=~"inference"}' in rule["expr"]
         assert rule["labels"]["severity"] == ar.WARNING
         assert "{{ $labels.node }}" in rule["annotations"]["summary"]
         assert "Karpenter replaces the node" in rule["annotations"]["description"]
         assert "10 minutes" in rule["annotations"]["description"]
-        # A GPU node of a pool not listed as repaired still pages.
-        (rest,) = [r for r in alerts if r["alert"] == name and r["labels"]["repair"] == "manual"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_gpu_faults_outside_repaired_pools_still_page_without_needing_a_pool_label(
+    stack: str,
+) -> None:
+    """Every GPU node whose pool is not known to be repaired pages, including one without
+    the pool label or while kube-state-metrics is down: the critical rule subtracts the
+    repaired pools' nodes (``unless``) instead of joining the label in."""
+    alerts = _fleet_alerts(graph_for(stack))
+    for alert, expr, *_ in ar._fault_alerts("15m"):
+        (rest,) = [r for r in alerts if r["alert"] == alert and r["labels"]["repair"] == "manual"]
         assert rest["labels"]["severity"] == ar.CRITICAL
-        assert 'pool!~"inference"' in rest["expr"]
+        before, _, subtracted = rest["expr"].partition(" unless on (node) ")
+        assert "group_left" not in before
+        assert expr.split("[")[0] in before
+        assert subtracted == 'mlstack:node_gpu_pool:info{pool=~"inference"}'
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -295,7 +339,8 @@ def test_gpu_faults_page_at_once_where_repair_is_off(synth_edited: SynthEdited) 
     for name in ("GpuXidError", "GpuEccUncorrectable"):
         (rule,) = [r for r in alerts if r["alert"] == name]
         assert rule["labels"]["severity"] == ar.CRITICAL
-        assert "Auto repair is off" in rule["annotations"]["description"]
+        assert "No auto repair acts" in rule["annotations"]["description"]
+        assert "unless" not in rule["expr"] and "group_left" not in rule["expr"]
     assert not [r for r in alerts if r["alert"] == "GpuNodeRepairOverdue"]
 
 
@@ -305,10 +350,9 @@ def test_mixed_repair_modes_split_the_fault_alerts_by_pool() -> None:
         "15m",
         "https://runbooks",
     )
-    xid = [r for r in rules if r["alert"] == "GpuXidError"]
-    assert {r["labels"]["severity"]: r["expr"] for r in xid} == {
-        ar.WARNING: pytest.approx(xid[0]["expr"]),
-        ar.CRITICAL: pytest.approx(xid[1]["expr"]),
-    }
-    assert 'pool=~"a"' in xid[0]["expr"] and 'pool!~"a"' in xid[1]["expr"]
-    assert "firmware triage" in xid[1]["annotations"]["description"]
+    xid = {r["labels"]["severity"]: r for r in rules if r["alert"] == "GpuXidError"}
+    assert 'group_left (pool) mlstack:node_gpu_pool:info{pool=~"a"}' in xid[ar.WARNING]["expr"]
+    assert xid[ar.CRITICAL]["expr"].endswith(
+        'unless on (node) mlstack:node_gpu_pool:info{pool=~"a"}'
+    )
+    assert "firmware triage" in xid[ar.CRITICAL]["annotations"]["description"]

@@ -39,6 +39,23 @@ BUCKET_SUFFIX = "20260601120000000000000001"
 """The shape of the provider's generated suffix (time stamp + counter, 26 characters)."""
 
 
+NODE_MONITORING_AGENT_SCHEMA: dict[str, Any] = {
+    "$schema": "http://json-schema.org/draft-07/schema#",
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "nodeAgent": {"type": "object"},
+        "dcgmAgent": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"tolerations": {"type": "array", "items": {"type": "object"}}},
+        },
+    },
+}
+"""A stand-in of the add-on's configuration schema: closed objects, as the agent's
+``charts/configuration.schema.json`` declares them (``additionalProperties: false``)."""
+
+
 @dataclass
 class World:
     """What the moto account holds, and what the stubbed APIs answer."""
@@ -58,6 +75,9 @@ class World:
     offered_addons: dict[str, list[str]] = field(default_factory=dict)
     """Add-on name -> versions DescribeAddonVersions offers (default: each pinned one)."""
     drop_addon: str | None = None
+    addon_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Add-on name -> the configuration schema DescribeAddonConfiguration answers (default:
+    :data:`NODE_MONITORING_AGENT_SCHEMA` for every add-on the plan configures)."""
     drop_ami: bool = False
     quota_vcpus: dict[str, float] = field(default_factory=dict)
     """Quota code -> value (default 4096 vCPU for every quota)."""
@@ -311,6 +331,17 @@ def stubbed_clients(world: World, facts: PlanFacts) -> WorldClients:
             },
             {"addonName": name, "kubernetesVersion": facts.cluster_version},
         )
+        if name in facts.addon_configurations:
+            schema = world.addon_schemas.get(name, NODE_MONITORING_AGENT_SCHEMA)
+            eks_stub.add_response(
+                "describe_addon_configuration",
+                {
+                    "addonName": name,
+                    "addonVersion": pinned,
+                    "configurationSchema": json.dumps(schema),
+                },
+                {"addonName": name, "addonVersion": pinned},
+            )
     if facts.cluster_mode == "existing":
         eks_stub.add_response(
             "describe_cluster",
