@@ -15,7 +15,6 @@ stack file, the key path (``mlstack:cluster.version``), the value and what is al
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -111,9 +110,7 @@ class StackConfig(ConfigModel):
 
         known = aws_enums.regions()
         if value not in known:
-            raise ValueError(
-                aws_enums.describe_unknown(value, known, "AWS region", list_all=True)
-            )
+            raise ValueError(aws_enums.describe_unknown(value, known, "AWS region", list_all=True))
         return value
 
     @field_validator("owner")
@@ -126,9 +123,12 @@ class StackConfig(ConfigModel):
             raise ValueError(problem)
         return value
 
-    @field_validator("tags")
+    @field_validator("tags", mode="before")
     @classmethod
-    def _valid_tags(cls, value: dict[str, str]) -> dict[str, str]:
+    def _valid_tags(cls, value: Any) -> Any:
+        # Before pydantic's str check, which drops the SecureValue mark of secure: values.
+        if not isinstance(value, dict):
+            return value
         problems = tag_problems(value)
         reserved = sorted(k for k in value if k in RESERVED_TAG_KEYS)
         if reserved:

@@ -29,7 +29,9 @@ from pydantic.alias_generators import to_camel
 
 ENV_KNOB_KEY = "x-env-knob"
 
-_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
 ENGINE_BOOLEANS = ("true", "false")
 """How the Pulumi engine hands a top-level boolean to the program (config values are text)."""
 
@@ -60,11 +62,15 @@ class ConfigModel(BaseModel):
                 f"got the boolean {str(value).lower()} where a number is expected; allowed: "
                 "a number without quotes (YAML reads true/false/yes/no/on/off as booleans)"
             )
-        if kinds == {"bool"} and not isinstance(value, bool) and value is not None:
-            if not (isinstance(value, str) and value in ENGINE_BOOLEANS):
-                raise ValueError(
-                    f"got {value!r}, not a boolean; allowed: true or false (without quotes)"
-                )
+        if (
+            kinds == {"bool"}
+            and value is not None
+            and not isinstance(value, bool)
+            and not (isinstance(value, str) and value in ENGINE_BOOLEANS)
+        ):
+            raise ValueError(
+                f"got {value!r}, not a boolean; allowed: true or false (without quotes)"
+            )
         if isinstance(value, str) and kinds and not kinds & {"str", "bool"}:
             raise ValueError(
                 f"got the text {value!r} where a number is expected; allowed: a number "

@@ -63,6 +63,9 @@ def tag_problems(tags: dict[str, str]) -> list[str]:
     """Every problem of user tags, one line each (key and value checked separately)."""
     found: list[str] = []
     for key, value in tags.items():
+        if not isinstance(key, str):
+            found.append(f"tag key {key!r} is not text; allowed: a quoted key")
+            continue
         problem = tag_text_problem(key, what="the key", max_chars=MAX_KEY_CHARS, min_chars=1)
         if problem:
             found.append(f"tag key {key!r} is not a valid AWS tag key: {problem}")
