@@ -15,7 +15,6 @@ stack file, the key path (``mlstack:cluster.version``), the value and what is al
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -44,14 +43,20 @@ from stacks.schema.secrets import (
     stack_file_secrets_problems,
 )
 from stacks.schema.serving import ServingConfig, cross_checks
+from stacks.schema.tags import (
+    MAX_TAGS_PER_RESOURCE,
+    MAX_VALUE_CHARS,
+    OWN_TAGS_MAX,
+    tag_budget,
+    tag_problems,
+    tag_text_problem,
+)
 from stacks.stack_yaml import load_stack_yaml
 from stacks.startup import startup_estimates
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 OFFLINE_SECRET_PLACEHOLDER = "[secret: encrypted in stack file]"
 
-_REGION = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
-_TAG_KEY = re.compile(r"^[\w.:/=+\-@ ]{1,128}$")
 RESERVED_TAG_KEYS = ("project", "stack", "environment", "owner")
 
 
@@ -61,9 +66,14 @@ class StackConfig(ConfigModel):
     environment: Literal["dev", "prod"] = knob(
         description="dev or prod: selects the environment rules (HA, protection, paging)."
     )
-    region: str = knob(description="AWS region of every resource, e.g. us-west-2.", pattern=_REGION)
+    region: str = knob(
+        description="AWS region of every resource, e.g. us-west-2.",
+        # For editors only: the validator checks botocore's region list (did-you-mean).
+        json_schema_extra={"pattern": r"^[a-z]{2}(-gov)?-[a-z]+-\d$"},
+    )
     owner: str = fixed(
-        description="Team or address that owns the stack; tagged on every AWS resource.",
+        description="Team or address that owns the stack; tagged on every AWS resource "
+        "(an AWS tag value: letters, digits, spaces and _ . : / = + - @).",
         min_length=1,
         max_length=256,
     )
@@ -100,19 +110,39 @@ class StackConfig(ConfigModel):
 
         known = aws_enums.regions()
         if value not in known:
-            raise ValueError(aws_enums.describe_unknown(value, known, "AWS region"))
+            raise ValueError(aws_enums.describe_unknown(value, known, "AWS region", list_all=True))
         return value
 
-    @field_validator("tags")
+    @field_validator("owner")
     @classmethod
-    def _valid_tags(cls, value: dict[str, str]) -> dict[str, str]:
-        for key, tag_value in value.items():
-            if not _TAG_KEY.match(key) or key.startswith("aws:"):
-                raise ValueError(f"tag key {key!r} is not a valid AWS tag key")
-            if key in RESERVED_TAG_KEYS:
-                raise ValueError(f"tag key {key!r} is set by mlstack itself; remove it")
-            if len(tag_value) > 256:
-                raise ValueError(f"tag {key!r}: value longer than 256 characters")
+    def _owner_is_a_tag_value(cls, value: str) -> str:
+        problem = tag_text_problem(
+            value, what="owner (the value of the owner tag)", max_chars=MAX_VALUE_CHARS, min_chars=1
+        )
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _valid_tags(cls, value: Any) -> Any:
+        # Before pydantic's str check, which drops the SecureValue mark of secure: values.
+        if not isinstance(value, dict):
+            return value
+        problems = tag_problems(value)
+        reserved = sorted(k for k in value if k in RESERVED_TAG_KEYS)
+        if reserved:
+            problems.append(f"tag keys {reserved} are set by mlstack itself; remove them")
+        budget = tag_budget(len(RESERVED_TAG_KEYS))
+        if len(value) > budget:
+            problems.append(
+                f"{len(value)} tags; allowed: at most {budget} (AWS allows "
+                f"{MAX_TAGS_PER_RESOURCE} per resource, and the provider's default tags add "
+                f"{', '.join(RESERVED_TAG_KEYS)} to each, besides up to {OWN_TAGS_MAX} a "
+                "resource sets itself)"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
         return value
 
     @property

@@ -20,6 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import actions, documents
+from components.redact import redact_url
 
 EMAIL = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$"
@@ -51,11 +52,20 @@ def subscriber_problems(protocol: str, endpoint: str) -> list[str]:
             return [f"{endpoint!r} is not an email address"]
         return []
     if protocol == "https":
-        parts = urlsplit(endpoint)
-        if parts.scheme != "https" or not parts.hostname or " " in endpoint:
-            return [f"{endpoint!r} is not an https:// URL with a host"]
+        shown = redact_url(endpoint)  # never echo a password or token of the URL
+        try:
+            parts = urlsplit(endpoint)
+            host = parts.hostname
+        except ValueError:
+            return [f"{shown!r} is not an https:// URL with a host"]
+        if parts.scheme != "https" or not host or " " in endpoint:
+            return [f"{shown!r} is not an https:// URL with a host"]
         if parts.username or parts.password:
-            return [f"{endpoint!r}: put no credentials in the URL (they would land in state)"]
+            return [
+                f"{shown!r}: put no credentials in the URL (they would land in state and "
+                "in SNS); allowed: an https:// URL without user:password@ (a token the "
+                "receiver needs belongs in its own secret store)"
+            ]
         return []
     return [f"protocol {protocol!r}: allowed email, https"]
 

@@ -3,7 +3,11 @@
 ``[0.0.0.0/1, 128.0.0.0/1]`` names no ``/0`` yet opens everything: a guardrail that
 compares strings misses it. :func:`too_open` collapses the list per address family
 and compares the share of that family's space it covers with a limit given as a
-prefix length (at most what one ``/8`` covers for IPv4, one ``/32`` for IPv6).
+prefix length (at most what one ``/8`` covers for IPv4, one ``/32`` for IPv6). Every
+"too open" check of the project (config rules, policy rules) calls it.
+
+:func:`outside_rfc1918` is the one rule for a VPC's own range: inside the RFC 1918
+blocks, not merely ``is_private`` (which also admits 0/8, 127/8, 169.254/16, 198.18/15).
 """
 
 from __future__ import annotations
@@ -11,6 +15,31 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+RFC1918: tuple[ipaddress.IPv4Network, ...] = (
+    ipaddress.IPv4Network("10.0.0.0/8"),
+    ipaddress.IPv4Network("172.16.0.0/12"),
+    ipaddress.IPv4Network("192.168.0.0/16"),
+)
+"""The private-use blocks of RFC 1918 section 3: a VPC's range lies inside one of them."""
+
+
+def outside_rfc1918(cidr: str) -> str | None:
+    """Why ``cidr`` is not an IPv4 network inside one RFC 1918 block, or ``None``.
+
+    100.64.0.0/10 (RFC 6598, carrier-grade NAT) is refused too: EKS pods may use it as a
+    secondary range, but never as the VPC's primary CIDR here."""
+    try:
+        network = ipaddress.ip_network(str(cidr), strict=True)
+    except ValueError as exc:
+        return f"not a network CIDR ({exc})"
+    if not isinstance(network, ipaddress.IPv4Network) or not any(
+        network.subnet_of(block) for block in RFC1918
+    ):
+        blocks = ", ".join(str(b) for b in RFC1918)
+        return f"not inside an RFC 1918 private range; allowed: a network inside {blocks}"
+    return None
+
 
 MAX_OPEN_PREFIX: dict[int, int] = {4: 8, 6: 32}
 """Per IP version: the union may cover at most as much as one network of this prefix."""

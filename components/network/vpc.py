@@ -21,6 +21,7 @@ import pulumi_aws as aws
 
 from components.iam import actions, documents
 from components.iam.scope import RoleScope, scoped_role
+from components.network.cidrs import outside_rfc1918
 from components.validation import require_valid
 
 TYPE_TOKEN = "mlstack:network:Network"
@@ -79,6 +80,10 @@ class NetworkArgs:
                     found.append(f"cidr: {self.cidr!r}: prefix must be /20 or larger")
             except ValueError:
                 found.append(f"cidr: {self.cidr!r}: not an IPv4 network")
+            else:
+                outside = outside_rfc1918(self.cidr)
+                if outside:
+                    found.append(f"cidr: {self.cidr!r}: {outside}")
         elif self.existing_private_subnet_ids is None:
             found.append("existing_private_subnet_ids: None: required with existing_vpc_id")
         return found

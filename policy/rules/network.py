@@ -101,10 +101,21 @@ def _open_to_world(cidrs: Iterable[Any]) -> bool:
     texts = [str(c) for c in cidrs]
     if _OPEN_CIDRS & set(texts):
         return True
-    try:
-        return too_open(texts) is not None
-    except ValueError:
-        return False
+    return too_open(_parsable(texts)) is not None
+
+
+def _parsable(texts: list[str]) -> list[str]:
+    """The entries that parse as networks (an unknown or bad one hides no other's reach)."""
+    import ipaddress
+
+    found: list[str] = []
+    for text in texts:
+        try:
+            ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            continue
+        found.append(text)
+    return found
 
 
 def no_open_ingress(stack: Stack) -> Iterator[Finding]:

@@ -40,19 +40,30 @@ def eks_log_types() -> frozenset[str]:
     return _enum("eks", "LogType")
 
 
-def describe_unknown(value: str, allowed: frozenset[str], what: str) -> str:
-    """An error text for ``value`` not in ``allowed``, with close matches when any."""
+def describe_unknown(
+    value: str, allowed: frozenset[str], what: str, *, list_all: bool = False
+) -> str:
+    """An error text for ``value`` not in ``allowed``, with close matches when any; the
+    whole list when short (or ``list_all``)."""
     close = difflib.get_close_matches(value, sorted(allowed), n=3)
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    if len(allowed) <= 12:
-        return f"unknown {what}; allowed: {', '.join(sorted(allowed))}"
+    if len(allowed) <= 12 or list_all:
+        return f"unknown {what}{hint}; allowed: {', '.join(sorted(allowed))}"
     return f"unknown {what} ({len(allowed)} known to botocore){hint}"
+
+
+STACK_PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
+"""The partitions a stack may run in (``stacks.composition.partition_of`` names these)."""
 
 
 @cache
 def regions() -> frozenset[str]:
-    """Every region of every partition in botocore's endpoint data (``endpoints.json``)."""
+    """Every region of the :data:`STACK_PARTITIONS` in botocore's endpoint data
+    (``endpoints.json``; the isolated partitions' regions are left out)."""
     data = botocore.session.get_session().get_component("data_loader").load_data("endpoints")
     return frozenset(
-        region for partition in data["partitions"] for region in partition.get("regions", {})
+        region
+        for partition in data["partitions"]
+        if partition["partition"] in STACK_PARTITIONS
+        for region in partition.get("regions", {})
     )

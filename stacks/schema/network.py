@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import field_validator, model_validator
 
+from components.network.cidrs import outside_rfc1918
 from stacks.schema.base import ConfigModel, fixed, knob
 
 _VPC_ID = re.compile(r"vpc-([0-9a-f]{8}|[0-9a-f]{17})")
@@ -61,8 +62,9 @@ class NetworkConfig(ConfigModel):
             raise ValueError(f"not a network CIDR ({exc})") from None
         if not isinstance(net, ipaddress.IPv4Network) or not 16 <= net.prefixlen <= 20:
             raise ValueError("must be an IPv4 CIDR with a prefix from /16 to /20")
-        if not net.is_private:
-            raise ValueError("must be a private (RFC 1918) range")
+        outside = outside_rfc1918(value)
+        if outside:
+            raise ValueError(f"must be a private range: {outside}")
         return value
 
     @field_validator("availability_zones")

@@ -1,7 +1,7 @@
 """What a config rule reports: :class:`Problem`, and how key paths are spelt.
 
 A leaf module: the config sections (``stacks.schema.*``) and the root model
-(``stacks.config``) both import it, and it imports neither.
+(``stacks.config``) both import it, and it imports neither (only ``components.redact``).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import SecretStr
+
+from components.redact import redact_text, redact_value
 
 NAMESPACE = "mlstack"
 
@@ -28,17 +30,22 @@ class Problem:
     message: str
 
     def render(self) -> str:
-        shown = show_value(self.value)
-        return f"{self.path}: {self.message}" + (f" (got {shown})" if shown else "")
+        """``path: message (got value)``; the one place problems become text, so secrets
+        are hidden here (``components.redact``): URL credentials and queries, values of
+        secret-named keys, credential shapes, in the message as in the value."""
+        key = self.path.rpartition(".")[2].rpartition(":")[2].split("[", 1)[0]
+        shown = show_value(self.value, key)
+        text = f"{self.path}: {redact_text(self.message)}"
+        return text + (f" (got {shown})" if shown else "")
 
 
-def show_value(value: Any) -> str:
+def show_value(value: Any, key: str = "") -> str:
     """The offending value as shown in an error (JSON, secrets hidden, at most 120 chars)."""
     if value is MISSING:
         return ""
     if isinstance(value, SecretStr):
         return "[secret]"
-    text = json.dumps(value, default=str, sort_keys=True)
+    text = json.dumps(redact_value(value, key), default=str, sort_keys=True)
     return text if len(text) <= 120 else text[:117] + "..."
 
 

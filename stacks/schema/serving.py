@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import field_validator
 
+from components.network.cidrs import too_open
 from components.serving.registries import UPSTREAMS
 from components.serving.rollout import RULE_SLOTS, derived_rule_slot, route_covers
 from components.serving.tls_policies import TLS12_POLICIES
@@ -75,7 +76,9 @@ class LoadBalancerConfig(ConfigModel):
         description="CIDRs allowed to reach the load balancers (default for internal: the VPC).",
     )
     allow_open_inbound: bool = knob(
-        False, description="Allow 0.0.0.0/0 in inboundCidrs of a prod stack (refused otherwise)."
+        False,
+        description="Allow inboundCidrs whose union opens the internet (0.0.0.0/0, or "
+        "0.0.0.0/1 + 128.0.0.0/1...) in a prod stack (refused otherwise).",
     )
     deletion_protection: bool = knob(False, description="Load balancer deletion protection.")
     access_logs: AccessLogsConfig = knob(
@@ -406,13 +409,13 @@ def _inbound(is_prod: bool, serving: ServingConfig) -> Iterator[Finding]:
             "a prod internet-facing load balancer needs the CIDRs of its clients; allowed: "
             "a non-empty list of CIDRs (0.0.0.0/0 only with allowOpenInbound: true)",
         )
-    open_world = [c for c in lb.inbound_cidrs if ipaddress.ip_network(c).prefixlen == 0]
-    if open_world and not lb.allow_open_inbound:
+    opened = too_open(lb.inbound_cidrs)
+    if opened and not lb.allow_open_inbound:
         yield (
             f"{at}.inboundCidrs",
             lb.inbound_cidrs,
-            f"{open_world[0]} opens a prod load balancer to the whole internet; allowed: "
-            "narrower CIDRs, or set allowOpenInbound: true to mean it",
+            f"opens a prod load balancer to the whole internet: {opened} (narrower CIDRs), "
+            "or set allowOpenInbound: true to mean it",
         )
     if not lb.deletion_protection:
         yield (
