@@ -500,8 +500,8 @@ def stack_file_problem(path: Path) -> str | None:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             return (
-                f"{path} is a symbolic link loop (it leads back to itself, "
-                f"-> {path.readlink()}); point it at a stack file or replace it with one"
+                f"{path} is a symbolic link loop (it leads back to itself{_link_target(path)}); "
+                "point it at a stack file or replace it with one"
             )
         if path.is_symlink():
             return (
@@ -516,6 +516,13 @@ def stack_file_problem(path: Path) -> str | None:
         return None
     kind = "a directory" if stat.S_ISDIR(mode) else _FILE_KINDS.get(stat.S_IFMT(mode), "special")
     return f"{path} is {kind}, not a file; a stack file is a regular YAML file"
+
+
+def _link_target(path: Path) -> str:
+    try:
+        return f", -> {path.readlink()}"
+    except OSError:  # the loop is in a directory on the way, not this link
+        return ""
 
 
 _FILE_KINDS = {
