@@ -80,17 +80,26 @@ def _root(
 
 
 def _stacks_here(root: Path) -> list[str]:
-    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+    from stacks.config import stacks_here
+
+    return stacks_here(root)
 
 
 def _require_stacks(stacks: list[str], root: Path) -> None:
-    """Unknown stacks (no Pulumi.<stack>.yaml under ``root``): one line, exit 2."""
-    unknown = [s for s in stacks if not (root / f"Pulumi.{s}.yaml").is_file()]
+    """Stacks whose Pulumi.<stack>.yaml is missing or not a file: one line, exit 2."""
+    from stacks.config import stack_file_problem
+
+    paths = {s: root / f"Pulumi.{s}.yaml" for s in stacks}
+    unknown = [s for s, p in paths.items() if not (p.exists() or p.is_symlink())]
     if unknown:
         raise UsageError(
             f"unknown stack(s) {', '.join(unknown)}: no Pulumi.<stack>.yaml in {root}; "
             f"stacks here: {', '.join(_stacks_here(root)) or 'none'}"
         )
+    for stack, path in paths.items():
+        problem = stack_file_problem(path)
+        if problem is not None:
+            raise UsageError(f"stack {stack}: {problem}")
 
 
 def _require_writable(out: Path | None) -> None:

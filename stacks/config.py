@@ -14,7 +14,11 @@ stack file, the key path (``mlstack:cluster.version``), the value and what is al
 
 from __future__ import annotations
 
+import datetime
+import difflib
+import errno
 import json
+import stat
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -39,6 +43,7 @@ from stacks.schema.problems import MISSING, NAMESPACE, Problem, key_path
 from stacks.schema.secrets import (
     PLAINTEXT_SECRET,
     SecureValue,
+    ciphertext_problem,
     mark_secure,
     stack_file_secrets_problems,
 )
@@ -230,8 +235,28 @@ def _problems_from(exc: ValidationError) -> list[Problem]:
         elif kind == PLAINTEXT_SECRET:
             message = message.replace("<this key>", key_path(loc))
             value = "[plaintext, not shown]"
+        elif kind == "string_type":
+            message += _unquoted_hint(value)
         problems.append(Problem(key_path(loc), value, message))
     return problems
+
+
+def _unquoted_hint(value: Any) -> str:
+    """For a text key that got a date, boolean or number: YAML read an unquoted scalar.
+
+    The engine turns an unquoted date into Go's ``time.Time`` text (``2025-06-02 00:00:00
+    +0000 UTC``, pulumi ``sdk/go/common/resource/config/object.go`` ``unmarshalObject``),
+    so the program would not even see what the file says: quoting is the only fix."""
+    if isinstance(value, datetime.date):
+        kind = "a date" if not isinstance(value, datetime.datetime) else "a timestamp"
+        example = value.isoformat()
+    elif isinstance(value, bool):
+        kind, example = "a boolean (true/false/yes/no/on/off)", str(value).lower()
+    elif isinstance(value, int | float):
+        kind, example = "a number (1.10 reads as 1.1, 010 as 8)", str(value)
+    else:
+        return ""
+    return f'; unquoted, YAML reads this as {kind}: quote it, e.g. "{example}"'
 
 
 # --------------------------------------------------------------------------- cross-field rules
@@ -511,18 +536,88 @@ def _offline_secrets(value: Any) -> Any:
     return value
 
 
+def stacks_here(root: Path) -> list[str]:
+    """The stacks under ``root``: ``Pulumi.<stack>.yaml`` files that are regular files."""
+    return sorted(
+        p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml") if p.is_file()
+    )
+
+
+def stack_file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a stack file, said as what it is; None for a file."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return (
+                f"{path} is a symbolic link loop (it leads back to itself{_link_target(path)}); "
+                "point it at a stack file or replace it with one"
+            )
+        if path.is_symlink():
+            return (
+                f"{path} is a symbolic link to {path.readlink()}, which does not exist; "
+                "point it at a stack file or replace it with one"
+            )
+        if exc.errno == errno.ENOENT:
+            others = ", ".join(stacks_here(path.parent)) or "none"
+            return f"no stack file {path}; stacks here: {others}"
+        return f"cannot read {path}: {exc.strerror or exc}"
+    if stat.S_ISREG(mode):
+        return None
+    kind = "a directory" if stat.S_ISDIR(mode) else _FILE_KINDS.get(stat.S_IFMT(mode), "special")
+    return f"{path} is {kind}, not a file; a stack file is a regular YAML file"
+
+
+def _link_target(path: Path) -> str:
+    try:
+        return f", -> {path.readlink()}"
+    except OSError:  # the loop is in a directory on the way, not this link
+        return ""
+
+
+_FILE_KINDS = {
+    stat.S_IFIFO: "a named pipe (FIFO)",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+}
+
+TOP_LEVEL_KEYS = ("config", "encryptedkey", "encryptionsalt", "environment", "secretsprovider")
+"""The keys of a stack file the Pulumi engine reads (``workspace.ProjectStack``)."""
+
+
+def _document_problem(document: Any) -> str | None:
+    """A stack file without a ``config:`` mapping: say what the file holds instead."""
+    if document is None:
+        return (
+            "the file is empty (no YAML content, or only comments); a stack file needs a "
+            "top-level config: mapping of mlstack: keys"
+        )
+    if not isinstance(document, dict):
+        kind = "a list" if isinstance(document, list) else f"a single value ({document!r:.40})"
+        return f"the file holds {kind}; expected a mapping with a top-level config: mapping"
+    if "config" not in document:
+        keys = [str(k) for k in document]
+        near = difflib.get_close_matches("config", keys, n=1, cutoff=0.6)
+        hint = f"; did you mean {near[0]}? (rename it to config:)" if near else ""
+        return (
+            f"no config: mapping{hint}; top-level keys here: {', '.join(keys) or 'none'}; "
+            f"allowed: {', '.join(TOP_LEVEL_KEYS)}"
+        )
+    config = document["config"]
+    if not isinstance(config, dict):
+        got = "empty" if config is None else f"{type(config).__name__}, not a mapping"
+        return f"config: is {got}; expected a mapping of mlstack: keys"
+    return None
+
+
 def load_config_file(stack: str, root: Path = PROJECT_ROOT) -> StackConfig:
     """Offline: read and validate ``Pulumi.<stack>.yaml`` under ``root``."""
     path = stack_file(stack, root)
     source = path.name
-    if not path.is_file():
-        available = sorted(
-            p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml")
-        )
-        raise ConfigError(
-            source,
-            [Problem("stack", stack, f"no stack file {path}; stacks here: {', '.join(available)}")],
-        )
+    problem = stack_file_problem(path)
+    if problem is not None:
+        raise ConfigError(source, [Problem("stack", _MISSING, problem)])
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -540,7 +635,7 @@ def load_config_file(stack: str, root: Path = PROJECT_ROOT) -> StackConfig:
     except OSError as exc:
         raise ConfigError(source, [Problem("file", _MISSING, f"cannot read: {exc}")]) from None
     try:
-        document = load_stack_yaml(text) or {}
+        document = load_stack_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -548,14 +643,46 @@ def load_config_file(stack: str, root: Path = PROJECT_ROOT) -> StackConfig:
         raise ConfigError(
             source, [Problem("yaml", _MISSING, f"not valid YAML{where}: {reason}")]
         ) from None
-    if not isinstance(document, dict) or not isinstance(document.get("config", {}), dict):
-        raise ConfigError(source, [Problem("config", _MISSING, "expected a top-level config map")])
-    config = document.get("config") or {}
+    problem = _document_problem(document)
+    if problem is not None:
+        raise ConfigError(source, [Problem("config", _MISSING, problem)])
+    config = document["config"]
     values = _namespace_values(config.items(), source)
     provider_problems = secrets_provider_problems(document, stack)
+    provider_problems += ciphertext_problems(document)
     if provider_problems:
         raise ConfigError(source, provider_problems)
     return parse_config(_offline_secrets(values), source)
+
+
+def _secure_entries(value: Any, path: str) -> Iterable[tuple[str, Any]]:
+    """(key path, what is under ``secure:``) for every ``secure:`` entry in ``value``."""
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            yield path, value["secure"]
+            return
+        for key, item in value.items():
+            yield from _secure_entries(item, f"{path}.{key}" if ":" in path else f"{path}{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _secure_entries(item, f"{path}[{index}]")
+
+
+def _secure_paths(value: Any, path: str) -> Iterable[str]:
+    return (entry_path for entry_path, _ in _secure_entries(value, path))
+
+
+def ciphertext_problems(document: Mapping[str, Any]) -> list[Problem]:
+    """``secure:`` values that are not ciphertext of the stack's secrets provider (plaintext
+    such as ``secure: hunter2``, or empty): named by key path, the value never shown."""
+    config = document.get("config") or {}
+    provider = document.get("secretsprovider")
+    return [
+        Problem(path, _MISSING, problem)
+        for key, value in config.items()
+        for path, secure in _secure_entries(value, f"{key}")
+        if (problem := ciphertext_problem(secure, str(provider) if provider else None, path))
+    ]
 
 
 def secrets_provider_problems(document: Mapping[str, Any], stack: str) -> list[Problem]:

@@ -323,8 +323,10 @@ class PinnedVersions:
 def _models_in(text: str) -> set[tuple[str, str]]:
     import yaml
 
+    from stacks.stack_yaml import load_stack_yaml
+
     try:
-        document = yaml.safe_load(text) or {}
+        document = load_stack_yaml(text) or {}
     except yaml.YAMLError:
         return set()
     models = ((document.get("config") or {}) if isinstance(document, dict) else {}).get(

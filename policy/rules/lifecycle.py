@@ -488,9 +488,9 @@ def _load_stack_file(stack: Stack) -> tuple[str, Mapping[str, Any]] | None:
     path = PROJECT_ROOT / f"Pulumi.{name}.yaml"
     if not path.is_file():
         return None
-    import yaml
+    from stacks.stack_yaml import load_stack_yaml
 
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = load_stack_yaml(path.read_text(encoding="utf-8")) or {}
     return (path.name, data) if isinstance(data, Mapping) else None
 
 

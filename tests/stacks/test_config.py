@@ -228,7 +228,8 @@ def test_aws_namespace_is_rejected_in_favour_of_mlstack_region(tmp_path: Path) -
 def test_secure_values_stay_opaque_offline(tmp_path: Path) -> None:
     text = (Path(__file__).parents[2] / "Pulumi.dev.yaml").read_text()
     text = text.replace(
-        "    costCenter: ml-research", "    costCenter:\n      secure: v1:AAAABBBBCCCC"
+        "    costCenter: ml-research",
+        "    costCenter:\n      secure: v1:AAAAAAAAAAAAAAAA:AAAAAAAAAAAAAAAAAAAAAA==",
     )
     # after `pulumi stack init`: the data key the secure: value is encrypted with
     text = text.replace("\nconfig:\n", "\nencryptedkey: AQICAHhAAAAA\nconfig:\n", 1)
