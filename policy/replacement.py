@@ -51,6 +51,9 @@ class Replacement:
     name_props: tuple[str, ...] = ()
     """Set -> the physical name is fixed (Pulumi cannot auto-name the replacement)."""
     scope_props: tuple[str, ...] = ()
+    removal_only: tuple[str, ...] = ()
+    """Listed properties that replace only when the old inputs have them and the new do
+    not (Terraform ``ForceNewIfChange`` on removal); adding one updates in place."""
     """Where the name lives (cluster, repository prefix): a change moves the resource,
     so its replacement cannot collide with the original."""
 
@@ -73,9 +76,12 @@ def _aws(
     *force_new: str,
     name: tuple[str, ...] = (),
     scope: tuple[str, ...] = (),
+    removal_only: tuple[str, ...] = (),
 ) -> Replacement:
     regional = () if sdk.startswith("iam.") else ("region",)  # IAM is global: no region
-    return Replacement((*force_new, *regional), f"pulumi_aws.{sdk}", _TF + source, name, scope)
+    return Replacement(
+        (*force_new, *regional), f"pulumi_aws.{sdk}", _TF + source, name, scope, removal_only
+    )
 
 
 def _k8s(sdk: str, *extra: str, source: str = _K8S_DIFF) -> Replacement:
@@ -238,6 +244,7 @@ REPLACEMENT_TABLE: dict[str, Replacement] = {
         "outpostConfig",
         "remoteNetworkConfig",
         name=("name",),
+        removal_only=("encryptionConfig",),
     ),
     "aws:eks/nodeGroup:NodeGroup": _aws(
         "eks.NodeGroup",
@@ -469,6 +476,25 @@ REPLACEMENT_TABLE: dict[str, Replacement] = {
     "kubernetes:storage.k8s.io/v1:StorageClass": _k8s(
         "storage.v1.StorageClass", "parameters", "provisioner"
     ),
+    # ---------------------------------------------------------------- random
+    "random:index/randomPassword:RandomPassword": Replacement(
+        (
+            "keepers",
+            "length",
+            "lower",
+            "minLower",
+            "minNumeric",
+            "minSpecial",
+            "minUpper",
+            "numeric",
+            "overrideSpecial",
+            "special",
+            "upper",
+        ),
+        "pulumi_random.RandomPassword",
+        "hashicorp/terraform-provider-random internal/provider/resource_password.go "
+        "(every argument has RequiresReplace)",
+    ),
     "kubernetes:helm.sh/v3:Release": Replacement(
         ("name", "namespace"),
         "pulumi_kubernetes.helm.v3.Release",
@@ -530,8 +556,10 @@ def replacing_changes(
     entry = REPLACEMENT_TABLE.get(type_token)
     if entry is None:
         return ()
-    return tuple(
-        prop
-        for prop in entry.force_new
-        if _values_at(old_inputs, prop.split(".")) != _values_at(new_inputs, prop.split("."))
-    )
+    found: list[str] = []
+    for prop in entry.force_new:
+        old, new = _values_at(old_inputs, prop.split(".")), _values_at(new_inputs, prop.split("."))
+        if old == new or (prop in entry.removal_only and not old):
+            continue
+        found.append(prop)
+    return tuple(found)

@@ -154,3 +154,18 @@ def test_only_names_that_a_replacement_keeps_can_collide() -> None:
     assert "roleArn" in REPLACEMENT_TABLE["aws:eks/cluster:Cluster"].collision_props()
     assert "clusterName" not in REPLACEMENT_TABLE["aws:eks/nodeGroup:NodeGroup"].collision_props()
     assert all(t.startswith("aws:") for t in FIXED_NAME_TYPES)
+
+
+def test_adding_cluster_encryption_updates_in_place_and_removing_it_replaces() -> None:
+    """terraform-provider-aws ``internal/service/eks/cluster.go``: ``CustomizeDiff``
+    ``ForceNewIfChange("encryption_config", len(old) == 1 && len(new) == 0)``: only the
+    removal replaces the cluster."""
+    from policy.replacement import replacing_changes
+
+    cluster = "aws:eks/cluster:Cluster"
+    encrypted = {"name": "c", "encryptionConfig": {"resources": ["secrets"]}}
+    plain = {"name": "c"}
+    assert replacing_changes(cluster, plain, encrypted) == ()
+    assert replacing_changes(cluster, encrypted, plain) == ("encryptionConfig",)
+    changed = {"name": "c", "encryptionConfig": {"resources": ["secrets"], "x": 1}}
+    assert replacing_changes(cluster, encrypted, changed) == ("encryptionConfig",)
