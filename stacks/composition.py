@@ -44,11 +44,11 @@ from components.monitoring import (
     ServiceTarget,
     Subscriber,
 )
+from components.monitoring.alert_rules import PoolRepair
 from components.monitoring.operator_crds import (
     PrometheusOperatorCrds,
     PrometheusOperatorCrdsArgs,
 )
-from components.monitoring.alert_rules import PoolRepair
 from components.monitoring.prometheus_stack import prometheus_url
 from components.monitoring.sizing import DEFAULT_ACTIVE_SERIES
 from components.naming import dns_safe
@@ -562,6 +562,9 @@ def export_outputs(platform: Platform) -> None:
     pulumi.export("clusterEndpoint", platform.cluster.endpoint)
     pulumi.export("oidcProviderArn", platform.cluster.oidc_provider_arn)
     pulumi.export("vpcId", platform.network.vpc_id)
+    if platform.cluster.ci_runner_security_group_id is not None:
+        # Launch the stack's self-hosted CI runners with this group (docs/operations.md).
+        pulumi.export("ciRunnerSecurityGroupId", platform.cluster.ci_runner_security_group_id)
     pulumi.export("privateSubnetIds", platform.network.private_subnet_ids)
     pulumi.export("kubeconfig", pulumi.Output.secret(platform.cluster.kubeconfig))
     pulumi.export("alertTopicArn", platform.monitoring.topic_arn)

@@ -439,6 +439,7 @@ def _delivery_rules(cfg: StackConfig) -> Iterable[Problem]:
         private_access=cl.endpoint_private_access,
         public_cidrs=list(cl.public_access_cidrs),
         endpoint_open=too_open(cl.public_access_cidrs) is not None,
+        vpc_created=cfg.network.mode == "create",
     )
 
 

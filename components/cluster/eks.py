@@ -40,7 +40,6 @@ SYSTEM_NODE_LABEL = ("mlstack.io/node-role", "system")
 """Label on system nodes; controllers use it as their node selector."""
 
 
-
 NODE_MONITORING_AGENT_CONFIGURATION = json.dumps(
     {"dcgmAgent": {"tolerations": [{"operator": "Exists"}]}}, sort_keys=True
 )
@@ -49,6 +48,7 @@ default; its DCGM host engine (the GPU health source behind ``AcceleratedHardwar
 tolerates none (chart values ``dcgmAgent.tolerations: []``), so without this it never runs
 on tainted GPU nodes and no GPU fault reaches node auto repair. No IAM: the agent only
 patches node status and writes events through the Kubernetes API."""
+
 
 @dataclass(frozen=True)
 class SystemNodeGroupArgs:
@@ -241,6 +241,9 @@ class EksCluster(pulumi.ComponentResource):
         )
         # The CI runner inside the VPC reaches the private endpoint only through the EKS
         # cluster security group; the provider waits for (and outlives) these rules.
+        self.ci_runner_security_group_id: pulumi.Output[str] | None = None
+        if args.vpc_id is not None and not args.existing:
+            self._ci_runner_group(args.vpc_id)
         for index, source in enumerate(args.api_client_sources):
             self._access.append(
                 aws.vpc.SecurityGroupIngressRule(
@@ -257,6 +260,50 @@ class EksCluster(pulumi.ComponentResource):
                 "oidcProviderArn": self.oidc_provider_arn,
             }
         )
+
+    def _ci_runner_group(self, vpc_id: pulumi.Input[str]) -> None:
+        """The security group the stack's self-hosted CI runners are launched with: created
+        in the stack's own VPC (a group made before the VPC could never be in it, and the
+        cluster security group can only reference groups of its VPC or a peered one),
+        allowed on 443 into the cluster security group, HTTPS out. Every stack has it, so
+        dev and prod keep one shape; a hosted runner simply never uses it."""
+        name, child = self._name, pulumi.ResourceOptions(parent=self)
+        group = aws.ec2.SecurityGroup(
+            f"{name}-ci-runner",
+            aws.ec2.SecurityGroupArgs(
+                vpc_id=vpc_id,
+                description=f"CI runners of {self._args.cluster_name}: the API endpoint on 443",
+                tags={"Name": f"{self._args.cluster_name}-ci-runner"},
+            ),
+            opts=child,
+        )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-ci-runner-https-out",
+            aws.vpc.SecurityGroupEgressRuleArgs(
+                security_group_id=group.id,
+                ip_protocol="tcp",
+                from_port=443,
+                to_port=443,
+                cidr_ipv4="0.0.0.0/0",
+                description="HTTPS: GitHub, AWS APIs, package registries, the API endpoint",
+            ),
+            opts=child,
+        )
+        self._access.append(
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-api-ci-runner",
+                aws.vpc.SecurityGroupIngressRuleArgs(
+                    security_group_id=self.cluster_security_group_id,
+                    ip_protocol="tcp",
+                    from_port=443,
+                    to_port=443,
+                    referenced_security_group_id=group.id,
+                    description="Kubernetes API from the stack's CI runners (ci-runner group)",
+                ),
+                opts=child,
+            )
+        )
+        self.ci_runner_security_group_id = group.id
 
     def connect(self, updater_access: Sequence[pulumi.Resource] = ()) -> k8s.Provider:
         """Create the Kubernetes provider every object of the stack uses, once.

@@ -81,6 +81,17 @@ def on_runner() -> bool:
     return os.environ.get("GITHUB_ACTIONS") == "true"
 
 
+def stack_runner_group(ec2: Any, cluster_name: str, cluster: dict[str, Any]) -> str | None:
+    """The id of the stack's CI runner security group (tag ``Name=<cluster>-ci-runner``)
+    in the cluster's VPC, or None."""
+    vpc_id = (cluster.get("resourcesVpcConfig") or {}).get("vpcId")
+    filters = [{"Name": "tag:Name", "Values": [f"{cluster_name}-ci-runner"]}]
+    if vpc_id:
+        filters.append({"Name": "vpc-id", "Values": [vpc_id]})
+    groups = ec2.describe_security_groups(Filters=filters).get("SecurityGroups") or []
+    return str(groups[0]["GroupId"]) if groups else None
+
+
 def runner_checks(
     eks: Any,
     ec2: Any,
@@ -102,14 +113,14 @@ def runner_checks(
     group_id = (cluster.get("resourcesVpcConfig") or {}).get("clusterSecurityGroupId")
     if network != "vpc":
         checks.append(skipped(GROUP, INGRESS_ID, "a hosted runner uses the public endpoint"))
-    elif not sources:
+    elif (runner_group := stack_runner_group(ec2, cluster_name, cluster)) is None:
         checks.append(
             fail(
                 GROUP,
                 INGRESS_ID,
-                "mlstack:delivery.runner declares no source (securityGroupId, prefixListId "
-                "or sourceCidrs) for a runner inside the VPC",
-                f"declare the runner's security group or CIDRs ({RUNNER_DOCS}), then pulumi up",
+                f"no security group {cluster_name}-ci-runner in the cluster's VPC: the stack's "
+                "runners have no group the cluster security group allows",
+                f"pulumi up creates it (from an address in publicAccessCidrs; {RUNNER_DOCS})",
             )
         )
     elif not group_id:
@@ -122,6 +133,7 @@ def runner_checks(
             )
         )
     else:
+        sources = [runner_group, *sources]
         missing = missing_sources(ec2, group_id, sources)
         if missing:
             checks.append(

@@ -202,11 +202,13 @@ def runner_reaches_endpoint(
     private_access: bool,
     public_cidrs: list[str],
     endpoint_open: bool,
+    vpc_created: bool = True,
 ) -> Iterable[Problem]:
     """The CI runner must reach the API endpoint. A runner inside the VPC reaches the private
     endpoint, whose ENIs carry the EKS cluster security group (by default it admits only
-    itself): its source (security group, prefix list or CIDRs) must be declared so the
-    stack allows it on 443. A private-only or CIDR-restricted endpoint needs such a runner,
+    itself): the stack creates a runner security group in its VPC and allows it on 443
+    (launch the runner with it); other sources (prefix list, CIDRs, or a group of an
+    existing VPC) may be added. A private-only or CIDR-restricted endpoint needs such a runner,
     or a hosted runner whose egress CIDRs are allowed."""
     import ipaddress
 
@@ -221,14 +223,15 @@ def runner_reaches_endpoint(
                 runner.network,
                 "a runner inside the VPC needs cluster.endpointPrivateAccess: true",
             )
-        elif not runner.api_sources():
+        elif runner.security_group_id and vpc_created:
             yield Problem(
                 f"{path}.securityGroupId",
-                None,
-                "a runner inside the VPC reaches the private endpoint through the EKS cluster "
-                "security group, which admits only itself: declare the runner's source "
-                "(allowed: securityGroupId sg-..., prefixListId pl-..., or sourceCidrs) so "
-                "the stack allows it on 443",
+                runner.security_group_id,
+                "this stack creates its VPC (network.mode: create), and a security group made "
+                "before it cannot be in it (the cluster security group references only groups "
+                "of its VPC or a peered one), so the first pulumi up would fail on the rule: "
+                "remove it and launch the runner with the stack's own group (stack output "
+                "ciRunnerSecurityGroupId), or use prefixListId / sourceCidrs",
             )
         return
     declared = {

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from components.cluster.eks import EksClusterArgs, kubeconfig
 from components.versions import EKS_ADDONS
 from mlstack.synth import REDACTED
-from tests.conftest import SynthEdited
+from tests.conftest import SynthEdited, graph_for
 
 CLUSTER = "aws:eks/cluster:Cluster"
 
@@ -222,26 +223,50 @@ def test_pod_identity_roles_trust_only_their_own_service_account(any_graph) -> N
         assert condition["aws:RequestTag/eks-cluster-name"] == f"mlstack-{any_graph.stack}"
 
 
-def test_prod_allows_the_ci_runner_on_443_in_the_eks_cluster_security_group(prod_graph) -> None:
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_stack_allows_its_own_ci_runner_group_on_443_in_the_eks_cluster_security_group(
+    stack: str,
+) -> None:
     """Issue 27 item 4: the private endpoint's ENIs carry the EKS-created cluster security
-    group, which admits only itself; the runner's declared group gets 443 there, and the
-    Kubernetes provider waits for (and on destroy outlives) the rule."""
-    [rule] = [
-        r
-        for r in prod_graph.by_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
-        if r.name.startswith("cluster-api-client-")
-    ]
+    group, which admits only itself. The stack creates its runners' group in its own VPC
+    (a group made before the VPC could not be referenced: a security group references
+    groups of its VPC or a peered one), allows it on 443, and the Kubernetes provider waits
+    for (and on destroy outlives) the rule. Same shape in dev and prod (parity)."""
+    graph = graph_for(stack)
+    group = graph.one("aws:ec2/securityGroup:SecurityGroup", "cluster-ci-runner")
+    vpc = graph.one("aws:ec2/vpc:Vpc")
+    assert vpc.urn in group.dependencies
+    rule = graph.one(
+        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "cluster-api-ci-runner"
+    )
     assert rule.inputs["securityGroupId"] == "sg-cluster"  # vpc_config.cluster_security_group_id
-    assert rule.inputs["referencedSecurityGroupId"] == "sg-0a1b2c3d4e5f60718"
+    assert group.urn in rule.dependencies
     assert (rule.inputs["ipProtocol"], rule.inputs["fromPort"], rule.inputs["toPort"]) == (
         "tcp",
         443,
         443,
     )
-    assert rule.urn in prod_graph.one("pulumi:providers:kubernetes").dependencies
+    assert rule.urn in graph.one("pulumi:providers:kubernetes").dependencies
+    egress = graph.one(
+        "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule", "cluster-ci-runner-https-out"
+    )
+    assert (egress.inputs["fromPort"], egress.inputs["toPort"]) == (443, 443)
 
 
-def test_a_hosted_runner_gets_no_cluster_security_group_rule(dev_graph) -> None:
+def test_a_group_made_before_the_stacks_vpc_is_refused_as_a_runner_source() -> None:
+    """Review finding: prod shipped ``securityGroupId: sg-...`` for a VPC the first
+    ``pulumi up`` creates; the rule referencing it could never be created."""
+    from stacks.config import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        synth_config_edits("prod", {"delivery.runner.securityGroupId": "sg-0a1b2c3d4e5f60718"})
+    assert any(
+        p.path == "mlstack:delivery.runner.securityGroupId" and "creates its VPC" in p.message
+        for p in caught.value.problems
+    )
+
+
+def test_a_hosted_runner_gets_no_extra_cluster_security_group_rule(dev_graph) -> None:
     rules = dev_graph.by_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
     assert not [r for r in rules if r.name.startswith("cluster-api-client-")]
 
@@ -274,3 +299,14 @@ def test_a_bad_runner_source_is_refused() -> None:
     assert problems == [
         "api_client_sources: ['10.0.0.1/8', 'sg-xyz']: allowed sg-..., pl-... or a CIDR"
     ]
+
+
+def synth_config_edits(stack: str, edits: dict[str, Any]) -> Any:
+    """Parse the stack file with ``edits`` (raises ConfigError)."""
+    from stacks.config import parse_config
+    from tests.conftest import raw_stack_config, set_path
+
+    raw = raw_stack_config(stack)
+    for dotted, value in edits.items():
+        set_path(raw, dotted, value)
+    return parse_config(raw, f"Pulumi.{stack}.yaml")

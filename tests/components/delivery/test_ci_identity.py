@@ -353,20 +353,18 @@ def test_dev_may_deploy_from_the_default_branch_alone() -> None:
             "mlstack:delivery.runner",
             "labels must include self-hosted",
         ),
-        # issue 27 item 4: a runner inside the VPC with no declared source cannot pass the
-        # EKS cluster security group in front of the private endpoint (public open or not)
+        # issue 27 item 4 (review): a group made before the VPC this stack creates cannot
+        # be referenced by the cluster security group: the first pulumi up would fail
         (
             {
-                "cluster.publicAccessCidrs": ["0.0.0.0/0"],
-                "delivery.runner": {"labels": ["self-hosted", "mlstack-prod"], "network": "vpc"},
+                "delivery.runner": {
+                    "labels": ["self-hosted", "mlstack-prod"],
+                    "network": "vpc",
+                    "securityGroupId": "sg-0a1b2c3d4e5f60718",
+                }
             },
             "mlstack:delivery.runner.securityGroupId",
-            "declare the runner's source",
-        ),
-        (
-            {"delivery.runner": {"labels": ["self-hosted"], "network": "vpc"}},
-            "mlstack:delivery.runner.securityGroupId",
-            "admits only itself",
+            "creates its VPC",
         ),
         (
             {
@@ -426,7 +424,7 @@ def test_runners_that_reach_the_endpoint_are_accepted() -> None:
     assert parse_config(hosted, "Pulumi.prod.yaml").delivery.runner.network == "hosted"
     shipped = parse_config(raw_stack_config("prod"), "Pulumi.prod.yaml").delivery.runner
     assert (shipped.network, shipped.labels[0]) == ("vpc", "self-hosted")
-    assert shipped.api_sources() == ["sg-0a1b2c3d4e5f60718"]
+    assert shipped.api_sources() == []  # the stack's own ci-runner group is the source
     for source in (
         {"prefixListId": "pl-0a1b2c3d4e5f60718"},
         {"sourceCidrs": ["10.30.8.0/24", "10.30.9.0/24"]},

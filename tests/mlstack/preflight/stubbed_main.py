@@ -15,8 +15,9 @@ from pathlib import Path
 import yaml
 
 from mlstack.cli import main as cli_main
+from mlstack.preflight import chart_crds
 from mlstack.preflight import run as preflight_run
-from tests.mlstack.preflight.world import World, stubbed_clients
+from tests.mlstack.preflight.world import World, chart_world, stubbed_clients
 
 
 def main(argv: list[str]) -> int:
@@ -29,6 +30,8 @@ def main(argv: list[str]) -> int:
         region=document["config"]["mlstack:region"],
     )
     preflight_run.make_clients = lambda facts: stubbed_clients(world, facts)
+    # The world's chart repositories serve stand-in CRD files: pin their digests.
+    chart_crds.pinned_crd_digests = lambda: chart_world(preflight_run.collect_facts(stack, root))[1]
     return cli_main(["preflight", *argv])
 
 

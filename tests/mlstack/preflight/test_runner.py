@@ -127,11 +127,49 @@ def test_before_the_first_deploy_both_checks_skip() -> None:
     assert [c.status for c in checks] == [Status.skipped, Status.skipped]
 
 
-def test_a_vpc_runner_without_a_declared_source_fails() -> None:
-    cluster = {"resourcesVpcConfig": {"clusterSecurityGroupId": "sg-0c1"}, "endpoint": ""}
-    [ingress, reach] = runner.runner_checks(_Eks(cluster), None, "c", [], network="vpc")
-    assert ingress.status == Status.fail and "declares no source" in ingress.detail
-    assert reach.status == Status.skipped
+def _stack_with_runner_group(allowed: bool) -> tuple[Any, dict[str, Any]]:
+    """A moto VPC with the cluster security group and the stack's ``<cluster>-ci-runner``
+    group, allowed on 443 as the stack's ``cluster-api-ci-runner`` rule does (or not)."""
+    ec2 = _ec2()
+    vpc = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
+    cluster_sg = ec2.create_security_group(GroupName="eks-c", Description="c", VpcId=vpc)
+    runner_sg = ec2.create_security_group(
+        GroupName="runner",
+        Description="r",
+        VpcId=vpc,
+        TagSpecifications=[
+            {"ResourceType": "security-group", "Tags": [{"Key": "Name", "Value": "c-ci-runner"}]}
+        ],
+    )
+    if allowed:
+        _authorize_like_the_provider(ec2, cluster_sg["GroupId"], runner_sg["GroupId"])
+    cluster = {
+        "resourcesVpcConfig": {"clusterSecurityGroupId": cluster_sg["GroupId"], "vpcId": vpc},
+        "endpoint": "",
+    }
+    return ec2, cluster
+
+
+def test_a_vpc_runner_passes_through_the_stacks_own_runner_group(preflight_env: str) -> None:
+    ec2, cluster = _stack_with_runner_group(allowed=True)
+    [ingress, _] = runner.runner_checks(_Eks(cluster), ec2, "c", [], network="vpc")
+    assert ingress.status == Status.ok, ingress.detail
+
+
+def test_a_vpc_runner_fails_when_the_cluster_group_does_not_allow_the_runner_group(
+    preflight_env: str,
+) -> None:
+    ec2, cluster = _stack_with_runner_group(allowed=False)
+    [ingress, _] = runner.runner_checks(_Eks(cluster), ec2, "c", [], network="vpc")
+    assert ingress.status == Status.fail and "does not allow" in ingress.detail
+
+
+def test_a_vpc_runner_fails_when_the_stacks_runner_group_is_missing(preflight_env: str) -> None:
+    ec2 = _ec2()
+    vpc = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
+    cluster = {"resourcesVpcConfig": {"clusterSecurityGroupId": "sg-0c1", "vpcId": vpc}}
+    [ingress, _] = runner.runner_checks(_Eks(cluster), ec2, "c", [], network="vpc")
+    assert ingress.status == Status.fail and "c-ci-runner" in ingress.detail
 
 
 def test_on_the_runner_an_unreachable_endpoint_fails_and_a_reachable_one_passes(

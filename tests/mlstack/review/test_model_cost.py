@@ -58,6 +58,10 @@ def test_max_scale_prices_the_limits_when_they_bind(synth_edited: SynthEdited) -
         "prod",
         {
             "gpuPools[0].instanceTypes": ["g6e.2xlarge"],
+            "gpuPools[0].maxNodes": 6,
+            # 6 nodes: Karpenter's repairs (20%, rounded up) could take 2 of a model's
+            # 2 minimum replicas; this cost test is about limits, not repair.
+            "gpuPools[0].autoRepair": {"enabled": False, "disabledReason": "cost test"},
             "models[0].autoscaling.maxReplicas": 40,
         },
     )
@@ -89,6 +93,8 @@ def test_a_pr_that_triples_replicas_shows_a_cost_delta_and_the_model(
                 "models[1].autoscaling.maxReplicas": 12,
                 "gpuPools[0].maxNodes": 24,
                 "gpuPools[0].maxGpus": 48,
+                # 24 nodes: Karpenter may repair 5 at once, more than the PDBs allow.
+                "gpuPools[0].autoRepair": {"enabled": False, "disabledReason": "cost test"},
             },
         )
     )

@@ -256,8 +256,9 @@ def _model(stack: str, name: str, **changes: Any) -> dict[str, Any]:
 def _with_models(stack: str, models: list[dict[str, Any]]) -> StackConfig:
     raw = raw_stack_config(stack)
     raw["models"] = models
-    if len(models) > 2:  # room in the pool for the extra model (capacity rule)
-        raw["gpuPools"][0]["maxNodes"] = 8
+    if len(models) > 2:  # room in the pool for the extra model (capacity rule); prod
+        # stays at 5 nodes: Karpenter's repairs may take 20% of them at once (repair rule)
+        raw["gpuPools"][0]["maxNodes"] = 8 if stack == "dev" else 5
     return parse_config(raw, f"Pulumi.{stack}.yaml")
 
 
