@@ -19,6 +19,7 @@ from typing import Any, cast
 import pytest
 
 from components.compute import capacity
+from components.monitoring import MonitoringArgs, ServiceTarget, metrics
 from components.serving.rollout import route_covers
 from mlstack import plan
 from mlstack.synth import ResourceGraph, ResourceNode
@@ -294,3 +295,52 @@ def test_a_graph_whose_resources_are_replaced_finds_components_in_the_new_list()
     assert graph.component_of(child) is None
     graph.resources = [outer, child]
     assert graph.component_of(child) == outer
+
+
+# --------------------------------------------------------------------------- alarm names
+
+
+class _CountedName(str):
+    """A service name that counts the equality tests made on it."""
+
+    tests = 0
+
+    def __eq__(self, other: object) -> bool:
+        type(self).tests += 1
+        return str.__eq__(self, other)
+
+    __hash__ = str.__hash__
+
+
+def _monitoring_args(names: Sequence[str]) -> MonitoringArgs:
+    services = tuple(
+        ServiceTarget(
+            name=name,
+            namespace="inference",
+            runtime=metrics.VLLM,
+            p99_latency_slo_seconds=2.0,
+            target_group_arn_suffix=f"targetgroup/{name}/0123456789abcdef",
+            load_balancer_arn_suffix="app/serving/1111111111111111",
+        )
+        for name in names
+    )
+    return MonitoringArgs(
+        name_prefix="mlstack-dev", region="us-west-2", cluster_name="c", services=services
+    )
+
+
+def test_alarm_name_clashes_are_counted_in_one_pass_not_one_pass_per_name() -> None:
+    """N services: O(N) name comparisons, where counting each name in the list of all
+    alarmed names compared every pair (N^2)."""
+    count = 300
+    args = _monitoring_args([_CountedName(f"model-{i:04d}") for i in range(count)])
+    _CountedName.tests = 0
+    assert not [p for p in args.problems() if "collide" in p]
+    assert _CountedName.tests <= 4 * count
+
+
+def test_a_service_and_a_track_with_one_alarm_name_still_collide() -> None:
+    args = _monitoring_args(["llm", "llm", "other"])
+    assert [p for p in args.problems() if "collide" in p] == [
+        "services: alarm names ['llm']: a service and a track collide"
+    ]
