@@ -99,6 +99,10 @@ class ResourceGraph:
     warnings: list[str] = field(default_factory=list)
     invokes: list[InvokeRecord] = field(default_factory=list)
     """Invokes in call order (not part of the plan JSON)."""
+    _index: dict[str, ResourceNode] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _indexed: list[ResourceNode] | None = field(default=None, init=False, repr=False, compare=False)
 
     def by_type(self, type_token: str) -> list[ResourceNode]:
         return [r for r in self.resources if r.type == type_token]
@@ -113,9 +117,17 @@ class ResourceGraph:
     def children(self, urn: str) -> list[ResourceNode]:
         return [r for r in self.resources if r.parent == urn]
 
+    def by_urn(self) -> dict[str, ResourceNode]:
+        """The resources by URN, built once per ``resources`` list (a caller that replaces
+        or grows the list gets a fresh index), so per-resource lookups stay O(1)."""
+        if self._indexed is not self.resources or len(self._index) != len(self.resources):
+            self._index = {r.urn: r for r in self.resources}
+            self._indexed = self.resources
+        return self._index
+
     def component_of(self, node: ResourceNode) -> ResourceNode | None:
         """The outermost mlstack component that contains ``node`` (None for top level)."""
-        index = {r.urn: r for r in self.resources}
+        index = self.by_urn()
         outer: ResourceNode | None = None
         current = node
         while current.parent and current.parent in index:

@@ -126,11 +126,26 @@ def allocatable_of(instance_type: str, vcpu: int, memory_gib: float, gpus: int) 
 def pack(demands: Iterable[Demand], node: Allocatable) -> int | None:
     """Nodes of one type the replicas need (first-fit decreasing); None if one never fits."""
     ordered = sorted(demands, key=lambda d: (d.gpus, d.memory_gib, d.cpu), reverse=True)
+    if not ordered:
+        return 0
+    # A node with less room in one dimension than the smallest demand has takes nothing
+    # more: leave it out of the scan (first fit still picks the same node), so replicas
+    # that fill a node each cost O(1), not a scan of every node opened so far.
+    least = (
+        min(d.gpus for d in ordered),
+        min(d.cpu for d in ordered),
+        min(d.memory_gib for d in ordered),
+    )
+
+    def full(room: list[float]) -> bool:
+        return room[0] < least[0] or room[1] + 1e-9 < least[1] or room[2] + 1e-9 < least[2]
+
+    nodes = 0
     free: list[list[float]] = []
     for demand in ordered:
         if not demand.fits(node):
             return None
-        for room in free:
+        for at, room in enumerate(free):
             if (
                 demand.gpus <= room[0]
                 and demand.cpu <= room[1] + 1e-9
@@ -139,13 +154,16 @@ def pack(demands: Iterable[Demand], node: Allocatable) -> int | None:
                 room[0] -= demand.gpus
                 room[1] -= demand.cpu
                 room[2] -= demand.memory_gib
+                if full(room):
+                    del free[at]
                 break
         else:
-            free.append(
-                [
-                    node.gpus - demand.gpus,
-                    node.cpu - demand.cpu,
-                    node.memory_gib - demand.memory_gib,
-                ]
-            )
-    return len(free)
+            nodes += 1
+            room = [
+                node.gpus - demand.gpus,
+                node.cpu - demand.cpu,
+                node.memory_gib - demand.memory_gib,
+            ]
+            if not full(room):
+                free.append(room)
+    return nodes

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -285,7 +286,7 @@ class MonitoringArgs:
                 found.append(f"{where}.metrics_path: {svc.metrics_path!r}: starts with /")
         alarmed = [t.service for svc in self.services for t in svc.alarm_targets]
         alarmed += [lb.name for lb in self.load_balancers]
-        clashes = sorted({s for s in alarmed if alarmed.count(s) > 1})
+        clashes = sorted(s for s, n in Counter(alarmed).items() if n > 1)
         if clashes:
             found.append(f"services: alarm names {clashes}: a service and a track collide")
         return found

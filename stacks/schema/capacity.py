@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import groupby
 from typing import Any
 
 from components.compute import capacity, gpu_instances
@@ -85,12 +86,22 @@ def _awake_sets(models: Sequence[tuple[int, ModelConfig]]) -> list[tuple[datetim
             events += [(lo, 1, index), (hi, -1, index)]
     events.sort(key=lambda e: (e[0], e[1]))
     open_count: dict[int, int] = {}
+    awake: set[int] = set()
     seen: dict[frozenset[int], datetime] = {}
-    for when, step, index in events:
-        open_count[index] = open_count.get(index, 0) + step
-        awake = frozenset(i for i, n in open_count.items() if n > 0)
-        if awake and step > 0 and awake not in seen:
-            seen[awake] = when
+    # Closes sort before opens, so after an instant's first opening its set only grows:
+    # the set after all its events is the one maximal candidate. One set per instant and
+    # ``awake`` kept per event: O(events + instants x models), not O(events x models).
+    for when, at_instant in groupby(events, key=lambda e: e[0]):
+        opened = False
+        for _, step, index in at_instant:
+            open_count[index] = open_count.get(index, 0) + step
+            if open_count[index] > 0:
+                awake.add(index)
+            else:
+                awake.discard(index)
+            opened = opened or step > 0
+        if opened and awake:
+            seen.setdefault(frozenset(awake), when)
     # Keep only maximal sets: a subset of another occurring set never needs more.
     maximal = [s for s in seen if not any(s < other for other in seen)]
     return sorted(((seen[s], set(s)) for s in maximal), key=lambda kv: kv[0])

@@ -454,7 +454,8 @@ def _rule_slots(models: Sequence[ModelConfig]) -> Iterator[Finding]:
         other = taken.get(slot)
         if other is not None:
             source = "set" if model.exposure.priority else f"derived from the name {model.name!r}"
-            free = next(s for s in range(1, RULE_SLOTS + 1) if s not in set(slots.values()))
+            used = set(slots.values())
+            free = next(s for s in range(1, RULE_SLOTS + 1) if s not in used)
             yield (
                 f"mlstack:models[{i}].exposure.priority",
                 slot,
@@ -462,24 +463,49 @@ def _rule_slots(models: Sequence[ModelConfig]) -> Iterator[Finding]:
                 f"({other}); allowed: a free slot in 1..{RULE_SLOTS}, e.g. {free}",
             )
         taken.setdefault(slot, model.name)
-    for outer in alb:
-        for inner in alb:
-            if outer is inner:
-                continue
-            o = (outer.exposure.host, outer.exposure.path)
-            n = (inner.exposure.host, inner.exposure.path)
-            if (
-                route_covers(o, n)
-                and not route_covers(n, o)
-                and slots[inner.name] > slots[outer.name]
-            ):
-                yield (
-                    f"mlstack:models[{index[inner.name]}].exposure.priority",
-                    slots[inner.name],
-                    f"route {n[0] or '*'}{n[1]} is inside models[{index[outer.name]}]'s "
-                    f"{o[0] or '*'}{o[1]} (slot {slots[outer.name]}) but would be evaluated "
-                    f"after it and never match; allowed: a slot below {slots[outer.name]}",
-                )
+    for outer_at, inner_at in _covering_pairs(alb):
+        outer, inner = alb[outer_at], alb[inner_at]
+        o = (outer.exposure.host, outer.exposure.path)
+        n = (inner.exposure.host, inner.exposure.path)
+        if slots[inner.name] > slots[outer.name]:
+            yield (
+                f"mlstack:models[{index[inner.name]}].exposure.priority",
+                slots[inner.name],
+                f"route {n[0] or '*'}{n[1]} is inside models[{index[outer.name]}]'s "
+                f"{o[0] or '*'}{o[1]} (slot {slots[outer.name]}) but would be evaluated "
+                f"after it and never match; allowed: a slot below {slots[outer.name]}",
+            )
+
+
+def _covering_keys(host: str | None, path: str) -> set[tuple[str | None, str]]:
+    """Every (host, path without trailing ``/``) of a route that may cover ``(host, path)``
+    (``route_covers``): any host, the same host or a wildcard over one of its parent
+    domains; the same path or a prefix ending before one of its ``/``."""
+    hosts: set[str | None] = {None}
+    if host is not None:
+        hosts.add(host)
+        hosts.update(f"*{host[at:]}" for at, char in enumerate(host) if char == ".")
+    paths = {path.rstrip("/")} | {path[:at] for at, char in enumerate(path) if char == "/"}
+    return {(h, p) for h in hosts for p in paths}
+
+
+def _covering_pairs(alb: Sequence[ModelConfig]) -> list[tuple[int, int]]:
+    """(outer, inner) positions in ``alb`` where outer's route strictly covers inner's, in
+    the order of a scan over every pair, found through an index of the routes: each route
+    looks up only the few routes that could cover it, not every other route."""
+    by_route: dict[tuple[str | None, str], list[int]] = {}
+    for at, model in enumerate(alb):
+        key = (model.exposure.host, model.exposure.path.rstrip("/"))
+        by_route.setdefault(key, []).append(at)
+    pairs: list[tuple[int, int]] = []
+    for inner_at, inner in enumerate(alb):
+        n = (inner.exposure.host, inner.exposure.path)
+        for key in _covering_keys(*n):
+            for outer_at in by_route.get(key, ()):
+                o = (alb[outer_at].exposure.host, alb[outer_at].exposure.path)
+                if outer_at != inner_at and route_covers(o, n) and not route_covers(n, o):
+                    pairs.append((outer_at, inner_at))
+    return sorted(pairs)
 
 
 def _largest(pool: Any) -> str:
