@@ -49,7 +49,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from mlstack.aws import error_code
@@ -904,7 +904,11 @@ def run_bake(
         []
         if breaches
         else evidence_problems(
-            targets, poll, requests, began.replace(second=0, microsecond=0), wall()
+            targets,
+            poll,
+            requests,
+            began.replace(second=0, microsecond=0),
+            wall().replace(second=0, microsecond=0) + timedelta(minutes=1),  # this minute too
         )
     )
     verdict: Verdict = "failed" if breaches else "inconclusive" if unproven else "passed"
