@@ -135,30 +135,31 @@ def time_to_alarm(props: Mapping[str, Any]) -> tuple[int, int, int]:
     sustained breach, it reaches ALARM after that many bad periods once the metric lands."""
     queries = [q for q in props.get("metricQueries") or [] if isinstance(q, Mapping)]
     metrics = [q["metric"] for q in queries if isinstance(q.get("metric"), Mapping)]
-    period = int(props.get("period") or max((int(m.get("period") or 0) for m in metrics), default=60))
+    period = int(
+        props.get("period") or max((int(m.get("period") or 0) for m in metrics), default=60)
+    )
     namespaces = {props.get("namespace"), *(m.get("namespace") for m in metrics)}
     delay = ELB_METRIC_DELAY_SECONDS if namespaces & set(ELB_NAMESPACES) else 0
     datapoints = int(props.get("datapointsToAlarm") or props.get("evaluationPeriods") or 1)
     return datapoints, period, delay
 
 
-def _bake_minutes(stack: Stack) -> tuple[str, float] | None:
+def _bake_minutes(stack: Stack) -> tuple[str, float]:
+    """(where, minutes): the stack file's ``bakeMinutes``, else the schema default."""
     from policy.rules.lifecycle import _load_stack_file
 
     loaded = _load_stack_file(stack)
     if loaded is None:
-        return None
+        return "mlstack:delivery.bakeMinutes not set (no stack file):", DEFAULT_BAKE_MINUTES
     path, data = loaded
-    delivery = (data.get("config") or {}).get("mlstack:delivery") or {}
-    minutes = delivery.get("bakeMinutes", DEFAULT_BAKE_MINUTES) if isinstance(delivery, Mapping) else DEFAULT_BAKE_MINUTES
-    return path, float(minutes)
+    config = data.get("config") if isinstance(data, Mapping) else None
+    delivery = (config or {}).get("mlstack:delivery") if isinstance(config, Mapping) else None
+    value = delivery.get("bakeMinutes") if isinstance(delivery, Mapping) else None
+    return f"{path}:", float(value if value is not None else DEFAULT_BAKE_MINUTES)
 
 
 def bake_covers_alarm_time(stack: Stack) -> Iterator[Finding]:
-    found = _bake_minutes(stack)
-    if found is None:
-        return
-    path, minutes = found
+    where, minutes = _bake_minutes(stack)
     gating = [a for a in stack.of_type(METRIC_ALARM) if alarm_gates(a.props)]
     if not gating:
         return
@@ -175,17 +176,11 @@ def bake_covers_alarm_time(stack: Stack) -> Iterator[Finding]:
         name = slowest.props.get("name") or slowest.name
         yield (
             None,
-            f"{path}: mlstack:delivery.bakeMinutes = {minutes:g}; the slowest gating alarm "
+            f"{where} mlstack:delivery.bakeMinutes = {minutes:g}; the slowest gating alarm "
             f"{name} reaches ALARM {datapoints} x {period}s + {delay}s load balancer metric "
             f"delay = {total}s after a breach starts; allowed: at least {required} "
             f"({total}s + {BAKE_MARGIN_SECONDS}s, in whole minutes)",
         )
-
-
-def _stack_file_known(stack: Stack) -> str | None:
-    from policy.rules.lifecycle import _stack_file_known as known
-
-    return known(stack)
 
 
 RULES: list[Rule] = [
@@ -224,6 +219,5 @@ RULES: list[Rule] = [
         bake_covers_alarm_time,
         remediation="Raise mlstack:delivery.bakeMinutes to the minutes the message names, or "
         "make the alarm fire sooner (fewer datapoints to alarm, shorter period).",
-        precondition=_stack_file_known,
     ),
 ]

@@ -8,7 +8,8 @@ message, environment with ``git.head``/``git.headName``/``git.dirty``/``ci.*``,
 resourceChanges) honouring ``--page-size``/``--page``, and for ``up`` records
 what it was given to deploy (its arguments, working directory, that directory's
 commit and ``Pulumi.<stack>.yaml``) without deploying anything (with
-``$STANDIN_UP_LOCKED`` set, ``up`` refuses as a locked DIY stack does, naming that lock). Every call is
+``$STANDIN_UP_LOCKED`` set, ``up`` refuses as a locked DIY stack does, naming that
+lock). Every call is
 appended to a JSON-lines log the test reads back.
 """
 

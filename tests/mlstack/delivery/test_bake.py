@@ -39,8 +39,8 @@ from mlstack.delivery.bake import (
     take_baseline,
     targets_from_plan,
 )
-from mlstack.errors import UsageError
 from mlstack.delivery.verdicts import FileLedger
+from mlstack.errors import UsageError
 from mlstack.synth import synth_config
 from stacks.config import StackConfig, load_config_file, parse_config
 from tests.conftest import raw_stack_config
@@ -672,7 +672,11 @@ def _alarm_on_the_target_group(client: Any, name: str) -> None:
             "Id": query_id,
             "ReturnData": False,
             "MetricStat": {
-                "Metric": {"Namespace": "AWS/ApplicationELB", "MetricName": metric, "Dimensions": TG},
+                "Metric": {
+                    "Namespace": "AWS/ApplicationELB",
+                    "MetricName": metric,
+                    "Dimensions": TG,
+                },
                 "Period": 60,
                 "Stat": "Sum",
             },
@@ -840,6 +844,7 @@ def test_a_pre_existing_breach_counts_as_worse_only_past_twice_its_excess() -> N
 
 
 def test_cli_baseline_out_then_baseline_reports_the_pre_existing_breach(
+    *,
     bake_cli: Callable[..., int],
     fake_kube: FakeKube,
     cloudwatch: Any,
