@@ -710,7 +710,9 @@ def poll_once(
         elif before is not None and before.state == "ALARM":
             worse = got_worse(before, s)
             if worse:
-                breaches.append(Breach("alarm", s.name, watched.model, f"{breach.reason} ({worse})"))
+                breaches.append(
+                    Breach("alarm", s.name, watched.model, f"{breach.reason} ({worse})")
+                )
             else:
                 pre_existing.append(breach)
         else:
