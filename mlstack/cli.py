@@ -656,13 +656,36 @@ def bake(  # noqa: PLR0917 (CLI options)
     ] = "deploy",
     page_on_failure: Annotated[
         bool,
-        typer.Option("--page-on-failure", help="On a failed bake, publish to the alert topic."),
+        typer.Option(
+            "--page-on-failure",
+            help="On any non-zero exit (a breach, or a bake that could not run), publish to "
+            "the alert topic.",
+        ),
     ] = False,
+    plan_commit: Annotated[
+        str | None,
+        typer.Option(
+            "--plan-commit",
+            help="Watch the alarms of this commit's plan (a rollback's target) [the checkout].",
+        ),
+    ] = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option("--baseline", help="Alarm states before the update (--baseline-out)."),
+    ] = None,
+    baseline_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--baseline-out",
+            help="Only record the alarms' states now (run before the update) into FILE.",
+        ),
+    ] = None,
     ledger: LedgerOpt = None,
     endpoint_url: EndpointOpt = None,
     root: RootOpt = Path(),
 ) -> None:
-    """Watch the stack's alarms and inference rollouts after an update; exit 1 on a breach."""
+    """Watch the stack's alarms and inference rollouts after an update; exit 1 on a breach
+    (an inconclusive bake, where the new version served nothing, exits 0)."""
     from mlstack.delivery.bake_stack import BakeOptions, bake_stack, is_tty
 
     if kind not in ("deploy", "rollback"):
@@ -683,11 +706,16 @@ def bake(  # noqa: PLR0917 (CLI options)
         page_on_failure=page_on_failure,
         tty=tty,
         as_json=as_json,
+        plan_commit=plan_commit,
+        baseline=baseline,
+        baseline_out=baseline_out,
     )
     say = (lambda line: typer.echo(line, err=True)) if as_json else typer.echo
     progress = (lambda line: typer.echo(line, nl=False)) if tty else say
     outcome = bake_stack(options, echo=say, progress_out=progress)
     report = outcome.report
+    if report is None:  # --baseline-out
+        return
     if as_json:
         data = report.to_json() | {"recorded": outcome.recorded, "paged": outcome.paged}
         typer.echo(json.dumps(data, indent=2))
@@ -703,7 +731,7 @@ def bake(  # noqa: PLR0917 (CLI options)
         if outcome.paged:
             typer.echo(f"paged: {outcome.paged}")
         typer.echo(report.summary())
-    if not report.passed:
+    if report.failed:
         from mlstack.delivery.bake import BakeBreachedError
 
         raise BakeBreachedError(report.summary())

@@ -17,6 +17,11 @@ still fire when Prometheus itself is down.
 
 An alarm notifies the alert topic when its severity is one the stack pages on;
 otherwise it has no actions (it still shows on the dashboard and in the console).
+
+Each alarm's tag ``bake`` (``gate`` | ``observe``) is its role in ``mlstack bake``: a
+gating alarm in ALARM fails the bake (and rolls the update back), an observed one is
+reported only. Critical alarms gate, and so does ``unhealthy-hosts`` (a new version's
+targets failing their health checks); the rest observe.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ NAMESPACE = "AWS/ApplicationELB"
 NLB_NAMESPACE = "AWS/NetworkELB"
 NAMESPACES = {"alb": NAMESPACE, "nlb": NLB_NAMESPACE}
 LbKind = Literal["alb", "nlb"]
+BakeRole = Literal["gate", "observe"]
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,14 @@ class AlarmSpec:
     extended_statistic: str | None = None
     ratio_of: tuple[str, str] | None = None
     """(errors metric, requests metric): the alarm is on 100 * errors / requests."""
+    bake: BakeRole | None = None
+    """Role in ``mlstack bake``; None: ``gate`` when critical, else ``observe``."""
+
+    @property
+    def bake_role(self) -> BakeRole:
+        if self.bake is not None:
+            return self.bake
+        return "gate" if self.severity == CRITICAL else "observe"
 
 
 def _ratio(role: str, errors: str, who: str, svc: str, settings: AlbAlarmSettings) -> AlarmSpec:
@@ -167,6 +181,7 @@ def _unhealthy(svc: str) -> AlarmSpec:
         severity=WARNING,
         treat_missing_data="notBreaching",
         description=f"{svc}: at least one target fails its health check.",
+        bake="gate",
     )
 
 
@@ -318,7 +333,7 @@ def create_alarms(
             },
             settings=settings,
             actions=[topic_arn] if spec.severity in page_severities else [],
-            tags={"severity": spec.severity, "service": target.service},
+            tags={"severity": spec.severity, "service": target.service, "bake": spec.bake_role},
         )
         for spec in alarm_specs(target, settings)
     ]
@@ -345,7 +360,7 @@ def create_load_balancer_alarms(
             dimensions={"LoadBalancer": target.arn_suffix},
             settings=settings,
             actions=[topic_arn] if spec.severity in page_severities else [],
-            tags={"severity": spec.severity, "load-balancer": target.name},
+            tags={"severity": spec.severity, "load-balancer": target.name, "bake": spec.bake_role},
         )
         for spec in load_balancer_alarm_specs(target, settings)
     ]

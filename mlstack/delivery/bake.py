@@ -5,8 +5,13 @@ needed; the stack names its alarms and Deployments deterministically):
 
 - every ``aws:cloudwatch/metricAlarm:MetricAlarm`` of the plan (its ``name``; the
   model it belongs to from the Service it watches). ``DescribeAlarms`` by name, up
-  to 100 per call. Any alarm in ``ALARM`` fails the bake with its name, reason and
-  model; alarms still ``INSUFFICIENT_DATA`` at the end are reported, not failed. An
+  to 100 per call. Only alarms that *gate* can fail the bake: the alarm's ``bake`` tag
+  (``gate`` | ``observe``), else its ``severity`` tag (``critical`` gates; ``warning``
+  and ``info`` observe; no severity gates). A gating alarm in ``ALARM`` fails the bake
+  with its name, reason and model, unless it was already in ``ALARM`` in the baseline
+  taken before the update (``--baseline``) and did not get worse (see
+  :func:`got_worse`): that is reported as pre-existing. Observed alarms in ``ALARM``
+  and alarms still ``INSUFFICIENT_DATA`` at the end are reported, never failed. An
   alarm of the plan that does not exist is a usage error (wrong account or region,
   or the checkout is not what was deployed). With the Pulumi CLI the list is
   cross-checked with the stack output ``alarmNames``; names only in the outputs are
@@ -20,7 +25,15 @@ needed; the stack names its alarms and Deployments deterministically):
   bake at once; available replicas below the configured minimum (the KEDA
   ``minReplicaCount``, else ``spec.replicas``) fail it only if still so at the end.
 
-Exit 0 clean, 1 breached, 2 usage or credentials (:class:`BakeAccessError`).
+A clean bake is evidence only if the new version served (:func:`evidence_problems`):
+each watched Deployment rolled out (generation observed, no old replicas left, at least
+one updated replica available, as ``kubectl rollout status`` judges it) and every
+load balancer scope a gating alarm watches answered at least the requests that alarm
+needs to fire (``RequestCount`` / ``NewFlowCount`` summed over the bake). Otherwise
+the verdict is ``inconclusive``: no rollback, and never promotion evidence.
+
+Exit 0 passed or inconclusive, 1 breached, 2 usage or credentials
+(:class:`BakeAccessError`).
 """
 
 from __future__ import annotations
@@ -28,6 +41,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 import ssl
 import time
 import urllib.error
@@ -35,7 +49,8 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, Protocol
 
 from mlstack.aws import error_code
 from mlstack.errors import MlstackError, UsageError
@@ -52,6 +67,16 @@ LOADER_CONTAINER = "model-loader"
 CHECKSUM_MARKERS = ("sha256 mismatch", "checksum")
 DESCRIBE_BATCH = 100
 """``DescribeAlarms`` accepts at most 100 ``AlarmNames``."""
+BAKE_TAG = "bake"
+"""Alarm tag giving its role in a bake explicitly."""
+ROLES = ("gate", "observe")
+GATING_SEVERITIES = ("critical",)
+"""Severities that gate when an alarm has no ``bake`` tag (``warning``/``info`` observe)."""
+REQUEST_METRICS = {"AWS/ApplicationELB": "RequestCount", "AWS/NetworkELB": "NewFlowCount"}
+"""The traffic metric of each load balancer namespace: what proves a scope was used."""
+MIN_REQUESTS = re.compile(r"requests\s*>=\s*(\d+)")
+"""The per-period request minimum of a ratio alarm's metric math (cloudwatch.py)."""
+Verdict = Literal["passed", "failed", "inconclusive"]
 
 
 class BakeAccessError(UsageError):
@@ -72,6 +97,11 @@ class WatchedAlarm:
     name: str
     model: str | None = None
     severity: str | None = None
+    gate: bool = True
+    """Whether the alarm in ALARM fails the bake (else it is reported only)."""
+    min_requests: int = 1
+    """Requests its scope must answer during the bake for a clean state to be evidence:
+    the alarm's ``datapointsToAlarm`` times its per-period minimum (1 without one)."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +126,29 @@ class BakeTargets:
 def _meta(inputs: Mapping[str, Any]) -> Mapping[str, Any]:
     meta = inputs.get("metadata")
     return meta if isinstance(meta, Mapping) else {}
+
+
+def alarm_gates(name: str, tags: Mapping[str, Any]) -> bool:
+    """The bake role of an alarm from its tags (module docstring); a bad tag is an error."""
+    role = tags.get(BAKE_TAG)
+    if role is None:
+        severity = tags.get("severity")
+        return severity is None or str(severity) in GATING_SEVERITIES
+    if role not in ROLES:
+        raise UsageError(
+            f"plan: alarm {name}: tags.{BAKE_TAG} = {role!r}; allowed: {', '.join(ROLES)}"
+        )
+    return role == "gate"
+
+
+def _min_requests(inputs: Mapping[str, Any]) -> int:
+    per_period = 1
+    for query in inputs.get("metricQueries") or []:
+        found = MIN_REQUESTS.search(str((query or {}).get("expression") or ""))
+        if found:
+            per_period = max(per_period, int(found.group(1)))
+    datapoints = inputs.get("datapointsToAlarm") or inputs.get("evaluationPeriods") or 1
+    return per_period * int(datapoints)
 
 
 def targets_from_plan(plan: Mapping[str, Any]) -> BakeTargets:
@@ -126,11 +179,14 @@ def targets_from_plan(plan: Mapping[str, Any]) -> BakeTargets:
         inputs = r.get("inputs") or {}
         tags = inputs.get("tags") or {}
         service = tags.get("service")
+        name = str(inputs.get("name") or r["name"])
         alarms.append(
             WatchedAlarm(
-                name=str(inputs.get("name") or r["name"]),
+                name=name,
                 model=service_model.get(str(service), service) if service else None,
                 severity=tags.get("severity"),
+                gate=alarm_gates(name, tags),
+                min_requests=_min_requests(inputs),
             )
         )
     deployments = []
@@ -196,11 +252,91 @@ def cross_check(targets: BakeTargets, output_names: Iterable[str] | None) -> Bak
 # --------------------------------------------------------------------------- sources
 
 
+Scope = tuple[str, tuple[tuple[str, str], ...]]
+"""(namespace, sorted dimensions) of the metric an alarm watches."""
+
+
 @dataclass(frozen=True)
 class AlarmState:
     name: str
     state: str
     reason: str
+    transitioned: str | None = None
+    """When ``state`` last changed (``StateTransitionedTimestamp``, else
+    ``StateUpdatedTimestamp``), ISO 8601."""
+    datapoints: tuple[float, ...] = ()
+    """``StateReasonData.recentDatapoints``: the values the last evaluation judged."""
+    threshold: float | None = None
+    comparison: str | None = None
+    scope: Scope | None = None
+    """The load balancer metric scope the alarm watches (None: not a load balancer's)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "state": self.state,
+            "reason": self.reason,
+            "transitioned": self.transitioned,
+            "datapoints": list(self.datapoints),
+            "threshold": self.threshold,
+            "comparison": self.comparison,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AlarmState:
+        return cls(
+            name=str(data["name"]),
+            state=str(data["state"]),
+            reason=str(data.get("reason", "")),
+            transitioned=data.get("transitioned"),
+            datapoints=tuple(float(v) for v in data.get("datapoints") or ()),
+            threshold=None if data.get("threshold") is None else float(data["threshold"]),
+            comparison=data.get("comparison"),
+        )
+
+
+def _stamp(value: Any) -> str | None:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    return str(value) if value else None
+
+
+def _scope(alarm: Mapping[str, Any]) -> Scope | None:
+    """Namespace and dimensions of a load balancer alarm (metric math: its first metric)."""
+    namespace, dimensions = alarm.get("Namespace"), alarm.get("Dimensions")
+    for query in alarm.get("Metrics") or []:
+        metric = (query.get("MetricStat") or {}).get("Metric") or {}
+        if metric.get("Namespace"):
+            namespace, dimensions = metric["Namespace"], metric.get("Dimensions")
+            break
+    if namespace not in REQUEST_METRICS or not dimensions:
+        return None
+    return str(namespace), tuple(sorted((str(d["Name"]), str(d["Value"])) for d in dimensions))
+
+
+def _datapoints(reason_data: str | None) -> tuple[float, ...]:
+    try:
+        data = json.loads(reason_data or "{}")
+    except json.JSONDecodeError:
+        return ()
+    values = data.get("recentDatapoints") if isinstance(data, Mapping) else None
+    return tuple(float(v) for v in values or () if isinstance(v, int | float))
+
+
+def state_of(alarm: Mapping[str, Any]) -> AlarmState:
+    """An :class:`AlarmState` from one ``DescribeAlarms`` ``MetricAlarms`` item."""
+    return AlarmState(
+        alarm["AlarmName"],
+        alarm["StateValue"],
+        alarm.get("StateReason", ""),
+        transitioned=_stamp(
+            alarm.get("StateTransitionedTimestamp") or alarm.get("StateUpdatedTimestamp")
+        ),
+        datapoints=_datapoints(alarm.get("StateReasonData")),
+        threshold=alarm.get("Threshold"),
+        comparison=alarm.get("ComparisonOperator"),
+        scope=_scope(alarm),
+    )
 
 
 class AlarmSource(Protocol):
@@ -233,10 +369,42 @@ class CloudWatchAlarms:
             except BotoCoreError as exc:
                 raise BakeAccessError(f"CloudWatch is unreachable: {exc}") from exc
             for alarm in answer.get("MetricAlarms", []):
-                out[alarm["AlarmName"]] = AlarmState(
-                    alarm["AlarmName"], alarm["StateValue"], alarm.get("StateReason", "")
-                )
+                out[alarm["AlarmName"]] = state_of(alarm)
         return out
+
+
+class RequestSource(Protocol):
+    calls: int
+
+    def requests(self, scope: Scope, start: datetime, end: datetime) -> float: ...
+
+
+class CloudWatchRequests:
+    """The traffic a load balancer scope answered: ``GetMetricStatistics`` Sum of
+    ``RequestCount`` (ALB) or ``NewFlowCount`` (NLB), one-minute periods."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.calls = 0
+
+    def requests(self, scope: Scope, start: datetime, end: datetime) -> float:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        namespace, dimensions = scope
+        self.calls += 1
+        try:
+            answer = self.client.get_metric_statistics(
+                Namespace=namespace,
+                MetricName=REQUEST_METRICS[namespace],
+                Dimensions=[{"Name": k, "Value": v} for k, v in dimensions],
+                StartTime=start,
+                EndTime=end,
+                Period=60,
+                Statistics=["Sum"],
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise BakeAccessError(f"CloudWatch GetMetricStatistics failed: {exc}") from exc
+        return float(sum(point.get("Sum", 0.0) for point in answer.get("Datapoints", [])))
 
 
 class KubeApi:
@@ -330,6 +498,8 @@ class RolloutState:
     available: int
     ready: bool
     checksum_failures: int = 0
+    served: str | None = None
+    """Why the new version has not served (None: it rolled out with a pod available)."""
 
 
 @dataclass
@@ -337,6 +507,10 @@ class Poll:
     alarms: dict[str, AlarmState]
     rollouts: list[RolloutState]
     breaches: list[Breach]
+    pre_existing: list[Breach] = field(default_factory=list)
+    """Gating alarms in ALARM already in the baseline, not worse: reported, not blamed."""
+    observed: list[Breach] = field(default_factory=list)
+    """Alarms that observe (not gate) in ALARM: reported only."""
 
 
 def _pod_breaches(pod: Mapping[str, Any], dep: WatchedDeployment) -> tuple[list[Breach], int]:
@@ -415,10 +589,103 @@ def check_rollout(kube: KubeApi, dep: WatchedDeployment) -> tuple[RolloutState, 
         breaches += found
         checksum += count
     ready = observed and available >= dep.min_available
-    return RolloutState(dep, available, ready, checksum), breaches
+    return RolloutState(dep, available, ready, checksum, new_version_problem(obj)), breaches
 
 
-def poll_once(targets: BakeTargets, alarms: AlarmSource, kube: KubeApi | None) -> Poll:
+def new_version_problem(deployment: Mapping[str, Any]) -> str | None:
+    """Why a Deployment's new version has not served, None when it has: the checks of
+    ``kubectl rollout status`` (generation observed, no old replicas left, updated
+    replicas available), and at least one updated replica available (zero replicas is a
+    finished rollout that served nothing)."""
+    status = deployment.get("status") or {}
+    generation = int((deployment.get("metadata") or {}).get("generation") or 0)
+    if int(status.get("observedGeneration") or 0) < generation:
+        return "the controller has not observed the update (observedGeneration < generation)"
+    updated = int(status.get("updatedReplicas") or 0)
+    total = int(status.get("replicas") or 0)
+    available = int(status.get("availableReplicas") or 0)
+    if updated == 0:
+        return "no replica of the new version (updatedReplicas 0)"
+    if total > updated:
+        return f"{total - updated} old replica(s) still running"
+    if available < 1:
+        return f"none of the {updated} updated replica(s) is available"
+    return None
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The alarms' states before the update (``mlstack bake --baseline``)."""
+
+    stack: str
+    taken_at: datetime
+    states: Mapping[str, AlarmState]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stack": self.stack,
+            "takenAt": self.taken_at.astimezone(UTC).isoformat(),
+            "alarms": [s.to_json() for s in sorted(self.states.values(), key=lambda s: s.name)],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], where: str) -> Baseline:
+        try:
+            return cls(
+                stack=str(data["stack"]),
+                taken_at=datetime.fromisoformat(str(data["takenAt"])),
+                states={a["name"]: AlarmState.from_json(a) for a in data["alarms"]},
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UsageError(
+                f"{where}: not a bake baseline ({exc}); write one with "
+                "`mlstack bake <stack> --baseline-out FILE` before the update"
+            ) from exc
+
+
+def take_baseline(
+    targets: BakeTargets, alarms: AlarmSource, now: datetime | None = None
+) -> Baseline:
+    """The states of the plan's alarms now; alarms that do not exist yet are new."""
+    names = [a.name for a in targets.alarms]
+    states = alarms.states(names) if names else {}
+    return Baseline(targets.stack, now or datetime.now(UTC), states)
+
+
+def _excess(state: AlarmState) -> float | None:
+    """How far the worst recent datapoint is past the threshold (None: unknown)."""
+    if not state.datapoints or state.threshold is None or not state.comparison:
+        return None
+    if state.comparison.startswith("Greater"):
+        return max(state.datapoints) - state.threshold
+    if state.comparison.startswith("Less"):
+        return state.threshold - min(state.datapoints)
+    return None
+
+
+def got_worse(before: AlarmState, now: AlarmState) -> str | None:
+    """Why an alarm in ALARM before the update counts as a new breach (None: it does not).
+
+    Worse is either (1) it left ALARM and entered it again since the baseline (a later
+    state transition), or (2) its worst recent datapoint is now more than twice as far
+    past the threshold as in the baseline."""
+    if now.transitioned and before.transitioned and now.transitioned > before.transitioned:
+        return f"left ALARM and re-entered it at {now.transitioned}"
+    was, is_now = _excess(before), _excess(now)
+    if was is not None and is_now is not None and is_now > 2 * max(was, 0.0):
+        return (
+            f"now {is_now:g} past the threshold {now.threshold:g}, more than twice the "
+            f"{was:g} before the update"
+        )
+    return None
+
+
+def poll_once(
+    targets: BakeTargets,
+    alarms: AlarmSource,
+    kube: KubeApi | None,
+    baseline: Baseline | None = None,
+) -> Poll:
     names = [a.name for a in targets.alarms]
     states = alarms.states(names) if names else {}
     missing = [n for n in names if n not in states]
@@ -429,18 +696,67 @@ def poll_once(targets: BakeTargets, alarms: AlarmSource, kube: KubeApi | None) -
             "not what was deployed)"
         )
     by_name = {a.name: a for a in targets.alarms}
-    breaches = [
-        Breach("alarm", s.name, by_name[s.name].model, s.reason or "in ALARM")
-        for s in states.values()
-        if s.state == "ALARM"
-    ]
+    breaches: list[Breach] = []
+    pre_existing: list[Breach] = []
+    observed: list[Breach] = []
+    for s in states.values():
+        if s.state != "ALARM":
+            continue
+        watched = by_name[s.name]
+        breach = Breach("alarm", s.name, watched.model, s.reason or "in ALARM")
+        before = baseline.states.get(s.name) if baseline else None
+        if not watched.gate:
+            observed.append(breach)
+        elif before is not None and before.state == "ALARM":
+            worse = got_worse(before, s)
+            if worse:
+                breaches.append(
+                    Breach("alarm", s.name, watched.model, f"{breach.reason} ({worse})")
+                )
+            else:
+                pre_existing.append(breach)
+        else:
+            breaches.append(breach)
     rollouts: list[RolloutState] = []
     if kube is not None:
         for dep in targets.deployments:
             state, found = check_rollout(kube, dep)
             rollouts.append(state)
             breaches += found
-    return Poll(states, rollouts, breaches)
+    return Poll(states, rollouts, breaches, pre_existing, observed)
+
+
+def evidence_problems(
+    targets: BakeTargets,
+    poll: Poll,
+    requests: RequestSource | None,
+    start: datetime,
+    end: datetime,
+) -> list[str]:
+    """Why a clean bake is not evidence (empty: it is): see the module docstring."""
+    problems = [
+        f"deployment {r.deployment.namespace}/{r.deployment.name}: {r.served}"
+        for r in poll.rollouts
+        if r.served
+    ]
+    if requests is None:
+        return problems
+    need: dict[Scope, WatchedAlarm] = {}
+    for alarm in targets.alarms:
+        state = poll.alarms.get(alarm.name)
+        if not alarm.gate or state is None or state.scope is None:
+            continue
+        if state.scope not in need or alarm.min_requests > need[state.scope].min_requests:
+            need[state.scope] = alarm
+    for scope, alarm in sorted(need.items(), key=lambda item: item[1].name):
+        served = requests.requests(scope, start, end)
+        if served < alarm.min_requests:
+            where = ",".join(f"{k}={v}" for k, v in scope[1])
+            problems.append(
+                f"{REQUEST_METRICS[scope[0]]} {served:g} of {where} during the bake; alarm "
+                f"{alarm.name} needs at least {alarm.min_requests} to judge it"
+            )
+    return problems
 
 
 # --------------------------------------------------------------------------- the bake
@@ -450,7 +766,7 @@ def poll_once(targets: BakeTargets, alarms: AlarmSource, kube: KubeApi | None) -
 class BakeReport:
     stack: str
     minutes: float
-    verdict: str  # passed | failed
+    verdict: Verdict
     breaches: list[Breach]
     insufficient_data: list[str]
     polls: int
@@ -461,39 +777,75 @@ class BakeReport:
     kubernetes_skipped: bool
     notes: list[str] = field(default_factory=list)
     checksum_failures: int = 0
+    pre_existing: list[Breach] = field(default_factory=list)
+    observed: list[Breach] = field(default_factory=list)
+    inconclusive: list[str] = field(default_factory=list)
+    """Why a clean bake is no evidence (verdict ``inconclusive``)."""
+    gating: int = 0
 
     @property
     def passed(self) -> bool:
         return self.verdict == "passed"
 
+    @property
+    def failed(self) -> bool:
+        return self.verdict == "failed"
+
     def summary(self) -> str:
-        if self.passed:
-            extra = (
-                f"; still INSUFFICIENT_DATA: {', '.join(self.insufficient_data)}"
-                if self.insufficient_data
-                else ""
+        if self.failed:
+            return f"bake of stack {self.stack} FAILED: " + "; ".join(
+                b.render() for b in self.breaches
             )
+        extra = (
+            f"; still INSUFFICIENT_DATA: {', '.join(self.insufficient_data)}"
+            if self.insufficient_data
+            else ""
+        )
+        if self.pre_existing:
+            extra += "; in ALARM before the update (not blamed): " + ", ".join(
+                b.subject for b in self.pre_existing
+            )
+        if self.observed:
+            extra += "; observed (not gating) in ALARM: " + ", ".join(
+                b.subject for b in self.observed
+            )
+        scope = (
+            f"({self.alarms_watched} alarms, {self.gating} gating, "
+            f"{self.deployments_watched} deployments"
+            f"{', Kubernetes skipped' if self.kubernetes_skipped else ''})"
+        )
+        if self.verdict == "inconclusive":
             return (
-                f"bake of stack {self.stack} passed after {self.elapsed_seconds / 60:.1f} min "
-                f"({self.alarms_watched} alarms, {self.deployments_watched} deployments"
-                f"{', Kubernetes skipped' if self.kubernetes_skipped else ''}){extra}"
+                f"bake of stack {self.stack} INCONCLUSIVE after "
+                f"{self.elapsed_seconds / 60:.1f} min {scope}: the new version did not serve "
+                "(no rollback, no promotion evidence): " + "; ".join(self.inconclusive) + extra
             )
-        return f"bake of stack {self.stack} FAILED: " + "; ".join(b.render() for b in self.breaches)
+        return (
+            f"bake of stack {self.stack} passed after {self.elapsed_seconds / 60:.1f} min "
+            f"{scope}{extra}"
+        )
 
     def to_json(self) -> dict[str, Any]:
+        def rows(breaches: Sequence[Breach]) -> list[dict[str, Any]]:
+            return [
+                {"kind": b.kind, "subject": b.subject, "model": b.model, "reason": b.reason}
+                for b in breaches
+            ]
+
         return {
             "stack": self.stack,
             "verdict": self.verdict,
             "minutes": self.minutes,
-            "breaches": [
-                {"kind": b.kind, "subject": b.subject, "model": b.model, "reason": b.reason}
-                for b in self.breaches
-            ],
+            "breaches": rows(self.breaches),
+            "preExisting": rows(self.pre_existing),
+            "observed": rows(self.observed),
+            "inconclusive": self.inconclusive,
             "insufficientData": self.insufficient_data,
             "polls": self.polls,
             "apiCalls": self.api_calls,
             "elapsedSeconds": round(self.elapsed_seconds, 3),
             "alarmsWatched": self.alarms_watched,
+            "gatingAlarms": self.gating,
             "deploymentsWatched": self.deployments_watched,
             "kubernetesSkipped": self.kubernetes_skipped,
             "checksumFailures": self.checksum_failures,
@@ -514,16 +866,22 @@ def run_bake(
     progress: Progress | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    baseline: Baseline | None = None,
+    requests: RequestSource | None = None,
+    wall: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> BakeReport:
-    """Poll every ``poll_seconds`` until ``minutes`` have passed or something breaches."""
+    """Poll every ``poll_seconds`` until ``minutes`` have passed or something breaches;
+    a clean end is ``passed`` only with evidence that the new version served
+    (:func:`evidence_problems`, traffic read from ``requests``), else ``inconclusive``."""
     if minutes <= 0 or poll_seconds <= 0:
         raise UsageError(f"--minutes ({minutes}) and --poll-seconds ({poll_seconds}) must be > 0")
     start = clock()
+    began = wall()
     deadline = start + minutes * 60
     polls = 0
     poll: Poll | None = None
     while True:
-        poll = poll_once(targets, alarms, kube)
+        poll = poll_once(targets, alarms, kube, baseline)
         polls += 1
         left = max(0.0, deadline - clock())
         if progress is not None:
@@ -544,21 +902,37 @@ def run_bake(
             for r in poll.rollouts
             if not r.ready
         ]
+    unproven = (
+        []
+        if breaches
+        else evidence_problems(
+            targets,
+            poll,
+            requests,
+            began.replace(second=0, microsecond=0),
+            wall().replace(second=0, microsecond=0) + timedelta(minutes=1),  # this minute too
+        )
+    )
+    verdict: Verdict = "failed" if breaches else "inconclusive" if unproven else "passed"
     insufficient = sorted(s.name for s in poll.alarms.values() if s.state == "INSUFFICIENT_DATA")
     return BakeReport(
         stack=targets.stack,
         minutes=minutes,
-        verdict="failed" if breaches else "passed",
+        verdict=verdict,
         breaches=breaches,
         insufficient_data=insufficient,
         polls=polls,
-        api_calls=alarms.calls + (kube.calls if kube else 0),
+        api_calls=alarms.calls + (kube.calls if kube else 0) + (requests.calls if requests else 0),
         elapsed_seconds=clock() - start,
         alarms_watched=len(targets.alarms),
         deployments_watched=len(targets.deployments) if kube else 0,
         kubernetes_skipped=kube is None,
         notes=list(targets.notes),
         checksum_failures=sum(r.checksum_failures for r in poll.rollouts),
+        pre_existing=list(poll.pre_existing),
+        observed=list(poll.observed),
+        inconclusive=unproven,
+        gating=sum(1 for a in targets.alarms if a.gate),
     )
 
 
@@ -577,6 +951,10 @@ def render_poll(left: float, poll: Poll, *, tty: bool) -> str:
     rollouts = f"rollouts ready {ready}/{len(poll.rollouts)}" if poll.rollouts else "no rollouts"
     minutes, seconds = divmod(int(left), 60)
     line = f"bake: {minutes:d}m{seconds:02d}s left; alarms {alarms}; {rollouts}"
+    if poll.pre_existing:
+        line += f"; in ALARM before the update: {len(poll.pre_existing)}"
+    if poll.observed:
+        line += f"; observed in ALARM: {len(poll.observed)}"
     if poll.breaches:
         line += f"; BREACHED: {poll.breaches[0].render()}"
     return ("\r\x1b[2K" + line) if tty else line

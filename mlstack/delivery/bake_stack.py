@@ -20,12 +20,15 @@ from mlstack.delivery.bake import (
     BakeAccessError,
     BakeReport,
     BakeTargets,
+    Baseline,
     CloudWatchAlarms,
+    CloudWatchRequests,
     KubeApi,
     cross_check,
     eks_token,
     render_poll,
     run_bake,
+    take_baseline,
     targets_from_plan,
 )
 from mlstack.delivery.verdicts import BakeRecord, Ledger, default_ledger, ledger_from_url
@@ -52,11 +55,17 @@ class BakeOptions:
     page_on_failure: bool = False
     tty: bool = False
     as_json: bool = False
+    plan_commit: str | None = None
+    """Bake the plan of this commit (a rollback's target), not the checkout's."""
+    baseline: Path | None = None
+    """A baseline file (``--baseline-out``) taken before the update."""
+    baseline_out: Path | None = None
+    """Only record the alarms' states now (before the update) into this file."""
 
 
 @dataclass
 class BakeOutcome:
-    report: BakeReport
+    report: BakeReport | None
     recorded: str | None
     paged: str | None
     notes: list[str]
@@ -99,17 +108,47 @@ def stack_outputs(stack: str, root: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def plan_for(stack: str, root: Path) -> tuple[dict[str, Any], Any]:
-    """The offline plan of the checked-out commit, and its config."""
-    from mlstack.synth import synth_config
+def plan_for(stack: str, root: Path, commit: str | None = None) -> tuple[dict[str, Any], float]:
+    """The offline plan of the checked-out commit (or of ``commit``, synthesized by its
+    own code on its own environment, as a rollback deploys it), and its bake minutes."""
     from stacks.config import ConfigError, load_config_file
+
+    if commit is not None:
+        return plan_at_commit(stack, root, commit)
+    from mlstack.synth import synth_config
 
     try:
         cfg = load_config_file(stack, root)
     except ConfigError as exc:
         raise UsageError(str(exc)) from exc
     graph = synth_config(cfg, stack)
-    return json.loads(json.dumps(graph.to_json())), cfg
+    return json.loads(json.dumps(graph.to_json())), cfg.delivery.bake_minutes
+
+
+def plan_at_commit(stack: str, root: Path, commit: str) -> tuple[dict[str, Any], float]:
+    """``stack``'s plan at ``commit`` (:func:`mlstack.review.gitrefs.plans_at` on the
+    commit's environment, :mod:`mlstack.delivery.environments`) and the commit's
+    ``mlstack:delivery.bakeMinutes``."""
+    from mlstack.delivery.environments import EnvBuilder, spec_at
+    from mlstack.delivery.rollback import file_at, git, resolve_commit
+    from mlstack.review import gitrefs
+    from stacks.schema.delivery import DeliveryConfig
+    from stacks.stack_yaml import load_stack_yaml
+
+    sha = resolve_commit(root, commit)
+    if sha is None:
+        raise UsageError(f"--plan-commit {commit!r} is not a commit in {root}")
+    if not file_at(root, sha, f"Pulumi.{stack}.yaml"):
+        raise UsageError(f"--plan-commit {commit!r}: commit {sha[:12]} has no Pulumi.{stack}.yaml")
+    env_dir = EnvBuilder.from_environment().ensure(spec_at(root, sha), lambda _: None)
+    _, outcomes = gitrefs.plans_at(root, sha, [stack], virtualenv=env_dir)
+    outcome = outcomes[stack]
+    if outcome.plan is None:
+        raise UsageError(f"stack {stack} at commit {sha[:12]} did not synthesize: {outcome.error}")
+    data = load_stack_yaml(git(root, "show", f"{sha}:Pulumi.{stack}.yaml")) or {}
+    delivery = ((data.get("config") or {}).get("mlstack:delivery") or {}) if data else {}
+    default = DeliveryConfig.model_fields["bake_minutes"].default
+    return outcome.plan, float(delivery.get("bakeMinutes", default))
 
 
 def kube_client(
@@ -152,6 +191,10 @@ def _baked_update(options: BakeOptions, notes: list[str]) -> tuple[int, str | No
     from mlstack.delivery.pulumi_cli import PulumiCliMissingError
 
     head = _git_head(options.root)
+    if options.plan_commit is not None:
+        from mlstack.delivery.rollback import resolve_commit
+
+        head = resolve_commit(options.root, options.plan_commit) or head
     try:
         history = load_history(options.stack, options.root)
     except PulumiCliMissingError:
@@ -171,7 +214,8 @@ def _baked_update(options: BakeOptions, notes: list[str]) -> tuple[int, str | No
     if update.commit and head and update.commit != head:
         notes.append(
             f"version {update.version} ran commit {update.commit[:12]}, this checkout is "
-            f"{head[:12]}: the alarms watched are this checkout's"
+            f"{head[:12]}: the alarms watched are "
+            + ("that commit's" if options.plan_commit else "this checkout's")
         )
     return update.version, update.commit
 
@@ -219,18 +263,75 @@ def bake_stack(
     progress_out: Callable[[str], None] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> BakeOutcome:
-    """Run the whole bake; the caller maps ``report.passed`` to the exit code."""
+    """Run the whole bake; the caller maps ``report.verdict`` to the exit code. With
+    ``page_on_failure`` ANY bake that does not end passed or inconclusive pages: a
+    breach, and also a usage or access error (exit 2), which is re-raised after."""
+    try:
+        return _bake_stack(options, echo, progress_out, environ)
+    except MlstackError as exc:
+        if not options.page_on_failure or options.baseline_out is not None:
+            raise
+        subject = f"mlstack: {options.kind} bake of stack {options.stack} could not run"
+        try:
+            topic = page_stack(
+                options.stack,
+                options.root,
+                subject,
+                f"{exc}\nThe bake did not judge the {options.kind}; a human must act "
+                "(docs/operations.md, 'When an automatic rollback fails').",
+                options.endpoint_url,
+            )
+        except MlstackError as paging:
+            raise MlstackError(f"{exc}; paging failed too: {paging}") from exc
+        echo(f"paged: {topic}")
+        raise
+
+
+def _bake_stack(
+    options: BakeOptions,
+    echo: Callable[[str], None],
+    progress_out: Callable[[str], None] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> BakeOutcome:
     env = os.environ if environ is None else environ
-    plan, cfg = plan_for(options.stack, options.root)
-    minutes = options.minutes if options.minutes is not None else cfg.delivery.bake_minutes
+    plan, bake_minutes = plan_for(options.stack, options.root, options.plan_commit)
+    minutes = options.minutes if options.minutes is not None else bake_minutes
     targets = targets_from_plan(plan)
     outputs = stack_outputs(options.stack, options.root)
     notes: list[str] = []
+    if options.plan_commit is not None:
+        notes.append(f"alarms of commit {options.plan_commit}'s plan (--plan-commit)")
     if outputs is None:
         notes.append("alarm list from the offline plan only (no Pulumi CLI to cross-check)")
-    else:
+    elif options.baseline_out is None:
         names = outputs.get("alarmNames")
         targets = cross_check(targets, names if isinstance(names, list) else [])
+    session = _session(targets.region)
+    cloudwatch = _client(session, "cloudwatch", options.endpoint_url)
+    alarms = CloudWatchAlarms(cloudwatch)
+    if options.baseline_out is not None:
+        baseline = take_baseline(targets, alarms)
+        options.baseline_out.parent.mkdir(parents=True, exist_ok=True)
+        options.baseline_out.write_text(json.dumps(baseline.to_json(), indent=2) + "\n")
+        firing = sorted(n for n, s in baseline.states.items() if s.state == "ALARM")
+        echo(
+            f"baseline of stack {options.stack}: {len(baseline.states)} alarm(s) recorded in "
+            f"{options.baseline_out}"
+            + (f"; already in ALARM: {', '.join(firing)}" if firing else "")
+        )
+        return BakeOutcome(None, None, None, notes)
+    baseline = None
+    if options.baseline is not None:
+        try:
+            data = json.loads(options.baseline.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise UsageError(f"--baseline {options.baseline}: unreadable ({exc})") from exc
+        baseline = Baseline.from_json(data, str(options.baseline))
+        if baseline.stack != options.stack:
+            raise UsageError(
+                f"--baseline {options.baseline}: stack = {baseline.stack!r}; allowed: "
+                f"a baseline of stack {options.stack!r}"
+            )
     ledger: Ledger | None = None
     if options.record:
         ledger = (
@@ -244,12 +345,11 @@ def bake_stack(
                 "file:// PULUMI_BACKEND_URL"
             )
     baked = _baked_update(options, notes) if options.record else None
-    session = _session(targets.region)
-    alarms = CloudWatchAlarms(_client(session, "cloudwatch", options.endpoint_url))
     kube = None if options.skip_kubernetes else kube_client(options, targets, session, env)
     write = progress_out or echo
     echo(
         f"baking stack {options.stack} for {minutes:g} min: {len(targets.alarms)} alarm(s)"
+        f" ({sum(1 for a in targets.alarms if a.gate)} gating)"
         + ("" if kube is None else f", {len(targets.deployments)} deployment(s)")
         + (" (Kubernetes skipped)" if kube is None else "")
     )
@@ -261,6 +361,8 @@ def bake_stack(
         minutes=minutes,
         poll_seconds=options.poll_seconds,
         progress=lambda left, poll: write(render_poll(left, poll, tty=options.tty)),
+        baseline=baseline,
+        requests=CloudWatchRequests(cloudwatch),
     )
     if options.tty:
         write("")  # end the rewritten progress line
@@ -272,7 +374,7 @@ def bake_stack(
             stack=options.stack,
             version=version,
             commit=commit,
-            verdict="passed" if report.passed else "failed",
+            verdict=report.verdict,
             started_at=started,
             finished_at=max(datetime.now(UTC), started + timedelta(microseconds=1)),
             minutes=minutes,
@@ -283,7 +385,7 @@ def bake_stack(
         )
         recorded = ledger.put(record)
     paged = None
-    if options.page_on_failure and not report.passed:
+    if options.page_on_failure and report.failed:
         topic = _topic_arn(plan, outputs, session, options.endpoint_url)
         page(
             session,

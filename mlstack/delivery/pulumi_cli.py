@@ -35,6 +35,31 @@ class PulumiCommandError(MlstackError):
     """The CLI ran and exited non-zero."""
 
 
+LOCKED_MARKER = "the stack is currently locked by"
+"""How the DIY backend refuses an operation on a locked stack (pulumi/pulumi
+``pkg/backend/diy/lock.go``, ``checkForLock``): this sentence, then one line per lock
+``  <lock URL>: created by <user>@<host> (pid <n>) at <RFC 3339 time>``."""
+
+
+class StackLockedError(PulumiCommandError):
+    """The stack is locked by another (possibly dead) update; never retried."""
+
+
+def lock_report(output: str) -> str | None:
+    """The lock message and its lock lines from the CLI's output, None if not locked."""
+    lines = output.splitlines()
+    for index, line in enumerate(lines):
+        if LOCKED_MARKER in line:
+            found = [line.strip().removeprefix("error: ")]
+            found += [
+                extra.strip()
+                for extra in lines[index + 1 :]
+                if extra.startswith("  ") and ": created by " in extra
+            ]
+            return "\n".join(found)
+    return None
+
+
 @dataclass(frozen=True)
 class PulumiCli:
     """A located ``pulumi`` executable."""
@@ -57,19 +82,30 @@ class PulumiCli:
         full_env = {**os.environ, **(env or {})}
         if echo is not None:
             echo("$ pulumi " + " ".join(_quote(a) for a in args))
-        result = subprocess.run(
-            [str(self.path), *args],
-            cwd=cwd,
-            env=full_env,
-            text=True,
-            capture_output=capture,
-            check=False,
-        )
+        if capture:
+            result = subprocess.run(
+                [str(self.path), *args],
+                cwd=cwd,
+                env=full_env,
+                text=True,
+                capture_output=True,
+                check=False,
+            )
+            errors = result.stderr or ""
+        else:
+            result, errors = _run_streaming([str(self.path), *args], cwd, full_env)
         if result.returncode != 0:
-            detail = (result.stderr or "").strip().splitlines()[-1:] if capture else []
+            command = f"`pulumi {' '.join(args[:2])}`"
+            locked = lock_report(errors + "\n" + (result.stdout or ""))
+            if locked:
+                raise StackLockedError(
+                    f"{command} refused: {locked}\nA lock whose update is no longer running is "
+                    "stale: check that no deploy or rollback of this stack runs, then remove it "
+                    "with `pulumi cancel` (docs/operations.md, 'A stale lock'). Not retried."
+                )
+            detail = errors.strip().splitlines()[-1:]
             raise PulumiCommandError(
-                f"`pulumi {' '.join(args[:2])}` exited with {result.returncode}"
-                + (f": {detail[0]}" if detail else "")
+                f"{command} exited with {result.returncode}" + (f": {detail[0]}" if detail else "")
             )
         return result
 
@@ -86,6 +122,26 @@ class PulumiCli:
             work_dir=str(work_dir), pulumi_command=command, env_vars=dict(env or {})
         )
         return auto.Stack.select(stack, workspace)
+
+
+def _run_streaming(
+    argv: Sequence[str], cwd: Path, env: Mapping[str, str]
+) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run with stdout on the terminal and stderr passed through line by line, kept
+    (bounded) so a failure can be explained."""
+    import sys
+    from collections import deque
+
+    kept: deque[str] = deque(maxlen=200)
+    with subprocess.Popen(
+        list(argv), cwd=cwd, env=dict(env), text=True, stderr=subprocess.PIPE
+    ) as process:
+        assert process.stderr is not None
+        for line in process.stderr:
+            sys.stderr.write(line)
+            kept.append(line)
+        code = process.wait()
+    return subprocess.CompletedProcess(list(argv), code, None, "".join(kept)), "".join(kept)
 
 
 def find_pulumi(needed_for: str) -> PulumiCli:

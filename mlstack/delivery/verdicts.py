@@ -13,12 +13,15 @@ role read it, so CI needs no new permission. Records are only ever added, never
 rewritten (a new bake of the same version adds a record).
 
 A record names its stack, the history version and the commit it baked, the
-verdict (``passed`` / ``failed``), when, for how long, and what breached. The
+verdict (``passed`` / ``failed`` / ``inconclusive``: clean, but the new version
+served nothing, so it proves nothing), when, for how long, and what breached. The
 verdict of a version is:
 
 - ``failed`` if ANY record of it failed (a failure is sticky: a later clean bake of
   the same update does not launder it);
 - ``passed`` if at least one record passed and none failed;
+- ``inconclusive`` if its only records are inconclusive (never last good, never
+  promotion evidence);
 - unbaked (``None``) otherwise.
 
 A record counts only if its ``stack`` is the stack asked about and its ``commit`` is
@@ -27,7 +30,9 @@ reported (``mismatched``), so a verdict can never vouch for another stack's upda
 or for a different program.
 
 *Last good* of a stack = the newest successful update (not dirty, with a commit) whose
-verdict is ``passed``, other than the one deployed now (:func:`last_good`).
+verdict is ``passed``, other than the one deployed now (:func:`last_good`); after a
+failed update the one deployed before it counts too (the failed update may have left
+resources between states, and redeploying it restores them).
 """
 
 from __future__ import annotations
@@ -44,8 +49,8 @@ from urllib.parse import parse_qs, urlparse
 from mlstack.delivery.history import Update
 from mlstack.errors import MlstackError, UsageError
 
-Verdict = Literal["passed", "failed"]
-VERDICTS: tuple[Verdict, ...] = ("passed", "failed")
+Verdict = Literal["passed", "failed", "inconclusive"]
+VERDICTS: tuple[Verdict, ...] = ("passed", "failed", "inconclusive")
 LEDGER_ENV = "MLSTACK_BAKE_LEDGER"
 LEDGER_DIR = ".mlstack/bakes"
 SCHEMA = 1
@@ -283,14 +288,20 @@ def verdicts_for(stack: str, history: Sequence[Update], records: Sequence[BakeRe
             continue
         found.setdefault(record.version, set()).add(record.verdict)
     by_version: dict[int, Verdict] = {
-        v: ("failed" if "failed" in seen else "passed") for v, seen in found.items()
+        v: ("failed" if "failed" in seen else "passed" if "passed" in seen else "inconclusive")
+        for v, seen in found.items()
     }
     return Verdicts(stack, by_version, tuple(mismatched))
 
 
 def last_good(history: Sequence[Update], verdicts: Verdicts) -> Update | None:
-    """The newest baked-and-passed successful update other than the one deployed now."""
+    """The newest baked-and-passed successful update other than the one deployed now
+    (which counts when an update failed after it: the stack is between states)."""
     current = next((u for u in history if u.is_update and u.succeeded), None)
+    if current is not None and any(
+        u.is_update and not u.succeeded and u.version > current.version for u in history
+    ):
+        current = None
     for update in history:
         if not (update.is_update and update.succeeded and update.commit and not update.dirty):
             continue

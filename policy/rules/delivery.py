@@ -1,4 +1,5 @@
-"""Delivery: CI trust pinned to repository subjects, pinned images in prod, pinned Helm charts."""
+"""Delivery: CI trust pinned to repository subjects, pinned images in prod, pinned Helm charts,
+a bake at least as long as the slowest gating alarm takes to fire."""
 
 from __future__ import annotations
 
@@ -26,6 +27,13 @@ from policy.rules.common import (
 )
 
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
+METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+ELB_NAMESPACES = ("AWS/ApplicationELB", "AWS/NetworkELB")
+ELB_METRIC_DELAY_SECONDS = 120
+"""How late load balancer metrics reach CloudWatch (about 1-2 minutes): the worst case."""
+BAKE_MARGIN_SECONDS = 60
+DEFAULT_BAKE_MINUTES = 10
+"""``mlstack:delivery.bakeMinutes`` when the stack file does not set it (its schema default)."""
 
 
 _GITHUB_SUBJECT = re.compile(r"^repo:[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+:[^*?]+$")
@@ -112,6 +120,69 @@ def helm_charts_pinned(stack: Stack) -> Iterator[Finding]:
             yield release.urn, f"Helm release {release.name}: chart version {version!r} not pinned"
 
 
+def alarm_gates(props: Mapping[str, Any]) -> bool:
+    """An alarm's bake role (``mlstack.delivery.bake.alarm_gates``): its ``bake`` tag, else
+    gate when critical or without severity."""
+    tags = props.get("tags") or {}
+    role = tags.get("bake")
+    if role is not None:
+        return role == "gate"
+    return tags.get("severity") in (None, "critical")
+
+
+def time_to_alarm(props: Mapping[str, Any]) -> tuple[int, int, int]:
+    """(datapoints needed, period seconds, metric delay seconds) of an alarm: from a
+    sustained breach, it reaches ALARM after that many bad periods once the metric lands."""
+    queries = [q for q in props.get("metricQueries") or [] if isinstance(q, Mapping)]
+    metrics = [q["metric"] for q in queries if isinstance(q.get("metric"), Mapping)]
+    period = int(
+        props.get("period") or max((int(m.get("period") or 0) for m in metrics), default=60)
+    )
+    namespaces = {props.get("namespace"), *(m.get("namespace") for m in metrics)}
+    delay = ELB_METRIC_DELAY_SECONDS if namespaces & set(ELB_NAMESPACES) else 0
+    datapoints = int(props.get("datapointsToAlarm") or props.get("evaluationPeriods") or 1)
+    return datapoints, period, delay
+
+
+def _bake_minutes(stack: Stack) -> tuple[str, float]:
+    """(where, minutes): the stack file's ``bakeMinutes``, else the schema default."""
+    from policy.rules.lifecycle import _load_stack_file
+
+    loaded = _load_stack_file(stack)
+    if loaded is None:
+        return "mlstack:delivery.bakeMinutes not set (no stack file):", DEFAULT_BAKE_MINUTES
+    path, data = loaded
+    config = data.get("config") if isinstance(data, Mapping) else None
+    delivery = (config or {}).get("mlstack:delivery") if isinstance(config, Mapping) else None
+    value = delivery.get("bakeMinutes") if isinstance(delivery, Mapping) else None
+    return f"{path}:", float(value if value is not None else DEFAULT_BAKE_MINUTES)
+
+
+def bake_covers_alarm_time(stack: Stack) -> Iterator[Finding]:
+    where, minutes = _bake_minutes(stack)
+    gating = [a for a in stack.of_type(METRIC_ALARM) if alarm_gates(a.props)]
+    if not gating:
+        return
+
+    def seconds(alarm: Any) -> int:
+        datapoints, period, delay = time_to_alarm(alarm.props)
+        return datapoints * period + delay
+
+    slowest = max(gating, key=lambda a: (seconds(a), a.name))
+    datapoints, period, delay = time_to_alarm(slowest.props)
+    total = seconds(slowest)
+    required = -(-(total + BAKE_MARGIN_SECONDS) // 60)
+    if minutes < required:
+        name = slowest.props.get("name") or slowest.name
+        yield (
+            None,
+            f"{where} mlstack:delivery.bakeMinutes = {minutes:g}; the slowest gating alarm "
+            f"{name} reaches ALARM {datapoints} x {period}s + {delay}s load balancer metric "
+            f"delay = {total}s after a breach starts; allowed: at least {required} "
+            f"({total}s + {BAKE_MARGIN_SECONDS}s, in whole minutes)",
+        )
+
+
 RULES: list[Rule] = [
     define(
         "ci-oidc-subject-pinned",
@@ -137,5 +208,16 @@ RULES: list[Rule] = [
         enforcement="mandatory",
         types=(HELM_RELEASE,),
         check=helm_charts_pinned,
+    ),
+    Rule(
+        "bake-covers-alarm-time",
+        "mlstack:delivery.bakeMinutes is at least the slowest gating alarm's time to ALARM "
+        "(datapoints to alarm x period + load balancer metric delay) plus one minute.",
+        "medium",
+        "mandatory",
+        (METRIC_ALARM,),
+        bake_covers_alarm_time,
+        remediation="Raise mlstack:delivery.bakeMinutes to the minutes the message names, or "
+        "make the alarm fire sooner (fewer datapoints to alarm, shorter period).",
     ),
 ]

@@ -255,6 +255,22 @@ def _gpu_group(taints: list[dict[str, str]]) -> list[ResourceNode]:
 
 NO_SCHEDULE = [{"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}]
 
+
+def _gating_alarm(datapoints: int) -> ResourceNode:
+    return node(
+        "aws:cloudwatch/metricAlarm:MetricAlarm",
+        "target-5xx",
+        {
+            "name": "mlstack-test-m-target-5xx",
+            "namespace": "AWS/ApplicationELB",
+            "period": 60,
+            "evaluationPeriods": max(datapoints, 5),
+            "datapointsToAlarm": datapoints,
+            "tags": {"severity": "critical", "bake": "gate"},
+        },
+    )
+
+
 CASES: dict[str, Case] = {
     "eks-secrets-encrypted": Case(
         lambda: [_cluster()], lambda: [_cluster(encryptionConfig=None)], "not envelope-encrypted"
@@ -429,6 +445,12 @@ CASES: dict[str, Case] = {
         lambda: [node(c.HELM_RELEASE, "karpenter", {"chart": "karpenter", "version": "1.6.3"})],
         lambda: [node(c.HELM_RELEASE, "karpenter", {"chart": "karpenter", "version": "^1.6"})],
         "not pinned",
+    ),
+    # No stack file for the test stack: bakeMinutes is the schema default, 10.
+    "bake-covers-alarm-time": Case(
+        lambda: [_gating_alarm(datapoints=3)],  # 3 x 60 s + 120 s + 60 s: 6 min
+        lambda: [_gating_alarm(datapoints=10)],  # 10 x 60 s + 120 s + 60 s: 13 min
+        "allowed: at least 13 (720s + 60s, in whole minutes)",
     ),
 }
 

@@ -394,30 +394,107 @@ def test_deploy_bakes_then_rolls_back_to_last_good_bakes_that_and_pages_never_lo
             continue
         steps = job["steps"]
         ids = [s.get("id") for s in steps]
-        order = ["up", "bake", "rollback", "bake-rollback"]
+        order = ["baseline", "up", "bake", "rollback", "bake-rollback", "page"]
         assert [i for i in ids if i in order] == order, stack
         by_id = {s.get("id"): s for s in steps if s.get("id")}
+        assert (
+            f"mlstack bake {stack} --baseline-out build/bake-baseline.json"
+            in (by_id["baseline"]["run"])
+        )
+        assert by_id["baseline"]["continue-on-error"] is True
         assert f"mlstack bake {stack} --record --kind deploy" in by_id["bake"]["run"]
+        assert "--baseline build/bake-baseline.json" in by_id["bake"]["run"]
         assert "if" not in by_id["bake"]  # runs only when `up` succeeded
-        assert by_id["rollback"]["if"] == "failure() && steps.bake.outcome == 'failure'"
         assert f"mlstack rollback {stack} --to last-good --yes" in by_id["rollback"]["run"]
         assert by_id["bake-rollback"]["if"] == "failure() && steps.rollback.outcome == 'success'"
-        assert "--kind rollback --page-on-failure" in by_id["bake-rollback"]["run"]
+        assert "--kind rollback" in by_id["bake-rollback"]["run"]
         # Exactly one rollback per run: nothing after the rollback's bake rolls back again.
         after = steps[ids.index("bake-rollback") + 1 :]
         assert not any("mlstack rollback" in s.get("run", "") for s in after)
-        page = next(s for s in after if "mlstack page" in s.get("run", ""))
-        assert "steps.rollback.outcome == 'failure'" in page["if"]
-        summary = next(s for s in after if "GITHUB_STEP_SUMMARY" in s.get("run", ""))
-        assert "exit 1" in summary["run"]
+        assert (
+            "exit 1" in next(s for s in after if "GITHUB_STEP_SUMMARY" in s.get("run", ""))["run"]
+        )
         checkout = next(s for s in steps if str(s.get("uses", "")).startswith("actions/checkout@"))
         assert checkout["with"]["fetch-depth"] == 0  # the rollback needs the older commits
 
 
-def test_manual_rollback_is_baked_and_pages_on_failure() -> None:
+def _runs(condition: str, outcomes: dict[str, str]) -> bool:
+    """Evaluate a step condition of deploy.yml for given step outcomes (``failure()`` is
+    true: every case here follows a failed step). Supports what the conditions use:
+    ``steps.<id>.outcome == '<value>'``, ``&&``, ``||`` and parentheses."""
+    import re
+
+    expression = condition.replace("failure()", "True").replace("&&", " and ")
+    expression = expression.replace("||", " or ")
+    expression = re.sub(
+        r"steps\.([\w-]+)\.outcome == '(\w+)'",
+        lambda m: str(outcomes.get(m.group(1), "skipped") == m.group(2)),
+        expression,
+    )
+    assert set(re.sub(r"True|False|and|or|[()\s]", "", expression)) == set(), condition
+    return bool(eval(expression))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_failed_update_rolls_back_and_pages(stack: str) -> None:
+    """`pulumi up` failed (the bake is then skipped): roll back to last good and page."""
+    steps = {s.get("id"): s for s in load("deploy.yml")["jobs"][stack]["steps"] if s.get("id")}
+    failed_up = {"up": "failure", "bake": "skipped"}
+    assert _runs(steps["rollback"]["if"], failed_up)
+    assert _runs(steps["page"]["if"], failed_up | {"rollback": "success"})
+    assert _runs(steps["page"]["if"], failed_up | {"rollback": "failure"})
+    summary = next(
+        s for s in load("deploy.yml")["jobs"][stack]["steps"] if s.get("name") == "Summary"
+    )
+    assert _runs(summary["if"], failed_up)
+    # The stale lock is reported (the rollback's `pulumi up` names it, mlstack never retries).
+    assert "currently locked by" in steps["page"]["run"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_rollback_bake_that_exits_non_zero_pages_and_only_then_the_summary_says_paged(
+    stack: str,
+) -> None:
+    steps = {s.get("id"): s for s in load("deploy.yml")["jobs"][stack]["steps"] if s.get("id")}
+    bake_failed = {"up": "success", "bake": "failure", "rollback": "success"}
+    # Exit 1 or exit 2 of the rollback's bake are both a failed step: both page.
+    assert _runs(steps["page"]["if"], bake_failed | {"bake-rollback": "failure"})
+    # A rollback that baked clean (or inconclusive, exit 0) does not page.
+    assert not _runs(steps["page"]["if"], bake_failed | {"bake-rollback": "success"})
+    summary = next(
+        s for s in load("deploy.yml")["jobs"][stack]["steps"] if s.get("name") == "Summary"
+    )
+    assert summary["env"]["PAGED"] == "${{ steps.page.outcome }}"
+    script = summary["run"]
+    assert 'if [ "$PAGED" = "success" ]; then' in script
+    paged_lines = [line for line in script.splitlines() if "aged" in line and "echo" in line]
+    assert all(
+        "PAGED" in line or "Not paged" in line or "Paged the" in line or "nobody" in line
+        for line in paged_lines
+    )
+    assert "stopped and paged" not in script
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_rollback_is_baked_with_the_target_commits_plan(stack: str) -> None:
+    steps = {s.get("id"): s for s in load("deploy.yml")["jobs"][stack]["steps"] if s.get("id")}
+    run = steps["bake-rollback"]["run"]
+    assert '--plan-commit "$target"' in run
+    assert r"-> [0-9a-f]{12} \(target\)" in run  # what `mlstack rollback` prints
+    assert "--page-on-failure" not in run  # the Page step pages, once
+
+
+def test_manual_rollback_is_baked_with_the_target_plan_and_pages_on_any_failed_bake() -> None:
     steps = load("rollback.yml")["jobs"]["rollback"]["steps"]
     names = [s.get("name") for s in steps]
     bake = steps[names.index("Bake the rollback")]
     assert names.index("Bake the rollback") > names.index("Roll back")
     assert bake["if"] == "${{ !inputs.dry-run }}"
-    assert '"$STACK" --record --kind rollback --page-on-failure' in bake["run"]
+    assert '"$STACK" --record --kind rollback --plan-commit "$TARGET_COMMIT"' in bake["run"]
+    target = next(s for s in steps if s.get("id") == "target")
+    assert 'echo "commit=$commit" >> "$GITHUB_OUTPUT"' in target["run"]
+    assert bake["env"]["TARGET_COMMIT"] == "${{ steps.target.outputs.commit }}"
+    page = steps[names.index("Bake the rollback") + 1]
+    assert "mlstack page" in page["run"]
+    assert _runs(page["if"].removeprefix("${{ ").removesuffix(" }}"), {"bake": "failure"})
+    assert not _runs(page["if"].removeprefix("${{ ").removesuffix(" }}"), {"bake": "success"})

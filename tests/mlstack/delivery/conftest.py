@@ -7,7 +7,9 @@ of ``pulumi stack history --json``: version, kind, startTime, endTime, result,
 message, environment with ``git.head``/``git.headName``/``git.dirty``/``ci.*``,
 resourceChanges) honouring ``--page-size``/``--page``, and for ``up`` records
 what it was given to deploy (its arguments, working directory, that directory's
-commit and ``Pulumi.<stack>.yaml``) without deploying anything. Every call is
+commit and ``Pulumi.<stack>.yaml``) without deploying anything (with
+``$STANDIN_UP_LOCKED`` set, ``up`` refuses as a locked DIY stack does, naming that
+lock). Every call is
 appended to a JSON-lines log the test reads back.
 """
 
@@ -72,6 +74,15 @@ elif args[:2] == ["stack", "history"]:
     size = int(flag("--page-size", "10"))
     page = int(flag("--page", "1"))
     print(json.dumps(entries[(page - 1) * size : page * size]))
+elif args[:1] == ["up"] and os.environ.get("STANDIN_UP_LOCKED"):
+    # The DIY backend's refusal, in the shape of pulumi/pulumi pkg/backend/diy/lock.go
+    # (checkForLock): the sentence, then one line per lock. Written for the tests.
+    sys.stderr.write(
+        "error: the stack is currently locked by 1 lock(s). Either wait for the other "
+        "process(es) to end or delete the lock file with `pulumi cancel`.\n"
+        "  " + os.environ["STANDIN_UP_LOCKED"] + "\n"
+    )
+    sys.exit(255)
 elif args[:1] == ["up"]:
     print("stand-in: pretending to update stack %s" % stack)
     sys.exit(int(os.environ.get("STANDIN_UP_EXIT", "0")))

@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -24,17 +25,22 @@ import pytest
 import mlstack.delivery.bake_stack as bake_stack_module
 from mlstack.cli import main
 from mlstack.delivery.bake import (
+    AlarmState,
     BakeAccessError,
     BakeTargets,
     CloudWatchAlarms,
+    CloudWatchRequests,
     KubeApi,
     calls_per_poll,
     cross_check,
+    got_worse,
     render_poll,
     run_bake,
+    take_baseline,
     targets_from_plan,
 )
 from mlstack.delivery.verdicts import FileLedger
+from mlstack.errors import UsageError
 from mlstack.synth import synth_config
 from stacks.config import StackConfig, load_config_file, parse_config
 from tests.conftest import raw_stack_config
@@ -392,7 +398,9 @@ def bake_cli(
     fake_kube: FakeKube,
 ) -> Callable[..., int]:
     """``mlstack bake prod`` against moto + the fake API (plan: the prod one above)."""
-    monkeypatch.setattr(bake_stack_module, "plan_for", lambda stack, root: prod_alarms)
+    monkeypatch.setattr(
+        bake_stack_module, "plan_for", lambda stack, root, commit=None: (prod_alarms[0], 10.0)
+    )
     monkeypatch.setenv("MLSTACK_KUBE_TOKEN", "tok")
     monkeypatch.delenv("PULUMI_BACKEND_URL", raising=False)
     monkeypatch.delenv("MLSTACK_BAKE_LEDGER", raising=False)
@@ -414,7 +422,10 @@ def test_cli_exit_0_when_clean_with_plain_progress_lines(
     assert bake_cli() == 0
     out = capsys.readouterr().out
     ok = len(targets.alarms)
-    assert f"baking stack prod for 0.01 min: {ok} alarm(s), 2 deployment(s)" in out
+    gating = sum(1 for a in targets.alarms if a.gate)
+    assert f"baking stack prod for 0.01 min: {ok} alarm(s) ({gating} gating), 2 deployment(s)" in (
+        out
+    )
     assert "\r" not in out
     assert f"bake: 0m00s left; alarms OK={ok}; rollouts ready 2/2" in out
     assert "no Pulumi CLI to cross-check" in out
@@ -559,7 +570,9 @@ def test_with_the_cli_the_alarm_list_is_cross_checked_with_the_stack_outputs(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The STAND-IN `pulumi` (conftest.py, not Pulumi) prints the outputs."""
-    monkeypatch.setattr(bake_stack_module, "plan_for", lambda stack, root: prod_alarms)
+    monkeypatch.setattr(
+        bake_stack_module, "plan_for", lambda stack, root, commit=None: (prod_alarms[0], 10.0)
+    )
     names = [a.name for a in targets.alarms]
     extra = "mlstack-prod-retired-model-target-5xx"
     cloudwatch.put_metric_alarm(
@@ -581,3 +594,336 @@ def test_with_the_cli_the_alarm_list_is_cross_checked_with_the_stack_outputs(
     assert f"alarm {extra}: still firing" in captured.err
     [call] = standin_pulumi.calls_of("stack", "output")
     assert call["args"] == ["stack", "output", "--json", "--stack", "prod"]
+
+
+# --------------------------------------------------------------------------- severity (13)
+
+
+def _role(targets: BakeTargets, suffix: str) -> bool:
+    [alarm] = [a for a in targets.alarms if a.name.endswith(f"{LLAMA}-{suffix}")]
+    return alarm.gate
+
+
+def test_only_critical_alarms_and_explicit_gates_gate_the_bake(
+    targets: BakeTargets, dev_graph: Any
+) -> None:
+    assert _role(targets, "target-5xx") and _role(targets, "healthy-below-min")
+    assert _role(targets, "unhealthy-hosts")  # tagged bake=gate explicitly
+    assert not _role(targets, "p99-latency")  # warning: observed
+    dev = targets_from_plan(json.loads(json.dumps(dev_graph.to_json())))
+    assert not _role(dev, "healthy-below-min")  # scale-to-zero floor: info, observed
+
+
+def test_dev_floor_alarm_in_alarm_at_night_is_reported_and_does_not_fail_the_bake(
+    dev_graph: Any, moto_reset: str, aws_env: None
+) -> None:
+    dev = targets_from_plan(json.loads(json.dumps(dev_graph.to_json())))
+    client = boto3.client("cloudwatch", region_name=dev.region, endpoint_url=moto_reset)
+    for alarm in dev.alarms:
+        client.put_metric_alarm(
+            AlarmName=alarm.name,
+            MetricName="HealthyHostCount",
+            Namespace="AWS/ApplicationELB",
+            Statistic="Minimum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=1,
+            ComparisonOperator="LessThanThreshold",
+        )
+    floor = f"mlstack-dev-{LLAMA}-healthy-below-min"
+    client.set_alarm_state(AlarmName=floor, StateValue="ALARM", StateReason="0 healthy")
+    report = _bake(dev, client, None, FakeTime())
+    assert report.verdict == "passed", report.summary()
+    assert [b.subject for b in report.observed] == [floor]
+    assert f"observed (not gating) in ALARM: {floor}" in report.summary()
+
+
+def test_a_bake_tag_outside_gate_and_observe_is_refused_naming_alarm_key_and_value() -> None:
+    plan = {
+        "resources": [
+            {
+                "type": "aws:cloudwatch/metricAlarm:MetricAlarm",
+                "name": "x",
+                "inputs": {"name": "mlstack-dev-x-target-5xx", "tags": {"bake": "block"}},
+            }
+        ]
+    }
+    with pytest.raises(UsageError) as caught:
+        targets_from_plan(plan)
+    assert str(caught.value) == (
+        "plan: alarm mlstack-dev-x-target-5xx: tags.bake = 'block'; allowed: gate, observe"
+    )
+
+
+# --------------------------------------------------------------------------- evidence (14)
+
+TG = [
+    {"Name": "TargetGroup", "Value": f"targetgroup/{LLAMA}/0123456789abcdef"},
+    {"Name": "LoadBalancer", "Value": "app/mlstack-prod/fedcba9876543210"},
+]
+
+
+def _alarm_on_the_target_group(client: Any, name: str) -> None:
+    """The 5XX ratio alarm as cloudwatch.py renders it: metric math over the target
+    group's HTTPCode_Target_5XX_Count and RequestCount (what DescribeAlarms returns)."""
+
+    def stat(query_id: str, metric: str) -> dict[str, Any]:
+        return {
+            "Id": query_id,
+            "ReturnData": False,
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": "AWS/ApplicationELB",
+                    "MetricName": metric,
+                    "Dimensions": TG,
+                },
+                "Period": 60,
+                "Stat": "Sum",
+            },
+        }
+
+    client.put_metric_alarm(
+        AlarmName=name,
+        EvaluationPeriods=5,
+        DatapointsToAlarm=3,
+        Threshold=5,
+        ComparisonOperator="GreaterThanThreshold",
+        Metrics=[
+            stat("errors", "HTTPCode_Target_5XX_Count"),
+            stat("requests", "RequestCount"),
+            {"Id": "ratio", "Expression": "100 * errors / requests", "ReturnData": True},
+        ],
+    )
+    client.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="test: ok")
+
+
+def _requests(client: Any, count: float) -> None:
+    client.put_metric_data(
+        Namespace="AWS/ApplicationELB",
+        MetricData=[
+            {
+                "MetricName": "RequestCount",
+                "Dimensions": TG,
+                "Value": count,
+                "Timestamp": datetime.now(UTC),
+            }
+        ],
+    )
+
+
+def test_a_clean_bake_without_enough_requests_is_inconclusive_and_with_them_passes(
+    targets: BakeTargets, cloudwatch: Any
+) -> None:
+    name = f"mlstack-prod-{LLAMA}-target-5xx"
+    [alarm] = [a for a in targets.alarms if a.name == name]
+    assert alarm.min_requests == 60  # 3 datapoints to alarm x at least 20 requests a period
+    _alarm_on_the_target_group(cloudwatch, name)
+    _requests(cloudwatch, 10)
+    requests = CloudWatchRequests(cloudwatch)
+    quiet = _bake(targets, cloudwatch, None, FakeTime(), requests=requests)
+    assert quiet.verdict == "inconclusive"
+    [problem] = quiet.inconclusive
+    assert problem.startswith("RequestCount 10 of LoadBalancer=app/mlstack-prod/")
+    assert f"alarm {name} needs at least 60 to judge it" in problem
+    assert "INCONCLUSIVE" in quiet.summary()
+    _requests(cloudwatch, 55)
+    busy = _bake(targets, cloudwatch, None, FakeTime(), requests=requests)
+    assert busy.verdict == "passed", busy.summary()
+
+
+def test_zero_replicas_of_the_new_version_make_a_clean_bake_inconclusive(
+    targets: BakeTargets,
+    cloudwatch: Any,
+    fake_kube: FakeKube,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Dev at night: KEDA holds the Deployment at 0, the minimum is 0, nothing breaches."""
+    zero = json.loads(json.dumps(RESPONSES["llama-ready"]))
+    zero["spec"]["replicas"] = 0
+    zero["status"] |= {"replicas": 0, "updatedReplicas": 0, "readyReplicas": 0}
+    zero["status"]["availableReplicas"] = 0
+    monkeypatch.setitem(RESPONSES, "llama-zero", zero)
+    fake_kube.ready()
+    fake_kube.serve(**{DEPLOYMENTS + LLAMA: "llama-zero"})
+    at_night = replace(
+        targets, deployments=tuple(replace(d, min_available=0) for d in targets.deployments)
+    )
+    report = _bake(at_night, cloudwatch, KubeApi(fake_kube.url, "tok"), FakeTime())
+    assert report.verdict == "inconclusive"
+    assert report.inconclusive == [
+        f"deployment inference/{LLAMA}: no replica of the new version (updatedReplicas 0)"
+    ]
+
+
+def test_old_replicas_still_running_are_no_evidence_for_the_new_version(
+    targets: BakeTargets,
+    cloudwatch: Any,
+    fake_kube: FakeKube,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As `kubectl rollout status` judges it: status.replicas > updatedReplicas."""
+    mixed = json.loads(json.dumps(RESPONSES["llama-ready"]))
+    mixed["status"] |= {"replicas": 3, "updatedReplicas": 1}
+    monkeypatch.setitem(RESPONSES, "llama-mixed", mixed)
+    fake_kube.ready()
+    fake_kube.serve(**{DEPLOYMENTS + LLAMA: "llama-mixed"})
+    report = _bake(targets, cloudwatch, KubeApi(fake_kube.url, "tok"), FakeTime())
+    assert report.verdict == "inconclusive"
+    assert report.inconclusive == [f"deployment inference/{LLAMA}: 2 old replica(s) still running"]
+
+
+def test_cli_inconclusive_exits_0_and_is_recorded_as_inconclusive(
+    bake_cli: Callable[..., int],
+    fake_kube: FakeKube,
+    cloudwatch: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fake_kube.ready()
+    _alarm_on_the_target_group(cloudwatch, f"mlstack-prod-{LLAMA}-target-5xx")
+    ledger = tmp_path / "ledger"
+    args = ("--json", "--record", "--version", "7", "--ledger", f"file://{ledger}")
+    assert bake_cli(*args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["verdict"] == "inconclusive"
+    [record] = FileLedger(ledger).records("prod")
+    assert record.verdict == "inconclusive"
+
+
+# --------------------------------------------------------------------------- baseline (15)
+
+
+def test_an_alarm_in_alarm_before_the_update_is_reported_not_blamed(
+    targets: BakeTargets, cloudwatch: Any
+) -> None:
+    shared = next(a.name for a in targets.alarms if a.name.endswith("-elb-5xx"))
+    cloudwatch.set_alarm_state(
+        AlarmName=shared, StateValue="ALARM", StateReason="another model's errors"
+    )
+    baseline = take_baseline(targets, CloudWatchAlarms(cloudwatch))
+    blamed = _bake(targets, cloudwatch, None, FakeTime())
+    assert blamed.verdict == "failed"  # without a baseline the innocent deploy is blamed
+    report = _bake(targets, cloudwatch, None, FakeTime(), baseline=baseline)
+    assert report.verdict == "passed", report.summary()
+    assert [b.subject for b in report.pre_existing] == [shared]
+    assert f"in ALARM before the update (not blamed): {shared}" in report.summary()
+
+
+def test_a_pre_existing_alarm_that_recovered_and_fired_again_is_blamed(
+    targets: BakeTargets, cloudwatch: Any
+) -> None:
+    shared = next(a.name for a in targets.alarms if a.name.endswith("-elb-5xx"))
+    cloudwatch.set_alarm_state(AlarmName=shared, StateValue="ALARM", StateReason="before")
+    baseline = take_baseline(targets, CloudWatchAlarms(cloudwatch))
+    time = FakeTime()
+
+    def recover_and_fire() -> None:
+        cloudwatch.set_alarm_state(AlarmName=shared, StateValue="OK", StateReason="recovered")
+        cloudwatch.set_alarm_state(AlarmName=shared, StateValue="ALARM", StateReason="again")
+
+    time.hooks[1] = recover_and_fire
+    report = _bake(targets, cloudwatch, None, time, baseline=baseline)
+    assert report.verdict == "failed"
+    [breach] = report.breaches
+    assert breach.subject == shared
+    assert "again (left ALARM and re-entered it at" in breach.reason
+
+
+def test_a_pre_existing_breach_counts_as_worse_only_past_twice_its_excess() -> None:
+    def state(*points: float) -> AlarmState:
+        return AlarmState(
+            "a", "ALARM", "", "t0", points, threshold=5.0, comparison="GreaterThanThreshold"
+        )
+
+    assert got_worse(state(6.0, 7.0), state(8.5)) is None  # 3.5 past, 2 before
+    assert got_worse(state(6.0, 7.0), state(9.5)) == (
+        "now 4.5 past the threshold 5, more than twice the 2 before the update"
+    )
+    low = AlarmState("b", "ALARM", "", "t0", (1.0,), threshold=2.0, comparison="LessThanThreshold")
+    assert got_worse(low, replace(low, datapoints=(0.0,))) is None  # 2 past, 1 before: not >2
+
+
+def test_cli_baseline_out_then_baseline_reports_the_pre_existing_breach(
+    *,
+    bake_cli: Callable[..., int],
+    fake_kube: FakeKube,
+    cloudwatch: Any,
+    targets: BakeTargets,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fake_kube.ready()
+    shared = next(a.name for a in targets.alarms if a.name.endswith("-elb-5xx"))
+    cloudwatch.set_alarm_state(AlarmName=shared, StateValue="ALARM", StateReason="before")
+    path = tmp_path / "baseline.json"
+    assert bake_cli("--baseline-out", str(path)) == 0
+    assert f"already in ALARM: {shared}" in capsys.readouterr().out
+    assert bake_cli("--baseline", str(path), "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [b["subject"] for b in report["preExisting"]] == [shared]
+    other = json.loads(path.read_text()) | {"stack": "dev"}
+    path.write_text(json.dumps(other))
+    assert bake_cli("--baseline", str(path)) == 2
+    assert f"--baseline {path}: stack = 'dev'; allowed: a baseline of stack 'prod'" in (
+        capsys.readouterr().err
+    )
+
+
+# --------------------------------------------------------------------------- rollback (12)
+
+
+def test_plan_commit_bakes_the_targets_alarms_and_a_rollback_bake_pages_on_exit_2(
+    *,
+    monkeypatch: pytest.MonkeyPatch,
+    prod_alarms: tuple[dict[str, Any], StackConfig],
+    cloudwatch: Any,
+    moto_reset: str,
+    no_pulumi: None,
+    targets: BakeTargets,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """After rolling back a commit that added alarms, the bad commit's alarms are gone:
+    the bake of the checkout (the bad commit) cannot find them (exit 2, which now pages),
+    the bake of the target commit's plan (--plan-commit) judges what exists."""
+    import mlstack.synth
+
+    plan = prod_alarms[0]
+    added = [a.name for a in targets.alarms if "resnet50" in a.name]
+    assert added
+    target_plan = dict(plan)
+    target_plan["resources"] = [
+        r for r in plan["resources"] if (r.get("inputs") or {}).get("name") not in added
+    ]
+    asked: list[str] = []
+
+    def at_commit(stack: str, root: Path, commit: str) -> tuple[dict[str, Any], float]:
+        asked.append(commit)
+        return target_plan, 10.0
+
+    class Graph:
+        def to_json(self) -> dict[str, Any]:
+            return plan
+
+    monkeypatch.setattr(bake_stack_module, "plan_at_commit", at_commit)
+    monkeypatch.setattr(mlstack.synth, "synth_config", lambda cfg, stack: Graph())
+    cloudwatch.delete_alarms(AlarmNames=added)
+    sns = boto3.client("sns", region_name="us-east-1", endpoint_url=moto_reset)
+    sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url=moto_reset)
+    topic = sns.create_topic(Name="mlstack-prod-alerts")["TopicArn"]
+    queue = sqs.create_queue(QueueName="pager")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn["QueueArn"])
+    base = ["bake", "prod", "--endpoint-url", moto_reset, "--minutes", "0.01"]
+    base += ["--poll-seconds", "0.2", "--skip-kubernetes", "--kind", "rollback"]
+    base += ["--page-on-failure"]
+    assert main([*base, "--plan-commit", "abc1234"]) == 0
+    assert asked == ["abc1234"]
+    assert sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0).get("Messages") is None
+
+    assert main(base) == 2
+    err = capsys.readouterr()
+    assert "do not exist in region us-east-1" in err.err
+    assert f"paged: {topic}" in err.out
+    [message] = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1)["Messages"]
+    body = json.loads(message["Body"])
+    assert body["Subject"] == "mlstack: rollback bake of stack prod could not run"

@@ -107,6 +107,20 @@ def test_a_failed_bake_of_the_same_update_is_no_evidence(
     assert "has not passed a bake" in capsys.readouterr().err
 
 
+def test_an_inconclusive_bake_is_no_promotion_evidence(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bake during which the new version served nothing proves nothing."""
+    ledger = FileLedger(tmp_path / "ledger")
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    commit = _git(project, "rev-parse", "HEAD")
+    ledger.put(BakeRecord("dev", 9, commit, "inconclusive", now, now, 5))
+    before = (project / "Pulumi.prod.yaml").read_text()
+    assert _promote(project, "--ledger", f"file://{ledger.root}") == 1
+    assert f"{LLAMA} 2099-01-01 has not passed a bake in stack dev" in capsys.readouterr().err
+    assert (project / "Pulumi.prod.yaml").read_text() == before
+
+
 def test_force_needs_a_reason_and_records_it_as_a_comment(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

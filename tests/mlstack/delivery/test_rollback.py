@@ -369,6 +369,30 @@ def test_failed_up_is_reported_and_the_worktree_still_removed(
     assert dev_history.worktrees() == [str(dev_history.root)]
 
 
+def test_a_locked_stack_is_reported_with_the_lock_and_not_retried(
+    dev_history: DeployRepo,
+    standin_pulumi: StandInPulumi,
+    diff: RecordingDiff,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The STAND-IN `pulumi` (conftest.py, not Pulumi) refuses `up` with the DIY backend's
+    lock message (pulumi/pulumi pkg/backend/diy/lock.go, checkForLock: the sentence, then
+    `  <lock URL>: created by <user>@<host> (pid <n>) at <time>` per lock)."""
+    lock = (
+        "s3://mlstack-state/.pulumi/locks/organization/mlstack/dev/4f1c.json: created by "
+        "runner@gha-17 (pid 2231) at 2026-12-01T10:00:00Z"
+    )
+    monkeypatch.setenv("STANDIN_UP_LOCKED", lock)
+    assert _rollback(dev_history, "--to", "2", "--yes") == 1
+    err = capsys.readouterr().err
+    assert "`pulumi up --stack` refused: the stack is currently locked by 1 lock(s)." in err
+    assert lock in err
+    assert "Not retried." in err
+    assert len(standin_pulumi.calls_of("up")) == 1
+    assert dev_history.worktrees() == [str(dev_history.root)]
+
+
 def test_relative_file_backend_is_resolved_against_the_project(
     dev_history: DeployRepo,
     standin_pulumi: StandInPulumi,

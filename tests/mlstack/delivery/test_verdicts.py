@@ -62,6 +62,34 @@ def test_verdict_rules_failure_is_sticky_and_foreign_records_do_not_count() -> N
     assert verdicts.of(4) is None
 
 
+def test_an_inconclusive_bake_is_neither_passed_nor_last_good() -> None:
+    """A bake where the new version served nothing (verdict inconclusive) is recorded, and
+    never makes its update last good."""
+    history = parse_history([history_entry(v, SHA[v][:40]) for v in (1, 2, 3)])
+    records = [
+        record("dev", 1, SHA[1][:40], "passed"),
+        record("dev", 2, SHA[2][:40], "inconclusive"),
+    ]
+    verdicts = verdicts_for("dev", history, records)
+    assert dict(verdicts.by_version) == {1: "passed", 2: "inconclusive"}
+    good = last_good(history, verdicts)
+    assert good is not None and good.version == 1
+
+
+def test_after_a_failed_update_last_good_is_the_passed_update_it_failed_to_replace() -> None:
+    """`pulumi up` of version 3 failed: the stack is between states, and redeploying
+    version 2 (passed, still the newest successful update) is the rollback."""
+    entries = [
+        history_entry(1, SHA[1][:40]),
+        history_entry(2, SHA[2][:40]),
+        history_entry(3, SHA[3][:40], result="failed"),
+    ]
+    history = parse_history(entries)
+    records = [record("dev", v, SHA[v][:40], "passed") for v in (1, 2)]
+    good = last_good(history, verdicts_for("dev", history, records))
+    assert good is not None and good.version == 2
+
+
 def test_last_good_skips_the_current_unbaked_failed_and_dirty_updates() -> None:
     entries = [
         history_entry(1, SHA[1][:40]),
