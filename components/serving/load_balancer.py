@@ -281,6 +281,9 @@ class Frontend:
     alb: aws.lb.LoadBalancer | None = None
     nlb_security_group: aws.ec2.SecurityGroup | None = None
     """The one security group every model NLB uses (listener ports in, pods out)."""
+    idle_timeout_seconds: int = 600
+    """The shared ALB's idle timeout: an ALB model's server must keep idle connections
+    open longer (``RuntimePreset.keeps_alive_longer_than``)."""
 
 
 @dataclass(frozen=True)
@@ -465,6 +468,7 @@ class LoadBalancer(pulumi.ComponentResource):
             https_listener=self.https_listener,
             alb=self.alb,
             nlb_security_group=self.nlb_security_group,
+            idle_timeout_seconds=args.idle_timeout_seconds,
         )
         outputs: dict[str, Any] = {"roleArn": self.role.arn}
         if self.alb is not None:
