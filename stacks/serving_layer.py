@@ -493,6 +493,8 @@ def service_args(
         pdb_min_available=pdb_min_available(cfg.is_prod),
         startup_budget_seconds=model.startup_budget_seconds,
         drain_seconds=model.drain_seconds,
+        max_request_seconds=model.longest_request_seconds,
+        keep_alive_seconds=model.custom.keep_alive_seconds if model.custom else None,
         loader_image=loader_image,
         node_cache=node_cache,
         scaler_depends_on=(keda.release,),

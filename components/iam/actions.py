@@ -97,7 +97,6 @@ LBC_TARGETS: tuple[str, ...] = (
     "elasticloadbalancing:RegisterTargets",
 )
 LBC_TGB_DESCRIBE: tuple[str, ...] = (
-    "ec2:DescribeInstances",
     "ec2:DescribeSecurityGroups",
     "ec2:DescribeVpcs",
     "elasticloadbalancing:DescribeTargetGroups",
@@ -105,7 +104,9 @@ LBC_TGB_DESCRIBE: tuple[str, ...] = (
 )
 """What the TargetGroupBinding reconciler reads (the controller's TargetGroupBinding-only
 subset, docs/deploy/installation.md, minus the two Modify actions: Pulumi owns the target
-group settings)."""
+group settings) and ``ec2:DescribeInstances``: the controller calls it only to infer its VPC
+(``--aws-vpc-id`` unset) or to resolve pod/node ENIs for a binding's ``spec.networking``;
+mlstack sets ``vpcId`` and no binding has ``networking`` (``load_balancer.NOT_GRANTED``)."""
 
 # Model-artifact bucket (components.storage): grants scoped to a models/<prefix> and its key.
 MODEL_BUCKET_LIST: tuple[str, ...] = ("s3:ListBucket",)

@@ -47,6 +47,8 @@ from components.validation import require_valid
 TYPE_TOKEN = "mlstack:serving:InferenceService"
 PRE_STOP_SECONDS = 15
 """Pause before SIGTERM so the load balancer stops sending new requests first."""
+EXIT_MARGIN_SECONDS = 5
+"""Added to the grace period for the server to exit once its drain has ended."""
 ROLLOUT_MARGIN_SECONDS = 300
 """Added to the start-up budget for the progress deadline and Pulumi's wait."""
 HPA_MAX_PERIOD_SECONDS = 1800
@@ -165,6 +167,13 @@ class InferenceServiceArgs:
     pdb_min_available: int | None = None
     startup_budget_seconds: int = 1800
     drain_seconds: int = 60
+    """Deregistration delay of the model's target groups and the server's shutdown timeout
+    (``--shutdown-timeout``, ``--exit-timeout-secs``): in-flight requests get this long."""
+    max_request_seconds: int = 60
+    """The model's longest request: ``drain_seconds`` must be at least this."""
+    keep_alive_seconds: int | None = None
+    """How long the server keeps idle HTTP connections (its keep-alive variable). None: the
+    frontend's idle timeout plus ``runtimes.KEEP_ALIVE_MARGIN_SECONDS`` when exposed."""
     loader_image: pulumi.Input[str] = ""
     """The model-loader image (``components.versions.model_loader_image``)."""
     model_cache_dir: str = MODEL_CACHE_DIR
@@ -248,6 +257,45 @@ class InferenceServiceArgs:
             )
         if isinstance(self.loader_image, str) and not self.loader_image:
             found.append("loader_image: '': the model-loader image is required")
+        found += self._drain_problems()
+        return found
+
+    @property
+    def effective_keep_alive_seconds(self) -> int | None:
+        """The keep-alive the server is started with (see ``keep_alive_seconds``)."""
+        if self.keep_alive_seconds is not None:
+            return self.keep_alive_seconds
+        if self.frontend is not None and self.exposure != "none":
+            return self.frontend.idle_timeout_seconds + runtimes.KEEP_ALIVE_MARGIN_SECONDS
+        return None
+
+    def _drain_problems(self) -> list[str]:
+        """Keep-alive beyond the ALB's idle timeout; a drain as long as the longest request,
+        never shortened by a server flag in ``extra_args``."""
+        found: list[str] = []
+        preset = self.runtime
+        if self.exposure == "alb" and self.frontend is not None:
+            idle = self.frontend.idle_timeout_seconds
+            keep = self.effective_keep_alive_seconds
+            if not preset.keeps_alive_longer_than(idle, keep):
+                found.append(
+                    f"keep_alive_seconds: {keep}: the {preset.name} server would close idle "
+                    f"connections before the ALB's idle timeout ({idle} s), which answers "
+                    f"the next request on one with a 502; allowed: more than {idle}"
+                )
+        if self.drain_seconds < self.max_request_seconds:
+            found.append(
+                f"drain_seconds: {self.drain_seconds}: shorter than the longest request "
+                f"(max_request_seconds {self.max_request_seconds}); allowed: at least "
+                f"{self.max_request_seconds}"
+            )
+        flag = preset.shutdown_flag
+        if flag is not None and any(a == flag or a.startswith(f"{flag}=") for a in self.extra_args):
+            found.append(
+                f"extra_args: {list(self.extra_args)}: sets {flag}, which drain_seconds "
+                "sets (with the grace period and the deregistration delay); allowed: "
+                f"arguments other than {flag}"
+            )
         return found
 
 
@@ -431,7 +479,7 @@ class InferenceService(pulumi.ComponentResource):
             service_account_name=args.model_name,
             automount_service_account_token=False,
             enable_service_links=False,
-            termination_grace_period_seconds=PRE_STOP_SECONDS + args.drain_seconds,
+            termination_grace_period_seconds=termination_grace_seconds(args.drain_seconds),
             node_selector=dict(args.scheduling.node_selector),
             tolerations=list(args.scheduling.tolerations),
             topology_spread_constraints=[
@@ -630,9 +678,20 @@ class InferenceService(pulumi.ComponentResource):
             name="server",
             image=track.image,
             command=list(preset.command) or None,
-            args=preset.args(args.model_name, args.gpus, args.extra_args) or None,
+            args=preset.args(
+                args.model_name, args.gpus, args.extra_args, shutdown_seconds=args.drain_seconds
+            )
+            or None,
             ports=ports,
-            env=[k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in sorted(preset.env.items())]
+            env=[
+                k8s.core.v1.EnvVarArgs(name=k, value=v)
+                for k, v in sorted(
+                    preset.serving_env(
+                        keep_alive=args.effective_keep_alive_seconds,
+                        shutdown_seconds=args.drain_seconds,
+                    ).items()
+                )
+            ]
             or None,
             resources=_equal_resources(
                 {
@@ -960,6 +1019,12 @@ class ExposedTargetGroup:
     kind: Literal["alb", "nlb"]
     track: str | None
     group: aws.lb.TargetGroup
+
+
+def termination_grace_seconds(shutdown_seconds: int) -> int:
+    """The pod's grace period: the preStop pause, then the server's own drain after SIGTERM
+    (its shutdown timeout), then a margin to exit; the kubelet kills what is left."""
+    return PRE_STOP_SECONDS + shutdown_seconds + EXIT_MARGIN_SECONDS
 
 
 def _equal_resources(amounts: Mapping[str, str]) -> k8s.core.v1.ResourceRequirementsArgs:

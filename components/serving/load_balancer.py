@@ -35,6 +35,7 @@ import pulumi_kubernetes as k8s
 
 from components.cluster.eks import SYSTEM_NODE_LABEL
 from components.iam import actions, documents
+from components.serving import runtimes
 from components.serving.identity import WorkloadIdentity, workload_role
 from components.serving.rollout import path_patterns, rule_priorities
 from components.serving.tls_policies import TLS12_POLICIES
@@ -55,6 +56,8 @@ TGB_IMMUTABLE = ("spec.targetGroupARN", "spec.targetType")
 """Fields the controller's validating webhook refuses to change on an existing binding."""
 HTTPS_PORT = 443
 HTTP_PORT = 80
+INFERENCE_POD_LABEL = (runtimes.COMPONENT_LABEL, runtimes.COMPONENT_VALUE)
+"""The label every model pod carries: the pod readiness-gate webhook's objectSelector."""
 Scheme = Literal["internal", "internet-facing"]
 
 
@@ -76,8 +79,9 @@ CONTROLLER_STATEMENTS: tuple[KeptStatement, ...] = (
         actions.LBC_TGB_DESCRIBE,
         "The TargetGroupBinding reconciler and its webhooks read the target group (type, "
         "VPC, IP address type), the targets' health (to deregister, and for pod readiness "
-        "gates), and the VPC / instances / security groups (the controller's "
-        "TargetGroupBinding-only subset, docs/deploy/installation.md). Describe calls "
+        "gates), and the VPC / security groups (the controller's TargetGroupBinding-only "
+        "subset, docs/deploy/installation.md, minus ec2:DescribeInstances: NOT_GRANTED). "
+        "Describe calls "
         "support no resource-level scoping: Resource '*'.",
     ),
     KeptStatement(
@@ -106,6 +110,14 @@ _NO_INGRESS = (
     "no Service of type LoadBalancer"
 )
 _OFF = "not granted: WAF, WAFv2, Shield and Cognito are off (controller flags), no IAM certs"
+_NO_INSTANCES = (
+    "not granted although in the controller's TargetGroupBinding-only subset: v3.5.0 calls "
+    "DescribeInstances only in inferVPCID (pkg/aws/cloud.go, when --aws-vpc-id is unset and "
+    "IMDS is out of reach: the chart's vpcId sets it) and in the node-ENI lookups "
+    "(pkg/networking/node_info_provider.go FetchNodeInstances), which the networking manager "
+    "runs only for a binding with spec.networking (pkg/networking/networking_manager.go "
+    "ReconcileForPodEndpoints); ip targets, vpcID set, no binding sets networking"
+)
 _DRIFT = (
     "not granted although in the controller's TargetGroupBinding-only subset: health "
     "checks, deregistration delay and slow start are Pulumi inputs; a controller change "
@@ -204,6 +216,7 @@ NOT_GRANTED: dict[str, str] = {
         ),
         _OFF,
     ),
+    "ec2:DescribeInstances": _NO_INSTANCES,
     **dict.fromkeys(
         (
             "elasticloadbalancing:ModifyTargetGroup",
@@ -268,6 +281,9 @@ class Frontend:
     alb: aws.lb.LoadBalancer | None = None
     nlb_security_group: aws.ec2.SecurityGroup | None = None
     """The one security group every model NLB uses (listener ports in, pods out)."""
+    idle_timeout_seconds: int = 600
+    """The shared ALB's idle timeout: an ALB model's server must keep idle connections
+    open longer (``RuntimePreset.keeps_alive_longer_than``)."""
 
 
 @dataclass(frozen=True)
@@ -452,6 +468,7 @@ class LoadBalancer(pulumi.ComponentResource):
             https_listener=self.https_listener,
             alb=self.alb,
             nlb_security_group=self.nlb_security_group,
+            idle_timeout_seconds=args.idle_timeout_seconds,
         )
         outputs: dict[str, Any] = {"roleArn": self.role.arn}
         if self.alb is not None:
@@ -561,6 +578,13 @@ class LoadBalancer(pulumi.ComponentResource):
             "enableServiceMutatorWebhook": False,
             "defaultTargetType": "ip",
             "defaultTags": dict(args.tags),
+            # The pod readiness-gate webhook fails closed (chart default: Ignore, which
+            # admits a pod without its gate during a controller outage, so a rolling
+            # update could remove old targets before the new ones are healthy). The
+            # selector narrows whom an outage blocks to model pods in namespaces labelled
+            # for gate injection (the serving namespace): docs/operations.md.
+            "podMutatorWebhookConfig": {"failurePolicy": "Fail"},
+            "objectSelector": {"matchLabels": dict([INFERENCE_POD_LABEL])},
         }
         if args.replicas > 1:
             values["podDisruptionBudget"] = {"maxUnavailable": 1}

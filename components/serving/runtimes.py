@@ -16,6 +16,24 @@ Facts (checked against upstream docs for the pinned versions):
 * Triton: HTTP 8000 (``/v2/health/live``, ``/v2/health/ready``), gRPC 8001, metrics
   on 8002; ``nv_inference_queue_duration_us`` is a cumulative counter in
   microseconds, so queue time per request is a ratio of two rates.
+
+Behind a load balancer (issue 29, items 4 and 5):
+
+* Keep-alive. An ALB reuses idle back-end connections until its idle timeout (600 s
+  here); a target that closes one first races the next request on it, which the ALB
+  answers 502 (ELB guide, "Connection idle timeout": the application's idle timeout must
+  be larger than the load balancer's). vLLM closes idle connections after
+  ``VLLM_HTTP_TIMEOUT_KEEP_ALIVE`` seconds (``vllm/envs.py``, default 5; passed to
+  uvicorn as ``timeout_keep_alive`` in ``vllm/entrypoints/openai/api_server.py``). Triton's
+  HTTP endpoint (libevhtp, ``src/http_server.cc`` ``HTTPServer::Start``) sets no idle
+  timeout at all, so it never closes first. A custom server is told the value in
+  ``MLSTACK_HTTP_KEEP_ALIVE_SECONDS`` and must honour it (docs/operations.md).
+* Draining. After the preStop pause the kubelet sends SIGTERM. vLLM's engine aborts every
+  in-flight request unless ``--shutdown-timeout`` is above 0 (``vllm/v1/engine/core.py``
+  ``EngineCoreProc._handle_shutdown``: ``mode = "abort" if shutdown_timeout == 0 else
+  "drain"``; flag from ``VllmConfig.shutdown_timeout``, ``vllm/engine/arg_utils.py``).
+  Triton waits ``--exit-timeout-secs`` (default 30, ``src/command_line_parser.cc``) for
+  in-flight inferences. A custom server gets ``MLSTACK_SHUTDOWN_TIMEOUT_SECONDS``.
 """
 
 from __future__ import annotations
@@ -192,6 +210,15 @@ class RuntimePreset:
     env: Mapping[str, str] = field(default_factory=dict)
     default_latency_slo_seconds: float = 5.0
     """p99 request latency objective when the model sets none (monitoring alerts on it)."""
+    keep_alive_env: str | None = None
+    """Environment variable that sets how long the server keeps an idle HTTP connection
+    open (seconds); None with ``keep_alive_unbounded``: the server never closes one."""
+    keep_alive_unbounded: bool = False
+    """The server sets no idle timeout of its own (Triton's libevhtp endpoint)."""
+    shutdown_flag: str | None = None
+    """Server flag: seconds in-flight requests get after SIGTERM (None: ``shutdown_env``)."""
+    shutdown_env: str | None = None
+    """Environment variable telling a custom server the same."""
 
     port_name = "http"
 
@@ -215,8 +242,32 @@ class RuntimePreset:
         """Name of the Service/container port Prometheus scrapes."""
         return self.port_name if self.metrics_port == self.port else "metrics"
 
-    def args(self, model_name: str, gpus: int, extra: tuple[str, ...] = ()) -> list[str]:
-        """Container arguments for a model in :data:`MODEL_DIR` on ``gpus`` GPUs."""
+    def keeps_alive_longer_than(self, idle_timeout_seconds: int, keep_alive: int | None) -> bool:
+        """Whether the server outlasts a load balancer's idle timeout on an idle connection,
+        given the keep-alive it is started with (``keep_alive``, None: not set)."""
+        if self.keep_alive_unbounded:
+            return True
+        return keep_alive is not None and keep_alive > idle_timeout_seconds
+
+    def serving_env(self, *, keep_alive: int | None, shutdown_seconds: int) -> dict[str, str]:
+        """The preset's environment plus the keep-alive and drain settings."""
+        env = dict(self.env)
+        if self.keep_alive_env is not None and keep_alive is not None:
+            env[self.keep_alive_env] = str(keep_alive)
+        if self.shutdown_env is not None:
+            env[self.shutdown_env] = str(shutdown_seconds)
+        return env
+
+    def args(
+        self,
+        model_name: str,
+        gpus: int,
+        extra: tuple[str, ...] = (),
+        *,
+        shutdown_seconds: int | None = None,
+    ) -> list[str]:
+        """Container arguments for a model in :data:`MODEL_DIR` on ``gpus`` GPUs;
+        ``shutdown_seconds``: how long in-flight requests may run on after SIGTERM."""
         if self.name == "vllm":
             base = [
                 MODEL_DIR,
@@ -241,6 +292,8 @@ class RuntimePreset:
             ]
         else:
             base = []
+        if self.shutdown_flag is not None and shutdown_seconds is not None:
+            base.append(f"{self.shutdown_flag}={shutdown_seconds}")
         return [*base, *extra]
 
 
@@ -277,6 +330,8 @@ VLLM = RuntimePreset(
     },
     # End-to-end latency of a whole generation (hundreds of tokens).
     default_latency_slo_seconds=60.0,
+    keep_alive_env="VLLM_HTTP_TIMEOUT_KEEP_ALIVE",
+    shutdown_flag="--shutdown-timeout",
 )
 
 TRITON = RuntimePreset(
@@ -300,10 +355,26 @@ TRITON = RuntimePreset(
     families=TRITON_FAMILIES,
     env=dict(_CACHE_ENV),
     default_latency_slo_seconds=1.0,
+    keep_alive_unbounded=True,
+    shutdown_flag="--exit-timeout-secs",
 )
 
 PRESETS: Mapping[str, RuntimePreset] = MappingProxyType({"vllm": VLLM, "triton": TRITON})
 """The built-in presets by name; ``custom`` is built by :func:`custom_runtime`."""
+CUSTOM_KEEP_ALIVE_ENV = "MLSTACK_HTTP_KEEP_ALIVE_SECONDS"
+"""What a custom server must keep idle HTTP connections open for, at least (seconds)."""
+CUSTOM_SHUTDOWN_ENV = "MLSTACK_SHUTDOWN_TIMEOUT_SECONDS"
+"""How long a custom server must let in-flight requests finish after SIGTERM (seconds)."""
+CUSTOM_LATENCY_SLO_SECONDS = 5.0
+"""The ``custom`` runtime's default p99 latency objective."""
+KEEP_ALIVE_MARGIN_SECONDS = 5
+"""How much longer than the load balancer's idle timeout a server keeps idle connections."""
+
+
+def default_latency_slo_seconds(runtime: str) -> float:
+    """A runtime's default p99 latency objective (vllm 60 s, triton 1 s, custom 5 s)."""
+    preset = PRESETS.get(runtime)
+    return preset.default_latency_slo_seconds if preset else CUSTOM_LATENCY_SLO_SECONDS
 
 
 def custom_runtime(
@@ -340,6 +411,8 @@ def custom_runtime(
         families=(MetricFamily(queue_metric, "gauge"), *HTTP_FAMILIES),
         run_as_non_root=run_as_non_root,
         env=dict(_CACHE_ENV),
+        keep_alive_env=CUSTOM_KEEP_ALIVE_ENV,
+        shutdown_env=CUSTOM_SHUTDOWN_ENV,
     )
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from components.serving import alb_quotas
 from mlstack.aws import error_code
 from mlstack.errors import MlstackError
 from mlstack.preflight.aws import (
@@ -784,6 +785,55 @@ def _model_cache_checks(ctx: Context) -> list[Check]:
     return _guard(group, "capacity.model-cache", sized)
 
 
+def alb_quota_checks(ctx: Context) -> list[Check]:
+    """What the plan attaches to each ALB against the account's applied quotas (Service
+    Quotas, service ``elasticloadbalancing``; a quota never changed is answered from the
+    AWS defaults). Target groups per ALB (100) are fixed, not in Service Quotas."""
+    usage = ctx.facts.alb_usage
+    if not usage:
+        return [skipped("capacity", "capacity.alb-quotas", "the plan has no ALB")]
+    quotas = ctx.clients.get("service-quotas")
+    checks: list[Check] = []
+    for quota in alb_quotas.QUOTAS:
+        check_id = f"capacity.alb-quota[{quota.key}]"
+        call = functools.partial(_alb_quota_check, quotas, check_id, quota, usage)
+        checks += _guard("capacity", check_id, call)
+    return checks
+
+
+def _alb_quota_value(quotas: Any, quota: alb_quotas.AlbQuota) -> float:
+    from botocore.exceptions import ClientError
+
+    if quota.code is None:
+        return float(quota.default)
+    key = {"ServiceCode": alb_quotas.SERVICE_CODE, "QuotaCode": quota.code}
+    try:
+        return float(quotas.get_service_quota(**key)["Quota"]["Value"])
+    except ClientError as exc:
+        if error_code(exc) != "NoSuchResourceException":
+            raise
+    return float(quotas.get_aws_default_service_quota(**key)["Quota"]["Value"])
+
+
+def _alb_quota_check(
+    quotas: Any, check_id: str, quota: alb_quotas.AlbQuota, usage: dict[str, dict[str, int]]
+) -> Check:
+    value = _alb_quota_value(quotas, quota)
+    name = f"{quota.name} ({quota.code})" if quota.code else f"{quota.name} (fixed)"
+    over = {alb: u[quota.key] for alb, u in sorted(usage.items()) if u[quota.key] > value}
+    if not over:
+        used = ", ".join(f"{alb} {u[quota.key]}" for alb, u in sorted(usage.items()))
+        return ok("capacity", check_id, f"{name}: {value:g} >= {used}")
+    found = ", ".join(f"{alb} needs {n}" for alb, n in over.items())
+    how = (
+        f"request an increase to at least {max(over.values())} (Service Quotas > Elastic "
+        f"Load Balancing > {quota.name}), or route fewer models through the ALB"
+        if quota.code
+        else "not adjustable: route fewer models through the ALB"
+    )
+    return fail("capacity", check_id, f"{name} is {value:g}; {found}", how)
+
+
 def _quota_check(
     quotas: Any, check_id: str, key: tuple[str, str], vcpus: int, pools: list[str]
 ) -> Check:
@@ -1263,6 +1313,7 @@ GROUP_CHECKS: list[Callable[[Context], list[Check]]] = [
     loader_checks,
     chart_crd_checks,
     capacity_checks,
+    alb_quota_checks,
     prerequisite_checks,
     secrets_provider_checks,
     runner_access_checks,

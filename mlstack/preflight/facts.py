@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.compute.gpu_instances import load_gpu_instances
+from components.serving import alb_quotas
 from mlstack.preflight.aws import arn_account
 from mlstack.synth import ResourceGraph
 from stacks.config import StackConfig
@@ -119,6 +120,9 @@ class PlanFacts:
     """``mlstack:delivery.runner.network``: hosted, or vpc (a self-hosted runner inside)."""
     runner_sources: tuple[str, ...] = ()
     """The runner's declared source (security group, prefix list, CIDRs) for network vpc."""
+    alb_usage: dict[str, dict[str, int]] = field(default_factory=dict)
+    """ALB name -> rules / target groups / extra certificates the plan attaches to it
+    (``components.serving.alb_quotas``), checked against the account's quotas."""
 
 
 def _walk(value: Any) -> Iterator[Any]:
@@ -314,6 +318,10 @@ def plan_facts(cfg: StackConfig, graph: ResourceGraph) -> PlanFacts:
         facts.oidc_provider_arn = delivery.oidc_provider_arn
         facts.state_bucket = delivery.state_bucket
         facts.secrets_key_arn = delivery.secrets_key_arn
+    facts.alb_usage = alb_quotas.alb_usage(
+        alb_quotas.PlanNode(n.urn, n.type, n.name, n.dependencies, n.inputs)
+        for n in graph.resources
+    )
     return facts
 
 

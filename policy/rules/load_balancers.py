@@ -6,6 +6,9 @@
 * ``lb-prod-internet-facing-hardened``: in prod, an internet-facing load balancer has
   deletion protection and access logs.
 * ``lb-target-groups-alarmed``: every target group has at least one CloudWatch alarm.
+* ``lb-alb-quotas``: the rules, target groups and extra certificates the plan attaches to
+  each ALB stay within AWS's default per-ALB quotas (``components.serving.alb_quotas``;
+  ``mlstack preflight`` checks the account's applied values).
 
 Plain functions over a :class:`policy.core.Stack`, like every other area's rules;
 registered in :data:`policy.rules.AREAS` as ``load_balancers``.
@@ -16,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from components.serving import alb_quotas
 from components.serving.tls_policies import TLS12_POLICIES
 from policy.core import Finding, Rule, Stack, as_list, get_path, is_unknown, truthy
 
@@ -96,6 +100,28 @@ def lb_target_groups_alarmed(stack: Stack) -> Iterator[Finding]:
         yield group.urn, f"target group {group.name}: no CloudWatch alarm watches it"
 
 
+def lb_alb_quotas(stack: Stack) -> Iterator[Finding]:
+    nodes = [
+        alb_quotas.PlanNode(r.urn, r.type, r.name, tuple(r.dependencies), r.props)
+        for r in stack.resources
+    ]
+    by_name = {r.name: r for r in stack.of_type(*LOAD_BALANCER)}
+    for name, usage in alb_quotas.alb_usage(nodes).items():
+        for quota in alb_quotas.QUOTAS:
+            used = usage[quota.key]
+            if used > quota.default:
+                how = (
+                    f"request an increase of {quota.code} and check it with mlstack preflight"
+                    if quota.code
+                    else "not adjustable: split the models over a second ALB"
+                )
+                yield (
+                    by_name[name].urn,
+                    f"ALB {name}: the plan attaches {used} {quota.key} (quota "
+                    f"{quota.name!r}, default {quota.default}); {how}",
+                )
+
+
 RULES: list[Rule] = [
     Rule(
         "lb-tls-policy",
@@ -136,6 +162,19 @@ RULES: list[Rule] = [
         lb_target_groups_alarmed,
         False,
         "Pass the target group to the monitoring layer (serving_layer.alarm_target_groups).",
+    ),
+    Rule(
+        "lb-alb-quotas",
+        "Each ALB's rules (100), target groups (100) and extra certificates (25) stay within "
+        "AWS's default per-ALB quotas.",
+        "high",
+        "mandatory",
+        LOAD_BALANCER,
+        lb_alb_quotas,
+        False,
+        "Fewer models on the shared ALB (blue/green takes two rules), shared certificates, "
+        "or a raised quota (Rules and Certificates are adjustable; mlstack preflight reads "
+        "the account's values).",
     ),
 ]
 """The load-balancer area's rules (``policy.rules.AREAS["load_balancers"]``)."""

@@ -11,6 +11,7 @@ replica, how it autoscales, how new versions roll out (``rolling``, ``canary`` o
 
 from __future__ import annotations
 
+import math
 import re
 import zoneinfo
 from decimal import Decimal, InvalidOperation
@@ -19,6 +20,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, WithJsonSchema, field_validator, model_validator
 
 from components import naming
+from components.serving import runtimes
 from components.storage import layout
 from stacks.schema import cron
 from stacks.schema.base import ConfigModel, HotfixReason, fixed, knob
@@ -349,6 +351,15 @@ class CustomRuntimeConfig(ConfigModel):
         description="Prometheus gauge of requests waiting per pod; KEDA scales on its sum."
     )
     run_as_non_root: bool = fixed(True, description="Whether the image runs as non-root.")
+    keep_alive_seconds: int | None = fixed(
+        None,
+        ge=1,
+        le=4100,
+        description="Seconds the server keeps an idle HTTP connection open. Behind the ALB it "
+        "must exceed serving.loadBalancer.idleTimeoutSeconds, or the ALB answers some "
+        "requests 502. Default: the idle timeout + 5, given to the server in "
+        "MLSTACK_HTTP_KEEP_ALIVE_SECONDS, which it must honour (docs/operations.md).",
+    )
 
     @field_validator("queue_metric")
     @classmethod
@@ -423,7 +434,20 @@ class ModelConfig(ConfigModel):
         "estimate (default: the preset image's recorded size).",
     )
     drain_seconds: int = knob(
-        60, ge=0, le=900, description="Time in-flight requests get to finish on shutdown."
+        60,
+        ge=0,
+        le=900,
+        description="Time in-flight requests get to finish on shutdown: the target groups' "
+        "deregistration delay and the server's shutdown timeout (vLLM --shutdown-timeout, "
+        "Triton --exit-timeout-secs); at least maxRequestSeconds.",
+    )
+    max_request_seconds: int | None = knob(
+        None,
+        ge=1,
+        le=900,
+        description="The model's longest request in seconds, which drainSeconds must cover "
+        "(default: latencySloSeconds, rounded up, else the runtime's: vllm 60, triton 1, "
+        "custom 5).",
     )
     latency_slo_seconds: float | None = knob(
         None,
@@ -504,6 +528,18 @@ class ModelConfig(ConfigModel):
                 f"shmSize ({self.shm_size}) must be smaller than memory ({self.memory}): "
                 "/dev/shm counts against the memory limit"
             )
+        if self.drain_seconds < self.longest_request_seconds:
+            source = (
+                "maxRequestSeconds"
+                if self.max_request_seconds is not None
+                else "the latency objective (latencySloSeconds or the runtime's default)"
+            )
+            raise ValueError(
+                f"drainSeconds ({self.drain_seconds}) is shorter than the model's longest "
+                f"request ({self.longest_request_seconds} s, {source}): requests still "
+                "running when the load balancer deregisters a pod would be cut off; "
+                f"allowed: drainSeconds >= {self.longest_request_seconds}"
+            )
         canary = self.rollout.canary
         if canary is not None:
             version = canary.artifact_version or self.artifact_version
@@ -514,6 +550,14 @@ class ModelConfig(ConfigModel):
                     "rollout.canary.image to something other than the stable one"
                 )
         return self
+
+    @property
+    def longest_request_seconds(self) -> int:
+        """``maxRequestSeconds``, else the latency objective rounded up."""
+        if self.max_request_seconds is not None:
+            return self.max_request_seconds
+        slo = self.latency_slo_seconds or runtimes.default_latency_slo_seconds(self.runtime)
+        return max(1, math.ceil(slo))
 
     def version_of(self, track: str) -> tuple[str, str | None]:
         """``(artifact version, image or None for the preset default)`` a track runs."""

@@ -376,6 +376,7 @@ def cross_checks(
                     f"exposure {exposure.type} does no path routing; allowed: / (the default)",
                 )
     yield from _rule_slots(models)
+    yield from _keep_alive(models, lb.idle_timeout_seconds)
     yield from _node_cache_room(models, gpu_pools)
     uses_alb = bool(routes)
     if uses_alb and lb.certificate_arn is None:
@@ -393,6 +394,26 @@ def cross_checks(
             f"certificate is in {cert_region}; the ALB needs one in {region}",
         )
     yield from _inbound(is_prod, serving)
+
+
+def _keep_alive(models: Sequence[ModelConfig], idle_timeout: int) -> Iterator[Finding]:
+    """An ALB model's server keeps idle connections open longer than the ALB's idle timeout
+    (else the ALB reuses one the server is closing and answers 502). vLLM gets the idle
+    timeout + 5 s (VLLM_HTTP_TIMEOUT_KEEP_ALIVE), Triton never closes first; a custom
+    server's declared keepAliveSeconds is checked here."""
+    for i, model in enumerate(models):
+        custom = model.custom
+        if model.exposure.type != "alb" or custom is None or custom.keep_alive_seconds is None:
+            continue
+        if custom.keep_alive_seconds <= idle_timeout:
+            yield (
+                f"mlstack:models[{i}].custom.keepAliveSeconds",
+                custom.keep_alive_seconds,
+                f"the server would close idle connections before the ALB's idle timeout "
+                f"(serving.loadBalancer.idleTimeoutSeconds {idle_timeout}), and the ALB "
+                f"answers the next request on such a connection with 502; allowed: more "
+                f"than {idle_timeout} (or unset: {idle_timeout + 5})",
+            )
 
 
 def _inbound(is_prod: bool, serving: ServingConfig) -> Iterator[Finding]:

@@ -147,3 +147,27 @@ def test_monitoring_claims_go_with_the_release_in_dev_and_stay_in_prod(
         [obj] = release.of_kind(kind)
         policy = obj["spec"].get("persistentVolumeClaimRetentionPolicy") or {}
         assert policy.get("whenDeleted") == when_deleted, f"{stack} {kind}: {policy}"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_pod_readiness_gate_webhook_renders_fail_closed_for_model_pods_only(
+    stack: str, rendered_plan: Rendered
+) -> None:
+    """The controller's ``mpod.elbv2.k8s.aws`` webhook (chart templates/webhook.yaml) as Helm
+    renders it: ``failurePolicy: Fail`` (chart default ``Ignore``), scoped to namespaces
+    labelled for gate injection and to model pods (``app.kubernetes.io/component:
+    inference``), and never to the controller's own pods."""
+    release = _release(rendered_plan(stack), "aws-load-balancer-controller")
+    [config] = release.of_kind("MutatingWebhookConfiguration")
+    [hook] = [w for w in config["webhooks"] if w["name"] == "mpod.elbv2.k8s.aws"]
+    assert hook["failurePolicy"] == "Fail"
+    assert hook["namespaceSelector"]["matchExpressions"] == [
+        {
+            "key": "elbv2.k8s.aws/pod-readiness-gate-inject",
+            "operator": "In",
+            "values": ["enabled"],
+        }
+    ]
+    assert hook["objectSelector"]["matchLabels"] == {"app.kubernetes.io/component": "inference"}
+    [own] = hook["objectSelector"]["matchExpressions"]
+    assert (own["key"], own["operator"]) == ("app.kubernetes.io/name", "NotIn")

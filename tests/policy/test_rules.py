@@ -29,6 +29,22 @@ class Case:
     """A fragment every failing case's violation message contains."""
 
 
+def _alb_with_certificates(count: int) -> list[ResourceNode]:
+    """An ALB, its HTTPS listener and ``count`` extra (SNI) certificates on it."""
+    alb = node("aws:lb/loadBalancer:LoadBalancer", "alb", {"loadBalancerType": "application"})
+    listener = node("aws:lb/listener:Listener", "https", {"protocol": "HTTPS"}, depends_on=(alb,))
+    certificates = [
+        node(
+            "aws:lb/listenerCertificate:ListenerCertificate",
+            f"cert-{i}",
+            {"certificateArn": f"arn:aws:acm:us-west-2:123456789012:certificate/{i}"},
+            depends_on=(listener,),
+        )
+        for i in range(count)
+    ]
+    return [alb, listener, *certificates]
+
+
 def _cluster(**inputs: object) -> ResourceNode:
     base: dict[str, object] = {
         "name": "c",
@@ -420,6 +436,11 @@ CASES: dict[str, Case] = {
         lambda: _target_group(alarmed=True),
         lambda: _target_group(alarmed=False),
         "no CloudWatch alarm watches it",
+    ),
+    "lb-alb-quotas": Case(
+        lambda: _alb_with_certificates(25),
+        lambda: _alb_with_certificates(26),
+        "26 certificates",
     ),
     "required-tags": Case(
         lambda: [node(c.VPC, "vpc", {})],

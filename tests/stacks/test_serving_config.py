@@ -343,3 +343,37 @@ def test_every_problem_at_once() -> None:
     ]
     text = str(ConfigError("Pulumi.prod.yaml", found))
     assert text.startswith("invalid config in Pulumi.prod.yaml (4 problems):")
+
+
+def test_a_drain_shorter_than_the_longest_request_is_refused() -> None:
+    """vLLM's default latency objective is 60 s: a 30 s drain would cut generations off."""
+    p = only("dev", {"models[0].drainSeconds": 30})
+    assert p.path == "mlstack:models[0]"
+    assert "drainSeconds (30) is shorter than the model's longest request (60 s" in p.message
+    assert "allowed: drainSeconds >= 60" in p.message
+    p = only("dev", {"models[1].maxRequestSeconds": 120})
+    assert "(120 s, maxRequestSeconds)" in p.message and "allowed: drainSeconds >= 120" in p.message
+    cfg = accepted("dev", {"models[1].maxRequestSeconds": 120, "models[1].drainSeconds": 120})
+    assert cfg.models[1].longest_request_seconds == 120
+    p = only("dev", {"models[0].maxRequestSeconds": 901})
+    assert p.path == "mlstack:models[0].maxRequestSeconds"
+
+
+def test_a_custom_server_closing_idle_connections_before_the_alb_is_refused() -> None:
+    custom = {
+        "models[0].runtime": "custom",
+        "models[0].image": "registry.example.com/team/server:1.4.2",
+        "models[0].custom": {
+            "port": 9000,
+            "queueMetric": "app_requests_waiting",
+            "keepAliveSeconds": 75,
+        },
+    }
+    p = only("dev", custom)
+    assert (p.path, p.value) == ("mlstack:models[0].custom.keepAliveSeconds", 75)
+    assert "ALB's idle timeout" in p.message and "allowed: more than 600" in p.message
+    custom["models[0].custom"]["keepAliveSeconds"] = 601
+    assert accepted("dev", custom).models[0].custom.keep_alive_seconds == 601
+    # Behind a shorter idle timeout 75 s is enough.
+    custom["models[0].custom"]["keepAliveSeconds"] = 75
+    accepted("dev", {**custom, "serving.loadBalancer.idleTimeoutSeconds": 60})

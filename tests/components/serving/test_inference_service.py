@@ -308,7 +308,9 @@ def test_draining_pre_stop_and_grace_period(mixed_graph: ResourceGraph) -> None:
     server = container(spec, "server")
     pause = server["lifecycle"]["preStop"]["sleep"]["seconds"]
     assert pause > 0
-    assert spec["terminationGracePeriodSeconds"] == pause + 60
+    # preStop pause, the server's own 60 s drain (--shutdown-timeout), 5 s to exit.
+    assert spec["terminationGracePeriodSeconds"] == pause + 60 + 5
+    assert server["args"][-1] == "--shutdown-timeout=60"
     group = mixed_graph.one(TARGET_GROUP, "model-llm-tg").inputs
     assert group["deregistrationDelay"] == 60
 

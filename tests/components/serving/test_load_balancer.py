@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from components.serving import runtimes
 from components.serving.identity import WorkloadIdentity
 from components.serving.load_balancer import (
     CLUSTER_TAG,
@@ -59,7 +60,6 @@ def test_policy_is_valid_and_uses_only_known_actions() -> None:
 def test_controller_keeps_only_what_target_group_bindings_need() -> None:
     every = {a for st in policy()["Statement"] for a in st["Action"]}
     assert every == {
-        "ec2:DescribeInstances",
         "ec2:DescribeSecurityGroups",
         "ec2:DescribeVpcs",
         "elasticloadbalancing:DescribeTargetGroups",
@@ -140,6 +140,52 @@ def test_controller_role_trusts_only_its_service_account(graph: ResourceGraph) -
     }
     inline = graph.one("aws:iam/rolePolicy:RolePolicy", "load-balancer-controller-policy")
     assert json.loads(inline.inputs["policy"]) == policy()
+
+
+def test_describe_instances_is_not_granted_because_the_controller_never_calls_it_here(
+    mixed_graph: ResourceGraph,
+) -> None:
+    """The two call sites of ``ec2:DescribeInstances`` in the controller v3.5.0 (read in
+    kubernetes-sigs/aws-load-balancer-controller at tag v3.5.0):
+
+    * ``pkg/aws/cloud.go`` ``getVpcID``: returns ``cfg.VpcID`` when ``--aws-vpc-id`` is set
+      (the chart's ``vpcId`` value); only ``inferVPCID`` (IMDS, then DescribeInstances of
+      ``$NODENAME``) calls it;
+    * ``pkg/networking/node_info_provider.go`` ``FetchNodeInstances``, reached from the pod
+      and node ENI resolvers, which ``pkg/networking/networking_manager.go``
+      ``ReconcileForPodEndpoints`` / ``ReconcileForNodePortEndpoints`` run only when
+      ``tgb.Spec.Networking != nil``.
+
+    The same two conditions, evaluated on the plan: vpcId set, no binding with networking,
+    every binding an ``ip`` target; so the policy grants no DescribeInstances."""
+    values = mixed_graph.one(RELEASE, "load-balancer-release").inputs["values"]
+    assert values["vpcId"], "without vpcId the controller infers its VPC: DescribeInstances"
+    bindings = mixed_graph.by_type("kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding")
+    assert bindings
+    for node in bindings:
+        assert "networking" not in node.inputs["spec"], node.name
+        assert node.inputs["spec"]["targetType"] == "ip", node.name
+    every = {a for st in policy()["Statement"] for a in st["Action"]}
+    assert "ec2:DescribeInstances" not in every
+    assert "pkg/aws/cloud.go" in NOT_GRANTED["ec2:DescribeInstances"]
+
+
+def test_pod_readiness_gate_webhook_fails_closed_for_inference_pods_only(
+    graph: ResourceGraph,
+) -> None:
+    """The chart (aws/eks-charts v0.0.242, aws-load-balancer-controller 3.5.0,
+    ``templates/webhook.yaml``) renders ``mpod.elbv2.k8s.aws`` with
+    ``failurePolicy: {{ .Values.podMutatorWebhookConfig.failurePolicy }}`` (default
+    ``Ignore``: a controller outage lets pods start without their readiness gate, so a
+    rolling update may remove old targets before new ones are healthy) and appends
+    ``.Values.objectSelector.matchLabels`` to its objectSelector. With ``Fail`` the
+    selector limits who an outage blocks: model pods (component ``inference``) in
+    namespaces labelled ``elbv2.k8s.aws/pod-readiness-gate-inject: enabled``."""
+    values = release(graph)["values"]
+    assert values["podMutatorWebhookConfig"] == {"failurePolicy": "Fail"}
+    assert values["objectSelector"] == {
+        "matchLabels": {runtimes.COMPONENT_LABEL: runtimes.COMPONENT_VALUE}
+    }
 
 
 def test_no_ingress_class_or_ingress_objects(graph: ResourceGraph) -> None:

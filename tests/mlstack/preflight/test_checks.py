@@ -13,6 +13,7 @@ from botocore.stub import Stubber
 
 from mlstack.preflight.checks import (
     Context,
+    alb_quota_checks,
     ami_checks,
     ami_parameter,
     eks_checks,
@@ -300,3 +301,40 @@ def test_the_secrets_check_opens_the_awskms_url_as_gocloud_does() -> None:
     )
     arn = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd"
     assert awskms_keeper(f"awskms:///{arn}?context_stack=dev") == (arn, None, {"stack": "dev"})
+
+
+def test_alb_usage_is_checked_against_the_accounts_applied_quotas() -> None:
+    """Service Quotas ``GetServiceQuota`` answers a quota's applied value and raises
+    NoSuchResourceException for one never changed (botocore's service model); then the
+    AWS default (``GetAWSDefaultServiceQuota``) applies. Target groups per ALB are fixed."""
+    facts = PlanFacts(
+        stack="prod",
+        region="us-east-1",
+        alb_usage={"load-balancer-alb": {"rules": 120, "targetGroups": 101, "certificates": 3}},
+    )
+    quotas = boto3.client("service-quotas", region_name="us-east-1")
+    rules = {"ServiceCode": "elasticloadbalancing", "QuotaCode": "L-7EED9B64"}
+    certs = {"ServiceCode": "elasticloadbalancing", "QuotaCode": "L-9365A611"}
+    with Stubber(quotas) as stub:
+        stub.add_response("get_service_quota", {"Quota": {**rules, "Value": 150.0}}, rules)
+        stub.add_client_error("get_service_quota", "NoSuchResourceException", expected_params=certs)
+        stub.add_response(
+            "get_aws_default_service_quota", {"Quota": {**certs, "Value": 25.0}}, certs
+        )
+        checks = {c.id: c for c in alb_quota_checks(_context(facts, **{"service-quotas": quotas}))}
+        stub.assert_no_pending_responses()
+    assert checks["capacity.alb-quota[rules]"].status is Status.ok
+    assert (
+        "(L-7EED9B64): 150 >= load-balancer-alb 120" in checks["capacity.alb-quota[rules]"].detail
+    )
+    groups = checks["capacity.alb-quota[targetGroups]"]
+    assert groups.status is Status.fail
+    assert "is 100; load-balancer-alb needs 101" in groups.detail
+    assert checks["capacity.alb-quota[certificates]"].status is Status.ok
+    # A raised rules quota no longer covers a larger plan: the increase to ask for is named.
+    facts.alb_usage["load-balancer-alb"]["rules"] = 151
+    with Stubber(quotas) as stub:
+        stub.add_response("get_service_quota", {"Quota": {**rules, "Value": 150.0}}, rules)
+        stub.add_response("get_service_quota", {"Quota": {**certs, "Value": 25.0}}, certs)
+        check = alb_quota_checks(_context(facts, **{"service-quotas": quotas}))[0]
+    assert check.status is Status.fail and "at least 151" in check.fix

@@ -25,6 +25,7 @@ import boto3
 import yaml
 from botocore.stub import Stubber
 
+from components.serving import alb_quotas
 from components.storage.layout import manifest_key
 from mlstack.preflight.aws import Clients
 from mlstack.preflight.checks import QUOTAS, ami_parameter, quota_class
@@ -405,6 +406,24 @@ def stubbed_clients(world: World, facts: PlanFacts) -> WorldClients:
                 }
             },
             {"ServiceCode": "ec2", "QuotaCode": code},
+        )
+    for alb_quota in alb_quotas.QUOTAS if facts.alb_usage else ():
+        if alb_quota.code is None:
+            continue
+        service = alb_quotas.SERVICE_CODE
+        quota_stub.add_response(
+            "get_service_quota",
+            {
+                "Quota": {
+                    "ServiceCode": service,
+                    "QuotaArn": f"arn:aws:servicequotas:{world.region}:{ACCOUNT}:"
+                    f"{service}/{alb_quota.code}",
+                    "QuotaCode": alb_quota.code,
+                    "QuotaName": alb_quota.name,
+                    "Value": float(alb_quota.default),
+                }
+            },
+            {"ServiceCode": service, "QuotaCode": alb_quota.code},
         )
     if facts.delivery_enabled:  # the runner checks (mlstack.preflight.runner), last
         if facts.cluster_mode == "existing":
