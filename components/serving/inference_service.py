@@ -213,6 +213,11 @@ class InferenceServiceArgs:
             found.append(f"host: {self.host!r}: only alb exposure routes by host")
         if not 0 <= self.slow_start_seconds <= 900 or 0 < self.slow_start_seconds < 30:
             found.append(f"slow_start_seconds: {self.slow_start_seconds}: 0 or 30..900")
+        if self.strategy == "blueGreen" and self.exposure == "nlb":
+            found.append(
+                "exposure: 'nlb': blueGreen's idle color would sit behind no listener "
+                "(targets 'unused', readiness gate never passes); allowed: alb"
+            )
         if self.strategy == "canary" and self.exposure != "alb":
             found.append(f"exposure: {self.exposure!r}: canary weights need alb")
         if self.max_surge + self.max_unavailable == 0:

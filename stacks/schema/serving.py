@@ -246,6 +246,15 @@ class ServingConfig(ConfigModel):
 
 # --------------------------------------------------------------------------- cross-key rules
 
+NLB_BLUE_GREEN = (
+    "an nlb model cannot run blueGreen: an NLB listener forwards to one target group, so "
+    "the idle color's target groups sit behind no listener, AWS reports their targets "
+    "'unused', and the AWS Load Balancer Controller sets the pods' readiness gate only on "
+    "'healthy' (pkg/targetgroupbinding/resource_manager.go): the idle pods never become "
+    "Ready and `pulumi up` waits out its deadline; allowed: rolling with exposure.type "
+    "nlb, or blueGreen with exposure.type alb (docs/rollouts.md, Blue/green)"
+)
+
 Finding = tuple[str, Any, str]
 """(key path, value, message), turned into a ``stacks.config.Problem``."""
 
@@ -348,6 +357,12 @@ def cross_checks(
                 f"{at}.exposure.type",
                 exposure.type,
                 "strategy canary splits traffic with ALB weights; allowed: alb",
+            )
+        if model.rollout.strategy == "blueGreen" and exposure.type == "nlb":
+            yield (
+                f"{at}.rollout.strategy",
+                "blueGreen",
+                NLB_BLUE_GREEN,
             )
         if exposure.type == "alb":
             route = (exposure.host or "*", exposure.path)
