@@ -40,7 +40,15 @@ from components.serving import load_balancer as lb
 from components.serving import runtimes
 from components.serving.identity import WorkloadIdentity, workload_role
 from components.serving.model_cache import NodeCacheMount
-from components.serving.rollout import TRACKS, RoutePlan, Strategy, route_plan, workload_name
+from components.serving.rollout import (
+    RULE_CONDITION_VALUES,
+    TRACKS,
+    RoutePlan,
+    Strategy,
+    condition_values,
+    route_plan,
+    workload_name,
+)
 from components.storage import layout
 from components.validation import require_valid
 
@@ -150,6 +158,8 @@ class InferenceServiceArgs:
     canary_weight: int = 0
     active_color: str | None = None
     preview_header: str = "x-mlstack-preview"
+    preview_source_cidrs: tuple[str, ...] = ()
+    """blueGreen on alb: the only client CIDRs the preview rule accepts (source-ip)."""
     exposure: Exposure = "none"
     host: str | None = None
     path: str = "/"
@@ -213,6 +223,19 @@ class InferenceServiceArgs:
             found.append(f"host: {self.host!r}: only alb exposure routes by host")
         if not 0 <= self.slow_start_seconds <= 900 or 0 < self.slow_start_seconds < 30:
             found.append(f"slow_start_seconds: {self.slow_start_seconds}: 0 or 30..900")
+        if self.strategy == "blueGreen" and self.exposure == "alb":
+            if not self.preview_source_cidrs:
+                found.append(
+                    "preview_source_cidrs: (): the preview rule reaches the un-promoted color; "
+                    "allowed: the CIDRs that may preview (the stack passes the VPC's)"
+                )
+            values = condition_values(self.host, self.path, True, self.preview_source_cidrs)
+            if values > RULE_CONDITION_VALUES:
+                found.append(
+                    f"preview_source_cidrs: {list(self.preview_source_cidrs)}: the preview "
+                    f"rule would carry {values} condition values; ALB allows "
+                    f"{RULE_CONDITION_VALUES} per rule"
+                )
         if self.strategy == "blueGreen" and self.exposure == "nlb":
             found.append(
                 "exposure: 'nlb': blueGreen's idle color would sit behind no listener "
@@ -907,6 +930,7 @@ class InferenceService(pulumi.ComponentResource):
             preview_header=args.preview_header,
             tags={**args.tags, "mlstack:model": args.model_name},
             parent=self,
+            preview_source_cidrs=args.preview_source_cidrs,
         )
         self.rules = [main] + ([preview] if preview is not None else [])
         self.load_balancer_arn_suffix = frontend.alb.arn_suffix

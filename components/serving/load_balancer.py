@@ -770,7 +770,10 @@ def _forward(targets: Sequence[WeightedTarget]) -> aws.lb.ListenerRuleActionArgs
 
 
 def _conditions(
-    host: str | None, path: str, header: tuple[str, str] | None = None
+    host: str | None,
+    path: str,
+    header: tuple[str, str] | None = None,
+    source_cidrs: Sequence[str] = (),
 ) -> list[aws.lb.ListenerRuleConditionArgs]:
     conditions = []
     if host is not None:
@@ -793,6 +796,12 @@ def _conditions(
                 )
             )
         )
+    if source_cidrs:
+        conditions.append(
+            aws.lb.ListenerRuleConditionArgs(
+                source_ip=aws.lb.ListenerRuleConditionSourceIpArgs(values=list(source_cidrs))
+            )
+        )
     return conditions
 
 
@@ -808,10 +817,17 @@ def alb_rules(
     preview_header: str,
     tags: Mapping[str, str],
     parent: pulumi.Resource,
+    preview_source_cidrs: Sequence[str] = (),
 ) -> tuple[aws.lb.ListenerRule, aws.lb.ListenerRule | None]:
     """The model's listener rules: ``{name}-rule`` (main: weighted forward) and, for
     blue/green, ``{name}-preview-rule`` (same host/path plus the header, to the idle
-    color), one priority before it."""
+    color, only from ``preview_source_cidrs``: a source-ip condition, which the
+    ``X-Forwarded-For`` header cannot satisfy), one priority before it."""
+    if preview is not None and not preview_source_cidrs:
+        raise ValueError(
+            f"{name}: a preview rule needs preview_source_cidrs (else the un-promoted color "
+            "is reachable by anyone who reaches the ALB)"
+        )
     preview_priority, main_priority = rule_priorities(slot)
     child = pulumi.ResourceOptions(parent=parent)
     main_rule = aws.lb.ListenerRule(
@@ -833,7 +849,7 @@ def alb_rules(
                 listener_arn=listener.arn,
                 priority=preview_priority,
                 actions=[_forward([WeightedTarget(preview, 100)])],
-                conditions=_conditions(host, path, (preview_header, "true")),
+                conditions=_conditions(host, path, (preview_header, "true"), preview_source_cidrs),
                 tags=dict(tags),
             ),
             opts=child,
