@@ -869,7 +869,7 @@ class InferenceService(pulumi.ComponentResource):
         spec: lb.TargetSpec,
         service: k8s.core.v1.Service,
         suffix: str,
-    ) -> aws.lb.TargetGroup:
+    ) -> tuple[aws.lb.TargetGroup, k8s.apiextensions.CustomResource]:
         """A target group for one track (and port) and its TargetGroupBinding."""
         args = self._args
         assert args.frontend is not None  # checked in problems()
@@ -882,21 +882,20 @@ class InferenceService(pulumi.ComponentResource):
             tags={**args.tags, "mlstack:model": args.model_name, "mlstack:track": track},
             parent=self,
         )
-        self.bindings.append(
-            lb.target_group_binding(
-                f"{base}-tgb{suffix}",
-                namespace=args.namespace,
-                binding_name=f"{workload}{suffix}",
-                service=service,
-                service_name=workload,
-                port=port_name,
-                group=group,
-                frontend=args.frontend,
-                labels=self._labels(track),
-                parent=self,
-            )
+        binding = lb.target_group_binding(
+            f"{base}-tgb{suffix}",
+            namespace=args.namespace,
+            binding_name=f"{workload}{suffix}",
+            service=service,
+            service_name=workload,
+            port=port_name,
+            group=group,
+            frontend=args.frontend,
+            labels=self._labels(track),
+            parent=self,
         )
-        return group
+        self.bindings.append(binding)
+        return group, binding
 
     def _expose_alb(self, services: Mapping[str, k8s.core.v1.Service]) -> None:
         args = self._args
@@ -911,22 +910,32 @@ class InferenceService(pulumi.ComponentResource):
             drain_seconds=args.drain_seconds,
             slow_start_seconds=args.slow_start_seconds,
         )
-        groups: dict[str, aws.lb.TargetGroup] = {}
+        groups: dict[str, tuple[aws.lb.TargetGroup, tuple[pulumi.Resource, ...]]] = {}
         for track in args.tracks:
-            groups[workload_name(args.model_name, track.track)] = group = self._bind(
+            group, binding = self._bind(
                 track.track, preset.port_name, spec, services[track.track], ""
             )
+            # Traffic only once the track's rollout is available and its binding exists.
+            ready = (self.deployments[track.track], binding)
+            groups[workload_name(args.model_name, track.track)] = (group, ready)
             self.target_groups.append(
                 ExposedTargetGroup("alb", None if track.track == "stable" else track.track, group)
             )
+
+        def target(service: str, weight: int) -> lb.WeightedTarget:
+            group, ready = groups[service]
+            return lb.WeightedTarget(group, weight, ready)
+
         main, preview = lb.alb_rules(
             self._name,
             listener=frontend.https_listener,
             slot=args.rule_slot,
             host=args.host,
             path=args.path,
-            main=[lb.WeightedTarget(groups[b.service], b.weight) for b in self.routes.main],
-            preview=groups[self.routes.preview] if self.routes.preview else None,
+            main=[target(b.service, b.weight) for b in self.routes.main],
+            preview=target(self.routes.preview, 100) if self.routes.preview else None,
+            warm_listener=frontend.http_listener,
+            warm_groups=[group for group, _ in groups.values()],
             preview_header=args.preview_header,
             tags={**args.tags, "mlstack:model": args.model_name},
             parent=self,
@@ -949,7 +958,7 @@ class InferenceService(pulumi.ComponentResource):
         for track in args.tracks:
             for port in ports:
                 suffix = "" if port.name == preset.port_name else f"-{port.name}"
-                group = self._bind(
+                group, _ = self._bind(
                     track.track,
                     port.name,
                     lb.TargetSpec(
