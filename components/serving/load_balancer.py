@@ -25,6 +25,7 @@ cut to exactly that (:data:`CONTROLLER_STATEMENTS`, each with its reason).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -232,6 +233,12 @@ def controller_policy(
         documents.allow(describe.actions, ["*"], sid=describe.sid),
         register,
     )
+
+
+def certificate_key(arn: str) -> str:
+    """A listener certificate's name suffix: the first 12 hex digits of its ARN's sha256
+    (stable, whatever else the listener holds)."""
+    return hashlib.sha256(arn.encode()).hexdigest()[:12]
 
 
 def account_of(arn: str) -> str:
@@ -529,13 +536,22 @@ class LoadBalancer(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        for i, arn in enumerate(sorted(set(args.extra_certificate_arns))):
+        for index, arn in enumerate(sorted(set(args.extra_certificate_arns))):
+            # Named by its ARN: adding or removing another model's certificate leaves this
+            # one alone (by position, the shift replaced it, and the delete's
+            # RemoveListenerCertificates took an ARN still in use off the listener). The
+            # alias is the name it had by position: a first update with the same set of
+            # certificates renames each in place; one that also changes the set is
+            # refused by `mlstack diff` / review (listener-certificate-in-use).
             aws.lb.ListenerCertificate(
-                f"{name}-https-certificate-{i}",
+                f"{name}-https-certificate-{certificate_key(arn)}",
                 aws.lb.ListenerCertificateArgs(
                     listener_arn=self.https_listener.arn, certificate_arn=arn
                 ),
-                opts=child,
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    aliases=[pulumi.Alias(name=f"{name}-https-certificate-{index}")],
+                ),
             )
 
     @staticmethod

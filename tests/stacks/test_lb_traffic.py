@@ -4,11 +4,18 @@ a preview rule that only the private network reaches."""
 
 from __future__ import annotations
 
+import copy
+import json
 from typing import Any
 
 import pytest
 
-from mlstack.synth import ResourceGraph, ResourceNode, mock_outputs
+from components.serving.rollout import derived_rule_slot
+from mlstack.delivery.rollback_safety import check_rollback
+from mlstack.plan import plan_json
+from mlstack.review.diff import diff_graphs, render_text
+from mlstack.review.traffic_hazards import check_traffic
+from mlstack.synth import ResourceGraph, ResourceNode, mock_outputs, synth_config
 from stacks.config import ConfigError, Problem, parse_config
 from tests.conftest import SynthEdited, raw_stack_config, set_path
 
@@ -237,3 +244,172 @@ def test_every_group_is_health_checked_from_the_start_by_a_rule_no_request_match
     deployment_urns = {d.urn for d in graph.by_type(DEPLOYMENT)}
     binding_urns = {b.urn for b in graph.by_type(TGB)}
     assert not set(warm.dependencies) & (deployment_urns | binding_urns)
+
+
+# --------------------------------------------------------------------------- item 2
+
+CERTIFICATE = "aws:lb/listenerCertificate:ListenerCertificate"
+
+
+def _cert(n: int) -> str:
+    return f"arn:aws:acm:us-west-2:123456789012:certificate/{n:08d}-0000-4000-8000-000000000000"
+
+
+def _with_certified_models(names: list[str]) -> dict[str, Any]:
+    """Dev with one extra ALB model per name, each with its own certificate (ARN sorted
+    as the names), beside the LLM."""
+    raw = raw_stack_config("dev")
+    raw["gpuPools"][0]["maxNodes"] = 12
+    extras = []
+    for name in names:
+        extra = dict(raw["models"][0])
+        extra["name"] = name
+        extra["exposure"] = {
+            "type": "alb",
+            "host": f"{name}.ml.example.com",
+            "certificateArn": _cert(int(name.rsplit("-", 1)[1])),
+        }
+        extras.append(extra)
+    raw["models"] = [*extras, *raw["models"]]
+    return raw
+
+
+def _plan_of(raw: dict[str, Any]) -> dict[str, Any]:
+    graph = synth_config(parse_config(raw, "Pulumi.dev.yaml"), "dev")
+    return json.loads(plan_json(graph))
+
+
+def _certificates(plan: dict[str, Any]) -> dict[str, str]:
+    return {
+        r["name"]: r["inputs"]["certificateArn"]
+        for r in plan["resources"]
+        if r["type"] == CERTIFICATE
+    }
+
+
+def test_adding_a_model_with_a_certificate_is_one_certificate_create_and_nothing_removed() -> None:
+    """By sorted position, the new ARN (sorting first) shifted every index: the diff
+    replaced each certificate resource, and each replaced one's delete called
+    RemoveListenerCertificates on an ARN still in use (hashicorp/terraform-provider-aws
+    internal/service/elbv2/listener_certificate.go, ``resourceListenerCertificateDelete``;
+    certificate_arn is ForceNew). Named by ARN, an add is one create."""
+    base = _plan_of(_with_certified_models(["model-20", "model-30"]))
+    head = _plan_of(_with_certified_models(["model-10", "model-20", "model-30"]))
+    diff = diff_graphs(base, head)
+    certificates = [c for c in diff.changes if c.type == CERTIFICATE]
+    assert [(c.action, c.inputs["certificateArn"]) for c in certificates] == [("create", _cert(10))]
+    assert diff.hazards == []
+    assert not [
+        (c.type, c.name)
+        for c in diff.changes
+        if c.action in ("replace", "delete") and c.type != "kubernetes:core/v1:ConfigMap"
+    ]
+    # And removing it again is one delete, of its own ARN only.
+    back = [c for c in diff_graphs(head, base).changes if c.type == CERTIFICATE]
+    assert [(c.action, c.inputs["certificateArn"]) for c in back] == [("delete", _cert(10))]
+
+
+def _as_named_by_position(plan: dict[str, Any]) -> dict[str, Any]:
+    """The same plan as the code before this change synthesized it: certificates named
+    ``-certificate-<sorted position>``, same inputs, no aliases."""
+    old = copy.deepcopy(plan)
+    certificates = sorted(
+        (r for r in old["resources"] if r["type"] == CERTIFICATE),
+        key=lambda r: r["inputs"]["certificateArn"],
+    )
+    for index, resource in enumerate(certificates):
+        name = f"load-balancer-https-certificate-{index}"
+        resource["urn"] = f"{resource['urn'].rsplit('::', 1)[0]}::{name}"
+        resource["name"] = name
+        resource.pop("aliases", None)
+    return old
+
+
+def test_the_first_update_renames_each_certificate_in_place_through_its_alias() -> None:
+    """The engine matches old state by URN, then by aliases (pulumi/pulumi
+    pkg/resource/deploy/step_generator.go, ``getOldResource``): each ARN-named
+    certificate takes over the state of its position-named self, nothing is created,
+    deleted or replaced, and no certificate leaves the listener."""
+    head = _plan_of(_with_certified_models(["model-20", "model-30"]))
+    names = _certificates(head)
+    assert len(names) == 2
+    for resource in (r for r in head["resources"] if r["type"] == CERTIFICATE):
+        (alias,) = resource["aliases"]
+        assert alias.rsplit("::", 1)[1].startswith("load-balancer-https-certificate-")
+    before = _as_named_by_position(head)
+    diff = diff_graphs(before, head)
+    assert [c for c in diff.changes if c.type == CERTIFICATE] == []
+    assert diff.hazards == []
+    assert check_rollback(before, head) == []
+
+
+def test_a_first_update_that_also_adds_a_certificate_is_refused() -> None:
+    """The position alias of the new first ARN points at the old first one: the engine
+    would replace it, and that delete removes a certificate still in use. The diff, the
+    review and the rollback refuse it and say to change the certificates separately."""
+    before = _as_named_by_position(_plan_of(_with_certified_models(["model-20", "model-30"])))
+    head = _plan_of(_with_certified_models(["model-10", "model-20", "model-30"]))
+    diff = diff_graphs(before, head)
+    assert diff.hazards and all("listener-certificate-in-use" in h for h in diff.hazards)
+    assert "RemoveListenerCertificates" in diff.hazards[0]
+    kinds = {f.kind for f in check_rollback(before, head)}
+    assert "listener-certificate-in-use" in kinds
+    assert "refused: listener-certificate-in-use" in render_text([diff], color=False)
+
+
+# --------------------------------------------------------------------------- item 6
+
+
+def _renamed_llm(priority: int | None) -> dict[str, Any]:
+    raw = raw_stack_config("dev")
+    raw["models"][0]["name"] = "llama-3-8b-chat"
+    if priority is not None:
+        raw["models"][0]["exposure"]["priority"] = priority
+    return raw
+
+
+def test_a_renamed_model_keeping_its_priority_is_refused_in_one_update() -> None:
+    """ELB rule priorities are unique per listener; the renamed model's rule is a new
+    resource whose CreateRule runs while the old rule (deleted last) holds the
+    priority: PriorityInUse. Refused with the two-update recipe."""
+    slot = derived_rule_slot(LLM)
+    base = _plan_of(raw_stack_config("dev"))
+    head = _plan_of(_renamed_llm(slot))
+    diff = diff_graphs(base, head)
+    moved = sorted(h for h in diff.hazards if h.startswith("rule-priority-moved"))
+    # The main rule (HTTPS listener) and the warm rule (HTTP listener), same priority.
+    assert len(moved) == 2
+    assert f"priority {2 * slot} moves from model-{LLM}-rule to" in moved[0]
+    assert f"priority {2 * slot} moves from model-{LLM}-warm-rule to" in moved[1]
+    assert all("two updates" in m for m in moved)
+    assert [f.kind for f in check_rollback(base, head)].count("rule-priority-moved") == 2
+    # The same in two updates is accepted: first the model goes (or takes another slot),
+    # then the new name takes the freed priority.
+    without = raw_stack_config("dev")
+    without["models"] = without["models"][1:]
+    middle = _plan_of(without)
+    assert diff_graphs(base, middle).hazards == []
+    assert diff_graphs(middle, head).hazards == []
+    # A rename that lets the priority derive from the new name moves nothing.
+    assert diff_graphs(base, _plan_of(_renamed_llm(None))).hazards == []
+
+
+def test_a_priority_moving_between_rules_in_place_is_refused_too() -> None:
+    """Two kept rules swapping or passing on a priority: ModifyRule of the taker may run
+    before the giver's, so it is refused the same way."""
+    base = copy.deepcopy(_plan_of(raw_stack_config("dev")))
+    rules = [r for r in base["resources"] if r["type"] == RULE and r["name"].endswith("-rule")]
+    main = next(r for r in rules if r["name"] == f"model-{LLM}-rule")
+    head = copy.deepcopy(base)
+    other = copy.deepcopy(main)
+    other["urn"] = main["urn"].replace(f"model-{LLM}-rule", "model-other-rule")
+    other["name"] = "model-other-rule"
+    other["inputs"]["priority"] = 7
+    base["resources"].append(other)
+    taker = next(r for r in head["resources"] if r["urn"] == main["urn"])
+    moved = copy.deepcopy(other)
+    moved["inputs"]["priority"] = main["inputs"]["priority"]
+    taker["inputs"]["priority"] = 9
+    head["resources"].append(moved)
+    kinds = [h.kind for h in check_traffic(base, head)]
+    assert kinds == ["rule-priority-moved"]
