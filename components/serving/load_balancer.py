@@ -37,7 +37,7 @@ import pulumi_kubernetes as k8s
 from components.cluster.eks import SYSTEM_NODE_LABEL
 from components.iam import actions, documents
 from components.serving.identity import WorkloadIdentity, workload_role
-from components.serving.rollout import path_patterns, rule_priorities
+from components.serving.rollout import WARM_SOURCE_CIDR, path_patterns, rule_priorities
 from components.serving.tls_policies import TLS12_POLICIES
 from components.validation import require_valid
 from components.versions import (
@@ -775,11 +775,6 @@ class WeightedTarget:
     group: aws.lb.TargetGroup
     weight: int
     ready: tuple[pulumi.Resource, ...] = ()
-
-
-WARM_SOURCE_CIDR = "255.255.255.255/32"
-"""The source-ip condition of a model's warm rule: the limited broadcast address, which
-can never be the source of a TCP connection (RFC 1122, 4.2.3.10), so no request matches."""
 
 
 def _ready(targets: Sequence[WeightedTarget]) -> list[pulumi.Resource]:

@@ -116,6 +116,11 @@ def path_patterns(path: str) -> list[str]:
     return [base, f"{base}/*"]
 
 
+WARM_SOURCE_CIDR = "255.255.255.255/32"
+"""The only condition of a model's warm rule (a source-ip): the limited broadcast address,
+which can never be the source of a TCP connection (RFC 1122, 4.2.3.10), so the rule
+matches no request; it only makes ELB health-check the groups it names."""
+
 RULE_CONDITION_VALUES = 5
 """ALB quota: condition values per rule (host, path patterns, header and source-ip values
 together)."""

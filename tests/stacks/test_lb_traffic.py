@@ -228,7 +228,7 @@ def test_every_group_is_health_checked_from_the_start_by_a_rule_no_request_match
     ``calculateReadinessGateTransition``). A rule that waits for the Deployment could
     otherwise wait forever for pods that wait for it: the warm rule on the HTTP listener
     names every group of the model, waits for no Deployment, and matches nothing."""
-    from components.serving.load_balancer import WARM_SOURCE_CIDR
+    from components.serving.rollout import WARM_SOURCE_CIDR
 
     graph = synth_edited("dev", STRATEGIES[state]("dev"))
     warm = graph.one(RULE, f"model-{LLM}-warm-rule")
