@@ -14,7 +14,7 @@ registered in :data:`policy.rules.AREAS` as ``load_balancers``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from components.serving.rollout import WARM_SOURCE_CIDR
@@ -67,7 +67,7 @@ def lb_http_redirect_only(stack: Stack) -> Iterator[Finding]:
             )
 
 
-def _matches_nothing(props: dict[str, Any]) -> bool:
+def _matches_nothing(props: Mapping[str, Any]) -> bool:
     """A rule whose only condition is a source-ip of :data:`WARM_SOURCE_CIDR` (no TCP
     connection comes from it): it routes no request, it only gets its target groups
     health-checked (a model's warm rule)."""
