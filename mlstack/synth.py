@@ -60,9 +60,14 @@ class ResourceNode:
     ignore_changes: tuple[str, ...]
     inputs: dict[str, Any]
     delete_before_replace: bool = False
+    aliases: tuple[str, ...] = ()
+    """Earlier URNs of this resource (``aliases=`` with a new name): the engine matches the
+    old state by URN first, then by these (pulumi/pulumi pkg/resource/deploy/
+    step_generator.go, ``getOldResource``)."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        extra: dict[str, Any] = {"aliases": list(self.aliases)} if self.aliases else {}
+        return extra | {
             "urn": self.urn,
             "type": self.type,
             "name": self.name,
@@ -337,6 +342,20 @@ class _OfflineMocks(pulumi.runtime.Mocks):
         return answer(dict(args.args), self.region), []
 
 
+def _alias_urns(urn: str, request: Any) -> tuple[str, ...]:
+    """The URNs of the name-only aliases of a registration (the resource's earlier names
+    under the same type and parent); other alias forms are not recorded."""
+    found: list[str] = []
+    for alias in getattr(request, "aliases", ()):
+        spec = alias.spec if alias.HasField("spec") else None
+        if spec is None or not spec.name or spec.noParent:
+            continue
+        if spec.type not in ("", request.type) or spec.parentUrn not in ("", request.parent):
+            continue
+        found.append(f"{urn.rsplit('::', 1)[0]}::{spec.name}")
+    return tuple(sorted(set(found)))
+
+
 class _RecordingMonitor(mocks.MockMonitor):
     def __init__(self, mock: pulumi.runtime.Mocks) -> None:
         super().__init__(mock)
@@ -368,6 +387,7 @@ class _RecordingMonitor(mocks.MockMonitor):
             ignore_changes=tuple(request.ignoreChanges),
             inputs=clean(raw),
             delete_before_replace=bool(request.deleteBeforeReplace),
+            aliases=_alias_urns(response.urn, request),
         )
         with self._lock:
             self.nodes.append(node)

@@ -322,6 +322,7 @@ def build_serving(
                 node_cache=model_caches[model.pool].mount if model.pool in model_caches else None,
                 rule_slot=slots.get(model.name),
                 tags=dict(tags),
+                vpc_cidr=vpc_cidr,
             ),
             opts=opts,
         )
@@ -425,8 +426,10 @@ def service_args(
     tags: Mapping[str, str] | None = None,
     image_cache: ImageCache | None = None,
     node_cache: NodeCacheMount | None = None,
+    vpc_cidr: str | None = None,
 ) -> InferenceServiceArgs:
-    """The InferenceService inputs of one model."""
+    """The InferenceService inputs of one model. ``vpc_cidr``: who may use a blue/green
+    preview route unless ``blueGreen.previewSourceCidrs`` says otherwise."""
     preset = runtime_for(model)
     tracks = []
     for track in model.tracks:
@@ -479,6 +482,7 @@ def service_args(
         preview_header=rollout.blue_green.preview_header
         if rollout.blue_green
         else "x-mlstack-preview",
+        preview_source_cidrs=preview_source_cidrs(model, vpc_cidr),
         exposure=exposure.type,
         host=exposure.host,
         path=exposure.path,
@@ -499,6 +503,17 @@ def service_args(
         node_cache=node_cache,
         scaler_depends_on=(keda.release,),
     )
+
+
+def preview_source_cidrs(model: ModelConfig, vpc_cidr: str | None) -> tuple[str, ...]:
+    """Who may reach a blue/green model's idle color through the preview route:
+    ``blueGreen.previewSourceCidrs``, else the VPC (the private network)."""
+    blue_green = model.rollout.blue_green
+    if blue_green is None or model.exposure.type != "alb":
+        return ()
+    if blue_green.preview_source_cidrs:
+        return tuple(blue_green.preview_source_cidrs)
+    return (vpc_cidr,) if vpc_cidr else ()
 
 
 def scraped_service(model: ModelConfig) -> str:

@@ -40,7 +40,15 @@ from components.serving import load_balancer as lb
 from components.serving import runtimes
 from components.serving.identity import WorkloadIdentity, workload_role
 from components.serving.model_cache import NodeCacheMount
-from components.serving.rollout import TRACKS, RoutePlan, Strategy, route_plan, workload_name
+from components.serving.rollout import (
+    RULE_CONDITION_VALUES,
+    TRACKS,
+    RoutePlan,
+    Strategy,
+    condition_values,
+    route_plan,
+    workload_name,
+)
 from components.storage import layout
 from components.validation import require_valid
 
@@ -152,6 +160,8 @@ class InferenceServiceArgs:
     canary_weight: int = 0
     active_color: str | None = None
     preview_header: str = "x-mlstack-preview"
+    preview_source_cidrs: tuple[str, ...] = ()
+    """blueGreen on alb: the only client CIDRs the preview rule accepts (source-ip)."""
     exposure: Exposure = "none"
     host: str | None = None
     path: str = "/"
@@ -222,6 +232,24 @@ class InferenceServiceArgs:
             found.append(f"host: {self.host!r}: only alb exposure routes by host")
         if not 0 <= self.slow_start_seconds <= 900 or 0 < self.slow_start_seconds < 30:
             found.append(f"slow_start_seconds: {self.slow_start_seconds}: 0 or 30..900")
+        if self.strategy == "blueGreen" and self.exposure == "alb":
+            if not self.preview_source_cidrs:
+                found.append(
+                    "preview_source_cidrs: (): the preview rule reaches the un-promoted color; "
+                    "allowed: the CIDRs that may preview (the stack passes the VPC's)"
+                )
+            values = condition_values(self.host, self.path, True, self.preview_source_cidrs)
+            if values > RULE_CONDITION_VALUES:
+                found.append(
+                    f"preview_source_cidrs: {list(self.preview_source_cidrs)}: the preview "
+                    f"rule would carry {values} condition values; ALB allows "
+                    f"{RULE_CONDITION_VALUES} per rule"
+                )
+        if self.strategy == "blueGreen" and self.exposure == "nlb":
+            found.append(
+                "exposure: 'nlb': blueGreen's idle color would sit behind no listener "
+                "(targets 'unused', readiness gate never passes); allowed: alb"
+            )
         if self.strategy == "canary" and self.exposure != "alb":
             found.append(f"exposure: {self.exposure!r}: canary weights need alb")
         if self.max_surge + self.max_unavailable == 0:
@@ -900,7 +928,7 @@ class InferenceService(pulumi.ComponentResource):
         spec: lb.TargetSpec,
         service: k8s.core.v1.Service,
         suffix: str,
-    ) -> aws.lb.TargetGroup:
+    ) -> tuple[aws.lb.TargetGroup, k8s.apiextensions.CustomResource]:
         """A target group for one track (and port) and its TargetGroupBinding."""
         args = self._args
         assert args.frontend is not None  # checked in problems()
@@ -913,21 +941,20 @@ class InferenceService(pulumi.ComponentResource):
             tags={**args.tags, "mlstack:model": args.model_name, "mlstack:track": track},
             parent=self,
         )
-        self.bindings.append(
-            lb.target_group_binding(
-                f"{base}-tgb{suffix}",
-                namespace=args.namespace,
-                binding_name=f"{workload}{suffix}",
-                service=service,
-                service_name=workload,
-                port=port_name,
-                group=group,
-                frontend=args.frontend,
-                labels=self._labels(track),
-                parent=self,
-            )
+        binding = lb.target_group_binding(
+            f"{base}-tgb{suffix}",
+            namespace=args.namespace,
+            binding_name=f"{workload}{suffix}",
+            service=service,
+            service_name=workload,
+            port=port_name,
+            group=group,
+            frontend=args.frontend,
+            labels=self._labels(track),
+            parent=self,
         )
-        return group
+        self.bindings.append(binding)
+        return group, binding
 
     def _expose_alb(self, services: Mapping[str, k8s.core.v1.Service]) -> None:
         args = self._args
@@ -942,25 +969,36 @@ class InferenceService(pulumi.ComponentResource):
             drain_seconds=args.drain_seconds,
             slow_start_seconds=args.slow_start_seconds,
         )
-        groups: dict[str, aws.lb.TargetGroup] = {}
+        groups: dict[str, tuple[aws.lb.TargetGroup, tuple[pulumi.Resource, ...]]] = {}
         for track in args.tracks:
-            groups[workload_name(args.model_name, track.track)] = group = self._bind(
+            group, binding = self._bind(
                 track.track, preset.port_name, spec, services[track.track], ""
             )
+            # Traffic only once the track's rollout is available and its binding exists.
+            ready = (self.deployments[track.track], binding)
+            groups[workload_name(args.model_name, track.track)] = (group, ready)
             self.target_groups.append(
                 ExposedTargetGroup("alb", None if track.track == "stable" else track.track, group)
             )
+
+        def target(service: str, weight: int) -> lb.WeightedTarget:
+            group, ready = groups[service]
+            return lb.WeightedTarget(group, weight, ready)
+
         main, preview = lb.alb_rules(
             self._name,
             listener=frontend.https_listener,
             slot=args.rule_slot,
             host=args.host,
             path=args.path,
-            main=[lb.WeightedTarget(groups[b.service], b.weight) for b in self.routes.main],
-            preview=groups[self.routes.preview] if self.routes.preview else None,
+            main=[target(b.service, b.weight) for b in self.routes.main],
+            preview=target(self.routes.preview, 100) if self.routes.preview else None,
+            warm_listener=frontend.http_listener,
+            warm_groups=[group for group, _ in groups.values()],
             preview_header=args.preview_header,
             tags={**args.tags, "mlstack:model": args.model_name},
             parent=self,
+            preview_source_cidrs=args.preview_source_cidrs,
         )
         self.rules = [main] + ([preview] if preview is not None else [])
         self.load_balancer_arn_suffix = frontend.alb.arn_suffix
@@ -979,7 +1017,7 @@ class InferenceService(pulumi.ComponentResource):
         for track in args.tracks:
             for port in ports:
                 suffix = "" if port.name == preset.port_name else f"-{port.name}"
-                group = self._bind(
+                group, _ = self._bind(
                     track.track,
                     port.name,
                     lb.TargetSpec(

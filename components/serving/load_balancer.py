@@ -25,6 +25,7 @@ cut to exactly that (:data:`CONTROLLER_STATEMENTS`, each with its reason).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -37,7 +38,7 @@ from components.cluster.eks import SYSTEM_NODE_LABEL
 from components.iam import actions, documents
 from components.serving import runtimes
 from components.serving.identity import WorkloadIdentity, workload_role
-from components.serving.rollout import path_patterns, rule_priorities
+from components.serving.rollout import WARM_SOURCE_CIDR, path_patterns, rule_priorities
 from components.serving.tls_policies import TLS12_POLICIES
 from components.validation import require_valid
 from components.versions import (
@@ -247,6 +248,12 @@ def controller_policy(
     )
 
 
+def certificate_key(arn: str) -> str:
+    """A listener certificate's name suffix: the first 12 hex digits of its ARN's sha256
+    (stable, whatever else the listener holds)."""
+    return hashlib.sha256(arn.encode()).hexdigest()[:12]
+
+
 def account_of(arn: str) -> str:
     """The account id field of an ARN (``arn:partition:service:region:account:...``)."""
     parts = arn.split(":")
@@ -279,6 +286,8 @@ class Frontend:
     cluster_name: str
     https_listener: aws.lb.Listener | None = None
     alb: aws.lb.LoadBalancer | None = None
+    http_listener: aws.lb.Listener | None = None
+    """The ALB's HTTP (redirect) listener: it holds the models' warm rules."""
     nlb_security_group: aws.ec2.SecurityGroup | None = None
     """The one security group every model NLB uses (listener ports in, pods out)."""
     idle_timeout_seconds: int = 600
@@ -467,6 +476,7 @@ class LoadBalancer(pulumi.ComponentResource):
             cluster_name=args.cluster_name,
             https_listener=self.https_listener,
             alb=self.alb,
+            http_listener=self.http_listener,
             nlb_security_group=self.nlb_security_group,
             idle_timeout_seconds=args.idle_timeout_seconds,
         )
@@ -543,13 +553,22 @@ class LoadBalancer(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        for i, arn in enumerate(sorted(set(args.extra_certificate_arns))):
+        for index, arn in enumerate(sorted(set(args.extra_certificate_arns))):
+            # Named by its ARN: adding or removing another model's certificate leaves this
+            # one alone (by position, the shift replaced it, and the delete's
+            # RemoveListenerCertificates took an ARN still in use off the listener). The
+            # alias is the name it had by position: a first update with the same set of
+            # certificates renames each in place; one that also changes the set is
+            # refused by `mlstack diff` / review (listener-certificate-in-use).
             aws.lb.ListenerCertificate(
-                f"{name}-https-certificate-{i}",
+                f"{name}-https-certificate-{certificate_key(arn)}",
                 aws.lb.ListenerCertificateArgs(
                     listener_arn=self.https_listener.arn, certificate_arn=arn
                 ),
-                opts=child,
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    aliases=[pulumi.Alias(name=f"{name}-https-certificate-{index}")],
+                ),
             )
 
     @staticmethod
@@ -772,10 +791,24 @@ def target_group_binding(
 
 @dataclass(frozen=True)
 class WeightedTarget:
-    """One target group of a forward action and its weight."""
+    """One target group of a forward action and its weight. ``ready``: what must be done
+    before the group may take traffic (its track's Deployment, which pulumi-kubernetes
+    creates or updates only once the rollout is available, and its TargetGroupBinding);
+    a rule forwarding a non-zero weight to the group depends on them."""
 
     group: aws.lb.TargetGroup
     weight: int
+    ready: tuple[pulumi.Resource, ...] = ()
+
+
+def _ready(targets: Sequence[WeightedTarget]) -> list[pulumi.Resource]:
+    """What a rule forwarding to ``targets`` waits for: every ``ready`` of a non-zero
+    weight, each once, in order."""
+    found: list[pulumi.Resource] = []
+    for target in targets:
+        if target.weight > 0:
+            found += [r for r in target.ready if r not in found]
+    return found
 
 
 def _forward(targets: Sequence[WeightedTarget]) -> aws.lb.ListenerRuleActionArgs:
@@ -794,7 +827,10 @@ def _forward(targets: Sequence[WeightedTarget]) -> aws.lb.ListenerRuleActionArgs
 
 
 def _conditions(
-    host: str | None, path: str, header: tuple[str, str] | None = None
+    host: str | None,
+    path: str,
+    header: tuple[str, str] | None = None,
+    source_cidrs: Sequence[str] = (),
 ) -> list[aws.lb.ListenerRuleConditionArgs]:
     conditions = []
     if host is not None:
@@ -817,6 +853,12 @@ def _conditions(
                 )
             )
         )
+    if source_cidrs:
+        conditions.append(
+            aws.lb.ListenerRuleConditionArgs(
+                source_ip=aws.lb.ListenerRuleConditionSourceIpArgs(values=list(source_cidrs))
+            )
+        )
     return conditions
 
 
@@ -828,16 +870,51 @@ def alb_rules(
     host: str | None,
     path: str,
     main: Sequence[WeightedTarget],
-    preview: aws.lb.TargetGroup | None,
+    preview: WeightedTarget | None,
     preview_header: str,
     tags: Mapping[str, str],
     parent: pulumi.Resource,
+    preview_source_cidrs: Sequence[str] = (),
+    warm_listener: aws.lb.Listener | None = None,
+    warm_groups: Sequence[aws.lb.TargetGroup] = (),
 ) -> tuple[aws.lb.ListenerRule, aws.lb.ListenerRule | None]:
     """The model's listener rules: ``{name}-rule`` (main: weighted forward) and, for
     blue/green, ``{name}-preview-rule`` (same host/path plus the header, to the idle
-    color), one priority before it."""
+    color, only from ``preview_source_cidrs``: a source-ip condition, which the
+    ``X-Forwarded-For`` header cannot satisfy), one priority before it.
+
+    Each rule depends on the ``ready`` resources of every group it forwards a non-zero
+    weight to, so it routes to a track only once its Deployment is available and its
+    binding exists. A new track's pods pass their readiness gate only when their target
+    is ``healthy``, and ELB health-checks only groups some listener rule names; so
+    ``{name}-warm-rule`` on ``warm_listener`` (the HTTP listener, at the main priority)
+    names ``warm_groups`` (every group of the model, in track order: a color switch
+    leaves it unchanged) from the start, depends on nothing but the groups, and matches
+    no request (:data:`WARM_SOURCE_CIDR`)."""
+    if preview is not None and not preview_source_cidrs:
+        raise ValueError(
+            f"{name}: a preview rule needs preview_source_cidrs (else the un-promoted color "
+            "is reachable by anyone who reaches the ALB)"
+        )
     preview_priority, main_priority = rule_priorities(slot)
-    child = pulumi.ResourceOptions(parent=parent)
+    if warm_listener is not None and warm_groups:
+        aws.lb.ListenerRule(
+            f"{name}-warm-rule",
+            aws.lb.ListenerRuleArgs(
+                listener_arn=warm_listener.arn,
+                priority=main_priority,
+                actions=[_forward([WeightedTarget(g, 1) for g in warm_groups])],
+                conditions=[
+                    aws.lb.ListenerRuleConditionArgs(
+                        source_ip=aws.lb.ListenerRuleConditionSourceIpArgs(
+                            values=[WARM_SOURCE_CIDR]
+                        )
+                    )
+                ],
+                tags={**tags, "mlstack:role": "health-check-only"},
+            ),
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
     main_rule = aws.lb.ListenerRule(
         f"{name}-rule",
         aws.lb.ListenerRuleArgs(
@@ -847,7 +924,7 @@ def alb_rules(
             conditions=_conditions(host, path),
             tags=dict(tags),
         ),
-        opts=child,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=_ready(main)),
     )
     preview_rule = None
     if preview is not None:
@@ -856,11 +933,11 @@ def alb_rules(
             aws.lb.ListenerRuleArgs(
                 listener_arn=listener.arn,
                 priority=preview_priority,
-                actions=[_forward([WeightedTarget(preview, 100)])],
-                conditions=_conditions(host, path, (preview_header, "true")),
+                actions=[_forward([preview])],
+                conditions=_conditions(host, path, (preview_header, "true"), preview_source_cidrs),
                 tags=dict(tags),
             ),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=_ready([preview])),
         )
     return main_rule, preview_rule
 

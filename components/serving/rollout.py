@@ -13,6 +13,7 @@ the config into names and weights, nothing else, so it is tested without Pulumi.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -113,6 +114,27 @@ def path_patterns(path: str) -> list[str]:
         return ["/*"]
     base = path.rstrip("/")
     return [base, f"{base}/*"]
+
+
+WARM_SOURCE_CIDR = "255.255.255.255/32"
+"""The only condition of a model's warm rule (a source-ip): the limited broadcast address,
+which can never be the source of a TCP connection (RFC 1122, 4.2.3.10), so the rule
+matches no request; it only makes ELB health-check the groups it names."""
+
+RULE_CONDITION_VALUES = 5
+"""ALB quota: condition values per rule (host, path patterns, header and source-ip values
+together)."""
+
+
+def condition_values(
+    host: str | None, path: str, header: bool = False, source_cidrs: Sequence[str] = ()
+) -> int:
+    """How many condition values a listener rule for ``host``/``path`` (plus a header and
+    source CIDRs) carries; ALB allows :data:`RULE_CONDITION_VALUES`."""
+    count = (host is not None) + len(source_cidrs) + int(header)
+    if host is None or path != "/":
+        count += len(path_patterns(path))
+    return count
 
 
 def route_covers(outer: tuple[str | None, str], inner: tuple[str | None, str]) -> bool:

@@ -9,7 +9,9 @@
   when it reaches that step, after other changes were already applied);
 - delete or replace a ``retainOnDelete`` resource and create one of the same type
   under the same physical name: the retained original stays in the account, so
-  the create fails with "already exists".
+  the create fails with "already exists";
+- take a listener certificate still in use off its listener, or move a listener-rule
+  priority from one rule to another (:mod:`mlstack.review.traffic_hazards`).
 
 Resources are matched by URN, as the engine does. A physical name is the input
 that names the resource in the cloud (:data:`NAME_INPUTS`); auto-named resources
@@ -22,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mlstack.review import traffic_hazards
 from mlstack.review.replacements import forces_replacement, replacing_changes
 
 CLUSTER_TYPE = "aws:eks/cluster:Cluster"
@@ -144,4 +147,7 @@ def check_rollback(base: Mapping[str, Any], head: Mapping[str, Any]) -> list[Fin
                         "stays in the account, so the create fails with 'already exists'",
                     )
                 )
+    findings += [
+        Finding(h.kind, h.urn, h.message) for h in traffic_hazards.check_traffic(base, head)
+    ]
     return findings

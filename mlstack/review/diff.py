@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mlstack.errors import UsageError
-from mlstack.review import gitrefs
+from mlstack.review import gitrefs, traffic_hazards
 from mlstack.review.cost import CostEstimate, UnpricedRegionError, delta, estimate, money
 from mlstack.review.plans import STACK_COMPONENT, component_names, graph_from_plan
 from mlstack.review.replacements import forces_replacement
@@ -122,6 +122,8 @@ class StackDiff:
     cost_head: CostEstimate | None = None
     cost_error: str | None = None
     """Why a side could not be priced (its region has no prices)."""
+    hazards: list[str] = field(default_factory=list)
+    """Changes one update cannot apply safely (:mod:`mlstack.review.traffic_hazards`)."""
 
     @property
     def ok(self) -> bool:
@@ -221,6 +223,7 @@ class StackDiff:
                 "cost": self.cost_head.to_json() if self.cost_head else None,
             },
             "counts": self.counts(),
+            "hazards": list(self.hazards),
             "changes": [c.to_json() for c in self.changes],
         }
 
@@ -340,15 +343,20 @@ def diff_graphs(base: dict[str, Any], head: dict[str, Any]) -> StackDiff:
     old, new = _resources(base), _resources(head)
     old_components = component_names(list(old.values()))
     new_components = component_names(list(new.values()))
+    # As the engine: by URN, then by the new resource's aliases (traffic_hazards.matches).
+    previous = traffic_hazards.matches(base, head)
+    renamed = set(previous.values()) - set(new)
     changes: list[ResourceChange] = []
     for urn in sorted(set(old) | set(new)):
-        if urn not in old:
+        if urn in renamed:
+            continue
+        if urn not in previous and urn in new:
             changes.append(_whole(new[urn], new_components[urn], "create"))
             continue
         if urn not in new:
             changes.append(_whole(old[urn], old_components[urn], "delete"))
             continue
-        before, after = old[urn], new[urn]
+        before, after = old[previous[urn]], new[urn]
         props = diff_values(before.get("inputs") or {}, after.get("inputs") or {})
         props = [
             PropertyChange(c.path, c.kind, c.old, c.new, forces_replacement(after["type"], c.path))
@@ -373,6 +381,7 @@ def diff_graphs(base: dict[str, Any], head: dict[str, Any]) -> StackDiff:
     return StackDiff(
         stack=stack,
         changes=changes,
+        hazards=[h.render() for h in traffic_hazards.check_traffic(base, head)],
         base_resources=_count(base),
         head_resources=_count(head),
         cost_base=cost_base,
@@ -519,6 +528,8 @@ def render_text(diffs: Sequence[StackDiff], color: bool) -> str:
                 out.append(_paint(f"  {side} failed: ", "-", color) + error.replace("\n", "\n    "))
             if note:
                 out.append(f"  {side}: {note}")
+        for hazard in d.hazards:
+            out.append(_paint(f"  refused: {hazard}", "-", color))
         if not d.ok:
             counts = f"base {d.base_resources}, head {d.head_resources}"
             out.append(f"  resources: {counts.replace('None', 'n/a')}")
@@ -586,6 +597,9 @@ def _md_stack_header(d: StackDiff) -> str:
             lines += ["", f"**{side} failed to synthesize**:", "```", error.strip(), "```"]
         if note:
             lines.append(f"{side}: {note}.")
+    if d.hazards:
+        lines += ["", "**Refused** (one update cannot apply this safely):"]
+        lines += [f"- {hazard}" for hazard in d.hazards]
     if not d.ok:
         lines.append(
             f"Resources: base {d.base_resources if d.base_resources is not None else 'n/a'}, "

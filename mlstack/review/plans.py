@@ -26,6 +26,7 @@ def node_from_json(raw: Mapping[str, Any]) -> ResourceNode:
         ignore_changes=tuple(raw.get("ignoreChanges") or ()),
         inputs=dict(raw.get("inputs") or {}),
         delete_before_replace=bool(raw.get("deleteBeforeReplace", False)),
+        aliases=tuple(raw.get("aliases") or ()),
     )
 
 

@@ -37,6 +37,7 @@ class ReviewResult:
     @property
     def problems(self) -> list[str]:
         found = [f"{d.stack}: head failed to synthesize" for d in self.diffs if d.head_error]
+        found += [f"{d.stack}: refused: {hazard}" for d in self.diffs for hazard in d.hazards]
         found += [f"parity {p.left} vs {p.right}: {p.summary()}" for p in self.parity if not p.ok]
         found += [
             f"policy {p.stack}: {len(p.blocking)} blocking rule(s)" for p in self.policy if not p.ok

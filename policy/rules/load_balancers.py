@@ -2,7 +2,8 @@
 
 * ``lb-tls-policy``: HTTPS and TLS listeners use a TLS 1.2+ ELB security policy.
 * ``lb-http-redirect-only``: a plain-HTTP listener only redirects to HTTPS (its default
-  actions are redirects and no listener rule hangs off it).
+  actions are redirects and no listener rule that can match a request hangs off it; a
+  model's warm rule, whose only condition is a source-ip no connection has, may).
 * ``lb-prod-internet-facing-hardened``: in prod, an internet-facing load balancer has
   deletion protection and access logs.
 * ``lb-target-groups-alarmed``: every target group has at least one CloudWatch alarm.
@@ -16,10 +17,11 @@ registered in :data:`policy.rules.AREAS` as ``load_balancers``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from components.serving import alb_quotas
+from components.serving.rollout import WARM_SOURCE_CIDR
 from components.serving.tls_policies import TLS12_POLICIES
 from policy.core import Finding, Rule, Stack, as_list, get_path, is_unknown, truthy
 
@@ -60,11 +62,23 @@ def lb_http_redirect_only(stack: Stack) -> Iterator[Finding]:
         if not actions or not all(_redirects_to_https(a) for a in actions):
             yield listener.urn, f"listener {listener.name}: plain HTTP that does not redirect"
         for rule in stack.dependents(listener, *LISTENER_RULE):
+            if _matches_nothing(rule.props):
+                continue
             yield (
                 rule.urn,
                 f"listener rule {rule.name}: routes plain HTTP on {listener.name} "
                 "(HTTP listeners may only redirect to HTTPS)",
             )
+
+
+def _matches_nothing(props: Mapping[str, Any]) -> bool:
+    """A rule whose only condition is a source-ip of :data:`WARM_SOURCE_CIDR` (no TCP
+    connection comes from it): it routes no request, it only gets its target groups
+    health-checked (a model's warm rule)."""
+    conditions = as_list(props.get("conditions"))
+    return len(conditions) == 1 and get_path(conditions[0], "sourceIp", "values") == [
+        WARM_SOURCE_CIDR
+    ]
 
 
 def lb_prod_internet_facing_hardened(stack: Stack) -> Iterator[Finding]:

@@ -11,6 +11,7 @@ replica, how it autoscales, how new versions roll out (``rolling``, ``canary`` o
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 import zoneinfo
@@ -250,6 +251,30 @@ class BlueGreenConfig(ConfigModel):
         "x-mlstack-preview",
         description="Requests carrying this header (value 'true') go to the idle color.",
     )
+
+    preview_source_cidrs: list[str] = knob(
+        default_factory=list,
+        description="alb: client CIDRs the preview route (previewHeader: true, to the idle, "
+        "un-promoted color) accepts, as an ALB source-ip condition. Default: the VPC's CIDR "
+        "(the private network), whatever the load balancer's scheme and inboundCidrs.",
+    )
+
+    @field_validator("preview_source_cidrs")
+    @classmethod
+    def _preview_cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                network = ipaddress.ip_network(cidr, strict=True)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{cidr!r} is not a CIDR ({exc}); allowed: e.g. 10.0.0.0/8"
+                ) from None
+            if network.prefixlen == 0:
+                raise ValueError(
+                    f"{cidr!r} opens the un-promoted color to every address; allowed: the "
+                    "CIDRs of the people and tools that preview (default: the VPC)"
+                )
+        return value
 
     @field_validator("active_color")
     @classmethod

@@ -19,7 +19,13 @@ from pydantic import field_validator
 
 from components.network.cidrs import too_open
 from components.serving.registries import UPSTREAMS
-from components.serving.rollout import RULE_SLOTS, derived_rule_slot, route_covers
+from components.serving.rollout import (
+    RULE_CONDITION_VALUES,
+    RULE_SLOTS,
+    condition_values,
+    derived_rule_slot,
+    route_covers,
+)
 from components.serving.tls_policies import TLS12_POLICIES
 from stacks.schema.base import ConfigModel, fixed, knob
 from stacks.schema.gpu_pools import GpuPoolConfig
@@ -246,6 +252,15 @@ class ServingConfig(ConfigModel):
 
 # --------------------------------------------------------------------------- cross-key rules
 
+NLB_BLUE_GREEN = (
+    "an nlb model cannot run blueGreen: an NLB listener forwards to one target group, so "
+    "the idle color's target groups sit behind no listener, AWS reports their targets "
+    "'unused', and the AWS Load Balancer Controller sets the pods' readiness gate only on "
+    "'healthy' (pkg/targetgroupbinding/resource_manager.go): the idle pods never become "
+    "Ready and `pulumi up` waits out its deadline; allowed: rolling with exposure.type "
+    "nlb, or blueGreen with exposure.type alb (docs/rollouts.md, Blue/green)"
+)
+
 Finding = tuple[str, Any, str]
 """(key path, value, message), turned into a ``stacks.config.Problem``."""
 
@@ -348,6 +363,26 @@ def cross_checks(
                 f"{at}.exposure.type",
                 exposure.type,
                 "strategy canary splits traffic with ALB weights; allowed: alb",
+            )
+        blue_green = model.rollout.blue_green
+        if blue_green is not None and exposure.type == "alb" and blue_green.preview_source_cidrs:
+            values = condition_values(
+                exposure.host, exposure.path, True, blue_green.preview_source_cidrs
+            )
+            if values > RULE_CONDITION_VALUES:
+                room = RULE_CONDITION_VALUES - (values - len(blue_green.preview_source_cidrs))
+                yield (
+                    f"{at}.rollout.blueGreen.previewSourceCidrs",
+                    blue_green.preview_source_cidrs,
+                    f"the preview rule (host, path patterns, header and these CIDRs) would "
+                    f"carry {values} condition values; ALB allows {RULE_CONDITION_VALUES} per "
+                    f"rule; allowed: at most {room} CIDR(s) for this host/path",
+                )
+        if model.rollout.strategy == "blueGreen" and exposure.type == "nlb":
+            yield (
+                f"{at}.rollout.strategy",
+                "blueGreen",
+                NLB_BLUE_GREEN,
             )
         if exposure.type == "alb":
             route = (exposure.host or "*", exposure.path)

@@ -769,6 +769,29 @@ def test_an_http_listener_rule_routing_plain_http_fails() -> None:
     assert "routes plain HTTP" in result.violations[0].message
 
 
+def test_an_http_listener_rule_that_matches_no_request_passes_but_only_that_one() -> None:
+    """A model's warm rule (only a source-ip of the limited broadcast address) routes no
+    request: allowed. The same rule with any further or other condition is not."""
+    from components.serving.rollout import WARM_SOURCE_CIDR
+
+    (listener,) = _listener("redirect")
+    warm = {"priority": 10, "conditions": [{"sourceIp": {"values": [WARM_SOURCE_CIDR]}}]}
+    rule = node(lbr.LISTENER_RULE[0], "warm", warm, depends_on=(listener,))
+    assert result_of("lb-http-redirect-only", graph(listener, rule)).status == "pass"
+    for conditions in (
+        [{"sourceIp": {"values": [WARM_SOURCE_CIDR, "10.0.0.0/8"]}}],
+        [{"sourceIp": {"values": ["10.0.0.0/8"]}}],
+        [{"sourceIp": {"values": [WARM_SOURCE_CIDR]}}, {"pathPattern": {"values": ["/*"]}}],
+    ):
+        routed = node(
+            lbr.LISTENER_RULE[0],
+            "routed",
+            {"priority": 10, "conditions": conditions},
+            depends_on=(listener,),
+        )
+        assert result_of("lb-http-redirect-only", graph(listener, routed)).status == "fail"
+
+
 def test_internal_balancers_and_dev_need_no_hardening() -> None:
     internal = _balancer(internal=True, protected=False, logs=False)
     assert result_of("lb-prod-internet-facing-hardened", graph(internal)).status == "pass"

@@ -76,7 +76,7 @@ def test_every_model_has_target_groups_rules_bindings_and_alarms(any_graph: Reso
             assert _suffix(any_graph, group) in alarmed, group.name
         rules = _component_children(any_graph, component, RULE)
         if exposure == "alb":
-            assert [r.name for r in rules] == [f"{component}-rule"]
+            assert [r.name for r in rules] == [f"{component}-rule", f"{component}-warm-rule"]
         else:
             assert rules == []
             assert len(_component_children(any_graph, component, LB)) == 1

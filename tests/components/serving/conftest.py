@@ -166,6 +166,7 @@ def default_args(
         host=f"{spec.model}.example.com",
         frontend=lb.frontend,
         rule_slot=derived_rule_slot(spec.model),
+        preview_source_cidrs=(VPC_CIDR,),
         pdb_min_available=1,
         loader_image=LOADER_IMAGE,
         scaler_depends_on=(keda.release,),
@@ -230,7 +231,8 @@ def synth_serving(specs: list[ServiceSpec], **kwargs: Any) -> ResourceGraph:
 @pytest.fixture(scope="module")
 def mixed_graph() -> ResourceGraph:
     """One service per strategy/runtime/exposure: rolling vLLM on the ALB, canary vLLM,
-    blueGreen Triton on an NLB."""
+    rolling Triton on an NLB (blueGreen needs the ALB: an NLB's idle color would sit
+    behind no listener; ``test_blue_green_routes_active_and_previews_idle_color``)."""
     return synth_serving(
         [
             ServiceSpec(model="llm"),
@@ -243,9 +245,8 @@ def mixed_graph() -> ResourceGraph:
             ServiceSpec(
                 model="vision",
                 runtime=runtimes.TRITON,
-                strategy="blueGreen",
-                versions={"blue": "v3", "green": "v4"},
-                overrides={"active_color": "green", "exposure": "nlb", "host": None},
+                versions={"stable": "v3"},
+                overrides={"exposure": "nlb", "host": None},
             ),
         ]
     )

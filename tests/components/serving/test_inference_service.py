@@ -23,6 +23,7 @@ from tests.components.serving.conftest import (
     LOADER_IMAGE,
     NAMESPACE,
     OIDC_ARN,
+    VPC_CIDR,
     FakePool,
     ServiceSpec,
     synth_serving,
@@ -103,12 +104,7 @@ def test_pod_identity_trust_names_exactly_the_namespace_and_service_account(
         assert association.inputs["serviceAccount"] == model
         sa = k8s_named(mixed_graph, "kubernetes:core/v1:ServiceAccount", model)
         assert sa.inputs["metadata"]["namespace"] == NAMESPACE
-        assert (
-            pod_spec(mixed_graph, model if model != "vision" else "vision-blue")[
-                "serviceAccountName"
-            ]
-            == model
-        )
+        assert pod_spec(mixed_graph, model)["serviceAccountName"] == model
 
 
 def test_irsa_trust_names_exactly_the_namespace_and_service_account() -> None:
@@ -167,7 +163,7 @@ def test_pods_land_on_their_pool_with_its_tolerations_and_selector(
         for t in GPU_TOLERATIONS
     ]
     assert len(expected) == len(GPU_TOLERATIONS)
-    for deployment in ("llm", "chat", "chat-canary", "vision-blue", "vision-green"):
+    for deployment in ("llm", "chat", "chat-canary", "vision"):
         spec = pod_spec(mixed_graph, deployment)
         assert spec["tolerations"] == expected
         assert spec["nodeSelector"] == GPU_SELECTOR
@@ -190,7 +186,7 @@ def test_runtime_preset_sets_image_command_ports_and_probes(mixed_graph: Resourc
     assert vllm["args"][vllm["args"].index("--served-model-name") + 1] == "llm"
     assert [p["containerPort"] for p in vllm["ports"]] == [8000]
     assert vllm["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
-    triton = container(pod_spec(mixed_graph, "vision-green"), "server")
+    triton = container(pod_spec(mixed_graph, "vision"), "server")
     assert triton["image"] == TRITON_IMAGE
     assert {p["name"]: p["containerPort"] for p in triton["ports"]} == {
         "http": 8000,
@@ -376,8 +372,7 @@ def test_keda_scales_each_deployment_on_the_preset_metric(mixed_graph: ResourceG
         "llm": runtimes.VLLM,
         "chat": runtimes.VLLM,
         "chat-canary": runtimes.VLLM,
-        "vision-blue": runtimes.TRITON,
-        "vision-green": runtimes.TRITON,
+        "vision": runtimes.TRITON,
     }
     for workload, preset in cases.items():
         spec = k8s_named(mixed_graph, SCALED_OBJECT, workload).inputs["spec"]
@@ -499,14 +494,12 @@ def test_each_target_group_has_a_binding_to_its_tracks_service(mixed_graph: Reso
         "chat",
         "chat-canary",
         "llm",
-        "vision-blue",
-        "vision-blue-grpc",
-        "vision-green",
-        "vision-green-grpc",
+        "vision",
+        "vision-grpc",
     ]
     assert names[bindings["chat-canary"]["targetGroupARN"]] == "model-chat-canary-tg"
     assert bindings["chat-canary"]["serviceRef"] == {"name": "chat-canary", "port": "http"}
-    assert bindings["vision-green-grpc"]["serviceRef"] == {"name": "vision-green", "port": "grpc"}
+    assert bindings["vision-grpc"]["serviceRef"] == {"name": "vision", "port": "grpc"}
     assert {b["targetType"] for b in bindings.values()} == {"ip"}
     assert all("networking" not in b for b in bindings.values())
 
@@ -540,7 +533,11 @@ def test_blue_green_routes_active_and_previews_idle_color() -> None:
     assert conditions(graph, "model-llm-preview-rule") == {
         "hostHeader": {"values": ["llm.example.com"]},
         "httpHeader": {"httpHeaderName": "x-mlstack-preview", "values": ["true"]},
+        "sourceIp": {"values": [VPC_CIDR]},
     }
+    # The blue/green alias selects the same pods as the active color; it is not scraped.
+    key, _ = runtimes.METRICS_SERVICE_LABEL
+    assert key not in k8s_named(graph, SERVICE, "llm").inputs["metadata"]["labels"]
     # In-cluster clients follow the active color.
     assert (
         k8s_named(graph, SERVICE, "llm").inputs["spec"]["selector"][runtimes.TRACK_LABEL] == "blue"
@@ -565,10 +562,10 @@ def test_nlb_exposure_is_its_own_nlb_forwarding_to_the_active_color(
     assert sorted(listeners) == ["model-vision-nlb-grpc", "model-vision-nlb-http"]
     grpc = listeners["model-vision-nlb-grpc"]
     assert grpc["port"] == 8001
-    assert names[grpc["defaultActions"][0]["targetGroupArn"]] == "model-vision-green-tg-grpc"
+    assert names[grpc["defaultActions"][0]["targetGroupArn"]] == "model-vision-tg-grpc"
     # The frontend's certificate turns the listeners into TLS with the TLS 1.2+ policy.
     assert grpc["protocol"] == "TLS" and grpc["alpnPolicy"] == "HTTP2Preferred"
-    group = mixed_graph.one(TARGET_GROUP, "model-vision-green-tg-grpc").inputs
+    group = mixed_graph.one(TARGET_GROUP, "model-vision-tg-grpc").inputs
     assert (group["protocol"], group["port"]) == ("TCP", 8001)
     assert group["healthCheck"]["path"] == "/v2/health/ready"
     assert group["healthCheck"]["port"] == "8000"
@@ -644,9 +641,7 @@ def test_each_track_has_exactly_one_scraped_service(mixed_graph: ResourceGraph) 
         for n in mixed_graph.by_type(SERVICE)
         if n.inputs["metadata"]["labels"].get(key) == value
     )
-    assert scraped == ["chat", "chat-canary", "llm", "vision-blue", "vision-green"]
-    # The blue/green alias selects the same pods as the active color; it is not scraped.
-    assert key not in k8s_named(mixed_graph, SERVICE, "vision").inputs["metadata"]["labels"]
+    assert scraped == ["chat", "chat-canary", "llm", "vision"]
 
 
 def test_two_tracks_of_one_model_share_one_read_grant() -> None:
