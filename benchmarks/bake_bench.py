@@ -2,7 +2,7 @@
 
 Usage (from the repository root, in its virtualenv):
 
-    .venv/bin/python benchmarks/bake_bench.py [--runs N] [--poll-seconds S]
+    .venv/bin/python benchmarks/bake_bench.py --runs 5 --poll-seconds 30 --counts 1 10 50 100
 
 Starts a moto server on 127.0.0.1 (`mlstack.testing.moto_server`, stopped by PID),
 copies the stack files to a temporary directory (their CloudWatch alarms are always
@@ -15,6 +15,10 @@ in the plan), creates those alarms in moto, then for each stack:
   min / median / max of --runs (default 5);
 - time of one poll alone (alarms against moto + rollouts against a loopback fake
   Kubernetes API serving the test suite's recorded responses), median of --runs.
+
+Then the same per-poll numbers (not the whole process) for prod with 1, 10, 50 and 100
+generated models (``--counts``; ``serving_bench.sized_stack``: vLLM on the ALB and
+Triton on NLBs, alternating).
 
 Nothing is asserted; the numbers go in the closing notes.
 """
@@ -71,6 +75,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--poll-seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--counts", type=int, nargs="*", default=[1, 10, 50, 100], help="generated models"
+    )
     args = parser.parse_args()
 
     import boto3
@@ -84,7 +91,11 @@ def main() -> None:
     )
     from mlstack.synth import synth_config
     from mlstack.testing.moto_server import moto_server
-    from stacks.config import load_config_file
+    from stacks.config import load_config_file, parse_config
+    from tests.conftest import raw_stack_config
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from serving_bench import sized_stack
 
     env = {
         **os.environ,
@@ -102,8 +113,12 @@ def main() -> None:
         ):
             root = Path(scratch)
             copy_stack_files(root)
-            for stack in ("dev", "prod"):
-                cfg = load_config_file(stack, root)
+            cases = [(stack, stack, load_config_file(stack, root)) for stack in ("dev", "prod")]
+            for count in args.counts:
+                raw = sized_stack(raw_stack_config("prod"), count)
+                cases.append((f"prod, {count} models", "prod", parse_config(raw, "generated")))
+            for label, stack, cfg in cases:
+                whole_process = label == stack
                 plan = json.loads(json.dumps(synth_config(cfg, stack).to_json()))
                 targets = targets_from_plan(plan)
                 cloudwatch = boto3.client(
@@ -124,7 +139,7 @@ def main() -> None:
                 per_poll_alarms = calls_per_poll(targets, kubernetes=False)
                 per_minute = per_poll * 60 / args.poll_seconds
                 print(
-                    f"{stack}: {len(targets.alarms)} alarms, {len(targets.deployments)} "
+                    f"{label}: {len(targets.alarms)} alarms, {len(targets.deployments)} "
                     f"deployments -> {per_poll} API calls per poll ({per_poll_alarms} with "
                     f"--skip-kubernetes), {per_minute:g} per minute at "
                     f"--poll-seconds {args.poll_seconds:g}"
@@ -139,6 +154,8 @@ def main() -> None:
                     assert source.calls + kube.calls == per_poll, (source.calls, kube.calls)
                     assert not poll.breaches
                 print(f"  one poll in-process: median {statistics.median(polls) * 1000:.1f} ms")
+                if not whole_process:
+                    continue
                 command = [
                     sys.executable,
                     "-m",
