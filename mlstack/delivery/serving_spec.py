@@ -16,6 +16,10 @@ running the same thing hash alike:
 - ``latencySloSeconds``: the p99 objective the alarms use (the model's, else the
   preset's default).
 
+Kubernetes starts a new ReplicaSet for any change of a Deployment's pod template (the
+``pod-template-hash`` label: ``ComputeHash`` over the whole ``PodTemplateSpec``,
+kubernetes ``pkg/controller/controller_utils.go``); the spec is the part of that
+template that says what the server is, without what only names or sizes one stack.
 Left out, as environment-specific or sizing: names, labels other than the runtime,
 namespaces, tags, the model-loader init containers (plumbing whose arguments carry the
 stack's region, bucket and cache size), CPU, memory, ephemeral storage, /dev/shm, probes,

@@ -74,7 +74,10 @@ def test_dev_and_prod_specs_differ_only_in_the_pinned_version(
     plans: dict[str, tuple[dict[str, Any], StackConfig]],
 ) -> None:
     """Region, account, cache prefixes, names, CPU, memory, /dev/shm and replicas differ
-    between the stacks and are not in the spec; the LLM's versions differ, nothing else."""
+    between the stacks and are not in the spec; the LLM's versions differ, nothing else.
+    (Kubernetes' own ``pod-template-hash``, ``ComputeHash`` in kubernetes
+    pkg/controller/controller_utils.go, covers the whole template, so it differs between
+    any two stacks; this hash is the subset that says what the server is.)"""
     dev = serving_specs(plans["dev"][0], plans["dev"][1].models)
     prod = serving_specs(plans["prod"][0], plans["prod"][1].models)
     assert set(dev) == set(prod) == {"llama-3-8b-instruct", "resnet50"}
