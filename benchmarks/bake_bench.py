@@ -1,12 +1,12 @@
 """What one `mlstack bake` poll costs, per stack: API calls per minute and time.
 
-Usage: python benchmarks/bake_bench.py [--runs N] [--poll-seconds S]
+Usage (from the repository root, in its virtualenv):
+
+    .venv/bin/python benchmarks/bake_bench.py --runs 5 --poll-seconds 30 --counts 1 10 50 100
 
 Starts a moto server on 127.0.0.1 (`mlstack.testing.moto_server`, stopped by PID),
-copies the stack files to a temporary directory with
-`mlstack:monitoring.albAlarms.enabled: true` (so the plan has its CloudWatch alarms;
-the real files start with the switch off), creates those alarms in moto, then for
-each stack:
+copies the stack files to a temporary directory (their CloudWatch alarms are always
+in the plan), creates those alarms in moto, then for each stack:
 
 - API calls per poll = ceil(alarms / 100) DescribeAlarms + 2 per inference Deployment
   (the Deployment and its pods) with Kubernetes, and per minute at --poll-seconds;
@@ -16,6 +16,10 @@ each stack:
 - time of one poll alone (alarms against moto + rollouts against a loopback fake
   Kubernetes API serving the test suite's recorded responses), median of --runs.
 
+Then the same per-poll numbers (not the whole process) for prod with 1, 10, 50 and 100
+generated models (``--counts``; ``serving_bench.sized_stack``: vLLM on the ALB and
+Triton on NLBs, alternating).
+
 Nothing is asserted; the numbers go in the closing notes.
 """
 
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -60,21 +65,19 @@ def fake_kube() -> tuple[ThreadingHTTPServer, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
-def stack_files_with_alarms(into: Path) -> None:
+def copy_stack_files(into: Path) -> None:
+    """The stack files as they are (their CloudWatch alarms are always on)."""
     for stack in ("dev", "prod"):
-        text = (ROOT / f"Pulumi.{stack}.yaml").read_text()
-        marker = "    albAlarms:\n"
-        head, found, tail = text.partition(marker)
-        if not found or "      enabled: false\n" not in tail:
-            raise SystemExit(f"Pulumi.{stack}.yaml: no albAlarms.enabled: false to switch on")
-        tail = tail.replace("      enabled: false\n", "      enabled: true\n", 1)
-        (into / f"Pulumi.{stack}.yaml").write_text(head + marker + tail)
+        shutil.copy(ROOT / f"Pulumi.{stack}.yaml", into / f"Pulumi.{stack}.yaml")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--poll-seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--counts", type=int, nargs="*", default=[1, 10, 50, 100], help="generated models"
+    )
     args = parser.parse_args()
 
     import boto3
@@ -88,7 +91,11 @@ def main() -> None:
     )
     from mlstack.synth import synth_config
     from mlstack.testing.moto_server import moto_server
-    from stacks.config import load_config_file
+    from stacks.config import load_config_file, parse_config
+    from tests.conftest import raw_stack_config
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from serving_bench import sized_stack
 
     env = {
         **os.environ,
@@ -105,9 +112,13 @@ def main() -> None:
             tempfile.TemporaryDirectory(prefix="mlstack-bake-") as scratch,
         ):
             root = Path(scratch)
-            stack_files_with_alarms(root)
-            for stack in ("dev", "prod"):
-                cfg = load_config_file(stack, root)
+            copy_stack_files(root)
+            cases = [(stack, stack, load_config_file(stack, root)) for stack in ("dev", "prod")]
+            for count in args.counts:
+                raw = sized_stack(raw_stack_config("prod"), count)
+                cases.append((f"prod, {count} models", "prod", parse_config(raw, "generated")))
+            for label, stack, cfg in cases:
+                whole_process = label == stack
                 plan = json.loads(json.dumps(synth_config(cfg, stack).to_json()))
                 targets = targets_from_plan(plan)
                 cloudwatch = boto3.client(
@@ -128,7 +139,7 @@ def main() -> None:
                 per_poll_alarms = calls_per_poll(targets, kubernetes=False)
                 per_minute = per_poll * 60 / args.poll_seconds
                 print(
-                    f"{stack}: {len(targets.alarms)} alarms, {len(targets.deployments)} "
+                    f"{label}: {len(targets.alarms)} alarms, {len(targets.deployments)} "
                     f"deployments -> {per_poll} API calls per poll ({per_poll_alarms} with "
                     f"--skip-kubernetes), {per_minute:g} per minute at "
                     f"--poll-seconds {args.poll_seconds:g}"
@@ -143,6 +154,8 @@ def main() -> None:
                     assert source.calls + kube.calls == per_poll, (source.calls, kube.calls)
                     assert not poll.breaches
                 print(f"  one poll in-process: median {statistics.median(polls) * 1000:.1f} ms")
+                if not whole_process:
+                    continue
                 command = [
                     sys.executable,
                     "-m",

@@ -1,11 +1,17 @@
 """Plan time of a prod-shaped stack with 1, 10, 50 and 100 inference services.
 
-Usage: python benchmarks/serving_bench.py [--counts 1 10 50 100] [--runs 3] [--check]
-       [--mix prod|all] [--profile N]
+Usage (from the repository root, in its virtualenv):
+
+    .venv/bin/python benchmarks/serving_bench.py --counts 1 10 50 100 --runs 3
+
+(options: ``--check``, ``--mix prod|all``, ``--profile N``; the defaults are shown above.)
 
 Takes ``Pulumi.prod.yaml``, replaces ``mlstack:models`` with N generated models
 (alternating its vLLM-on-the-ALB and Triton-on-an-NLB examples; ``--mix all`` also
-makes every fourth one a canary and every fourth a blue/green), then times in one
+makes every fourth one a canary and every fourth a blue/green) in its GPU pool, sized
+for them (``maxNodes`` 4 and ``maxGpus`` 8 per model, a node model cache holding 4 models'
+tracks and next versions, and node auto repair off above 5 nodes: Karpenter repairs 20% of a
+pool's nodes at once, which the config refuses for 2-replica models), then times in one
 process: config validation + offline synth + plan JSON (what ``mlstack plan`` does
 after its imports), and with ``--check`` the render checks too. Prints, per N, the
 median wall time and the median process CPU time (wall time on a shared, loaded
@@ -34,6 +40,9 @@ from mlstack.plan import plan_json  # noqa: E402
 from mlstack.synth import synth_config  # noqa: E402
 from stacks.config import parse_config  # noqa: E402
 from tests.conftest import raw_stack_config  # noqa: E402
+
+MAX_REPAIR_SAFE_NODES = 5
+REPAIR_OFF_REASON = "serving_bench: one pool sized for every generated model"
 
 
 def models(count: int, template: list[dict[str, Any]], mix: str = "prod") -> list[dict[str, Any]]:
@@ -64,13 +73,27 @@ def models(count: int, template: list[dict[str, Any]], mix: str = "prod") -> lis
     return out
 
 
+def sized_stack(raw: dict[str, Any], count: int, mix: str = "prod") -> dict[str, Any]:
+    """``raw`` (a stack's config) with ``count`` generated models and a pool that holds them."""
+    raw = copy.deepcopy(raw)
+    raw["models"] = models(count, raw["models"], mix)
+    pool = raw["gpuPools"][0]
+    pool["maxNodes"] = max(pool.get("maxNodes", 1), 4 * count)
+    # Blue/green: two colors of minReplicas 2, plus a rolling update's surge pod each.
+    pool["maxGpus"] = max(pool.get("maxGpus", 1), 8 * count)
+    # A node's 4 GPUs may hold 4 models, each with two tracks and a rollout's next version.
+    disk = max(int(m.get("modelDiskGib", 100)) for m in raw["models"])
+    pool["modelCache"] = {**pool.get("modelCache", {}), "sizeGib": max(100, 3 * 4 * disk)}
+    # Karpenter repairs 20% of a pool's nodes at once: above 5 nodes that could take both
+    # minimum replicas of a model, which the config refuses; a reason turns repair off.
+    if pool["maxNodes"] > MAX_REPAIR_SAFE_NODES:
+        pool["autoRepair"] = {"enabled": False, "disabledReason": REPAIR_OFF_REASON}
+    return raw
+
+
 def run_once(count: int, check: bool, mix: str = "prod") -> tuple[float, float, int]:
     """(wall seconds, process CPU seconds, custom resources) of one plan."""
-    raw = raw_stack_config("prod")
-    raw["models"] = models(count, raw["models"], mix)
-    # Room in the pool for every generated model (the config refuses models that cannot fit).
-    raw["gpuPools"][0]["maxNodes"] = max(raw["gpuPools"][0].get("maxNodes", 1), 4 * count)
-    raw["gpuPools"][0]["maxGpus"] = max(raw["gpuPools"][0].get("maxGpus", 1), 4 * count)
+    raw = sized_stack(raw_stack_config("prod"), count, mix)
     start = time.perf_counter()
     cpu = time.process_time()
     cfg = parse_config(raw, "Pulumi.prod.yaml")

@@ -755,13 +755,13 @@ def promote(  # noqa: PLR0917 (CLI options)
     endpoint_url: EndpointOpt = None,
     root: RootOpt = Path(),
 ) -> None:
-    """Copy a model's baked version (and its fixed settings) from one stack file to another."""
+    """Copy a model's baked serving spec (version, image, args, GPUs, SLO...) up a stage."""
+    from mlstack.delivery.promote import baked_specs
     from mlstack.delivery.promote import promote as run_promote
-    from mlstack.review.parity import evidence_from_ledger
 
     root = root.resolve()
     where = _ledger(ledger, endpoint_url)
-    evidence = evidence_from_ledger(root, source, where) if where is not None else None
+    evidence = baked_specs(where, source) if where is not None else None
     result = run_promote(
         model,
         root,
@@ -778,8 +778,11 @@ def promote(  # noqa: PLR0917 (CLI options)
     typer.echo(f"{result.path.name}: {model} -> {result.version}{was}")
     if result.copied:
         typer.echo(f"  also copied from {source}: {', '.join(result.copied)}")
+    typer.echo(f"  serving spec: {result.digest}")
     if result.forced:
         typer.echo(f"  forced: {reason} (recorded as a comment)")
+    for difference in result.differences:
+        typer.echo(f"  differs from {source} (forced): {difference}")
     typer.echo(
         f"  bucket checked: {result.bucket_checked}"
         if result.bucket_checked

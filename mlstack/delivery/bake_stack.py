@@ -370,6 +370,7 @@ def _bake_stack(
     recorded = None
     if ledger is not None and baked is not None:
         version, commit = baked
+        specs = _specs_baked(plan, cfg, commit, options.root, report.notes)
         record = BakeRecord(
             stack=options.stack,
             version=version,
@@ -382,6 +383,7 @@ def _bake_stack(
             breaches=tuple(b.render() for b in report.breaches),
             insufficient_data=tuple(report.insufficient_data),
             run_url=_run_url(env),
+            serving_specs=specs,
         )
         recorded = ledger.put(record)
     paged = None
@@ -397,6 +399,23 @@ def _bake_stack(
         )
         paged = topic
     return BakeOutcome(report, recorded, paged, report.notes)
+
+
+def _specs_baked(
+    plan: Mapping[str, Any], cfg: Any, commit: str | None, root: Path, notes: list[str]
+) -> dict[str, Mapping[str, Any]]:
+    """Each model's serving spec (hash and fields) from this checkout's plan, when the
+    checkout is the commit the update ran (else it is not what ran: nothing, and a note)."""
+    from mlstack.delivery.serving_spec import serving_specs
+
+    head = _git_head(root)
+    if commit is None or commit != head:
+        notes.append(
+            "serving specs not recorded (this checkout is not the update's commit): "
+            "this bake is no evidence for `mlstack promote`"
+        )
+        return {}
+    return {name: spec.to_json() for name, spec in serving_specs(plan, cfg.models).items()}
 
 
 def _run_url(env: Mapping[str, str]) -> str | None:

@@ -14,7 +14,9 @@ rewritten (a new bake of the same version adds a record).
 
 A record names its stack, the history version and the commit it baked, the
 verdict (``passed`` / ``failed`` / ``inconclusive``: clean, but the new version
-served nothing, so it proves nothing), when, for how long, and what breached. The
+served nothing, so it proves nothing), when, for how long, what breached, and the serving
+spec of each model it baked (``servingSpecs``: its hash and fields,
+:mod:`mlstack.delivery.serving_spec`; the evidence ``mlstack promote`` asks for). The
 verdict of a version is:
 
 - ``failed`` if ANY record of it failed (a failure is sticky: a later clean bake of
@@ -75,6 +77,9 @@ class BakeRecord:
     breaches: tuple[str, ...] = ()
     insufficient_data: tuple[str, ...] = ()
     run_url: str | None = None
+    serving_specs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
+    """Model -> ``{"digest": "sha256:...", "spec": {...}}`` of what ran
+    (:mod:`mlstack.delivery.serving_spec`); empty when the checkout was not the update."""
 
     def key(self) -> str:
         stamp = self.finished_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -94,6 +99,7 @@ class BakeRecord:
             "breaches": list(self.breaches),
             "insufficientData": list(self.insufficient_data),
             "runUrl": self.run_url,
+            "servingSpecs": {m: dict(v) for m, v in self.serving_specs.items()},
         }
 
     @classmethod
@@ -114,9 +120,21 @@ class BakeRecord:
                 breaches=tuple(str(b) for b in data.get("breaches") or ()),
                 insufficient_data=tuple(str(b) for b in data.get("insufficientData") or ()),
                 run_url=data.get("runUrl"),
+                serving_specs=_serving_specs(data.get("servingSpecs") or {}),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise LedgerError(f"unreadable bake record {where}: {exc}") from exc
+
+
+def _serving_specs(data: Any) -> dict[str, Mapping[str, Any]]:
+    if not isinstance(data, Mapping):
+        raise ValueError(f"servingSpecs is {type(data).__name__}, not an object")
+    out: dict[str, Mapping[str, Any]] = {}
+    for model, entry in data.items():
+        if not isinstance(entry, Mapping) or not str(entry.get("digest", "")).startswith("sha256:"):
+            raise ValueError(f"servingSpecs.{model}: needs a sha256: digest")
+        out[str(model)] = dict(entry)
+    return out
 
 
 class Ledger(Protocol):

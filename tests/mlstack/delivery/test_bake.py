@@ -39,6 +39,7 @@ from mlstack.delivery.bake import (
     take_baseline,
     targets_from_plan,
 )
+from mlstack.delivery.serving_spec import serving_specs
 from mlstack.delivery.verdicts import FileLedger
 from mlstack.errors import UsageError
 from mlstack.synth import synth_config
@@ -490,9 +491,10 @@ def test_cli_without_credentials_is_exit_2(
     assert "no AWS credentials found" in capsys.readouterr().err
 
 
-def test_cli_records_the_verdict_with_the_update(
+def test_cli_records_the_verdict_with_the_update_and_each_models_serving_spec(
     bake_cli: Callable[..., int],
     fake_kube: FakeKube,
+    prod_alarms: tuple[dict[str, Any], StackConfig],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -508,6 +510,13 @@ def test_cli_records_the_verdict_with_the_update(
     )
     assert record.commit is not None and len(record.commit) == 40  # HEAD of this checkout
     assert "verdict recorded:" in capsys.readouterr().out
+    # The evidence `mlstack promote` reads: each model's spec hash (and fields) as planned.
+    plan, cfg = prod_alarms
+    expected = serving_specs(plan, cfg.models)
+    assert set(record.serving_specs) == {m.name for m in cfg.models}
+    for name, spec in expected.items():
+        assert record.serving_specs[name]["digest"] == spec.digest
+        assert record.serving_specs[name]["spec"]["containers.server.gpus"] == 1
 
 
 def test_cli_pages_the_alert_topic_when_a_bake_fails(

@@ -7,11 +7,13 @@ import shutil
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
 
 from mlstack.cli import main
+from mlstack.delivery.promote import planned_spec
 from mlstack.delivery.verdicts import BakeRecord, FileLedger
 from stacks.config import PROJECT_ROOT, load_config_file
 
@@ -52,11 +54,21 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-def _ledger_with_pass(project: Path, tmp_path: Path) -> Path:
+def _dev_specs(project: Path) -> dict[str, dict[str, Any]]:
+    """What `mlstack bake dev --record` records of dev's checkout: each model's spec."""
+    cfg = load_config_file("dev", project)
+    return {m.name: planned_spec(cfg, "dev", m.name).to_json() for m in cfg.models}
+
+
+def _ledger_with_pass(
+    project: Path, tmp_path: Path, specs: dict[str, dict[str, Any]] | None = None
+) -> Path:
+    """A passed bake of dev's HEAD, recording ``specs`` (default: dev's as it is now)."""
     ledger = FileLedger(tmp_path / "ledger")
     now = datetime(2026, 12, 1, tzinfo=UTC)
     commit = _git(project, "rev-parse", "HEAD")
-    ledger.put(BakeRecord("dev", 9, commit, "passed", now, now, 5))
+    recorded = _dev_specs(project) if specs is None else specs
+    ledger.put(BakeRecord("dev", 9, commit, "passed", now, now, 5, serving_specs=recorded))
     return ledger.root
 
 
@@ -75,7 +87,7 @@ def test_unbaked_version_is_refused_and_nothing_written(
     before = (project / "Pulumi.prod.yaml").read_text()
     assert _promote(project) == 1
     err = capsys.readouterr().err
-    assert f"{LLAMA} 2099-01-01 has not passed a bake in stack dev" in err
+    assert f"{LLAMA} 2099-01-01 has not passed a bake in stack dev with its serving spec" in err
     assert (project / "Pulumi.prod.yaml").read_text() == before
 
 
@@ -216,3 +228,114 @@ def test_with_credentials_a_version_missing_in_the_bucket_is_refused(
     assert _promote(project, *args) == 0
     assert "bucket checked: models-prod" in capsys.readouterr().out
     assert _prod_version(project) == "2099-01-01"
+
+
+# --------------------------------------------------------------------------- serving spec
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new))
+
+
+def _commit(project: Path, message: str) -> None:
+    _git(project, "commit", "-qam", message)
+
+
+LLAMA_DEV_ARGS = '      args: ["--max-model-len", "8192"]\n      autoscaling:\n        # Dev'
+
+
+def test_every_serving_knob_is_copied_and_prod_runs_the_spec_dev_baked(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Dev baked another image, other args and SLO; prod asked for 2 GPUs: prod gets dev's
+    image, args, SLO and GPU count, comments and sizing knobs (cpu, memory) stay."""
+    dev, prod = project / "Pulumi.dev.yaml", project / "Pulumi.prod.yaml"
+    _edit(
+        dev,
+        LLAMA_DEV_ARGS,
+        '      args: ["--max-model-len", "4096"] # shorter context\n'
+        "      image: vllm/vllm-openai:v0.27.1\n"
+        "      latencySloSeconds: 30\n"
+        "      autoscaling:\n        # Dev",
+    )
+    _edit(prod, '      gpus: 1\n      cpu: "6"', '      gpus: 2 # prod-only\n      cpu: "6"')
+    _commit(project, "dev runs another image")
+    ledger = _ledger_with_pass(project, tmp_path)
+    baked = _dev_specs(project)[LLAMA]["digest"]
+
+    assert _promote(project, "--ledger", f"file://{ledger}") == 0
+    out = capsys.readouterr().out
+    assert f"serving spec: {baked}" in out
+    assert "also copied from dev: image, gpus, args, latencySloSeconds" in out
+    cfg = load_config_file("prod", project)
+    llama = next(m for m in cfg.models if m.name == LLAMA)
+    assert (llama.image, llama.gpus, llama.args, llama.latency_slo_seconds) == (
+        "vllm/vllm-openai:v0.27.1",
+        1,
+        ["--max-model-len", "4096"],
+        30,
+    )
+    assert (llama.cpu, llama.memory) == ("6", "48Gi")  # sizing stays prod's
+    assert planned_spec(cfg, "prod", LLAMA).digest == baked
+    text = prod.read_text()
+    assert "# Promote a version baked in dev with `mlstack promote <name>`" in text
+    assert "# 8B parameters in bf16; `mlstack coldstart` uses it" in text
+
+
+def test_a_change_in_dev_after_its_bake_is_not_evidence(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The bake vouches for the spec it ran: new args in dev (same version) are unbaked."""
+    ledger = _ledger_with_pass(project, tmp_path)
+    _edit(project / "Pulumi.dev.yaml", '["--max-model-len", "8192"]', '["--max-model-len", "2048"]')
+    before = (project / "Pulumi.prod.yaml").read_text()
+    assert _promote(project, "--ledger", f"file://{ledger}") == 1
+    assert "has not passed a bake in stack dev with its serving spec" in capsys.readouterr().err
+    assert (project / "Pulumi.prod.yaml").read_text() == before
+
+
+def test_a_bake_record_without_serving_specs_is_not_evidence(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Records written before specs were recorded (or from another checkout) vouch for
+    no spec: the version alone is not what ran."""
+    ledger = _ledger_with_pass(project, tmp_path, specs={})
+    assert _promote(project, "--ledger", f"file://{ledger}") == 1
+    assert "has not passed a bake in stack dev" in capsys.readouterr().err
+
+
+def test_a_prod_only_override_is_refused_naming_what_differs(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Prod runs blue/green whose active color pins another image: after the copy prod
+    would still run an image dev never baked. Refused, the field and both values named."""
+    prod = project / "Pulumi.prod.yaml"
+    _edit(
+        prod,
+        "        maxReplicas: 6\n        target: 4\n",
+        "        maxReplicas: 6\n        target: 4\n"
+        "      rollout:\n"
+        "        strategy: blueGreen\n"
+        "        blueGreen:\n"
+        "          activeColor: blue\n"
+        "          blue:\n"
+        "            image: vllm/vllm-openai:v0.26.0\n",
+    )
+    # Two colors and a rollout's next version of the LLM in a node's model cache.
+    _edit(
+        prod, "      maxGpus: 12\n", "      maxGpus: 12\n      modelCache:\n        sizeGib: 150\n"
+    )
+    load_config_file("prod", project)  # a valid prod
+    _commit(project, "prod pins an image on its active color")
+    ledger = _ledger_with_pass(project, tmp_path)
+    before = prod.read_text()
+    assert _promote(project, "--ledger", f"file://{ledger}") == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "not promoted, Pulumi.prod.yaml left unchanged" in err
+    assert (
+        'containers.server.image: "docker.io/vllm/vllm-openai:v0.28.0" -> '
+        '"docker.io/vllm/vllm-openai:v0.26.0"'
+    ) in err
+    assert prod.read_text() == before
