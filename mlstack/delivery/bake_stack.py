@@ -370,7 +370,11 @@ def _bake_stack(
     recorded = None
     if ledger is not None and baked is not None:
         version, commit = baked
-        specs = _specs_baked(plan, cfg, commit, options.root, report.notes)
+        specs = (
+            _specs_baked(plan, options.stack, commit, options.root, report.notes)
+            if options.plan_commit is None
+            else {}
+        )
         record = BakeRecord(
             stack=options.stack,
             version=version,
@@ -402,11 +406,12 @@ def _bake_stack(
 
 
 def _specs_baked(
-    plan: Mapping[str, Any], cfg: Any, commit: str | None, root: Path, notes: list[str]
+    plan: Mapping[str, Any], stack: str, commit: str | None, root: Path, notes: list[str]
 ) -> dict[str, Mapping[str, Any]]:
     """Each model's serving spec (hash and fields) from this checkout's plan, when the
     checkout is the commit the update ran (else it is not what ran: nothing, and a note)."""
     from mlstack.delivery.serving_spec import serving_specs
+    from stacks.config import load_config_file
 
     head = _git_head(root)
     if commit is None or commit != head:
@@ -415,6 +420,7 @@ def _specs_baked(
             "this bake is no evidence for `mlstack promote`"
         )
         return {}
+    cfg = load_config_file(stack, root)
     return {name: spec.to_json() for name, spec in serving_specs(plan, cfg.models).items()}
 
 
