@@ -442,7 +442,7 @@ def fetch_model(
     try:
         manifest = parse_manifest(body, name, version)
     except ManifestError as exc:
-        raise FetchError(f"s3://{bucket}/{key}: {exc}") from None
+        raise ManifestError(f"s3://{bucket}/{key}: {exc}") from None
     emit("manifest", phase_started, bytes=len(body), manifestSha256=digest)
 
     model_root = cache_dir / name
