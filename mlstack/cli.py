@@ -299,6 +299,14 @@ FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="Output format
 MIN_MAX_CHARS = 1000
 """The smallest ``--max-chars``: room for the summary and the truncation note."""
 
+
+def _max_chars(value: int) -> int:
+    """Option callback: ``--max-chars`` of at least :data:`MIN_MAX_CHARS` (exit 2 otherwise)."""
+    if value < MIN_MAX_CHARS:
+        raise typer.BadParameter(f"{value}: allowed is an integer >={MIN_MAX_CHARS}")
+    return value
+
+
 OutOpt = Annotated[
     Path | None, typer.Option("--out", help="Write the output to this file instead of stdout.")
 ]
@@ -326,7 +334,7 @@ def diff(  # noqa: PLR0917 (CLI options)
     out: OutOpt = None,
     max_chars: Annotated[
         int,
-        typer.Option("--max-chars", help="Markdown size limit (PR comments).", min=MIN_MAX_CHARS),
+        typer.Option("--max-chars", help="Markdown size limit (PR comments).", callback=_max_chars),
     ] = 60000,
     root: RootOpt = Path(),
 ) -> None:
@@ -505,7 +513,7 @@ def review(
         "build/review.md"
     ),
     max_chars: Annotated[
-        int, typer.Option("--max-chars", help="Report size limit.", min=MIN_MAX_CHARS)
+        int, typer.Option("--max-chars", help="Report size limit.", callback=_max_chars)
     ] = 60000,
     root: RootOpt = Path(),
 ) -> None:

@@ -67,7 +67,7 @@ def real_target(path: Path, what: str) -> Path:
     except FileNotFoundError:
         info = None
     except OSError as exc:
-        raise UsageError(f"{shown}: cannot be read ({exc.strerror or exc})") from None
+        raise UsageError(f"{shown}: cannot write there ({exc.strerror or exc})") from None
     target = path
     if info is not None and stat.S_ISLNK(info.st_mode):
         try:
@@ -97,11 +97,13 @@ def real_target(path: Path, what: str) -> Path:
 def check_writable(path: Path, what: str = "--out") -> None:
     """Fail before any work when ``path`` cannot be written: exit 2, nothing created."""
     target = real_target(path, what)
-    existing = next(p for p in (target.parent, *target.parent.parents) if p.exists())
-    if not os.access(existing, os.W_OK | os.X_OK) or (
-        target.exists() and not os.access(target, os.W_OK)
-    ):
-        denied = target if target.exists() else existing
+    try:
+        existing = next(p for p in (target.parent, *target.parent.parents) if p.exists())
+        present = target.exists()
+    except OSError as exc:
+        raise UsageError(f"{what} {path}: cannot write there ({exc.strerror or exc})") from None
+    if not os.access(existing, os.W_OK | os.X_OK) or (present and not os.access(target, os.W_OK)):
+        denied = target if present else existing
         raise UsageError(f"{what} {path}: cannot write there ({denied}: permission denied)")
 
 
