@@ -207,7 +207,7 @@ BAD_INPUT: dict[str, list[str]] = {
         "{project}",
         "-j",
         "0",
-    ],  # noqa: E501
+    ],
     "model hold": [
         "model",
         "hold",
@@ -219,7 +219,7 @@ BAD_INPUT: dict[str, list[str]] = {
         "{project}",
         "--ready-file",
         "{project}/r",
-    ],  # noqa: E501
+    ],
     "model cache-prepare": [
         "model",
         "cache-prepare",
@@ -229,7 +229,7 @@ BAD_INPUT: dict[str, list[str]] = {
         "0",
         "--group",
         "1",
-    ],  # noqa: E501
+    ],
     "model pin": ["model", "pin", "prdo", "resnet50", "v1", "--root", "{project}"],
 }
 

@@ -60,9 +60,9 @@ def guard_dev_null(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(os, "replace", guarded(real_replace))
     monkeypatch.setattr(os, "rename", guarded(real_rename))
     monkeypatch.setattr(os, "unlink", guarded(real_unlink))
-    before = os.stat(os.devnull)
+    before = Path(os.devnull).stat()
     yield
-    after = os.stat(os.devnull)
+    after = Path(os.devnull).stat()
     assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev
 
 
@@ -221,7 +221,7 @@ def test_review_out_is_written_atomically_never_in_place(
     real_fdopen = os.fdopen
 
     def spy(fd: int, *args: object, **kwargs: object) -> object:
-        written.append(os.readlink(f"/proc/self/fd/{fd}"))
+        written.append(str(Path(f"/proc/self/fd/{fd}").readlink()))
         assert out.read_text() == "previous report\n"  # untouched while writing
         return real_fdopen(fd, *args, **kwargs)  # type: ignore[arg-type]
 
