@@ -73,7 +73,7 @@ def test_diff_interrupted_in_its_worktree_cleans_up(
     assert children_running(str(private_tmp)) == []
 
 
-def _kill_job(process: subprocess.Popen[str], marker: str) -> None:
+def _kill_job(process: subprocess.Popen[bytes], marker: str) -> None:
     """SIGKILL the command and every process working in ``marker`` (a CI runner
     cancelling the job, the OOM killer): no handler runs, no cleanup."""
     import os
