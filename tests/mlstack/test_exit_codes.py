@@ -240,10 +240,16 @@ def test_every_command_has_a_bad_input_case() -> None:
 
 @pytest.mark.parametrize("command", sorted(BAD_INPUT))
 def test_bad_input_exits_2_for_every_command(
-    project: Path, fake_aws: None, capsys: pytest.CaptureFixture[str], command: str
+    project: Path,
+    fake_aws: None,
+    capsys: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
+    command: str,
 ) -> None:
     fifo = project / "fifo"
     os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a writer's open never blocks
+    request.addfinalizer(lambda: os.close(reader))
     args = [
         a.replace("{project}", str(project)).replace("{fifo}", str(fifo))
         for a in BAD_INPUT[command]

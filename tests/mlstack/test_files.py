@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,19 @@ def guard_dev_null(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev
 
 
+@contextmanager
+def fifo_with_reader(path: Path) -> Iterator[Path]:
+    """A FIFO with its read end held open (non-blocking), so a writer's ``open`` returns
+    at once instead of waiting for a reader (the code before the fix hung there, or with
+    a reader replaced the FIFO by a regular file)."""
+    os.mkfifo(path)
+    reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        yield path
+    finally:
+        os.close(reader)
+
+
 def _plan(project: Path, out: Path | str) -> int:
     return main(["plan", "dev", "--root", str(project), "--out", str(out)])
 
@@ -83,9 +97,8 @@ def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
 def test_plan_out_onto_a_fifo_exits_2_naming_it_and_leaves_it_a_fifo(
     project: Path, no_synth: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fifo = project / "pipe"
-    os.mkfifo(fifo)
-    assert _plan(project, fifo) == 2
+    with fifo_with_reader(project / "pipe") as fifo:
+        assert _plan(project, fifo) == 2
     line = _one_error_line(capsys)
     assert line.startswith(f"error: --out {fifo}: is a FIFO") and "regular file" in line
     assert stat.S_ISFIFO(fifo.lstat().st_mode)
@@ -102,11 +115,10 @@ def test_plan_out_onto_dev_null_exits_2_and_never_replaces_the_device(
 def test_plan_out_through_a_symlink_to_a_fifo_exits_2_and_keeps_the_link(
     project: Path, no_synth: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fifo = project / "pipe"
-    os.mkfifo(fifo)
     link = project / "plan.json"
-    link.symlink_to(fifo)
-    assert _plan(project, link) == 2
+    with fifo_with_reader(project / "pipe") as fifo:
+        link.symlink_to(fifo)
+        assert _plan(project, link) == 2
     line = _one_error_line(capsys)
     assert f"--out {link}: a symlink to {fifo}, which is a FIFO" in line
     assert link.is_symlink() and stat.S_ISFIFO(fifo.lstat().st_mode)

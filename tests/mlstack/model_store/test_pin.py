@@ -154,9 +154,12 @@ def test_pin_on_a_stack_file_linked_to_a_fifo_exits_2_naming_it(run: Run, projec
     (project / "Pulumi.dev.yaml").unlink()
     fifo = project / "pipe"
     os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a writer's open never blocks
     (project / "Pulumi.dev.yaml").symlink_to(fifo)
-
-    code, _, err = run("model", "pin", "dev", "resnet50", "v9", "--root", str(project))
+    try:
+        code, _, err = run("model", "pin", "dev", "resnet50", "v9", "--root", str(project))
+    finally:
+        os.close(reader)
 
     assert code == 2
     assert "Pulumi.dev.yaml" in err and "Traceback" not in err
