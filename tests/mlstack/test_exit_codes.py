@@ -178,7 +178,7 @@ BAD_INPUT: dict[str, list[str]] = {
     "validate": ["validate", "prdo", "--root", "{project}"],
     "plan": ["plan", "dev", "--out", "{fifo}", "--root", "{project}"],
     "crds import": ["crds", "import", "{project}/missing.yaml"],
-    "schema": ["schema", "--out", "{fifo}"],
+    "schema": ["schema", "--out", "{project}"],  # a directory
     "ci-settings": ["ci-settings", "dev", "--github-output", "{fifo}", "--root", "{project}"],
     "diff": ["diff", "dev", "--base", "HEAD", "--out", "{fifo}", "--root", "{project}"],
     "parity": ["parity", "dev", "prdo", "--root", "{project}"],
