@@ -83,12 +83,36 @@ def make_client(
     **config: Any,
 ) -> Any:
     """``session.client(service)`` with :func:`client_config`: the only way mlstack builds one."""
+    check_endpoint_url(endpoint_url)
     kwargs: dict[str, Any] = {"config": client_config(timeouts, **config)}
     if region:
         kwargs["region_name"] = region
     if endpoint_url:
         kwargs["endpoint_url"] = endpoint_url
     return session.client(service, **kwargs)
+
+
+def endpoint_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be an endpoint (None: it can): an http(s) URL with a host."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError on a bad port)
+    except ValueError as exc:
+        return f"not a URL ({exc})"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "not a URL"
+    return None
+
+
+def check_endpoint_url(url: str | None) -> None:
+    """Refuse a bad ``--endpoint-url`` (exit 2) before botocore's bare ``ValueError``."""
+    if url is not None and (problem := endpoint_url_problem(url)):
+        raise UsageError(
+            f"--endpoint-url {url!r}: {problem}; allowed: an http:// or https:// URL with a "
+            "host, e.g. http://127.0.0.1:5000"
+        )
 
 
 def endpoint_of(client: Any) -> str:

@@ -1,13 +1,13 @@
 """The ``mlstack`` command line. ``main()`` maps errors to one line and an exit code.
 
-Exit codes: 0 ok, 2 invalid config or usage, 1 anything else. ``--debug`` shows
-tracebacks.
+Exit codes (the contract is in :mod:`mlstack.errors`): 0 ok, 1 the checked thing or the
+operation failed, 2 usage or bad input, 130 interrupted. ``--debug`` shows tracebacks.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
+import math
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -102,30 +102,20 @@ def _require_stacks(stacks: list[str], root: Path) -> None:
             raise UsageError(f"stack {stack}: {problem}")
 
 
-def _require_writable(out: Path | None) -> None:
-    """Fail before any work when ``out`` cannot be written: one line, exit 2."""
-    if out is None:
-        return
-    if out.is_dir():
-        raise UsageError(f"--out {out}: is a directory; give a file path")
-    blocking = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
-    if blocking is not None:
-        raise UsageError(f"--out {out}: {blocking} is a file, not a directory")
-    existed = out.exists()
-    created = [p for p in (out.parent, *out.parent.parents) if not p.exists()]
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with out.open("a", encoding="utf-8"):
-            pass
-    except OSError as exc:
-        raise UsageError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
-    finally:
-        # Leave nothing behind: the command may still fail before it writes.
-        if not existed:
-            out.unlink(missing_ok=True)
-        for directory in created:  # deepest first
-            with contextlib.suppress(OSError):
-                directory.rmdir()
+def _require_writable(out: Path | None, what: str = "--out") -> None:
+    """Fail before any work when ``out`` cannot be written: one line, exit 2, nothing
+    created (``mlstack.files``: only regular files are written)."""
+    if out is not None:
+        from mlstack.files import check_writable
+
+        check_writable(out, what)
+
+
+def _finite_non_negative(value: float) -> float:
+    """Option callback: a figure that is a finite number >= 0 (exit 2 otherwise)."""
+    if not math.isfinite(value) or value < 0:
+        raise typer.BadParameter(f"{value!r}: allowed is a finite number >= 0")
+    return value
 
 
 def _load(stack: str, root: Path):
@@ -274,11 +264,11 @@ def schema(
     ),
 ) -> None:
     """Write the JSON Schema of Pulumi.<stack>.yaml (editors validate as you type)."""
+    from mlstack.files import write_atomic
     from stacks.config import json_schema
 
     _require_writable(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(json_schema(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_atomic(out, json.dumps(json_schema(), indent=2, sort_keys=True) + "\n")
     typer.echo(f"wrote {out}")
 
 
@@ -295,6 +285,7 @@ def ci_settings(
 ) -> None:
     """Per stack, where its CI jobs run (``mlstack:delivery.runner``), as JSON for workflows:
     ``{"dev": {"runsOn": ["ubuntu-24.04"], "network": "hosted", "region": "..."}, ...}``."""
+    _require_writable(github_output, "--github-output")
     settings: dict[str, dict[str, object]] = {}
     for stack in stacks:
         cfg = _load(stack, root.resolve())
@@ -302,8 +293,9 @@ def ci_settings(
         settings[stack] = {"runsOn": runner.labels, "network": runner.network, "region": cfg.region}
     text = json.dumps(settings, sort_keys=True, separators=(",", ":"))
     if github_output is not None:
-        with github_output.open("a", encoding="utf-8") as handle:
-            handle.write(f"stacks={text}\n")
+        from mlstack.files import append_atomic
+
+        append_atomic(github_output, f"stacks={text}\n", what="--github-output")
     typer.echo(text)
 
 
@@ -319,6 +311,17 @@ class OutputFormat(StrEnum):
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="Output format.")]
 
 
+MIN_MAX_CHARS = 1000
+"""The smallest ``--max-chars``: room for the summary and the truncation note."""
+
+
+def _max_chars(value: int) -> int:
+    """Option callback: ``--max-chars`` of at least :data:`MIN_MAX_CHARS` (exit 2 otherwise)."""
+    if value < MIN_MAX_CHARS:
+        raise typer.BadParameter(f"{value}: allowed is an integer >={MIN_MAX_CHARS}")
+    return value
+
+
 OutOpt = Annotated[
     Path | None, typer.Option("--out", help="Write the output to this file instead of stdout.")
 ]
@@ -328,8 +331,9 @@ def _emit(text: str, out: Path | None) -> None:
     if out is None:
         typer.echo(text, nl=not text.endswith("\n"))
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
+    from mlstack.files import write_atomic
+
+    write_atomic(out, text)
     typer.echo(f"wrote {out}", err=True)
 
 
@@ -344,7 +348,8 @@ def diff(  # noqa: PLR0917 (CLI options)
     fmt: FormatOpt = OutputFormat.text,
     out: OutOpt = None,
     max_chars: Annotated[
-        int, typer.Option("--max-chars", help="Markdown size limit (PR comments).")
+        int,
+        typer.Option("--max-chars", help="Markdown size limit (PR comments).", callback=_max_chars),
     ] = 60000,
     root: RootOpt = Path(),
 ) -> None:
@@ -423,10 +428,20 @@ def cost(
     stacks: Annotated[list[str], typer.Argument(help="Stacks to estimate.")],
     fmt: FormatOpt = OutputFormat.text,
     nat_gb: Annotated[
-        float, typer.Option("--nat-gb-per-month", help="NAT data processed at max scale, GB.")
+        float,
+        typer.Option(
+            "--nat-gb-per-month",
+            help="NAT data processed at max scale, GB.",
+            callback=_finite_non_negative,
+        ),
     ] = 0.0,
     lcu: Annotated[
-        float, typer.Option("--lcu-per-lb", help="Average LCUs per load balancer at max scale.")
+        float,
+        typer.Option(
+            "--lcu-per-lb",
+            help="Average LCUs per load balancer at max scale.",
+            callback=_finite_non_negative,
+        ),
     ] = 0.0,
     root: RootOpt = Path(),
 ) -> None:
@@ -512,16 +527,18 @@ def review(
     out: Annotated[Path, typer.Option("--out", help="Where to write the Markdown report.")] = Path(
         "build/review.md"
     ),
-    max_chars: Annotated[int, typer.Option("--max-chars", help="Report size limit.")] = 60000,
+    max_chars: Annotated[
+        int, typer.Option("--max-chars", help="Report size limit.", callback=_max_chars)
+    ] = 60000,
     root: RootOpt = Path(),
 ) -> None:
     """Diff, parity, policy and cost for all stacks; one Markdown report for CI."""
+    from mlstack.files import write_atomic
     from mlstack.review.review import run_review
 
     _require_writable(out)
     result = run_review(root, base, stack or None, max_chars)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(result.markdown, encoding="utf-8")
+    write_atomic(out, result.markdown)
     for d in result.diffs:
         typer.echo(f"{d.stack}: {d.summary()}" + (f"; cost {d.cost_summary()}" if d.ok else ""))
     typer.echo(f"report: {out} ({len(result.markdown)} chars)")

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,16 +201,14 @@ def read_manifests(paths: list[Path]) -> ManifestSchemas:
 
 
 def write_schemas(schemas: list[ImportedSchema], directory: Path) -> list[Path]:
-    """Write each schema atomically (temp file + rename); returns the paths written."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write each schema atomically (``mlstack.files``); returns the paths written."""
+    from mlstack.files import write_atomic
+
     written: list[Path] = []
     for schema in schemas:
         target = directory / schema.file_name
         text = json.dumps(schema.document(), indent=1, sort_keys=True) + "\n"
-        handle, temp = tempfile.mkstemp(dir=directory, prefix=f".{schema.file_name}.")
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        Path(temp).replace(target)
+        write_atomic(target, text, what="schema file")
         written.append(target)
     return written
 

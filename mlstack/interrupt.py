@@ -62,12 +62,70 @@ def cleanup(action: Callable[[], None]) -> Iterator[None]:
             _cleanups.pop(key, None)
 
 
-@contextmanager
-def temporary_directory(prefix: str) -> Iterator[Path]:
-    """A temp directory removed on exit and on interrupt."""
+def owned_mkdtemp(prefix: str) -> Path:
+    """``tempfile.mkdtemp`` named ``<prefix><pid>-<random>``: the owner's pid in the
+    name lets a later run tell a leftover of a killed run (:func:`sweep_stale`)."""
     import tempfile
 
-    path = Path(tempfile.mkdtemp(prefix=prefix))
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (in this pid namespace; a zombie does not)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc: kill(0) said it exists
+    fields = stat.rpartition(")")[2].split()
+    return not fields or fields[0] not in "ZX"
+
+
+def sweep_stale(
+    prefix: str, remove: Callable[[Path], None] | None = None, where: Path | None = None
+) -> list[Path]:
+    """Remove what killed runs left: entries ``<prefix><pid>-*`` of the temp directory
+    (or ``where``) whose pid no longer runs. A SIGKILL (or a second Ctrl-C) cannot run
+    cleanups, so every run sweeps at the start of the same work. ``remove`` defaults to
+    a recursive delete; returns the entries removed."""
+    import tempfile
+
+    directory = where or Path(tempfile.gettempdir())
+    removed: list[Path] = []
+    try:
+        entries = list(directory.glob(f"{prefix}*"))
+    except OSError:
+        return removed
+    for entry in entries:
+        owner, dash, _ = entry.name[len(prefix) :].partition("-")
+        if not dash or not owner.isdigit() or pid_alive(int(owner)):
+            continue
+        with suppress(OSError):
+            (remove or _remove_tree)(entry)
+            removed.append(entry)
+    return removed
+
+
+def _remove_tree(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def temporary_directory(prefix: str) -> Iterator[Path]:
+    """A temp directory removed on exit and on interrupt; leftovers of killed runs with
+    the same prefix are swept first."""
+    sweep_stale(prefix)
+    path = owned_mkdtemp(prefix)
     try:
         with cleanup(lambda: shutil.rmtree(path, ignore_errors=True)):
             yield path

@@ -26,14 +26,11 @@ def plan_json(graph: ResourceGraph) -> str:
 
 
 def write_plan(graph: ResourceGraph, out: Path) -> Path:
-    """Write the plan atomically: a reader (or a Ctrl-C) never sees half a file."""
-    from mlstack import interrupt
+    """Write the plan atomically (``mlstack.files``): a reader, a full disk or a Ctrl-C
+    never leaves half a file, and only a regular file is written."""
+    from mlstack.files import write_atomic
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial")
-    with interrupt.cleanup(lambda: partial.unlink(missing_ok=True)):
-        partial.write_text(plan_json(graph), encoding="utf-8")
-        partial.replace(out)
+    write_atomic(out, plan_json(graph))
     return out
 
 

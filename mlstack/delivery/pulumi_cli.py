@@ -9,6 +9,7 @@ The offline tools (synth, plan, diff, ``rollback --dry-run``) never call this.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
@@ -29,6 +30,21 @@ class PulumiCliMissingError(UsageError):
 
     def __init__(self, needed_for: str) -> None:
         super().__init__(f"{needed_for} needs the Pulumi CLI, which is not on PATH; {INSTALL_HINT}")
+
+
+class PulumiCliBrokenError(UsageError):
+    """A ``pulumi`` was found but does not work as the CLI: it cannot be started, or
+    ``pulumi version`` fails or prints no version (exit 2, like a missing one)."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(
+            f"{path} does not work as the Pulumi CLI: {problem}; reinstall it or put a "
+            f"working one first on PATH ({INSTALL_HINT})"
+        )
+
+
+VERSION_TIMEOUT_S = 60
+_SEMVER = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:[-+][0-9A-Za-z.+-]*)?$")
 
 
 class PulumiCommandError(MlstackError):
@@ -82,18 +98,21 @@ class PulumiCli:
         full_env = {**os.environ, **(env or {})}
         if echo is not None:
             echo("$ pulumi " + " ".join(_quote(a) for a in args))
-        if capture:
-            result = subprocess.run(
-                [str(self.path), *args],
-                cwd=cwd,
-                env=full_env,
-                text=True,
-                capture_output=True,
-                check=False,
-            )
-            errors = result.stderr or ""
-        else:
-            result, errors = _run_streaming([str(self.path), *args], cwd, full_env)
+        try:
+            if capture:
+                result = subprocess.run(
+                    [str(self.path), *args],
+                    cwd=cwd,
+                    env=full_env,
+                    text=True,
+                    capture_output=True,
+                    check=False,
+                )
+                errors = result.stderr or ""
+            else:
+                result, errors = _run_streaming([str(self.path), *args], cwd, full_env)
+        except OSError as exc:
+            raise PulumiCliBrokenError(self.path, _start_problem(exc)) from None
         if result.returncode != 0:
             command = f"`pulumi {' '.join(args[:2])}`"
             locked = lock_report(errors + "\n" + (result.stdout or ""))
@@ -109,15 +128,60 @@ class PulumiCli:
             )
         return result
 
+    def version(self) -> str:
+        """``pulumi version`` (``3.272.0``); :class:`PulumiCliBrokenError` when it cannot run,
+        fails, or prints something else than a version."""
+        env = {**os.environ, "PULUMI_SKIP_UPDATE_CHECK": "true"}
+        try:
+            done = subprocess.run(
+                [str(self.path), "version"],
+                capture_output=True,
+                text=True,
+                errors="replace",
+                env=env,
+                timeout=VERSION_TIMEOUT_S,
+                check=False,
+            )
+        except OSError as exc:
+            raise PulumiCliBrokenError(self.path, _start_problem(exc)) from None
+        except subprocess.TimeoutExpired:
+            raise PulumiCliBrokenError(
+                self.path, f"`pulumi version` did not answer within {VERSION_TIMEOUT_S} s"
+            ) from None
+        if done.returncode != 0:
+            detail = (done.stderr.strip().splitlines() or ["no message"])[-1][:200]
+            raise PulumiCliBrokenError(
+                self.path, f"`pulumi version` exited with {done.returncode} ({detail})"
+            )
+        printed = done.stdout.strip()
+        if not _SEMVER.fullmatch(printed):
+            raise PulumiCliBrokenError(
+                self.path, f"`pulumi version` printed {printed[:80]!r}, not a version"
+            )
+        return printed.removeprefix("v")
+
     def select_stack(
         self, stack: str, work_dir: Path, env: Mapping[str, str] | None = None
     ) -> Stack:
-        """The Automation API's handle on ``stack`` of the program in ``work_dir``."""
-        from pulumi import automation as auto
+        """The Automation API's handle on ``stack`` of the program in ``work_dir``.
 
+        The SDK's ``PulumiCommand`` runs ``pulumi version`` with ``check_output`` and
+        parses it (pulumi/automation/_cmd.py, ``PulumiCommand.__init__`` and
+        ``_parse_and_validate_pulumi_version``): a CLI that fails there would surface as a
+        ``CalledProcessError`` or "probably an internal error", so :meth:`version` runs the
+        same command first and says what is wrong."""
+        from pulumi import automation as auto
+        from pulumi.automation.errors import InvalidVersionError
+
+        self.version()
         # PulumiCommand runs `pulumi` from PATH, or `<root>/bin/pulumi`.
         on_path = shutil.which("pulumi") == str(self.path)
-        command = auto.PulumiCommand(root=None if on_path else str(self.path.parent.parent))
+        try:
+            command = auto.PulumiCommand(root=None if on_path else str(self.path.parent.parent))
+        except (OSError, subprocess.CalledProcessError) as exc:  # changed since version()
+            raise PulumiCliBrokenError(self.path, f"`pulumi version` failed ({exc})") from None
+        except InvalidVersionError as exc:  # e.g. older than the SDK's minimum
+            raise PulumiCliBrokenError(self.path, str(exc)) from None
         workspace = auto.LocalWorkspace(
             work_dir=str(work_dir), pulumi_command=command, env_vars=dict(env or {})
         )
@@ -155,6 +219,10 @@ def find_pulumi(needed_for: str) -> PulumiCli:
     if home.is_file() and os.access(home, os.X_OK):
         return PulumiCli(home)
     raise PulumiCliMissingError(needed_for)
+
+
+def _start_problem(exc: OSError) -> str:
+    return f"cannot start it ({exc.strerror or exc})"
 
 
 def _quote(arg: str) -> str:

@@ -175,8 +175,10 @@ def _client(
     root: Path,
     connections: int = 10,
 ):
+    from mlstack import aws
     from mlstack.model_store import s3
 
+    aws.check_endpoint_url(endpoint_url)
     name = s3.resolve_bucket(bucket, stack, root.resolve())
     region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if region is None:
@@ -299,7 +301,8 @@ def list_command(
     root: RootOpt = Path(),
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List model versions: published, or damaged (a blob missing or the wrong size)."""
+    """List model versions: published, or damaged (a blob missing or the wrong size);
+    exit 1 when any version is damaged."""
     from mlstack.model_store.catalog import list_versions
 
     if name is not None:
@@ -322,6 +325,7 @@ def list_command(
             },
         }
         typer.echo(json.dumps(document, indent=2))
+        _fail_on_damaged(versions)
         return
     if not versions and not catalog.unreferenced:
         typer.echo(f"no model versions in s3://{bucket_name}" + (f" for {name}" if name else ""))
@@ -344,16 +348,23 @@ def list_command(
     for v in versions:
         for problem in v.problems:
             typer.echo(f"{v.name} {v.version} damaged: {problem}")
-    damaged = [v for v in versions if v.status == "damaged"]
-    if damaged:
-        typer.echo(
-            f"{len(damaged)} damaged version(s): never deploy them; `mlstack model verify` "
-            "re-reads every byte"
-        )
     for model, (count, size) in sorted(catalog.unreferenced.items()):
         typer.echo(
             f"{model}: {count} blob(s), {_human(size)}, referenced by no manifest (an "
             "unfinished push, or the loser of a race; rerun a failed push to finish it)"
+        )
+    _fail_on_damaged(versions)
+
+
+def _fail_on_damaged(versions: list[Any]) -> None:
+    """Exit 1 naming every damaged version (the listing above says why each is)."""
+    from mlstack.errors import MlstackError
+
+    damaged = [f"{v.name} {v.version}" for v in versions if v.status == "damaged"]
+    if damaged:
+        raise MlstackError(
+            f"{len(damaged)} damaged version(s): {', '.join(damaged)}; never deploy them "
+            "(`mlstack model verify` re-reads every byte)"
         )
 
 

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from components.storage import layout
+from mlstack import interrupt
 from mlstack.aws import error_code
 from mlstack.errors import MlstackError, UsageError
 from mlstack.model_store import node_cache, s3
@@ -442,7 +443,7 @@ def fetch_model(
     try:
         manifest = parse_manifest(body, name, version)
     except ManifestError as exc:
-        raise FetchError(f"s3://{bucket}/{key}: {exc}") from None
+        raise ManifestError(f"s3://{bucket}/{key}: {exc}") from None
     emit("manifest", phase_started, bytes=len(body), manifestSha256=digest)
 
     model_root = cache_dir / name
@@ -450,6 +451,7 @@ def fetch_model(
         model_root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise FetchError(f"cache directory {model_root}: {exc.strerror or exc}") from None
+    node_cache.sweep_temps(model_root, log)
     entry = model_root / digest
     fill_lock = node_cache.fill_lock_path(model_root, digest)
     checked: dict[tuple[int, int], str | None] = {}
@@ -554,10 +556,30 @@ def _fill(
     model_root = entry.parent
     for stale in model_root.glob(f"{TEMP_PREFIX}{entry.name}-*"):
         node_cache.remove_tree(stale)  # left by a crashed run: we hold the lock, nobody else writes
-    unique = manifest.digests()
-    needed = sum(unique.values())
     temp = model_root / f"{TEMP_PREFIX}{entry.name}-{os.getpid()}-{threading.get_ident()}"
     temp.mkdir()
+    with interrupt.cleanup(lambda: node_cache.remove_tree(temp)):  # Ctrl-C, SIGTERM
+        return _fill_into(
+            client, bucket, manifest=manifest, body=body, entry=entry, temp=temp,
+            settings=settings, emit=emit, log=log,
+        )  # fmt: skip
+
+
+def _fill_into(
+    client: s3.S3Client,
+    bucket: str,
+    *,
+    manifest: Manifest,
+    body: bytes,
+    entry: Path,
+    temp: Path,
+    settings: FetchSettings,
+    emit: Callable[..., None],
+    log: Log,
+) -> int:
+    model_root = entry.parent
+    unique = manifest.digests()
+    needed = sum(unique.values())
     downloader = _Downloader(client, bucket, manifest.name, settings)
     try:
         first: dict[str, Path] = {}

@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from components.storage import layout
-from mlstack.errors import MlstackError
+from mlstack.errors import UsageError
 from mlstack.model_store.local import relpath_problem
 
 SCHEMA_VERSION = 2
@@ -43,8 +43,10 @@ _HINT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 _GIT_COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
 
 
-class ManifestError(MlstackError):
-    """A manifest that does not follow the format (the message lists every problem)."""
+class ManifestError(UsageError):
+    """A manifest that does not follow the format (the message lists every problem): bad
+    input, exit 2, whatever the problem (a path leaving the version, a duplicate path, a
+    name or version that does not match its location)."""
 
 
 @dataclass(frozen=True)

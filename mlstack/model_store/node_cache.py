@@ -100,6 +100,28 @@ def _try_exclusive(path: Path) -> Iterator[bool]:
         yield False
 
 
+def sweep_temps(model_root: Path, log: Log = _no_log) -> list[Path]:
+    """Remove temp directories that killed fetches left in ``model_root`` (a SIGKILL, an
+    OOM kill: no cleanup runs). A temp dir of digest D is only written under D's
+    exclusive fill lock, so one whose lock is free now belongs to nobody: the lock, not
+    a pid (pods on one node see different pid namespaces), tells a live fill."""
+    removed: list[Path] = []
+    try:
+        temps = sorted(model_root.glob(f"{TEMP_PREFIX}*"))
+    except OSError:
+        return removed
+    for temp in temps:
+        digest = temp.name.removeprefix(TEMP_PREFIX)[:64]
+        if not _DIGEST.fullmatch(digest):
+            continue
+        with _try_exclusive(fill_lock_path(model_root, digest)) as free:
+            if free and temp.exists():
+                remove_tree(temp)
+                removed.append(temp)
+                log({"event": "model-cache", "phase": "sweep", "path": str(temp)})
+    return removed
+
+
 def usage(root: Path) -> int:
     """Bytes the cache holds: regular files, each inode once (hard links share a blob)."""
     seen: set[tuple[int, int]] = set()

@@ -4,14 +4,13 @@ Edits ``Pulumi.<stack>.yaml`` with ruamel.yaml's round-trip mode, so comments,
 key order, quoting, flow lists and indentation stay as they were; only the
 ``artifactVersion`` of that one entry of ``mlstack:models`` changes. The edited
 file is validated with the same loader ``mlstack validate`` uses before it
-replaces the original (atomically); a version the schema rejects leaves the file
-untouched.
+replaces the original (atomically, through a symlink); a version the schema rejects
+leaves the file untouched.
 """
 
 from __future__ import annotations
 
 import io
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScala
 from ruamel.yaml.util import load_yaml_guess_indent
 
 from mlstack.errors import UsageError
+from mlstack.files import write_atomic
 from stacks.config import ConfigError, load_config_file, stack_file
 from stacks.stack_yaml import load_stack_yaml
 
@@ -128,14 +128,6 @@ def pin_version(stack: str, name: str, version: str, root: Path) -> PinResult:
 
 
 def _replace(path: Path, text: str) -> None:
-    """Write ``text`` to a sibling temp file, keep the mode, and rename over ``path``."""
-    mode = path.stat().st_mode & 0o7777
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        Path(temp).chmod(mode)
-        Path(temp).replace(path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    """Write ``text`` over the stack file atomically, keeping its mode; a symlinked stack
+    file is edited through its link (the link stays) (``mlstack.files``)."""
+    write_atomic(path, text, what="stack file")

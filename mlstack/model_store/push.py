@@ -17,7 +17,11 @@ Immutable by construction (``docs/model-artifacts.md``), not by a check before w
    its blobs belong to no version).
 
 A push that fails or is interrupted writes no manifest: the version stays invisible
-and rerunning the same command uploads only the blobs that are still missing. A store
+and rerunning the same command uploads only the blobs that are still missing. A multipart
+upload is aborted when the push fails or a signal it can catch stops it; one that a
+killed push left open (SIGKILL) is aborted by the next push to the same bucket from that
+machine: each open upload is recorded in the temp directory under the pusher's pid
+(:func:`abort_stale_uploads`); the bucket's lifecycle rule removes any other. A store
 without conditional writes (``NotImplemented``) is refused: immutability cannot be
 guaranteed there.
 """
@@ -27,7 +31,9 @@ from __future__ import annotations
 import base64
 import concurrent.futures as cf
 import hashlib
+import json
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -36,7 +42,8 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from components.storage import layout
-from mlstack.aws import error_code
+from mlstack import interrupt
+from mlstack.aws import endpoint_of, error_code
 from mlstack.errors import MlstackError, UsageError
 from mlstack.model_store import s3
 from mlstack.model_store.local import LocalFile
@@ -55,6 +62,8 @@ MAX_PART_SIZE = 5 * 1024 * MiB
 MAX_PARTS = 10_000
 MAX_CONCURRENCY = 64
 READ_CHUNK = 8 * MiB
+UPLOAD_RECORD_PREFIX = "mlstack-upload-"
+"""``<tmp>/mlstack-upload-<pid>-<random>.json``: an open multipart upload of a push."""
 CONDITION_FAILED = ("PreconditionFailed", "412")
 CONDITION_CONFLICT = ("ConditionalRequestConflict", "409")
 
@@ -316,6 +325,19 @@ class _Workers:
         except Exception as exc:
             raise s3.explain(exc, self.bucket, where) from exc
         upload_id = created["UploadId"]
+        record = _record_upload(self.client, self.bucket, key, upload_id)
+        with interrupt.cleanup(lambda: self._abort(key, upload_id, record)):
+            self._multipart_parts(hashed, key, upload_id, part_size, count, record)
+
+    def _multipart_parts(  # noqa: PLR0917 (one upload's state)
+        self,
+        hashed: _Hashed,
+        key: str,
+        upload_id: str,
+        part_size: int,
+        count: int,
+        record: Path | None,
+    ) -> None:
         futures: list[cf.Future[dict[str, Any]]] = []
         try:
             full = hashlib.sha256()
@@ -357,8 +379,9 @@ class _Workers:
             for future in futures:
                 future.cancel()
             cf.wait(futures)
-            self._abort(key, upload_id)
+            self._abort(key, upload_id, record)
             raise
+        _forget(record)
 
     def _upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> dict[str, Any]:
         try:
@@ -383,12 +406,68 @@ class _Workers:
         finally:
             self._buffers.release()
 
-    def _abort(self, key: str, upload_id: str) -> None:
+    def _abort(self, key: str, upload_id: str, record: Path | None = None) -> None:
         """Best effort; the bucket's lifecycle rule removes what is left anyway."""
         try:
             self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-        except Exception:
-            return
+        except Exception as exc:
+            if error_code(exc) not in ("NoSuchUpload", "404"):
+                return  # keep the record: the next push retries
+        _forget(record)
+
+
+def _record_upload(client: s3.S3Client, bucket: str, key: str, upload_id: str) -> Path | None:
+    """Note an open upload in the temp directory, named with this process's pid, so the
+    next push can abort it should this one be killed (best effort: None if it cannot)."""
+    document = {
+        "endpoint": endpoint_of(client),
+        "bucket": bucket,
+        "key": key,
+        "uploadId": upload_id,
+    }
+    try:
+        handle, name = tempfile.mkstemp(
+            prefix=f"{UPLOAD_RECORD_PREFIX}{os.getpid()}-", suffix=".json"
+        )
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(document, out)
+    except OSError:
+        return None
+    return Path(name)
+
+
+def _forget(record: Path | None) -> None:
+    if record is not None:
+        record.unlink(missing_ok=True)
+
+
+def abort_stale_uploads(client: s3.S3Client, bucket: str) -> list[str]:
+    """Abort the multipart uploads that killed pushes left open in ``bucket`` (through
+    the same endpoint): records of :func:`_record_upload` whose pid no longer runs.
+    Returns the keys aborted; a failed abort keeps its record for the next push."""
+    endpoint = endpoint_of(client)
+    aborted: list[str] = []
+    for record in Path(tempfile.gettempdir()).glob(f"{UPLOAD_RECORD_PREFIX}*.json"):
+        owner = record.name[len(UPLOAD_RECORD_PREFIX) :].partition("-")[0]
+        if not owner.isdigit() or interrupt.pid_alive(int(owner)):
+            continue
+        try:
+            document = json.loads(record.read_text(encoding="utf-8"))
+            mine = document["bucket"] == bucket and document["endpoint"] == endpoint
+            key, upload_id = str(document["key"]), str(document["uploadId"])
+        except (OSError, ValueError, KeyError, TypeError):
+            record.unlink(missing_ok=True)  # unreadable: a record cut short by the kill
+            continue
+        if not mine:
+            continue
+        try:
+            client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        except Exception as exc:
+            if error_code(exc) not in ("NoSuchUpload", "404"):
+                continue
+        record.unlink(missing_ok=True)
+        aborted.append(key)
+    return aborted
 
 
 def damaged_blob_message(bucket: str, key: str, size: int, expected: int) -> str:
@@ -546,6 +625,7 @@ def push_model(
                     key = layout.blob_key(name, digest)
                     raise PushError(damaged_blob_message(bucket, key, blobs[digest], h.local.size))
             missing = [h for digest, h in sorted(wanted.items()) if digest not in blobs]
+            abort_stale_uploads(client, bucket)
             progress.start(sum(h.local.size for h in missing), len(missing), phase="upload")
             created: list[tuple[_Hashed, bool]] = _run(
                 workers, missing, workers.upload_blob, settings.concurrency, "upload"

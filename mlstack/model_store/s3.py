@@ -68,6 +68,11 @@ def stack_output(stack: str, output: str, root: Path) -> str:
         done = subprocess.run(
             command, capture_output=True, text=True, timeout=PULUMI_TIMEOUT_SECONDS, check=False
         )
+    except OSError as exc:
+        raise UsageError(
+            f"{pulumi} does not work as the Pulumi CLI: cannot start it "
+            f"({exc.strerror or exc}); reinstall it, or pass --bucket NAME"
+        ) from None
     except subprocess.TimeoutExpired:
         raise MlstackError(
             f"`pulumi stack output {output} --stack {stack}` did not answer within "
@@ -109,6 +114,7 @@ def make_client(
     """
     import boto3
 
+    aws.check_endpoint_url(endpoint_url)
     session = boto3.Session(region_name=region)
     if session.get_credentials() is None:
         raise MlstackError(

@@ -136,7 +136,7 @@ def verify_model(
     try:
         manifest = parse_manifest(body, name, version)
     except ManifestError as exc:
-        raise MlstackError(f"s3://{bucket}/{key}: {exc}") from None
+        raise ManifestError(f"s3://{bucket}/{key}: {exc}") from None
     report = VerifyReport(bucket=bucket, manifest_key=key, manifest=manifest)
     blobs = blob_sizes(client, bucket, name)
     report.problems += listing_problems(manifest, blobs)

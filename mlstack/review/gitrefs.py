@@ -22,7 +22,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -87,26 +86,40 @@ def short(sha: str) -> str:
     return sha[:12]
 
 
+WORKTREE_PREFIX = "mlstack-rev-"
+"""Temp directories holding a revision's worktree: ``mlstack-rev-<pid>-<random>/<same name>``
+(a unique basename: git names the worktree's admin directory after it)."""
+
+
+def _remove_worktree(root: Path, holder: Path) -> None:
+    """Remove the worktree in ``holder`` (and git's record of it), then ``holder``."""
+
+    # Plain subprocess.run: also called by the interrupt handler, after it has
+    # stopped every tracked child (a half-done `git worktree add` included).
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=root, capture_output=True, check=False, timeout=60)
+
+    # Twice --force: a `git worktree add` stopped mid-way leaves its worktree locked
+    # ("initializing"), and once --force does not remove a locked one.
+    git("worktree", "remove", "--force", "--force", str(holder / holder.name))
+    shutil.rmtree(holder, ignore_errors=True)
+    git("worktree", "prune")
+
+
 @contextmanager
 def temporary_worktree(root: Path, sha: str) -> Iterator[Path]:
-    """A detached worktree of ``sha`` in a temp directory, removed on exit."""
-    holder = Path(tempfile.mkdtemp(prefix="mlstack-rev-"))
+    """A detached worktree of ``sha`` in a temp directory, removed on exit and on a
+    caught signal; worktrees left by killed runs (SIGKILL, a second Ctrl-C) are swept
+    first (:func:`mlstack.interrupt.sweep_stale`)."""
+    interrupt.sweep_stale(WORKTREE_PREFIX, lambda stale: _remove_worktree(root, stale))
+    holder = interrupt.owned_mkdtemp(WORKTREE_PREFIX)
     # A unique basename: git names the worktree's admin directory after it, and two
     # concurrent `worktree add`s of the same basename race for one name ("failed to
     # read .git/worktrees/tree/commondir") - the diff checks out base and head at once.
     path = holder / holder.name
 
     def remove() -> None:
-        # Plain subprocess.run: also called by the interrupt handler, after it has
-        # stopped every tracked child (a half-done `git worktree add` included).
-        def git(*args: str) -> None:
-            subprocess.run(["git", *args], cwd=root, capture_output=True, check=False, timeout=60)
-
-        # Twice --force: a `git worktree add` stopped mid-way leaves its worktree locked
-        # ("initializing"), and once --force does not remove a locked one.
-        git("worktree", "remove", "--force", "--force", str(path))
-        shutil.rmtree(holder, ignore_errors=True)
-        git("worktree", "prune")
+        _remove_worktree(root, holder)
 
     with interrupt.cleanup(remove):
         added = _git(root, "worktree", "add", "--detach", "--force", str(path), sha)

@@ -66,13 +66,16 @@ def test_a_version_with_a_missing_or_wrong_size_blob_is_listed_as_damaged(
 
     code, out, err = _list(run, store, "--json")
 
-    assert code == 0, err
+    assert code == 1, err  # the checked thing failed (mlstack.errors)
+    assert "1 damaged version(s): bert v1" in err
     (row,) = json.loads(out)["versions"]
     assert row["status"] == "damaged"
     assert any("a.bin" in p and "missing" in p for p in row["problems"])
     assert any("b.bin" in p and "holds 1 bytes" in p for p in row["problems"])
-    code, out, _ = _list(run, store)
-    assert "damaged" in out and "1 damaged version(s)" in out and "published" not in out
+    code, out, err = _list(run, store)
+    assert code == 1
+    assert "damaged" in out and "published" not in out
+    assert "1 damaged version(s): bert v1" in err
 
 
 def test_an_unreadable_manifest_is_listed_as_damaged(
@@ -82,9 +85,25 @@ def test_an_unreadable_manifest_is_listed_as_damaged(
 
     code, out, err = _list(run, store, "--json")
 
-    assert code == 0, err
+    assert code == 1, err
+    assert "bert v1" in err
     (row,) = json.loads(out)["versions"]
     assert row["status"] == "damaged" and "not JSON" in row["problems"][0]
+
+
+def test_list_exits_1_naming_only_the_damaged_versions(
+    run: Run, store: Store, tmp_path: Path
+) -> None:
+    directory = write_model(tmp_path / "m", {"a.bin": b"A" * 100})
+    _push(run, store, directory, "bert", "v1")
+    _push(run, store, directory, "bert", "v2")
+    store.client.put_object(Bucket=store.bucket, Key=manifest_key("bert", "v3"), Body=b"{nope")
+
+    code, _, err = _list(run, store)
+
+    assert code == 1
+    assert err.strip().splitlines()[-1].startswith("error: 1 damaged version(s): bert v3;")
+    assert "v1" not in err and "v2" not in err
 
 
 def test_empty_bucket_and_unknown_model_say_so(run: Run, store: Store) -> None:

@@ -127,3 +127,39 @@ def test_pin_refuses_a_stack_file_with_duplicate_keys_in_one_line(run: Run, proj
     assert code == 2
     assert err.strip().count("\n") == 0 and "duplicate key 'mlstack:owner'" in err
     assert path.read_text() == before
+
+
+def test_pin_on_a_symlinked_stack_file_edits_the_real_file_and_keeps_the_link(
+    run: Run, project: Path
+) -> None:
+    """Issue 26 item 12: the link used to be replaced by a regular file (and the file it
+    pointed to left unchanged)."""
+    real = project / "config" / "Pulumi.dev.yaml"
+    real.parent.mkdir()
+    (project / "Pulumi.dev.yaml").replace(real)
+    link = project / "Pulumi.dev.yaml"
+    link.symlink_to(Path("config") / "Pulumi.dev.yaml")
+
+    code, _, err = run("model", "pin", "dev", "resnet50", "v9", "--root", str(project))
+
+    assert code == 0, err
+    assert link.is_symlink() and link.resolve() == real
+    assert _model(project, "dev", "resnet50")["artifactVersion"] == "v9"
+    assert [p.name for p in real.parent.iterdir()] == ["Pulumi.dev.yaml"]  # no temp left
+
+
+def test_pin_on_a_stack_file_linked_to_a_fifo_exits_2_naming_it(run: Run, project: Path) -> None:
+    import os
+
+    (project / "Pulumi.dev.yaml").unlink()
+    fifo = project / "pipe"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a writer's open never blocks
+    (project / "Pulumi.dev.yaml").symlink_to(fifo)
+    try:
+        code, _, err = run("model", "pin", "dev", "resnet50", "v9", "--root", str(project))
+    finally:
+        os.close(reader)
+
+    assert code == 2
+    assert "Pulumi.dev.yaml" in err and "Traceback" not in err

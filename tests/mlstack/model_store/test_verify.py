@@ -70,7 +70,7 @@ def test_tampered_manifest_is_rejected(run: Run, store: Store, published: Path) 
 
     code, _, err = _verify(run, store)
 
-    assert code == 1
+    assert code == 2  # a manifest that breaks its format is bad input (mlstack.errors)
     assert "does not match the location ('v1')" in err
     assert "'../escape': not a plain relative path" in err
 
