@@ -22,11 +22,11 @@ NODE_STAMP := node_modules/.installed
 # CRD schemas the tests validate custom resources against, strictly: the shared upstream
 # reference data next to the checkout (../shared, or ../../shared from a worktree in wt/).
 # Without one the strict custom-resource tests skip and say how to provide schemas.
-UPSTREAM_CRDS := $(firstword $(wildcard $(abspath ../shared/upstream/crds) $(abspath ../../shared/upstream/crds)))
+UPSTREAM_CRDS := $(firstword $(wildcard $(abspath ../shared/upstream/crds) $(abspath ../../shared/upstream/crds) $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mlstack/upstream/crds))
 # An MLSTACK_CRD_SCHEMAS set by the caller wins.
 CRD_ENV := $(if $(MLSTACK_CRD_SCHEMAS),,$(if $(UPSTREAM_CRDS),MLSTACK_CRD_SCHEMAS=$(UPSTREAM_CRDS)))
 
-.PHONY: setup plan plan-prod check test lint typecheck unit bench schema clean python-check FORCE
+.PHONY: upstream setup plan plan-prod check test lint typecheck unit bench schema clean python-check FORCE
 
 setup: $(STAMP) $(NODE_STAMP)
 
@@ -76,6 +76,11 @@ typecheck: $(STAMP)
 
 unit: $(STAMP) $(NODE_STAMP)
 	$(CRD_ENV) $(BIN)/pytest -n 2
+
+## The upstream reference data (chart defaults, IAM, CRDs) at the pinned versions, into
+## ~/.cache/mlstack/upstream (digests checked); the reference tests skip without it.
+upstream: $(STAMP)
+	$(BIN)/mlstack upstream fetch
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/plan_bench.py

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -38,6 +39,12 @@ crds_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(crds_app, name="crds")
+
+upstream_app = typer.Typer(
+    help="Upstream reference data the tests check against (chart defaults, IAM, CRDs).",
+    no_args_is_help=True,
+)
+app.add_typer(upstream_app, name="upstream")
 
 _DEBUG = {"on": False}
 
@@ -250,6 +257,33 @@ def crds_import(
         typer.echo(f"{gvk_text(schema.key)} -> {path}")
     if result.skipped:
         typer.echo(f"skipped {result.skipped} document(s) that are not CRDs")
+
+
+@upstream_app.command("fetch")
+def upstream_fetch(
+    to: Annotated[
+        Path | None,
+        typer.Option(
+            "--to", help="Where to put it [$MLSTACK_UPSTREAM, else ~/.cache/mlstack/upstream]."
+        ),
+    ] = None,
+    manifest: Annotated[
+        Path | None,
+        typer.Option("--manifest", help="URLs and sha256 digests [mlstack/upstream.json]."),
+    ] = None,
+) -> None:
+    """Download the reference data at the pinned versions; every file's sha256 is checked
+    before anything is written. Needs the network (GitHub raw files); run once per clone
+    and again after a pinned chart or controller version changes."""
+    from mlstack import upstream
+
+    files = upstream.load_manifest(manifest or upstream.MANIFEST)
+    env = os.environ.get(upstream.ENV_VAR)
+    dest = to or (Path(env) if env else upstream.default_cache())
+    written = upstream.fetch(files, dest)
+    typer.echo(f"{len(written)} files in {dest.expanduser().resolve()} (sha256 checked)")
+    if not to and not env:
+        typer.echo(f"tests find it there; elsewhere set {upstream.ENV_VAR}={dest}")
 
 
 @app.command()
