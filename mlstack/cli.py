@@ -30,17 +30,20 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts show [defaults] as written, not as rich markup
 )
 
 app.add_typer(model_app, name="model")
 
 crds_app = typer.Typer(
+    rich_markup_mode=None,
     help="CRD schemas for `plan --check`, taken from the charts' CRD manifests.",
     no_args_is_help=True,
 )
 app.add_typer(crds_app, name="crds")
 
 upstream_app = typer.Typer(
+    rich_markup_mode=None,
     help="Upstream reference data the tests check against (chart defaults, IAM, CRDs).",
     no_args_is_help=True,
 )
@@ -611,7 +614,11 @@ def history(  # noqa: PLR0917 (CLI options)
     limit: Annotated[int, typer.Option("--limit", help="Newest N entries (0: all).")] = 0,
     history_file: Annotated[
         Path | None,
-        typer.Option("--history-file", help="Read a saved `pulumi stack history --json`."),
+        typer.Option(
+            "--history-file",
+            help="Read a saved `pulumi stack history --json` instead of running the Pulumi "
+            "CLI (so this works where the CLI is not installed).",
+        ),
     ] = None,
     ledger: LedgerOpt = None,
     endpoint_url: EndpointOpt = None,
@@ -811,7 +818,11 @@ def rollback(
     yes: Annotated[bool, typer.Option("--yes", help="Deploy without asking.")] = False,
     history_file: Annotated[
         Path | None,
-        typer.Option("--history-file", help="Read a saved `pulumi stack history --json`."),
+        typer.Option(
+            "--history-file",
+            help="Read a saved `pulumi stack history --json` instead of running the Pulumi "
+            "CLI (so this works where the CLI is not installed).",
+        ),
     ] = None,
     allow_unbaked: Annotated[
         bool,

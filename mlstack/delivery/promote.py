@@ -9,7 +9,8 @@ ruamel.yaml round-trip (comments, order and quoting stay), validated with the
 stack-file loader (the models the JSON Schema is generated from) before it
 replaces the file atomically; nothing is written when anything is refused.
 
-Refusals (exit 1, nothing written): the version has not passed a bake in the
+No bake ledger configured (and no ``--force``) is a usage error (exit 2). Refusals
+(exit 1, nothing written): the version has not passed a bake in the
 source stack (evidence: the bake ledger's passed records whose commit pins it,
 :func:`mlstack.review.parity.evidence_from_ledger`) unless ``--force`` with a
 ``--reason``, which is recorded as a comment on the promoted line; with AWS
@@ -140,6 +141,13 @@ def promote(
         known = ", ".join(str(m.get("name")) for m in _models(source_doc, source_path))
         raise UsageError(f"model {model!r} is not in {source_path.name} (models: {known})")
     version = str(entry.get(VERSION_KEY))
+    if evidence is None and not force:
+        raise UsageError(
+            f"promote {model}: no bake ledger configured, so no version of {model} in "
+            f"{source} is known to have passed a bake; name one with --ledger "
+            "s3://bucket/prefix/ or file:///dir, or set MLSTACK_BAKE_LEDGER, or set "
+            "PULUMI_BACKEND_URL (its .mlstack/bakes/ is used); or pass --force --reason TEXT"
+        )
     baked = evidence is not None and evidence(model, version)
     if not baked and not force:
         raise PromotionRefusedError(
