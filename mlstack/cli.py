@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -29,11 +30,13 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts show [defaults] as written, not as rich markup
 )
 
 app.add_typer(model_app, name="model")
 
 crds_app = typer.Typer(
+    rich_markup_mode=None,
     help="CRD schemas for `plan --check`, taken from the charts' CRD manifests.",
     no_args_is_help=True,
 )
@@ -44,6 +47,13 @@ loader_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(loader_app, name="loader")
+
+upstream_app = typer.Typer(
+    rich_markup_mode=None,
+    help="Upstream reference data the tests check against (chart defaults, IAM, CRDs).",
+    no_args_is_help=True,
+)
+app.add_typer(upstream_app, name="upstream")
 
 _DEBUG = {"on": False}
 
@@ -255,6 +265,33 @@ def crds_import(
         typer.echo(f"{gvk_text(schema.key)} -> {path}")
     if result.skipped:
         typer.echo(f"skipped {result.skipped} document(s) that are not CRDs")
+
+
+@upstream_app.command("fetch")
+def upstream_fetch(
+    to: Annotated[
+        Path | None,
+        typer.Option(
+            "--to", help="Where to put it [$MLSTACK_UPSTREAM, else ~/.cache/mlstack/upstream]."
+        ),
+    ] = None,
+    manifest: Annotated[
+        Path | None,
+        typer.Option("--manifest", help="URLs and sha256 digests [mlstack/upstream.json]."),
+    ] = None,
+) -> None:
+    """Download the reference data at the pinned versions; every file's sha256 is checked
+    before anything is written. Needs the network (GitHub raw files); run once per clone
+    and again after a pinned chart or controller version changes."""
+    from mlstack import upstream
+
+    files = upstream.load_manifest(manifest or upstream.MANIFEST)
+    env = os.environ.get(upstream.ENV_VAR)
+    dest = to or (Path(env) if env else upstream.default_cache())
+    written = upstream.fetch(files, dest)
+    typer.echo(f"{len(written)} files in {dest.expanduser().resolve()} (sha256 checked)")
+    if not to and not env:
+        typer.echo(f"tests find it there; elsewhere set {upstream.ENV_VAR}={dest}")
 
 
 @app.command()
@@ -609,7 +646,11 @@ def history(  # noqa: PLR0917 (CLI options)
     limit: Annotated[int, typer.Option("--limit", help="Newest N entries (0: all).")] = 0,
     history_file: Annotated[
         Path | None,
-        typer.Option("--history-file", help="Read a saved `pulumi stack history --json`."),
+        typer.Option(
+            "--history-file",
+            help="Read a saved `pulumi stack history --json` instead of running the Pulumi "
+            "CLI (so this works where the CLI is not installed).",
+        ),
     ] = None,
     ledger: LedgerOpt = None,
     endpoint_url: EndpointOpt = None,
@@ -840,7 +881,11 @@ def rollback(
     yes: Annotated[bool, typer.Option("--yes", help="Deploy without asking.")] = False,
     history_file: Annotated[
         Path | None,
-        typer.Option("--history-file", help="Read a saved `pulumi stack history --json`."),
+        typer.Option(
+            "--history-file",
+            help="Read a saved `pulumi stack history --json` instead of running the Pulumi "
+            "CLI (so this works where the CLI is not installed).",
+        ),
     ] = None,
     allow_unbaked: Annotated[
         bool,

@@ -37,6 +37,7 @@ from mlstack.errors import UsageError
 ENV_VAR = "MLSTACK_CRD_SCHEMAS"
 DEFAULT_DIR = Path("~/.cache/mlstack/crds")
 PROVIDE_HINT = (
+    "run `mlstack upstream fetch` (the pinned CRDs, into ~/.cache/mlstack/upstream/crds), or "
     "provide schemas with `mlstack crds import <CRD manifests> --to ~/.cache/mlstack/crds` "
     "(README: CRD schemas), or point --crd-schemas / MLSTACK_CRD_SCHEMAS at a schema directory"
 )

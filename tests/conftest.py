@@ -13,6 +13,8 @@ import pytest
 from mlstack.custom_resources import PROVIDE_HINT, SchemaStore, load_schema_dir, resolve_schema_dir
 from mlstack.synth import ResourceGraph, synth_config
 from mlstack.testing import moto_server as moto
+from mlstack.upstream import FETCH_COMMAND, find_upstream
+from mlstack.upstream import HINT as UPSTREAM_HINT
 from stacks.config import (
     PROJECT_ROOT,
     StackConfig,
@@ -87,12 +89,9 @@ SynthEdited = Callable[..., ResourceGraph]
 def upstream() -> Path:
     """The shared upstream reference data (``shared/upstream``: chart values, IAM
     reference policies, CRD schemas); read from there, never copied into the repo."""
-    env = os.environ.get("MLSTACK_UPSTREAM")
-    candidates = [Path(env)] if env else []
-    candidates += [p / "shared" / "upstream" for p in Path(__file__).resolve().parents]
-    found = next((c for c in candidates if (c / "crds").is_dir()), None)
+    found = find_upstream()
     if found is None:
-        pytest.skip("shared/upstream reference data not found (set MLSTACK_UPSTREAM)")
+        pytest.skip(f"upstream reference data not found: {UPSTREAM_HINT}")
     return found
 
 
@@ -121,6 +120,10 @@ def crd_schemas() -> SchemaStore:
     """
     where = resolve_schema_dir()
     store = load_schema_dir(where)
+    fetched = find_upstream()
+    if not store.schemas and "MLSTACK_CRD_SCHEMAS" not in os.environ and fetched is not None:
+        where = resolve_schema_dir(fetched / "crds")
+        store = load_schema_dir(where)
     if not store.schemas:
         pytest.skip(
             f"no CRD schemas in {where.describe()}: `make test` sets MLSTACK_CRD_SCHEMAS to "
@@ -184,3 +187,22 @@ def rendered_plan() -> Callable[[str], list[Any]]:
         return _RENDERED[stack]
 
     return render
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Count the reference checks skipped for want of upstream data (their skip reason
+    names the fetch command), so a run without it never reads as complete."""
+    skipped = [
+        report
+        for report in terminalreporter.stats.get("skipped", [])
+        if isinstance(report.longrepr, tuple) and FETCH_COMMAND in str(report.longrepr[2])
+    ]
+    if skipped:
+        terminalreporter.write_sep(
+            "=",
+            f"{len(skipped)} upstream reference checks skipped: run `{FETCH_COMMAND}`",
+            yellow=True,
+        )

@@ -12,6 +12,7 @@ then the source's: review them). The edit is ruamel.yaml round-trip (comments, o
 and quoting stay), validated with the stack-file loader before it replaces the file
 atomically; nothing is written when anything is refused.
 
+No bake ledger configured (and no ``--force``) is a usage error (exit 2).
 Refusals (exit 1, nothing written):
 
 - the source's spec of the model has not passed a bake there (evidence: the spec hashes
@@ -210,6 +211,13 @@ def promote(
         known = ", ".join(str(m.get("name")) for m in _models(source_doc, source_path))
         raise UsageError(f"model {model!r} is not in {source_path.name} (models: {known})")
     version = str(entry.get(VERSION_KEY))
+    if evidence is None and not force:
+        raise UsageError(
+            f"promote {model}: no bake ledger configured, so no version of {model} in "
+            f"{source} is known to have passed a bake; name one with --ledger "
+            "s3://bucket/prefix/ or file:///dir, or set MLSTACK_BAKE_LEDGER, or set "
+            "PULUMI_BACKEND_URL (its .mlstack/bakes/ is used); or pass --force --reason TEXT"
+        )
     wanted = planned_spec(source_cfg, source, model)
     baked = evidence is not None and evidence(model, wanted.digest)
     if not baked and not force:

@@ -17,6 +17,7 @@ import typer
 from mlstack.errors import UsageError
 
 model_app = typer.Typer(
+    rich_markup_mode=None,
     name="model",
     help=(
         "Model artifacts in the model bucket: content-addressed blobs under "

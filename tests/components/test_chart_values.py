@@ -13,16 +13,10 @@ import pytest
 import yaml
 
 from mlstack.synth import ResourceGraph
+from mlstack.upstream import HINT, find_upstream
 
-UPSTREAM = next(
-    (
-        p / "shared" / "upstream" / "charts"
-        for p in Path(__file__).resolve().parents
-        if (p / "shared" / "upstream" / "charts").is_dir()
-    ),
-    Path("../shared/upstream/charts"),
-)
-"""``../shared/upstream/charts`` of the checkout (main) or of a worktree's parent."""
+UPSTREAM = (find_upstream() or Path("../shared/upstream")) / "charts"
+"""The reference data's ``charts/`` (``mlstack.upstream.find_upstream``)."""
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 
 SUBCHARTS: dict[tuple[str, str], str] = {("kube-prometheus-stack", "grafana"): "grafana-12.11.1"}
@@ -114,7 +108,7 @@ def _releases(graph: ResourceGraph) -> list[Any]:
 @pytest.fixture(scope="module")
 def upstream_present() -> None:
     if not UPSTREAM.is_dir():
-        pytest.skip(f"upstream reference data not found at {UPSTREAM}")
+        pytest.skip(f"upstream reference data not found at {UPSTREAM}: {HINT}")
 
 
 def test_every_values_key_the_stack_sets_exists_in_the_chart_defaults(

@@ -165,19 +165,27 @@ def test_model_list_with_a_stack_and_a_broken_pulumi_is_one_clear_line(
 def _commands() -> set[str]:
     import typer
 
+    import click
+
     names = set()
     for group, prefix in ((app, ""), (model_app, "model ")):
         click_group = typer.main.get_command(group)
-        for name in getattr(click_group, "commands", {}):
-            if name not in ("model", "crds"):
+        for name, command in getattr(click_group, "commands", {}).items():
+            if name == "model":
+                continue
+            if isinstance(command, click.Group):  # crds, loader, upstream: their commands
+                names |= {f"{prefix}{name} {sub}" for sub in command.commands}
+            else:
                 names.add(prefix + name)
-    return names | {"crds import"}
+    return names
 
 
 BAD_INPUT: dict[str, list[str]] = {
     "validate": ["validate", "prdo", "--root", "{project}"],
     "plan": ["plan", "dev", "--out", "{fifo}", "--root", "{project}"],
     "crds import": ["crds", "import", "{project}/missing.yaml"],
+    "loader push": ["loader", "push", "prdo", "--root", "{project}"],
+    "upstream fetch": ["upstream", "fetch", "--manifest", "{project}/missing.json"],
     "schema": ["schema", "--out", "{project}"],  # a directory
     "ci-settings": ["ci-settings", "dev", "--github-output", "{fifo}", "--root", "{project}"],
     "diff": ["diff", "dev", "--base", "HEAD", "--out", "{fifo}", "--root", "{project}"],

@@ -14,13 +14,12 @@ from components.compute.nvidia import (
 )
 from components.monitoring import metrics
 from mlstack.synth import ResourceGraph
+from mlstack.upstream import HINT, find_upstream
 
-_COUNTERS = "shared/upstream/charts/dcgm-exporter-4.8.2.default-counters.csv"
-UPSTREAM_COUNTERS = next(
-    (p / _COUNTERS for p in Path(__file__).resolve().parents if (p / _COUNTERS).is_file()),
-    Path("..") / _COUNTERS,
-)
-"""The upstream default counters, from main's checkout or a worktree's parent."""
+UPSTREAM_COUNTERS = (
+    find_upstream() or Path("../shared/upstream")
+) / "charts/dcgm-exporter-4.8.2.default-counters.csv"
+"""The upstream default counters (``mlstack.upstream.find_upstream``)."""
 RELEASE = "kubernetes:helm.sh/v3:Release"
 DCGM_NAME = re.compile(r"DCGM_FI_[A-Z0-9_]+")
 
@@ -28,7 +27,7 @@ DCGM_NAME = re.compile(r"DCGM_FI_[A-Z0-9_]+")
 def _upstream_fields() -> tuple[set[str], set[str]]:
     """(exported by default, every field the file names incl. commented-out ones)."""
     if not UPSTREAM_COUNTERS.is_file():
-        pytest.skip(f"upstream reference not found: {UPSTREAM_COUNTERS}")
+        pytest.skip(f"upstream reference data not found at {UPSTREAM_COUNTERS}: {HINT}")
     exported: set[str] = set()
     known: set[str] = set()
     for line in UPSTREAM_COUNTERS.read_text().splitlines():

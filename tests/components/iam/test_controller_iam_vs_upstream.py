@@ -28,16 +28,10 @@ from components.serving.load_balancer import NOT_GRANTED
 from components.serving.load_balancer import controller_policy as lbc_policy
 from components.versions import AWS_LOAD_BALANCER_CONTROLLER_CHART, CHARTS
 from mlstack.synth import ResourceGraph
+from mlstack.upstream import HINT, find_upstream
 
-UPSTREAM = next(
-    (
-        p / "shared" / "upstream" / "iam"
-        for p in Path(__file__).resolve().parents
-        if (p / "shared" / "upstream" / "iam").is_dir()
-    ),
-    Path("../shared/upstream/iam"),
-)
-"""``../shared/upstream/iam`` of the checkout (main) or of the worktrees' parent."""
+UPSTREAM = (find_upstream() or Path("../shared/upstream")) / "iam"
+"""The reference data's ``iam/`` (``mlstack.upstream.find_upstream``)."""
 DIFFERENCES: dict[tuple[str, str], str] = {
     **upstream.DIFFERENCES,
     # The LB Controller only reconciles TargetGroupBindings: every upstream action it does
@@ -48,7 +42,9 @@ ACCOUNT, REGION, CLUSTER = "123456789012", "us-west-2", "mlstack-dev"
 NODE_ROLE = f"arn:aws:iam::{ACCOUNT}:role/mlstack/dev/karpenter-node-role"
 QUEUE = f"arn:aws:sqs:{REGION}:{ACCOUNT}:karpenter-interruption-queue"
 
-pytestmark = pytest.mark.skipif(not UPSTREAM.is_dir(), reason=f"no upstream data at {UPSTREAM}")
+pytestmark = pytest.mark.skipif(
+    not UPSTREAM.is_dir(), reason=f"upstream reference data not found at {UPSTREAM}: {HINT}"
+)
 
 
 def _as_list(value: Any) -> list[str]:

@@ -69,11 +69,12 @@ def test_the_scaled_object_validator_is_strict(crd_schemas: SchemaStore) -> None
 def _chart_defaults(name: str) -> dict:
     import yaml
 
+    from mlstack.upstream import HINT
     from tests.components.test_chart_values import UPSTREAM
 
     path = UPSTREAM / f"{name}.values.yaml"
     if not path.is_file():
-        pytest.skip(f"upstream chart defaults not found: {path}")
+        pytest.skip(f"upstream reference data not found at {path}: {HINT}")
     return yaml.safe_load(path.read_text())
 
 

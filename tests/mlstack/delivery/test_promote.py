@@ -82,10 +82,11 @@ def _prod_version(project: Path) -> str:
 
 
 def test_unbaked_version_is_refused_and_nothing_written(
-    project: Path, capsys: pytest.CaptureFixture[str]
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = (project / "Pulumi.prod.yaml").read_text()
-    assert _promote(project) == 1
+    (tmp_path / "empty-ledger").mkdir()
+    assert _promote(project, "--ledger", f"file://{tmp_path / 'empty-ledger'}") == 1
     err = capsys.readouterr().err
     assert f"{LLAMA} 2099-01-01 has not passed a bake in stack dev with its serving spec" in err
     assert (project / "Pulumi.prod.yaml").read_text() == before
