@@ -64,7 +64,7 @@ def models(count: int, template: list[dict[str, Any]], mix: str = "prod") -> lis
                 "strategy": "canary",
                 "canary": {"artifactVersion": "candidate", "stableWeight": 90, "canaryWeight": 10},
             }
-        elif i % 4 == 1:
+        elif i % 4 == 2:  # an ALB model: an NLB cannot run blue/green
             model["rollout"] = {
                 "strategy": "blueGreen",
                 "blueGreen": {"activeColor": "blue", "green": {"artifactVersion": "candidate"}},

@@ -57,7 +57,9 @@ class ConfigModel(BaseModel):
         name = info.field_name
         field = cls.model_fields.get(name) if name else None
         kinds = _scalar_kinds(field.annotation) if field is not None else frozenset()
-        if isinstance(value, bool) and kinds and "bool" not in kinds:
+        # A boolean in a text field falls through to pydantic's string_type error, which
+        # the config loader turns into "quote it" (stacks.config._unquoted_hint).
+        if isinstance(value, bool) and kinds and not kinds & {"bool", "str"}:
             raise ValueError(
                 f"got the boolean {str(value).lower()} where a number is expected; allowed: "
                 "a number without quotes (YAML reads true/false/yes/no/on/off as booleans)"

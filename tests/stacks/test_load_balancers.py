@@ -132,7 +132,13 @@ def test_the_alb_and_nlbs_wait_for_the_log_bucket_policy(any_graph: ResourceGrap
 # --------------------------------------------------------------------------- rollouts
 
 
-ROOM = {"gpuPools[0].maxNodes": 8, "gpuPools[0].modelCache": {"sizeGib": 130}}
+ROOM = {
+    "gpuPools[0].maxNodes": 8,
+    "gpuPools[0].modelCache": {"sizeGib": 130},
+    # 8 nodes: Karpenter may repair 2 at once, more than prod's PDBs allow; these tests are
+    # about traffic, so repair is off here (with the reason prod asks for).
+    "gpuPools[0].autoRepair": {"enabled": False, "disabledReason": "traffic tests"},
+}
 """Dev's pool has room for one Deployment per model; a canary or blue/green runs two. On
 prod's 4-GPU nodes the node cache may hold the canaried LLM's three versions (3 x 40 GiB)
 and the classifier's."""

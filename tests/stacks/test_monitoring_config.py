@@ -55,7 +55,7 @@ def test_grafana_password_is_generated_in_both_stack_files_and_opaque_offline_wh
         # after `pulumi stack init` and `pulumi config set --secret --path ...`
         document["encryptedkey"] = "AQICAHh" + "A" * 61 + "="
         document["config"]["mlstack:monitoring"]["grafanaAdminPassword"] = {
-            "secure": "v1:AAAAAAAAAAAAAAAA:c2VhbGVk"
+            "secure": "v1:AQEBAQEBAQEBAQEB:AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI="
         }
         (tmp_path / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(document))
         password = load_config_file(stack, tmp_path).monitoring.grafana_admin_password

@@ -85,21 +85,27 @@ BLUE_GREEN = {
 }
 
 
-def test_canary_and_blue_green_versions_are_separate_tracks(synth_edited: SynthEdited) -> None:
-    # Room for the extra tracks' pods (the capacity-fit rule counts them).
-    edits = {
-        "models[0].rollout": CANARY,
-        "models[1].rollout": BLUE_GREEN,
-        "gpuPools[0].maxNodes": 8,
-    }
+def _facts_with(synth_edited: SynthEdited, edits: dict[str, object]) -> PlanFacts:
     raw = raw_stack_config("dev")
     for dotted, value in edits.items():
         set_path(raw, dotted, value)
     cfg = parse_config(raw, "Pulumi.dev.yaml")
-    facts = plan_facts(cfg, synth_edited("dev", edits))
-    assert {(m.model, m.version, m.track) for m in facts.models} == {
+    return plan_facts(cfg, synth_edited("dev", edits))
+
+
+def test_canary_and_blue_green_versions_are_separate_tracks(synth_edited: SynthEdited) -> None:
+    # Room for the extra tracks' pods (the capacity-fit rule counts them). Blue/green and
+    # canary both need an ALB model (an NLB cannot run either): the LLM, once each way.
+    room = {"gpuPools[0].maxNodes": 8}
+    canary = _facts_with(synth_edited, {"models[0].rollout": CANARY, **room})
+    assert {(m.model, m.version, m.track) for m in canary.models} == {
         ("llama-3-8b-instruct", "2025-06-02", "stable"),
         ("llama-3-8b-instruct", "2025-06-09", "canary"),
-        ("resnet50", "v3", "blue"),
-        ("resnet50", "v4", "green"),
+        ("resnet50", "v3", "stable"),
+    }
+    blue_green = _facts_with(synth_edited, {"models[0].rollout": BLUE_GREEN, **room})
+    assert {(m.model, m.version, m.track) for m in blue_green.models} == {
+        ("llama-3-8b-instruct", "v3", "blue"),
+        ("llama-3-8b-instruct", "v4", "green"),
+        ("resnet50", "v3", "stable"),
     }
