@@ -357,7 +357,8 @@ class RollbackDiff:
 
 
 class DiffFn(Protocol):
-    """``(stack, base_commit, head_commit, root, color, *, head_env) -> RollbackDiff``."""
+    """``(stack, base_commit, head_commit, root, color, *, head_env, base_env) ->
+    RollbackDiff``."""
 
     def __call__(
         self,
@@ -368,15 +369,26 @@ class DiffFn(Protocol):
         color: bool,
         *,
         head_env: Path | None = None,
+        base_env: Callable[[], Path] | None = None,
     ) -> RollbackDiff: ...
 
 
 def offline_diff(
-    stack: str, base: str, head: str, root: Path, color: bool, *, head_env: Path | None = None
+    stack: str,
+    base: str,
+    head: str,
+    root: Path,
+    color: bool,
+    *,
+    head_env: Path | None = None,
+    base_env: Callable[[], Path] | None = None,
 ) -> RollbackDiff:
     """The ``mlstack diff`` of ``stack`` from ``base`` to ``head`` (both commits), with
     both plans (each synthesized with its commit's code in a temporary worktree; ``head``
-    on the virtualenv ``head_env`` when given, ``base`` on this interpreter)."""
+    on the virtualenv ``head_env`` when given). ``base`` is synthesized on this
+    interpreter first; when that fails and ``base_env`` is given (it builds or reuses the
+    deployed commit's own environment), again there: a stack that runs an older commit
+    (an earlier rollback, a failed deploy) may need its own dependencies too."""
     from concurrent.futures import ThreadPoolExecutor
 
     from mlstack.review import diff as review_diff
@@ -387,6 +399,8 @@ def offline_diff(
         head_job = pool.submit(gitrefs.plans_at, root, head, [stack], virtualenv=head_env)
         head_outcome = head_job.result()[1][stack]
         base_outcome = base_job.result()[1][stack]
+    if base_outcome.error and base_env is not None:
+        base_outcome = gitrefs.plans_at(root, base, [stack], virtualenv=base_env())[1][stack]
     result = review_diff.diff_outcomes(
         stack, base_outcome, head_outcome, gitrefs.short(base), gitrefs.short(head)
     )
@@ -579,8 +593,15 @@ def run_rollback(
     echo(f"environment of the target (its own constraints.txt): {builder.path_for(spec)}")
     env_dir = builder.ensure(spec, echo)
     with temporary_worktree(root, plan.target_commit) as worktree:
+
+        def deployed_env() -> Path:
+            # Only when the deployed commit did not synthesize here: its own environment.
+            deployed = spec_at(root, base)
+            echo(f"environment of the deployed commit: {builder.path_for(deployed)}")
+            return builder.ensure(deployed, echo)
+
         shown = (diff or offline_diff)(
-            stack, base, plan.target_commit, root, color, head_env=env_dir
+            stack, base, plan.target_commit, root, color, head_env=env_dir, base_env=deployed_env
         )
         echo(shown.text)
         safety_check(shown, dry_run=dry_run, echo=echo)

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,7 @@ class RecordingDiff:
         color: bool,
         *,
         head_env: Path | None = None,
+        base_env: Callable[[], Path] | None = None,
     ) -> rollback_module.RollbackDiff:
         self.calls.append((stack, base, head))
         self.head_envs.append(head_env)
@@ -741,6 +743,72 @@ def test_target_needing_its_own_environment_is_synthesized_there_and_rolled_back
     assert up["head"] == target
     assert Path(up["venvTarget"]) == builder.path_for(spec_at(deploy_repo.root, target))
     assert deploy_repo.worktrees() == [str(deploy_repo.root)]
+
+
+def test_deployed_commit_needing_its_own_environment_is_synthesized_there_too(
+    *,
+    deploy_repo: DeployRepo,
+    standin_pulumi: StandInPulumi,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review finding: the stack runs an older commit (an earlier rollback deployed it) whose
+    program imports ``tinydep``, absent from today's interpreter; a second rollback, further
+    back, synthesizes that deployed commit on its own environment once today's interpreter
+    cannot, instead of refusing every rollback away from it. Real environment builds, real
+    offline diff; ``pulumi`` is the STAND-IN."""
+    _offline_index(tmp_path, monkeypatch)
+    own_env = {
+        "constraints.txt": "tinydep==1.0\n",
+        "pyproject.toml": PYPROJECT.replace('"pulumi>=3,<4"', '"tinydep"'),
+        "mlstack/__init__.py": "",
+    }
+    target = deploy_repo.commit(
+        "target-needs-own-env",
+        {
+            **own_env,
+            "mlstack/cli.py": TOY_CLI.format(imports="import tinydep", display="'old'"),
+            "Pulumi.dev.yaml": stack_yaml(7),
+        },
+    )
+    deployed = deploy_repo.commit(
+        "deployed-needs-own-env",
+        {
+            **own_env,
+            "mlstack/cli.py": TOY_CLI.format(
+                imports="import tinydep", display="f'v{tinydep.VALUE}'"
+            ),
+            "Pulumi.dev.yaml": stack_yaml(8),
+        },
+    )
+    deploy_repo.commit(  # today's checkout: a later commit on today's dependencies
+        "head",
+        {
+            "constraints.txt": "pulumi==3.200.0\n",
+            "mlstack/cli.py": TOY_CLI.format(imports="pass", display="'head'"),
+        },
+    )
+    standin_pulumi.set_history("dev", [history_entry(1, target), history_entry(2, deployed)])
+    builder = EnvBuilder(cache_dir=tmp_path / "cache", python=sys.executable)
+    said: list[str] = []
+
+    result = run_rollback(
+        "dev",
+        "1",
+        deploy_repo.root,
+        dry_run=False,
+        assume_yes=True,
+        history_file=None,
+        echo=said.append,
+        confirm=lambda _: True,
+        env_builder=builder,
+    )
+
+    assert result.deployed
+    assert "environment of the deployed commit" in "\n".join(said)
+    assert "safety checks: no cluster downgrade" in "\n".join(said)
+    [up] = standin_pulumi.calls_of("up")
+    assert up["head"] == target
 
 
 def test_synth_on_a_directory_that_is_no_virtualenv_names_it(tmp_path: Path) -> None:
