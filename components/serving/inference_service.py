@@ -389,10 +389,21 @@ class InferenceService(pulumi.ComponentResource):
 
         self.deployments = {}
         self.scalers = {}
+        self.target_groups = []
+        self.rules = []
+        self.bindings = []
         services: dict[str, k8s.core.v1.Service] = {}
+        exposed: dict[str, list[_TrackTarget]] = {}
         for track in args.tracks:
             base = name if track.track == "stable" else f"{name}-{track.track}"
             workload = workload_name(model, track.track)
+            services[track.track] = self._service(f"{base}-service", workload, track.track)
+            # The binding exists before the track's pods: the controller injects a pod's
+            # readiness gate only at pod creation, and only when a binding for its Service
+            # exists (aws-load-balancer-controller pkg/inject/pod_readiness); without the
+            # gate a pod is Ready before its target is healthy.
+            exposed[track.track] = self._track_targets(track.track, services[track.track])
+            bindings = [t.binding for t in exposed[track.track]]
             self.deployments[track.track] = k8s.apps.v1.Deployment(
                 f"{base}-deployment",
                 k8s.apps.v1.DeploymentInitArgs(
@@ -407,9 +418,8 @@ class InferenceService(pulumi.ComponentResource):
                     ),
                     spec=self._deployment_spec(track),
                 ),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[account, *grants]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[account, *grants, *bindings]),
             )
-            services[track.track] = self._service(f"{base}-service", workload, track.track)
             self._pdb(f"{base}-pdb", workload, track.track)
             self.scalers[track.track] = self._scaler(f"{base}-scaler", workload)
 
@@ -421,16 +431,13 @@ class InferenceService(pulumi.ComponentResource):
                 f"{name}-service", model, self.routes.cluster_selector_track, scraped=False
             )
 
-        self.target_groups = []
-        self.rules = []
-        self.bindings = []
         self.nlb = None
         self.endpoint_dns_name = None
         self.load_balancer_arn_suffix = None
         if args.exposure == "alb":
-            self._expose_alb(services)
+            self._expose_alb(exposed)
         elif args.exposure == "nlb":
-            self._expose_nlb(services)
+            self._expose_nlb(exposed)
         self.register_outputs(
             {
                 "roleArn": self.role.arn,
@@ -956,24 +963,51 @@ class InferenceService(pulumi.ComponentResource):
         self.bindings.append(binding)
         return group, binding
 
-    def _expose_alb(self, services: Mapping[str, k8s.core.v1.Service]) -> None:
+    def _nlb_ports(self) -> list[lb.NlbPort]:
+        preset = self._args.runtime
+        return [lb.NlbPort(preset.port_name, preset.port)] + [
+            lb.NlbPort(port_name, number) for port_name, number in preset.extra_ports
+        ]
+
+    def _track_targets(self, track: str, service: k8s.core.v1.Service) -> list[_TrackTarget]:
+        """The target groups (one, or one per NLB port) of one track and their bindings."""
+        args = self._args
+        preset = args.runtime
+        if args.exposure == "alb":
+            spec = lb.TargetSpec(
+                port=preset.port,
+                protocol="HTTP",
+                health_check_path=preset.readiness_path,
+                drain_seconds=args.drain_seconds,
+                slow_start_seconds=args.slow_start_seconds,
+            )
+            group, binding = self._bind(track, preset.port_name, spec, service, "")
+            return [_TrackTarget(preset.port_name, "", group, binding)]
+        if args.exposure != "nlb":
+            return []
+        found: list[_TrackTarget] = []
+        for port in self._nlb_ports():
+            suffix = "" if port.name == preset.port_name else f"-{port.name}"
+            spec = lb.TargetSpec(
+                port=port.port,
+                protocol="TCP",
+                health_check_path=preset.readiness_path,
+                health_check_port=preset.port,
+                drain_seconds=args.drain_seconds,
+            )
+            group, binding = self._bind(track, port.name, spec, service, suffix)
+            found.append(_TrackTarget(port.name, suffix, group, binding))
+        return found
+
+    def _expose_alb(self, exposed: Mapping[str, list[_TrackTarget]]) -> None:
         args = self._args
         frontend = args.frontend
         assert frontend is not None and frontend.https_listener is not None
         assert frontend.alb is not None and args.rule_slot is not None
-        preset = args.runtime
-        spec = lb.TargetSpec(
-            port=preset.port,
-            protocol="HTTP",
-            health_check_path=preset.readiness_path,
-            drain_seconds=args.drain_seconds,
-            slow_start_seconds=args.slow_start_seconds,
-        )
         groups: dict[str, tuple[aws.lb.TargetGroup, tuple[pulumi.Resource, ...]]] = {}
         for track in args.tracks:
-            group, binding = self._bind(
-                track.track, preset.port_name, spec, services[track.track], ""
-            )
+            [target_of_track] = exposed[track.track]
+            group, binding = target_of_track.group, target_of_track.binding
             # Traffic only once the track's rollout is available and its binding exists.
             ready = (self.deployments[track.track], binding)
             groups[workload_name(args.model_name, track.track)] = (group, ready)
@@ -1004,42 +1038,24 @@ class InferenceService(pulumi.ComponentResource):
         self.load_balancer_arn_suffix = frontend.alb.arn_suffix
         self.endpoint_dns_name = frontend.alb.dns_name
 
-    def _expose_nlb(self, services: Mapping[str, k8s.core.v1.Service]) -> None:
+    def _expose_nlb(self, exposed: Mapping[str, list[_TrackTarget]]) -> None:
         args = self._args
         frontend = args.frontend
         assert frontend is not None
-        preset = args.runtime
-        ports = [lb.NlbPort(preset.port_name, preset.port)] + [
-            lb.NlbPort(port_name, number) for port_name, number in preset.extra_ports
-        ]
         active_track = self.routes.cluster_selector_track
         active: dict[str, aws.lb.TargetGroup] = {}
         for track in args.tracks:
-            for port in ports:
-                suffix = "" if port.name == preset.port_name else f"-{port.name}"
-                group, _ = self._bind(
-                    track.track,
-                    port.name,
-                    lb.TargetSpec(
-                        port=port.port,
-                        protocol="TCP",
-                        health_check_path=preset.readiness_path,
-                        health_check_port=preset.port,
-                        drain_seconds=args.drain_seconds,
-                    ),
-                    services[track.track],
-                    suffix,
-                )
+            for target in exposed[track.track]:
                 label = None if track.track == "stable" else track.track
-                if suffix:
-                    label = f"{label}-{port.name}" if label else port.name
-                self.target_groups.append(ExposedTargetGroup("nlb", label, group))
+                if target.suffix:
+                    label = f"{label}-{target.port_name}" if label else target.port_name
+                self.target_groups.append(ExposedTargetGroup("nlb", label, target.group))
                 if track.track == active_track:
-                    active[port.name] = group
+                    active[target.port_name] = target.group
         self.nlb, _ = lb.nlb(
             f"{self._name}-nlb",
             frontend=frontend,
-            ports=ports,
+            ports=self._nlb_ports(),
             active=active,
             certificate_arn=args.certificate_arn or frontend.certificate_arn,
             tags={**args.tags, "mlstack:model": args.model_name},
@@ -1047,6 +1063,16 @@ class InferenceService(pulumi.ComponentResource):
         )
         self.load_balancer_arn_suffix = self.nlb.arn_suffix
         self.endpoint_dns_name = self.nlb.dns_name
+
+
+@dataclass(frozen=True)
+class _TrackTarget:
+    """One target group of a track (``suffix``: ``-<port>`` for an NLB's extra ports)."""
+
+    port_name: str
+    suffix: str
+    group: aws.lb.TargetGroup
+    binding: k8s.apiextensions.CustomResource
 
 
 @dataclass(frozen=True)

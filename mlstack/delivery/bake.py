@@ -869,10 +869,17 @@ def run_bake(
     baseline: Baseline | None = None,
     requests: RequestSource | None = None,
     wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+    kind: str = "deploy",
 ) -> BakeReport:
     """Poll every ``poll_seconds`` until ``minutes`` have passed or something breaches;
     a clean end is ``passed`` only with evidence that the new version served
-    (:func:`evidence_problems`, traffic read from ``requests``), else ``inconclusive``."""
+    (:func:`evidence_problems`, traffic read from ``requests``), else ``inconclusive``.
+
+    A gating alarm already in ALARM before the update (the baseline) is not blamed while
+    the bake runs; if it is still in ALARM at the end, a ``deploy`` bake is
+    ``inconclusive`` (nothing shows the new version is good: never last good, never
+    promotion evidence) and a ``rollback`` bake ``failed`` (the rollback did not clear
+    what it was run for: it pages)."""
     if minutes <= 0 or poll_seconds <= 0:
         raise UsageError(f"--minutes ({minutes}) and --poll-seconds ({poll_seconds}) must be > 0")
     start = clock()
@@ -902,10 +909,21 @@ def run_bake(
             for r in poll.rollouts
             if not r.ready
         ]
+    still_firing = list(poll.pre_existing) if not breaches else []
+    if still_firing and kind == "rollback":
+        breaches = [
+            Breach(b.kind, b.subject, b.model, f"{b.reason} (in ALARM before the rollback, still)")
+            for b in still_firing
+        ]
     unproven = (
         []
         if breaches
-        else evidence_problems(
+        else [
+            f"{b.subject}: in ALARM before the update and still at the end of the bake; "
+            "nothing shows the new version is good"
+            for b in still_firing
+        ]
+        + evidence_problems(
             targets,
             poll,
             requests,

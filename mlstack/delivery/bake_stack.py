@@ -363,6 +363,7 @@ def _bake_stack(
         progress=lambda left, poll: write(render_poll(left, poll, tty=options.tty)),
         baseline=baseline,
         requests=CloudWatchRequests(cloudwatch),
+        kind=options.kind,
     )
     if options.tty:
         write("")  # end the rewritten progress line

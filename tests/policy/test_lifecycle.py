@@ -551,9 +551,11 @@ def test_destroy_order_flags_the_plan_whose_provider_skips_the_ci_deploy_access(
     urns = [str(v.urn) for v in outcome.violations]
     flagged = {u.rsplit("::", 1)[-1] for u in urns}
     assert outcome.status == "fail"
-    assert len(flagged) > 12
+    # (The model Deployments now reach the access through their TargetGroupBindings, which
+    # wait for the load-balancer controller, so fewer objects are flagged than on main.)
+    assert len(flagged) > 10
     kinds = {u.split("::")[-2].rsplit(":", 1)[-1] for u in urns}
-    assert {"Namespace", "Deployment", "Service", "ServiceAccount", "PodDisruptionBudget"} <= kinds
+    assert {"Namespace", "Service", "ServiceAccount", "PodDisruptionBudget"} <= kinds
     assert all("ci-deploy-eks-policy" in v.message for v in outcome.violations)
     provider = any_graph.one(K8S_PROVIDER)
     assert _by_name(any_graph, "ci-deploy-eks-policy").urn in provider.dependencies

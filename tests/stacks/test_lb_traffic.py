@@ -17,7 +17,9 @@ from mlstack.review.diff import diff_graphs, render_text
 from mlstack.review.traffic_hazards import check_traffic
 from mlstack.synth import ResourceGraph, ResourceNode, mock_outputs, synth_config
 from stacks.config import ConfigError, Problem, parse_config
-from tests.conftest import SynthEdited, raw_stack_config, set_path
+from tests.conftest import SynthEdited, graph_for, raw_stack_config, set_path
+
+DEPLOYMENT_TYPE = "kubernetes:apps/v1:Deployment"
 
 ROOM = {"gpuPools[0].modelCache": {"sizeGib": 130}}
 """Room for two Deployments of the LLM (canary, blue/green): prod's 4-GPU nodes hold them
@@ -413,3 +415,20 @@ def test_a_priority_moving_between_rules_in_place_is_refused_too() -> None:
     head["resources"].append(moved)
     kinds = [h.kind for h in check_traffic(base, head)]
     assert kinds == ["rule-priority-moved"]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_track_deployment_waits_for_its_target_group_binding(stack: str) -> None:
+    """Review finding: the controller injects a pod's readiness gate only at pod creation
+    and only when a binding for its Service exists (aws-load-balancer-controller v3.5.0
+    ``pkg/inject/pod_readiness/pod_readiness_gate.go``); a Deployment created before its
+    binding runs gate-less pods that are Ready before their targets are healthy."""
+    graph = graph_for(stack)
+    bindings = [
+        b for b in graph.resources if b.type.endswith("elbv2.k8s.aws/v1beta1:TargetGroupBinding")
+    ]
+    assert bindings
+    deployments = {d.inputs["metadata"]["name"]: d for d in graph.by_type(DEPLOYMENT_TYPE)}
+    for binding in bindings:
+        service = binding.inputs["spec"]["serviceRef"]["name"]
+        assert binding.urn in deployments[service].dependencies, (binding.name, service)

@@ -813,9 +813,46 @@ def test_an_alarm_in_alarm_before_the_update_is_reported_not_blamed(
     blamed = _bake(targets, cloudwatch, None, FakeTime())
     assert blamed.verdict == "failed"  # without a baseline the innocent deploy is blamed
     report = _bake(targets, cloudwatch, None, FakeTime(), baseline=baseline)
-    assert report.verdict == "passed", report.summary()
+    # Not blamed, but not evidence either (review finding: a model's own alarm firing
+    # before and after would otherwise let a bad version pass and become last good).
+    assert report.verdict == "inconclusive", report.summary()
     assert [b.subject for b in report.pre_existing] == [shared]
     assert f"in ALARM before the update (not blamed): {shared}" in report.summary()
+    assert any("still at the end of the bake" in p for p in report.inconclusive)
+
+
+def test_a_pre_existing_alarm_that_clears_during_the_bake_lets_it_pass(
+    targets: BakeTargets, cloudwatch: Any
+) -> None:
+    shared = next(a.name for a in targets.alarms if a.name.endswith("-elb-5xx"))
+    cloudwatch.set_alarm_state(AlarmName=shared, StateValue="ALARM", StateReason="before")
+    baseline = take_baseline(targets, CloudWatchAlarms(cloudwatch))
+    time = FakeTime()
+    time.hooks[1] = lambda: cloudwatch.set_alarm_state(
+        AlarmName=shared, StateValue="OK", StateReason="cleared"
+    )
+    report = _bake(targets, cloudwatch, None, time, baseline=baseline)
+    assert report.verdict == "passed", report.summary()
+
+
+def test_a_rollback_bake_waits_for_what_it_was_run_for_and_fails_if_it_still_fires(
+    targets: BakeTargets, cloudwatch: Any
+) -> None:
+    """Review finding: the rollback bake failed on its first poll because the bad
+    version's alarm had not cleared yet. With the baseline taken before the rollback it
+    is not blamed while it clears; still firing at the end, the rollback failed (pages)."""
+    shared = next(a.name for a in targets.alarms if a.name.endswith("-elb-5xx"))
+    cloudwatch.set_alarm_state(AlarmName=shared, StateValue="ALARM", StateReason="bad version")
+    baseline = take_baseline(targets, CloudWatchAlarms(cloudwatch))
+    still = _bake(targets, cloudwatch, None, FakeTime(), baseline=baseline, kind="rollback")
+    assert still.verdict == "failed" and still.polls > 1
+    assert "in ALARM before the rollback, still" in still.breaches[0].reason
+    time = FakeTime()
+    time.hooks[1] = lambda: cloudwatch.set_alarm_state(
+        AlarmName=shared, StateValue="OK", StateReason="cleared"
+    )
+    cleared = _bake(targets, cloudwatch, None, time, baseline=baseline, kind="rollback")
+    assert cleared.verdict == "passed", cleared.summary()
 
 
 def test_a_pre_existing_alarm_that_recovered_and_fired_again_is_blamed(
