@@ -311,8 +311,13 @@ def _bake_stack(
     alarms = CloudWatchAlarms(cloudwatch)
     if options.baseline_out is not None:
         baseline = take_baseline(targets, alarms)
-        options.baseline_out.parent.mkdir(parents=True, exist_ok=True)
-        options.baseline_out.write_text(json.dumps(baseline.to_json(), indent=2) + "\n")
+        from mlstack.files import write_atomic
+
+        write_atomic(
+            options.baseline_out,
+            json.dumps(baseline.to_json(), indent=2) + "\n",
+            what="--baseline-out",
+        )
         firing = sorted(n for n, s in baseline.states.items() if s.state == "ALARM")
         echo(
             f"baseline of stack {options.stack}: {len(baseline.states)} alarm(s) recorded in "

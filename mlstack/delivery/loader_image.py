@@ -152,8 +152,13 @@ def push_loader_image(
     echo(f"model-loader {image} digest: {digest}")
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
-        with Path(summary).open("a", encoding="utf-8") as out:
-            out.write(f"model-loader `{image}`: `{digest}` (MODEL_LOADER_IMAGE_DIGEST)\n")
+        from mlstack.files import append_atomic
+
+        append_atomic(
+            Path(summary),
+            f"model-loader `{image}`: `{digest}` (MODEL_LOADER_IMAGE_DIGEST)\n",
+            what="$GITHUB_STEP_SUMMARY",
+        )
     if pin.digest and pin.digest != digest:
         raise MlstackError(
             f"components/versions.py records MODEL_LOADER_IMAGE_DIGEST {pin.digest} for "
