@@ -498,3 +498,14 @@ def test_manual_rollback_is_baked_with_the_target_plan_and_pages_on_any_failed_b
     assert "mlstack page" in page["run"]
     assert _runs(page["if"].removeprefix("${{ ").removesuffix(" }}"), {"bake": "failure"})
     assert not _runs(page["if"].removeprefix("${{ ").removesuffix(" }}"), {"bake": "success"})
+
+
+def test_prod_deploys_only_after_a_dev_bake_that_passed() -> None:
+    """Review finding: an inconclusive dev bake (dev served nothing) exits 0, and prod
+    deployed the commit anyway; an inconclusive bake is no evidence (issue 29 item 14)."""
+    jobs = load("deploy.yml")["jobs"]
+    assert jobs["prod"]["if"] == "needs.dev.outputs.bake-verdict == 'passed'"
+    assert jobs["dev"]["outputs"]["bake-verdict"] == "${{ steps.bake.outputs.verdict }}"
+    [bake] = [s for s in jobs["dev"]["steps"] if s.get("id") == "bake"]
+    assert 'echo "verdict=${verdict}" >> "$GITHUB_OUTPUT"' in bake["run"]
+    assert bake["run"].rstrip().endswith('exit "$status"')  # a failed bake still fails the job
