@@ -58,8 +58,26 @@ def secret_kind(text: str) -> str | None:
     return None
 
 
+PUBLIC_QUERY_KEYS = frozenset({"region", "endpoint", "awssdk"})
+"""Query parameters that are never secret (a secrets provider URL's ``region``): kept, so
+a command printed in an error (``pulumi stack init ... ?region=us-west-2``) still works."""
+
+
+def _redact_query(query: str) -> str:
+    if not query:
+        return ""
+    kept = []
+    for pair in query.split("&"):
+        key, sep, _ = pair.partition("=")
+        kept.append(
+            pair if key in PUBLIC_QUERY_KEYS else f"{key}{sep}{REDACTED}" if sep else REDACTED
+        )
+    return "&".join(kept)
+
+
 def redact_url(url: str) -> str:
-    """``url`` without its userinfo, query and fragment (each replaced by ``***``)."""
+    """``url`` without its userinfo, its query values (but a ``region`` and the like) and
+    its fragment (each replaced by ``***``)."""
     try:
         parts = urlsplit(url)
         netloc = parts.netloc
@@ -67,7 +85,7 @@ def redact_url(url: str) -> str:
         return REDACTED
     if "@" in netloc:
         netloc = f"{REDACTED}@{netloc.rpartition('@')[2]}"
-    query = REDACTED if parts.query else ""
+    query = _redact_query(parts.query)
     fragment = REDACTED if parts.fragment else ""
     return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
 

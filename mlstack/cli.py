@@ -121,10 +121,15 @@ def _require_writable(out: Path | None, what: str = "--out") -> None:
         check_writable(out, what)
 
 
+COST_FIGURE_MAX = 1e12
+"""Largest usage figure ``cost`` takes (GB or LCUs per month): far past any real stack, and
+small enough that every price times it stays finite (1e308 overflowed to ``$inf``)."""
+
+
 def _finite_non_negative(value: float) -> float:
-    """Option callback: a figure that is a finite number >= 0 (exit 2 otherwise)."""
-    if not math.isfinite(value) or value < 0:
-        raise typer.BadParameter(f"{value!r}: allowed is a finite number >= 0")
+    """Option callback: a figure that is a finite number in [0, 1e12] (exit 2 otherwise)."""
+    if not math.isfinite(value) or not 0 <= value <= COST_FIGURE_MAX:
+        raise typer.BadParameter(f"{value!r}: allowed is a finite number from 0 to 1e12")
     return value
 
 

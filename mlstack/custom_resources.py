@@ -84,13 +84,23 @@ class SchemaDir:
 def resolve_schema_dir(
     explicit: Path | None = None, environ: Mapping[str, str] | None = None
 ) -> SchemaDir:
-    """``--crd-schemas DIR``, else ``$MLSTACK_CRD_SCHEMAS``, else ``~/.cache/mlstack/crds``."""
+    """``--crd-schemas DIR``, else ``$MLSTACK_CRD_SCHEMAS``, else the ``crds/`` of
+    ``$MLSTACK_UPSTREAM`` or of what ``mlstack upstream fetch`` wrote
+    (``~/.cache/mlstack/upstream/crds``) when it exists, else ``~/.cache/mlstack/crds``."""
     env = os.environ if environ is None else environ
     if explicit is not None:
         return SchemaDir(explicit.expanduser(), "--crd-schemas")
     if env.get(ENV_VAR):
         return SchemaDir(Path(env[ENV_VAR]).expanduser(), f"${ENV_VAR}")
+    if env.get("MLSTACK_UPSTREAM"):
+        return SchemaDir(Path(env["MLSTACK_UPSTREAM"]).expanduser() / "crds", "$MLSTACK_UPSTREAM")
     home = env.get("HOME")
+    cache = Path(
+        env.get("XDG_CACHE_HOME") or (Path(home) / ".cache" if home else Path.home() / ".cache")
+    )
+    fetched = cache / "mlstack" / "upstream" / "crds"
+    if fetched.is_dir():
+        return SchemaDir(fetched, "mlstack upstream fetch")
     default = Path(home) / DEFAULT_DIR.relative_to("~") if home else DEFAULT_DIR.expanduser()
     return SchemaDir(default, "default")
 

@@ -338,7 +338,9 @@ def _handler(signum: int, frame: Any) -> None:
         _stop_children()
         _run_cleanups()
     finally:
-        with suppress(OSError, ValueError):
+        # RuntimeError: the signal landed inside a write to stdout ("reentrant call inside
+        # <_io.BufferedWriter>"); the exit below must still happen.
+        with suppress(OSError, ValueError, RuntimeError):
             sys.stdout.flush()
         with suppress(OSError):
             os.write(2, b"interrupted\n")

@@ -306,13 +306,14 @@ def _prod_cluster_rules(cfg: StackConfig) -> Iterable[Problem]:
             "a new cluster needs at least one admin role: the cluster creator gets no access "
             "of its own (API authentication mode), so nothing could manage the cluster",
         )
-    opened = too_open(cl.public_access_cidrs) if cl.endpoint_public_access else None
+    opened = too_open(cl.effective_public_cidrs()) if cl.endpoint_public_access else None
     if cfg.is_prod and opened:
+        empty = " (an empty list: EKS opens 0.0.0.0/0)" if not cl.public_access_cidrs else ""
         yield Problem(
             "mlstack:cluster.publicAccessCidrs",
             cl.public_access_cidrs,
-            f"prod must not open the public API endpoint to the whole internet: {opened}; "
-            "allowed: specific CIDRs, or endpointPublicAccess: false",
+            f"prod must not open the public API endpoint to the whole internet{empty}: "
+            f"{opened}; or set endpointPublicAccess: false",
         )
 
 
@@ -438,7 +439,7 @@ def _delivery_rules(cfg: StackConfig) -> Iterable[Problem]:
         public_access=cl.endpoint_public_access,
         private_access=cl.endpoint_private_access,
         public_cidrs=list(cl.public_access_cidrs),
-        endpoint_open=too_open(cl.public_access_cidrs) is not None,
+        endpoint_open=too_open(cl.effective_public_cidrs()) is not None,
         vpc_created=cfg.network.mode == "create",
     )
 
@@ -604,6 +605,15 @@ def _document_problem(document: Any) -> str | None:
         return (
             f"no config: mapping{hint}; top-level keys here: {', '.join(keys) or 'none'}; "
             f"allowed: {', '.join(TOP_LEVEL_KEYS)}"
+        )
+    unknown = [str(k) for k in document if k not in TOP_LEVEL_KEYS]
+    if unknown:
+        first = unknown[0]
+        near = difflib.get_close_matches(first, TOP_LEVEL_KEYS, n=1, cutoff=0.6)
+        hint = f"; did you mean {near[0]}?" if near else ""
+        return (
+            f"unknown top-level key(s) {unknown}{hint} (the engine would ignore what they "
+            f"mean to set); allowed: {', '.join(TOP_LEVEL_KEYS)}"
         )
     config = document["config"]
     if not isinstance(config, dict):

@@ -57,7 +57,10 @@ def _round_trip(text: str) -> tuple[YAML, Any]:
 def _scalar(version: str, previous: Any) -> Any:
     """The new value, quoted like the previous one, and always quoted if YAML would
     otherwise read it as something other than this string (``1.10`` -> 1.1)."""
-    plain_reads_back = pyyaml.safe_load(version) == version if version else False
+    try:
+        plain_reads_back = pyyaml.safe_load(version) == version if version else False
+    except pyyaml.YAMLError:  # '*x', '"': not a plain scalar; quoted it is fine (or refused)
+        plain_reads_back = False
     if isinstance(previous, SingleQuotedScalarString):
         return SingleQuotedScalarString(version)
     if isinstance(previous, DoubleQuotedScalarString) or not plain_reads_back:

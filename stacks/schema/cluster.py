@@ -168,6 +168,11 @@ class ClusterConfig(ConfigModel):
                 raise ValueError(f"{cidr!r} is not a CIDR ({exc})") from None
         return value
 
+    def effective_public_cidrs(self) -> list[str]:
+        """Who reaches the public endpoint: ``publicAccessCidrs``, or, when it is empty,
+        everyone (EKS's default for an empty list is 0.0.0.0/0)."""
+        return list(self.public_access_cidrs) or ["0.0.0.0/0"]
+
     @model_validator(mode="after")
     def _existing_needs_name(self) -> ClusterConfig:
         if self.mode == "existing" and not self.name:

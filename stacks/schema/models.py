@@ -21,6 +21,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, WithJsonSchema, field_validator, model_validator
 
 from components import naming
+from components.network.cidrs import too_open
 from components.serving import runtimes
 from components.storage import layout
 from stacks.schema import cron
@@ -264,16 +265,17 @@ class BlueGreenConfig(ConfigModel):
     def _preview_cidrs(cls, value: list[str]) -> list[str]:
         for cidr in value:
             try:
-                network = ipaddress.ip_network(cidr, strict=True)
+                ipaddress.ip_network(cidr, strict=True)
             except ValueError as exc:
                 raise ValueError(
                     f"{cidr!r} is not a CIDR ({exc}); allowed: e.g. 10.0.0.0/8"
                 ) from None
-            if network.prefixlen == 0:
-                raise ValueError(
-                    f"{cidr!r} opens the un-promoted color to every address; allowed: the "
-                    "CIDRs of the people and tools that preview (default: the VPC)"
-                )
+        opened = too_open(value)
+        if opened:
+            raise ValueError(
+                f"{value} opens the un-promoted color to the internet: {opened} (the CIDRs "
+                "of the people and tools that preview; default: the VPC)"
+            )
         return value
 
     @field_validator("active_color")

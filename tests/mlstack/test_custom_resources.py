@@ -270,3 +270,19 @@ def test_no_file_in_the_repository_carries_crd_schema_data() -> None:
         if "openAPIV3Schema" in path.read_text(encoding="utf-8", errors="replace")
     )
     assert carriers == []
+
+
+def test_the_schemas_mlstack_upstream_fetch_wrote_are_found_without_settings(
+    tmp_path: Path,
+) -> None:
+    """Review finding: `plan --check` told users to run `mlstack upstream fetch`, then
+    looked only in ~/.cache/mlstack/crds, not where the fetch writes."""
+    from mlstack.custom_resources import resolve_schema_dir
+
+    fetched = tmp_path / ".cache" / "mlstack" / "upstream" / "crds"
+    fetched.mkdir(parents=True)
+    found = resolve_schema_dir(None, {"HOME": str(tmp_path)})
+    assert found.path == fetched
+    upstream = tmp_path / "elsewhere"
+    found = resolve_schema_dir(None, {"HOME": str(tmp_path), "MLSTACK_UPSTREAM": str(upstream)})
+    assert found.path == upstream / "crds"

@@ -364,7 +364,17 @@ def test_problem_redacts_urls_in_its_message_and_value() -> None:
 
 def test_redact_url_keeps_scheme_host_and_path_only() -> None:
     assert (
-        redact_url("https://a:b@h.example:8443/x?y=1#z") == "https://***@h.example:8443/x?***#***"
+        redact_url("https://a:b@h.example:8443/x?y=1#z") == "https://***@h.example:8443/x?y=***#***"
     )
     assert redact_url("https://h.example/x") == "https://h.example/x"
     assert redact_text("key AKIAIOSFODNN7EXAMPLE here") == "key [AWS access key id: ***] here"
+
+
+def test_a_secrets_provider_region_survives_redaction_so_printed_commands_still_work() -> None:
+    """Review finding: the `secure:` error printed `--secrets-provider="awskms://...?***"`,
+    a command that no longer works; a region is no secret, other query values still are."""
+    from components.redact import redact_text
+
+    line = 'pulumi stack init dev --secrets-provider="awskms://alias/k?region=us-west-2"'
+    assert redact_text(line) == line
+    assert redact_text("https://hooks.example/x?token=s3cr3t") == "https://hooks.example/x?token=***"

@@ -170,3 +170,15 @@ def test_an_unquoted_number_boolean_or_timestamp_in_a_text_key_says_quote_it(
     (project / "Pulumi.dev.yaml").write_text(DEV_TEXT.replace(old, new, 1))
     err = _one_error(capsys, ["validate", "dev", "--root", str(project)])
     assert f"{key}: " in err and said in err
+
+
+def test_an_unknown_top_level_key_is_refused_with_a_did_you_mean(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review finding: `secretprovider:` (a typo) validated, and the engine would have used
+    no secrets provider at all."""
+    text = DEV_TEXT.replace("secretsprovider:", "secretprovider:", 1)
+    assert text != DEV_TEXT
+    (project / "Pulumi.dev.yaml").write_text(text)
+    err = _one_error(capsys, ["validate", "dev", "--root", str(project)])
+    assert "secretprovider" in err and "did you mean secretsprovider?" in err

@@ -163,3 +163,22 @@ def test_pin_on_a_stack_file_linked_to_a_fifo_exits_2_naming_it(run: Run, projec
 
     assert code == 2
     assert "Pulumi.dev.yaml" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("version", ["*x", '"', "v\tx"])
+def test_a_version_yaml_cannot_read_plain_is_refused_with_exit_2_not_a_parser_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], version: str
+) -> None:
+    """Review finding: `model pin dev resnet50 '*x'` exited 1 with a raw ScannerError."""
+    import shutil
+
+    from mlstack.cli import main
+    from stacks.config import PROJECT_ROOT
+
+    shutil.copy(PROJECT_ROOT / "Pulumi.dev.yaml", tmp_path / "Pulumi.dev.yaml")
+    before = (tmp_path / "Pulumi.dev.yaml").read_bytes()
+    code = main(["model", "pin", "dev", "resnet50", version, "--root", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Error" not in err.split(":")[0] and "rerun with --debug" not in err
+    assert (tmp_path / "Pulumi.dev.yaml").read_bytes() == before
