@@ -377,4 +377,6 @@ def test_a_secrets_provider_region_survives_redaction_so_printed_commands_still_
 
     line = 'pulumi stack init dev --secrets-provider="awskms://alias/k?region=us-west-2"'
     assert redact_text(line) == line
-    assert redact_text("https://hooks.example/x?token=s3cr3t") == "https://hooks.example/x?token=***"
+    assert (
+        redact_text("https://hooks.example/x?token=s3cr3t") == "https://hooks.example/x?token=***"
+    )
