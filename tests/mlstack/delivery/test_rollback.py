@@ -290,9 +290,12 @@ def test_dry_run_without_cli_shows_the_diff_and_deploys_nothing(
     # The toy stack files do not synthesize: the safety checks say they did not run.
     assert "warning: safety checks not run (the deployed commit did not synthesize" in out
     assert deploy_repo.worktrees() == [str(deploy_repo.root)]
-    # The one thing a dry run writes: the target's environment, into the local cache (the
-    # target is synthesized there for the diff).
-    venv_call, pip_call = standin_python.calls()
+    # What a dry run writes: the target's environment, into the local cache (the target is
+    # synthesized there for the diff), then, as the deployed commit did not synthesize on
+    # this interpreter, the deployed commit's own environment (tried there too).
+    calls = standin_python.calls()
+    assert len(calls) == 4 and "environment of the deployed commit" in out
+    venv_call, pip_call = calls[:2]
     assert venv_call["argv"][:2] == ["-m", "venv"]
     assert Path(venv_call["argv"][-1]).parent == standin_python.cache
     assert pip_call["constraints"] == "pulumi==3.100.0\n"  # dev-1's own
