@@ -474,8 +474,8 @@ def test_missing_credentials_are_a_clear_error(
 
     code, _, err = _push_cli(run, store, model_dir)
 
-    assert code == 1
-    assert "no AWS credentials found" in err
+    assert code == 2  # a missing prerequisite (mlstack.errors), the how-to in one line
+    assert "no AWS credentials found" in err and "AWS_PROFILE" in err
     assert "Traceback" not in err
 
 
