@@ -24,6 +24,39 @@ CONNECT_ENV = "MLSTACK_AWS_CONNECT_TIMEOUT"
 READ_ENV = "MLSTACK_AWS_READ_TIMEOUT"
 ATTEMPTS_ENV = "MLSTACK_AWS_MAX_ATTEMPTS"
 
+CREDENTIALS_HOWTO = (
+    "no AWS credentials found (looked at environment variables, shared config and "
+    "credentials files, SSO, container and instance roles): set AWS_PROFILE=<profile> "
+    "(after `aws sso login`), or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; in GitHub "
+    "Actions run aws-actions/configure-aws-credentials first"
+)
+"""The one line (exit 2) of every command that needs AWS credentials and finds none."""
+
+
+class NoCredentialsUsageError(UsageError):
+    """No AWS credentials in the standard chain: a missing prerequisite (exit 2)."""
+
+    def __init__(self, needed_for: str | None = None) -> None:
+        super().__init__(f"{needed_for}: {CREDENTIALS_HOWTO}" if needed_for else CREDENTIALS_HOWTO)
+
+
+def require_credentials(session: Any, needed_for: str | None = None) -> None:
+    """Raise :class:`NoCredentialsUsageError` when ``session`` resolves no credentials.
+
+    A session without ``get_credentials`` (a test double) is taken as it is."""
+    get_credentials = getattr(session, "get_credentials", None)
+    if get_credentials is not None and get_credentials() is None:
+        raise NoCredentialsUsageError(needed_for)
+
+
+def credentials_error(exc: BaseException, needed_for: str | None = None) -> UsageError | None:
+    """The exit-2 how-to for botocore's ``NoCredentialsError``, None for anything else."""
+    from botocore.exceptions import NoCredentialsError
+
+    if isinstance(exc, NoCredentialsError):
+        return NoCredentialsUsageError(needed_for)
+    return None
+
 
 @dataclass(frozen=True)
 class Timeouts:
@@ -82,8 +115,12 @@ def make_client(
     timeouts: Timeouts | None = None,
     **config: Any,
 ) -> Any:
-    """``session.client(service)`` with :func:`client_config`: the only way mlstack builds one."""
+    """``session.client(service)`` with :func:`client_config`: the only way mlstack builds one.
+
+    No credentials in the session's chain: :class:`NoCredentialsUsageError` (exit 2, the
+    how-to) here, before botocore's bare "Unable to locate credentials" on the first call."""
     check_endpoint_url(endpoint_url)
+    require_credentials(session)
     kwargs: dict[str, Any] = {"config": client_config(timeouts, **config)}
     if region:
         kwargs["region_name"] = region

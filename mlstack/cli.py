@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from typer._click import exceptions as click_exceptions  # typer vendors click
 
-from mlstack.errors import MlstackError, UsageError
+from mlstack.errors import MlstackError, UsageError, printable
 from mlstack.model_store.cli import model_app
 
 if TYPE_CHECKING:
@@ -967,6 +967,15 @@ def preflight(
         raise typer.Exit(1)
 
 
+def _no_credentials(exc: BaseException) -> UsageError | None:
+    """botocore's ``NoCredentialsError`` as the exit-2 how-to (botocore loaded only if used)."""
+    if "botocore" not in sys.modules:
+        return None
+    from mlstack.aws import credentials_error
+
+    return credentials_error(exc)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (also used by the console script)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -986,13 +995,18 @@ def main(argv: list[str] | None = None) -> int:
     except MlstackError as exc:
         if _DEBUG["on"]:
             raise
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(printable(f"error: {exc}", keep_newlines=True), err=True)
         return exc.exit_code
     except Exception as exc:
         if _DEBUG["on"]:
             raise
+        no_credentials = _no_credentials(exc)
+        if no_credentials is not None:  # a call path that did not check them first
+            typer.echo(printable(f"error: {no_credentials}"), err=True)
+            return no_credentials.exit_code
         typer.echo(
-            f"error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)", err=True
+            printable(f"error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)"),
+            err=True,
         )
         return 1
 

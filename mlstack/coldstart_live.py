@@ -82,14 +82,12 @@ def ecr_image(cfg: StackConfig, stack: str, image: str) -> tuple[EcrImage | None
 
 
 def _no_credentials(exc: BaseException) -> MlstackError | None:
-    from botocore.exceptions import NoCredentialsError
+    from mlstack.aws import credentials_error
 
-    if isinstance(exc, NoCredentialsError):
-        return MlstackError(
-            "coldstart --live reads the model bucket and ECR: no AWS credentials found; "
-            "configure them (e.g. AWS_PROFILE) or drop --live for the offline estimate"
-        )
-    return None
+    return credentials_error(
+        exc,
+        "coldstart --live reads the model bucket and ECR (or drop --live for the offline estimate)",
+    )
 
 
 def model_size(client: Any, bucket: str, name: str, version: str) -> tuple[float | None, str]:

@@ -74,10 +74,12 @@ class BakeOutcome:
 def _session(region: str) -> Any:
     import boto3
 
+    from mlstack.aws import CREDENTIALS_HOWTO
+
     session = boto3.Session(region_name=region)
     if session.get_credentials() is None:
         raise BakeAccessError(
-            "no AWS credentials found; the bake reads CloudWatch (and EKS) as the caller"
+            f"the bake reads CloudWatch (and EKS) as the caller: {CREDENTIALS_HOWTO}"
         )
     return session
 

@@ -278,6 +278,9 @@ def bootstrap(
             endpoint_url=endpoint_url,
         )
     except BotoCoreError as exc:
+        no_credentials = aws.credentials_error(exc)
+        if no_credentials is not None:
+            raise no_credentials from exc
         network = aws.network_error(exc)
         if network is not None:
             raise network from exc

@@ -244,17 +244,25 @@ def resolve_plan(
             )
         version = int(target)
         update = next((u for u in history if u.version == version), None)
-        if update is None:
-            raise RollbackRefusedError(
-                f"stack {stack} has no version {version}; "
+        if update is None:  # bad input: naming a version the stack never had
+            raise UsageError(
+                f"--to {target}: stack {stack} has no version {version}; "
                 f"successful updates with a commit: {_versions_hint(history)}"
             )
         commit = _check_update_target(stack, update, root)
         target_version: int | None = version
     else:
         commit = resolve_commit(root, target)
-        if commit is None:
-            raise RollbackRefusedError(f"{target!r} is not a commit in this repository")
+        if commit is None:  # bad input: neither a version nor a commit
+            known = (
+                f"successful updates with a commit: {_versions_hint(history)}"
+                if history is not None
+                else "see `mlstack history` for the versions"
+            )
+            raise UsageError(
+                f"--to {target!r} is not a commit in this repository nor a version of "
+                f"stack {stack} (a number, 0 or more); {known}"
+            )
         target_version = None
         if history is None:
             notes.append(

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlstack.errors import UsageError
+from mlstack.errors import UsageError, is_control, printable
 
 MAX_PATH_BYTES = 1024
 """Longest UTF-8 path of a file in a manifest (a sanity limit, well under PATH_MAX)."""
@@ -35,7 +35,7 @@ def relpath_problem(relpath: str) -> str | None:
         relpath.encode("utf-8")
     except UnicodeEncodeError:
         return "the name is not valid UTF-8"
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in relpath):
+    if any(is_control(ch) for ch in relpath):
         return "the name holds control characters"
     if "\\" in relpath:
         return "the name holds a backslash"
@@ -79,7 +79,9 @@ def scan_model_dir(root: Path, exclude: Sequence[str] = ()) -> list[LocalFile]:
             if _excluded(rel, exclude):
                 dirnames.remove(dirname)
             elif (here / dirname).is_symlink():
-                problems.append(f"{rel}: a symlinked directory (not followed); copy it in")
+                problems.append(
+                    f"{printable(rel)}: a symlinked directory (not followed); copy it in"
+                )
                 dirnames.remove(dirname)
         for filename in filenames:
             path = here / filename
@@ -88,37 +90,41 @@ def scan_model_dir(root: Path, exclude: Sequence[str] = ()) -> list[LocalFile]:
                 continue
             problem = relpath_problem(rel)
             if problem:
-                problems.append(f"{rel}: {problem}")
+                problems.append(f"{printable(rel)}: {problem}")
                 continue
             if path.is_symlink():
                 try:
                     target = path.resolve(strict=True)
                 except (OSError, RuntimeError) as exc:
-                    problems.append(f"{rel}: a broken or looping symlink ({exc})")
+                    problems.append(f"{printable(rel)}: a broken or looping symlink ({exc})")
                     continue
                 if _outside(target, real_root):
                     problems.append(
-                        f"{rel}: a symlink to {target}, outside the model directory "
-                        "(refused: copy the file in if it belongs to the model)"
+                        f"{printable(rel)}: a symlink to {printable(str(target))}, outside the "
+                        "model directory (refused: copy the file in if it belongs to the model)"
                     )
                     continue
                 path = target
             try:
                 info = path.stat()
             except OSError as exc:
-                problems.append(f"{rel}: cannot read ({exc.strerror or exc}; a broken symlink?)")
+                problems.append(
+                    f"{printable(rel)}: cannot read ({exc.strerror or exc}; a broken symlink?)"
+                )
                 continue
             if not stat.S_ISREG(info.st_mode):
-                problems.append(f"{rel}: not a regular file")
+                problems.append(f"{printable(rel)}: not a regular file")
                 continue
             if not os.access(path, os.R_OK):
-                problems.append(f"{rel}: not readable")
+                problems.append(f"{printable(rel)}: not readable")
                 continue
             files.append(LocalFile(rel, path, info.st_size))
-    if problems:
-        count = len(problems)
+    if problems:  # names are escaped: a newline in one cannot fake another line
+        shown = printable(str(root))
+        if len(problems) == 1:
+            raise UsageError(f"cannot push {shown}: {problems[0]}")
         raise UsageError(
-            f"cannot push {root} ({count} problem{'s' if count != 1 else ''}):\n  - "
+            f"cannot push {shown} ({len(problems)} problems):\n  - "
             + "\n  - ".join(sorted(problems))
         )
     if not files:

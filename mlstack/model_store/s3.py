@@ -41,6 +41,7 @@ class Target:
 def resolve_bucket(bucket: str | None, stack: str | None, root: Path) -> str:
     """``--bucket``, else ``$MLSTACK_MODEL_BUCKET``, else the stack output ``modelBucketName``."""
     chosen = bucket or os.environ.get(BUCKET_ENV) or None
+    from_stack = chosen is None and bool(stack)
     if chosen is None and stack:
         chosen = stack_output(stack, BUCKET_OUTPUT, root)
     if chosen is None:
@@ -49,6 +50,8 @@ def resolve_bucket(bucket: str | None, stack: str | None, root: Path) -> str:
             f"the stack output {BUCKET_OUTPUT} (needs the Pulumi CLI)"
         )
     problem = bucket_name_problem(chosen, allow_dots=True)
+    if problem and from_stack and (pulumi := shutil.which("pulumi")):
+        _check_pulumi_works(pulumi)  # it printed garbage: is it the Pulumi CLI at all?
     if problem:
         raise UsageError(f"bucket {chosen!r}: {problem}")
     return chosen
@@ -79,6 +82,7 @@ def stack_output(stack: str, output: str, root: Path) -> str:
             f"{PULUMI_TIMEOUT_SECONDS} s"
         ) from None
     if done.returncode != 0:
+        _check_pulumi_works(pulumi)  # a broken CLI is a missing prerequisite (exit 2)
         detail = (done.stderr.strip().splitlines() or ["no message"])[-1]
         raise MlstackError(
             f"`pulumi stack output {output} --stack {stack}` failed "
@@ -90,6 +94,14 @@ def stack_output(stack: str, output: str, root: Path) -> str:
             f"stack {stack!r} has no output {output}: deploy it first or pass --bucket"
         )
     return value
+
+
+def _check_pulumi_works(pulumi: str) -> None:
+    """Raise ``PulumiCliBrokenError`` (exit 2) when ``pulumi version`` fails or prints
+    no version, so a failed ``pulumi stack output`` is blamed on the right thing."""
+    from mlstack.delivery.pulumi_cli import PulumiCli
+
+    PulumiCli(Path(pulumi)).version()
 
 
 def stack_region(stack: str | None, root: Path) -> str | None:
@@ -116,12 +128,7 @@ def make_client(
 
     aws.check_endpoint_url(endpoint_url)
     session = boto3.Session(region_name=region)
-    if session.get_credentials() is None:
-        raise MlstackError(
-            "no AWS credentials found (looked at environment variables, shared config and "
-            "credentials files, SSO, container and instance roles); configure one, e.g. "
-            "AWS_PROFILE=<profile> or `aws sso login`"
-        )
+    aws.require_credentials(session)
     return aws.make_client(
         session,
         "s3",
@@ -139,12 +146,13 @@ def is_not_found(exc: BaseException) -> bool:
 
 def explain(exc: BaseException, bucket: str, what: str) -> MlstackError:
     """A one-line, actionable error for a failed S3 call on ``what`` in ``bucket``."""
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+    from botocore.exceptions import BotoCoreError, ClientError
 
     if isinstance(exc, MlstackError):
         return exc
-    if isinstance(exc, NoCredentialsError):
-        return MlstackError("no AWS credentials found; configure the standard AWS chain")
+    no_credentials = aws.credentials_error(exc)
+    if no_credentials is not None:
+        return no_credentials
     network = aws.network_error(exc)
     if network is not None:
         return network

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlstack.aws import error_code
+from mlstack.aws import (
+    CREDENTIALS_HOWTO,  # also imported from here by checks.py
+    error_code,
+)
 from mlstack.errors import UsageError
 
 Client = Any
 """A boto3 client (botocore generates its methods at runtime, so it is untyped)."""
 
-CREDENTIALS_HOWTO = (
-    "no AWS credentials found (looked at environment variables, shared config and "
-    "credentials files, SSO, container and instance roles): set AWS_PROFILE=<profile> "
-    "(after `aws sso login`), or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; in GitHub "
-    "Actions run aws-actions/configure-aws-credentials first"
-)
 
 CREDENTIAL_ERRORS = frozenset(
     {

@@ -262,3 +262,153 @@ def test_bad_input_exits_2_for_every_command(
     ]
     _usage_error(capsys, args)
     assert stat.S_ISFIFO(fifo.lstat().st_mode)
+
+
+# ------------------------------------------------- no AWS credentials (issue 26 review)
+
+
+@pytest.fixture
+def no_aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No credentials anywhere in the boto3 chain (no instance metadata either)."""
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+        "MLSTACK_MODEL_BUCKET",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
+NEEDS_CREDENTIALS: dict[str, list[str]] = {
+    "model push": ["model", "push", "{model}", "--name", "x", "--version", "v1", "--bucket", "bkt"],
+    "promote": ["promote", "resnet50", "--ledger", "s3://bkt/p/", "--root", "{project}"],
+    "bootstrap": ["bootstrap", "--bucket", "bkt", "--region", "us-east-1"],
+    "loader push": ["loader", "push", "dev", "--root", "{repo}"],
+    "bake": ["bake", "dev", "--root", "{project}"],
+    "preflight": ["preflight", "dev", "--root", "{project}"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(NEEDS_CREDENTIALS))
+def test_every_command_that_needs_aws_credentials_exits_2_with_the_howto(
+    project: Path,
+    no_aws_credentials: None,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"w")
+    args = [
+        a.replace("{model}", str(model))
+        .replace("{project}", str(project))
+        .replace("{repo}", str(PROJECT_ROOT))
+        for a in NEEDS_CREDENTIALS[command]
+    ]
+    err = _usage_error(capsys, args)
+    assert "no AWS credentials found" in err and "AWS_PROFILE" in err, err
+    assert "Unable to locate credentials" not in err, err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+def test_model_push_with_a_stack_and_a_broken_pulumi_exits_2(
+    project: Path,
+    broken_pulumi: Path,
+    fake_aws: None,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"w")
+    args = ["model", "push", str(model), "--name", "x", "--version", "v1", "--stack", "dev"]
+    err = _usage_error(capsys, [*args, "--root", str(project)])
+    assert f"{broken_pulumi} does not work as the Pulumi CLI" in err, err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+HISTORY = [
+    {
+        "version": version,
+        "kind": "update",
+        "result": "succeeded",
+        "message": "deploy",
+        "startTime": f"2024-01-0{version}T00:00:00Z",
+        "endTime": f"2024-01-0{version}T00:01:00Z",
+        "environment": {"git.head": "0" * 40},
+        "resourceChanges": {"same": 1},
+    }
+    for version in (2, 1)
+]
+
+
+@pytest.mark.parametrize("target", ["-1", "41"])
+def test_rollback_to_a_version_the_history_lacks_is_bad_input(
+    project: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
+    target: str,
+) -> None:
+    import json
+
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-C", str(project)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "stacks"], check=True)
+    saved = tmp_path_factory.mktemp("saved") / "history.json"  # outside the checkout
+    saved.write_text(json.dumps(HISTORY))
+    args = ["rollback", "dev", "--to", target, "--dry-run", "--history-file", str(saved)]
+    err = _usage_error(capsys, [*args, "--root", str(project)])
+    assert f"--to {target}" in err or f"--to {target!r}" in err, err
+    assert "successful updates with a commit" in err, err
+
+
+# ------------------------------------------- control characters never reach the terminal
+
+
+def test_printable_escapes_control_characters_only() -> None:
+    assert errors.printable("plain text, é and ü") == "plain text, é and ü"
+    assert errors.printable("a\x1b]0;PWNED\x07b") == "a\\x1b]0;PWNED\\x07b"
+    assert errors.printable("x\ny\r\tz\x9b\u202e") == "x\\x0ay\\x0d\\x09z\\x9b\\u202e"
+    assert errors.printable("x\ny\x1b", keep_newlines=True) == "x\ny\\x1b"
+
+
+def test_a_hostile_file_name_in_a_model_push_error_is_escaped(
+    tmp_path: Path, fake_aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "a\x1b]0;PWNED\x07b\nc").write_bytes(b"w")
+    args = ["model", "push", str(model), "--name", "x", "--version", "v1", "--bucket", "bkt"]
+    err = _usage_error(capsys, args)
+    assert "\x1b" not in err and "\x07" not in err, repr(err)
+    assert "a\\x1b]0;PWNED\\x07b\\x0ac" in err, err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+def test_the_cli_escapes_control_characters_in_any_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlstack import cli
+
+    def boom(*_args: object, **_kwargs: object) -> None:
+        raise errors.MlstackError("bad \x1b[31mred\x07 name\r")
+
+    monkeypatch.setattr(cli, "_load", boom)
+    capsys.readouterr()
+    code = main(["validate", "dev"])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert err == "error: bad \\x1b[31mred\\x07 name\\x0d\n", repr(err)

@@ -164,13 +164,13 @@ def test_commit_target_is_matched_to_its_successful_version(
 
 
 @pytest.mark.parametrize(
-    ("target", "expected"),
+    ("target", "expected", "code"),
     [
-        ("3", "version 3 of stack dev failed; rolling back to a failed update is refused"),
-        ("4", "version 4 of stack dev is a refresh, not an update"),
-        ("42", "stack dev has no version 42; successful updates with a commit: 5, 2, 1"),
-        ("deadbeef", "'deadbeef' is not a commit in this repository"),
-        ("5", "stack dev already runs commit"),
+        ("3", "version 3 of stack dev failed; rolling back to a failed update is refused", 1),
+        ("4", "version 4 of stack dev is a refresh, not an update", 1),
+        ("42", "stack dev has no version 42; successful updates with a commit: 5, 2, 1", 2),
+        ("deadbeef", "--to 'deadbeef' is not a commit in this repository", 2),
+        ("5", "stack dev already runs commit", 1),
     ],
 )
 def test_refusals_deploy_nothing_and_leave_no_worktree(
@@ -181,8 +181,10 @@ def test_refusals_deploy_nothing_and_leave_no_worktree(
     capsys: pytest.CaptureFixture[str],
     target: str,
     expected: str,
+    code: int,
 ) -> None:
-    assert _rollback(dev_history, "--to", target, "--yes") == 1
+    """An unknown target is bad input (exit 2); a known one refused is a failure (1)."""
+    assert _rollback(dev_history, "--to", target, "--yes") == code
     err = capsys.readouterr().err
     assert expected in err
     assert standin_pulumi.calls_of("up") == []

@@ -474,8 +474,8 @@ def test_missing_credentials_are_a_clear_error(
 
     code, _, err = _push_cli(run, store, model_dir)
 
-    assert code == 1
-    assert "no AWS credentials found" in err
+    assert code == 2  # a missing prerequisite (mlstack.errors), the how-to in one line
+    assert "no AWS credentials found" in err and "AWS_PROFILE" in err
     assert "Traceback" not in err
 
 
@@ -529,11 +529,16 @@ def test_stack_output_names_the_bucket(
 def test_a_failing_pulumi_cli_is_reported(
     run: Run, store: Store, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Stand-in ``pulumi`` that fails like an unknown stack does (not the real CLI)."""
+    """Stand-in ``pulumi`` (not the real CLI) that answers ``pulumi version`` and fails
+    ``pulumi stack output`` like an unknown stack does: the operation failed (exit 1); a
+    CLI whose ``version`` fails too is broken (exit 2, tests/mlstack/test_exit_codes.py)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     stand_in = bin_dir / "pulumi"
-    stand_in.write_text("#!/bin/sh\necho 'error: no stack named dev found' >&2\nexit 255\n")
+    stand_in.write_text(
+        '#!/bin/sh\n[ "$1" = version ] && { echo v3.272.0; exit 0; }\n'
+        "echo 'error: no stack named dev found' >&2\nexit 255\n"
+    )
     stand_in.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
 
