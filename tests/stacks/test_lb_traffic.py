@@ -125,9 +125,14 @@ def test_the_preview_rule_takes_the_configured_cidrs_on_an_internet_facing_alb(
 @pytest.mark.parametrize(
     ("cidrs", "words"),
     [
-        (["0.0.0.0/0"], "opens the un-promoted color to every address"),
+        (["0.0.0.0/0"], "opens the un-promoted color to the internet"),
+        # Review finding: judged on the union, as every "too open" check is.
+        (["0.0.0.0/1", "128.0.0.0/1"], "opens the un-promoted color to the internet"),
         (["10.0.0.1/8"], "is not a CIDR"),
-        (["10.0.0.0/8", "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"], "allowed: at most 3"),
+        (
+            ["10.1.0.0/16", "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"],
+            "allowed: at most 3",
+        ),
     ],
 )
 def test_bad_preview_source_cidrs_are_refused(cidrs: list[str], words: str) -> None:
