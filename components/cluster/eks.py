@@ -146,16 +146,19 @@ def _api_source_kind(source: str) -> str | None:
 
 
 def api_ingress_args(
-    security_group_id: pulumi.Input[str], source: str
+    security_group_id: pulumi.Input[str],
+    source: str | pulumi.Output[str],
+    description: str = "Kubernetes API from the CI runner (mlstack:delivery.runner)",
 ) -> aws.vpc.SecurityGroupIngressRuleArgs:
-    """HTTPS (443/tcp) into ``security_group_id`` from one API client source."""
-    kind = _api_source_kind(source)
+    """HTTPS (443/tcp) into ``security_group_id`` from one API client source: a declared
+    ``sg-``/``pl-``/CIDR string, or the id of a group the stack creates (an Output)."""
+    kind = _api_source_kind(source) if isinstance(source, str) else "security_group"
     return aws.vpc.SecurityGroupIngressRuleArgs(
         security_group_id=security_group_id,
         ip_protocol="tcp",
         from_port=443,
         to_port=443,
-        description="Kubernetes API from the CI runner (mlstack:delivery.runner)",
+        description=description,
         referenced_security_group_id=source if kind == "security_group" else None,
         prefix_list_id=source if kind == "prefix_list" else None,
         cidr_ipv4=source if kind == "ipv4" else None,
@@ -292,13 +295,10 @@ class EksCluster(pulumi.ComponentResource):
         self._access.append(
             aws.vpc.SecurityGroupIngressRule(
                 f"{name}-api-ci-runner",
-                aws.vpc.SecurityGroupIngressRuleArgs(
-                    security_group_id=self.cluster_security_group_id,
-                    ip_protocol="tcp",
-                    from_port=443,
-                    to_port=443,
-                    referenced_security_group_id=group.id,
-                    description="Kubernetes API from the stack's CI runners (ci-runner group)",
+                api_ingress_args(
+                    self.cluster_security_group_id,
+                    group.id,
+                    "Kubernetes API from the stack's CI runners (ci-runner group)",
                 ),
                 opts=child,
             )

@@ -25,7 +25,11 @@ from typing import Any
 
 import pytest
 
-from components.compute.gpu_node_pool import POOL_LABEL, REPAIR_MAX_PARALLEL_NODES
+from components.compute.gpu_node_pool import (
+    KARPENTER_REPAIR_UNHEALTHY_SHARE,
+    POOL_LABEL,
+    REPAIR_MAX_PARALLEL_NODES,
+)
 from components.monitoring import alert_rules as ar
 from components.versions import EKS_ADDONS
 from mlstack.synth import ResourceGraph
@@ -197,7 +201,7 @@ def _repairs_at_once(graph: ResourceGraph) -> dict[str, int]:
     for pool in graph.by_type(NODE_POOL):
         limit = int(pool.inputs["spec"]["limits"]["nodes"])
         name = pool.inputs["metadata"]["name"]
-        found[name] = math.ceil(0.2 * limit) if gate else 0
+        found[name] = math.ceil(KARPENTER_REPAIR_UNHEALTHY_SHARE * limit) if gate else 0
     for group in graph.by_type(NODE_GROUP):
         repair = group.inputs.get("nodeRepairConfig") or {}
         name = group.inputs.get("labels", {}).get(POOL_LABEL)

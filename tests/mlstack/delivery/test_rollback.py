@@ -24,7 +24,12 @@ import pytest
 import mlstack.delivery.rollback as rollback_module
 from mlstack.cli import main
 from mlstack.delivery.environments import EnvBuilder, EnvironmentBuildError, spec_at
-from mlstack.delivery.rollback import RollbackRefusedError, offline_diff, run_rollback
+from mlstack.delivery.rollback import (
+    RollbackRefusedError,
+    RollbackResult,
+    offline_diff,
+    run_rollback,
+)
 from mlstack.delivery.rollback_safety import check_rollback
 from tests.mlstack.delivery.conftest import (
     PYPROJECT,
@@ -693,6 +698,27 @@ def main(argv):
 plan; ``imports`` lets a commit need a package only its own environment has."""
 
 
+def _roll_back_to_version_1(
+    deploy_repo: DeployRepo, tmp_path: Path
+) -> tuple[EnvBuilder, RollbackResult, list[str]]:
+    """A real rollback of stack dev to version 1 (real environment builds in a cache under
+    ``tmp_path``): (the builder, the result, what it said)."""
+    builder = EnvBuilder(cache_dir=tmp_path / "cache", python=sys.executable)
+    said: list[str] = []
+    result = run_rollback(
+        "dev",
+        "1",
+        deploy_repo.root,
+        dry_run=False,
+        assume_yes=True,
+        history_file=None,
+        echo=said.append,
+        confirm=lambda _: True,
+        env_builder=builder,
+    )
+    return builder, result, said
+
+
 @pytest.mark.slow
 def test_target_needing_its_own_environment_is_synthesized_there_and_rolled_back(
     *,
@@ -730,20 +756,7 @@ def test_target_needing_its_own_environment_is_synthesized_there_and_rolled_back
         },
     )
     standin_pulumi.set_history("dev", [history_entry(1, target), history_entry(2, deployed)])
-    builder = EnvBuilder(cache_dir=tmp_path / "cache", python=sys.executable)
-    said: list[str] = []
-
-    result = run_rollback(
-        "dev",
-        "1",
-        deploy_repo.root,
-        dry_run=False,
-        assume_yes=True,
-        history_file=None,
-        echo=said.append,
-        confirm=lambda _: True,
-        env_builder=builder,
-    )
+    builder, result, said = _roll_back_to_version_1(deploy_repo, tmp_path)
 
     assert result.deployed
     assert "displayName" in result.diff and "v42" in result.diff  # the target's own synth
@@ -798,20 +811,7 @@ def test_deployed_commit_needing_its_own_environment_is_synthesized_there_too(
         },
     )
     standin_pulumi.set_history("dev", [history_entry(1, target), history_entry(2, deployed)])
-    builder = EnvBuilder(cache_dir=tmp_path / "cache", python=sys.executable)
-    said: list[str] = []
-
-    result = run_rollback(
-        "dev",
-        "1",
-        deploy_repo.root,
-        dry_run=False,
-        assume_yes=True,
-        history_file=None,
-        echo=said.append,
-        confirm=lambda _: True,
-        env_builder=builder,
-    )
+    _, result, said = _roll_back_to_version_1(deploy_repo, tmp_path)
 
     assert result.deployed
     assert "environment of the deployed commit" in "\n".join(said)

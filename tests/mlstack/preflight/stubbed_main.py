@@ -8,6 +8,7 @@ whole-process test and ``benchmarks/preflight_bench.py``.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -31,7 +32,10 @@ def main(argv: list[str]) -> int:
     )
     preflight_run.make_clients = lambda facts: stubbed_clients(world, facts)
     # The world's chart repositories serve stand-in CRD files: pin their digests.
-    chart_crds.pinned_crd_digests = lambda: chart_world(preflight_run.collect_facts(stack, root))[1]
+    # The facts are synthesized once (the real collect_facts, cached), not once more here.
+    collect = functools.cache(preflight_run.collect_facts)
+    preflight_run.collect_facts = collect
+    chart_crds.pinned_crd_digests = lambda: chart_world(collect(stack, root.resolve()))[1]
     return cli_main(["preflight", *argv])
 
 
